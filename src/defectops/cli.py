@@ -1,0 +1,96 @@
+"""The ``defectops`` command line: a thin Typer app.
+
+Each stage owns its commands (``<stage>/commands.py``); this module only wires them together and maps the
+exception hierarchy to one-line errors and exit codes. Heavy libraries are imported inside commands, so
+``defectops --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from defectops import __version__
+from defectops._console import stderr
+from defectops.errors import DefectOpsError
+from defectops.mining.commands import mine, state_export, state_import
+
+app = typer.Typer(
+    name="defectops",
+    help="Just-in-time defect prediction that keeps itself right: mine, label, train, serve, monitor, heal.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+_verbose = False
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"defectops {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
+    workspace: Annotated[
+        Path | None,
+        typer.Option("--workspace", "-w", envvar="DEFECTOPS_WORKSPACE", help="Workspace folder."),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """Options that apply to every command."""
+    global _verbose
+    _verbose = verbose
+    if workspace is not None:
+        import os
+
+        os.environ["DEFECTOPS_WORKSPACE"] = str(workspace)
+
+
+app.command("mine")(mine)
+
+state_app = typer.Typer(help="Export or import the incremental miner state.", no_args_is_help=True)
+state_app.command("export")(state_export)
+state_app.command("import")(state_import)
+app.add_typer(state_app, name="state")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app and turn known errors into one line and an exit code."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except DefectOpsError as exc:
+        if _verbose:
+            traceback.print_exc()
+        stderr.print(f"[bold red]error:[/] {exc}", highlight=False)
+        sys.exit(exc.exit_code)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        stderr.print("aborted")
+        sys.exit(130)
+    except KeyboardInterrupt:
+        stderr.print("interrupted")
+        sys.exit(130)
+    except Exception as exc:  # usage errors (unknown option, bad value) arrive here too
+        show = getattr(exc, "show", None)
+        if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
+            show()
+            sys.exit(exc.exit_code)  # type: ignore[attr-defined]
+        if _verbose:
+            traceback.print_exc()
+        else:
+            stderr.print(
+                f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --verbose for details)",
+                highlight=False,
+            )
+        sys.exit(70)

@@ -1,0 +1,62 @@
+"""Typed settings (pydantic-settings, env prefix ``DEFECTOPS_``) and the workspace layout.
+
+The workspace is the folder where every embedded default lives: miner state, datasets, the MLflow SQLite
+database and artifacts, the prediction log. Nothing is written outside it unless a setting says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Settings read from the environment (``DEFECTOPS_*``) and, where given, from CLI options."""
+
+    model_config = SettingsConfigDict(env_prefix="DEFECTOPS_", extra="ignore")
+
+    workspace: Path = Field(default=Path(".defectops"), description="Folder holding every embedded default.")
+    mode: str = Field(
+        default="local", description="'local' allows embedded defaults; anything else is strict."
+    )
+    label_waiting_days: int = Field(
+        default=90, ge=0, description="Days before an unfixed commit counts clean."
+    )
+
+    def resolved_workspace(self) -> Path:
+        """The workspace as an absolute path (not created)."""
+        return self.workspace.expanduser().resolve()
+
+
+class Workspace:
+    """Paths inside the workspace folder; creating them is explicit, never a side effect of import."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root.expanduser().resolve()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Workspace:
+        return cls(settings.workspace)
+
+    def ensure(self) -> Workspace:
+        """Create the workspace folder if it does not exist yet."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        return self
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / "state"
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / "datasets"
+
+    def state_file(self, repo_id: str) -> Path:
+        """The miner state database of one repository."""
+        return self.state_dir / f"{repo_id}.sqlite"
+
+    def dataset_file(self, repo_id: str, kind: str) -> Path:
+        """A stored dataset of one repository, e.g. kind='commits' or 'labels'."""
+        return self.datasets_dir / repo_id / f"{kind}.parquet"

@@ -1,0 +1,1 @@
+"""Datasets: schemas (Pandera), Parquet storage, fingerprints, time-aware splits."""

@@ -1,0 +1,65 @@
+"""Fingerprints of stored datasets: what the data is (content hash), what made it, and from which revision.
+
+A fingerprint is written beside every Parquet file as ``<file>.fingerprint.json`` so that a model can name the
+exact data it was trained on, and a rerun can tell whether anything changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from pathlib import Path
+
+from defectops import __version__
+
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """Identity of one stored dataset."""
+
+    content_sha256: str
+    rows: int
+    defectops_version: str
+    source: str
+    source_head: str
+    created_at: str
+
+    def as_dict(self) -> dict[str, str | int]:
+        return asdict(self)
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fingerprint_path(data_path: Path) -> Path:
+    return data_path.with_name(data_path.name + ".fingerprint.json")
+
+
+def write_fingerprint(
+    data_path: Path, *, rows: int, source: str, source_head: str, now: datetime
+) -> Fingerprint:
+    """Hash ``data_path`` and write its fingerprint beside it."""
+    fingerprint = Fingerprint(
+        content_sha256=file_sha256(data_path),
+        rows=rows,
+        defectops_version=__version__,
+        source=source,
+        source_head=source_head,
+        created_at=now.isoformat(),
+    )
+    fingerprint_path(data_path).write_text(json.dumps(fingerprint.as_dict(), indent=2) + "\n")
+    return fingerprint
+
+
+def read_fingerprint(data_path: Path) -> Fingerprint | None:
+    path = fingerprint_path(data_path)
+    if not path.exists():
+        return None
+    return Fingerprint(**json.loads(path.read_text()))

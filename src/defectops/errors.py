@@ -1,0 +1,76 @@
+"""One exception hierarchy for defectops.
+
+Every error a user can cause or fix derives from :class:`DefectOpsError`. The CLI prints such an error as a
+single line and exits with its ``exit_code``; the service maps it to a 4xx/5xx with its message as the reason.
+Anything else is a bug and is shown with a traceback only under ``--verbose``.
+"""
+
+from __future__ import annotations
+
+
+class DefectOpsError(Exception):
+    """Base class: a problem the user can understand and act on."""
+
+    exit_code: int = 1
+    http_status: int = 400
+
+
+class ConfigError(DefectOpsError):
+    """Settings are missing, contradictory or unsafe (e.g. a default secret outside local mode)."""
+
+    exit_code = 2
+
+
+class InputError(DefectOpsError):
+    """A file, option or request body that cannot be used as given."""
+
+    exit_code = 2
+    http_status = 422
+
+
+class GitError(DefectOpsError):
+    """git failed, or the repository cannot be mined as asked."""
+
+    exit_code = 3
+
+
+class NotARepositoryError(GitError):
+    """The path is not inside a git work tree or git directory."""
+
+
+class EmptyRepositoryError(GitError):
+    """The repository has no commits on the requested branch."""
+
+
+class ShallowCloneError(GitError):
+    """History metrics would be wrong on a shallow clone; refused unless explicitly allowed."""
+
+
+class MissingObjectError(GitError):
+    """A commit or blob the repository references is not in its object store."""
+
+
+class StateError(DefectOpsError):
+    """The incremental miner state is missing, stale or belongs to another repository."""
+
+    exit_code = 4
+
+
+class DataError(DefectOpsError):
+    """A dataset failed its schema or cannot be joined as required."""
+
+    exit_code = 5
+
+
+class ModelError(DefectOpsError):
+    """No usable model: none registered, an artifact that does not load, or a failed gate."""
+
+    exit_code = 6
+    http_status = 503
+
+
+class NotFoundError(DefectOpsError):
+    """A named thing (model, prediction, repository) does not exist."""
+
+    exit_code = 7
+    http_status = 404

@@ -1,0 +1,285 @@
+"""``defectops mine`` and ``defectops state``: the mining commands of the CLI."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from defectops._console import print_json, stderr, stdout
+from defectops.errors import InputError
+
+
+def _parse_since(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise InputError(f"--since {value!r} is not a date (use YYYY-MM-DD or an ISO 8601 time)") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def mine(
+    repo: Annotated[Path | None, typer.Option("--repo", help="Path of the git repository to mine.")] = None,
+    repos: Annotated[
+        Path | None, typer.Option("--repos", help="A file with one repository path or clone URL a line.")
+    ] = None,
+    branch: Annotated[str, typer.Option("--branch", help="Branch or revision to mine.")] = "HEAD",
+    since: Annotated[
+        str | None, typer.Option("--since", help="Write only commits authored since this date to --out.")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write the commit dataset here (.parquet).")
+    ] = None,
+    commit: Annotated[
+        list[str] | None, typer.Option("--commit", help="Score these commits just in time (repeatable).")
+    ] = None,
+    range_: Annotated[
+        str | None, typer.Option("--range", help="Score the commits of BASE..HEAD just in time.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="Parallel git processes / repositories.")
+    ] = None,
+    dask: Annotated[
+        str | None, typer.Option("--dask", help="Address of a Dask scheduler to mine --repos on.")
+    ] = None,
+    allow_shallow: Annotated[
+        bool,
+        typer.Option("--allow-shallow", help="Mine a shallow clone anyway (history metrics will be wrong)."),
+    ] = False,
+    code_metrics: Annotated[
+        bool,
+        typer.Option("--code-metrics", help="Add complexity/size and Terraform metrics of changed files."),
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Mine a repository's history into change metrics (all of it once, then only new commits)."""
+    from defectops.config import Settings, Workspace
+    from defectops.mining.engine import MineOptions, Miner
+    from defectops.mining.git import GitRepo
+
+    if repos is not None:
+        from defectops.mining.many import mine_many
+
+        if repo is not None:
+            raise InputError("give either --repo or --repos, not both")
+        summary = mine_many(
+            repos, workers=workers or None, dask_address=dask, out=out, quiet=quiet or json_output
+        )
+        if json_output:
+            print_json(summary)
+        else:
+            _print_many(summary)
+        return
+    if repo is None:
+        raise InputError("--repo PATH is required (or --repos FILE)")
+    if commit and range_:
+        raise InputError("give either --commit or --range, not both")
+
+    settings = Settings()
+    workspace = Workspace.from_settings(settings).ensure()
+    git_repo = GitRepo.open(repo)
+    options = MineOptions(
+        rev=branch,
+        since=_parse_since(since),
+        allow_shallow=allow_shallow or bool(commit or range_),
+        **({"workers": workers} if workers else {}),
+    )
+    miner = Miner(git_repo, workspace, options)
+
+    if commit or range_:
+        frame = miner.score([*(commit or []), *([range_] if range_ else [])])
+        if code_metrics:
+            from defectops.mining.code_features import add_code_metrics
+
+            frame = add_code_metrics(git_repo, frame)
+        if out is not None:
+            _write_out(frame, out, git_repo, miner)
+        _print_scores(frame, json_output)
+        return
+
+    result = _with_progress(miner, quiet or json_output)
+    if result.rebuilt:
+        stderr.print(f"[yellow]warning:[/] {result.rebuilt}", highlight=False)
+    from defectops.data.mined import read_table
+
+    frame = read_table(result.dataset)
+    if code_metrics:
+        from defectops.mining.code_features import add_code_metrics
+
+        frame = add_code_metrics(git_repo, frame)
+        from defectops.data.mined import COMMITS_SCHEMA, write_table
+
+        write_table(
+            frame, result.dataset, schema=COMMITS_SCHEMA, what="commit dataset", source=result.repo,
+            source_head=result.head, now=datetime.now(UTC),
+        )  # fmt: skip
+    document: dict[str, Any] = result.as_dict()
+    if out is not None:
+        selected = frame if options.since is None else frame[frame["author_time"] >= options.since]
+        _write_out(selected, out, git_repo, miner)
+        document["out"] = str(out)
+        document["out_rows"] = len(selected)
+    document["summary"] = summarise(frame)
+    if json_output:
+        print_json(document)
+    else:
+        _print_summary(document)
+
+
+def _with_progress(miner: Any, quiet: bool) -> Any:
+    if quiet:
+        return miner.mine()
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    columns = (
+        TextColumn("mining"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]} commits/s"),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=stderr, transient=True) as bar:
+        task = bar.add_task("mine", total=None, rate="-")
+        started = datetime.now(UTC)
+
+        def update(done: int, total: int) -> None:
+            if done % 500 and done != total:
+                return
+            elapsed = (datetime.now(UTC) - started).total_seconds() or 1e-9
+            bar.update(task, completed=done, total=total, rate=f"{done / elapsed:,.0f}")
+
+        return miner.mine(progress=update)
+
+
+def _write_out(frame: Any, out: Path, git_repo: Any, miner: Any) -> None:
+    from defectops.data.mined import COMMITS_SCHEMA, write_table
+
+    if out.suffix != ".parquet":
+        raise InputError(f"--out {out}: only .parquet is written")
+    head = git_repo.resolve(miner.options.rev)
+    write_table(
+        frame.reset_index(drop=True), out, schema=COMMITS_SCHEMA, what="commit dataset",
+        source=str(git_repo.path), source_head=head, now=datetime.now(UTC),
+    )  # fmt: skip
+
+
+def summarise(frame: Any) -> dict[str, Any]:
+    """A few numbers that tell a user what was mined."""
+    scored = frame[~frame["is_merge"]]
+    if scored.empty:
+        return {"scored_commits": 0}
+    return {
+        "scored_commits": len(scored),
+        "merge_commits": int(frame["is_merge"].sum()),
+        "developers": int(scored["author_email"].nunique()),
+        "first_commit": scored["author_time"].min(),
+        "last_commit": scored["author_time"].max(),
+        "fix_share": round(float(scored["fix"].astype(float).mean()), 4),
+        "median_churn": float(scored["churn"].astype(float).median()),
+        "median_nf": float(scored["nf"].astype(float).median()),
+    }
+
+
+def _print_summary(document: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"mined {document['repo']}", show_header=False, title_justify="left")
+    for key in ("head", "commits", "new_commits", "merges", "seconds", "commits_per_second", "dataset"):
+        table.add_row(key, str(document[key]))
+    for key, value in document["summary"].items():
+        table.add_row(key, str(value))
+    if "out" in document:
+        table.add_row("out", f"{document['out']} ({document['out_rows']} rows)")
+    stdout.print(table)
+
+
+def _print_scores(frame: Any, json_output: bool) -> None:
+    from defectops.mining.metrics import METRIC_NAMES
+
+    records = [
+        {"sha": row["sha"], "is_merge": bool(row["is_merge"]), **{m: _plain(row[m]) for m in METRIC_NAMES}}
+        for _, row in frame.iterrows()
+    ]
+    if json_output:
+        print_json({"commits": records})
+        return
+    from rich.table import Table
+
+    table = Table("sha", *METRIC_NAMES)
+    for record in records:
+        table.add_row(record["sha"][:12], *(_fmt(record[m]) for m in METRIC_NAMES))
+    stdout.print(table)
+
+
+def _plain(value: Any) -> Any:
+    import pandas as pd
+
+    if value is None or value is pd.NA:
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def _print_many(summary: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    table = Table("repository", "commits", "new", "seconds", "status")
+    for item in summary["repositories"]:
+        table.add_row(
+            item["repo"], str(item.get("commits", "")), str(item.get("new_commits", "")),
+            str(item.get("seconds", "")), item.get("error") or "ok",
+        )  # fmt: skip
+    stdout.print(table)
+
+
+def state_export(
+    repo: Annotated[Path, typer.Option("--repo", help="The repository whose state to export.")],
+    out: Annotated[Path, typer.Option("--out", help="File to write.")],
+    branch: Annotated[str, typer.Option("--branch")] = "HEAD",
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Write the miner state to a file (for CI on shallow clones)."""
+    info = _store(repo, branch).export_to(out)
+    _print_state(info, out, "exported", json_output)
+
+
+def state_import(
+    repo: Annotated[Path, typer.Option("--repo", help="The repository the state belongs to.")],
+    file: Annotated[Path, typer.Argument(help="A state file made by `defectops state export`.")],
+    branch: Annotated[str, typer.Option("--branch")] = "HEAD",
+    json_output: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """Use a state file exported elsewhere as this workspace's miner state for the repository."""
+    info = _store(repo, branch).import_from(file)
+    _print_state(info, file, "imported", json_output)
+
+
+def _store(repo: Path, branch: str) -> Any:
+    from defectops.config import Settings, Workspace
+    from defectops.mining.engine import MineOptions, Miner
+    from defectops.mining.git import GitRepo
+
+    workspace = Workspace.from_settings(Settings()).ensure()
+    return Miner(GitRepo.open(repo), workspace, MineOptions(rev=branch)).store
+
+
+def _print_state(info: Any, path: Path, verb: str, json_output: bool) -> None:
+    document = {"action": verb, "file": str(path), "head": info.head, "commits": info.commits}
+    if json_output:
+        print_json(document)
+    else:
+        stdout.print(f"{verb} miner state {path}: {info.commits} commits up to {info.head[:12]}")

@@ -1,0 +1,457 @@
+"""The mining engine: full history once, then incrementally, and just-in-time scoring of new commits.
+
+Speed comes from git itself: the commit list is split into chunks that several ``git log --no-walk --stdin``
+processes diff in parallel, while this process parses their output in order and updates the history.
+No process is started per commit. Merge commits are recorded (one row, ``is_merge``) but not scored: their
+changes are scored in the commits that made them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from time import perf_counter
+from typing import Any
+
+import pandas as pd
+
+from defectops import __version__
+from defectops.config import Workspace
+from defectops.data.mined import COMMITS_SCHEMA, FILES_SCHEMA, read_table, write_table
+from defectops.errors import EmptyRepositoryError, ShallowCloneError, StateError
+from defectops.mining.git import BASE_OPTIONS, GitRepo
+from defectops.mining.lines import BlobReader, LineCounts
+from defectops.mining.metrics import METRIC_NAMES, ChangeMetrics, HistoryState
+from defectops.mining.parser import LOG_OPTIONS, LogParser
+from defectops.mining.records import Commit
+from defectops.mining.state import StateInfo, StateStore
+
+Progress = Callable[[int, int], None]
+
+_INT_METRICS = ("ns", "nd", "nf", "la", "ld", "lt", "ndev", "nuc", "exp", "sexp", "churn")
+_FLOAT_METRICS = ("entropy", "age", "rexp")
+
+
+@dataclass(frozen=True)
+class MineOptions:
+    """How to mine: which revision, from when, with how many git processes."""
+
+    rev: str = "HEAD"
+    since: datetime | None = None
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    allow_shallow: bool = False
+
+
+@dataclass
+class MineResult:
+    """What a mining run did."""
+
+    repo: str
+    repo_id: str
+    rev: str
+    head: str
+    commits: int
+    new_commits: int
+    merges: int
+    rebuilt: str | None
+    dataset: Path
+    files_dataset: Path
+    seconds: float
+    blobs_read: int
+
+    @property
+    def commits_per_second(self) -> float:
+        return self.new_commits / self.seconds if self.seconds > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "repo": self.repo,
+            "repo_id": self.repo_id,
+            "rev": self.rev,
+            "head": self.head,
+            "commits": self.commits,
+            "new_commits": self.new_commits,
+            "merges": self.merges,
+            "rebuilt": self.rebuilt,
+            "dataset": str(self.dataset),
+            "files_dataset": str(self.files_dataset),
+            "seconds": round(self.seconds, 3),
+            "commits_per_second": round(self.commits_per_second, 1),
+        }
+
+
+class _Rows:
+    """Column-wise accumulation of dataset rows (cheaper than a dict per row)."""
+
+    def __init__(self, repo: str) -> None:
+        self.repo = repo
+        self.commits: dict[str, list[Any]] = {
+            name: []
+            for name in (
+                "repo",
+                "sha",
+                "parents",
+                "is_merge",
+                "author_name",
+                "author_email",
+                "author_time",
+                "committer_time",
+                "message",
+                *METRIC_NAMES,
+            )
+        }
+        self.files: dict[str, list[Any]] = {
+            name: []
+            for name in (
+                "repo",
+                "sha",
+                "path",
+                "old_path",
+                "change_type",
+                "added",
+                "deleted",
+                "binary",
+                "submodule",
+            )
+        }
+
+    def add(self, commit: Commit, metrics: ChangeMetrics | None) -> None:
+        c = self.commits
+        c["repo"].append(self.repo)
+        c["sha"].append(commit.sha)
+        c["parents"].append(" ".join(commit.parents))
+        c["is_merge"].append(commit.is_merge)
+        c["author_name"].append(commit.author_name)
+        c["author_email"].append(commit.author_email)
+        c["author_time"].append(commit.author_time)
+        c["committer_time"].append(commit.committer_time)
+        c["message"].append(commit.message)
+        for name in METRIC_NAMES:
+            c[name].append(None if metrics is None else getattr(metrics, name))
+        f = self.files
+        for change in commit.files:
+            f["repo"].append(self.repo)
+            f["sha"].append(commit.sha)
+            f["path"].append(change.path)
+            f["old_path"].append(change.old_path)
+            f["change_type"].append(change.change_type.value)
+            f["added"].append(change.added)
+            f["deleted"].append(change.deleted)
+            f["binary"].append(change.binary)
+            f["submodule"].append(change.is_submodule)
+
+    def __len__(self) -> int:
+        return len(self.commits["sha"])
+
+    def commit_frame(self) -> pd.DataFrame:
+        return commits_frame(self.commits)
+
+    def file_frame(self) -> pd.DataFrame:
+        frame = pd.DataFrame(self.files)
+        return frame.astype(
+            {
+                "repo": str,
+                "sha": str,
+                "path": str,
+                "change_type": str,
+                "added": "int64",
+                "deleted": "int64",
+                "binary": bool,
+                "submodule": bool,
+            }
+        )
+
+
+def commits_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
+    """Typed commit table from column lists (metrics nullable: merges are not scored)."""
+    frame = pd.DataFrame(columns)
+    for name in ("author_time", "committer_time"):
+        frame[name] = pd.to_datetime(frame[name], utc=True).astype("datetime64[us, UTC]")
+    for name in _INT_METRICS:
+        frame[name] = frame[name].astype("Int64")
+    for name in _FLOAT_METRICS:
+        frame[name] = frame[name].astype("float64")
+    frame["fix"] = frame["fix"].astype("boolean")
+    frame["is_merge"] = frame["is_merge"].astype(bool)
+    for name in ("repo", "sha", "parents", "author_name", "author_email", "message"):
+        frame[name] = frame[name].astype(str)
+    return frame
+
+
+def _chunks(items: Sequence[str], workers: int) -> list[Sequence[str]]:
+    """Contiguous chunks: several per worker, so parsing overlaps with git and the load stays even."""
+    if not items:
+        return []
+    count = max(1, min(math.ceil(len(items) / 500), workers * 4))
+    size = math.ceil(len(items) / count)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class Miner:
+    """Mine one repository into the workspace, keeping an incremental state there."""
+
+    def __init__(
+        self,
+        repo: GitRepo,
+        workspace: Workspace,
+        options: MineOptions | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.repo = repo
+        self.workspace = workspace
+        self.options = options or MineOptions()
+        self._now = now
+        suffix = "" if self.options.rev == "HEAD" else "@" + _safe(self.options.rev)
+        self.repo_id = repo.repo_id() + suffix
+        self.store = StateStore(workspace.state_file(self.repo_id))
+
+    # -- paths -----------------------------------------------------------------------------------------
+
+    @property
+    def dataset_path(self) -> Path:
+        return self.workspace.dataset_file(self.repo_id, "commits")
+
+    @property
+    def files_dataset_path(self) -> Path:
+        return self.workspace.dataset_file(self.repo_id, "files")
+
+    # -- full and incremental mining ---------------------------------------------------------------------
+
+    def _check_minable(self) -> str:
+        if not self.repo.has_commits():
+            raise EmptyRepositoryError(f"{self.repo.path}: the repository has no commits yet")
+        head = self.repo.resolve(self.options.rev)
+        if self.repo.is_shallow() and not self.options.allow_shallow:
+            raise ShallowCloneError(
+                f"{self.repo.path} is a shallow clone: history metrics (ndev, age, nuc, exp, rexp, sexp, lt) "
+                "would be wrong. Fetch the full history (git fetch --unshallow), import a miner state "
+                "(defectops state import), or pass --allow-shallow"
+            )
+        return head
+
+    def mine(self, progress: Progress | None = None) -> MineResult:
+        """Bring the workspace dataset and state up to the requested revision; only new commits are read."""
+        started = perf_counter()
+        head = self._check_minable()
+        info = self.store.info()
+        rebuilt: str | None = None
+        state: HistoryState
+        exclude: list[str] = []
+        if info is not None and info.head == head:
+            return self._result(head, new=0, merges=0, rebuilt=None, started=started, blobs=0)
+        if info is not None and self.repo.object_exists(info.head) and self.repo.is_ancestor(info.head, head):
+            state = self.store.load()
+            exclude = [f"^{info.head}"]
+        else:
+            if info is not None:
+                rebuilt = (
+                    f"history was rewritten: the last mined head {info.head[:12]} is no longer an ancestor "
+                    f"of {head[:12]}; the state was rebuilt from scratch"
+                )
+            self.store.delete()
+            for path in (self.dataset_path, self.files_dataset_path):
+                path.unlink(missing_ok=True)
+            info = None
+            state = HistoryState()
+
+        shas = self.repo.run("rev-list", "--topo-order", "--reverse", head, *exclude).decode().split()
+        rows = _Rows(str(self.repo.path))
+        with BlobReader(self.repo) as reader:
+            counts = LineCounts(reader)
+            merges = 0
+            for index, commit in enumerate(self._stream(shas), start=1):
+                if commit.is_merge:
+                    merges += 1
+                    rows.add(commit, None)
+                else:
+                    rows.add(commit, score_and_apply(state, commit, counts))
+                if progress is not None:
+                    progress(index, len(shas))
+            blobs = counts.blobs_read
+
+        now = self._now()
+        commits = rows.commit_frame()
+        files = rows.file_frame()
+        if info is not None and self.dataset_path.exists():
+            commits = pd.concat([read_table(self.dataset_path), commits], ignore_index=True)
+            files = pd.concat([read_table(self.files_dataset_path), files], ignore_index=True)
+        source = str(self.repo.path)
+        write_table(
+            commits, self.dataset_path, schema=COMMITS_SCHEMA, what="commit dataset",
+            source=source, source_head=head, now=now,
+        )  # fmt: skip
+        write_table(
+            files, self.files_dataset_path, schema=FILES_SCHEMA, what="file dataset",
+            source=source, source_head=head, now=now,
+        )  # fmt: skip
+        self.store.save(
+            state,
+            StateInfo(
+                repo_path=source,
+                branch=self.options.rev,
+                head=head,
+                commits=len(commits),
+                defectops_version=__version__,
+            ),
+        )
+        return self._result(head, new=len(rows), merges=merges, rebuilt=rebuilt, started=started, blobs=blobs)
+
+    def _result(
+        self, head: str, *, new: int, merges: int, rebuilt: str | None, started: float, blobs: int
+    ) -> MineResult:
+        info = self.store.info()
+        return MineResult(
+            repo=str(self.repo.path),
+            repo_id=self.repo_id,
+            rev=self.options.rev,
+            head=head,
+            commits=info.commits if info else 0,
+            new_commits=new,
+            merges=merges,
+            rebuilt=rebuilt,
+            dataset=self.dataset_path,
+            files_dataset=self.files_dataset_path,
+            seconds=perf_counter() - started,
+            blobs_read=blobs,
+        )
+
+    def _stream(self, shas: Sequence[str]) -> Iterator[Commit]:
+        """Commits in the order of ``shas``, diffed by parallel git processes, parsed here in order."""
+        chunks = _chunks(shas, self.options.workers)
+        if not chunks:
+            return
+        with ThreadPoolExecutor(max_workers=max(1, self.options.workers)) as pool:
+            futures: list[Future[bytes]] = [pool.submit(self._log_chunk, chunk) for chunk in chunks]
+            for future in futures:
+                parser = LogParser()
+                yield from parser.feed(future.result())
+                yield from parser.close()
+
+    def _log_chunk(self, chunk: Sequence[str]) -> bytes:
+        stdin = ("\n".join(chunk) + "\n").encode("ascii")
+        return self.repo.run(*LOG_OPTIONS, "--no-walk=unsorted", "--stdin", stdin=stdin)
+
+    # -- just-in-time scoring ----------------------------------------------------------------------------
+
+    def score(self, revs: Sequence[str], progress: Progress | None = None) -> pd.DataFrame:
+        """Metrics of the given commits (shas, or one ``BASE..HEAD`` range) from the stored state.
+
+        Commits the state already covers are read from the workspace dataset; the others are scored as a
+        full-history run would score them, applying the commits between the state's head and them first.
+        The stored state is not changed.
+        """
+        info = self.store.info()
+        if info is None:
+            raise StateError(
+                f"no miner state for {self.repo.path} in {self.workspace.root}; run `defectops mine` "
+                "or `defectops state import` first"
+            )
+        targets = self._targets(revs)
+        head_known = self.repo.object_exists(info.head)
+        covered = [sha for sha in targets if head_known and self.repo.is_ancestor(sha, info.head)]
+        fresh = [sha for sha in targets if sha not in set(covered)]
+        frames: list[pd.DataFrame] = []
+        if covered:
+            if not self.dataset_path.exists():
+                raise StateError(
+                    f"{', '.join(s[:12] for s in covered)} already mined into the imported state, but this "
+                    "workspace has no dataset with their metrics"
+                )
+            stored = read_table(self.dataset_path)
+            frames.append(stored[stored["sha"].isin(covered)])
+        if fresh:
+            frames.append(self._score_fresh(fresh, info, head_known, progress))
+        if not frames:
+            return commits_frame(_Rows(str(self.repo.path)).commits)
+        result = pd.concat(frames, ignore_index=True)
+        order = {sha: i for i, sha in enumerate(targets)}
+        return result.sort_values("sha", key=lambda s: s.map(order)).reset_index(drop=True)
+
+    def _targets(self, revs: Sequence[str]) -> list[str]:
+        targets: list[str] = []
+        for rev in revs:
+            if ".." in rev:
+                base, _, tip = rev.partition("..")
+                if not base or not tip or base.startswith("-") or tip.startswith("-"):
+                    from defectops.errors import InputError
+
+                    raise InputError(f"invalid range {rev!r}; expected BASE..HEAD")
+                listed = self.repo.run(
+                    "rev-list",
+                    "--topo-order",
+                    "--reverse",
+                    self.repo.resolve(tip),
+                    f"^{self.repo.resolve(base)}",
+                )
+                targets.extend(listed.decode().split())
+            else:
+                targets.append(self.repo.resolve(rev))
+        return list(dict.fromkeys(targets))
+
+    def _score_fresh(
+        self, fresh: list[str], info: StateInfo, head_known: bool, progress: Progress | None
+    ) -> pd.DataFrame:
+        if head_known:
+            listed = self.repo.run("rev-list", "--topo-order", "--reverse", *fresh, f"^{info.head}")
+            needed = listed.decode().split()
+        else:
+            # A shallow clone that lacks the state's head: only the requested commits can be applied.
+            needed = list(fresh)
+        self._check_parents_present(fresh)
+        wanted = set(fresh)
+        rows = _Rows(str(self.repo.path))
+        state, conn = self.store.lazy()
+        try:
+            with BlobReader(self.repo) as reader:
+                counts = LineCounts(reader)
+                stdin = ("\n".join(needed) + "\n").encode("ascii")
+                parser = LogParser()
+                output = self.repo.run(*LOG_OPTIONS, "--no-walk=unsorted", "--stdin", stdin=stdin)
+                done = 0
+                for commit in [*parser.feed(output), *parser.close()]:
+                    metrics = None if commit.is_merge else score_and_apply(state, commit, counts)
+                    if commit.sha in wanted:
+                        rows.add(commit, metrics)
+                        done += 1
+                        if progress is not None:
+                            progress(done, len(wanted))
+        finally:
+            conn.close()
+        return rows.commit_frame()
+
+    def _check_parents_present(self, shas: Sequence[str]) -> None:
+        shallow_file = self.repo.git_dir / "shallow"
+        if not shallow_file.exists():
+            return
+        boundary = set(shallow_file.read_text().split())
+        for sha in shas:
+            if sha in boundary:
+                raise ShallowCloneError(
+                    f"the parent of {sha[:12]} is not in this shallow clone, so its diff is unknown; "
+                    "fetch at least one more commit of history (e.g. fetch-depth: 2, or 0 for all)"
+                )
+
+
+def score_and_apply(state: HistoryState, commit: Commit, counts: LineCounts) -> ChangeMetrics:
+    """Score a non-merge commit against the history, then add it to the history and the line counts."""
+    metrics = state.score(commit, counts.before)
+    for change in commit.files:
+        if not change.is_submodule:
+            counts.record(change, counts.before(change))
+    state.apply(commit)
+    return metrics
+
+
+def _safe(rev: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in rev)
+
+
+def git_version() -> str:
+    out = subprocess.run(["git", *BASE_OPTIONS, "--version"], capture_output=True, check=False).stdout
+    return out.decode().strip()

@@ -1,0 +1,253 @@
+"""The 14 change metrics of Kamei et al. (TSE 2013) plus churn, computed from a running history.
+
+The history (per file: who changed it and when; per developer: when they changed what) is updated commit by
+commit in topological order. Scoring a commit reads the history *before* the commit; applying it updates the
+history. The same code scores a commit in a full-history run and in just-in-time mode (where the history is
+loaded from the stored state), so both produce identical values. Definitions are in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from defectops.labeling.fixes import is_fix_message
+from defectops.mining.records import ChangeType, Commit, FileChange
+
+SECONDS_PER_DAY = 86_400.0
+DAYS_PER_YEAR = 365.25
+
+# Column order of the metrics in every dataset.
+METRIC_NAMES: tuple[str, ...] = (
+    "ns",
+    "nd",
+    "nf",
+    "entropy",
+    "la",
+    "ld",
+    "lt",
+    "fix",
+    "ndev",
+    "age",
+    "nuc",
+    "exp",
+    "rexp",
+    "sexp",
+    "churn",
+)
+
+
+@dataclass(slots=True)
+class ChangeMetrics:
+    """Kamei et al. 2013 metrics of one change (see docs/metrics.md for each definition)."""
+
+    ns: int
+    nd: int
+    nf: int
+    entropy: float
+    la: int
+    ld: int
+    lt: int
+    fix: bool
+    ndev: int
+    age: float
+    nuc: int
+    exp: int
+    rexp: float
+    sexp: int
+    churn: int
+
+    def as_dict(self) -> dict[str, float | int | bool]:
+        return {name: getattr(self, name) for name in METRIC_NAMES}
+
+
+@dataclass(slots=True)
+class FileHistory:
+    """What the history knows about one path: developers who changed it and its last change."""
+
+    developers: set[str]
+    last_time: float  # author time, seconds since the epoch
+    last_sha: str
+
+
+@dataclass(slots=True)
+class DeveloperHistory:
+    """A developer's prior changes: times (for REXP) and subsystem sets with counts (for SEXP)."""
+
+    times: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.float64))
+    count: int = 0
+    subsystem_sets: Counter[frozenset[str]] = field(default_factory=Counter)
+
+    def add(self, when: float, subsystems: frozenset[str]) -> None:
+        if self.count == len(self.times):
+            grown = np.empty(max(8, 2 * len(self.times)), dtype=np.float64)
+            grown[: self.count] = self.times[: self.count]
+            self.times = grown
+        self.times[self.count] = when
+        self.count += 1
+        self.subsystem_sets[subsystems] += 1
+
+    def recent_experience(self, now: float) -> float:
+        """REXP: sum over prior changes of 1 / (1 + age in years); ages below zero count as zero."""
+        if self.count == 0:
+            return 0.0
+        ages = np.maximum(now - self.times[: self.count], 0.0) / (SECONDS_PER_DAY * DAYS_PER_YEAR)
+        return float(np.sum(1.0 / (1.0 + ages)))
+
+    def subsystem_experience(self, subsystems: frozenset[str]) -> int:
+        """SEXP: prior changes that touched at least one of ``subsystems`` (each change counted once)."""
+        return sum(n for seen, n in self.subsystem_sets.items() if not seen.isdisjoint(subsystems))
+
+
+def subsystem_of(path: str) -> str:
+    """The root directory of a path; files at the repository root belong to the root subsystem ''."""
+    head, sep, _ = path.partition("/")
+    return head if sep else ""
+
+
+def directory_of(path: str) -> str:
+    """The directory of a path ('' for the repository root)."""
+    return posixpath.dirname(path)
+
+
+def scored_files(commit: Commit) -> list[FileChange]:
+    """Files that count for the metrics: everything but submodule pointer updates."""
+    return [f for f in commit.files if not f.is_submodule]
+
+
+def entropy_of(churns: Iterable[int]) -> float:
+    """Shannon entropy (base 2) of the distribution of changed lines over files; 0 when nothing changed."""
+    values = [c for c in churns if c > 0]
+    total = sum(values)
+    if total == 0:
+        return 0.0
+    return -sum((c / total) * math.log2(c / total) for c in values) + 0.0
+
+
+LineCounter = Callable[[FileChange], int]
+
+
+class HistoryState:
+    """The running history the metrics are computed from.
+
+    ``file_loader`` and ``developer_loader`` let a stored state supply entries on demand (just-in-time mode);
+    a full-history run starts empty and needs neither.
+    """
+
+    def __init__(
+        self,
+        files: dict[str, FileHistory] | None = None,
+        developers: dict[str, DeveloperHistory] | None = None,
+        file_loader: Callable[[str], FileHistory | None] | None = None,
+        developer_loader: Callable[[str], DeveloperHistory | None] | None = None,
+    ) -> None:
+        self.files: dict[str, FileHistory] = files if files is not None else {}
+        self.developers: dict[str, DeveloperHistory] = developers if developers is not None else {}
+        self._file_loader = file_loader
+        self._developer_loader = developer_loader
+        self._missing_files: set[str] = set()
+
+    # -- lookups ---------------------------------------------------------------------------------------
+
+    def file(self, path: str) -> FileHistory | None:
+        found = self.files.get(path)
+        if found is None and self._file_loader is not None and path not in self._missing_files:
+            found = self._file_loader(path)
+            if found is None:
+                self._missing_files.add(path)
+            else:
+                self.files[path] = found
+        return found
+
+    def developer(self, email: str) -> DeveloperHistory:
+        found = self.developers.get(email)
+        if found is None:
+            loaded = self._developer_loader(email) if self._developer_loader is not None else None
+            found = loaded if loaded is not None else DeveloperHistory()
+            self.developers[email] = found
+        return found
+
+    # -- scoring ---------------------------------------------------------------------------------------
+
+    def score(self, commit: Commit, lines_before: LineCounter) -> ChangeMetrics:
+        """The metrics of ``commit`` given everything applied so far (the commit itself not yet)."""
+        files = scored_files(commit)
+        now = commit.author_time.timestamp()
+        subsystems = frozenset(subsystem_of(f.path) for f in files)
+        directories = {directory_of(f.path) for f in files}
+        la = sum(f.added for f in files)
+        ld = sum(f.deleted for f in files)
+        lt = sum(lines_before(f) for f in files if f.change_type is not ChangeType.ADDED and not f.binary)
+
+        developers: set[str] = set()
+        ages: list[float] = []
+        last_changes: set[str] = set()
+        for f in files:
+            history = self.file(self._history_path(f))
+            if history is None:
+                continue
+            developers |= history.developers
+            ages.append(max(now - history.last_time, 0.0) / SECONDS_PER_DAY)
+            last_changes.add(history.last_sha)
+
+        author = self.developer(commit.author_email)
+        return ChangeMetrics(
+            ns=len(subsystems),
+            nd=len(directories),
+            nf=len(files),
+            entropy=entropy_of(f.added + f.deleted for f in files),
+            la=la,
+            ld=ld,
+            lt=lt,
+            fix=is_fix_message(commit.message),
+            ndev=len(developers),
+            age=sum(ages) / len(ages) if ages else 0.0,
+            nuc=len(last_changes),
+            exp=author.count,
+            rexp=author.recent_experience(now),
+            sexp=author.subsystem_experience(subsystems),
+            churn=la + ld,
+        )
+
+    @staticmethod
+    def _history_path(change: FileChange) -> str:
+        """Renames and copies continue the history of the path they came from."""
+        if change.change_type in (ChangeType.RENAMED, ChangeType.COPIED) and change.old_path:
+            return change.old_path
+        return change.path
+
+    # -- updating --------------------------------------------------------------------------------------
+
+    def apply(self, commit: Commit) -> None:
+        """Add ``commit`` to the history (merges are not applied: their changes arrive with their commits)."""
+        if commit.is_merge:
+            return
+        files = scored_files(commit)
+        now = commit.author_time.timestamp()
+        author = commit.author_email
+        for f in files:
+            source = self._history_path(f)
+            history = self.file(source)
+            if f.change_type is ChangeType.RENAMED:
+                self.files.pop(source, None)
+                self._missing_files.add(source)
+            if f.change_type is ChangeType.DELETED:
+                # A deleted path's history ends; a file re-added later starts a new one.
+                self.files.pop(f.path, None)
+                self._missing_files.add(f.path)
+                continue
+            if f.change_type is ChangeType.COPIED and history is not None:
+                history = FileHistory(set(history.developers), history.last_time, history.last_sha)
+            if history is None:
+                history = FileHistory(set(), now, commit.sha)
+            history.developers.add(author)
+            history.last_time = now
+            history.last_sha = commit.sha
+            self.files[f.path] = history
+            self._missing_files.discard(f.path)
+        self.developer(author).add(now, frozenset(subsystem_of(f.path) for f in files))

@@ -1,0 +1,183 @@
+"""The miner's incremental state: per-file and per-developer history in one SQLite file in the workspace.
+
+Why SQLite: just-in-time scoring reads only the rows of the files and the developer a commit touches, so its
+cost does not grow with the length of history; a full or incremental run loads everything at once. The same
+file is what ``defectops state export`` writes and ``import`` reads, for CI on shallow clones.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from defectops.errors import StateError
+from defectops.mining.metrics import DeveloperHistory, FileHistory, HistoryState
+
+FORMAT_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY, developers TEXT NOT NULL, last_time REAL NOT NULL, last_sha TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS developers (
+    email TEXT PRIMARY KEY, times BLOB NOT NULL, subsystem_sets TEXT NOT NULL);
+"""
+
+
+@dataclass(frozen=True)
+class StateInfo:
+    """What a stored state covers."""
+
+    repo_path: str
+    branch: str
+    head: str
+    commits: int
+    defectops_version: str
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path)
+    conn.executescript(_SCHEMA)
+    return conn
+
+
+def _encode_developer(history: DeveloperHistory) -> tuple[bytes, str]:
+    times = history.times[: history.count].astype("<f8").tobytes()
+    sets = json.dumps(sorted([sorted(s), n] for s, n in history.subsystem_sets.items()))
+    return times, sets
+
+
+def _decode_developer(times: bytes, sets: str) -> DeveloperHistory:
+    array = np.frombuffer(times, dtype="<f8").astype(np.float64)
+    history = DeveloperHistory(times=array.copy(), count=len(array))
+    history.subsystem_sets = Counter({frozenset(s): int(n) for s, n in json.loads(sets)})
+    return history
+
+
+class StateStore:
+    """Read and write one repository's miner state file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def info(self) -> StateInfo | None:
+        if not self.path.exists():
+            return None
+        try:
+            with _connect(self.path) as conn:
+                meta = dict(conn.execute("SELECT key, value FROM meta").fetchall())
+        except sqlite3.DatabaseError as exc:
+            raise StateError(f"{self.path}: not a defectops state file ({exc})") from exc
+        if not meta:
+            return None
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise StateError(
+                f"{self.path}: state format {meta.get('format_version')!r} is not {FORMAT_VERSION!r}; "
+                "mine again to rebuild it"
+            )
+        return StateInfo(
+            repo_path=meta.get("repo_path", ""),
+            branch=meta.get("branch", ""),
+            head=meta.get("head", ""),
+            commits=int(meta.get("commits", "0")),
+            defectops_version=meta.get("defectops_version", ""),
+        )
+
+    def load(self) -> HistoryState:
+        """Everything, into memory (full and incremental runs)."""
+        with _connect(self.path) as conn:
+            files = {
+                path: FileHistory(set(devs.split("\n")) if devs else set(), last_time, last_sha)
+                for path, devs, last_time, last_sha in conn.execute(
+                    "SELECT path, developers, last_time, last_sha FROM files"
+                )
+            }
+            developers = {
+                email: _decode_developer(times, sets)
+                for email, times, sets in conn.execute("SELECT email, times, subsystem_sets FROM developers")
+            }
+        return HistoryState(files=files, developers=developers)
+
+    def lazy(self) -> tuple[HistoryState, sqlite3.Connection]:
+        """A state that reads rows on demand (just-in-time scoring); close the connection when done."""
+        conn = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+
+        def file_loader(path: str) -> FileHistory | None:
+            row = conn.execute(
+                "SELECT developers, last_time, last_sha FROM files WHERE path = ?", (path,)
+            ).fetchone()
+            if row is None:
+                return None
+            return FileHistory(set(row[0].split("\n")) if row[0] else set(), row[1], row[2])
+
+        def developer_loader(email: str) -> DeveloperHistory | None:
+            row = conn.execute(
+                "SELECT times, subsystem_sets FROM developers WHERE email = ?", (email,)
+            ).fetchone()
+            return None if row is None else _decode_developer(row[0], row[1])
+
+        return HistoryState(file_loader=file_loader, developer_loader=developer_loader), conn
+
+    def save(self, state: HistoryState, info: StateInfo) -> None:
+        """Write the whole state atomically (a new file renamed over the old one)."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.unlink(missing_ok=True)
+        conn = _connect(tmp)
+        try:
+            with conn:
+                conn.executemany(
+                    "INSERT INTO files VALUES (?, ?, ?, ?)",
+                    (
+                        (path, "\n".join(sorted(h.developers)), h.last_time, h.last_sha)
+                        for path, h in state.files.items()
+                    ),
+                )
+                conn.executemany(
+                    "INSERT INTO developers VALUES (?, ?, ?)",
+                    ((email, *_encode_developer(h)) for email, h in state.developers.items() if h.count),
+                )
+                conn.executemany(
+                    "INSERT INTO meta VALUES (?, ?)",
+                    [
+                        ("format_version", FORMAT_VERSION),
+                        ("repo_path", info.repo_path),
+                        ("branch", info.branch),
+                        ("head", info.head),
+                        ("commits", str(info.commits)),
+                        ("defectops_version", info.defectops_version),
+                    ],
+                )
+        finally:
+            conn.close()
+        tmp.replace(self.path)
+
+    def delete(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+    def export_to(self, target: Path) -> StateInfo:
+        info = self.info()
+        if info is None:
+            raise StateError(f"no miner state at {self.path}; run `defectops mine` first")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(self.path, target)
+        return info
+
+    def import_from(self, source: Path) -> StateInfo:
+        if not source.is_file():
+            raise StateError(f"{source}: no such state file")
+        info = StateStore(source).info()
+        if info is None:
+            raise StateError(f"{source}: an empty or foreign state file")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, self.path)
+        return info
