@@ -14,6 +14,7 @@ from defectops.mining.terraform import (
     TerraformParseError,
     diff_terraform,
     parse_terraform,
+    split_top_level,
 )
 
 EVERY_KIND = """\
@@ -214,3 +215,79 @@ def test_parse_errors_raise_a_defectops_error(text: str) -> None:
     with pytest.raises(TerraformParseError, match="HCL parse error") as info:
         parse_terraform(text)
     assert isinstance(info.value, InputError)
+
+
+TRICKY = """\
+# braces in comments { [ ( are not structure
+resource "aws_iam_policy" "p" {
+  name   = "p-${var.env}-{literal}"
+  policy = <<-EOT
+    {
+  "Statement": [{"Effect": "Allow"}]
+    }
+    EOT
+  description = "a \\"quoted\\" } brace and $${not_a_template}"
+  tags = {
+    for k, v in var.tags :
+    k => "${v}-${lookup(var.extra, k, "}")}"
+  }
+}
+/* a block comment
+variable "inside_comment" {
+*/
+locals {
+  x = var.enabled ? 1 : 0
+  y = (
+    var.a
+    + var.b
+  )
+}
+output "o" { value = local.x }
+"""
+
+
+def test_split_top_level_cuts_only_between_items() -> None:
+    pieces = split_top_level(TRICKY)
+    assert pieces is not None
+    assert "".join(pieces) == TRICKY  # lossless
+    # cuts before `resource` (line 2), `locals` and `output`; the comment line stays with the first piece,
+    # the block comment with the resource, heredoc and template braces never cut
+    assert [p.split("\n", 1)[0] for p in pieces] == [
+        "# braces in comments { [ ( are not structure",
+        'resource "aws_iam_policy" "p" {',
+        "locals {",
+        'output "o" { value = local.x }',
+    ]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        'a = "unterminated\nb = 1\n',  # a string cannot span lines
+        'resource "a" "b" {\n  x = 1\n',  # unclosed brace
+        "}\nx = 1\n",  # closing what was never opened
+        "x = <<EOT\nno end marker\n",
+        "/* never closed\nx = 1\n",
+    ],
+)
+def test_split_top_level_gives_up_on_unbalanced_text(text: str) -> None:
+    assert split_top_level(text) is None
+
+
+@pytest.mark.parametrize("text", [TRICKY, EVERY_KIND])
+def test_incremental_parse_equals_whole_file_parse(text: str) -> None:
+    assert parse_terraform(text) == parse_terraform(text, incremental=False)
+    m = parse_terraform(TRICKY)
+    # TRICKY: aws_iam_policy.p (name, policy, description, tags = 4), local.x, local.y (2), output.o (1)
+    assert set(m.blocks) == {"aws_iam_policy.p", "local.x", "local.y", "output.o"}
+    assert (m.attributes, m.max_depth) == (7, 1)
+
+
+def test_a_piece_that_fails_alone_falls_back_to_the_whole_file() -> None:
+    # A column-0 continuation line: the scanner cuts before `b`, but "a = x +" is not HCL on its own, so the
+    # whole file decides; python-hcl2 reads it as the single attribute a = x + b.
+    text = "a = x +\nb\n"
+    assert split_top_level(text) == ["a = x +\n", "b\n"]
+    whole = parse_terraform(text, incremental=False)
+    assert parse_terraform(text) == whole
+    assert whole.attributes == 1

@@ -79,6 +79,8 @@ def mine(
         raise InputError("--repo PATH is required (or --repos FILE)")
     if commit and range_:
         raise InputError("give either --commit or --range, not both")
+    if out is not None and out.suffix != ".parquet":
+        raise InputError(f"--out {out}: only .parquet is written")
 
     settings = Settings()
     workspace = Workspace.from_settings(settings).ensure()
@@ -159,8 +161,6 @@ def _with_progress(miner: Any, quiet: bool) -> Any:
 def _write_out(frame: Any, out: Path, git_repo: Any, miner: Any) -> None:
     from defectops.data.mined import COMMITS_SCHEMA, write_table
 
-    if out.suffix != ".parquet":
-        raise InputError(f"--out {out}: only .parquet is written")
     head = git_repo.resolve(miner.options.rev)
     write_table(
         frame.reset_index(drop=True), out, schema=COMMITS_SCHEMA, what="commit dataset",

@@ -130,6 +130,6 @@ def _run_dask(address: str, entries: list[str], root: str, out: str | None) -> l
         raise InputError(f"--dask {address}: cannot reach the scheduler ({exc})") from exc
     with client:
         task: Callable[..., dict[str, Any]] = mine_one
-        futures = client.map(task, entries, root=root, out=out, pure=False)
+        futures = client.map(task, entries, workspace_root=root, out=out, pure=False)
         gathered: list[dict[str, Any]] = client.gather(futures)  # type: ignore[no-untyped-call]
     return gathered

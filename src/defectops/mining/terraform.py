@@ -6,16 +6,26 @@ python-hcl2 (v8 API: ``hcl2.loads(text, serialization_options=...)`` returns a d
 carries ``"__is_block__": True`` and labels keep their quotes, e.g. ``{"resource": [{'"aws_s3_bucket"':
 {'"logs"': {..., "__is_block__": True}}}]}``); each top-level block is keyed by its Terraform address and
 fingerprinted by a hash of its canonical content, so formatting and comments never count as a change.
+
+Why parsing is incremental: python-hcl2 (a pure-Python LALR parser) needs ~10 ms per kB, and a commit
+usually touches a few blocks of a large file. So a cheap scanner cuts a file into top-level items (at a
+newline outside any bracket, string, heredoc or comment, before a line that starts with a name in column 0),
+and each item is parsed and summarised once and remembered by its text. If the scanner is unsure, or an item
+does not parse on its own, the whole file is parsed instead, so the result is always that of a whole-file
+parse.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
+from itertools import pairwise
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 from defectops.errors import InputError
 
@@ -213,15 +223,16 @@ def _address(block_type: str, labels: list[str], body: Mapping[str, Any]) -> str
     return ".".join([block_type, *labels])
 
 
-def parse_terraform(text: str) -> TerraformMetrics:
-    """Parse one ``.tf`` file and measure its blocks; raise :class:`TerraformParseError` if it is not HCL2.
+@dataclass(frozen=True, slots=True)
+class _Summary:
+    """A parsed piece of a file: its addressable items in order, attributes, deepest block."""
 
-    Addresses follow Terraform's own: ``aws_s3_bucket.logs``, ``data.aws_iam_policy_document.p``,
-    ``module.vpc``, ``var.region``, ``output.id``, ``local.name``, ``provider.aws`` (``provider.aws.<alias>``
-    with an ``alias``); other blocks ``<type>[.<label>...]``. A second block with the same address in one file
-    gets ``#2``, ``#3``, ... in order of appearance (Terraform rejects most such files; ``moved`` and
-    ``import`` blocks legitimately repeat).
-    """
+    items: tuple[tuple[str, str, str], ...]  # (address before de-duplication, kind, fingerprint)
+    attributes: int
+    max_depth: int
+
+
+def _loads(text: str) -> dict[str, Any]:
     import hcl2  # heavy (lark grammar): imported when a Terraform file is actually parsed
 
     options = hcl2.SerializationOptions(with_comments=False, with_meta=False, explicit_blocks=True)
@@ -232,21 +243,13 @@ def parse_terraform(text: str) -> TerraformMetrics:
         raise TerraformParseError(f"HCL parse error: {first[0] if first else type(exc).__name__}") from exc
     if not isinstance(tree, dict):
         raise TerraformParseError("HCL parse error: the document is not a body")
+    return tree
 
-    counts = dict.fromkeys((*BLOCK_KINDS, OTHER_KIND), 0)
-    blocks: dict[str, TerraformBlock] = {}
+
+def _summarise(tree: Mapping[str, Any]) -> _Summary:
+    items: list[tuple[str, str, str]] = []
     attributes = 0
     max_depth = 0
-
-    def record(address: str, kind: str, content: object) -> None:
-        key = address
-        n = 1
-        while key in blocks:
-            n += 1
-            key = f"{address}#{n}"
-        blocks[key] = TerraformBlock(kind=kind, fingerprint=_fingerprint(content))
-        counts[kind] += 1
-
     for block_type, value in tree.items():
         if _is_meta(block_type):
             continue
@@ -260,11 +263,115 @@ def parse_terraform(text: str) -> TerraformMetrics:
             attributes += body_attributes
             max_depth = max(max_depth, depth)
             if kind == "locals":
-                for name, local_value in body.items():
-                    if not _is_meta(name):
-                        record(f"local.{name}", kind, local_value)
-                continue
-            record(_address(block_type, labels, body), kind, _strip_meta(body))
+                items.extend(
+                    (f"local.{name}", kind, _fingerprint(local_value))
+                    for name, local_value in body.items()
+                    if not _is_meta(name)
+                )
+            else:
+                items.append((_address(block_type, labels, body), kind, _fingerprint(_strip_meta(body))))
+    return _Summary(items=tuple(items), attributes=attributes, max_depth=max_depth)
+
+
+@lru_cache(maxsize=32768)
+def _summarise_item(text: str) -> _Summary:
+    """One top-level piece, remembered by its text: unchanged blocks are parsed once per process."""
+    return _summarise(_loads(text))
+
+
+# Characters that change the scanner's state; heredoc openers carry their end marker.
+_SCAN: Final = re.compile(
+    r'\\.|\$\$\{|%%\{|\$\{|%\{|/\*|//|<<-?([A-Za-z_][A-Za-z0-9_-]*)\r?\n|["{}\[\]()#\n]'
+)
+_ITEM_START: Final = re.compile(r"[A-Za-z_]")
+
+
+def split_top_level(text: str) -> list[str] | None:
+    """Cut HCL text into top-level items; None when the text does not scan cleanly (parse it whole).
+
+    A cut is made after a newline outside any bracket, string, heredoc or comment, when the next line starts
+    with a name in column 0 (``terraform fmt`` style). Continuation lines (indented, or starting with an
+    operator) stay with their item. Joining the pieces gives back ``text`` exactly.
+    """
+    stack: list[str] = []  # "{", "[", "(", '"' (inside a string), "${" (template inside a string)
+    cuts = [0]
+    resume = 0
+    for match in _SCAN.finditer(text):
+        start = match.start()
+        if start < resume:
+            continue
+        lexeme = match.group(0)
+        if stack and stack[-1] == '"':
+            if lexeme == '"':
+                stack.pop()
+            elif lexeme in ("$${", "%%{"):
+                continue  # an escaped, literal "${"
+            elif lexeme in ("${", "%{"):
+                stack.append("${")
+            elif lexeme == "\n" or lexeme.startswith("<<"):
+                return None  # a quoted string cannot span lines
+            continue
+        if lexeme in ('"', "{", "[", "(", "${", "%{"):
+            stack.append(lexeme)
+        elif lexeme in ("}", "]", ")"):
+            if not stack:
+                return None
+            stack.pop()
+        elif lexeme in ("#", "//"):
+            newline = text.find("\n", start)
+            if newline < 0:
+                break
+            resume = newline  # the newline itself is scanned next
+        elif lexeme == "/*":
+            close = text.find("*/", start + 2)
+            if close < 0:
+                return None
+            resume = close + 2
+        elif lexeme.startswith("<<"):
+            marker = re.compile(rf"^[ \t]*{re.escape(match.group(1))}[ \t]*\r?$", re.MULTILINE)
+            end = marker.search(text, match.end())
+            if end is None:
+                return None
+            resume = end.end()
+        elif lexeme == "\n" and not stack and _ITEM_START.match(text, start + 1):
+            cuts.append(start + 1)
+    if stack:
+        return None
+    cuts.append(len(text))
+    return [text[a:b] for a, b in pairwise(cuts) if b > a]
+
+
+def parse_terraform(text: str, *, incremental: bool = True) -> TerraformMetrics:
+    """Parse one ``.tf`` file and measure its blocks; raise :class:`TerraformParseError` if it is not HCL2.
+
+    Addresses follow Terraform's own: ``aws_s3_bucket.logs``, ``data.aws_iam_policy_document.p``,
+    ``module.vpc``, ``var.region``, ``output.id``, ``local.name``, ``provider.aws`` (``provider.aws.<alias>``
+    with an ``alias``); other blocks ``<type>[.<label>...]``. A second block with the same address in one file
+    gets ``#2``, ``#3``, ... in order of appearance (Terraform rejects most such files; ``moved`` and
+    ``import`` blocks legitimately repeat). ``incremental=False`` parses the file in one piece (same result,
+    no per-item cache; used to cross-check the incremental path).
+    """
+    pieces = split_top_level(text) if incremental else None
+    summaries: list[_Summary] | None = None
+    if pieces is not None and len(pieces) > 1:
+        try:
+            summaries = [_summarise_item(piece) for piece in pieces]
+        except TerraformParseError:
+            summaries = None  # maybe a cut the whole-file parse would not make: let it decide
+    if summaries is None:
+        summaries = [_summarise(_loads(text))]
+
+    counts = dict.fromkeys((*BLOCK_KINDS, OTHER_KIND), 0)
+    blocks: dict[str, TerraformBlock] = {}
+    for summary in summaries:
+        for address, kind, fingerprint in summary.items:
+            key = address
+            n = 1
+            while key in blocks:
+                n += 1
+                key = f"{address}#{n}"
+            blocks[key] = TerraformBlock(kind=kind, fingerprint=fingerprint)
+            counts[kind] += 1
 
     return TerraformMetrics(
         resources=counts["resources"],
@@ -275,8 +382,8 @@ def parse_terraform(text: str) -> TerraformMetrics:
         locals=counts["locals"],
         providers=counts["providers"],
         other_blocks=counts[OTHER_KIND],
-        attributes=attributes,
-        max_depth=max_depth,
+        attributes=sum(s.attributes for s in summaries),
+        max_depth=max((s.max_depth for s in summaries), default=0),
         blocks=MappingProxyType(blocks),
     )
 
