@@ -18,6 +18,7 @@ from defectops import __version__
 from defectops._console import stderr
 from defectops.errors import DefectOpsError
 from defectops.mining.commands import mine, state_export, state_import
+from defectops.registry.commands import models_list, models_promote, models_rollback
 
 app = typer.Typer(
     name="defectops",
@@ -63,9 +64,19 @@ state_app.command("export")(state_export)
 state_app.command("import")(state_import)
 app.add_typer(state_app, name="state")
 
+models_app = typer.Typer(help="Registered models: list, promote, roll back.", no_args_is_help=True)
+models_app.command("list")(models_list)
+models_app.command("promote")(models_promote)
+models_app.command("rollback")(models_rollback)
+app.add_typer(models_app, name="models")
+
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn known errors into one line and an exit code."""
+    import os
+
+    # A self-hosted tool does not phone home unless its user asks for it (MLflow 3 sends usage telemetry).
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     try:
         app(args=argv, standalone_mode=False)
     except DefectOpsError as exc:

@@ -86,74 +86,69 @@ class MineResult:
         }
 
 
+COMMIT_COLUMNS: tuple[str, ...] = (
+    "repo",
+    "sha",
+    "parents",
+    "is_merge",
+    "author_name",
+    "author_email",
+    "author_time",
+    "committer_time",
+    "message",
+    *METRIC_NAMES,
+)
+FILE_COLUMNS: tuple[str, ...] = (
+    "repo",
+    "sha",
+    "path",
+    "old_path",
+    "change_type",
+    "added",
+    "deleted",
+    "binary",
+    "submodule",
+)
+_NO_METRICS: tuple[None, ...] = (None,) * len(METRIC_NAMES)
+
+
 class _Rows:
-    """Column-wise accumulation of dataset rows (cheaper than a dict per row)."""
+    """Dataset rows as tuples, turned into columns once at the end (cheaper than a dict per row)."""
 
     def __init__(self, repo: str) -> None:
         self.repo = repo
-        self.commits: dict[str, list[Any]] = {
-            name: []
-            for name in (
-                "repo",
-                "sha",
-                "parents",
-                "is_merge",
-                "author_name",
-                "author_email",
-                "author_time",
-                "committer_time",
-                "message",
-                *METRIC_NAMES,
-            )
-        }
-        self.files: dict[str, list[Any]] = {
-            name: []
-            for name in (
-                "repo",
-                "sha",
-                "path",
-                "old_path",
-                "change_type",
-                "added",
-                "deleted",
-                "binary",
-                "submodule",
-            )
-        }
+        self.commits: list[tuple[Any, ...]] = []
+        self.files: list[tuple[Any, ...]] = []
 
     def add(self, commit: Commit, metrics: ChangeMetrics | None) -> None:
-        c = self.commits
-        c["repo"].append(self.repo)
-        c["sha"].append(commit.sha)
-        c["parents"].append(" ".join(commit.parents))
-        c["is_merge"].append(commit.is_merge)
-        c["author_name"].append(commit.author_name)
-        c["author_email"].append(commit.author_email)
-        c["author_time"].append(commit.author_time)
-        c["committer_time"].append(commit.committer_time)
-        c["message"].append(commit.message)
-        for name in METRIC_NAMES:
-            c[name].append(None if metrics is None else getattr(metrics, name))
-        f = self.files
-        for change in commit.files:
-            f["repo"].append(self.repo)
-            f["sha"].append(commit.sha)
-            f["path"].append(change.path)
-            f["old_path"].append(change.old_path)
-            f["change_type"].append(change.change_type.value)
-            f["added"].append(change.added)
-            f["deleted"].append(change.deleted)
-            f["binary"].append(change.binary)
-            f["submodule"].append(change.is_submodule)
+        self.commits.append(
+            (
+                self.repo,
+                commit.sha,
+                " ".join(commit.parents),
+                commit.is_merge,
+                commit.author_name,
+                commit.author_email,
+                commit.author_time,
+                commit.committer_time,
+                commit.message,
+                *(_NO_METRICS if metrics is None else metrics.values()),
+            )
+        )
+        repo, sha = self.repo, commit.sha
+        self.files.extend(
+            (repo, sha, f.path, f.old_path, f.change_type.value, f.added, f.deleted, f.binary, f.is_submodule)
+            for f in commit.files
+        )
 
     def __len__(self) -> int:
-        return len(self.commits["sha"])
+        return len(self.commits)
 
     def commit_frame(self) -> pd.DataFrame:
-        return commits_frame(self.commits)
+        return commits_frame(_columns(COMMIT_COLUMNS, self.commits))
 
     def file_frame(self) -> pd.DataFrame:
-        frame = pd.DataFrame(self.files)
+        frame = pd.DataFrame(_columns(FILE_COLUMNS, self.files))
         return frame.astype(
             {
                 "repo": str,
@@ -166,6 +161,12 @@ class _Rows:
                 "submodule": bool,
             }
         )
+
+
+def _columns(names: tuple[str, ...], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
+    if not rows:
+        return {name: [] for name in names}
+    return {name: list(values) for name, values in zip(names, zip(*rows, strict=True), strict=True)}
 
 
 def commits_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
@@ -188,7 +189,7 @@ def _chunks(items: Sequence[str], workers: int) -> list[Sequence[str]]:
     """Contiguous chunks: several per worker, so parsing overlaps with git and the load stays even."""
     if not items:
         return []
-    count = max(1, min(math.ceil(len(items) / 500), workers * 4))
+    count = max(1, min(math.ceil(len(items) / 250), workers * 8))
     size = math.ceil(len(items) / count)
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -265,14 +266,18 @@ class Miner:
         with BlobReader(self.repo) as reader:
             counts = LineCounts(reader)
             merges = 0
-            for index, commit in enumerate(self._stream(shas), start=1):
-                if commit.is_merge:
-                    merges += 1
-                    rows.add(commit, None)
-                else:
-                    rows.add(commit, score_and_apply(state, commit, counts))
-                if progress is not None:
-                    progress(index, len(shas))
+            index = 0
+            for batch in self._stream(shas):
+                counts.prefetch(batch)
+                for commit in batch:
+                    index += 1
+                    if commit.is_merge:
+                        merges += 1
+                        rows.add(commit, None)
+                    else:
+                        rows.add(commit, score_and_apply(state, commit, counts))
+                    if progress is not None:
+                        progress(index, len(shas))
             blobs = counts.blobs_read
 
         now = self._now()
@@ -321,8 +326,8 @@ class Miner:
             blobs_read=blobs,
         )
 
-    def _stream(self, shas: Sequence[str]) -> Iterator[Commit]:
-        """Commits in the order of ``shas``, diffed by parallel git processes, parsed here in order."""
+    def _stream(self, shas: Sequence[str]) -> Iterator[list[Commit]]:
+        """Commits in the order of ``shas``, a chunk at a time, diffed by parallel git processes."""
         chunks = _chunks(shas, self.options.workers)
         if not chunks:
             return
@@ -330,8 +335,7 @@ class Miner:
             futures: list[Future[bytes]] = [pool.submit(self._log_chunk, chunk) for chunk in chunks]
             for future in futures:
                 parser = LogParser()
-                yield from parser.feed(future.result())
-                yield from parser.close()
+                yield [*parser.feed(future.result()), *parser.close()]
 
     def _log_chunk(self, chunk: Sequence[str]) -> bytes:
         stdin = ("\n".join(chunk) + "\n").encode("ascii")
@@ -368,7 +372,7 @@ class Miner:
         if fresh:
             frames.append(self._score_fresh(fresh, info, head_known, progress))
         if not frames:
-            return commits_frame(_Rows(str(self.repo.path)).commits)
+            return _Rows(str(self.repo.path)).commit_frame()
         result = pd.concat(frames, ignore_index=True)
         order = {sha: i for i, sha in enumerate(targets)}
         return result.sort_values("sha", key=lambda s: s.map(order)).reset_index(drop=True)
@@ -414,7 +418,9 @@ class Miner:
                 parser = LogParser()
                 output = self.repo.run(*LOG_OPTIONS, "--no-walk=unsorted", "--stdin", stdin=stdin)
                 done = 0
-                for commit in [*parser.feed(output), *parser.close()]:
+                commits = [*parser.feed(output), *parser.close()]
+                counts.prefetch(commits)
+                for commit in commits:
                     metrics = None if commit.is_merge else score_and_apply(state, commit, counts)
                     if commit.sha in wanted:
                         rows.add(commit, metrics)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
+from collections.abc import Iterable, Iterator
 from types import TracebackType
 
 from defectops.errors import MissingObjectError
 from defectops.mining.git import BASE_OPTIONS, GitRepo
-from defectops.mining.records import FileChange
+from defectops.mining.records import Commit, FileChange
 
 NULL_BLOB = "0" * 40
 
@@ -60,6 +62,33 @@ class BlobReader:
         stdout.read(1)  # the newline after the contents
         return data
 
+    def read_many(self, shas: list[str]) -> Iterator[tuple[str, bytes]]:
+        """Many blobs in one round trip: requests are written by a thread while answers are read here."""
+        if not shas:
+            return
+        proc = self._process()
+        stdin, stdout = proc.stdin, proc.stdout
+        if stdin is None or stdout is None:  # pragma: no cover - Popen contract with PIPE
+            raise MissingObjectError("git cat-file could not be started")
+        request = "".join(f"{sha}\n" for sha in shas).encode("ascii")
+
+        def write() -> None:
+            stdin.write(request)
+            stdin.flush()
+
+        writer = threading.Thread(target=write, daemon=True)
+        writer.start()
+        try:
+            for sha in shas:
+                parts = stdout.readline().split()
+                if len(parts) != 3:
+                    raise MissingObjectError(f"git: object {sha} is missing from the repository")
+                data = stdout.read(int(parts[2]))
+                stdout.read(1)
+                yield sha, data
+        finally:
+            writer.join()
+
     def close(self) -> None:
         if self._proc is not None:
             if self._proc.stdin is not None:
@@ -96,6 +125,25 @@ class LineCounts:
             self.blobs_read += 1
             self._known[change.old_blob] = known
         return known
+
+    def prefetch(self, commits: Iterable[Commit]) -> None:
+        """Read, in one batch, every old version these commits need that no earlier commit produced."""
+        produced: set[str] = set()
+        missing: dict[str, None] = {}
+        for commit in commits:
+            if commit.is_merge:
+                continue
+            for change in commit.files:
+                if change.is_submodule:
+                    continue
+                old = change.old_blob
+                if not change.binary and old != NULL_BLOB and old not in self._known and old not in produced:
+                    missing[old] = None
+                if not change.binary and change.new_blob != NULL_BLOB:
+                    produced.add(change.new_blob)
+        for sha, data in self._reader.read_many(list(missing)):
+            self._known[sha] = count_lines(data)
+            self.blobs_read += 1
 
     def record(self, change: FileChange, before: int) -> None:
         """Remember the size of the version ``change`` produced."""

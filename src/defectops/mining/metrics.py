@@ -21,6 +21,8 @@ from defectops.mining.records import ChangeType, Commit, FileChange
 
 SECONDS_PER_DAY = 86_400.0
 DAYS_PER_YEAR = 365.25
+_SECONDS_PER_YEAR = SECONDS_PER_DAY * DAYS_PER_YEAR
+_SMALL = 48  # below this many prior changes REXP is summed in Python, above with numpy
 
 # Column order of the metrics in every dataset.
 METRIC_NAMES: tuple[str, ...] = (
@@ -63,7 +65,14 @@ class ChangeMetrics:
     churn: int
 
     def as_dict(self) -> dict[str, float | int | bool]:
-        return {name: getattr(self, name) for name in METRIC_NAMES}
+        return dict(zip(METRIC_NAMES, self.values(), strict=True))
+
+    def values(self) -> tuple[float | int | bool, ...]:
+        """The metrics in :data:`METRIC_NAMES` order."""
+        return (
+            self.ns, self.nd, self.nf, self.entropy, self.la, self.ld, self.lt, self.fix,
+            self.ndev, self.age, self.nuc, self.exp, self.rexp, self.sexp, self.churn,
+        )  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -96,7 +105,12 @@ class DeveloperHistory:
         """REXP: sum over prior changes of 1 / (1 + age in years); ages below zero count as zero."""
         if self.count == 0:
             return 0.0
-        ages = np.maximum(now - self.times[: self.count], 0.0) / (SECONDS_PER_DAY * DAYS_PER_YEAR)
+        if self.count <= _SMALL:
+            # Few changes: plain Python is several times faster than numpy's per-call overhead.
+            return math.fsum(
+                1.0 / (1.0 + max(now - t, 0.0) / _SECONDS_PER_YEAR) for t in self.times[: self.count].tolist()
+            )
+        ages = np.maximum(now - self.times[: self.count], 0.0) / _SECONDS_PER_YEAR
         return float(np.sum(1.0 / (1.0 + ages)))
 
     def subsystem_experience(self, subsystems: frozenset[str]) -> int:

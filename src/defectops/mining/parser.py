@@ -156,7 +156,7 @@ class LogParser:
 
 
 def _raw_change(fields: list[bytes], status: str, paths: list[bytes]) -> FileChange:
-    old_mode, new_mode, old_blob, new_blob = (f.decode("ascii") for f in fields[:4])
+    old_mode, new_mode, old_blob, new_blob = b" ".join(fields[:4]).decode("ascii").split(" ")
     try:
         change_type = ChangeType(status)
     except ValueError:

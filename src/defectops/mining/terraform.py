@@ -279,6 +279,11 @@ def _summarise_item(text: str) -> _Summary:
     return _summarise(_loads(text))
 
 
+def clear_parse_cache() -> None:
+    """Forget every remembered top-level item (memory, or a fair benchmark between repositories)."""
+    _summarise_item.cache_clear()
+
+
 # Characters that change the scanner's state; heredoc openers carry their end marker.
 _SCAN: Final = re.compile(
     r'\\.|\$\$\{|%%\{|\$\{|%\{|/\*|//|<<-?([A-Za-z_][A-Za-z0-9_-]*)\r?\n|["{}\[\]()#\n]'

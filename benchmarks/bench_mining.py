@@ -1,0 +1,213 @@
+"""Mining speed, memory and correctness on a real repository, side by side with git and PyDriller.
+
+    python benchmarks/bench_mining.py --repo PATH [--pydriller-sample 1500] [--crosscheck 300]
+
+What it runs, in one process tree, on the same revision:
+  1. ``git log --no-merges --numstat`` alone (the time git itself needs to read the history);
+  2. ``defectops mine`` over the whole history (all 14 metrics), in a child process, with its peak RSS;
+  3. PyDriller reading per-file added/deleted lines of the first N non-merge commits (commits/s, extrapolated);
+  4. just-in-time metrics of the newest commit from the state at its parent (in process, state on disk);
+  5. a cross-check of la, ld, nf, ns, nd and entropy against ``git show --numstat`` per commit, on a sample.
+It prints every number and the ratios the targets are stated in. Use a local clone: it creates a branch
+``defectops-bench-base`` there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wall(cmd: list[str], **kwargs: object) -> float:
+    started = time.perf_counter()
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, **kwargs)  # type: ignore[call-overload]
+    return time.perf_counter() - started
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True).stdout.decode()
+
+
+_MINE_CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from defectops.config import Workspace
+from defectops.mining.engine import MineOptions, Miner
+from defectops.mining.git import GitRepo
+repo, ws, rev, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+started = time.perf_counter()
+miner = Miner(GitRepo.open(repo), Workspace(Path(ws)).ensure(), MineOptions(rev=rev, workers=workers))
+result = miner.mine()
+seconds = time.perf_counter() - started
+print(json.dumps({"seconds": seconds, "commits": result.new_commits, "merges": result.merges,
+                  "blobs_read": result.blobs_read, "dataset": str(result.dataset),
+                  "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+def mine_child(repo: Path, workspace: Path, rev: str, workers: int) -> dict[str, float]:
+    proc = subprocess.run(
+        [sys.executable, "-c", _MINE_CHILD, str(repo), str(workspace), rev, str(workers)],
+        check=True,
+        capture_output=True,
+    )
+    document: dict[str, float] = json.loads(proc.stdout)
+    return document
+
+
+def pydriller_rate(repo: Path, rev: str, sample: int) -> tuple[float, int]:
+    from pydriller import Repository
+
+    started = time.perf_counter()
+    seen = 0
+    for commit in Repository(str(repo), to_commit=rev, only_no_merge=True).traverse_commits():
+        for modified in commit.modified_files:
+            _ = (modified.added_lines, modified.deleted_lines)
+        seen += 1
+        if seen >= sample:
+            break
+    return seen / (time.perf_counter() - started), seen
+
+
+def independent(repo: Path, sha: str) -> dict[str, float]:
+    """la, ld, nf, ns, nd, entropy from `git show --raw --numstat -z` of one commit, computed here."""
+    out = subprocess.run(
+        ["git", "-C", str(repo), "show", "--raw", "--numstat", "-z", "-M", "--format=", sha],
+        check=True,
+        capture_output=True,
+    ).stdout
+    tokens = out.split(b"\0")
+    submodules: set[bytes] = set()
+    stats: list[tuple[int, int, bytes]] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i].lstrip(b"\n")
+        if token.startswith(b":"):
+            fields = token[1:].split()
+            count = 2 if fields[4][:1] in (b"R", b"C") else 1
+            path = tokens[i + count]
+            if fields[0] == b"160000" or fields[1] == b"160000":
+                submodules.add(path)
+            i += 1 + count
+        elif token.count(b"\t") >= 2:
+            added, deleted, path = token.split(b"\t", 2)
+            if path == b"":
+                path = tokens[i + 2]
+                i += 3
+            else:
+                i += 1
+            a = 0 if added == b"-" else int(added)
+            d = 0 if deleted == b"-" else int(deleted)
+            stats.append((a, d, path))
+        else:
+            i += 1
+    stats = [s for s in stats if s[2] not in submodules]
+    paths = [s[2].decode("utf-8", "backslashreplace") for s in stats]
+    churn = [a + d for a, d, _ in stats if a + d > 0]
+    total = sum(churn)
+    entropy = -sum(c / total * math.log2(c / total) for c in churn) if total else 0.0
+    return {
+        "la": sum(a for a, _, _ in stats),
+        "ld": sum(d for _, d, _ in stats),
+        "nf": len(stats),
+        "ns": len({p.split("/", 1)[0] if "/" in p else "" for p in paths}),
+        "nd": len({p.rsplit("/", 1)[0] if "/" in p else "" for p in paths}),
+        "entropy": entropy,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repo", type=Path, required=True)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 2)
+    parser.add_argument("--pydriller-sample", type=int, default=1500)
+    parser.add_argument("--crosscheck", type=int, default=300)
+    parser.add_argument("--jit-runs", type=int, default=20)
+    args = parser.parse_args()
+    repo = args.repo.resolve()
+
+    head = git(repo, "rev-parse", "HEAD").strip()
+    base = git(repo, "rev-parse", "HEAD~1").strip()
+    git(repo, "branch", "-f", "defectops-bench-base", base)
+    non_merges = int(git(repo, "rev-list", "--count", "--no-merges", base))
+    print(
+        f"repository {repo.name}: {non_merges} non-merge commits up to {base[:12]}; {os.cpu_count()} cores; "
+        f"{platform.platform()}; {time.strftime('%Y-%m-%d')}"
+    )
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+
+    git_seconds = wall(["git", "-C", str(repo), "log", "--no-merges", "--numstat", base])
+    print(f"git log --no-merges --numstat:          {git_seconds:8.2f} s")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        mined = mine_child(repo, Path(tmp) / "ws", "defectops-bench-base", args.workers)
+        ratio = mined["seconds"] / git_seconds
+        print(
+            f"defectops mine (14 metrics, full):      {mined['seconds']:8.2f} s  = {ratio:.2f}x git log "
+            f"({mined['commits'] / mined['seconds']:,.0f} commits/s incl. merges; peak RSS "
+            f"{mined['peak_rss_mb']:.0f} MB; {mined['blobs_read']} blobs read)"
+        )
+        git_seconds_after = wall(["git", "-C", str(repo), "log", "--no-merges", "--numstat", base])
+        print(f"git log again (load check):             {git_seconds_after:8.2f} s")
+
+        if args.pydriller_sample > 0:
+            rate, seen = pydriller_rate(repo, base, args.pydriller_sample)
+            ours = non_merges / mined["seconds"]
+            print(
+                f"PyDriller ({seen} commits):             {rate:8.1f} commits/s -> {non_merges / rate:,.0f} s "
+                f"for the history; defectops is {ours / rate:.0f}x faster"
+            )
+
+        sys.path.insert(0, str(ROOT / "src"))
+        from defectops.config import Workspace
+        from defectops.data.mined import read_table
+        from defectops.mining.engine import MineOptions, Miner
+        from defectops.mining.git import GitRepo
+
+        miner = Miner(
+            GitRepo.open(repo), Workspace(Path(tmp) / "ws"), MineOptions(rev="defectops-bench-base")
+        )
+        timings = []
+        for _ in range(args.jit_runs):
+            started = time.perf_counter()
+            frame = miner.score([head])
+            timings.append((time.perf_counter() - started) * 1000)
+        print(
+            f"JIT metrics of one new commit:          median {statistics.median(timings):.1f} ms, "
+            f"max {max(timings):.1f} ms over {len(timings)} runs (nf={frame.iloc[0]['nf']})"
+        )
+
+        dataset = read_table(Path(mined["dataset"]))  # type: ignore[arg-type]
+        scored = dataset[~dataset["is_merge"]].set_index("sha")
+        sample = random.Random(7).sample(list(scored.index), min(args.crosscheck, len(scored)))
+        differences = 0
+        for sha in sample:
+            expected = independent(repo, sha)
+            for name, value in expected.items():
+                actual = scored.loc[sha, name]
+                same = abs(float(actual) - value) < 1e-9 if name == "entropy" else int(actual) == value
+                if not same:
+                    differences += 1
+                    print(f"  difference {sha[:12]} {name}: defectops {actual} vs git show {value}")
+        print(
+            f"cross-check vs git show --numstat:      {len(sample)} commits x 6 metrics, {differences} differences"
+        )
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

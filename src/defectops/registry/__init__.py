@@ -1,0 +1,12 @@
+"""Experiment tracking, the model registry with an audited alias history, and the promotion gate.
+
+- :mod:`defectops.registry.tracking`: where MLflow lives (embedded SQLite in the workspace by default, or any
+  ``MLFLOW_TRACKING_URI``) and how a training run is logged.
+- :mod:`defectops.registry.registry`: register versions, move the ``challenger``/``champion`` aliases with an
+  audit record for every move, load a model by alias, promote and roll back.
+- :mod:`defectops.registry.gate`: the promotion gate (absolute floor for a first model; challenger vs champion
+  on the same window afterwards) and its logged, replayable decision.
+
+Nothing is imported here on purpose: MLflow and scikit-learn are heavy, and the CLI must stay fast for
+``--help``. Import the submodules you need.
+"""
