@@ -189,7 +189,7 @@ def _chunks(items: Sequence[str], workers: int) -> list[Sequence[str]]:
     """Contiguous chunks: several per worker, so parsing overlaps with git and the load stays even."""
     if not items:
         return []
-    count = max(1, min(math.ceil(len(items) / 250), workers * 8))
+    count = max(1, min(math.ceil(len(items) / 1000), workers * 2))
     size = math.ceil(len(items) / count)
     return [items[i : i + size] for i in range(0, len(items), size)]
 

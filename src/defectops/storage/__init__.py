@@ -1,0 +1,1 @@
+"""Durable storage outside the SQL stores: the artifact store (local folder or S3) in ``artifacts``."""
