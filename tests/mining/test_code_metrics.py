@@ -351,7 +351,7 @@ def test_syntax_errors_are_flagged_not_raised(tmp_path: Path) -> None:
     tf = rows["ok.tf"]
     assert tf.parse_error
     assert tf.error is not None
-    assert tf.error.startswith("HCL parse error")
+    assert tf.error.startswith("new: HCL parse error")
     assert tf.tf is None  # the new side could not be measured
     assert tf.tf_parent is not None
     assert tf.tf_parent.variables == 1
@@ -365,6 +365,27 @@ def test_syntax_errors_are_flagged_not_raised(tmp_path: Path) -> None:
     agg = aggregate_per_commit(list(rows.values()))[commits[1].sha]
     assert (agg.tf_files, agg.tf_parse_errors, agg.code_parse_errors) == (2, 2, 1)
     assert (agg.tf_variables, agg.tf_variables_removed) == (0, 0)  # nothing measurable on the new side
+
+    # the next commit repairs both files: new values are back, deltas need both sides, so none
+    repo.commit("c3", {"ok.tf": 'variable "a" {\n  default = 2\n}\n', "good.py": APP_V1}, days=1)
+    commits = commits_of(repo)
+    fixed = rows_by_path(list(code_metrics(GitRepo.open(repo.path), commits)), commits[2].sha)
+    tf_fixed, py_fixed = fixed["ok.tf"], fixed["good.py"]
+    assert tf_fixed.parse_error
+    assert tf_fixed.error is not None
+    assert tf_fixed.error.startswith("parent: HCL parse error")
+    assert tf_fixed.tf is not None
+    assert tf_fixed.tf.variables == 1
+    assert (tf_fixed.tf_parent, tf_fixed.tf_diff) == (None, None)
+    assert py_fixed.parse_error  # the parent was broken Python; lizard measured both sides anyway
+    assert py_fixed.error is not None
+    assert py_fixed.error.startswith("parent: Python syntax error")
+    delta = py_fixed.code_delta
+    assert delta is not None
+    # APP_V1 (tokens 8) against broken_py (tokens 9): -1 token, NLOC 2 - 2 = 0
+    assert (delta.tokens, delta.nloc) == (-1, 0)
+    agg3 = aggregate_per_commit(list(fixed.values()))[commits[2].sha]
+    assert (agg3.tf_variables, agg3.tf_variables_added, agg3.tf_blocks_changed) == (1, 0, 0)
 
 
 def test_binary_submodule_and_oversized_files_are_skipped(tmp_path: Path) -> None:
@@ -478,3 +499,28 @@ def test_language_detection() -> None:
     assert language_of("a.go") == "go"
     assert language_of("README.md") is None  # lizard would fall back to C; we do not
     assert language_of("Makefile") is None
+
+
+def test_lizard_recursion_failure_is_a_parse_error(tmp_path: Path) -> None:
+    repo = RepoBuilder.create(tmp_path / "repo")
+    # 3,000 nested arrays exceed lizard's recursion depth; lizard swallows the RecursionError, prints a
+    # "[skip]" line and returns partial results: we report a parse error with no values instead.
+    repo.commit("c1", {"deep.js": "var x = " + "[" * 3000 + "]" * 3000 + ";\n"})
+    (row,) = code_metrics(GitRepo.open(repo.path), commits_of(repo))
+    assert row.language == "javascript"
+    assert row.parse_error
+    assert row.error is not None
+    assert "RecursionError" in row.error
+    assert row.code is None
+    assert row.code_delta is None
+
+
+def test_other_stderr_writes_pass_through_during_analysis(capsys: pytest.CaptureFixture[str]) -> None:
+    # While lizard runs, stderr is watched for its "[skip]" complaint only; anything else (a progress bar
+    # drawn by another thread) still reaches the real stderr.
+    watcher = cm._LizardComplaints(cm.sys.stderr)
+    watcher.write("progress 42%\n")
+    watcher.write("[skip] fail to process 'x.js' with RecursionError - too deep\n")
+    watcher.flush()
+    assert capsys.readouterr().err == "progress 42%\n"
+    assert watcher.complaints == ["[skip] fail to process 'x.js' with RecursionError - too deep"]

@@ -320,3 +320,13 @@ def test_five_thousand_file_commit(tmp_path: Path, capsys: pytest.CaptureFixture
     # 5000 one-line files in 50 directories under 50 subsystems; equal shares: entropy log2(5000)
     assert (row["nf"], row["nd"], row["ns"], row["la"]) == (5000, 50, 50, 5000)
     assert row["entropy"] == pytest.approx(12.287712379549449)
+
+
+def test_bare_repository_is_mined(
+    handworked: RepoBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(handworked.path), str(bare)], check=True)
+    code, stdout, _ = run_cli(["-w", str(tmp_path / "ws"), "mine", "--repo", str(bare), "--json"], capsys)
+    assert code == 0
+    assert json.loads(stdout)["commits"] == 7

@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import io
 import os
 import subprocess
+import sys
 import tempfile
 import warnings
 from collections import OrderedDict
@@ -118,7 +118,8 @@ class FileCodeMetrics:
 
     An absent side (added or deleted file, or a side in another language family) counts as zeros. ``None``
     means *could not be measured*: the row was skipped (``skipped`` says why), or that side failed to parse
-    (``parse_error``; ``error`` has the parser's first line). Source rows fill ``code``/``code_parent``,
+    (``parse_error`` is set if either side failed; ``error`` has the parser's first line per side, as
+    ``"new: ..."`` and/or ``"parent: ..."``). Source rows fill ``code``/``code_parent``,
     Terraform rows ``tf``/``tf_parent``/``tf_diff``.
 
     For Python, ``parse_error`` is also set when the source is not valid Python 3 syntax; lizard's values are
@@ -374,6 +375,28 @@ def _decode(data: bytes) -> str:
     return data.decode("utf-8-sig", errors="replace")
 
 
+class _LizardComplaints:
+    """Stands in for ``sys.stderr`` during one lizard call: keeps lizard's ``[skip] ...`` complaint (the only
+    sign of a RecursionError it swallows) and passes every other write through, so a progress bar drawing on
+    stderr from another thread is neither lost nor mistaken for a complaint."""
+
+    def __init__(self, target: IO[str]) -> None:
+        self._target = target
+        self.complaints: list[str] = []
+
+    def write(self, text: str) -> int:
+        if text.startswith("[skip] fail to process"):
+            self.complaints.append(text.strip())
+            return len(text)
+        return self._target.write(text)
+
+    def flush(self) -> None:
+        self._target.flush()
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._target, name)
+
+
 def analyze_source(path: str, text: str) -> tuple[SourceMetrics | None, str | None]:
     """lizard's metrics of ``text`` read as the language of ``path``, and a parse-error message (or None).
 
@@ -383,15 +406,14 @@ def analyze_source(path: str, text: str) -> tuple[SourceMetrics | None, str | No
     """
     import lizard
 
-    captured = io.StringIO()
+    watcher = _LizardComplaints(sys.stderr)
     try:
-        with contextlib.redirect_stderr(captured):
+        with contextlib.redirect_stderr(watcher):
             info = lizard.analyze_file.analyze_source_code(path, text)
     except Exception as exc:  # lizard's readers are heuristic state machines; any failure is a parse error
         return None, f"lizard failed: {type(exc).__name__}: {exc}".splitlines()[0]
-    complaint = captured.getvalue().strip()
-    if complaint:
-        return None, f"lizard: {complaint.splitlines()[0]}"
+    if watcher.complaints:
+        return None, f"lizard: {watcher.complaints[0].splitlines()[0]}"
     functions = info.function_list
     ccns = [int(f.cyclomatic_complexity) for f in functions]
     metrics = SourceMetrics(
@@ -518,16 +540,18 @@ class _BlobReader:
     def close(self) -> None:
         proc, self._proc = self._proc, None
         if proc is not None:
+            # EOF on stdin ends git; closing stdout too ends it even when it is blocked writing an answer
+            # nobody will read (the consumer stopped early, or an error interrupted a batch).
             if proc.stdin is not None:
                 with contextlib.suppress(BrokenPipeError):
                     proc.stdin.close()
+            if proc.stdout is not None:
+                proc.stdout.close()
             try:
                 proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
         if self._err is not None:
             self._err.close()
             self._err = None
@@ -653,11 +677,11 @@ def _row(sha: str, plan: _Plan, results: dict[tuple[str, str], _Analysis]) -> Fi
     skipped = new.skipped or old.skipped
     if skipped is not None:
         return replace(row, skipped=skipped)
-    errors = [e for e in (new.error, old.error) if e]
+    errors = [f"{side}: {e}" for side, e in (("new", new.error), ("parent", old.error)) if e]
     row = replace(
         row,
         parse_error=new.parse_error or old.parse_error,
-        error="; ".join(dict.fromkeys(errors)) if errors else None,
+        error="; ".join(errors) if errors else None,
     )
     if plan.language == TERRAFORM:
         tf_new = new.terraform if plan.new_oid is not None else EMPTY

@@ -69,7 +69,7 @@ class GitRepo:
         if not where.is_dir():
             raise NotARepositoryError(f"{where}: not a directory")
         proc = subprocess.run(
-            ["git", *BASE_OPTIONS, "rev-parse", "--absolute-git-dir", "--show-toplevel"],
+            ["git", *BASE_OPTIONS, "rev-parse", "--absolute-git-dir", "--is-bare-repository"],
             cwd=where,
             capture_output=True,
             env={**os.environ, **_GIT_ENV},
@@ -79,7 +79,17 @@ class GitRepo:
             raise NotARepositoryError(f"{where}: not a git repository")
         lines = proc.stdout.decode("utf-8", errors="surrogateescape").splitlines()
         git_dir = Path(lines[0])
-        top = Path(lines[1]) if len(lines) > 1 and lines[1] else git_dir
+        top = git_dir
+        if len(lines) > 1 and lines[1].strip() == "false":
+            shown = subprocess.run(
+                ["git", *BASE_OPTIONS, "rev-parse", "--show-toplevel"],
+                cwd=where,
+                capture_output=True,
+                env={**os.environ, **_GIT_ENV},
+                check=False,
+            )
+            if shown.returncode == 0 and shown.stdout.strip():
+                top = Path(shown.stdout.decode("utf-8", errors="surrogateescape").strip())
         return cls(path=top.resolve(), git_dir=git_dir.resolve())
 
     # -- process helpers ------------------------------------------------------------------------------
