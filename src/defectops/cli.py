@@ -17,6 +17,7 @@ import typer
 from defectops import __version__
 from defectops._console import stderr
 from defectops.errors import DefectOpsError
+from defectops.labeling.commands import label
 from defectops.mining.commands import mine, state_export, state_import
 from defectops.registry.commands import models_list, models_promote, models_rollback
 
@@ -58,6 +59,7 @@ def _root(
 
 
 app.command("mine")(mine)
+app.command("label")(label)
 
 state_app = typer.Typer(help="Export or import the incremental miner state.", no_args_is_help=True)
 state_app.command("export")(state_export)
@@ -77,6 +79,12 @@ def main(argv: list[str] | None = None) -> None:
 
     # A self-hosted tool does not phone home unless its user asks for it (MLflow 3 sends usage telemetry).
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # The CLI speaks for itself: MLflow's progress bars and INFO lines would bury its one-line messages.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import logging
+
+    for noisy in ("mlflow", "alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         app(args=argv, standalone_mode=False)
     except DefectOpsError as exc:
