@@ -16,10 +16,14 @@ import typer
 
 from defectops import __version__
 from defectops._console import stderr
+from defectops.ci.commands import models_export, predict
 from defectops.errors import DefectOpsError
 from defectops.labeling.commands import label
 from defectops.mining.commands import mine, state_export, state_import
+from defectops.monitoring.commands import monitor
+from defectops.pipeline.commands import run
 from defectops.registry.commands import models_list, models_promote, models_rollback
+from defectops.training.commands import evaluate, train
 
 app = typer.Typer(
     name="defectops",
@@ -60,6 +64,8 @@ def _root(
 
 app.command("mine")(mine)
 app.command("label")(label)
+app.command("train")(train)
+app.command("evaluate")(evaluate)
 
 state_app = typer.Typer(help="Export or import the incremental miner state.", no_args_is_help=True)
 state_app.command("export")(state_export)
@@ -70,7 +76,12 @@ models_app = typer.Typer(help="Registered models: list, promote, roll back.", no
 models_app.command("list")(models_list)
 models_app.command("promote")(models_promote)
 models_app.command("rollback")(models_rollback)
+models_app.command("export")(models_export)
 app.add_typer(models_app, name="models")
+
+app.command("monitor")(monitor)
+app.command("run")(run)
+app.command("predict")(predict)
 
 
 def main(argv: list[str] | None = None) -> None:

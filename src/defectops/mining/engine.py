@@ -357,9 +357,19 @@ class Miner:
                 "or `defectops state import` first"
             )
         targets = self._targets(revs)
-        head_known = self.repo.object_exists(info.head)
-        covered = [sha for sha in targets if head_known and self.repo.is_ancestor(sha, info.head)]
-        fresh = [sha for sha in targets if sha not in set(covered)]
+        # One rev-list answers both questions: which targets the state already covers, and which commits
+        # must be applied before the fresh ones (a shallow clone may lack the state's head: then only the
+        # requested commits are applied).
+        needed: list[str] | None = None
+        if targets:
+            listed = self.repo.run(
+                "rev-list", "--topo-order", "--reverse", *targets, f"^{info.head}", check=False
+            )
+            needed = listed.decode().split() if listed.strip() or self.repo.object_exists(info.head) else None
+        head_known = needed is not None
+        unseen = set(needed) if needed is not None else set(targets)
+        covered = [sha for sha in targets if sha not in unseen]
+        fresh = [sha for sha in targets if sha in unseen]
         frames: list[pd.DataFrame] = []
         if covered:
             if not self.dataset_path.exists():
@@ -370,7 +380,7 @@ class Miner:
             stored = read_table(self.dataset_path)
             frames.append(stored[stored["sha"].isin(covered)])
         if fresh:
-            frames.append(self._score_fresh(fresh, info, head_known, progress))
+            frames.append(self._score_fresh(fresh, needed if head_known else None, progress))
         if not frames:
             return _Rows(str(self.repo.path)).commit_frame()
         result = pd.concat(frames, ignore_index=True)
@@ -399,13 +409,9 @@ class Miner:
         return list(dict.fromkeys(targets))
 
     def _score_fresh(
-        self, fresh: list[str], info: StateInfo, head_known: bool, progress: Progress | None
+        self, fresh: list[str], needed: list[str] | None, progress: Progress | None
     ) -> pd.DataFrame:
-        if head_known:
-            listed = self.repo.run("rev-list", "--topo-order", "--reverse", *fresh, f"^{info.head}")
-            needed = listed.decode().split()
-        else:
-            # A shallow clone that lacks the state's head: only the requested commits can be applied.
+        if needed is None:
             needed = list(fresh)
         self._check_parents_present(fresh)
         wanted = set(fresh)

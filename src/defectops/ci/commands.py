@@ -1,0 +1,248 @@
+"""``defectops predict`` and ``defectops models export``: the CI commands.
+
+Plain functions with Annotated Typer options; the CLI module registers them (``predict`` at the top level,
+``models_export`` as ``models export``). Choices are validated here rather than by Click so that a wrong value
+is a one-line error like every other defectops error. Heavy imports happen inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from defectops._console import print_json, stderr, stdout
+from defectops.errors import InputError
+
+if TYPE_CHECKING:
+    from defectops.ci.report import OutputFormat, PredictionReport
+
+#: Environment variable naming the URL SARIF rules link to (the GitHub Action sets it to its repository).
+INFORMATION_URI_ENV = "DEFECTOPS_INFORMATION_URI"
+
+
+def _quiet_mlflow() -> None:
+    """No MLflow download progress bars on stderr: in CI logs they bury the one line that matters."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+
+
+def predict(
+    repo: Annotated[Path, typer.Option("--repo", help="The git repository (work tree) to score.")] = Path(
+        "."
+    ),
+    commit: Annotated[
+        list[str] | None,
+        typer.Option("--commit", help="A commit to score (repeatable). Default: HEAD.", show_default=False),
+    ] = None,
+    range_: Annotated[
+        str | None,
+        typer.Option(
+            "--range", help="Score every commit of BASE..HEAD (a pull request's commits).", show_default=False
+        ),
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="Probability at which a commit is flagged risky. Default: the model's decision threshold.",
+            show_default=False,
+        ),
+    ] = None,
+    output_format: Annotated[
+        str, typer.Option("--format", help="Output: table | json | markdown | sarif | github.")
+    ] = "table",
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            help="Exit with code 10 when some commit is in the high band (high), in the medium or high band "
+            "(medium), or flagged risky at --threshold (any).",
+            show_default=False,
+        ),
+    ] = None,
+    model_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--model-dir",
+            help="A model folder made by `defectops models export` (no MLflow needed).",
+            show_default=False,
+        ),
+    ] = None,
+    model_name: Annotated[
+        str | None,
+        typer.Option(
+            "--model-name", help="A registered model; its --model-alias version is used.", show_default=False
+        ),
+    ] = None,
+    model_alias: Annotated[str, typer.Option("--model-alias", help="Registry alias to load.")] = "champion",
+    state: Annotated[
+        Path | None,
+        typer.Option(
+            "--state",
+            help="Import this miner state file (from `defectops state export`) first.",
+            show_default=False,
+        ),
+    ] = None,
+    state_from: Annotated[
+        str | None,
+        typer.Option(
+            "--state-from",
+            help="Import the miner state from an artifact store: <store>/state/<name>, e.g. "
+            "s3://bucket/defectops/state/repo.sqlite.",
+            show_default=False,
+        ),
+    ] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Also write predictions/predictions_<commit>_<time>.csv to this artifact store.",
+            show_default=False,
+        ),
+    ] = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="Reasons shown per commit.")] = 3,
+    sarif_file: Annotated[
+        Path | None, typer.Option("--sarif-file", help="Also write SARIF to this file.", show_default=False)
+    ] = None,
+    markdown_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--markdown-file", help="Also write the markdown report to this file.", show_default=False
+        ),
+    ] = None,
+) -> None:
+    """Score commits for defect risk just in time, explain them, and optionally fail CI on risky ones."""
+    from defectops.ci.model_source import resolve_model
+    from defectops.ci.predict import PredictRequest, run_predict, store_predictions
+    from defectops.ci.report import FailOn, OutputFormat, RiskFoundError, parse_choice
+    from defectops.config import Settings, Workspace
+
+    fmt = parse_choice(OutputFormat, output_format, "--format")
+    fail = None if fail_on is None else parse_choice(FailOn, fail_on, "--fail-on")
+    request = PredictRequest(
+        repo=repo,
+        commits=tuple(commit or ()),
+        range_=range_,
+        threshold=threshold,
+        top_k=top_k,
+        fail_on=fail,
+        state_file=state,
+        state_url=state_from,
+    )
+    if request.top_k < 1:
+        raise InputError(f"--top-k must be at least 1, got {top_k}")
+    if model_name is not None:
+        _quiet_mlflow()
+    source = resolve_model(model_dir=model_dir, model_name=model_name, alias=model_alias, environ=os.environ)
+    workspace = Workspace.from_settings(Settings()).ensure()
+    report = run_predict(
+        request,
+        source,
+        workspace,
+        environ=os.environ,
+        note=_note,
+    )
+    now = datetime.now(UTC)
+    information_uri = os.environ.get(INFORMATION_URI_ENV, "").strip() or None
+    _emit(report, fmt, information_uri)
+    if sarif_file is not None:
+        _write(sarif_file, json.dumps(_sarif(report, information_uri), indent=2) + "\n")
+    if markdown_file is not None:
+        from defectops.ci.formats.markdown import render_markdown
+
+        _write(markdown_file, render_markdown(report))
+    if store is not None:
+        keys = store_predictions(store, report, now=now, environ=os.environ)
+        _note(f"wrote {len(keys)} prediction file(s) to {store}")
+    failing = report.failing()
+    if failing and fail is not None:
+        shas = ", ".join(c.short_sha for c in failing)
+        raise RiskFoundError(f"{len(failing)} commit(s) reached --fail-on {fail.value}: {shas}")
+
+
+def _note(message: str) -> None:
+    """A progress note on stderr (escaped: paths may contain Rich markup characters such as ``[``)."""
+    from rich.markup import escape
+
+    stderr.print(f"[dim]{escape(message)}[/]", highlight=False)
+
+
+def _sarif(report: PredictionReport, information_uri: str | None) -> dict[str, Any]:
+    from defectops.ci.formats.sarif import DEFAULT_INFORMATION_URI, render_sarif
+
+    return render_sarif(report, information_uri=information_uri or DEFAULT_INFORMATION_URI)
+
+
+def _write(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _emit(report: PredictionReport, fmt: OutputFormat, information_uri: str | None) -> None:
+    from defectops.ci.report import OutputFormat
+
+    if fmt is OutputFormat.JSON:
+        from defectops.ci.formats.jsondoc import render_json
+
+        print_json(render_json(report))
+    elif fmt is OutputFormat.MARKDOWN:
+        from defectops.ci.formats.markdown import render_markdown
+
+        sys.stdout.write(render_markdown(report))
+    elif fmt is OutputFormat.SARIF:
+        sys.stdout.write(json.dumps(_sarif(report, information_uri), indent=2) + "\n")
+    elif fmt is OutputFormat.GITHUB:
+        from defectops.ci.formats.github import append_summary, render_github
+
+        sys.stdout.write("".join(line + "\n" for line in render_github(report)))
+        summary = os.environ.get("GITHUB_STEP_SUMMARY", "").strip()
+        if summary:
+            append_summary(report, Path(summary))
+        else:
+            _note("GITHUB_STEP_SUMMARY is not set: no job summary written")
+    else:
+        from defectops.ci.formats.table import render_table
+
+        stdout.print(render_table(report))
+        for message in report.notes:
+            stdout.print(message, highlight=False)
+        if not report.commits:
+            stdout.print("No commit to score.", highlight=False)
+    sys.stdout.flush()
+
+
+def models_export(
+    model_name: Annotated[
+        str, typer.Option("--model-name", help="The registered model to export.", show_default=False)
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", help="Folder to create (must not exist or be empty).", show_default=False)
+    ],
+    alias: Annotated[
+        str, typer.Option("--alias", help="Which version: the one this alias points to.")
+    ] = "champion",
+    json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Write a registered model as a folder that `defectops predict --model-dir` loads without MLflow."""
+    from defectops.ci.model_source import export_model
+
+    _quiet_mlflow()
+    result = export_model(model_name, alias=alias, out=out, now=datetime.now(UTC), environ=os.environ)
+    if json_output:
+        print_json({"out": str(result.out), **result.metadata})
+        return
+    meta = result.metadata
+    stdout.print(
+        f"exported {meta['name']} v{meta['version']} ({alias}) to {result.out}: "
+        f"threshold {meta['threshold']:.3f}, bands high ≥ {meta['bands']['high']:.3f}, "
+        f"medium ≥ {meta['bands']['medium']:.3f}",
+        highlight=False,
+    )

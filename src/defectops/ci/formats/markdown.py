@@ -1,0 +1,74 @@
+"""``--format markdown``: a report fit for a pull-request comment or a job summary.
+
+Plain words, no emoji: the band is written out. Everything taken from a commit (subject, reasons naming words
+of its message) is escaped, so a subject cannot break the table, inject HTML or mention (notify) people.
+The first line is an HTML comment marker a bot can use to find and update its earlier comment.
+"""
+
+from __future__ import annotations
+
+from defectops.ci.reasons import describe
+from defectops.ci.report import PredictionReport
+
+MARKER = "<!-- defectops:predict -->"
+
+_BACKSLASHED = set("\\`*_[]|~")
+_ENTITIES = {"<": "&lt;", ">": "&gt;", "@": "&#64;", "&": "&amp;"}
+
+
+def escape(text: str) -> str:
+    """Text safe inside a markdown table cell: one line, markdown and HTML characters neutralised."""
+    out = []
+    for ch in " ".join(text.split()):
+        if ch in _BACKSLASHED:
+            out.append("\\" + ch)
+        else:
+            out.append(_ENTITIES.get(ch, ch))
+    return "".join(out)
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+def render_markdown(report: PredictionReport) -> str:
+    """The report as GitHub-flavoured markdown, ending with a newline."""
+    counts = report.counts()
+    model = report.model
+    lines = [
+        MARKER,
+        f"### Defect risk: {counts['high']} high, {counts['medium']} medium, {counts['low']} low",
+        "",
+        f"Model `{escape(model.name)}` version {escape(model.version)}, threshold {report.threshold:.3f}; "
+        f"risk bands: high from {model.bands.high:.3f}, medium from {model.bands.medium:.3f}.",
+        "",
+    ]
+    if report.commits:
+        lines += [
+            "| Commit | Subject | Risk | Probability | Top reasons |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for commit in report.commits:
+            reasons = "; ".join(escape(describe(r)) for r in commit.scored.reasons) or "-"
+            lines.append(
+                f"| `{commit.short_sha}` | {escape(commit.info.subject) or '-'} | {commit.band.value} | "
+                f"{commit.scored.probability:.3f} | {reasons} |"
+            )
+    else:
+        lines.append("No commit to score.")
+    if report.skipped_merges:
+        shas = ", ".join(f"`{sha[:12]}`" for sha in report.skipped_merges)
+        lines += [
+            "",
+            f"Not scored: {_plural(len(report.skipped_merges), 'merge commit')} ({shas}); their changes are "
+            "scored in the commits they merge.",
+        ]
+    if report.fail_on is not None:
+        failing = report.failing()
+        verdict = (
+            f"{_plural(len(failing), 'commit')} reached it: " + ", ".join(f"`{c.short_sha}`" for c in failing)
+            if failing
+            else "no commit reached it"
+        )
+        lines += ["", f"Fail-on `{report.fail_on.value}`: {verdict}."]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,161 @@
+"""``--format sarif``: SARIF 2.1.0 for GitHub code scanning (``github/codeql-action/upload-sarif``).
+
+One rule per risk band (``defectops/high-risk-change`` error, ``medium`` warning, ``low`` note) and one result
+per scored commit. A result's locations are the commit's files with the most churn that still exist after it
+(GitHub shows the first), at the first line the commit added there. ``partialFingerprints`` carry the commit
+sha, so the same commit scored again (same band, same rule) matches its earlier alert instead of opening a new
+one. ``properties`` hold the
+probability, band, threshold, model and the reasons (machine-readable and in words).
+
+A commit that only deleted files has nothing left to point at; its result points at the first deleted file
+(GitHub then lists the alert without a code view). A commit that changed no file at all (``--allow-empty``)
+has no location and is left out of the SARIF file; it still appears in every other format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from defectops import __version__
+from defectops.ci.reasons import describe
+from defectops.ci.report import CommitPrediction, PredictionReport
+from defectops.serving.scoring import RiskBand
+
+SARIF_VERSION = "2.1.0"
+SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
+TOOL_NAME = "defectops"
+#: Where the rules' help points unless the caller knows better (the action passes its own repository).
+DEFAULT_INFORMATION_URI = "https://github.com/defectops/defectops"
+FINGERPRINT_KEY = "defectopsCommit/v1"
+
+_HELP_TAIL = "The result lists the change metrics that raised or lowered the risk most."
+_LEVEL = {RiskBand.HIGH: "error", RiskBand.MEDIUM: "warning", RiskBand.LOW: "note"}
+_ORDER = (RiskBand.HIGH, RiskBand.MEDIUM, RiskBand.LOW)
+
+
+def rule_id(band: RiskBand) -> str:
+    return f"defectops/{band.value}-risk-change"
+
+
+def _rules(report: PredictionReport) -> list[dict[str, Any]]:
+    bands = report.model.bands
+    describe_band = {
+        RiskBand.HIGH: (
+            f"probability at or above {bands.high:.3f}, the model's decision threshold",
+            "Review this change with extra care: the model expects it to introduce a defect.",
+        ),
+        RiskBand.MEDIUM: (
+            f"probability from {bands.medium:.3f} (the recent share of defect-inducing changes) "
+            f"to {bands.high:.3f}",
+            "Riskier than an average change: a second look at the listed reasons is worthwhile.",
+        ),
+        RiskBand.LOW: (
+            f"probability below {bands.medium:.3f}, the recent share of defect-inducing changes",
+            "Less risky than an average change.",
+        ),
+    }
+    rules = []
+    for band in _ORDER:
+        range_text, advice = describe_band[band]
+        title = f"{band.value.capitalize()} defect risk change"
+        rules.append(
+            {
+                "id": rule_id(band),
+                "name": f"{band.value.capitalize()}RiskChange",
+                "shortDescription": {"text": title},
+                "fullDescription": {
+                    "text": f"A commit the just-in-time defect model places in the {band.value} risk band "
+                    f"({range_text})."
+                },
+                "help": {
+                    "text": f"{advice} {_HELP_TAIL}",
+                    "markdown": f"**{title}**: {advice} {_HELP_TAIL}",
+                },
+                "defaultConfiguration": {"level": _LEVEL[band]},
+                "properties": {
+                    "tags": ["defect-prediction", "just-in-time", "maintainability"],
+                    "precision": "medium",
+                },
+            }
+        )
+    return rules
+
+
+def _locations(commit: CommitPrediction) -> list[dict[str, Any]]:
+    files = list(commit.hotspots())
+    if not files and commit.info.files:
+        files = [commit.info.files[0]]
+    return [
+        {
+            "physicalLocation": {
+                "artifactLocation": {"uri": f.path, "uriBaseId": "%SRCROOT%"},
+                "region": {"startLine": max(1, f.first_line)},
+            }
+        }
+        for f in files
+    ]
+
+
+def _message(commit: CommitPrediction, report: PredictionReport) -> str:
+    reasons = "; ".join(describe(r) for r in commit.scored.reasons)
+    subject = f' "{commit.info.subject}"' if commit.info.subject else ""
+    text = (
+        f"Commit {commit.short_sha}{subject} has a {commit.band.value} defect risk: probability "
+        f"{commit.scored.probability:.3f} (threshold {report.threshold:.3f})."
+    )
+    return f"{text} Reasons: {reasons}." if reasons else text
+
+
+def render_sarif(
+    report: PredictionReport, *, information_uri: str = DEFAULT_INFORMATION_URI
+) -> dict[str, Any]:
+    """The SARIF log (a JSON-ready dict) of one predict run."""
+    rule_index = {band: i for i, band in enumerate(_ORDER)}
+    results = []
+    skipped = []
+    for commit in report.commits:
+        locations = _locations(commit)
+        if not locations:
+            skipped.append(commit.sha)
+            continue
+        results.append(
+            {
+                "ruleId": rule_id(commit.band),
+                "ruleIndex": rule_index[commit.band],
+                "level": _LEVEL[commit.band],
+                "message": {"text": _message(commit, report)},
+                "locations": locations,
+                "partialFingerprints": {FINGERPRINT_KEY: commit.sha},
+                "properties": {
+                    "commit": commit.sha,
+                    "probability": commit.scored.probability,
+                    "riskBand": commit.band.value,
+                    "risk": commit.scored.risk,
+                    "threshold": commit.scored.threshold,
+                    "model": commit.scored.model_name,
+                    "modelVersion": commit.scored.model_version,
+                    "reasons": [r.as_dict() for r in commit.scored.reasons],
+                    "reasonsText": [describe(r) for r in commit.scored.reasons],
+                },
+            }
+        )
+    run: dict[str, Any] = {
+        "tool": {
+            "driver": {
+                "name": TOOL_NAME,
+                "version": __version__,
+                "semanticVersion": __version__,
+                "informationUri": information_uri,
+                "rules": _rules(report),
+            }
+        },
+        "columnKind": "utf16CodeUnits",
+        "results": results,
+        "properties": {
+            "model": report.model.describe(),
+            "revisions": list(report.revisions),
+            "skippedMerges": list(report.skipped_merges),
+            "commitsWithoutFiles": skipped,
+        },
+    }
+    return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}

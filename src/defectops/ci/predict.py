@@ -1,0 +1,300 @@
+"""Score commits just in time for CI: choose the commits, make sure the miner has their history, explain them.
+
+The order of work is chosen so that mistakes cost nothing: revisions and the model are checked before any
+history is mined or downloaded. The miner state comes, in order of preference, from ``--state FILE`` /
+``--state-from URL`` (exported by a trusted job with ``defectops state export``; the only way a shallow clone
+gets correct history metrics), from the workspace, or, on a complete clone without one, from mining the
+history once (the miner is fast, and the workspace keeps the state for the next run).
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from defectops.ci.changes import CommitInfo, read_commit_infos
+from defectops.ci.model_source import ModelSource
+from defectops.ci.report import CommitPrediction, FailOn, PredictionReport
+from defectops.config import Workspace
+from defectops.data.schemas import MESSAGE, PATHS
+from defectops.errors import InputError, ModelError, StateError
+from defectops.mining.engine import MineOptions, Miner
+from defectops.mining.git import GitRepo
+from defectops.mining.metrics import METRIC_NAMES
+from defectops.serving.scoring import check_finite, score
+
+Note = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class PredictRequest:
+    """What to score and how (the options of ``defectops predict`` minus model and output)."""
+
+    repo: Path
+    commits: tuple[str, ...] = ()
+    range_: str | None = None
+    threshold: float | None = None
+    top_k: int = 3
+    fail_on: FailOn | None = None
+    state_file: Path | None = None
+    state_url: str | None = None
+
+
+def revisions(repo: GitRepo, commits: Sequence[str], range_: str | None) -> list[str]:
+    """The revisions to score, checked: unknown commits and empty ranges are one-line errors here."""
+    if commits and range_:
+        raise InputError("give either --commit or --range, not both")
+    if range_ is not None:
+        text = range_.strip()
+        if "..." in text:
+            raise InputError(f"--range {range_!r}: use BASE..HEAD (two dots)")
+        base, sep, tip = text.partition("..")
+        if not sep or not base or not tip:
+            raise InputError(f"--range {range_!r}: expected BASE..HEAD")
+        base_sha, tip_sha = repo.resolve(base), repo.resolve(tip)
+        count = int(repo.run("rev-list", "--count", tip_sha, f"^{base_sha}").decode().strip() or "0")
+        if count == 0:
+            raise InputError(f"--range {range_}: no commits between {base} and {tip}")
+        return [f"{base_sha}..{tip_sha}"]
+    wanted = list(commits) or ["HEAD"]
+    return list(dict.fromkeys(repo.resolve(rev) for rev in wanted))
+
+
+def state_location(url: str) -> tuple[str, str]:
+    """Split ``<store>/state/<name>`` into the artifact store URL and the state name."""
+    head, sep, name = url.rstrip("/").rpartition("/state/")
+    if not sep or not head or not name:
+        raise InputError(
+            f"--state-from {url!r}: expected <artifact store>/state/<name>, "
+            "e.g. s3://bucket/defectops/state/myrepo.sqlite"
+        )
+    return head, name
+
+
+def import_state(
+    miner: Miner,
+    *,
+    state_file: Path | None,
+    state_url: str | None,
+    workspace: Workspace,
+    environ: Mapping[str, str] | None = None,
+) -> str | None:
+    """Install a state file or a state from the artifact store as the repository's miner state."""
+    if state_file is not None and state_url is not None:
+        raise InputError("give either --state or --state-from, not both")
+    if state_file is not None:
+        info = miner.store.import_from(state_file)
+        return f"imported miner state {state_file} ({info.commits} commits up to {info.head[:12]})"
+    if state_url is not None:
+        from defectops.storage.artifacts import ArtifactStore
+
+        root, name = state_location(state_url)
+        store = ArtifactStore.from_url(root, environ=environ)
+        with tempfile.TemporaryDirectory(prefix="state-", dir=workspace.ensure().root) as tmp:
+            local = store.get_state(name, Path(tmp) / "state.sqlite")
+            info = miner.store.import_from(local)
+        return f"imported miner state {state_url} ({info.commits} commits up to {info.head[:12]})"
+    return None
+
+
+def _targets(repo: GitRepo, revs: Sequence[str]) -> list[str]:
+    """The commit shas ``revs`` (shas or one ``BASE..TIP`` of shas) stand for."""
+    shas: list[str] = []
+    for rev in revs:
+        if ".." in rev:
+            base, _, tip = rev.partition("..")
+            shas += repo.run("rev-list", tip, f"^{base}").decode().split()
+        else:
+            shas.append(rev)
+    return shas
+
+
+def _in_dataset(miner: Miner, shas: Sequence[str]) -> bool:
+    """Whether the workspace dataset has the metrics of every one of ``shas``."""
+    if not miner.dataset_path.exists():
+        return False
+    from defectops.data.mined import read_table
+
+    stored = set(read_table(miner.dataset_path)["sha"].astype(str))
+    return all(sha in stored for sha in shas)
+
+
+def ensure_state(miner: Miner, repo: GitRepo, revs: Sequence[str], note: Note) -> None:
+    """A shallow clone needs an imported state; a complete clone without one is mined once.
+
+    An imported state that already includes a commit to score (exported after it) cannot score it: the state
+    holds history, not the metrics of its commits, which only the exporting workspace's dataset has. A
+    complete clone is then mined instead; a shallow one is a clear error.
+    """
+    info = miner.store.info()
+    if info is not None:
+        if not repo.object_exists(info.head):
+            return
+        covered = [sha for sha in _targets(repo, revs) if repo.is_ancestor(sha, info.head)]
+        if not covered or _in_dataset(miner, covered):
+            return
+        if repo.is_shallow():
+            raise StateError(
+                f"the miner state (up to {info.head[:12]}) already includes {covered[0][:12]}, so it cannot "
+                "score it; export the state from an older commit (e.g. the base branch before the push), or "
+                "clone the full history (fetch-depth: 0)"
+            )
+        note(
+            f"the miner state (up to {info.head[:12]}) already includes {covered[0][:12]}: "
+            "mining the history instead"
+        )
+        miner.store.delete()
+        miner.mine()
+        return
+    if repo.is_shallow():
+        raise StateError(
+            f"{repo.path} is a shallow clone and there is no miner state for it: import one exported by a "
+            "trusted job (--state FILE or --state-from URL), or clone the full history (fetch-depth: 0)"
+        )
+    note(f"no miner state for {repo.path} yet: mining its history once")
+    miner.mine()
+
+
+def _as_float(values: pd.Series) -> np.ndarray[Any, np.dtype[np.float64]]:
+    return np.asarray(pd.to_numeric(values.astype("Float64")).to_numpy(dtype="float64", na_value=np.nan))
+
+
+def feature_frame(
+    mined: pd.DataFrame, infos: Mapping[str, CommitInfo], columns: Sequence[str], repo: GitRepo
+) -> pd.DataFrame:
+    """Model inputs for mined (non-merge) commits: the metrics as floats, ``fix`` as 0/1, the message, the
+    changed paths one per line, and code metrics when the model was trained with them."""
+    frame = pd.DataFrame(index=pd.RangeIndex(len(mined)))
+    for name in METRIC_NAMES:
+        frame[name] = _as_float(mined[name].reset_index(drop=True))
+    frame[MESSAGE] = mined["message"].astype(str).to_numpy()
+    frame[PATHS] = ["\n".join(f.path for f in infos[sha].files) for sha in mined["sha"]]
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        from defectops.mining.code_metrics import COMMIT_COLUMNS as CODE_COLUMNS
+
+        if any(c in CODE_COLUMNS for c in missing):
+            from defectops.mining.code_features import add_code_metrics
+
+            code = add_code_metrics(repo, mined.reset_index(drop=True))
+            for name in CODE_COLUMNS:
+                frame[name] = _as_float(code[name])
+        missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise ModelError(
+            f"the model needs input column(s) {', '.join(missing)} that cannot be computed from a repository"
+        )
+    check_finite(frame, [c for c in columns if c in METRIC_NAMES])
+    return frame
+
+
+def run_predict(
+    request: PredictRequest,
+    model: ModelSource,
+    workspace: Workspace,
+    *,
+    environ: Mapping[str, str] | None = None,
+    note: Note = lambda _message: None,
+) -> PredictionReport:
+    """Score and explain the requested commits; merge commits are listed but not scored."""
+    if request.top_k < 1:
+        raise InputError(f"--top-k must be at least 1, got {request.top_k}")
+    threshold = model.threshold if request.threshold is None else request.threshold
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"--threshold must be within [0, 1], got {threshold}")
+    repo = GitRepo.open(request.repo)
+    revs = revisions(repo, request.commits, request.range_)
+    miner = Miner(repo, workspace, MineOptions(rev="HEAD", allow_shallow=True))
+    imported = import_state(
+        miner,
+        state_file=request.state_file,
+        state_url=request.state_url,
+        workspace=workspace,
+        environ=environ,
+    )
+    if imported:
+        note(imported)
+    ensure_state(miner, repo, revs, note)
+    mined = miner.score(revs)
+    is_merge = mined["is_merge"].astype(bool)
+    merges = tuple(str(s) for s in mined.loc[is_merge, "sha"])
+    scored = mined.loc[~is_merge].reset_index(drop=True)
+    notes: list[str] = []
+    if merges:
+        notes.append(
+            f"{len(merges)} merge commit(s) not scored "
+            "(their changes are scored in the commits that made them)"
+        )
+    predictions: list[CommitPrediction] = []
+    if len(scored):
+        shas = [str(s) for s in scored["sha"]]
+        infos = read_commit_infos(repo, shas)
+        features = feature_frame(scored, infos, model.model.input_columns(), repo)
+        results = score(
+            model.model,
+            features,
+            model_name=model.name,
+            model_version=model.version,
+            threshold=threshold,
+            bands=model.bands,
+            top_k=request.top_k,
+            shas=shas,
+        )
+        names = list(model.model.features_)
+        for i, (sha, result) in enumerate(zip(shas, results, strict=True)):
+            row = features.iloc[i]
+            values = {name: float(row[name]) for name in names if name in features.columns}
+            predictions.append(CommitPrediction(scored=result, info=infos[sha], features=values))
+    return PredictionReport(
+        repo=str(repo.path),
+        revisions=tuple(request.commits or ([request.range_] if request.range_ else ["HEAD"])),
+        model=model,
+        threshold=threshold,
+        commits=tuple(predictions),
+        skipped_merges=merges,
+        fail_on=request.fail_on,
+        notes=tuple(notes),
+    )
+
+
+def prediction_rows(report: PredictionReport, *, now: datetime) -> list[tuple[str, pd.DataFrame]]:
+    """One table per scored commit, as written to ``predictions/predictions_<commit>_<time>.csv``."""
+    stamp = now.astimezone(UTC).isoformat()
+    tables = []
+    for commit in report.commits:
+        row: dict[str, Any] = {
+            "commit": commit.sha,
+            "repo": report.repo,
+            "predicted_at": stamp,
+            "model_name": commit.scored.model_name,
+            "model_version": commit.scored.model_version,
+            "probability": commit.scored.probability,
+            "risk": int(commit.scored.risk),
+            "risk_band": commit.band.value,
+            "threshold": commit.scored.threshold,
+            "reasons": json.dumps([r.as_dict() for r in commit.scored.reasons], sort_keys=True),
+            **commit.features,
+        }
+        tables.append((commit.sha, pd.DataFrame([row])))
+    return tables
+
+
+def store_predictions(
+    url: str, report: PredictionReport, *, now: datetime, environ: Mapping[str, str] | None = None
+) -> list[str]:
+    """Write each scored commit's predictions file to the artifact store; return the keys written."""
+    from defectops.storage.artifacts import ArtifactStore
+
+    store = ArtifactStore.from_url(url, environ=environ)
+    return [
+        store.put_predictions(table, commit=sha, time=now).key
+        for sha, table in prediction_rows(report, now=now)
+    ]

@@ -1,0 +1,95 @@
+"""Reasons in words: turn an explanation term (feature, value, contribution) into a phrase a reviewer reads.
+
+Why words: a pull-request comment that says ``la +0.84`` helps nobody; "many lines added (la=812) raised the
+risk" does. The metric name and value stay in parentheses so the claim can be checked.
+
+How the adjective is chosen: for size and history-breadth metrics (lines, files, directories, subsystems,
+entropy, earlier developers and changes of the files) defect risk grows with the value in every published
+study (Kamei et al., TSE 2013; McIntosh & Kamei, TSE 2018), so a term that raised the risk is described as
+"many"/"large" and one that lowered it as "few"/"small". For metrics whose direction differs between projects
+(author experience, age of the files) no adjective is claimed: the phrase names the quantity and its effect
+only. ``fix`` is described by its value. Text terms of the text-aware model name the word or path part.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Protocol
+
+#: Metric -> (adjective when the term raised the risk, when it lowered it, what the metric counts).
+_MONOTONE: dict[str, tuple[str, str, str]] = {
+    "la": ("many", "few", "lines added"),
+    "ld": ("many", "few", "lines deleted"),
+    "lt": ("large", "small", "files changed"),
+    "nf": ("many", "few", "files changed"),
+    "nd": ("many", "few", "directories changed"),
+    "ns": ("many", "few", "subsystems changed"),
+    "entropy": ("widely spread", "concentrated", "change across files"),
+    "ndev": ("many", "few", "earlier developers of the changed files"),
+    "nuc": ("many", "few", "earlier changes to the changed files"),
+    "churn": ("many", "few", "lines changed"),
+}
+
+#: Metric -> what it measures, for metrics without an agreed direction.
+_NEUTRAL: dict[str, str] = {
+    "age": "the time since the files were last changed",
+    "exp": "the author's experience",
+    "rexp": "the author's recent experience",
+    "sexp": "the author's experience in these subsystems",
+}
+
+
+class ReasonLike(Protocol):
+    """What a reason needs: the feature, its value for the change and its signed contribution."""
+
+    @property
+    def feature(self) -> str: ...
+
+    @property
+    def value(self) -> float: ...
+
+    @property
+    def contribution(self) -> float: ...
+
+
+def format_value(value: float) -> str:
+    """Whole numbers without decimals, others with at most two (``812``, ``0.92``, ``12.5``)."""
+    if not math.isfinite(value):
+        return str(value)
+    if float(value).is_integer():
+        return str(int(value))
+    return f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def effect(contribution: float) -> str:
+    """``raised the risk`` / ``lowered the risk`` (a zero term changed nothing)."""
+    if contribution > 0:
+        return "raised the risk"
+    if contribution < 0:
+        return "lowered the risk"
+    return "did not change the risk"
+
+
+def describe(reason: ReasonLike) -> str:
+    """One reason as a short English phrase, e.g. ``many lines added (la=812) raised the risk``."""
+    name, value, contribution = reason.feature, float(reason.value), float(reason.contribution)
+    shown = f"{name}={format_value(value)}"
+    if name in _MONOTONE:
+        up, down, noun = _MONOTONE[name]
+        adjective = up if contribution > 0 else down
+        return f"{adjective} {noun} ({shown}) {effect(contribution)}"
+    if name in _NEUTRAL:
+        return f"{_NEUTRAL[name]} ({shown}) {effect(contribution)}"
+    if name == "fix":
+        what = "a bug fix" if value >= 0.5 else "not a bug fix"
+        return f"{what} ({shown}) {effect(contribution)}"
+    if name.startswith("msg:"):
+        return f"the word {name[4:]!r} in the message {effect(contribution)}"
+    if name.startswith("path:"):
+        return f"the path part {name[5:]!r} {effect(contribution)}"
+    return f"{shown} {effect(contribution)}"
+
+
+def describe_all(reasons: tuple[ReasonLike, ...] | list[ReasonLike], separator: str = "; ") -> str:
+    """The reasons of one change joined into one line (empty when there are none)."""
+    return separator.join(describe(r) for r in reasons)

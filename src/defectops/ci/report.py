@@ -1,0 +1,150 @@
+"""The result of ``defectops predict``: scored commits with what they changed, ready for every output format.
+
+``--fail-on`` decides whether the run fails CI. It exits with :data:`RISK_EXIT_CODE` (10), a code no other
+defectops error uses, so a workflow can tell "risky commits found" from "predict could not run":
+
+* ``high``: some commit is in the high band;
+* ``medium``: some commit is in the medium or high band;
+* ``any``: some commit is flagged risky, i.e. its probability reaches ``--threshold`` (the model's decision
+  threshold unless given), whatever its band.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, TypeVar
+
+from defectops.ci.changes import ChangedFile, CommitInfo
+from defectops.ci.model_source import ModelSource
+from defectops.ci.reasons import describe
+from defectops.errors import DefectOpsError, InputError
+from defectops.serving.scoring import RiskBand, Scored
+
+#: Exit code of ``predict --fail-on`` when a commit reached the band (distinct from every error's code).
+RISK_EXIT_CODE = 10
+
+
+_E = TypeVar("_E", bound=StrEnum)
+
+
+class OutputFormat(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    MARKDOWN = "markdown"
+    SARIF = "sarif"
+    GITHUB = "github"
+
+
+class FailOn(StrEnum):
+    HIGH = "high"
+    MEDIUM = "medium"
+    ANY = "any"
+
+
+def parse_choice(enum: type[_E], value: str, option: str) -> _E:
+    """A one-line InputError (not a usage dump) for a value outside the choices."""
+    try:
+        return enum(value.strip().lower())
+    except ValueError:
+        choices = "|".join(member.value for member in enum)
+        raise InputError(f"{option} {value!r} is not one of {choices}") from None
+
+
+class RiskFoundError(DefectOpsError):
+    """``--fail-on`` matched: at least one commit reached the band (the report was printed already)."""
+
+    exit_code = RISK_EXIT_CODE
+
+
+@dataclass(frozen=True)
+class CommitPrediction:
+    """One scored commit: the shared scoring result plus what the commit is and changed."""
+
+    scored: Scored
+    info: CommitInfo
+    features: dict[str, float]
+
+    @property
+    def sha(self) -> str:
+        return self.info.sha
+
+    @property
+    def short_sha(self) -> str:
+        return self.info.sha[:12]
+
+    @property
+    def band(self) -> RiskBand:
+        return self.scored.band
+
+    @property
+    def reasons_text(self) -> list[str]:
+        return [describe(r) for r in self.scored.reasons]
+
+    def hotspots(self) -> tuple[ChangedFile, ...]:
+        return self.info.hotspots()
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.scored.as_dict(),
+            "sha": self.sha,
+            "subject": self.info.subject,
+            "author_name": self.info.author_name,
+            "author_email": self.info.author_email,
+            "reasons_text": self.reasons_text,
+            "features": self.features,
+            "files": [f.as_dict() for f in self.info.files],
+        }
+
+
+def reaches(prediction: CommitPrediction, fail_on: FailOn) -> bool:
+    """Whether one commit meets the ``--fail-on`` condition."""
+    if fail_on is FailOn.HIGH:
+        return prediction.band is RiskBand.HIGH
+    if fail_on is FailOn.MEDIUM:
+        return prediction.band in (RiskBand.MEDIUM, RiskBand.HIGH)
+    return prediction.scored.risk
+
+
+@dataclass(frozen=True)
+class PredictionReport:
+    """Everything one ``predict`` run found, in the order the commits were made."""
+
+    repo: str
+    revisions: tuple[str, ...]
+    model: ModelSource
+    threshold: float
+    commits: tuple[CommitPrediction, ...]
+    skipped_merges: tuple[str, ...] = ()
+    fail_on: FailOn | None = None
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    def counts(self) -> dict[str, int]:
+        """Commits per band, every band present (``high``, ``medium``, ``low``)."""
+        counter = Counter(c.band.value for c in self.commits)
+        return {
+            band.value: counter.get(band.value, 0) for band in (RiskBand.HIGH, RiskBand.MEDIUM, RiskBand.LOW)
+        }
+
+    def failing(self) -> list[CommitPrediction]:
+        """The commits that meet ``--fail-on`` (none without it)."""
+        if self.fail_on is None:
+            return []
+        return [c for c in self.commits if reaches(c, self.fail_on)]
+
+    def as_dict(self) -> dict[str, Any]:
+        failing = self.failing()
+        return {
+            "repo": self.repo,
+            "revisions": list(self.revisions),
+            "model": self.model.describe(),
+            "threshold": self.threshold,
+            "counts": self.counts(),
+            "commits": [c.as_dict() for c in self.commits],
+            "skipped_merges": list(self.skipped_merges),
+            "fail_on": None if self.fail_on is None else self.fail_on.value,
+            "failed": bool(failing),
+            "failing_commits": [c.sha for c in failing],
+            "notes": list(self.notes),
+        }

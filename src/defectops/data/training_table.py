@@ -1,0 +1,59 @@
+"""The training table of a mined repository: change metrics joined with the labels known at one moment.
+
+``as_of`` is the whole point: a model trained at time T may only see labels that were known at T (a defect
+whose fix came after T was, at T, an unknown or even a "clean" change). Commits whose label is still
+``unknown`` at ``as_of`` are left out: they are neither trained on nor evaluated.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pandas as pd
+
+from defectops.data.schemas import (
+    COMMIT,
+    EFFORT,
+    FEATURES,
+    LABEL,
+    MESSAGE,
+    PATHS,
+    TIME,
+    validate_training_table,
+)
+from defectops.errors import DataError
+from defectops.labeling.labels import labels_as_of
+
+
+def changed_paths(files: pd.DataFrame) -> pd.Series:
+    """Per commit sha, its changed paths joined by newlines (the text-aware model reads them)."""
+    if files.empty:
+        return pd.Series(dtype=str)
+    return files.groupby("sha", sort=False)["path"].agg("\n".join)
+
+
+def training_table(
+    commits: pd.DataFrame,
+    labels: pd.DataFrame,
+    *,
+    as_of: datetime,
+    files: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """One row per non-merge commit whose label was known at ``as_of``, in time order, schema-checked."""
+    known = labels_as_of(labels, as_of)
+    known = known.loc[known["label"] != "unknown", ["sha", "label"]]
+    scored = commits.loc[~commits["is_merge"].astype(bool)]
+    merged = scored.merge(known, on="sha", how="inner", validate="one_to_one")
+    table = pd.DataFrame({name: merged[name].astype("float64") for name in FEATURES})
+    table[EFFORT] = merged["churn"].astype("float64")
+    table[LABEL] = (merged["label"] == "defect").astype("int64")
+    table[TIME] = pd.to_datetime(merged["author_time"], utc=True).astype("datetime64[ns, UTC]")
+    table[COMMIT] = merged["sha"].astype(str)
+    table[MESSAGE] = merged["message"].astype(str)
+    if files is not None:
+        paths = changed_paths(files)
+        table[PATHS] = merged["sha"].map(paths).fillna("").astype(str)
+    table = table.sort_values([TIME, COMMIT], kind="stable").reset_index(drop=True)
+    if table.empty:
+        raise DataError(f"no commit has a known label as of {as_of:%Y-%m-%d}; more history is needed")
+    return validate_training_table(table)

@@ -1,0 +1,291 @@
+"""One monitoring run: a reference snapshot and a window of logged predictions in, a MonitoringResult out.
+
+Why a single entry point: the CLI, the service and the self-healing loop must all judge a window the same
+way. The window is a DataFrame with the model's input features, ``score`` and, where known, ``label``,
+``label_time`` and ``churn`` (lines added + deleted, the review effort); rows are in prediction order, which
+the streaming detectors rely on. The reference is the champion's training snapshot with the same feature
+columns and, ideally, ``score`` (the champion's scores on it) and ``label``: without a score the prediction
+drift and the streaming checks are skipped, without labels the CBPE calibration check is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from defectops.errors import InputError
+from defectops.monitoring.drift import (
+    FeatureDrift,
+    MultivariateDrift,
+    PCAReconstructionDrift,
+    StreamDrift,
+    classify_feature,
+    feature_drift,
+    prediction_drift,
+    stream_drift,
+)
+from defectops.monitoring.performance import (
+    FloatArray,
+    estimate_performance,
+    label_free_proxies,
+    labels_array,
+    realized_performance,
+)
+from defectops.monitoring.report import MonitoringResult, State
+from defectops.monitoring.settings import MonitoringSettings
+
+#: Columns with a fixed meaning; never treated as model features unless listed explicitly. These are the
+#: prediction log's fixed columns (defectops.serving.prediction_log.PREDICTION_COLUMNS, repeated here so that
+#: monitoring does not import the SQL layer) plus ``churn``, the review effort (la + ld).
+RESERVED_COLUMNS: frozenset[str] = frozenset(
+    {
+        "prediction_id",
+        "repo",
+        "commit_sha",
+        "created_at",
+        "model_name",
+        "model_version",
+        "served",
+        "shadow_of",
+        "score",
+        "threshold",
+        "risk_label",
+        "risk_band",
+        "label",
+        "label_time",
+        "label_source",
+        "label_feedback_id",
+        "churn",
+    }
+)
+
+#: A text column with more distinct values than this share of its rows is an identifier, not a feature.
+IDENTIFIER_UNIQUE_SHARE = 0.5
+
+
+def load_frame(path: Path, what: str) -> pd.DataFrame:
+    """Read a Parquet file, turning every failure into a one-line InputError."""
+    if not path.is_file():
+        raise InputError(f"{what} file not found: {path}")
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types for one cause: not a readable Parquet file
+        raise InputError(f"{what} file {path} is not readable Parquet: {type(exc).__name__}: {exc}") from None
+
+
+def _scores(frame: pd.DataFrame, what: str) -> FloatArray:
+    if "score" not in frame.columns:
+        raise InputError(f"the {what} has no 'score' column")
+    try:
+        scores = frame["score"].to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        raise InputError(f"the {what}'s 'score' column is not numeric") from None
+    if np.isnan(scores).any():
+        raise InputError(f"the {what}'s 'score' column has missing values")
+    if len(scores) and (scores.min() < 0 or scores.max() > 1):
+        raise InputError(f"the {what}'s 'score' column must lie in [0, 1]")
+    return scores
+
+
+def select_features(
+    reference: pd.DataFrame,
+    window: pd.DataFrame,
+    *,
+    features: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+) -> tuple[list[str], dict[str, str]]:
+    """The feature columns to monitor, and the columns left out with the reason.
+
+    Explicit ``features`` (or, failing that, the window's ``attrs["feature_columns"]``, which
+    PredictionLog.window sets) must exist in both frames. Otherwise every reference column is a feature
+    except the reserved ones, ``exclude``, timestamps, columns the window lacks, and identifier-like text
+    columns.
+    """
+    if features is None and window.attrs.get("feature_columns"):
+        features = [str(name) for name in window.attrs["feature_columns"] if str(name) not in set(exclude)]
+    if features is not None:
+        missing = [name for name in features if name not in reference.columns or name not in window.columns]
+        if missing:
+            names = ", ".join(missing)
+            raise InputError(f"feature columns missing from the reference or the window: {names}")
+        return list(features), {}
+    chosen: list[str] = []
+    skipped: dict[str, str] = {}
+    excluded = set(exclude)
+    for name in reference.columns:
+        column = str(name)
+        if column in RESERVED_COLUMNS:
+            continue
+        if column in excluded:
+            skipped[column] = "excluded"
+        elif column not in window.columns:
+            skipped[column] = "not in the window"
+        elif pd.api.types.is_datetime64_any_dtype(reference[column]):
+            skipped[column] = "timestamp"
+        elif (
+            not pd.api.types.is_numeric_dtype(reference[column])
+            and not pd.api.types.is_bool_dtype(reference[column])
+            and len(reference) >= 50
+            and reference[column].nunique() > IDENTIFIER_UNIQUE_SHARE * len(reference)
+        ):
+            skipped[column] = "identifier-like (mostly unique values)"
+        else:
+            chosen.append(column)
+    return chosen, skipped
+
+
+def _effort(window: pd.DataFrame) -> FloatArray | None:
+    """Review effort per row: ``churn``, else ``la + ld``, else unknown."""
+    columns = (["churn"], ["la", "ld"])
+    for names in columns:
+        if all(name in window.columns for name in names):
+            try:
+                parts = [window[name].to_numpy(dtype=np.float64, na_value=np.nan) for name in names]
+            except (TypeError, ValueError):
+                raise InputError(f"effort column(s) {' + '.join(names)} must be numeric") from None
+            total: FloatArray = np.sum(parts, axis=0)
+            return total
+    return None
+
+
+def _threshold(window: pd.DataFrame, given: float | None, settings: MonitoringSettings) -> float:
+    """The decision threshold: as given, else the log's single ``threshold`` value, else the settings'."""
+    if given is not None:
+        threshold = given
+    elif "threshold" in window.columns and window["threshold"].nunique(dropna=True) == 1:
+        threshold = float(window["threshold"].dropna().iloc[0])
+    else:
+        threshold = settings.decision_threshold
+    if not 0 < threshold < 1:
+        raise InputError(f"the decision threshold must lie strictly between 0 and 1, got {threshold}")
+    return threshold
+
+
+def _reasons(
+    features: Sequence[FeatureDrift],
+    prediction: FeatureDrift | None,
+    multivariate: MultivariateDrift | None,
+    streams: Sequence[StreamDrift],
+    settings: MonitoringSettings,
+) -> list[str]:
+    reasons: list[str] = []
+    for f in [*features, *([prediction] if prediction else [])]:
+        if not f.drift_detected or f.statistic is None:
+            continue
+        primary = f.p_value < f.threshold if f.p_value is not None else f.statistic > f.threshold
+        if primary and f.p_value is not None:
+            reasons.append(
+                f"{f.feature}: {f.test} statistic {f.statistic:.4g}, p = {f.p_value:.3g} < {f.threshold:.3g}"
+            )
+        elif primary:
+            reasons.append(f"{f.feature}: {f.test} distance {f.statistic:.4g} > {f.threshold:.3g}")
+        if f.psi is not None and f.psi_counts and f.psi_level == "significant":
+            reasons.append(f"{f.feature}: PSI {f.psi:.3f} >= {settings.psi_significant}")
+    if multivariate is not None and multivariate.drift_detected:
+        reasons.append(
+            f"multivariate: PCA reconstruction error {multivariate.window_error:.4g} outside the reference "
+            f"band [{multivariate.band_lower:.4g}, {multivariate.band_upper:.4g}]"
+        )
+    for stream in streams:
+        if stream.drift_detected:
+            reasons.append(
+                f"{stream.detector} on the {stream.target.replace('_', ' ')}: {stream.detections} change(s), "
+                f"first at window row {stream.first_detection}"
+            )
+    return reasons
+
+
+def monitor_window(
+    reference: pd.DataFrame,
+    window: pd.DataFrame,
+    *,
+    now: datetime,
+    settings: MonitoringSettings | None = None,
+    features: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    decision_threshold: float | None = None,
+) -> MonitoringResult:
+    """Run every check on ``window`` against ``reference`` and return the result.
+
+    ``now`` decides which labels have matured (``label_time`` after it does not count) and stamps the result.
+    ``decision_threshold`` is the champion's threshold (default: the window's ``threshold`` column when it
+    holds one value, else the settings' one).
+    """
+    cfg = settings or MonitoringSettings()
+    threshold = _threshold(window, decision_threshold, cfg)
+    if len(window) == 0:
+        raise InputError("the window is empty: nothing to monitor")
+    if len(reference) == 0:
+        raise InputError("the reference is empty")
+    window_scores = _scores(window, "window")
+    reference_scores = _scores(reference, "reference") if "score" in reference.columns else None
+    chosen, skipped = select_features(reference, window, features=features, exclude=exclude)
+    notes: list[str] = []
+    n_tests = len(chosen) + (1 if reference_scores is not None else 0)
+    kinds = {name: classify_feature(reference[name], cfg) for name in chosen}
+    feature_results = [
+        feature_drift(name, reference[name], window[name], settings=cfg, n_tests=n_tests, kind=kinds[name])
+        for name in chosen
+    ]
+    prediction: FeatureDrift | None = None
+    streams: list[StreamDrift] = []
+    if reference_scores is not None:
+        prediction = prediction_drift(reference["score"], window["score"], settings=cfg, n_tests=n_tests)
+        streams = stream_drift(reference_scores, window_scores, settings=cfg, decision_threshold=threshold)
+    else:
+        notes.append("the reference has no 'score' column: prediction drift and streaming checks skipped")
+    numeric = [name for name in chosen if kinds[name] == "numeric"]
+    multivariate: MultivariateDrift | None = None
+    try:
+        multivariate = PCAReconstructionDrift(cfg).fit(reference, numeric).check(window)
+    except InputError as exc:
+        notes.append(f"multivariate check skipped: {exc}")
+    for f in feature_results:
+        if f.skipped_reason:
+            notes.append(f"{f.feature}: test skipped, {f.skipped_reason}")
+    calibration_labels: FloatArray | None = None
+    calibration_scores: FloatArray | None = None
+    if reference_scores is not None and "label" in reference.columns:
+        labels = labels_array(reference["label"])
+        known = ~np.isnan(labels)
+        if known.any():
+            calibration_labels, calibration_scores = labels[known], reference_scores[known]
+    estimated = estimate_performance(
+        window_scores,
+        decision_threshold=threshold,
+        reference_labels=calibration_labels,
+        reference_scores=calibration_scores,
+        settings=cfg,
+    )
+    if estimated.reliable is False:
+        notes.append("the reference is not well calibrated: CBPE estimates are unreliable")
+    reasons = _reasons(feature_results, prediction, multivariate, streams, cfg)
+    state: State = "drift" if reasons else "ok"
+    return MonitoringResult(
+        generated_at=now,
+        state=state,
+        reasons=reasons,
+        n_reference=len(reference),
+        n_window=len(window),
+        features=feature_results,
+        skipped_columns=skipped,
+        prediction=prediction,
+        multivariate=multivariate,
+        streams=streams,
+        proxies_reference=(
+            label_free_proxies(reference_scores, settings=cfg, decision_threshold=threshold)
+            if reference_scores is not None
+            else None
+        ),
+        proxies_window=label_free_proxies(window_scores, settings=cfg, decision_threshold=threshold),
+        realized=realized_performance(
+            window, now=now, settings=cfg, decision_threshold=threshold, effort=_effort(window)
+        ),
+        estimated=estimated,
+        notes=notes,
+        settings=cfg.model_dump(mode="json"),
+    )

@@ -1,0 +1,156 @@
+"""Thresholds and defaults of every monitoring check, in one pydantic settings model.
+
+Why one model: the self-healing loop, the service and ``defectops monitor`` must agree on what counts as
+drift, and every number must be overridable without code (environment ``DEFECTOPS_MONITOR_*``). The reasoning
+behind each default is in docs/monitoring.md; the short version is in each field's description.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, Self
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from defectops.errors import ConfigError
+
+
+class MonitoringSettings(BaseSettings):
+    """Every threshold the drift and performance checks use (env prefix ``DEFECTOPS_MONITOR_``)."""
+
+    model_config = SettingsConfigDict(env_prefix="DEFECTOPS_MONITOR_", extra="ignore", frozen=True)
+
+    # --- univariate tests -----------------------------------------------------------------------------
+    alpha: float = Field(
+        default=0.05,
+        gt=0,
+        lt=1,
+        description="Family-wise false-alarm rate of the p-value tests (KS, chi-square) of one window; split "
+        "equally over the features and the score (Bonferroni).",
+    )
+    large_sample_size: int = Field(
+        default=10_000,
+        ge=2,
+        description="When both samples have at least this many values, distances (Wasserstein, "
+        "Jensen-Shannon) replace p-value tests: with this much data KS/chi-square flag shifts too small to "
+        "matter.",
+    )
+    wasserstein_threshold: float = Field(
+        default=0.1,
+        gt=0,
+        description="Drift when the Wasserstein distance divided by the reference IQR (std if the IQR is 0) "
+        "exceeds this, both samples clipped to the reference's 1st-99th percentile; 0.1 IQR is a mean shift "
+        "of about 0.135 std for a normal feature.",
+    )
+    jensen_shannon_threshold: float = Field(
+        default=0.1,
+        gt=0,
+        le=1,
+        description="Drift when the Jensen-Shannon distance (base 2, in [0, 1]) exceeds this; 0.1 is about a "
+        "new category taking 2% of the window.",
+    )
+    discrete_max_levels: int = Field(
+        default=5,
+        ge=0,
+        description="Numeric features with at most this many distinct reference values (flags, small counts) "
+        "are tested as categorical: KS is conservative and weak on heavily tied data.",
+    )
+    max_categories: int = Field(
+        default=50,
+        ge=1,
+        description="Categorical features keep their most frequent reference categories; rarer ones become "
+        "'__other__', unseen window values '__new__'.",
+    )
+    min_samples: int = Field(
+        default=30, ge=2, description="A test with fewer non-missing values on either side is skipped."
+    )
+
+    # --- PSI -------------------------------------------------------------------------------------------
+    psi_bins: int = Field(default=10, ge=2, description="Quantile bins taken from the reference for PSI.")
+    psi_epsilon: float = Field(
+        default=1e-4, gt=0, description="Share used for an empty bin so PSI stays finite."
+    )
+    psi_moderate: float = Field(default=0.1, gt=0, description="PSI at or above this: moderate shift.")
+    psi_significant: float = Field(
+        default=0.25, gt=0, description="PSI at or above this: significant shift, counted as drift."
+    )
+
+    # --- multivariate ----------------------------------------------------------------------------------
+    pca_variance: float = Field(
+        default=0.9, gt=0, lt=1, description="Share of reference variance the PCA keeps."
+    )
+    pca_band_sigmas: float = Field(
+        default=3.0, gt=0, description="Band = mean +- this many std of the reference chunk errors."
+    )
+    pca_reference_chunks: int = Field(
+        default=10,
+        ge=3,
+        description="At least this many reference chunks define the band; the chunk size is the window size "
+        "or reference size / this, whichever is smaller.",
+    )
+
+    # --- streaming detectors ---------------------------------------------------------------------------
+    page_hinkley_delta: float = Field(
+        default=0.005, ge=0, description="Page-Hinkley tolerance: changes of the mean below this are ignored."
+    )
+    page_hinkley_threshold: float = Field(
+        default=50.0, gt=0, description="Page-Hinkley alarm level of the cumulative deviation."
+    )
+    page_hinkley_min_instances: int = Field(
+        default=30, ge=1, description="Page-Hinkley stays silent until it has seen this many values."
+    )
+    adwin_delta: float = Field(default=0.002, gt=0, lt=1, description="ADWIN confidence parameter.")
+    adwin_clock: int = Field(default=32, ge=1, description="ADWIN checks for a cut every this many values.")
+    adwin_max_window: int = Field(
+        default=10_000, ge=10, description="ADWIN keeps at most this many recent values (memory bound)."
+    )
+    stream_warmup: int = Field(
+        default=5000,
+        ge=0,
+        description="The streaming detectors first see up to this many reference values (the last ones), so "
+        "their baseline is the reference and not the start of the window.",
+    )
+
+    # --- performance -----------------------------------------------------------------------------------
+    decision_threshold: float = Field(
+        default=0.5, gt=0, lt=1, description="Score at or above which a change is predicted defective."
+    )
+    high_risk_threshold: float = Field(
+        default=0.8, gt=0, lt=1, description="Score at or above which a change counts as high risk."
+    )
+    effort_share: float = Field(
+        default=0.2, gt=0, le=1, description="Share of total churn inspected for Recall@effort."
+    )
+    effort_ranking: Literal["density", "risk"] = Field(
+        default="density",
+        description="Inspection order for Recall@effort, as in defectops.training.metrics: 'density' "
+        "(score / max(churn, 1), the training default) or 'risk' (score).",
+    )
+    calibration_bins: int = Field(
+        default=10, ge=2, description="Equal-width bins for the expected calibration error."
+    )
+    max_calibration_error: float = Field(
+        default=0.05,
+        gt=0,
+        description="CBPE estimates are flagged unreliable when the reference ECE is above this.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Self:
+        if self.psi_moderate >= self.psi_significant:
+            raise ConfigError("psi_moderate must be below psi_significant")
+        if self.high_risk_threshold < self.decision_threshold:
+            raise ConfigError("high_risk_threshold must not be below decision_threshold")
+        return self
+
+
+def load_monitoring_settings(**overrides: object) -> MonitoringSettings:
+    """Read the settings from the environment (plus overrides), turning validation errors into ConfigError."""
+    from pydantic import ValidationError
+
+    try:
+        return MonitoringSettings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigError(f"invalid monitoring setting {where}: {first['msg']}") from None

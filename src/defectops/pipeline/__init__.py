@@ -1,0 +1,1 @@
+"""Pipelines: the one-command main job (``defectops run``) and the self-healing loop."""

@@ -1,0 +1,97 @@
+"""``defectops run``: the whole main job in one command."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from defectops._console import print_json, stderr, stdout
+
+
+def run(
+    repo: Annotated[Path, typer.Option("--repo", help="The git repository to learn from.")] = Path("."),
+    model_name: Annotated[
+        str | None, typer.Option("--model-name", help="Registered model name (default: per repository).")
+    ] = None,
+    model: Annotated[str, typer.Option("--model", help="lightgbm, logreg, rf, online or text.")] = "lightgbm",
+    budget_seconds: Annotated[
+        float, typer.Option("--budget-seconds", min=0, help="Hyperparameter search time budget.")
+    ] = 60.0,
+    waiting_days: Annotated[
+        int | None,
+        typer.Option("--waiting-days", min=0, help="Days before an unfixed commit counts as clean."),
+    ] = None,
+    recent: Annotated[int, typer.Option("--recent", min=0, help="How many recent commits to score.")] = 20,
+    report: Annotated[Path | None, typer.Option("--report", help="Where to write the HTML report.")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", min=1, help="Parallel git processes.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")] = False,
+    json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+) -> None:
+    """Mine, label, train, evaluate, register, gate, score recent commits and write a report."""
+    from defectops.config import Settings
+    from defectops.pipeline.run import RunOptions
+    from defectops.pipeline.run import run as run_job
+
+    settings = Settings()
+    options = RunOptions(
+        repo=repo,
+        model_name=model_name,
+        kind=model,
+        budget_seconds=budget_seconds,
+        waiting_days=settings.label_waiting_days if waiting_days is None else waiting_days,
+        recent=recent,
+        report=report,
+        workers=workers,
+    )
+    started = datetime.now(UTC)
+
+    def step(message: str) -> None:
+        if not (quiet or json_output):
+            elapsed = (datetime.now(UTC) - started).total_seconds()
+            stderr.print(f"[dim]{elapsed:6.1f}s[/] {message}", highlight=False)
+
+    result = run_job(options, settings, now=started, step=step)
+    document = result.as_dict()
+    document["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 2)
+    if json_output:
+        print_json(document)
+    else:
+        _print(document)
+
+
+def _print(document: dict[str, Any]) -> None:
+    mine = document.get("mine", {})
+    label = document.get("label", {})
+    stdout.print(
+        f"mined {mine.get('commits')} commits of {document['repo']} ({mine.get('new_commits')} new) "
+        f"in {mine.get('seconds')} s"
+    )
+    if label:
+        counts = label.get("labels") or label
+        stdout.print(f"labels: {counts}", highlight=False)
+    if not document["trained"]:
+        stdout.print(f"[yellow]no model trained:[/] {document['reason']}", highlight=False)
+        return
+    evaluation = document["evaluate"]
+    stdout.print(
+        f"held-out window of {evaluation['test_rows']} later commits: ROC-AUC {evaluation['roc_auc']:.3f}, "
+        f"PR-AUC {evaluation['pr_auc']:.3f}, F1 {evaluation['f1']:.3f}, "
+        f"Recall@20% effort {evaluation['recall_at_20_effort']:.3f}, Popt {evaluation['popt']:.3f}"
+    )
+    registry = document["registry"]
+    stdout.print(
+        f"registered {registry['model_name']} v{registry['version']}; gate {registry['gate']} "
+        f"({registry['gate_reason']}); champion: v{registry['champion_version']}",
+        highlight=False,
+    )
+    for item in sorted(document.get("recent", []), key=lambda r: -r["probability"])[:5]:
+        reasons = ", ".join(f"{r['feature']} {r['direction']}" for r in item["reasons"][:2])
+        stdout.print(
+            f"  {item['sha'][:12]} {item['probability']:.2f} {item['risk_band']:<6} {item['subject'][:50]}"
+            f"  ({reasons})",
+            highlight=False,
+        )
+    stdout.print(f"report: {document['report']}")

@@ -1,0 +1,125 @@
+"""The ``monitor`` command function, run through Typer as the CLI will register it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from defectops.errors import InputError
+from defectops.monitoring.commands import monitor
+
+
+@pytest.fixture
+def app(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> typer.Typer:
+    for name in ("WEBHOOK_URL", "SMTP_HOST"):
+        monkeypatch.delenv(f"DEFECTOPS_ALERT_{name}", raising=False)
+    monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "ws"))
+    application = typer.Typer()
+    application.command("monitor")(monitor)
+
+    @application.callback()
+    def _root() -> None:
+        """Keep 'monitor' a subcommand, as in the real CLI."""
+
+    return application
+
+
+def _write(path: Path, n: int, seed: int, shift: float = 0.0) -> Path:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(shift, 1.0, n)
+    score = 1 / (1 + np.exp(-(-1.0 + 0.8 * x)))
+    frame = pd.DataFrame(
+        {
+            "x": x,
+            "y": 0.5 * x + rng.normal(size=n),
+            "team": rng.choice(["core", "web"], size=n),
+            "score": score,
+            "label": rng.binomial(1, score),
+            "label_time": pd.Timestamp("2020-01-01", tz="UTC"),
+            "churn": rng.integers(1, 100, n),
+        }
+    )
+    frame.to_parquet(path)
+    return path
+
+
+def _run(app: typer.Typer, *args: str) -> Any:
+    return CliRunner().invoke(app, ["monitor", *args])
+
+
+def test_monitor_prints_a_summary_and_exits_zero(app: typer.Typer, tmp_path: Path) -> None:
+    ref = _write(tmp_path / "ref.parquet", 2000, 1)
+    win = _write(tmp_path / "win.parquet", 500, 2, shift=1.0)
+    result = _run(app, "--reference", str(ref), "--window", str(win))
+    assert result.exit_code == 0, result.output
+    assert "DRIFT" in result.output
+    assert "Drift by feature" in result.output
+    assert "x: ks statistic" in result.output
+    assert "Performance" in result.output
+    assert not (tmp_path / "ws").exists()  # no alert channel configured: nothing written
+
+
+def test_monitor_json_and_html(app: typer.Typer, tmp_path: Path) -> None:
+    ref = _write(tmp_path / "ref.parquet", 2000, 1)
+    win = _write(tmp_path / "win.parquet", 500, 3)
+    html = tmp_path / "report" / "monitor.html"
+    result = _run(app, "--reference", str(ref), "--window", str(win), "--json", "--html", str(html))
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert document["state"] == "ok"
+    assert [f["feature"] for f in document["features"]] == ["x", "y", "team"]
+    assert document["realized"]["n_matured"] == 500  # label_time 2020 has matured
+    assert document["html_report"] == str(html)
+    assert document["alerts"] is None
+    assert html.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+
+
+def test_monitor_alerts_a_webhook_once_per_change(
+    app: typer.Typer, tmp_path: Path, webhook_server: Any
+) -> None:
+    ref = _write(tmp_path / "ref.parquet", 2000, 1)
+    drifted = _write(tmp_path / "drifted.parquet", 500, 4, shift=1.0)
+    args = ["--reference", str(ref), "--window", str(drifted), "--webhook", webhook_server.url]
+    first = _run(app, *args)
+    assert first.exit_code == 0, first.output
+    assert "alert ok->drift via webhook" in first.output
+    assert "secret-token" not in first.output
+    second = _run(app, *args, "--json")
+    assert json.loads(second.output)["alerts"]["outcomes"] == []
+    assert len(webhook_server.requests) == 1
+    state = tmp_path / "ws" / "monitoring" / "alert-state.json"  # the workspace default
+    assert json.loads(state.read_text())["channels"] == {"webhook": "drift"}
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        ("missing", "reference file not found"),
+        ("not-parquet", "not readable Parquet"),
+        ("no-score", "the window has no 'score' column"),
+        ("threshold", "decision threshold"),
+    ],
+)
+def test_bad_input_is_one_input_error(app: typer.Typer, tmp_path: Path, setup: str, message: str) -> None:
+    ref = _write(tmp_path / "ref.parquet", 300, 1)
+    win = _write(tmp_path / "win.parquet", 300, 2)
+    extra: list[str] = []
+    if setup == "missing":
+        ref = tmp_path / "nope.parquet"
+    elif setup == "not-parquet":
+        win.write_text("just text", encoding="utf-8")
+    elif setup == "no-score":
+        pd.read_parquet(win).drop(columns=["score"]).to_parquet(win)
+    else:
+        extra = ["--threshold", "1.5"]
+    result = _run(app, "--reference", str(ref), "--window", str(win), *extra)
+    assert isinstance(result.exception, InputError)
+    assert message in str(result.exception)
+    assert "\n" not in str(result.exception)
