@@ -93,13 +93,13 @@ def main(argv: list[str]) -> None:
         return
     action, rest = argv[0], argv[1:]
     if action == "run":
-        ensure_environment(["dev"])
+        ensure_environment(["dev", "bench"])
         _exec([str(BIN / "defectops"), "run", *(rest or ["--repo", "."])])
     elif action == "test":
-        ensure_environment(["dev"])
+        ensure_environment(["dev", "bench"])
         _exec([str(BIN / "python"), "-m", "pytest", *rest])
     elif action == "lint":
-        ensure_environment(["dev"])
+        ensure_environment(["dev", "bench"])
         for cmd in (["ruff", "check", "."], ["ruff", "format", "--check", "."], ["mypy"]):
             result = subprocess.run([str(BIN / cmd[0]), *cmd[1:]], cwd=ROOT, check=False)
             if result.returncode != 0:
