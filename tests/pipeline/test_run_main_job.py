@@ -64,6 +64,18 @@ def test_main_job_trains_registers_gates_and_reports(
     assert page.count("<svg") == 5
     assert "Riskiest recent commits" in page
     assert "<script" not in page
+    # the training run in MLflow carries the plots, the reference snapshot and the model
+    from mlflow.tracking import MlflowClient
+
+    from defectops.registry.tracking import TrackingConfig
+
+    config = TrackingConfig.resolve(Path(ws), environ={})
+    client = MlflowClient(tracking_uri=config.tracking_uri)
+    logged = {a.path for a in client.list_artifacts(first["registry"]["run_id"], "plots")}
+    assert logged == {
+        f"plots/{stem}.svg"
+        for stem in ("roc", "precision_recall", "calibration", "effort_aware", "feature_importance")
+    }
 
     # Nothing new since the champion was trained: no fair comparison is possible, so nothing is promoted.
     second = run_json(args, capsys)

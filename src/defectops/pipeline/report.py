@@ -160,26 +160,33 @@ def _reason_text(scored: Scored) -> str:
     return "; ".join(parts)
 
 
+def render_plots(
+    *,
+    y_true: FloatArray,
+    probability: FloatArray,
+    effort: FloatArray,
+    importance: Sequence[tuple[str, float]],
+) -> dict[str, str]:
+    """The report's plots as SVG documents, by file stem (also logged with the training run)."""
+    return {
+        "roc": roc_svg(y_true, probability),
+        "precision_recall": pr_svg(y_true, probability),
+        "calibration": calibration_svg(y_true, probability),
+        "effort_aware": effort_svg(y_true, probability / np.maximum(effort, 1.0), effort),
+        "feature_importance": importance_svg(importance),
+    }
+
+
 def render(
     *,
     title: str,
     summary: Mapping[str, Any],
     metrics: Mapping[str, float],
-    y_true: FloatArray,
-    probability: FloatArray,
-    effort: FloatArray,
-    importance: Sequence[tuple[str, float]],
+    plots: Mapping[str, str],
     recent: Sequence[RecentCommit],
     generated_at: datetime,
 ) -> str:
     """The whole report page."""
-    plots = [
-        roc_svg(y_true, probability),
-        pr_svg(y_true, probability),
-        calibration_svg(y_true, probability),
-        effort_svg(y_true, probability / np.maximum(effort, 1.0), effort),
-        importance_svg(importance),
-    ]
     recent_rows = "".join(
         "<tr>"
         f"<td><code>{html.escape((c.scored.sha or '')[:12])}</code></td>"
@@ -196,7 +203,7 @@ def render(
         f"<p class='muted'>generated {generated_at:%Y-%m-%d %H:%M} UTC by defectops</p>"
         f"<h2>Summary</h2><table>{_rows(summary)}</table>"
         f"<h2>Held-out evaluation (later commits, chronological split)</h2><table>{_rows(metrics)}</table>"
-        f"<div class='grid'>{''.join(f'<div>{p}</div>' for p in plots)}</div>"
+        f"<div class='grid'>{''.join(f'<div>{p}</div>' for p in plots.values())}</div>"
         "<h2>Riskiest recent commits</h2>"
         "<table><tr><th>commit</th><th>date</th><th>author</th><th>subject</th><th>risk</th>"
         f"<th>top reasons</th></tr>{recent_rows}</table>"

@@ -9,13 +9,15 @@ is then refitted, with the same hyperparameters, on every label known now.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from defectops.config import Settings, Workspace
@@ -28,9 +30,13 @@ from defectops.errors import DataError, InputError, NotFoundError
 from defectops.labeling.pipeline import LabelOptions, label_repository
 from defectops.mining.engine import MineOptions, Miner
 from defectops.mining.git import GitRepo
-from defectops.pipeline.report import RecentCommit, render
+from defectops.pipeline.report import RecentCommit, render, render_plots
 from defectops.serving.scoring import RiskBands, Scored, score
 from defectops.training.models import DEFAULT_MODEL
+
+if TYPE_CHECKING:
+    from defectops.registry.registry import ModelRegistry, ModelVersionInfo
+    from defectops.registry.tracking import TrainingRun
 
 Step = Callable[[str], None]
 WHO = "defectops run"
@@ -78,6 +84,148 @@ def _both_classes(labels: pd.Series) -> bool:
     return labels.nunique() == 2
 
 
+class InsufficientDataError(DataError):
+    """Too few labelled commits, or one class missing, to train and evaluate honestly; nothing was trained."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A model trained the honest way (module docstring), ready to be logged and registered.
+
+    ``model`` is refitted on every label known at ``now`` with the hyperparameters chosen on the fold;
+    ``window`` is the held-out window (labels known now) and ``window_probability`` the scores on it of the
+    fold model, which was trained only on labels known when the window began. ``comparable`` is True when the
+    window is exactly the commits made since ``unseen_since`` (so a champion trained then never saw them).
+    """
+
+    model: Any
+    features: list[str]
+    table_now: pd.DataFrame
+    window: pd.DataFrame
+    window_probability: npt.NDArray[np.float64]
+    metrics: dict[str, float]
+    comparable: bool
+    evaluation: dict[str, Any]
+
+
+def train_candidate(
+    commits: pd.DataFrame,
+    labels: pd.DataFrame,
+    files: pd.DataFrame | None,
+    *,
+    now: datetime,
+    options: RunOptions,
+    unseen_since: datetime | None = None,
+) -> Candidate:
+    """Train one candidate on the labels known at ``now`` (the training step of ``run`` and of ``heal``).
+
+    The held-out window is every commit made since ``unseen_since`` when there are at least
+    ``options.min_new_labelled`` labelled ones, else the latest ``options.test_fraction``. Raises
+    InsufficientDataError (with the reason) when there is too little to train or evaluate on.
+    """
+    gap = timedelta(days=options.waiting_days)
+    try:
+        table_now = training_table(commits, labels, as_of=now, files=files)
+    except DataError as exc:
+        raise InsufficientDataError(str(exc)) from exc
+    if len(table_now) < options.min_labelled or not _both_classes(table_now[LABEL]):
+        raise InsufficientDataError(
+            f"only {len(table_now)} commits have a known label "
+            f"({int(table_now[LABEL].sum())} defect-inducing); training needs at least "
+            f"{options.min_labelled} with both classes. Labels mature "
+            f"{options.waiting_days} days after a commit (--waiting-days)"
+        )
+    files_frame = files if files is not None else pd.DataFrame({"sha": [], "path": []})
+    fold = (
+        _held_out_fold(commits, labels, files_frame, table_now, options, gap, start=unseen_since)
+        if unseen_since is not None
+        else None
+    )
+    comparable = fold is not None
+    if fold is None:
+        fold = _held_out_fold(commits, labels, files_frame, table_now, options, gap)
+    if fold is None:
+        raise InsufficientDataError(
+            "the held-out window or the training part before it lacks defect-inducing or clean commits"
+        )
+    fold_table, split, test = fold
+    from defectops.training.evaluate import fit_model, run_fold
+
+    fold_result, fitted = run_fold(
+        fold_table,
+        split,
+        kind=options.kind,
+        budget_seconds=options.budget_seconds,
+        gap=gap,
+        seed=options.seed,
+    )
+    probability = np.asarray(fitted.model.predict_proba(test)[:, 1], dtype=np.float64)
+    chosen = {k: v for k, v in fitted.model.get_params(deep=False).items() if k not in ("features",)}
+    final = fit_model(
+        table_now, kind=options.kind, budget_seconds=0.0, gap=gap, seed=options.seed, params=chosen
+    )
+    metrics = fold_result.report.metrics()
+    evaluation = {
+        **metrics,
+        "train_rows": len(split.train),
+        "test_rows": len(split.test),
+        "test_window": [str(test[TIME].min()), str(test[TIME].max())],
+        "model": options.kind,
+        "tuning_trials": None if fitted.tuning is None else fitted.tuning.as_dict().get("trials"),
+    }
+    return Candidate(
+        model=final.model,
+        features=list(final.features),
+        table_now=table_now,
+        window=test,
+        window_probability=probability,
+        metrics=metrics,
+        comparable=comparable,
+        evaluation=evaluation,
+    )
+
+
+def log_candidate(
+    registry: ModelRegistry,
+    name: str,
+    candidate: Candidate,
+    *,
+    dataset_fingerprint: str | Mapping[str, Any],
+    now: datetime,
+    who: str,
+    why: str,
+    job: str,
+    plots: Mapping[str, Path] | None = None,
+    evidence: Mapping[str, Any] | None = None,
+) -> tuple[TrainingRun, ModelVersionInfo]:
+    """Log the candidate's training run (model, reference snapshot, metrics) and register it as challenger."""
+    from defectops.registry.tracking import log_training_run
+
+    model = candidate.model
+    run = log_training_run(
+        model,
+        features=candidate.features,
+        reference=candidate.table_now[[*candidate.features, EFFORT, LABEL, TIME]],
+        params={k: v for k, v in model.get_params(deep=False).items() if k != "features"},
+        metrics=candidate.metrics,
+        dataset_fingerprint=dataset_fingerprint,
+        config=registry.config,
+        threshold=float(model.threshold_),
+        plots=dict(plots or {}),
+        tags={"defectops.kind": str(model.kind), "defectops.job": job},
+        run_name=f"{job} {now:%Y-%m-%d %H:%M}",
+    )
+    version = registry.register(
+        name,
+        run.model_uri,
+        who=who,
+        why=why,
+        now=now,
+        evidence={"metrics": candidate.metrics, **dict(evidence or {})},
+    )
+    return run, version
+
+
 def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | None = None) -> RunResult:
     """Run the whole main job once; returns what happened (training is skipped, with the reason, when the
     repository has too few labelled commits)."""
@@ -101,21 +249,6 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
     )
     result.stages["label"] = labelled.summary
 
-    gap = timedelta(days=options.waiting_days)
-    try:
-        table_now = training_table(commits, labelled.labels, as_of=now, files=files)
-    except DataError as exc:
-        result.reason = str(exc)
-        return result
-    if len(table_now) < options.min_labelled or not _both_classes(table_now[LABEL]):
-        result.reason = (
-            f"only {len(table_now)} commits have a known label "
-            f"({int(table_now[LABEL].sum())} defect-inducing); training needs at least "
-            f"{options.min_labelled} with both classes. Labels mature "
-            f"{options.waiting_days} days after a commit (--waiting-days)"
-        )
-        return result
-
     say("training")
     from defectops.registry.registry import CHAMPION, ModelRegistry
 
@@ -128,56 +261,42 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
     champion = registry.load(name, alias=CHAMPION) if champion_version is not None else None
     # The gate compares on commits the champion never saw: those made after it was trained.
     unseen_since = champion.meta.created_at if champion is not None else None
-    fold = _held_out_fold(commits, labelled.labels, files, table_now, options, gap, start=unseen_since)
-    comparable = fold is not None and unseen_since is not None
-    if fold is None:
-        fold = _held_out_fold(commits, labelled.labels, files, table_now, options, gap)
-    if fold is None:
-        result.reason = (
-            "the held-out window or the training part before it lacks defect-inducing or clean commits"
+    try:
+        candidate = train_candidate(
+            commits, labelled.labels, files, now=now, options=options, unseen_since=unseen_since
         )
+    except InsufficientDataError as exc:
+        result.reason = str(exc)
         return result
-    fold_table, split, test = fold
-    from defectops.training.evaluate import fit_model, run_fold
-
-    fold_result, fitted = run_fold(
-        fold_table,
-        split,
-        kind=options.kind,
-        budget_seconds=options.budget_seconds,
-        gap=gap,
-        seed=options.seed,
-    )
-    test_probability = fitted.model.predict_proba(test)[:, 1]
-    chosen = {k: v for k, v in fitted.model.get_params(deep=False).items() if k not in ("features",)}
-    final = fit_model(
-        table_now, kind=options.kind, budget_seconds=0.0, gap=gap, seed=options.seed, params=chosen
-    )
-    metrics = fold_result.report.metrics()
-    result.stages["evaluate"] = {
-        **metrics,
-        "train_rows": len(split.train),
-        "test_rows": len(split.test),
-        "test_window": [str(test[TIME].min()), str(test[TIME].max())],
-        "model": options.kind,
-        "tuning_trials": None if fitted.tuning is None else fitted.tuning.as_dict().get("trials"),
-    }
+    table_now, test, metrics = candidate.table_now, candidate.window, candidate.metrics
+    result.stages["evaluate"] = candidate.evaluation
     result.trained = True
 
-    say("registering")
-    registry_stage, champion = _register_and_gate(
-        registry,
-        name,
-        final.model,
-        final.features,
-        table_now,
-        test if (champion is None or comparable) else None,
-        test_probability,
-        metrics,
-        mined.dataset,
-        now,
-        champion,
+    report_path = options.report or workspace.root / "reports" / repo.repo_id() / "report.html"
+    importance = candidate.model.importance(table_now.iloc[-2000:])
+    plots = render_plots(
+        y_true=test[LABEL].to_numpy(dtype=np.float64),
+        probability=np.asarray(candidate.window_probability, dtype=np.float64),
+        effort=test[EFFORT].to_numpy(dtype=np.float64),
+        importance=importance,
     )
+
+    say("registering")
+    with tempfile.TemporaryDirectory(prefix="defectops-plots-") as tmp:
+        plot_files: dict[str, Path] = {}
+        for stem, svg in plots.items():
+            plot_files[stem] = Path(tmp) / f"{stem}.svg"
+            plot_files[stem].write_text(svg, encoding="utf-8")
+        registry_stage, champion = _register_and_gate(
+            registry,
+            name,
+            candidate,
+            candidate.window if (champion is None or candidate.comparable) else None,
+            mined.dataset,
+            now,
+            champion,
+            plot_files,
+        )
     result.stages["registry"] = registry_stage
 
     say("scoring recent commits")
@@ -188,8 +307,6 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
     ]
 
     say("writing the report")
-    report_path = options.report or workspace.root / "reports" / repo.repo_id() / "report.html"
-    importance = final.model.importance(table_now.iloc[-2000:])
     page = render(
         title=f"defectops: {repo.path.name}",
         summary={
@@ -203,10 +320,7 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
             "champion": registry_stage.get("champion_version"),
         },
         metrics=metrics,
-        y_true=test[LABEL].to_numpy(dtype=np.float64),
-        probability=np.asarray(test_probability, dtype=np.float64),
-        effort=test[EFFORT].to_numpy(dtype=np.float64),
-        importance=importance,
+        plots=plots,
         recent=recent,
         generated_at=now,
     )
@@ -256,15 +370,12 @@ def _held_out_fold(
 def _register_and_gate(
     registry: Any,
     name: str,
-    model: Any,
-    features: list[str],
-    table_now: pd.DataFrame,
+    candidate: Candidate,
     window: pd.DataFrame | None,
-    window_probability: Any,
-    metrics: dict[str, float],
     dataset: Path,
     now: datetime,
     champion: Any,
+    plots: dict[str, Path],
 ) -> tuple[dict[str, Any], Any]:
     """Log and register the refitted model as challenger; gate it on ``window`` against the champion.
 
@@ -272,23 +383,18 @@ def _register_and_gate(
     compared fairly (the champion saw every other commit), so the challenger is archived with that reason.
     """
     from defectops.registry.registry import CHAMPION
-    from defectops.registry.tracking import log_training_run
 
     fingerprint = read_fingerprint(dataset)
-    run = log_training_run(
-        model,
-        features=features,
-        reference=table_now[[*features, EFFORT, LABEL, TIME]],
-        params={k: v for k, v in model.get_params(deep=False).items() if k != "features"},
-        metrics=metrics,
+    run, version = log_candidate(
+        registry,
+        name,
+        candidate,
         dataset_fingerprint=fingerprint.as_dict() if fingerprint else str(dataset),
-        config=registry.config,
-        threshold=float(model.threshold_),
-        tags={"defectops.kind": str(model.kind), "defectops.job": "run"},
-        run_name=f"run {now:%Y-%m-%d %H:%M}",
-    )
-    version = registry.register(
-        name, run.model_uri, who=WHO, why="trained by the main job", now=now, evidence={"metrics": metrics}
+        now=now,
+        who=WHO,
+        why="trained by the main job",
+        job="run",
+        plots=plots,
     )
     stage: dict[str, Any] = {"model_name": name, "version": version.version, "run_id": run.run_id}
     if window is None:
@@ -305,7 +411,7 @@ def _register_and_gate(
             version.version,
             y_true=window[LABEL].to_numpy(),
             effort=window[EFFORT].to_numpy(),
-            challenger_scores=np.asarray(window_probability),
+            challenger_scores=np.asarray(candidate.window_probability),
             champion_scores=champion_scores,
             champion_version=None if champion is None else champion.meta.version,
             who=WHO,
