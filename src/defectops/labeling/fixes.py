@@ -234,6 +234,10 @@ def is_fix_message(message: str, rules: FixRules | None = None) -> bool:
             return False
 
     text = subject + "\n" + body
+    # Removing URLs, code spans and noise phrases can only take keyword matches away, never add one: most
+    # messages (no keyword at all) are decided here without the removals.
+    if compiled.keyword is None or compiled.keyword.search(text) is None:
+        return False
     if rules.ignore_urls:
         text = _URL.sub(" ", text)
     if rules.ignore_code:

@@ -186,12 +186,25 @@ def commits_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
 
 
 def _chunks(items: Sequence[str], workers: int) -> list[Sequence[str]]:
-    """Contiguous chunks: several per worker, so parsing overlaps with git and the load stays even."""
+    """Contiguous chunks, several per worker and shrinking towards the end of history.
+
+    This process parses and scores the chunks in order while git diffs the later ones; whatever is left
+    after the last git process ends runs on one core, so the last chunks are the smallest. (Newer commits
+    also tend to be larger, which evens out git's time per chunk.)
+    """
     if not items:
         return []
-    count = max(1, min(math.ceil(len(items) / 1000), workers * 2))
-    size = math.ceil(len(items) / count)
-    return [items[i : i + size] for i in range(0, len(items), size)]
+    count = max(1, min(math.ceil(len(items) / 1000), workers * 3))
+    weights = list(range(count, 0, -1))
+    total = sum(weights)
+    chunks: list[Sequence[str]] = []
+    start = 0
+    for i, weight in enumerate(weights):
+        end = len(items) if i == count - 1 else start + max(1, round(len(items) * weight / total))
+        if start < end:
+            chunks.append(items[start:end])
+        start = end
+    return chunks
 
 
 class Miner:
@@ -452,12 +465,7 @@ class Miner:
 
 def score_and_apply(state: HistoryState, commit: Commit, counts: LineCounts) -> ChangeMetrics:
     """Score a non-merge commit against the history, then add it to the history and the line counts."""
-    metrics = state.score(commit, counts.before)
-    for change in commit.files:
-        if not change.is_submodule:
-            counts.record(change, counts.before(change))
-    state.apply(commit)
-    return metrics
+    return state.score_and_apply(commit, counts.before, counts.record)
 
 
 def _safe(rev: str) -> str:

@@ -191,17 +191,44 @@ class HistoryState:
     def score(self, commit: Commit, lines_before: LineCounter) -> ChangeMetrics:
         """The metrics of ``commit`` given everything applied so far (the commit itself not yet)."""
         files = scored_files(commit)
-        now = commit.author_time.timestamp()
-        subsystems = frozenset(subsystem_of(f.path) for f in files)
-        directories = {directory_of(f.path) for f in files}
-        la = sum(f.added for f in files)
-        ld = sum(f.deleted for f in files)
-        lt = sum(lines_before(f) for f in files if f.change_type is not ChangeType.ADDED and not f.binary)
+        return self._score(commit, files, frozenset(subsystem_of(f.path) for f in files), lines_before)
 
+    def score_and_apply(
+        self, commit: Commit, lines_before: LineCounter, record: Callable[[FileChange, int], None]
+    ) -> ChangeMetrics:
+        """:meth:`score` then :meth:`apply` in one pass (the miner's hot path); ``record`` learns each
+        file's size before the change, to remember the size of the version it produced."""
+        files = scored_files(commit)
+        subsystems = frozenset(subsystem_of(f.path) for f in files)
+        metrics = self._score(commit, files, subsystems, lines_before, record)
+        self._apply(commit, files, subsystems)
+        return metrics
+
+    def _score(
+        self,
+        commit: Commit,
+        files: list[FileChange],
+        subsystems: frozenset[str],
+        lines_before: LineCounter,
+        record: Callable[[FileChange, int], None] | None = None,
+    ) -> ChangeMetrics:
+        """Every metric in one pass over the files (``record`` also learns each file's size before)."""
+        now = commit.author_time.timestamp()
+        directories = {directory_of(f.path) for f in files}
+        la = ld = lt = 0
+        churns: list[int] = []
         developers: set[str] = set()
         ages: list[float] = []
         last_changes: set[str] = set()
         for f in files:
+            la += f.added
+            ld += f.deleted
+            churns.append(f.added + f.deleted)
+            before = lines_before(f)
+            if f.change_type is not ChangeType.ADDED and not f.binary:
+                lt += before
+            if record is not None:
+                record(f, before)
             history = self.file(self._history_path(f))
             if history is None:
                 continue
@@ -214,7 +241,7 @@ class HistoryState:
             ns=len(subsystems),
             nd=len(directories),
             nf=len(files),
-            entropy=entropy_of(f.added + f.deleted for f in files),
+            entropy=entropy_of(churns),
             la=la,
             ld=ld,
             lt=lt,
@@ -242,6 +269,9 @@ class HistoryState:
         if commit.is_merge:
             return
         files = scored_files(commit)
+        self._apply(commit, files, frozenset(subsystem_of(f.path) for f in files))
+
+    def _apply(self, commit: Commit, files: list[FileChange], subsystems: frozenset[str]) -> None:
         now = commit.author_time.timestamp()
         author = commit.author_email
         for f in files:
@@ -264,4 +294,4 @@ class HistoryState:
             history.last_sha = commit.sha
             self.files[f.path] = history
             self._missing_files.discard(f.path)
-        self.developer(author).add(now, frozenset(subsystem_of(f.path) for f in files))
+        self.developer(author).add(now, subsystems)
