@@ -83,6 +83,10 @@ def train(
         typer.Option("--effort-ranking", help="Effort-aware metrics rank by 'density' (p/churn) or 'risk'."),
     ] = "density",
     seed: Annotated[int, typer.Option("--seed", help="Random seed (tuning and models).")] = 0,
+    register: Annotated[
+        str | None,
+        typer.Option("--register", help="Also log the run to MLflow and register the model under this name."),
+    ] = None,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Train on the earlier changes (tuned on time-ordered folds), test on the later ones, save the model."""
@@ -111,6 +115,8 @@ def train(
     folder = result.fitted.model.save(out)
     document = {**result.as_dict(), "data": str(data), "model_dir": str(folder)}
     (folder / "training.json").write_text(json.dumps(_finite(document), indent=2, default=str) + "\n")
+    if register is not None:
+        document["registered"] = _register(register, result, table, data)
     if json_output:
         print_json(document)
         return
@@ -204,3 +210,58 @@ def _finite(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_finite(v) for v in value]
     return value
+
+
+def _register(name: str, result: Any, table: Any, data: Path) -> dict[str, Any]:
+    """Log the training run to MLflow (params, test metrics, data fingerprint, reference snapshot, plots,
+    model) and register the model as ``challenger``; promotion stays a separate, gated step."""
+    import os
+    import tempfile
+    from datetime import UTC, datetime
+
+    import numpy as np
+
+    from defectops.config import Settings
+    from defectops.data.fingerprint import file_sha256
+    from defectops.data.schemas import EFFORT, LABEL, TIME
+    from defectops.pipeline.report import render_plots
+    from defectops.registry.registry import ModelRegistry
+    from defectops.registry.tracking import log_training_run
+
+    model = result.fitted.model
+    features = list(model.features_)
+    registry = ModelRegistry.from_settings(Settings(), environ=os.environ)
+    now = datetime.now(UTC)
+    test = table.iloc[result.fold.split.test]
+    plots: dict[str, Path] = {}
+    with tempfile.TemporaryDirectory(prefix="defectops-plots-") as tmp:
+        if (
+            not result.refitted
+        ):  # a refitted model has seen the test rows: its curves on them would flatter it
+            svgs = render_plots(
+                y_true=test[LABEL].to_numpy(dtype=np.float64),
+                probability=np.asarray(model.predict_proba(test)[:, 1], dtype=np.float64),
+                effort=test[EFFORT].to_numpy(dtype=np.float64),
+                importance=model.importance(table.iloc[-2000:]),
+            )
+            for stem, svg in svgs.items():
+                plots[stem] = Path(tmp) / f"{stem}.svg"
+                plots[stem].write_text(svg, encoding="utf-8")
+        run = log_training_run(
+            model,
+            features=features,
+            reference=table[[*features, EFFORT, LABEL, TIME]],
+            params={k: v for k, v in model.get_params(deep=False).items() if k != "features"},
+            metrics=result.fold.report.metrics(),
+            dataset_fingerprint={"path": str(data), "content_sha256": file_sha256(data)},
+            config=registry.config,
+            threshold=float(model.threshold_),
+            plots=plots,
+            tags={"defectops.kind": str(model.kind), "defectops.job": "train"},
+            run_name=f"train {data.name} {now:%Y-%m-%d %H:%M}",
+        )
+    version = registry.register(
+        name, run.model_uri, who="defectops train", why=f"trained on {data.name}", now=now,
+        evidence={"metrics": result.fold.report.metrics()},
+    )  # fmt: skip
+    return {"model_name": name, "version": version.version, "run_id": run.run_id, "alias": "challenger"}
