@@ -22,7 +22,9 @@ from defectops.labeling.commands import label
 from defectops.mining.commands import mine, state_export, state_import
 from defectops.monitoring.commands import monitor
 from defectops.pipeline.commands import run
+from defectops.pipeline.heal_commands import heal, scheduler
 from defectops.registry.commands import models_list, models_promote, models_rollback
+from defectops.serving.commands import serve
 from defectops.training.commands import evaluate, train
 
 app = typer.Typer(
@@ -82,6 +84,9 @@ app.add_typer(models_app, name="models")
 app.command("monitor")(monitor)
 app.command("run")(run)
 app.command("predict")(predict)
+app.command("serve")(serve)
+app.command("heal")(heal)
+app.command("scheduler")(scheduler)
 
 
 def main(argv: list[str] | None = None) -> None:

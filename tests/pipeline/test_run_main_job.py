@@ -33,6 +33,8 @@ def test_main_job_trains_registers_gates_and_reports(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)  # the embedded defaults of the workspace, whatever ran before
     ws = str(tmp_path / "ws")
     args = [
         "-w",

@@ -8,6 +8,7 @@ is then refitted, with the same hyperparameters, on every label known now.
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping
@@ -221,7 +222,11 @@ def log_candidate(
         who=who,
         why=why,
         now=now,
-        evidence={"metrics": candidate.metrics, **dict(evidence or {})},
+        # NaN (e.g. ROC-AUC of a one-class window) is not JSON: the audit record leaves such metrics out
+        evidence={
+            "metrics": {k: v for k, v in candidate.metrics.items() if math.isfinite(v)},
+            **dict(evidence or {}),
+        },
     )
     return run, version
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import sys
 import tempfile
@@ -191,8 +192,16 @@ def activate(config: TrackingConfig) -> Any:
     from mlflow import MlflowClient
 
     config.ensure_local_dirs()
+    # mlflow.set_*_uri also export MLFLOW_*_URI into os.environ; left there, the next configuration resolved
+    # from the environment (another workspace in the same process) would silently point at this store.
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(config.tracking_uri)
     mlflow.set_registry_uri(config.registry_uri)
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
 
 

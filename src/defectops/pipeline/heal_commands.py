@@ -1,0 +1,192 @@
+"""``defectops heal`` and ``defectops scheduler``: the self-healing loop, once or on a schedule.
+
+Plain functions with Annotated Typer options (the CLI module registers them). ``heal --once`` runs one cycle
+and exits (cron, or an external orchestrator such as Airflow: see docs/self-healing.md); ``heal`` without
+``--once`` and ``scheduler`` run cycles every ``--every-minutes`` in-process until SIGTERM/SIGINT. Thresholds
+come from the environment (``DEFECTOPS_HEAL_*``, ``DEFECTOPS_MONITOR_*``); the options override a few.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from defectops._console import print_json, stderr, stdout
+
+if TYPE_CHECKING:
+    from defectops.pipeline.heal import Healer, HealReport
+
+RepoOption = Annotated[
+    Path | None,
+    typer.Option("--repo", help="The git repository challengers learn from (mined and labelled each cycle)."),
+]
+ModelNameOption = Annotated[
+    str | None,
+    typer.Option("--model-name", help="Registered model to heal (default: defectops-<repository id>)."),
+]
+OnlineOption = Annotated[
+    bool,
+    typer.Option("--online", help="Update the online model with newly matured labels (partial_fit) instead."),
+]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print each cycle's report as JSON.")]
+FeedbackRepoOption = Annotated[
+    str | None,
+    typer.Option(
+        "--feedback-repo",
+        help="Repository id the service logs this repository's commits under; its labels are sent there as "
+        "feedback each cycle.",
+    ),
+]
+GateOption = Annotated[
+    str | None,
+    typer.Option("--gate", help="shadow (live requests, needs the service) or offline (held-out commits)."),
+]
+BudgetOption = Annotated[
+    float | None,
+    typer.Option("--budget-seconds", min=0, help="Hyperparameter search budget per challenger."),
+]
+MaxCyclesOption = Annotated[
+    int | None, typer.Option("--max-cycles", min=1, help="Stop after this many cycles.")
+]
+
+
+def heal(
+    repo: RepoOption = None,
+    model_name: ModelNameOption = None,
+    once: Annotated[bool, typer.Option("--once", help="Run one cycle and exit (cron, Airflow).")] = False,
+    online: OnlineOption = False,
+    json_output: JsonOption = False,
+    every_minutes: Annotated[
+        float, typer.Option("--every-minutes", min=0.001, help="Minutes between cycles without --once.")
+    ] = 60.0,
+    feedback_repo: FeedbackRepoOption = None,
+    gate: GateOption = None,
+    budget_seconds: BudgetOption = None,
+    max_cycles: MaxCyclesOption = None,
+) -> None:
+    """Watch, gate, monitor, decide, retrain: keep the served model right (one cycle with --once)."""
+    healer = _healer(repo, model_name, online, feedback_repo, gate, budget_seconds)
+    try:
+        if once:
+            from defectops.pipeline.scheduler import utc_now
+
+            _show(healer.cycle(utc_now()), json_output)
+            return
+        _schedule(healer, every_minutes, max_cycles, json_output)
+    finally:
+        healer.close()
+
+
+def scheduler(
+    every_minutes: Annotated[
+        float, typer.Option("--every-minutes", min=0.001, help="Minutes between heal cycles.")
+    ],
+    repo: RepoOption = None,
+    model_name: ModelNameOption = None,
+    max_cycles: MaxCyclesOption = None,
+    online: OnlineOption = False,
+    json_output: JsonOption = False,
+    feedback_repo: FeedbackRepoOption = None,
+    gate: GateOption = None,
+    budget_seconds: BudgetOption = None,
+) -> None:
+    """Run heal cycles every N minutes in this process until SIGTERM or SIGINT (or --max-cycles)."""
+    healer = _healer(repo, model_name, online, feedback_repo, gate, budget_seconds)
+    try:
+        _schedule(healer, every_minutes, max_cycles, json_output)
+    finally:
+        healer.close()
+
+
+def _healer(
+    repo: Path | None,
+    model_name: str | None,
+    online: bool,
+    feedback_repo: str | None,
+    gate: str | None,
+    budget_seconds: float | None,
+) -> Healer:
+    import os
+
+    from pydantic import ValidationError
+
+    from defectops.config import Settings
+    from defectops.errors import ConfigError, InputError
+    from defectops.monitoring.settings import load_monitoring_settings
+    from defectops.pipeline.decide import HealSettings
+    from defectops.pipeline.heal import Healer
+
+    if model_name is None:
+        if repo is None:
+            raise InputError("give --model-name (or --repo, whose id names the model by default)")
+        from defectops.mining.git import GitRepo
+
+        model_name = f"defectops-{GitRepo.open(repo).repo_id()}"
+    overrides: dict[str, Any] = {}
+    if gate is not None:
+        if gate not in ("shadow", "offline"):
+            raise InputError(f"--gate must be shadow or offline, got {gate!r}")
+        overrides["gate_on"] = gate
+    if budget_seconds is not None:
+        overrides["budget_seconds"] = budget_seconds
+    try:
+        heal_settings = HealSettings(**overrides)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise ConfigError(f"invalid heal setting {where}: {first['msg']}") from None
+    return Healer.from_settings(
+        Settings(),
+        model_name=model_name,
+        repo=repo,
+        environ=os.environ,
+        heal=heal_settings,
+        monitoring=load_monitoring_settings(),
+        online=online,
+        feedback_repo=feedback_repo,
+    )
+
+
+def _schedule(healer: Healer, every_minutes: float, max_cycles: int | None, json_output: bool) -> None:
+    from defectops.pipeline.scheduler import run_scheduler
+
+    def failed(exc: BaseException) -> None:
+        stderr.print(f"[bold red]cycle failed:[/] {type(exc).__name__}: {exc}", highlight=False)
+
+    summary = run_scheduler(
+        healer.cycle,
+        every_minutes=every_minutes,
+        max_cycles=max_cycles,
+        on_result=lambda report: _show(report, json_output),
+        on_error=failed,
+    )
+    if not json_output:
+        stderr.print(
+            f"scheduler stopped ({summary.stopped_by}) after {summary.cycles} cycle(s), "
+            f"{summary.failures} failed",
+            highlight=False,
+        )
+
+
+def _show(report: HealReport, json_output: bool) -> None:
+    if json_output:
+        print_json(report.as_dict())
+        return
+    from rich.markup import escape
+
+    stdout.print(
+        f"[bold]{escape(report.model_name)}[/] at {report.at:%Y-%m-%d %H:%M} UTC: champion "
+        f"v{report.champion_version}, challenger "
+        f"{'v' + str(report.challenger_version) if report.challenger_version else 'none'}, "
+        f"traffic {report.traffic['mode']}",
+        highlight=False,
+    )
+    colours = {"promoted": "green", "rolled_back": "red", "drift": "yellow", "retrain": "yellow"}
+    for record in report.records:
+        colour = colours.get(record.outcome, "default")
+        stdout.print(
+            f"  {record.step:<8} [{colour}]{escape(record.outcome):<14}[/] {escape(record.reason)}",
+            highlight=False,
+        )

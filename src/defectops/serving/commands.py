@@ -1,0 +1,92 @@
+"""``defectops serve``: the prediction service (FastAPI + uvicorn).
+
+A plain function with Annotated Typer options; the CLI module registers it. Options left out fall back to
+the ``DEFECTOPS_SERVE_*`` environment, then to the defaults shown. FastAPI, uvicorn and MLflow are imported
+inside the function so ``defectops --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import typer
+
+from defectops._console import stderr
+
+
+def serve(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Address to listen on.", show_default="127.0.0.1")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=0, max=65535, help="TCP port (0: any free port).", show_default="8000"),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers",
+            min=1,
+            max=64,
+            help="Worker processes (1 is fastest for single records on a small machine).",
+            show_default="1",
+        ),
+    ] = None,
+    model_name: Annotated[
+        str | None,
+        typer.Option(
+            "--model-name", help="Registered model to serve (its champion alias).", show_default="defectops"
+        ),
+    ] = None,
+    log_url: Annotated[
+        str | None,
+        typer.Option(
+            "--log-url",
+            help="Prediction log database (sqlite:///PATH or postgresql+psycopg://...).",
+            show_default="predictions.db in the workspace",
+        ),
+    ] = None,
+    max_batch: Annotated[
+        int | None,
+        typer.Option("--max-batch", min=1, help="Most records one request may score.", show_default="1000"),
+    ] = None,
+    access_log: Annotated[
+        bool | None,
+        typer.Option("--access-log/--no-access-log", help="Log every request line.", show_default="off"),
+    ] = None,
+) -> None:
+    """Serve predictions over HTTP: /v1/predict, /v1/commits/score, /v1/feedback, /v1/models, /metrics.
+
+    Admin endpoints need DEFECTOPS_SERVE_ADMIN_TOKEN (outside local mode the service refuses to start without
+    it). Stop with Ctrl-C or SIGTERM: requests in flight finish and every answered prediction is in the log.
+    """
+    from defectops.config import Settings
+    from defectops.serving.server import run
+    from defectops.serving.settings import LOCAL_ADMIN_TOKEN, ServeSettings
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    given: dict[str, Any] = {
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "model_name": model_name,
+        "log_url": log_url,
+        "max_batch": max_batch,
+        "access_log": access_log,
+    }
+    settings = Settings()
+    serve_settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
+    token = serve_settings.check(settings)
+    token_note = (
+        "the local default admin token" if token == LOCAL_ADMIN_TOKEN else "the configured admin token"
+    )
+    plural = "s" if serve_settings.workers > 1 else ""
+    stderr.print(
+        f"defectops serve: model {serve_settings.model_name!r} on "
+        f"http://{serve_settings.host}:{serve_settings.port} ({serve_settings.workers} worker{plural}; "
+        f"admin with {token_note})",
+        highlight=False,
+    )
+    run(settings, serve_settings)

@@ -1,0 +1,294 @@
+"""Which model versions a worker serves, and how they change: reload, promote, rollback, traffic.
+
+The rule for every change is "prepare, test, then swap": the new versions are downloaded from the registry and
+smoke-tested (:func:`defectops.serving.deployment.prepare`) while the current deployment keeps answering; only
+when all of them passed does one attribute store replace the :class:`Deployment`. Requests read that attribute
+once, so each request is answered entirely by the old or entirely by the new deployment. A broken artifact
+raises :class:`ReloadRefusedError` and changes nothing.
+
+Promotion and rollback prepare the version that will become champion *before* moving the registry alias, so
+the registry never names a champion this service could not load. Changes are serialised by a lock and
+published to the other workers through the :class:`~defectops.serving.control.ControlFile`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from defectops.errors import DefectOpsError, ModelError, NotFoundError
+from defectops.registry.registry import CHALLENGER, CHAMPION, ModelRegistry, champion_stack
+from defectops.serving.control import ControlFile, ControlState
+from defectops.serving.deployment import OFF, Deployment, ServingModel, Traffic, prepare
+from defectops.serving.metrics import ServiceMetrics
+
+logger = logging.getLogger("defectops.serving")
+
+Clock = Callable[[], datetime]
+
+
+class ReloadRefusedError(DefectOpsError):
+    """A new model version could not be loaded or failed its smoke test; the old deployment keeps serving."""
+
+    exit_code = 6
+    http_status = 409
+
+
+class TrafficConflictError(DefectOpsError):
+    """A traffic split that needs a challenger while none is loaded."""
+
+    exit_code = 2
+    http_status = 409
+
+
+class ModelManager:
+    """Loads versions from the registry and swaps them in atomically (one instance per worker)."""
+
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        model_name: str,
+        *,
+        control: ControlFile,
+        metrics: ServiceMetrics,
+        clock: Clock,
+        threshold: float | None = None,
+    ) -> None:
+        self.registry = registry
+        self.model_name = model_name
+        self.control = control
+        self.metrics = metrics
+        self.clock = clock
+        self.threshold = threshold
+        self.deployment = Deployment(champion=None, challenger=None)
+        self._lock = threading.RLock()
+        self._stamp: tuple[int, int] | None = None
+        self._stop = threading.Event()
+        self._poller: threading.Thread | None = None
+
+    # -- loading --------------------------------------------------------------------------------------
+
+    def load_version(self, version: int) -> ServingModel:
+        """Download, prepare and smoke-test one version (ReloadRefusedError when it is unusable)."""
+        try:
+            loaded = self.registry.load(self.model_name, version=version)
+        except NotFoundError:
+            raise
+        except DefectOpsError as exc:
+            raise ReloadRefusedError(f"{self.model_name} v{version} is refused: {exc}") from exc
+        reference = None
+        try:
+            reference = self.registry.load_reference(self.model_name, version=version)
+        except DefectOpsError as exc:  # no snapshot: the smoke test falls back to a neutral row
+            logger.warning("no reference rows for %s v%s (%s)", self.model_name, version, exc)
+        try:
+            return prepare(loaded, reference=reference, threshold=self.threshold, now=self.clock())
+        except DefectOpsError as exc:
+            raise ReloadRefusedError(f"{self.model_name} v{version} is refused: {exc}") from exc
+
+    def _reuse_or_load(self, version: int | None) -> ServingModel | None:
+        if version is None:
+            return None
+        current = self.deployment
+        for model in (current.champion, current.challenger):
+            if model is not None and model.version == version:
+                return model
+        return self.load_version(version)
+
+    def _aliases(self) -> tuple[int | None, int | None]:
+        aliases = self.registry.aliases(self.model_name)
+        return aliases.get(CHAMPION), aliases.get(CHALLENGER)
+
+    def _swap(self, deployment: Deployment) -> Deployment:
+        self.deployment = deployment
+        models = []
+        for role, model in (("champion", deployment.champion), ("challenger", deployment.challenger)):
+            if model is not None:
+                models.append((model.name, model.version_label, role))
+        self.metrics.set_models(models)
+        return deployment
+
+    def _fail(self, error: DefectOpsError) -> None:
+        self.metrics.reloads.labels("refused").inc()
+        current = self.deployment
+        self.deployment = Deployment(
+            current.champion, current.challenger, current.traffic, current.generation, str(error)
+        )
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self, poll_seconds: float) -> None:
+        """Load the aliased versions (a failure leaves the worker live but not ready) and start polling."""
+        with self._lock:
+            try:
+                state = self.control.read()
+            except DefectOpsError as exc:
+                logger.warning("ignoring the control file: %s", exc)
+                state = None
+            self._stamp = self.control.stamp()
+            try:
+                champion_version, challenger_version = self._aliases()
+                if champion_version is None:
+                    raise NotFoundError(f"model {self.model_name!r} has no {CHAMPION!r} alias")
+                champion = self.load_version(champion_version)
+                challenger = None
+                if challenger_version is not None and challenger_version != champion_version:
+                    try:
+                        challenger = self.load_version(challenger_version)
+                    except DefectOpsError as exc:
+                        logger.error("challenger not loaded: %s", exc)
+                traffic = state.traffic if state is not None and challenger is not None else OFF
+                generation = state.generation if state is not None else 0
+                self._swap(Deployment(champion, challenger, traffic, generation))
+                self.metrics.reloads.labels("loaded").inc()
+            except DefectOpsError as exc:
+                logger.error("no model loaded: %s", exc)
+                self._fail(exc)
+        if self._poller is None:
+            self._poller = threading.Thread(
+                target=self._poll_loop, args=(poll_seconds,), name="defectops-control", daemon=True
+            )
+            self._poller.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._poller is not None:
+            self._poller.join(timeout=10)
+            self._poller = None
+
+    # -- admin changes (all under the lock, all published through the control file) ------------------------
+
+    def reload(self, *, reason: str = "reload") -> Deployment:
+        """Load the versions the registry aliases name now; all or nothing."""
+        with self._lock:
+            try:
+                champion_version, challenger_version = self._aliases()
+                if champion_version is None:
+                    raise NotFoundError(f"model {self.model_name!r} has no {CHAMPION!r} alias")
+                if challenger_version == champion_version:
+                    challenger_version = None
+                champion = self._reuse_or_load(champion_version)
+                challenger = self._reuse_or_load(challenger_version)
+            except DefectOpsError as exc:
+                self._fail(exc)
+                raise
+            return self._publish(champion, challenger, self.deployment.traffic, reason)
+
+    def promote(self, version: int, *, who: str, why: str, force: bool) -> tuple[Deployment, list[Any]]:
+        """Make ``version`` the champion in the registry (audited) and serve it; it is tested first."""
+        with self._lock:
+            try:
+                candidate = self._reuse_or_load(version)
+            except DefectOpsError as exc:
+                self._fail(exc)
+                raise
+            events = self.registry.promote(
+                self.model_name,
+                version,
+                who,
+                why,
+                {"source": "api"},
+                now=self.clock(),
+                force=force,
+            )
+            return self._after_alias_move(candidate, f"promote v{version}"), list(events)
+
+    def rollback(self, *, who: str, why: str) -> tuple[Deployment, Any]:
+        """Restore the previous champion (from the audit history) in the registry and serve it."""
+        with self._lock:
+            stack = champion_stack(self.registry.history(self.model_name, alias=CHAMPION))
+            if len(stack) < 2:
+                raise ModelError(f"model {self.model_name!r} has no earlier champion to roll back to")
+            try:
+                candidate = self._reuse_or_load(stack[-2])
+            except DefectOpsError as exc:
+                self._fail(exc)
+                raise
+            event = self.registry.rollback(self.model_name, who, why, {"source": "api"}, now=self.clock())
+            if candidate is None or event.to_version != candidate.version:
+                candidate = self._reuse_or_load(event.to_version)
+            return self._after_alias_move(candidate, f"rollback to v{event.to_version}"), event
+
+    def _after_alias_move(self, champion: ServingModel | None, reason: str) -> Deployment:
+        try:
+            _, challenger_version = self._aliases()
+            if champion is not None and challenger_version == champion.version:
+                challenger_version = None
+            challenger = self._reuse_or_load(challenger_version)
+        except DefectOpsError as exc:  # the champion moved; a broken challenger only loses its part
+            logger.error("challenger not loaded after %s: %s", reason, exc)
+            challenger = None
+        return self._publish(champion, challenger, self.deployment.traffic, reason)
+
+    def set_traffic(self, traffic: Traffic) -> Deployment:
+        with self._lock:
+            current = self.deployment
+            if traffic.mode != "off" and current.challenger is None:
+                raise TrafficConflictError(
+                    f"traffic mode {traffic.mode!r} needs a challenger, and {self.model_name!r} has none "
+                    "loaded (register one, then POST /v1/models/reload)"
+                )
+            return self._publish(current.champion, current.challenger, traffic, f"traffic {traffic.mode}")
+
+    def _publish(
+        self,
+        champion: ServingModel | None,
+        challenger: ServingModel | None,
+        traffic: Traffic,
+        reason: str,
+    ) -> Deployment:
+        if challenger is None:
+            traffic = OFF
+        state = self.control.update(
+            lambda _current: (
+                None if champion is None else champion.version,
+                None if challenger is None else challenger.version,
+                traffic,
+                reason,
+            ),
+            now=self.clock(),
+        )
+        self._stamp = self.control.stamp()
+        self.metrics.reloads.labels("loaded").inc()
+        return self._swap(Deployment(champion, challenger, traffic, state.generation))
+
+    # -- following the other workers --------------------------------------------------------------------
+
+    def poll_once(self) -> bool:
+        """Apply a newer control state written by another worker; True when something was swapped in."""
+        stamp = self.control.stamp()
+        if stamp is None or stamp == self._stamp:
+            return False
+        with self._lock:
+            self._stamp = stamp
+            try:
+                state = self.control.read()
+            except DefectOpsError as exc:
+                logger.warning("ignoring the control file: %s", exc)
+                return False
+            if state is None or state.generation <= self.deployment.generation:
+                return False
+            return self._follow(state)
+
+    def _follow(self, state: ControlState) -> bool:
+        try:
+            champion = self._reuse_or_load(state.champion)
+            challenger = self._reuse_or_load(state.challenger)
+        except DefectOpsError as exc:
+            logger.error("cannot follow control generation %s: %s", state.generation, exc)
+            self._fail(exc)
+            return False
+        traffic = state.traffic if challenger is not None else OFF
+        self._swap(Deployment(champion, challenger, traffic, state.generation))
+        self.metrics.reloads.labels("followed").inc()
+        return True
+
+    def _poll_loop(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            try:
+                self.poll_once()
+            except Exception:  # never let the poller die; the next round tries again
+                logger.exception("control file poll failed")

@@ -1,0 +1,263 @@
+"""Prometheus metrics of the service, and the ASGI middleware that measures every request.
+
+Names follow the Prometheus conventions (``defectops_`` namespace, base units, ``_total`` for counters,
+``_seconds`` for durations):
+
+* ``defectops_http_requests_total{method,route,status}``: requests by route template (``/v1/predict``, not the
+  raw path, so unknown URLs cannot blow up the label space; ``unmatched`` for no route) and status code;
+* ``defectops_http_request_duration_seconds{method,route}``: latency histogram, from the first byte of the
+  request to the last of the response;
+* ``defectops_predictions_total{model_name,model_version,risk_band,served}``: answered (``served="true"``) and
+  shadow predictions, counted after their log commit;
+* ``defectops_prediction_score{model_name,model_version,served}``: histogram of the probabilities;
+* ``defectops_prediction_log_commit_seconds`` and ``defectops_prediction_log_commit_rows``: group commits;
+* ``defectops_feedback_total{status}``, ``defectops_model_reloads_total{outcome}``;
+* ``defectops_model_info{model_name,model_version,role}``: 1 for each loaded model (champion/challenger);
+  with several workers the maximum over the live workers.
+
+Each app owns its registry (several apps in one process, as in tests, never collide). With several workers set
+``PROMETHEUS_MULTIPROC_DIR`` (``defectops serve --workers N`` does): values then go to files there and
+``/metrics`` aggregates all workers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter as Tally
+from collections.abc import Iterable
+from typing import Any
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from defectops.errors import DefectOpsError
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
+ROW_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def multiprocess_enabled() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
+class ServiceMetrics:
+    """The metric objects of one app."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "defectops_http_requests",
+            "HTTP requests by route and status.",
+            ["method", "route", "status"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "defectops_http_request_duration_seconds",
+            "HTTP request latency.",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.predictions = Counter(
+            "defectops_predictions",
+            "Predictions committed to the log, by model version, risk band, and served or shadow.",
+            ["model_name", "model_version", "risk_band", "served"],
+            registry=r,
+        )
+        self.scores = Histogram(
+            "defectops_prediction_score",
+            "Predicted probabilities.",
+            ["model_name", "model_version", "served"],
+            buckets=SCORE_BUCKETS,
+            registry=r,
+        )
+        self.log_commit = Histogram(
+            "defectops_prediction_log_commit_seconds",
+            "Duration of one group commit of the prediction log.",
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.log_rows = Histogram(
+            "defectops_prediction_log_commit_rows",
+            "Prediction rows per group commit.",
+            buckets=ROW_BUCKETS,
+            registry=r,
+        )
+        self.feedback = Counter(
+            "defectops_feedback", "Feedback received, by outcome.", ["status"], registry=r
+        )
+        self.reloads = Counter(
+            "defectops_model_reloads", "Model reloads, by outcome.", ["outcome"], registry=r
+        )
+        self.model_info = Gauge(
+            "defectops_model_info",
+            "1 for every model version a worker has loaded, by role.",
+            ["model_name", "model_version", "role"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self._model_labels: set[tuple[str, str, str]] = set()
+
+    def observe_commit(self, rows: int, seconds: float) -> None:
+        self.log_commit.observe(seconds)
+        self.log_rows.observe(rows)
+
+    def observe_predictions(self, items: Iterable[tuple[str, str, str, bool, float]]) -> None:
+        """Count (model name, version, band, served, score) tuples; one label lookup per distinct key."""
+        bands: Tally[tuple[str, str, str, str]] = Tally()
+        scores: dict[tuple[str, str, str], Histogram] = {}
+        for name, version, band, served, probability in items:
+            flag = "true" if served else "false"
+            bands[(name, version, band, flag)] += 1
+            key = (name, version, flag)
+            child = scores.get(key)
+            if child is None:
+                child = scores[key] = self.scores.labels(name, version, flag)
+            child.observe(probability)
+        for labels, count in bands.items():
+            self.predictions.labels(*labels).inc(count)
+
+    def set_models(self, models: Iterable[tuple[str, str, str]]) -> None:
+        """Make ``defectops_model_info`` show exactly these (name, version, role) with value 1.
+
+        Series of models no longer loaded are removed; in multiprocess mode, where a worker cannot delete what
+        it wrote to its file, they are set to 0 instead.
+        """
+        wanted = set(models)
+        for labels in self._model_labels - wanted:
+            if multiprocess_enabled():
+                self.model_info.labels(*labels).set(0)
+            else:
+                self.model_info.remove(*labels)
+        for labels in wanted:
+            self.model_info.labels(*labels).set(1)
+        self._model_labels = wanted
+
+    def exposition(self) -> tuple[bytes, str]:
+        if multiprocess_enabled():
+            from prometheus_client import multiprocess
+
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class PayloadTooLargeError(DefectOpsError):
+    """A request body or batch beyond the service's limits."""
+
+    exit_code = 2
+    http_status = 413
+
+
+class MeasureAndLimit:
+    """Pure ASGI middleware: request metrics and the body-size limit (413) in one cheap layer.
+
+    A ``Content-Length`` above the limit is refused before the body is read; a chunked body is read here as it
+    arrives, refused once it passes the limit, and otherwise handed on whole.
+    """
+
+    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = int(message["status"])
+            await send(message)
+
+        limit = self.max_body_bytes
+        length = _content_length(scope)
+        try:
+            if length is not None and length > limit:
+                await _too_large(send_wrapper, f"request body of {length} bytes exceeds the limit of {limit}")
+                return
+            if length is None and scope.get("method") in ("POST", "PUT", "PATCH"):
+                # No Content-Length (chunked): read the body here, within the limit, and replay it.
+                body, complete = await _read_limited(receive, limit)
+                if not complete:
+                    await _too_large(send_wrapper, f"request body exceeds the limit of {limit} bytes")
+                    return
+                await self.app(scope, _replay(body, receive), send_wrapper)
+            else:
+                await self.app(scope, receive, send_wrapper)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            method = scope.get("method", "GET")
+            self.metrics.requests.labels(method, template, str(status)).inc()
+            self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
+
+
+async def _read_limited(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The whole body, or (partial body, False) as soon as it passes ``limit`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(parts), True
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", False
+        parts.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(parts), True
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if sent:
+            return await receive()  # after the body: wait for the disconnect like the server would
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
+def _content_length(scope: Scope) -> int | None:
+    for key, value in scope.get("headers", ()):
+        if key == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+async def _too_large(send: Any, detail: str) -> None:
+    import json
+
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 413,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,224 @@
+"""Request and response bodies of the HTTP API (pydantic; they are also the OpenAPI documentation).
+
+Every request body forbids unknown fields, so a misspelt metric is a 422 naming it instead of a silently
+missing feature. Metrics must be finite, non-negative numbers given as JSON numbers (strict: ``"12"`` is
+refused rather than guessed), because the change metrics of Kamei et al. are counts, ages and entropies.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from defectops.data.schemas import FEATURES, MESSAGE, PATHS
+
+Metric = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
+Flag = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
+Sha = Annotated[str, Field(pattern=r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")]
+TopK = Annotated[int, Field(ge=0, le=50, strict=True)]
+
+#: Fields of :class:`ChangeRecord` a model may use as numeric inputs.
+NUMERIC_FIELDS: tuple[str, ...] = (*FEATURES, "churn")
+#: Fields of :class:`ChangeRecord` a text-aware model may read.
+TEXT_FIELDS: tuple[str, ...] = (MESSAGE, PATHS)
+#: Fields that identify a change rather than describe it (never model inputs).
+ID_FIELDS: tuple[str, ...] = ("commit_sha", "repo")
+
+_REV = r"[A-Za-z0-9][A-Za-z0-9_./@{}^~-]{0,199}"
+
+
+class ChangeRecord(BaseModel):
+    """The change metrics of one commit (Kamei et al. 2013), as mined by ``defectops mine``.
+
+    Give the metrics the served model uses (``GET /v1/models`` lists them); a missing one is a 422. ``repo``
+    and ``commit_sha`` are optional; with them, late feedback for the commit finds this prediction.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ns: Metric | None = Field(default=None, description="Modified subsystems.")
+    nd: Metric | None = Field(default=None, description="Modified directories.")
+    nf: Metric | None = Field(default=None, description="Modified files.")
+    entropy: Metric | None = Field(default=None, description="Spread of the change over files.")
+    la: Metric | None = Field(default=None, description="Lines added.")
+    ld: Metric | None = Field(default=None, description="Lines deleted.")
+    lt: Metric | None = Field(default=None, description="Lines in the files before the change.")
+    fix: bool | Flag | None = Field(default=None, description="Whether the change fixes a defect.")
+    ndev: Metric | None = Field(default=None, description="Developers who changed the files before.")
+    age: Metric | None = Field(default=None, description="Days since the files were last changed.")
+    nuc: Metric | None = Field(default=None, description="Unique earlier changes of the files.")
+    exp: Metric | None = Field(default=None, description="Author's earlier changes.")
+    rexp: Metric | None = Field(default=None, description="Author's recent experience.")
+    sexp: Metric | None = Field(default=None, description="Author's earlier changes to the subsystems.")
+    churn: Metric | None = Field(default=None, description="la + ld (effort).")
+    message: str | None = Field(
+        default=None, max_length=100_000, description="Commit message (text-aware models only)."
+    )
+    paths: str | None = Field(
+        default=None, max_length=1_000_000, description="Changed paths, one a line (text-aware models only)."
+    )
+    commit_sha: Sha | None = Field(default=None, description="Full sha of the commit (needs repo).")
+    repo: str | None = Field(default=None, min_length=1, max_length=255, description="Repository name.")
+
+    @model_validator(mode="after")
+    def _sha_needs_repo(self) -> ChangeRecord:
+        if self.commit_sha is not None and self.repo is None:
+            raise ValueError("commit_sha needs repo: feedback joins predictions on (repo, commit_sha)")
+        return self
+
+
+class PredictRequest(BaseModel):
+    """One or many changes to score."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    records: list[ChangeRecord] = Field(
+        min_length=1, description="The changes, at most the service's batch limit."
+    )
+    top_k: TopK | None = Field(
+        default=None, description="Reasons per prediction (0: none, fastest); default: the service's setting."
+    )
+
+
+class ReasonOut(BaseModel):
+    """A feature that raised or lowered the risk, in calibrated log-odds (exact TreeSHAP / linear terms)."""
+
+    feature: str
+    value: float
+    contribution: float
+    direction: Literal["raises", "lowers"]
+
+
+class PredictionOut(BaseModel):
+    """One answered prediction."""
+
+    prediction_id: str = Field(description="Id under which the prediction is logged; send feedback with it.")
+    probability: float = Field(description="Calibrated probability that the change induces a defect.")
+    risk: bool = Field(description="probability >= threshold.")
+    risk_band: Literal["low", "medium", "high"]
+    threshold: float
+    model_name: str
+    model_version: str
+    reasons: list[ReasonOut]
+    commit_sha: str | None = None
+    repo: str | None = None
+
+
+class PredictResponse(BaseModel):
+    predictions: list[PredictionOut]
+
+
+class CommitScoreRequest(BaseModel):
+    """Commits of a configured repository to mine (with the incremental miner state) and score."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    repo: str = Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Repository id from the service's settings."
+    )
+    commit: str | None = Field(default=None, pattern=f"^{_REV}$", description="A sha or revision name.")
+    range_: str | None = Field(
+        default=None, alias="range", pattern=f"^{_REV}\\.\\.{_REV}$", description="BASE..HEAD."
+    )
+    top_k: TopK | None = None
+
+    @model_validator(mode="after")
+    def _one_target(self) -> CommitScoreRequest:
+        if (self.commit is None) == (self.range_ is None):
+            raise ValueError("give exactly one of commit and range")
+        if self.commit is not None and ".." in self.commit:
+            raise ValueError("commit is one revision; use range for BASE..HEAD")
+        if self.range_ is not None and self.range_.count("..") != 1:
+            raise ValueError("range must be BASE..HEAD")
+        return self
+
+
+class CommitScoreResponse(BaseModel):
+    repo: str
+    revision: str
+    predictions: list[PredictionOut]
+    skipped_merges: list[str] = Field(description="Merge commits of the range (not scored: no own change).")
+
+
+class FeedbackResponse(BaseModel):
+    feedback_id: int
+    status: Literal["recorded", "duplicate", "replaced"]
+    replaced_feedback_id: int | None
+    matched_predictions: int
+
+
+class RiskBandsOut(BaseModel):
+    medium: float = Field(description="Probability from which a change is 'medium' (the recent base rate).")
+    high: float = Field(description="Probability from which a change is 'high' (the decision threshold).")
+
+
+class ModelOut(BaseModel):
+    name: str
+    version: int
+    run_id: str | None
+    features: list[str]
+    threshold: float
+    risk_bands: RiskBandsOut
+    scorer: str = Field(description="'booster' (LightGBM fast path), 'explain' or 'proba'.")
+    loaded_at: datetime
+
+
+class TrafficSplit(BaseModel):
+    """How the challenger takes part: not at all, answering a share of records, or scored in the shadow."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mode: Literal["off", "canary", "shadow"] = "off"
+    share: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        allow_inf_nan=False,
+        description="canary: share of records the challenger answers; shadow: share it also scores (logged, "
+        "not returned). Records are assigned by a hash of their prediction id.",
+    )
+
+    @model_validator(mode="after")
+    def _share_matches_mode(self) -> TrafficSplit:
+        if self.mode == "off" and self.share != 0:
+            raise ValueError("mode 'off' takes share 0")
+        if self.mode != "off" and self.share == 0:
+            raise ValueError(f"mode {self.mode!r} needs a share above 0")
+        return self
+
+
+class ModelsResponse(BaseModel):
+    name: str
+    ready: bool
+    champion: ModelOut | None
+    challenger: ModelOut | None
+    traffic: TrafficSplit
+    generation: int = Field(description="Changes made through the admin API so far (control file).")
+    last_error: str | None = Field(
+        description="Why the last reload or synchronisation was refused, if it was."
+    )
+
+
+class AdminAction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    why: str = Field(min_length=1, max_length=1000, description="Recorded in the registry's audit history.")
+    who: str = Field(default="api", min_length=1, max_length=200)
+
+
+class PromoteRequest(AdminAction):
+    version: int = Field(ge=1, strict=True)
+    force: bool = Field(default=False, description="Promote even a version whose promotion gate failed.")
+
+
+class RollbackRequest(AdminAction):
+    pass
+
+
+class HealthOut(BaseModel):
+    status: Literal["live", "ready", "not ready"]
+    detail: str | None = None
+    model_name: str | None = None
+    model_version: int | None = None

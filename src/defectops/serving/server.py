@@ -1,0 +1,105 @@
+"""Running the app under uvicorn, with the settings that matter for latency.
+
+* TCP_NODELAY on every connection. asyncio sets it itself only for sockets it recognises as TCP; the sockets
+  uvicorn hands to ``--workers N`` child processes are not recognised, so without this every keep-alive
+  response waits for Nagle's algorithm and the client's delayed ACK (about 40 ms; uvicorn issue #3149).
+* No access log by default (a log line per request costs more than scoring one); the metrics count requests.
+* Objects alive after startup are frozen out of the garbage collector (see ``create_app(freeze_gc=True)``).
+* A 1 ms GIL switch interval (Python's default is 5 ms): the log writer thread, woken by the end of an fsync,
+  would otherwise wait up to 5 ms for the GIL while the event loop is busy, and every request of its group
+  with it.
+* Several workers: the app is built in each worker by :func:`defectops.serving.app.app_from_env` from the
+  environment, which :func:`run` fills from the checked settings, and Prometheus runs in multiprocess mode
+  with a fresh directory in the workspace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from defectops.config import Settings, Workspace
+from defectops.serving.app import SWITCH_INTERVAL, create_app
+from defectops.serving.metrics import MULTIPROC_ENV
+from defectops.serving.settings import ServeSettings
+
+#: Seconds a graceful stop waits for requests in flight before cancelling them (their rows still commit).
+GRACEFUL_SECONDS = 30
+
+
+class NoDelayH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with TCP_NODELAY set on the connection's socket."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            with contextlib.suppress(OSError):  # not a TCP socket after all; nothing to tune
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
+
+
+def settings_environment(serve: ServeSettings) -> dict[str, str]:
+    """``DEFECTOPS_SERVE_*`` variables that rebuild exactly ``serve`` in a worker process."""
+    import json
+
+    env: dict[str, str] = {}
+    for name, value in serve.model_dump().items():
+        if value is None:
+            continue
+        key = f"DEFECTOPS_SERVE_{name.upper()}"
+        if name == "admin_token":
+            env[key] = serve.admin_token.get_secret_value() if serve.admin_token is not None else ""
+        elif name == "repositories":
+            env[key] = json.dumps({k: str(v) for k, v in value.items()})
+        elif isinstance(value, bool):
+            env[key] = "true" if value else "false"
+        else:
+            env[key] = str(value)
+    return env
+
+
+def run(settings: Settings, serve: ServeSettings) -> None:
+    """Serve until SIGINT/SIGTERM, then stop gracefully (requests in flight finish, the log is drained)."""
+    serve.check(settings)
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    common = {
+        "host": serve.host,
+        "port": serve.port,
+        "http": NoDelayH11Protocol,
+        "access_log": serve.access_log,
+        "timeout_graceful_shutdown": GRACEFUL_SECONDS,
+        "lifespan": "on",
+        "server_header": False,
+    }
+    if serve.workers == 1:
+        app = create_app(settings, serve, freeze_gc=True)
+        uvicorn.Server(uvicorn.Config(app, **common)).run()  # type: ignore[arg-type]
+        return
+    os.environ.update(settings_environment(serve))
+    os.environ["DEFECTOPS_WORKSPACE"] = str(settings.resolved_workspace())
+    metrics_dir = _fresh_metrics_dir(Workspace.from_settings(settings).root)
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    try:
+        uvicorn.run(
+            "defectops.serving.app:app_from_env",
+            factory=True,
+            workers=serve.workers,
+            **common,  # type: ignore[arg-type]
+        )
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _fresh_metrics_dir(workspace_root: Path) -> Path:
+    path = workspace_root / "serving" / f"prometheus-{os.getpid()}"
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return path

@@ -1,0 +1,141 @@
+"""Settings of the prediction service (environment ``DEFECTOPS_SERVE_*``, or ``defectops serve`` options).
+
+Why a settings class of its own: the service has knobs no other command needs (port, batch limits, the
+admin token, the repositories it may mine), and it must refuse to start when they are unsafe rather than run
+with a guessable secret. :meth:`ServeSettings.check` is that refusal; :func:`defectops.serving.app.create_app`
+and the ``serve`` command both call it before anything listens.
+
+The admin token: outside local mode (``DEFECTOPS_MODE`` other than ``local``) it must be set, at least
+:data:`MIN_TOKEN_LENGTH` characters long, and differ from the local default. In local mode an unset token
+falls back to :data:`LOCAL_ADMIN_TOKEN`, a documented, well-known value, so a developer can try the admin
+endpoints on a laptop; because everybody knows it, it is accepted only while the service listens on a
+loopback address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from pathlib import Path
+from typing import Final
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from defectops.config import Settings
+from defectops.errors import ConfigError
+
+#: The registered model the service loads when none is named.
+DEFAULT_MODEL_NAME: Final = "defectops"
+#: The admin token of local mode when none is configured (loopback only; see the module docstring).
+LOCAL_ADMIN_TOKEN: Final = "defectops-local-admin"  # noqa: S105 - documented local-mode default, loopback only
+#: Shortest admin token accepted outside local mode (a random 128-bit token is 22+ characters in base64).
+MIN_TOKEN_LENGTH: Final = 16
+
+_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
+
+
+class ServeSettings(BaseSettings):
+    """Every setting of ``defectops serve``; the environment prefix is ``DEFECTOPS_SERVE_``."""
+
+    model_config = SettingsConfigDict(env_prefix="DEFECTOPS_SERVE_", extra="ignore", frozen=True)
+
+    host: str = Field(default="127.0.0.1", description="Address to listen on.")
+    port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0: any free port).")
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Worker processes. One is fastest for single records on small machines; more share "
+        "admin changes through the control file in the workspace.",
+    )
+    model_name: str = Field(default=DEFAULT_MODEL_NAME, description="Registered model to serve.")
+    admin_token: SecretStr | None = Field(
+        default=None, description="Bearer token of the admin endpoints (required outside local mode)."
+    )
+    log_url: str | None = Field(
+        default=None,
+        description="Prediction log database URL; default: SQLite predictions.db in the workspace.",
+    )
+    repositories: dict[str, Path] = Field(
+        default_factory=dict,
+        description="Repositories /v1/commits/score may mine, as {id: path} (JSON in the environment).",
+    )
+    max_batch: int = Field(
+        default=1000, ge=1, description="Most records (or commits) one request may score; more is 413."
+    )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024, description="Largest accepted request body in bytes; more is 413."
+    )
+    top_k: int = Field(
+        default=5, ge=0, le=50, description="Reasons returned per prediction unless a request asks otherwise."
+    )
+    threshold: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="Decision threshold for the risk label; default: the one registered with the model.",
+    )
+    poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=3600,
+        description="How often a worker checks the control file for admin changes made by another worker.",
+    )
+    log_commit_rows: int = Field(
+        default=5000,
+        ge=1,
+        description="Most prediction rows one group commit of the log writer takes from waiting requests.",
+    )
+    access_log: bool = Field(default=False, description="Log every request line (uvicorn's access log).")
+
+    @field_validator("repositories")
+    @classmethod
+    def _check_repositories(cls, value: dict[str, Path]) -> dict[str, Path]:
+        for repo_id in value:
+            if not _REPO_ID.match(repo_id):
+                raise ValueError(
+                    f"repository id {repo_id!r}: use letters, digits, '_', '.', '-' (at most 100)"
+                )
+        return {repo_id: path.expanduser() for repo_id, path in value.items()}
+
+    def check(self, settings: Settings) -> str:
+        """Refuse unsafe settings (ConfigError); return the admin token in effect."""
+        local = settings.mode.strip().lower() == "local"
+        token = self.admin_token.get_secret_value() if self.admin_token is not None else None
+        if token is not None and not token.strip():
+            raise ConfigError("DEFECTOPS_SERVE_ADMIN_TOKEN is empty; set a random token or unset it")
+        if not local:
+            if token is None:
+                raise ConfigError(
+                    f"mode {settings.mode!r} needs an admin token: set DEFECTOPS_SERVE_ADMIN_TOKEN to a "
+                    f"random secret of at least {MIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 24`)"
+                )
+            if token == LOCAL_ADMIN_TOKEN:
+                raise ConfigError(f"mode {settings.mode!r} refuses the well-known local admin token")
+            if len(token) < MIN_TOKEN_LENGTH:
+                raise ConfigError(
+                    f"the admin token is {len(token)} characters long; use at least {MIN_TOKEN_LENGTH}"
+                )
+        effective = token if token is not None else LOCAL_ADMIN_TOKEN
+        if effective == LOCAL_ADMIN_TOKEN and not is_loopback(self.host):
+            raise ConfigError(
+                f"the local default admin token is only allowed on a loopback address, not {self.host!r}; "
+                "set DEFECTOPS_SERVE_ADMIN_TOKEN"
+            )
+        if not self.model_name or not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", self.model_name):
+            raise ConfigError(f"invalid model name {self.model_name!r}")
+        for repo_id, path in self.repositories.items():
+            if not path.is_dir():
+                raise ConfigError(f"repository {repo_id!r}: {path} is not a directory")
+        return effective
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses (what only this machine can reach)."""
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -1,0 +1,307 @@
+"""One heal cycle at a time: each path through it, with the real registry, log, control file and audit table."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+
+from defectops.errors import DataError
+from defectops.pipeline.decide import HealSettings
+from defectops.pipeline.heal import (
+    FrameSource,
+    HealAudit,
+    History,
+    RepositorySource,
+    replay,
+)
+from defectops.registry.registry import CHALLENGER, CHAMPION
+from defectops.serving.prediction_log import PredictionRecord
+from gitrepo import RepoBuilder
+from heal_world import (
+    WAITING_DAYS,
+    Stack,
+    WorldSpec,
+    bootstrap_champion,
+    commits_frame,
+    day,
+    generate,
+    heal_tracking,
+    labels_frame,
+    mlflow_environment_restored,
+    stack,
+)
+
+__all__ = ["heal_tracking", "mlflow_environment_restored", "stack"]  # fixtures pytest finds here
+
+QUIET = WorldSpec(seed=3, days=340, per_day=4, drift_day=None)
+
+
+@pytest.fixture(scope="module")
+def quiet_world() -> pd.DataFrame:
+    return generate(QUIET)
+
+
+def frame_source(world: pd.DataFrame) -> FrameSource:
+    return FrameSource(commits_frame(world), labels_frame(world, end=day(QUIET.days)))
+
+
+def expected_new_labels(world: pd.DataFrame, since: datetime, now: datetime) -> int:
+    """Labels that became known in (since, now], worked out from the history itself: a defect is known when
+    its fix lands, any other change 30 days after it was made (the waiting period)."""
+    fixed = world["defect"] & (world["fix_time"] <= pd.Timestamp(now))
+    known_at = world["fix_time"].where(fixed, world["time"] + pd.Timedelta(days=WAITING_DAYS))
+    return int(((known_at > pd.Timestamp(since)) & (known_at <= pd.Timestamp(now))).sum())
+
+
+def test_without_a_champion_the_cycle_says_so(stack: Stack) -> None:
+    report = stack.healer(None, HealSettings()).cycle(day(10))
+    assert [(r.step, r.outcome) for r in report.records] == [("start", "no_champion")]
+    assert "defectops run" in report.records[0].reason
+    assert report.champion_version is None
+    stored = HealAudit(f"sqlite:///{stack.workspace / 'heal.db'}").records(stack.name)
+    assert [r.id for r in stored] == [r.id for r in report.records]
+    run = MlflowClient(tracking_uri=stack.registry.config.tracking_uri).get_run(str(report.mlflow_run_id))
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["defectops.heal.start"] == "no_champion"
+
+
+def test_new_labels_train_a_challenger_into_the_shadow_and_it_expires_unjudged(
+    stack: Stack, quiet_world: pd.DataFrame
+) -> None:
+    source = frame_source(quiet_world)
+    first = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    settings = HealSettings(
+        budget_seconds=0.0, min_new_labels=50, max_shadow_days=10, min_days_between_challengers=30
+    )
+    healer = stack.healer(source, settings)
+    report = healer.cycle(day(270))
+    assert [(r.step, r.outcome) for r in report.records] == [
+        ("refresh", "ok"),
+        ("monitor", "skipped"),  # no service: no served predictions
+        ("decide", "retrain"),
+        ("train", "shadow"),
+    ]
+    decide_record = report.record("decide")
+    assert decide_record is not None
+    new_labels = decide_record.evidence["inputs"]["new_labels"]
+    assert new_labels == expected_new_labels(quiet_world, day(240), day(270))
+    assert new_labels >= 50
+    train = report.record("train")
+    assert train is not None
+    assert train.evidence["triggers"] == ["new_labels"]
+    challenger = train.challenger_version
+    assert challenger == first + 1
+    assert stack.registry.aliases(stack.name) == {CHAMPION: first, CHALLENGER: challenger}
+    control = stack.control()
+    assert (control.champion, control.challenger) == (first, challenger)
+    assert (control.traffic.mode, control.traffic.share) == ("shadow", 1.0)
+    assert report.traffic == {"mode": "shadow", "share": 1.0}
+    # the training run is the challenger's, and it learnt the labels known at the cycle
+    register = [e for e in stack.registry.history(stack.name, alias=CHALLENGER) if e.to_version == challenger]
+    assert register[0].evidence["labels_as_of"] == day(270).isoformat()
+    assert healer.trained_at(challenger) == day(270)
+    # every decision is in the cycle's MLflow run and replays to the same verdict
+    client = MlflowClient(tracking_uri=stack.registry.config.tracking_uri)
+    stored = client.download_artifacts(str(report.mlflow_run_id), "heal/records.json")
+    document = pd.read_json(stored, typ="series")["records"]
+    assert [r["step"] for r in document] == ["refresh", "monitor", "decide", "train"]
+    assert client.get_run(str(report.mlflow_run_id)).data.tags["defectops.heal.train"] == "shadow"
+    assert replay(decide_record, config=stack.registry.config).matches
+
+    # 15 days later no shadow prediction has a label (no service ran): past max_shadow_days it is archived
+    later = healer.cycle(day(285))
+    gate = later.record("gate")
+    assert gate is not None
+    assert gate.outcome == "expired"
+    assert "0 of the needed 200" in gate.reason
+    assert stack.registry.aliases(stack.name) == {CHAMPION: first}
+    control = stack.control()
+    assert (control.challenger, control.traffic.mode) == (None, "off")
+    assert later.outcome("decide") == "blocked"  # the last challenger is 15 < 30 days old
+    assert stack.registry.get_version(stack.name, challenger).status == "archived"
+
+
+def test_offline_gate_judges_at_once_on_commits_the_champion_never_saw(
+    stack: Stack, quiet_world: pd.DataFrame
+) -> None:
+    source = frame_source(quiet_world)
+    first = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    settings = HealSettings(budget_seconds=0.0, min_new_labels=50, gate_on="offline")
+    report = stack.healer(source, settings).cycle(day(330))
+    train = report.record("train")
+    assert train is not None
+    assert train.outcome in ("promoted", "archived")
+    decision = train.evidence["decision"]
+    # the window: commits made since the champion was trained (day 240) whose label is known at day 330
+    assert decision["n_labels"] == train.evidence["evaluation"]["test_rows"]
+    assert decision["n_labels"] >= 200
+    assert decision["passed"] is (train.outcome == "promoted")
+    assert replay(train, config=stack.registry.config).matches
+    aliases = stack.registry.aliases(stack.name)
+    assert CHALLENGER not in aliases
+    assert aliases[CHAMPION] == (train.challenger_version if decision["passed"] else first)
+    control = stack.control()
+    assert (control.champion, control.challenger, control.traffic.mode) == (aliases[CHAMPION], None, "off")
+
+
+def test_online_mode_updates_a_copy_of_the_champion_with_the_new_labels(
+    stack: Stack, quiet_world: pd.DataFrame
+) -> None:
+    source = frame_source(quiet_world)
+    first = bootstrap_champion(stack.registry, stack.name, source, day(240), kind="online")
+    settings = HealSettings(budget_seconds=0.0, min_new_labels=50)
+    healer = stack.healer(source, settings, online=True)
+    champion = healer.model(first).estimator
+    coef_before = np.array(champion.sgd_.coef_, copy=True)
+    trained_rows = int(champion.n_train_)
+    snapshot = copy.deepcopy(champion.class_counts_)
+    report = healer.cycle(day(300))
+    train = report.record("train")
+    assert train is not None
+    assert train.outcome == "shadow"
+    assert train.evidence["model_kind"] == "online"
+    new = expected_new_labels(quiet_world, day(240), day(300))
+    assert train.evidence["evaluation"]["partial_fit_rows"] == new
+    challenger = stack.registry.load(stack.name, version=int(train.challenger_version or 0)).estimator
+    assert challenger.kind == "online"
+    assert int(challenger.n_train_) == trained_rows + new
+    assert not np.allclose(challenger.sgd_.coef_, coef_before)
+    # the champion itself never changed (partial_fit ran on a copy), in memory nor in the registry
+    assert np.array_equal(champion.sgd_.coef_, coef_before)
+    assert np.array_equal(champion.class_counts_, snapshot)
+    reloaded = stack.registry.load(stack.name, version=first).estimator
+    assert np.array_equal(reloaded.sgd_.coef_, coef_before)
+
+
+def test_a_challenger_registered_elsewhere_is_adopted_into_the_shadow(
+    stack: Stack, quiet_world: pd.DataFrame
+) -> None:
+    source = frame_source(quiet_world)
+    first = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    outside = stack.registry.register(
+        stack.name, f"models:/{stack.name}/{first}", who="bob", why="try this", now=day(250)
+    )
+    report = stack.healer(source, HealSettings(min_new_labels=100_000)).cycle(day(260))
+    gate = report.record("gate")
+    assert gate is not None
+    assert (gate.outcome, gate.challenger_version) == ("shadow", outside.version)
+    control = stack.control()
+    assert (control.challenger, control.traffic.mode) == (outside.version, "shadow")
+
+
+class BrokenSource:
+    def refresh(self, now: datetime) -> History:
+        raise DataError("the dataset failed its schema check")
+
+
+def test_a_failing_cycle_is_recorded_and_raised(stack: Stack, quiet_world: pd.DataFrame) -> None:
+    bootstrap_champion(stack.registry, stack.name, frame_source(quiet_world), day(240))
+    healer = stack.healer(BrokenSource(), HealSettings())
+    with pytest.raises(DataError, match="schema check"):
+        healer.cycle(day(250))
+    records = healer.audit.records(stack.name)
+    assert [(r.step, r.outcome) for r in records] == [("error", "failed")]
+    assert "DataError" in records[0].reason
+    run = MlflowClient(tracking_uri=stack.registry.config.tracking_uri).get_run(str(records[0].mlflow_run_id))
+    assert run.info.status == "FAILED"
+
+
+def test_naive_time_is_refused(stack: Stack) -> None:
+    from defectops.errors import InputError
+
+    with pytest.raises(InputError, match="timezone-aware"):
+        stack.healer(None, HealSettings()).cycle(datetime(2026, 1, 1))
+
+
+# ----------------------------------------------------------------------------------------------------------
+# a real repository: incremental mining and labelling, and its labels sent to the service's log
+
+
+def test_repository_source_mines_labels_and_feeds_the_labels_to_logged_predictions(
+    stack: Stack, synthetic_repo: RepoBuilder, tmp_path: Path
+) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(synthetic_repo.path), str(clone)], check=True)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    source = RepositorySource(clone, stack.workspace / "ws", waiting_days=90, workers=1)
+    first = bootstrap_champion(stack.registry, stack.name, source, now)
+    history = source.refresh(now)
+    labels = history.labels
+    known = labels.loc[(labels["label"] != "unknown") & ~labels["is_merge"]]
+    # the service scored three of the repository's commits (as /v1/commits/score logs them)
+    scored = known["sha"].head(3).tolist()
+    stack.log.record(
+        [
+            PredictionRecord(
+                prediction_id=f"00000000-0000-4000-8000-00000000000{i}",
+                created_at=now - timedelta(days=1),
+                model_name=stack.name,
+                model_version=str(first),
+                served=True,
+                inputs={"la": 1.0},
+                score=0.2,
+                threshold=0.5,
+                risk_label=0,
+                risk_band="low",
+                repo="syn",
+                commit_sha=sha,
+            )
+            for i, sha in enumerate(scored)
+        ]
+    )
+    healer = stack.healer(source, HealSettings(min_new_labels=100_000), feedback_repo="syn")
+    report = healer.cycle(now)
+    refresh = report.record("refresh")
+    assert refresh is not None
+    # every label known now went to the log once; the three scored commits found their predictions
+    assert refresh.evidence["feedback"] == {
+        "recorded": len(known),
+        "duplicate": 0,
+        "replaced": 0,
+        "matched_predictions": 3,
+    }
+    window = stack.log.window(now - timedelta(days=2), now, as_of=now)
+    expected = known.set_index("sha").loc[scored, "label"].eq("defect").astype(int).tolist()
+    assert window.set_index("commit_sha").loc[scored, "label"].astype(int).tolist() == expected
+
+    # a new commit: mined incrementally; its label is not known yet, so nothing new reaches the log
+    builder = RepoBuilder(clone)
+    builder.git("config", "user.name", "Test Runner")
+    builder.git("config", "user.email", "runner@example.com")
+    builder.commit("Tweak core/f0.py", {"core/f0.py": "changed\n"}, when=now - timedelta(hours=1))
+    again = healer.cycle(now + timedelta(days=1))
+    refresh = again.record("refresh")
+    assert refresh is not None
+    assert refresh.evidence["new_commits"] == 1
+    # labels dated since the previous cycle minus the 30-day lookback are sent again: all duplicates
+    assert refresh.evidence["feedback_since"] == (now - timedelta(days=30)).isoformat(timespec="microseconds")
+    feedback = refresh.evidence["feedback"]
+    assert feedback["recorded"] == 0
+    assert feedback["replaced"] == 0
+    again_known = known.loc[
+        pd.to_datetime(known["label_known_at"], utc=True) > pd.Timestamp(now - timedelta(days=30))
+    ]
+    assert feedback["duplicate"] == len(again_known)
+
+
+def test_one_cycle_at_a_time_per_model(stack: Stack) -> None:
+    import fcntl
+
+    from defectops.pipeline.heal import HealBusyError
+
+    healer = stack.healer(None, HealSettings())
+    healer.lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with healer.lock_path.open("a+") as other:  # another process (an overrunning cron job) holds the lock
+        fcntl.flock(other.fileno(), fcntl.LOCK_EX)
+        with pytest.raises(HealBusyError, match="another heal cycle"):
+            healer.cycle(day(10))
+        fcntl.flock(other.fileno(), fcntl.LOCK_UN)
+    assert healer.audit.records(stack.name) == []  # nothing was done, nothing recorded
+    assert healer.cycle(day(11)).records[0].outcome == "no_champion"  # free again

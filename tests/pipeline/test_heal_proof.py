@@ -1,0 +1,212 @@
+"""The proof (issue 6 §3): the loop notices drift, retrains, promotes only what is better, and rolls back.
+
+A seeded history (tests/heal_world.py) is replayed through the real service: the first 240 days train the
+first champion; from then on every day's changes are scored through ``POST /v1/predict`` and each label is
+posted to ``POST /v1/feedback`` when it becomes known (a defect when its fix lands 10–40 days later, a clean
+change after the 30-day waiting period). On day 300 a new team of authors arrives and changes get much
+larger; what makes a change risky changes with them. A heal cycle runs every 14 days with the real registry
+(MLflow SQLite), the real prediction log (SQLite) and the real control file the service follows, as
+``defectops scheduler`` would drive it. Nothing is mocked; everything follows from the seed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+
+from defectops.data.schemas import LABEL
+from defectops.pipeline.decide import HealSettings
+from defectops.pipeline.heal import FrameSource, HealReport, replay
+from defectops.pipeline.run import Candidate, RunOptions, log_candidate, train_candidate
+from defectops.registry.gate import GateCriteria
+from defectops.registry.registry import CHAMPION
+from defectops.training.models import make_model
+from heal_world import (
+    ADMIN_TOKEN,
+    WAITING_DAYS,
+    SimClock,
+    Simulation,
+    Stack,
+    WorldSpec,
+    bootstrap_champion,
+    commits_frame,
+    day,
+    generate,
+    heal_tracking,
+    labels_frame,
+    mlflow_environment_restored,
+    stack,
+    start_service,
+)
+
+__all__ = ["heal_tracking", "mlflow_environment_restored", "stack"]  # fixtures pytest finds here
+
+SERVE_FROM = 240
+DRIFT_DAY = 300
+CYCLE_EVERY = 14
+
+
+def days_since_start(moment: datetime) -> float:
+    return (moment - day(0)).total_seconds() / 86400
+
+
+def replay_history(
+    stack: Stack, world: pd.DataFrame, source: FrameSource, settings: HealSettings, days: int
+) -> list[HealReport]:
+    """Serve days SERVE_FROM..days-1 through the API and run a heal cycle every CYCLE_EVERY days; after
+    each cycle the service follows the control file, and must then serve exactly what the loop decided."""
+    clock = SimClock(day(SERVE_FROM))
+    client = start_service(stack.workspace, stack.registry, stack.name, clock, stack.log_url)
+    healer = stack.healer(source, settings)
+    sim = Simulation(world, client, clock, SERVE_FROM)
+    reports: list[HealReport] = []
+    try:
+        for n in range(SERVE_FROM, days):
+            sim.serve_day(n)
+            if (n + 1 - SERVE_FROM) % CYCLE_EVERY:
+                continue
+            report = healer.cycle(day(n + 1))
+            reports.append(report)
+            sim.follow_control()
+            served = sim.deployment()
+            assert served["champion"]["version"] == report.champion_version
+            assert (served["challenger"] or {}).get("version") == report.challenger_version
+            assert served["traffic"]["mode"] == report.traffic["mode"]
+    finally:
+        client.__exit__(None, None, None)
+    assert sim.requests == days - SERVE_FROM
+    assert sim.feedback > 0
+    return reports
+
+
+def test_the_loop_detects_drift_retrains_and_promotes_only_a_better_model(stack: Stack) -> None:
+    spec = WorldSpec(seed=7, days=540, per_day=4, drift_day=DRIFT_DAY)
+    world = generate(spec)
+    source = FrameSource(commits_frame(world), labels_frame(world, end=day(spec.days)))
+    first = bootstrap_champion(stack.registry, stack.name, source, day(SERVE_FROM))
+    # min_new_labels out of reach: this test isolates the drift trigger; the gate keeps its defaults
+    settings = HealSettings(budget_seconds=0.0, min_new_labels=100_000)
+    reports = replay_history(stack, world, source, settings, spec.days)
+    monitored = [(days_since_start(r.at), r.outcome("monitor")) for r in reports]
+    trained = [days_since_start(r.at) for r in reports if r.outcome("train") is not None]
+
+    # Before the injection no challenger is made: one drifting window alone is not enough (about 1 drift-free
+    # window in 20 raises a false alarm, this seed has one on day 268; drift_confirmations = 2 in a row).
+    assert all(when > DRIFT_DAY for when in trained)
+    # Detection: within the first two cycles after the injection the window drifts, and by then a challenger
+    # is trained because of it and put in shadow.
+    after = [(when, state) for when, state in monitored if when > DRIFT_DAY]
+    assert "drift" in [state for _, state in after[:2]]
+    first_train = next(r for r in reports if r.outcome("train") == "shadow")
+    assert days_since_start(first_train.at) <= after[1][0]
+    train_record = first_train.record("train")
+    assert train_record is not None
+    assert "drift" in train_record.evidence["triggers"]
+
+    # Every gate judged at least 200 matured shadow requests (both models' logged scores on the same
+    # requests); a challenger was promoted exactly when its gate passed; each decision replays identically.
+    gates = [r.record("gate") for r in reports if r.outcome("gate") in ("promoted", "archived")]
+    assert len(gates) >= 2
+    for record in gates:
+        assert record is not None
+        decision = record.evidence["decision"]
+        assert decision["mode"] == "challenger_vs_champion"
+        assert decision["n_labels"] >= GateCriteria().min_labels
+        assert decision["passed"] is (record.outcome == "promoted")
+        assert replay(record, config=stack.registry.config).matches
+    # the gate said no at least once: a retrained model is not promoted just for being new
+    assert "archived" in [g.outcome for g in gates if g is not None]
+    promotions = [e for e in stack.registry.history(stack.name, alias=CHAMPION) if e.action == "promote"]
+    assert promotions[0].to_version == first  # the first model's own promotion
+    later = promotions[1:]
+    assert later, "the loop never promoted a challenger after the drift"
+    for event in later:
+        assert event.who == "defectops heal"
+        assert event.evidence["gate"]["passed"] is True
+
+    # Never worse on the held-out window: the changes made after each promotion, which neither model had
+    # seen, with their true labels.
+    for event in later:
+        assert event.from_version is not None
+        assert event.to_version is not None
+        held_out = world.loc[world["time"] >= pd.Timestamp(event.at)]
+        assert len(held_out) >= 150
+        y = held_out["defect"].to_numpy(dtype=int)
+        new = stack.registry.load(stack.name, version=event.to_version).score(held_out)
+        old = stack.registry.load(stack.name, version=event.from_version).score(held_out)
+        assert roc_auc_score(y, new) > roc_auc_score(y, old)
+
+    # After the promotion the new champion is compared with its own reference: no more drift-driven
+    # retraining of the model that already learnt the new era.
+    promoted_at = days_since_start(later[-1].at)
+    assert not [r for r in reports if days_since_start(r.at) > promoted_at and r.outcome("train")]
+
+
+def test_a_worse_champion_is_rolled_back(stack: Stack) -> None:
+    spec = WorldSpec(seed=11, days=330, per_day=4, drift_day=None)
+    world = generate(spec)
+    source = FrameSource(commits_frame(world), labels_frame(world, end=day(spec.days)))
+    first = bootstrap_champion(stack.registry, stack.name, source, day(SERVE_FROM))
+    # A broken version: the same rows with every label inverted, registered like any other.
+    history = source.refresh(day(SERVE_FROM))
+    options = RunOptions(repo=stack.workspace, budget_seconds=0.0, waiting_days=WAITING_DAYS)
+    good = train_candidate(history.commits, history.labels, None, now=day(SERVE_FROM), options=options)
+    table = good.table_now
+    broken = make_model("lightgbm", random_state=0).fit(table, 1 - table[LABEL].to_numpy(), times=None)
+    window = table.tail(100).reset_index(drop=True)
+    candidate = Candidate(
+        model=broken,
+        features=list(broken.features_),
+        table_now=table,
+        window=window,
+        window_probability=np.asarray(broken.predict_proba(window)[:, 1]),
+        metrics={"roc_auc": 0.2},
+        comparable=False,
+        evaluation={},
+    )
+    _run, bad = log_candidate(
+        stack.registry, stack.name, candidate, dataset_fingerprint="inverted", now=day(SERVE_FROM),
+        who="alice", why="hotfix", job="test", evidence={"labels_as_of": day(SERVE_FROM).isoformat()},
+    )  # fmt: skip
+    clock = SimClock(day(SERVE_FROM))
+    client = start_service(stack.workspace, stack.registry, stack.name, clock, stack.log_url)
+    try:
+        # Someone promotes it by hand through the admin API (no gate was ever run for it).
+        response = client.post(
+            "/v1/models/promote",
+            json={"version": bad.version, "who": "alice", "why": "hotfix"},
+            headers={"Authorization": f"Bearer {ADMIN_TOKEN}"},
+        )
+        assert response.status_code == 200
+        assert response.json()["champion"]["version"] == bad.version
+    finally:
+        client.__exit__(None, None, None)
+    settings = HealSettings(budget_seconds=0.0, min_new_labels=100_000)
+    reports = replay_history(stack, world, source, settings, spec.days)
+
+    watches = [(days_since_start(r.at), r.record("watch")) for r in reports if r.record("watch")]
+    outcomes = [w.outcome for _, w in watches if w is not None]
+    # it is watched until 100 of its requests have matured labels, then rolled back, once
+    assert outcomes[-1] == "rolled_back"
+    assert set(outcomes[:-1]) <= {"watching"}
+    assert outcomes.count("rolled_back") == 1
+    rolled_at, record = watches[-1]
+    assert record is not None
+    check = record.evidence["check"]
+    assert check["n"] >= HealSettings().rollback_min_labels
+    assert check["current"]["roc_auc"] < check["previous"]["roc_auc"]
+    assert check["ci_upper"] < 0
+    assert replay(record, config=stack.registry.config).matches
+    # the registry, its audit history and the service agree: the previous champion serves again
+    assert stack.registry.alias_version(stack.name, CHAMPION) == first
+    last = stack.registry.history(stack.name, alias=CHAMPION)[-1]
+    assert last.action == "rollback"
+    assert last.who == "defectops heal"
+    assert (last.from_version, last.to_version) == (bad.version, first)
+    after = [r for r in reports if days_since_start(r.at) > rolled_at]
+    assert after
+    assert all(r.champion_version == first for r in after)
+    assert all(r.record("watch") is None for r in after)  # nothing left to watch after a rollback

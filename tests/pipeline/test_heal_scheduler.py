@@ -1,0 +1,150 @@
+"""``defectops scheduler`` and ``defectops heal`` as commands, and the in-process schedule behind them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from defectops.errors import InputError, ModelError
+from defectops.pipeline.heal_commands import heal, scheduler
+from defectops.pipeline.scheduler import run_scheduler
+from defectops.registry.tracking import TrackingConfig
+from heal_world import heal_tracking, mlflow_environment_restored
+
+__all__ = ["heal_tracking", "mlflow_environment_restored"]  # fixtures pytest finds here
+
+FAST = 0.001  # minutes between cycles: 60 ms
+
+
+def test_cycles_run_at_once_then_on_schedule_until_max_cycles() -> None:
+    seen: list[datetime] = []
+    results: list[int] = []
+
+    def cycle(now: datetime) -> int:
+        seen.append(now)
+        return len(seen)
+
+    summary = run_scheduler(cycle, every_minutes=FAST, max_cycles=3, on_result=results.append)
+    assert (summary.cycles, summary.failures, summary.stopped_by) == (3, 0, "max_cycles")
+    assert results == [1, 2, 3]
+    assert seen == sorted(seen)
+    assert all(moment.tzinfo is UTC for moment in seen)
+
+
+def test_a_failing_cycle_is_reported_and_the_schedule_goes_on() -> None:
+    errors: list[BaseException] = []
+    calls = {"n": 0}
+
+    def cycle(now: datetime) -> str:
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ModelError("registry unreachable")
+        return "ok"
+
+    summary = run_scheduler(cycle, every_minutes=FAST, max_cycles=2, on_error=errors.append)
+    assert (summary.cycles, summary.failures) == (2, 1)
+    assert [str(e) for e in errors] == ["registry unreachable"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_lets_the_running_cycle_finish_then_stops(signum: signal.Signals) -> None:
+    before = signal.getsignal(signum)
+    finished: list[bool] = []
+
+    def cycle(now: datetime) -> None:
+        os.kill(os.getpid(), signum)  # what `docker stop` / Ctrl-C does, in the middle of a cycle
+        time.sleep(0.2)  # the cycle is still working when the signal arrives
+        finished.append(True)
+
+    assert threading.current_thread() is threading.main_thread()
+    summary = run_scheduler(cycle, every_minutes=FAST, max_cycles=50)
+    assert finished == [True]  # it completed, and no further cycle started
+    assert (summary.cycles, summary.stopped_by) == (1, signum.name)
+    assert signal.getsignal(signum) is before  # the previous handler is back
+
+
+def test_bad_schedules_are_refused() -> None:
+    with pytest.raises(InputError, match="every_minutes"):
+        run_scheduler(lambda now: None, every_minutes=0)
+    with pytest.raises(InputError, match="max_cycles"):
+        run_scheduler(lambda now: None, every_minutes=1, max_cycles=0)
+
+
+# ----------------------------------------------------------------------------------------------------------
+# the command functions, registered on a Typer app the way the CLI module registers them
+
+
+def app() -> typer.Typer:
+    application = typer.Typer()
+    application.command("heal")(heal)
+    application.command("scheduler")(scheduler)
+    return application
+
+
+@pytest.fixture
+def environment(heal_tracking: TrackingConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh workspace whose MLflow store is the session's (already migrated)."""
+    monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "ws"))
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", heal_tracking.tracking_uri)
+    monkeypatch.setenv("DEFECTOPS_MLFLOW_ARTIFACTS", str(heal_tracking.artifact_location))
+    return tmp_path / "ws"
+
+
+def test_heal_once_prints_the_cycle_as_json(environment: Path) -> None:
+    result = CliRunner().invoke(app(), ["heal", "--once", "--model-name", "cli-heal-once", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.stdout)
+    assert document["model_name"] == "cli-heal-once"
+    assert [(r["step"], r["outcome"]) for r in document["records"]] == [("start", "no_champion")]
+    # the audit table is the registry's, in the workspace
+    assert (environment / "registry_audit.db").is_file()
+
+
+def test_heal_once_human_output(environment: Path) -> None:
+    result = CliRunner().invoke(app(), ["heal", "--once", "--model-name", "cli-heal-human"])
+    assert result.exit_code == 0, result.output
+    assert "cli-heal-human" in result.stdout
+    assert "no_champion" in result.stdout
+
+
+def test_scheduler_runs_cycles_until_max_cycles(environment: Path) -> None:
+    args = [
+        "scheduler",
+        "--every-minutes",
+        str(FAST),
+        "--max-cycles",
+        "2",
+        "--model-name",
+        "cli-sched",
+        "--json",
+    ]
+    result = CliRunner().invoke(app(), args)
+    assert result.exit_code == 0, result.output
+    decoder = json.JSONDecoder()
+    text, documents, position = result.stdout, [], 0
+    while position < len(text.rstrip()):
+        document, end = decoder.raw_decode(text, position)
+        documents.append(document)
+        position = end + 1
+    assert [d["model_name"] for d in documents] == ["cli-sched", "cli-sched"]
+    assert documents[0]["cycle_id"] != documents[1]["cycle_id"]
+
+
+def test_heal_needs_a_model_name_or_a_repository(environment: Path) -> None:
+    result = CliRunner().invoke(app(), ["heal", "--once"])
+    assert isinstance(result.exception, InputError)
+    assert "--model-name" in str(result.exception)
+
+
+def test_bad_gate_option_is_refused(environment: Path) -> None:
+    result = CliRunner().invoke(app(), ["heal", "--once", "--model-name", "x", "--gate", "sometimes"])
+    assert isinstance(result.exception, InputError)

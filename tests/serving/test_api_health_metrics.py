@@ -1,0 +1,128 @@
+"""Health probes, Prometheus metrics and the OpenAPI document."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from serving.conftest_api import *  # noqa: F403 - the fixtures
+from serving.conftest_api import Deployed, MakeClient, Session, admin, record_of
+
+
+def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    samples = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_live_and_ready(deployed: Deployed, make_client: MakeClient) -> None:
+    client = make_client(deployed.name)
+    assert client.get("/health/live").json() == {
+        "status": "live",
+        "detail": None,
+        "model_name": None,
+        "model_version": None,
+    }
+    ready = client.get("/health/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "status": "ready",
+        "detail": None,
+        "model_name": deployed.name,
+        "model_version": 1,
+    }
+
+
+def test_metrics_count_requests_predictions_and_scores(
+    deployed: Deployed, make_client: MakeClient, api_session: Session
+) -> None:
+    client = make_client(deployed.name)
+    records = [record_of(api_session.reference, i) for i in range(30)]
+    answers = client.post("/v1/predict", json={"records": records[:20]}).json()["predictions"]
+    answers += client.post("/v1/predict", json={"records": records[20:]}).json()["predictions"]
+    assert client.post("/v1/predict", json={"records": [{"bogus": 1}]}).status_code == 422
+    assert client.post("/v1/models/reload").status_code == 401
+    assert client.get("/no/such/page").status_code == 404
+
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    samples = _samples(response.text)
+
+    def requests(route: str, status: str, method: str = "POST") -> float:
+        key = ("defectops_http_requests_total", (("method", method), ("route", route), ("status", status)))
+        return samples.get(key, 0.0)
+
+    assert requests("/v1/predict", "200") == 2
+    assert requests("/v1/predict", "422") == 1
+    assert requests("/v1/models/reload", "401") == 1
+    assert requests("unmatched", "404", "GET") == 1
+    latency_count = (
+        "defectops_http_request_duration_seconds_count",
+        (("method", "POST"), ("route", "/v1/predict")),
+    )
+    assert samples[latency_count] == 3
+
+    bands = Counter(a["risk_band"] for a in answers)
+    for band, count in bands.items():
+        key = (
+            "defectops_predictions_total",
+            (("model_name", deployed.name), ("model_version", "1"), ("risk_band", band), ("served", "true")),
+        )
+        assert samples[key] == count
+    score_labels = (("model_name", deployed.name), ("model_version", "1"), ("served", "true"))
+    assert samples[("defectops_prediction_score_count", score_labels)] == 30
+    assert samples[("defectops_prediction_score_sum", score_labels)] == pytest.approx(
+        sum(a["probability"] for a in answers)
+    )
+    # Buckets are cumulative: the 0.5 bucket holds every probability at or below 0.5.
+    below_half = sum(a["probability"] <= 0.5 for a in answers)
+    assert samples[("defectops_prediction_score_bucket", (("le", "0.5"), *score_labels))] == below_half
+    assert samples[("defectops_prediction_log_commit_rows_sum", ())] == 30
+    info = (("model_name", deployed.name), ("model_version", "1"), ("role", "champion"))
+    assert samples[("defectops_model_info", info)] == 1
+    challenger = (("model_name", deployed.name), ("model_version", "2"), ("role", "challenger"))
+    assert samples[("defectops_model_info", challenger)] == 1
+
+
+def test_metrics_follow_a_promotion(deployed: Deployed, make_client: MakeClient) -> None:
+    client = make_client(deployed.name)
+    assert (
+        client.post("/v1/models/promote", json={"version": 2, "why": "t"}, headers=admin()).status_code == 200
+    )
+    samples = _samples(client.get("/metrics").text)
+    models = {labels for name, labels in samples if name == "defectops_model_info"}
+    assert models == {(("model_name", deployed.name), ("model_version", "2"), ("role", "champion"))}
+
+
+def test_openapi_documents_every_route(deployed: Deployed, make_client: MakeClient) -> None:
+    client = make_client(deployed.name)
+    document = client.get("/openapi.json").json()
+    assert set(document["paths"]) == {
+        "/v1/predict",
+        "/v1/commits/score",
+        "/v1/feedback",
+        "/v1/models",
+        "/v1/models/reload",
+        "/v1/models/promote",
+        "/v1/models/rollback",
+        "/v1/traffic",
+        "/health/live",
+        "/health/ready",
+        "/metrics",
+    }
+    predict = document["paths"]["/v1/predict"]["post"]
+    assert predict["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PredictResponse"
+    }
+    assert {"413", "422", "503"} <= set(predict["responses"])
+    assert document["paths"]["/v1/models/reload"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert predict["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/PredictRequest"
+    }
+    assert "ChangeRecord" in document["components"]["schemas"]
+    assert client.get("/docs").status_code == 200

@@ -1,0 +1,116 @@
+"""Service settings: the admin token rules (the service refuses to start with unsafe ones), repositories,
+and the environment hand-over to worker processes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from defectops.config import Settings
+from defectops.errors import ConfigError
+from defectops.serving.app import create_app
+from defectops.serving.server import settings_environment
+from defectops.serving.settings import LOCAL_ADMIN_TOKEN, ServeSettings, is_loopback
+from serving.conftest_api import *  # noqa: F403 - the fixtures
+from serving.conftest_api import Deployed, MakeClient, admin
+
+STRONG = "0123456789abcdef-strong"
+
+
+@pytest.fixture(autouse=True)
+def _no_serve_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    for key in list(os.environ):
+        if key.startswith("DEFECTOPS_SERVE_"):
+            monkeypatch.delenv(key)
+
+
+def _settings(mode: str = "local") -> Settings:
+    return Settings(workspace=Path("/nonexistent/ws"), mode=mode)
+
+
+@pytest.mark.parametrize(
+    ("token", "message"),
+    [
+        (None, "needs an admin token"),
+        (LOCAL_ADMIN_TOKEN, "refuses the well-known local admin token"),
+        ("short-token", "is 11 characters long; use at least 16"),
+        ("   ", "is empty"),
+    ],
+)
+def test_outside_local_mode_a_strong_token_is_required(token: str | None, message: str) -> None:
+    serve = ServeSettings(admin_token=token)
+    with pytest.raises(ConfigError, match=message):
+        serve.check(_settings("production"))
+    with pytest.raises(ConfigError, match=message):
+        create_app(_settings("production"), serve, environ={})  # refused before anything is opened
+
+
+def test_a_strong_token_is_accepted_anywhere() -> None:
+    serve = ServeSettings(admin_token=STRONG, host="0.0.0.0")
+    assert serve.check(_settings("production")) == STRONG
+    assert serve.check(_settings("local")) == STRONG
+
+
+def test_local_mode_falls_back_to_the_local_token_on_loopback_only() -> None:
+    for host in ("127.0.0.1", "localhost", "::1", "[::1]", "127.0.0.2"):
+        assert ServeSettings(host=host).check(_settings()) == LOCAL_ADMIN_TOKEN
+    for host in ("0.0.0.0", "10.1.2.3", "example.com"):
+        with pytest.raises(ConfigError, match="only allowed on a loopback address"):
+            ServeSettings(host=host).check(_settings())
+    assert not is_loopback("::")
+
+
+def test_the_local_token_opens_the_admin_endpoints_in_local_mode(
+    deployed: Deployed, make_client: MakeClient
+) -> None:
+    client = make_client(deployed.name, admin_token=None)
+    assert client.post("/v1/models/reload", headers=admin(LOCAL_ADMIN_TOKEN)).status_code == 200
+    assert client.post("/v1/models/reload", headers=admin("test-admin-token-0123456789")).status_code == 403
+
+
+def test_repositories_come_from_json_in_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    (tmp_path / "app").mkdir()
+    monkeypatch.setenv("DEFECTOPS_SERVE_REPOSITORIES", f'{{"app": "{tmp_path / "app"}"}}')
+    serve = ServeSettings()
+    assert serve.repositories == {"app": tmp_path / "app"}
+    serve.check(_settings())
+    monkeypatch.setenv("DEFECTOPS_SERVE_REPOSITORIES", f'{{"gone": "{tmp_path / "gone"}"}}')
+    with pytest.raises(ConfigError, match="is not a directory"):
+        ServeSettings().check(_settings())
+    with pytest.raises(ValidationError, match="repository id"):
+        ServeSettings(repositories={"../etc": tmp_path})
+
+
+def test_worker_processes_rebuild_the_same_settings_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    original = ServeSettings(
+        host="127.0.0.1",
+        port=8123,
+        workers=3,
+        model_name="jit-lgbm",
+        admin_token=STRONG,
+        log_url=f"sqlite:///{tmp_path / 'log.db'}",
+        repositories={"app": tmp_path},
+        max_batch=50,
+        top_k=2,
+        threshold=0.3,
+        access_log=True,
+    )
+    for key, value in settings_environment(original).items():
+        monkeypatch.setenv(key, value)
+    rebuilt = ServeSettings()
+    assert rebuilt.model_dump() | {"admin_token": None} == original.model_dump() | {"admin_token": None}
+    assert rebuilt.admin_token is not None
+    assert rebuilt.admin_token.get_secret_value() == STRONG
+
+
+def test_invalid_model_name_is_refused() -> None:
+    with pytest.raises(ConfigError, match="invalid model name"):
+        ServeSettings(model_name="../../etc").check(_settings())
