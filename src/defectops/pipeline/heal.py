@@ -1041,6 +1041,7 @@ class Healer:
     # -- 4. monitor ---------------------------------------------------------------------------------------
 
     def _monitor(self, cycle: _Cycle, champion: int) -> MonitoringResult | None:
+        from defectops.monitoring.latest import latest_path, publish
         from defectops.monitoring.monitor import monitor_window
         from defectops.monitoring.settings import MonitoringSettings
 
@@ -1073,6 +1074,7 @@ class Healer:
             decision_threshold=model.meta.threshold,
         )
         cycle.artifacts["heal/monitoring.json"] = json.loads(result.model_dump_json())
+        publish(result, latest_path(self.control.path))  # the service exposes its gauges on /metrics
         realized = result.realized
         for key, value in (
             ("monitor.drift", 1.0 if result.state == "drift" else 0.0),

@@ -28,6 +28,7 @@ import pandas as pd
 
 from defectops.config import Settings, Workspace
 from defectops.errors import InputError, ModelError, NotFoundError
+from defectops.monitoring.latest import PublishedGauges, latest_path
 from defectops.registry.registry import ModelRegistry
 from defectops.serving.control import ControlFile
 from defectops.serving.deployment import Deployment, ServingModel, route_fraction
@@ -305,10 +306,13 @@ class PredictionService:
         self.clock = clock
         self.workspace = Workspace.from_settings(settings)
         self.metrics = ServiceMetrics()
+        control = ControlFile.for_model(self.workspace.root, serve.model_name)
+        # Gauges of the latest monitoring result (published by `defectops heal` / `monitor --model-name`).
+        self.monitoring_gauges = PublishedGauges(latest_path(control.path))
         self.manager = ModelManager(
             registry,
             serve.model_name,
-            control=ControlFile.for_model(self.workspace.root, serve.model_name),
+            control=control,
             metrics=self.metrics,
             clock=clock,
             threshold=serve.threshold,
