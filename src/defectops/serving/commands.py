@@ -58,8 +58,9 @@ def serve(
 ) -> None:
     """Serve predictions over HTTP: /v1/predict, /v1/commits/score, /v1/feedback, /v1/models, /metrics.
 
-    Admin endpoints need DEFECTOPS_SERVE_ADMIN_TOKEN (outside local mode the service refuses to start without
-    it). Stop with Ctrl-C or SIGTERM: requests in flight finish and every answered prediction is in the log.
+    Admin endpoints need DEFECTOPS_SERVE_ADMIN_TOKEN (required outside local mode).
+
+    Stop with Ctrl-C or SIGTERM: requests in flight finish; every answered prediction is in the log.
     """
     from defectops.config import Settings
     from defectops.serving.server import run
