@@ -22,7 +22,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final
 
 from defectops.errors import ConfigError
 
@@ -188,6 +188,15 @@ def _compiled(rules: FixRules) -> _Compiled:
     )
 
 
+_DEFAULT_RULES: Final = FixRules()
+
+
+@lru_cache(maxsize=1)
+def _default_compiled() -> _Compiled:
+    """The compiled default rules without hashing the rules on every call (the miner asks per commit)."""
+    return _compiled(_DEFAULT_RULES)
+
+
 _REVERT = re.compile(rf"this\s+reverts\s+commit\s+{_SHA}", re.IGNORECASE)
 
 
@@ -209,8 +218,11 @@ def is_fix_message(message: str, rules: FixRules | None = None) -> bool:
 
     Bare issue references (``#123``, ``gh-123``) never make a fix here; see :mod:`defectops.labeling.issues`.
     """
-    rules = rules or FixRules()
-    compiled = _compiled(rules)
+    if rules is None:
+        rules = _DEFAULT_RULES
+        compiled = _default_compiled()
+    else:
+        compiled = _compiled(rules)
     text = message.replace("\r\n", "\n")
 
     if compiled.explicit is not None and compiled.explicit.search(text):

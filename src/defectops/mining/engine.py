@@ -8,11 +8,13 @@ changes are scored in the commits that made them.
 
 from __future__ import annotations
 
+import gc
 import math
 import os
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -144,6 +146,10 @@ class _Rows:
     def __len__(self) -> int:
         return len(self.commits)
 
+    def clear(self) -> None:
+        self.commits = []
+        self.files = []
+
     def commit_frame(self) -> pd.DataFrame:
         return commits_frame(_columns(COMMIT_COLUMNS, self.commits))
 
@@ -161,6 +167,30 @@ class _Rows:
                 "submodule": bool,
             }
         )
+
+
+def _concat(parts: list[pd.DataFrame], empty: Callable[[], pd.DataFrame]) -> pd.DataFrame:
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return empty()
+    return parts[0] if len(parts) == 1 else pd.concat(parts, ignore_index=True)
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Keep Python's cycle collector from rescanning the growing history while mining.
+
+    The miner allocates millions of small, acyclic objects (commits, file changes, history entries), which
+    trigger repeated full collections that find nothing to free (measured: about an eighth of the miner's
+    own CPU time on numpy). Reference counting still frees everything; collection resumes afterwards.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _columns(names: tuple[str, ...], rows: list[tuple[Any, ...]]) -> dict[str, list[Any]]:
@@ -276,49 +306,61 @@ class Miner:
 
         shas = self.repo.run("rev-list", "--topo-order", "--reverse", head, *exclude).decode().split()
         rows = _Rows(str(self.repo.path))
-        with BlobReader(self.repo) as reader:
+        commit_parts: list[pd.DataFrame] = []
+        file_parts: list[pd.DataFrame] = []
+        mined = 0
+        merges = 0
+        with _gc_paused(), BlobReader(self.repo) as reader:
             counts = LineCounts(reader)
-            merges = 0
-            index = 0
             for batch in self._stream(shas):
                 counts.prefetch(batch)
                 for commit in batch:
-                    index += 1
+                    mined += 1
                     if commit.is_merge:
                         merges += 1
                         rows.add(commit, None)
                     else:
                         rows.add(commit, score_and_apply(state, commit, counts))
                     if progress is not None:
-                        progress(index, len(shas))
+                        progress(mined, len(shas))
+                # Tables grow a chunk at a time while git still diffs the later chunks, so that little is
+                # left to do once the last git process ends.
+                commit_parts.append(rows.commit_frame())
+                file_parts.append(rows.file_frame())
+                rows.clear()
             blobs = counts.blobs_read
 
         now = self._now()
-        commits = rows.commit_frame()
-        files = rows.file_frame()
         if info is not None and self.dataset_path.exists():
-            commits = pd.concat([read_table(self.dataset_path), commits], ignore_index=True)
-            files = pd.concat([read_table(self.files_dataset_path), files], ignore_index=True)
+            commit_parts.insert(0, read_table(self.dataset_path))
+            file_parts.insert(0, read_table(self.files_dataset_path))
+        commits = _concat(commit_parts, rows.commit_frame)
+        files = _concat(file_parts, rows.file_frame)
         source = str(self.repo.path)
-        write_table(
-            commits, self.dataset_path, schema=COMMITS_SCHEMA, what="commit dataset",
-            source=source, source_head=head, now=now,
-        )  # fmt: skip
-        write_table(
-            files, self.files_dataset_path, schema=FILES_SCHEMA, what="file dataset",
-            source=source, source_head=head, now=now,
-        )  # fmt: skip
-        self.store.save(
-            state,
-            StateInfo(
-                repo_path=source,
-                branch=self.options.rev,
-                head=head,
-                commits=len(commits),
-                defectops_version=__version__,
-            ),
+        state_info = StateInfo(
+            repo_path=source,
+            branch=self.options.rev,
+            head=head,
+            commits=len(commits),
+            defectops_version=__version__,
         )
-        return self._result(head, new=len(rows), merges=merges, rebuilt=rebuilt, started=started, blobs=blobs)
+        # The two datasets and the state are independent files: written side by side (Parquet encoding,
+        # compression and hashing release the GIL).
+        with ThreadPoolExecutor(max_workers=3) as pool:
+            writes: list[Future[Any]] = [
+                pool.submit(
+                    write_table, commits, self.dataset_path, schema=COMMITS_SCHEMA, what="commit dataset",
+                    source=source, source_head=head, now=now,
+                ),
+                pool.submit(
+                    write_table, files, self.files_dataset_path, schema=FILES_SCHEMA, what="file dataset",
+                    source=source, source_head=head, now=now,
+                ),
+                pool.submit(self.store.save, state, state_info),
+            ]  # fmt: skip
+            for write in writes:
+                write.result()
+        return self._result(head, new=mined, merges=merges, rebuilt=rebuilt, started=started, blobs=blobs)
 
     def _result(
         self, head: str, *, new: int, merges: int, rebuilt: str | None, started: float, blobs: int

@@ -9,7 +9,6 @@ loaded from the stored state), so both produce identical values. Definitions are
 from __future__ import annotations
 
 import math
-import posixpath
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -125,8 +124,9 @@ def subsystem_of(path: str) -> str:
 
 
 def directory_of(path: str) -> str:
-    """The directory of a path ('' for the repository root)."""
-    return posixpath.dirname(path)
+    """The directory of a path ('' for the repository root); git paths have no leading, trailing or
+    doubled slashes, so this equals ``posixpath.dirname`` at a third of its cost."""
+    return path.rpartition("/")[0]
 
 
 def scored_files(commit: Commit) -> list[FileChange]:

@@ -7,7 +7,6 @@ git process yields everything the change metrics need.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -34,8 +33,10 @@ LOG_OPTIONS: tuple[str, ...] = (
     "--diff-merges=off",
 )
 
-_NUMSTAT = re.compile(rb"^(\d+|-)\t(\d+|-)\t(.*)$", re.DOTALL)
+# Each commit starts with a header: the marker as a NUL-terminated field of its own.
+_SEPARATOR = MARKER + b"\0"
 _HEADER_FIELDS = 7  # sha, parents, name, email, author time, committer time, body
+_CHANGE_TYPES: dict[str, ChangeType] = {t.value: t for t in ChangeType}
 
 
 def _timestamp(raw: bytes) -> datetime:
@@ -43,142 +44,128 @@ def _timestamp(raw: bytes) -> datetime:
 
 
 class LogParser:
-    """Incremental parser: feed it chunks of bytes in any sizes, it yields complete commits in order."""
+    """Incremental parser: feed it chunks of bytes in any sizes, it yields complete commits in order.
+
+    The stream is cut into commits at the headers (one regex split per chunk, in C); a complete commit is
+    then split into its NUL-delimited fields once. The last commit of a chunk stays pending until the next
+    header (or :meth:`close`) shows that it is complete.
+    """
 
     def __init__(self) -> None:
         self._pending = b""
-        self._tokens: list[bytes] = []
-        self._current: Commit | None = None
-        self._raw_queue: list[FileChange] = []
-        self._numstat_index = 0
+        self._started = False
 
     def feed(self, chunk: bytes) -> Iterator[Commit]:
         """Consume a chunk; yield every commit that is known to be complete."""
-        data = self._pending + chunk
-        parts = data.split(b"\0")
-        self._pending = parts.pop()  # the last part may be incomplete
-        self._tokens.extend(parts)
-        yield from self._drain(final=False)
+        parts = self._split(self._pending + chunk if self._pending else chunk)
+        self._pending = parts.pop()
+        return self._commits(parts)
+
+    def _split(self, data: bytes) -> list[bytes]:
+        """Cut at the headers. A marker counts only as a whole field: after the NUL that ends the previous
+        commit (git may add newlines) or at the start of the stream. A message cannot contain NUL, so one
+        that merely ends with the marker's text is glued back together here."""
+        pieces = data.split(_SEPARATOR)
+        parts = [pieces[0]]
+        for piece in pieces[1:]:
+            previous = parts[-1]
+            end = len(previous)
+            while end and previous[end - 1] == 0x0A:  # newlines
+                end -= 1
+            if (end and previous[end - 1] == 0) or (not self._started and len(parts) == 1 and not end):
+                parts.append(piece)
+            else:
+                parts[-1] = previous + _SEPARATOR + piece
+        return parts
 
     def close(self) -> Iterator[Commit]:
         """End of stream: yield the last commit."""
-        if self._pending:
-            self._tokens.append(self._pending)
-            self._pending = b""
-        yield from self._drain(final=True)
-        if self._current is not None:
-            yield self._finish()
+        data, self._pending = self._pending, b""
+        return self._commits([data] if data or self._started else [])
 
-    # A commit is complete once the next header's marker is seen, so headers are only parsed when all seven
-    # fields are present; the body is one token because messages cannot contain NUL.
-    def _drain(self, final: bool) -> Iterator[Commit]:
-        tokens = self._tokens
-        i = 0
-        n = len(tokens)
-        while i < n:
-            token = tokens[i]
-            stripped = token.lstrip(b"\n")
-            if stripped == MARKER:
-                if n - i - 1 < _HEADER_FIELDS and not final:
-                    break
-                if self._current is not None:
-                    yield self._finish()
-                self._start(tokens[i + 1 : i + 1 + _HEADER_FIELDS])
-                i += 1 + _HEADER_FIELDS
-                continue
-            if self._current is None:
-                if stripped:
+    def _commits(self, parts: list[bytes]) -> Iterator[Commit]:
+        for part in parts:
+            if not self._started:
+                self._started = True
+                if part.strip(b"\n"):
                     raise GitError("git log output did not start with a commit header")
+                continue
+            yield _parse_commit(part)
+
+
+def _parse_commit(part: bytes) -> Commit:
+    """One commit: its header fields, then ``--raw`` entries, then ``--numstat`` entries in the same order."""
+    fields = part.split(b"\0")
+    if len(fields) < _HEADER_FIELDS:
+        raise GitError("truncated git log header")
+    sha, parents, name, email, atime, ctime, body = fields[:_HEADER_FIELDS]
+    commit = Commit(
+        sha=sha.decode("ascii"),
+        parents=tuple(parents.decode("ascii").split()),
+        author_name=decode_text(name),
+        author_email=decode_text(email).strip().lower(),
+        author_time=_timestamp(atime),
+        committer_time=_timestamp(ctime),
+        message=decode_text(body).rstrip("\n"),
+    )
+    files = commit.files
+    n = len(fields)
+    i = _HEADER_FIELDS
+    # ":<old mode> <new mode> <old blob> <new blob> <status>" then one path, or two (old, new) for R/C.
+    while i < n:
+        token = fields[i]
+        if token[:1] != b":":
+            token = token.lstrip(b"\n")
+            if not token:  # the format's own terminator and the newline before the first entry
                 i += 1
                 continue
-            if stripped.startswith(b":"):
-                # ":<old mode> <new mode> <old sha> <new sha> <status>" then one path, or two for R/C.
-                fields = stripped[1:].split(b" ")
-                status = fields[4][:1].decode() if len(fields) > 4 else "X"
-                npaths = 2 if status in ("R", "C") else 1
-                if n - i - 1 < npaths and not final:
-                    break
-                paths = tokens[i + 1 : i + 1 + npaths]
-                self._raw_queue.append(_raw_change(fields, status, paths))
-                i += 1 + npaths
-                continue
-            match = _NUMSTAT.match(stripped)
-            if match is not None:
-                rest = match.group(3)
-                extra = 2 if rest == b"" else 0  # renames: "a\td\t" NUL old NUL new
-                if n - i - 1 < extra and not final:
-                    break
-                self._apply_numstat(match.group(1), match.group(2))
-                i += 1 + extra
-                continue
-            if stripped:
-                raise GitError(f"unexpected git log output near {stripped[:60]!r}")
-            i += 1
-        del tokens[:i]
-
-    def _start(self, fields: list[bytes]) -> None:
-        if len(fields) < _HEADER_FIELDS:
-            raise GitError("truncated git log header")
-        sha, parents, name, email, atime, ctime, body = fields
-        self._current = Commit(
-            sha=sha.decode("ascii"),
-            parents=tuple(p.decode("ascii") for p in parents.split()),
-            author_name=decode_text(name),
-            author_email=decode_text(email).strip().lower(),
-            author_time=_timestamp(atime),
-            committer_time=_timestamp(ctime),
-            message=decode_text(body).rstrip("\n"),
-        )
-        self._raw_queue = []
-        self._numstat_index = 0
-
-    def _apply_numstat(self, added: bytes, deleted: bytes) -> None:
-        # numstat lines come in the same order as raw lines (both follow git's diff queue order).
-        if self._numstat_index >= len(self._raw_queue):
-            raise GitError("git log numstat without a matching raw line")
-        change = self._raw_queue[self._numstat_index]
-        self._numstat_index += 1
-        if added == b"-" or deleted == b"-":
-            change.binary = True
-            change.added = change.deleted = 0
+            if token[:1] != b":":
+                break
+        meta = token[1:].decode("ascii").split(" ")
+        if len(meta) != 5:
+            raise GitError(f"unexpected git log raw line {token[:60]!r}")
+        old_mode, new_mode, old_blob, new_blob, status = meta
+        letter = status[:1]
+        if letter == "R" or letter == "C":
+            if i + 2 >= n:
+                raise GitError("truncated git log raw entry")
+            old_path: str | None = decode_path(fields[i + 1])
+            path = decode_path(fields[i + 2])
+            i += 3
         else:
+            if i + 1 >= n:
+                raise GitError("truncated git log raw entry")
+            old_path = None
+            path = decode_path(fields[i + 1])
+            i += 2
+        kind = _CHANGE_TYPES.get(letter, ChangeType.UNKNOWN)
+        files.append(FileChange(path, old_path, kind, 0, 0, False, old_blob, new_blob, old_mode, new_mode))
+    # "<added>\t<deleted>\t<path>", or "<added>\t<deleted>\t" NUL old NUL new for renames and copies;
+    # binary files have "-" counts. The entries follow git's diff queue, as the raw ones do.
+    count = 0
+    while i < n:
+        token = fields[i].lstrip(b"\n")
+        i += 1
+        if not token:
+            continue
+        stats = token.split(b"\t", 2)
+        if len(stats) != 3:
+            raise GitError(f"unexpected git log output near {token[:60]!r}")
+        added, deleted, rest = stats
+        if not rest:
+            i += 2
+        if count >= len(files):
+            raise GitError("git log numstat without a matching raw line")
+        change = files[count]
+        count += 1
+        if added.isdigit() and deleted.isdigit():
             change.added = int(added)
             change.deleted = int(deleted)
-
-    def _finish(self) -> Commit:
-        commit = self._current
-        if commit is None:  # pragma: no cover - guarded by callers
-            raise GitError("no commit to finish")
-        commit.files = self._raw_queue
-        self._current = None
-        self._raw_queue = []
-        return commit
-
-
-def _raw_change(fields: list[bytes], status: str, paths: list[bytes]) -> FileChange:
-    old_mode, new_mode, old_blob, new_blob = b" ".join(fields[:4]).decode("ascii").split(" ")
-    try:
-        change_type = ChangeType(status)
-    except ValueError:
-        change_type = ChangeType.UNKNOWN
-    if len(paths) == 2:
-        old_path: str | None = decode_path(paths[0])
-        path = decode_path(paths[1])
-    else:
-        old_path = None
-        path = decode_path(paths[0])
-    return FileChange(
-        path=path,
-        old_path=old_path,
-        change_type=change_type,
-        added=0,
-        deleted=0,
-        binary=False,
-        old_blob=old_blob,
-        new_blob=new_blob,
-        old_mode=old_mode,
-        new_mode=new_mode,
-    )
+        elif (added == b"-" or added.isdigit()) and (deleted == b"-" or deleted.isdigit()):
+            change.binary = True  # git prints "-" counts for binary files; such a change counts no lines
+        else:
+            raise GitError(f"unexpected git log numstat {token[:60]!r}")
+    return commit
 
 
 def parse_log(chunks: Iterable[bytes]) -> Iterator[Commit]:
