@@ -1,18 +1,19 @@
 """Speed of the prediction service, side by side with ``mlflow models serve`` of the same model.
 
     python benchmarks/bench_serving.py [--seconds 15] [--rates 300 50] [--connections 8] [--batches 30]
-                                       [--two-workers] [--json out.json]
+                                       [--tmpfs] [--two-workers] [--json out.json]
 
 What it does, all on 127.0.0.1, in one run:
   1. trains the default model (LightGBM, 14 change metrics) on the first 80% of the OpenStack data
      (../shared/data/jit/openstack.csv), logs it with ``log_training_run`` (scikit-learn flavour,
      ``pyfunc_predict_fn="predict_proba"``) into a fresh MLflow registry under benchmarks/.work/serving, and
      makes it the champion;
-  2. measures one SQLite WAL commit with synchronous=FULL on the workspace disk (the fsync every answer waits
-     for), then starts ``defectops serve`` (one worker; prediction log: SQLite WAL with synchronous=FULL on the
-     workspace disk, the default) and, as a second configuration, the same with the log on tmpfs (/dev/shm:
-     fsync costs nothing there, which isolates the service's own overhead from the disk); with
-     ``--two-workers`` also ``--workers 2`` (log on disk);
+  2. measures one SQLite WAL commit with synchronous=FULL on the workspace disk (the fsync an answer waits
+     for with ``power-loss`` durability), then starts ``defectops serve`` (one worker; prediction log: SQLite
+     WAL on the workspace disk) with the default durability ``kill`` (synchronous=NORMAL: an answer survives
+     a kill of the service) and, as a second configuration, with ``power-loss`` (synchronous=FULL: every answer
+     waits for an fsync); with ``--tmpfs`` also the default with the log on /dev/shm (no disk at all), with
+     ``--two-workers`` also ``--workers 2``;
   3. starts ``mlflow models serve -m models:/<name>/1 --env-manager local`` (MLflow's FastAPI scoring server);
   4. drives each server from a load generator in another process (a lean asyncio HTTP/1.1 client with
      keep-alive connections and pre-encoded requests, so the client costs little of the two cores):
@@ -130,9 +131,15 @@ def base_env(workspace: Path) -> dict[str, str]:
     return env
 
 
-def start_defectops(workspace: Path, log_url: str, workers: int = 1) -> tuple[subprocess.Popen[bytes], int]:
+def start_defectops(
+    workspace: Path, log_url: str, workers: int = 1, durability: str = "kill"
+) -> tuple[subprocess.Popen[bytes], int]:
     port = free_port()
-    env = base_env(workspace) | {"DEFECTOPS_SERVE_ADMIN_TOKEN": ADMIN, "DEFECTOPS_SERVE_LOG_URL": log_url}
+    env = base_env(workspace) | {
+        "DEFECTOPS_SERVE_ADMIN_TOKEN": ADMIN,
+        "DEFECTOPS_SERVE_LOG_URL": log_url,
+        "DEFECTOPS_SERVE_LOG_DURABILITY": durability,
+    }
     process = subprocess.Popen(
         [sys.executable, "-c", SERVE, "--port", str(port), "--workers", str(workers), "--model-name", MODEL],
         env=env,
@@ -494,7 +501,7 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=8)
     parser.add_argument("--batches", type=int, default=30, help="1,000-record requests per configuration.")
     parser.add_argument("--skip-mlflow", action="store_true")
-    parser.add_argument("--skip-tmpfs", action="store_true")
+    parser.add_argument("--tmpfs", action="store_true", help="Also measure the log on /dev/shm.")
     parser.add_argument(
         "--two-workers", action="store_true", help="Also measure defectops serve --workers 2 (log on disk)."
     )
@@ -526,15 +533,20 @@ def main() -> None:
     shm = Path("/dev/shm")
     report["disk_commit_before"] = commit_latency(workspace)
     print(f"disk: one SQLite WAL commit with fsync: {report['disk_commit_before']}", flush=True)
-    configurations = [("defectops", f"sqlite:///{workspace / 'predictions.db'}", 1)]
-    if not args.skip_tmpfs and shm.is_dir():
+    configurations = [
+        ("defectops", f"sqlite:///{workspace / 'predictions.db'}", 1, "kill"),
+        ("defectops_power_loss", f"sqlite:///{workspace / 'predictions-pl.db'}", 1, "power-loss"),
+    ]
+    if args.tmpfs and shm.is_dir():
         tmpfs_log = f"sqlite:///{shm / f'defectops-bench-{os.getpid()}.db'}"
-        configurations.append(("defectops_log_on_tmpfs", tmpfs_log, 1))
+        configurations.append(("defectops_log_on_tmpfs", tmpfs_log, 1, "kill"))
     if args.two_workers:
-        configurations.append(("defectops_2_workers", f"sqlite:///{workspace / 'predictions-2w.db'}", 2))
-    for name, log_url, workers in configurations:
+        configurations.append(
+            ("defectops_2_workers", f"sqlite:///{workspace / 'predictions-2w.db'}", 2, "kill")
+        )
+    for name, log_url, workers, durability in configurations:
         print(f"{name}: starting", flush=True)
-        process, port = start_defectops(workspace, log_url, workers)
+        process, port = start_defectops(workspace, log_url, workers, durability)
         try:
             report[name] = run_suite(name, port, "/v1/predict", defectops_single, defectops_batches, args)
             sample = post(port, "/v1/predict", defectops_body(rows[:20], top_k=0))
@@ -565,7 +577,7 @@ def main() -> None:
         theirs = report["mlflow"]["max_throughput"]["throughput_rps"]
         report["throughput_ratio_vs_mlflow"] = {
             name: round(report[name]["max_throughput"]["throughput_rps"] / theirs, 2) if theirs else None
-            for name, _, _ in configurations
+            for name, _, _, _ in configurations
         }
 
     report["disk_commit_after"] = commit_latency(workspace)

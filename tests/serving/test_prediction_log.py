@@ -546,16 +546,29 @@ def test_an_unreachable_server_is_a_prediction_log_error() -> None:
         PredictionLog.from_url("postgresql+psycopg://nobody:secret@127.0.0.1:1/nothing?connect_timeout=5")
 
 
-def test_workspace_default_is_a_wal_database_with_full_sync(tmp_path: Path) -> None:
+def test_workspace_default_is_a_wal_database_that_survives_a_kill(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     with PredictionLog.for_workspace(workspace) as log:
         assert log.dialect == "sqlite"
         assert log.url == f"sqlite+pysqlite:///{workspace / 'predictions.db'}"
         with log.engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
-            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # 2 = FULL
+            assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # 1 = NORMAL
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     assert (workspace / "predictions.db").is_file()
+
+
+def test_power_loss_durability_fsyncs_every_commit(tmp_path: Path) -> None:
+    with (
+        PredictionLog.from_url(f"sqlite:///{tmp_path / 'p.db'}", "power-loss") as log,
+        log.engine.connect() as connection,
+    ):
+        assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # 2 = FULL
+
+
+def test_unknown_durability_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown durability 'sometimes'"):
+        PredictionLog.from_url(f"sqlite:///{tmp_path / 'p.db'}", "sometimes")  # type: ignore[arg-type]
 
 
 def test_graceful_close_checkpoints_the_wal(tmp_path: Path) -> None:

@@ -5,10 +5,13 @@ score, model version, served or shadow) next to the label that arrived weeks aft
 workspace is the embedded default (no server to run); PostgreSQL by URL for a service with several workers.
 
 The durability guarantee (see docs/storage.md): :meth:`PredictionLog.record` returns only after the
-transaction holding the whole batch has committed and was flushed to stable storage (SQLite WAL with
-``synchronous=FULL``; PostgreSQL with ``synchronous_commit=on`` forced for every session). The service answers
-a request only after ``record`` returned, so nothing that was answered can be lost by a graceful stop or by a
-kill of the process; a batch that was not acknowledged is either wholly in the log or wholly absent.
+transaction holding the whole batch has committed. The service answers a request only after ``record``
+returned, so nothing that was answered can be lost by a graceful stop or by a kill of the process; a batch
+that was not acknowledged is either wholly in the log or wholly absent. How far beyond a kill it holds is the
+:data:`Durability` level: ``kill`` (the default; SQLite WAL with ``synchronous=NORMAL``: the commit is in the
+WAL file, which the operating system keeps through a kill of the process, and is fsynced at checkpoints) or
+``power-loss`` (SQLite ``synchronous=FULL``: every commit waits for an fsync). PostgreSQL always runs with
+``synchronous_commit=on`` forced for every session (the commit waits for the server's WAL flush).
 
 Feedback (labels) joins predictions by prediction id or by (repo, commit sha). It is idempotent and keeps its
 history: the same label twice for the same target is one row; a different label supersedes the current one
@@ -40,6 +43,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 
 from defectops.errors import ConfigError, DefectOpsError, InputError, NotFoundError
+from defectops.serving.settings import DEFAULT_DURABILITY, Durability
 
 __all__ = [
     "DB_FILENAME",
@@ -499,8 +503,16 @@ def _normalise_url(url: str | URL) -> URL:
     )
 
 
-def _configure_sqlite(engine: Engine) -> None:
-    """WAL, synchronous=FULL and foreign keys on every connection; explicit BEGIN control.
+_SQLITE_SYNCHRONOUS: Final[dict[str, str]] = {"kill": "NORMAL", "power-loss": "FULL"}
+
+
+def _configure_sqlite(engine: Engine, durability: Durability) -> None:
+    """WAL, the synchronous level of ``durability`` and foreign keys on every connection; explicit BEGIN.
+
+    In WAL mode ``synchronous=NORMAL`` never corrupts the database and loses no committed transaction when
+    the process is killed (the WAL pages were written to the operating system before the commit returned);
+    only an operating-system crash or power loss can take the last commits since a checkpoint.
+    ``synchronous=FULL`` fsyncs the WAL at every commit, which every answer then waits for.
 
     pysqlite's own transaction handling is switched off (``isolation_level = None``) so that writes can start
     with ``BEGIN IMMEDIATE``: a read-then-write transaction (feedback) then takes the write lock up front and
@@ -516,7 +528,7 @@ def _configure_sqlite(engine: Engine) -> None:
             mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
                 raise PredictionLogError(f"SQLite refused WAL mode (journal_mode={mode}); use a local disk")
-            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute(f"PRAGMA synchronous={_SQLITE_SYNCHRONOUS[durability]}")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:
             cursor.close()
@@ -624,13 +636,16 @@ class PredictionLog:
     # -- construction -------------------------------------------------------------------------------
 
     @classmethod
-    def from_url(cls, url: str | URL) -> PredictionLog:
+    def from_url(cls, url: str | URL, durability: Durability = DEFAULT_DURABILITY) -> PredictionLog:
         """Open (and create the tables of) the log at ``url``.
 
         ``sqlite:///PATH`` (parent folders are created) or ``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB``
-        (``postgresql://`` means the same). Raises :class:`ConfigError` for anything else and
-        :class:`PredictionLogError` when the database cannot be reached.
+        (``postgresql://`` means the same). ``durability`` applies to SQLite (see :data:`Durability`). Raises
+        :class:`ConfigError` for anything else and :class:`PredictionLogError` when the database cannot be
+        reached.
         """
+        if durability not in _SQLITE_SYNCHRONOUS:
+            raise ConfigError(f"unknown durability {durability!r}: use kill or power-loss")
         parsed = _normalise_url(url)
         serializer = _dumps
         if parsed.get_backend_name() == "sqlite":
@@ -640,7 +655,7 @@ class PredictionLog:
                 json_serializer=serializer,
                 connect_args={"timeout": 30.0, "check_same_thread": False},
             )
-            _configure_sqlite(engine)
+            _configure_sqlite(engine, durability)
         else:
             engine = sa.create_engine(parsed, json_serializer=serializer, pool_pre_ping=True)
             _configure_postgres(engine)

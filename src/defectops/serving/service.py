@@ -326,7 +326,7 @@ class PredictionService:
     def start(self) -> None:
         """Open the log, start its writer, load the models (blocking; call from a worker thread)."""
         url = self.serve.log_url or default_url(self.workspace.root)
-        self._log = PredictionLog.from_url(url)
+        self._log = PredictionLog.from_url(url, self.serve.log_durability)
         self._writer = LogWriter(
             self._log, max_rows=self.serve.log_commit_rows, observe=self.metrics.observe_commit
         ).start()

@@ -17,13 +17,18 @@ from __future__ import annotations
 import ipaddress
 import re
 from pathlib import Path
-from typing import Final
+from typing import Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from defectops.config import Settings
 from defectops.errors import ConfigError
+
+#: How much an answered prediction survives: a kill of the service (``kill``), or also an operating-system
+#: crash or power loss (``power-loss``). Only SQLite has the choice (see defectops.serving.prediction_log).
+Durability = Literal["kill", "power-loss"]
+DEFAULT_DURABILITY: Final[Durability] = "kill"
 
 #: The registered model the service loads when none is named.
 DEFAULT_MODEL_NAME: Final = "defectops"
@@ -86,6 +91,14 @@ class ServeSettings(BaseSettings):
         default=5000,
         ge=1,
         description="Most prediction rows one group commit of the log writer takes from waiting requests.",
+    )
+    log_durability: Durability = Field(
+        default=DEFAULT_DURABILITY,
+        description=(
+            "What an answered prediction survives: 'kill' (a kill of the service; SQLite commits without "
+            "waiting for an fsync) or 'power-loss' (also an OS crash or power loss; every answer waits for "
+            "an fsync). PostgreSQL always waits for the server's WAL flush."
+        ),
     )
     access_log: bool = Field(default=False, description="Log every request line (uvicorn's access log).")
 
