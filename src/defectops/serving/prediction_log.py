@@ -37,6 +37,7 @@ from typing import Any, Final, Literal
 import pandas as pd
 import sqlalchemy as sa
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import to_json
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
@@ -103,7 +104,15 @@ class PredictionLogError(DefectOpsError):
 # --------------------------------------------------------------------------------------------------
 
 
+_CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+#: Input names that passed :func:`_check_input_name` (a service logs the same few names millions of times).
+_CHECKED_NAMES: set[str] = set()
+_CHECKED_NAMES_LIMIT: Final = 4096
+
+
 def _canonical_uuid(value: object, what: str) -> str:
+    if type(value) is str and _CANONICAL_UUID.fullmatch(value):
+        return value  # already canonical text (what uuid.UUID would give back)
     try:
         return str(value if isinstance(value, uuid.UUID) else uuid.UUID(str(value)))
     except ValueError:
@@ -156,6 +165,15 @@ def _text(value: object, what: str, limit: int, *, optional: bool = False) -> An
     if not isinstance(value, str) or not value or len(value) > limit:
         raise _bad(f"{what} must be a non-empty string of at most {limit} characters, got {value!r}")
     return value if type(value) is str else str.__str__(value)
+
+
+def _check_input_name(name: object) -> None:
+    if not isinstance(name, str) or not name or len(name) > 200:
+        raise _bad(f"input name must be a string of 1-200 characters, got {name!r}")
+    if name in _RESERVED:
+        raise _bad(f"input name {name!r} is reserved for a prediction-log column")
+    if len(_CHECKED_NAMES) < _CHECKED_NAMES_LIMIT:
+        _CHECKED_NAMES.add(name)
 
 
 def _input_value(name: str, value: object) -> InputValue:
@@ -251,12 +269,16 @@ class PredictionRecord:
         if not isinstance(self.inputs, Mapping):
             raise _bad(f"inputs must be a mapping of input names to values, got {type(self.inputs).__name__}")
         inputs: dict[str, InputValue] = {}
+        checked = _CHECKED_NAMES
         for name, value in self.inputs.items():
-            if not isinstance(name, str) or not name or len(name) > 200:
-                raise _bad(f"input name must be a string of 1-200 characters, got {name!r}")
-            if name in _RESERVED:
-                raise _bad(f"input name {name!r} is reserved for a prediction-log column")
-            inputs[name] = _input_value(name, value)
+            if name not in checked:
+                _check_input_name(name)
+            kind = type(value)
+            # The common cases inline (finite float: x - x is 0.0 only then), everything else checked fully.
+            if (kind is float and value - value == 0.0) or kind is int or kind is str or kind is bool:  # type: ignore[operator]
+                inputs[name] = value
+            else:
+                inputs[name] = _input_value(name, value)
         set_(self, "inputs", inputs)
         expected = 1 if self.score >= self.threshold else 0
         if self.risk_label != expected:
@@ -574,6 +596,12 @@ _COPY_MIN_ROWS: Final = 16  # below this, one multi-row INSERT round trip is as 
 _dumps: Final = functools.partial(json.dumps, allow_nan=False, separators=(",", ":"))
 
 
+def _inputs_json(inputs: Mapping[str, InputValue]) -> str:
+    """Compact JSON of a record's inputs (validated finite scalars), about four times faster than
+    :func:`json.dumps` (pydantic-core's serializer); the same values come back from ``json.loads``."""
+    return to_json(inputs).decode()
+
+
 def _duplicate_error(cause: object) -> InputError:
     return InputError(f"a prediction id of this batch is already in the log; nothing was written ({cause})")
 
@@ -756,7 +784,8 @@ class PredictionLog:
         sqlite = self._engine.dialect.name == "sqlite"
         seen: set[str] = set()
         rows: list[tuple[Any, ...]] = []
-        dumps = _dumps
+        dumps = _inputs_json
+        stamps: dict[datetime, str] = {}  # a batch usually shares one time: format it once
         for item in batch:
             if not isinstance(item, PredictionRecord):
                 raise InputError(f"record() takes PredictionRecord objects, got {type(item).__name__}")
@@ -765,7 +794,10 @@ class PredictionLog:
             seen.add(item.prediction_id)
             created_at: Any = item.created_at
             if sqlite:
-                created_at = created_at.replace(tzinfo=None).isoformat(" ", "microseconds")
+                text = stamps.get(created_at)
+                if text is None:
+                    text = stamps[created_at] = created_at.replace(tzinfo=None).isoformat(" ", "microseconds")
+                created_at = text
             rows.append(
                 (
                     item.prediction_id,

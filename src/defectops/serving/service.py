@@ -12,7 +12,6 @@ would cost more); large batches and mining go to a worker thread so they do not 
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ import anyio.to_thread
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+from pydantic_core import to_json
 
 from defectops.config import Settings, Workspace
 from defectops.errors import InputError, ModelError, NotFoundError
@@ -54,7 +54,14 @@ Render = Callable[[list[dict[str, Any]]], bytes]
 
 #: Requests with more records than this are scored on a worker thread instead of the event loop.
 INLINE_ROWS: Final = 64
-_dumps: Final = partial(json.dumps, separators=(",", ":"), allow_nan=False)
+
+
+def _json(body: Any) -> bytes:
+    """Compact JSON of an answer (pydantic-core's serializer: about three times :func:`json.dumps`).
+
+    Every number in an answer is finite (inputs are checked, probabilities come from a sigmoid); should one
+    not be, it is written as ``null`` rather than as the invalid JSON token ``NaN``."""
+    return to_json(body, inf_nan_mode="null")
 
 
 @dataclass(frozen=True)
@@ -370,7 +377,7 @@ class PredictionService:
         self._check_size(len(records), "records")
         batch = records_batch(records)
         top = self.serve.top_k if top_k is None else top_k
-        return await self._answer(batch, top, lambda documents: _dumps({"predictions": documents}).encode())
+        return await self._answer(batch, top, lambda documents: _json({"predictions": documents}))
 
     async def score_commits(self, request: CommitScoreRequest) -> bytes:
         """Mine the requested commits of a configured repository, score, log, answer."""
@@ -396,7 +403,7 @@ class PredictionService:
                 "predictions": documents,
                 "skipped_merges": skipped,
             }
-            return _dumps(body).encode()
+            return _json(body)
 
         if not len(frame):
             return render([])
