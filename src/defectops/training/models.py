@@ -14,7 +14,9 @@ log-odds, the explanation of a prediction is exact in calibrated log-odds:
 ``logit(p) = (a*bias + b) + sum(a*term)``. The terms are
 
 * logistic regression, online and text models: ``coef * standardised value`` (exact for linear models);
-* LightGBM (the default): ``Booster.predict(pred_contrib=True)`` (TreeSHAP, exact for trees);
+* LightGBM (the default): ``Booster.predict(pred_contrib=True)`` (TreeSHAP, exact for trees), read from
+  precomputed tables when the booster allows them (the same terms, faster; see
+  :mod:`defectops.training.treeshap`);
 * random forest: the decision-path decomposition of Saabas (exact: the forest vote equals the root value
   plus the sum of the per-split changes along each tree's path, averaged over trees).
 
@@ -51,6 +53,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from defectops import __version__
 from defectops.data.schemas import EFFORT, FEATURES, LABEL, MESSAGE, PATHS, TIME
 from defectops.errors import InputError, ModelError
+from defectops.training.treeshap import TreeShapTables
 
 FloatArray = npt.NDArray[np.float64]
 ModelKind = Literal["lightgbm", "logreg", "rf", "online", "text"]
@@ -536,6 +539,8 @@ class LightGBMJIT(JITModel):
     a one-year recency half-life (what makes a change risky drifts; McIntosh & Kamei, TSE 2018)."""
 
     kind = "lightgbm"
+    #: TreeSHAP tables of ``booster_`` (built on first use; never pickled), with the booster they belong to.
+    _treeshap: tuple[Any, TreeShapTables | None]
 
     def __init__(
         self,
@@ -611,6 +616,7 @@ class LightGBMJIT(JITModel):
             free_raw_data=True,
         )
         self.booster_ = lgb.train(self._lgb_params(len(y)), data, num_boost_round=self.n_estimators)
+        self.__dict__.pop("_treeshap", None)
 
     def _raw(self, inputs: _Inputs) -> FloatArray:
         result: FloatArray = np.asarray(
@@ -628,8 +634,21 @@ class LightGBMJIT(JITModel):
         a, b, _ = self.calibration_
         return float(1.0 / (1.0 + math.exp(-(a * float(raw[0]) + b))))
 
+    def _shap_tables(self) -> TreeShapTables | None:
+        """The TreeSHAP tables of the current booster, built on first use (None: the booster has none)."""
+        cached = self.__dict__.get("_treeshap")
+        if cached is None or cached[0] is not self.booster_:
+            cached = (self.booster_, TreeShapTables.from_booster(self.booster_, len(self.features_)))
+            self._treeshap = cached
+        tables: TreeShapTables | None = cached[1]
+        return tables
+
     def _terms(self, inputs: _Inputs) -> list[tuple[float, list[tuple[str, float, float]]]]:
-        contrib = np.asarray(self.booster_.predict(inputs.numeric, pred_contrib=True, num_threads=1))
+        tables = self._shap_tables()
+        if tables is not None:
+            contrib = tables.contributions(inputs.numeric)
+        else:
+            contrib = np.asarray(self.booster_.predict(inputs.numeric, pred_contrib=True, num_threads=1))
         out = []
         for i in range(len(inputs)):
             terms = [
@@ -646,10 +665,12 @@ class LightGBMJIT(JITModel):
         import lightgbm as lgb
 
         self.booster_ = lgb.Booster(model_file=str(folder / "booster.txt"))
+        self.__dict__.pop("_treeshap", None)
 
     def __getstate__(self) -> dict[str, Any]:
         # The booster travels as LightGBM's own text model, so pickles and skops files hold only plain data.
         state: dict[str, Any] = dict(super().__getstate__())
+        state.pop("_treeshap", None)  # derived from the booster: rebuilt on first use
         booster = state.pop("booster_", None)
         if booster is not None:
             state["booster_text_"] = booster.model_to_string()
@@ -657,6 +678,7 @@ class LightGBMJIT(JITModel):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         state = dict(state)
+        state.pop("_treeshap", None)
         text = state.pop("booster_text_", None)
         super().__setstate__(state)
         if text is not None:
