@@ -7,7 +7,7 @@ import asyncio
 import json
 import threading
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -340,14 +340,18 @@ def test_the_matrix_from_records_keeps_the_feature_order() -> None:
     assert pd.isna(pd.Series(batch.shas)).all()
 
 
-def test_prediction_ids_are_canonical_version_4_uuids() -> None:
+def test_prediction_ids_are_canonical_time_ordered_version_7_uuids() -> None:
     from defectops.serving.service import new_prediction_ids
 
-    ids = new_prediction_ids(2000)
+    ids = new_prediction_ids(2000, NOW)
     assert len(set(ids)) == 2000
     for text in ids:
         parsed = uuid.UUID(text)
         assert str(parsed) == text
-        assert parsed.version == 4
+        assert parsed.version == 7
         assert parsed.variant == uuid.RFC_4122
-    assert new_prediction_ids(0) == []
+        # The first 48 bits are the Unix time in milliseconds (RFC 9562).
+        assert parsed.int >> 80 == int(NOW.timestamp() * 1000)
+    later = new_prediction_ids(1, NOW + timedelta(milliseconds=1))[0]
+    assert later > max(ids)  # time-ordered, also as text
+    assert new_prediction_ids(0, NOW) == []

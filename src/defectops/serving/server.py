@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 
 import uvicorn
-from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from defectops.config import Settings, Workspace
 from defectops.serving.app import SWITCH_INTERVAL, create_app
@@ -35,8 +35,9 @@ from defectops.serving.settings import ServeSettings
 GRACEFUL_SECONDS = 30
 
 
-class NoDelayH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol with TCP_NODELAY set on the connection's socket."""
+class NoDelayHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol (HTTP parsing in C: a 1,000-record request is parsed several times faster
+    than by the pure-Python h11) with TCP_NODELAY set on the connection's socket."""
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         sock = transport.get_extra_info("socket")
@@ -73,7 +74,7 @@ def run(settings: Settings, serve: ServeSettings) -> None:
     common = {
         "host": serve.host,
         "port": serve.port,
-        "http": NoDelayH11Protocol,
+        "http": NoDelayHttpToolsProtocol,
         "access_log": serve.access_log,
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         "lifespan": "on",
