@@ -355,3 +355,39 @@ def test_prediction_ids_are_canonical_time_ordered_version_7_uuids() -> None:
     later = new_prediction_ids(1, NOW + timedelta(milliseconds=1))[0]
     assert later > max(ids)  # time-ordered, also as text
     assert new_prediction_ids(0, NOW) == []
+
+
+def test_change_records_hold_their_values_to_the_log_rules() -> None:
+    """records_batch hands the log CheckedInputs, which PredictionRecord does not check again: the schema of
+    ChangeRecord must guarantee what the log's own checks would."""
+    from pydantic import ValidationError
+
+    from defectops.serving.prediction_log import CheckedInputs, PredictionRecord, _check_input_name
+    from defectops.serving.schemas import ID_FIELDS, ChangeRecord
+    from defectops.serving.service import records_batch
+
+    names = [name for name in ChangeRecord.model_fields if name not in ID_FIELDS]
+    for name in names:
+        _check_input_name(name)  # raises for a reserved or malformed name
+    numeric = [n for n in names if n not in ("message", "paths")]
+    for name in numeric:
+        for bad in ("NaN", "Infinity", "-Infinity", "1e999"):
+            with pytest.raises(ValidationError):
+                ChangeRecord.model_validate_json(f'{{"{name}": {bad}}}')
+    document = dict.fromkeys(numeric, 3) | {"fix": True, "message": "Fix it", "paths": "a.py"}
+    record = ChangeRecord.model_validate_json(json.dumps(document))
+    (inputs,) = records_batch([record]).inputs
+    assert type(inputs) is CheckedInputs
+    assert all(type(v) in (float, int, bool, str) for v in inputs.values())
+    common = dict(
+        prediction_id="018f0000-0000-7000-8000-000000000001",
+        created_at=NOW,
+        model_name="m",
+        model_version="1",
+        served=True,
+        score=0.25,
+        threshold=0.5,
+        risk_label=0,
+        risk_band="low",
+    )
+    assert PredictionRecord(inputs=inputs, **common) == PredictionRecord(inputs=dict(inputs), **common)

@@ -35,6 +35,7 @@ from defectops.serving.deployment import Deployment, ServingModel, route_fractio
 from defectops.serving.manager import Clock, ModelManager
 from defectops.serving.metrics import PayloadTooLargeError, ServiceMetrics
 from defectops.serving.prediction_log import (
+    CheckedInputs,
     FeedbackOutcome,
     FeedbackRecord,
     InputValue,
@@ -87,9 +88,11 @@ def records_batch(records: Sequence[ChangeRecord]) -> RowBatch:
     def text(columns: Sequence[str]) -> dict[str, list[str]]:
         return {c: [getattr(record, c) or "" for record in records] for c in columns}
 
-    inputs: list[dict[str, InputValue]] = []
-    for record in records:
-        inputs.append({k: v for k, v in record.__dict__.items() if v is not None and k not in ID_FIELDS})
+    # The schema of ChangeRecord already holds every value to the log's rules (finite numbers, known names).
+    inputs: list[dict[str, InputValue]] = [
+        CheckedInputs((k, v) for k, v in record.__dict__.items() if v is not None and k not in ID_FIELDS)
+        for record in records
+    ]
     return RowBatch(
         size=len(records),
         matrix=matrix,
