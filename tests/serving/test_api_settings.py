@@ -114,3 +114,17 @@ def test_worker_processes_rebuild_the_same_settings_from_the_environment(
 def test_invalid_model_name_is_refused() -> None:
     with pytest.raises(ConfigError, match="invalid model name"):
         ServeSettings(model_name="../../etc").check(_settings())
+
+
+def test_the_only_model_with_a_champion_is_served_by_default() -> None:
+    from defectops.registry.registry import RegisteredModelInfo
+    from defectops.serving.settings import DEFAULT_MODEL_NAME, choose_model_name
+
+    def info(name: str, **aliases: int) -> RegisteredModelInfo:
+        return RegisteredModelInfo(name=name, aliases=aliases, latest_version=2, versions=2)
+
+    assert choose_model_name([]) == DEFAULT_MODEL_NAME  # nothing yet: wait under the default name
+    assert choose_model_name([info("a", challenger=2)]) == DEFAULT_MODEL_NAME
+    assert choose_model_name([info("a", challenger=2), info("defectops-app", champion=1)]) == "defectops-app"
+    with pytest.raises(ConfigError, match=r"several registered models have a champion \(a, b\)"):
+        choose_model_name([info("b", champion=1), info("a", champion=2)])

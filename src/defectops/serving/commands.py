@@ -36,7 +36,9 @@ def serve(
     model_name: Annotated[
         str | None,
         typer.Option(
-            "--model-name", help="Registered model to serve (its champion alias).", show_default="defectops"
+            "--model-name",
+            help="Registered model to serve (its champion alias).",
+            show_default="the only model with a champion",
         ),
     ] = None,
     log_url: Annotated[
@@ -64,7 +66,7 @@ def serve(
     """
     from defectops.config import Settings
     from defectops.serving.server import run
-    from defectops.serving.settings import LOCAL_ADMIN_TOKEN, ServeSettings
+    from defectops.serving.settings import LOCAL_ADMIN_TOKEN, ServeSettings, choose_model_name
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -78,6 +80,11 @@ def serve(
         "access_log": access_log,
     }
     settings = Settings()
+    if model_name is None and not os.environ.get("DEFECTOPS_SERVE_MODEL_NAME"):
+        from defectops.registry.registry import ModelRegistry
+
+        registry = ModelRegistry.from_settings(settings, environ=os.environ)
+        given["model_name"] = choose_model_name(registry.list_models())
     serve_settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
     token = serve_settings.check(settings)
     token_note = (

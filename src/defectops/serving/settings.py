@@ -16,14 +16,18 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Final, Literal
+from typing import TYPE_CHECKING, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from defectops.config import Settings
 from defectops.errors import ConfigError
+
+if TYPE_CHECKING:
+    from defectops.registry.registry import RegisteredModelInfo
 
 #: How much an answered prediction survives: a kill of the service (``kill``), or also an operating-system
 #: crash or power loss (``power-loss``). Only SQLite has the choice (see defectops.serving.prediction_log).
@@ -142,6 +146,26 @@ class ServeSettings(BaseSettings):
             if not path.is_dir():
                 raise ConfigError(f"repository {repo_id!r}: {path} is not a directory")
         return effective
+
+
+def choose_model_name(models: Sequence[RegisteredModelInfo]) -> str:
+    """The model ``defectops serve`` serves when none is named: the only registered model with a champion.
+
+    ``defectops run`` registers ``defectops-<repository id>``, so on one machine with one repository this is
+    what a user expects without naming it. With no champion anywhere the service starts with the default
+    name and waits for one (``/health/ready`` says so); with several it cannot guess.
+    """
+    from defectops.registry.registry import CHAMPION
+
+    champions = [m.name for m in models if CHAMPION in m.aliases]
+    if len(champions) == 1:
+        return champions[0]
+    if not champions:
+        return DEFAULT_MODEL_NAME
+    raise ConfigError(
+        f"several registered models have a champion ({', '.join(sorted(champions))}); choose one with "
+        "--model-name or DEFECTOPS_SERVE_MODEL_NAME"
+    )
 
 
 def is_loopback(host: str) -> bool:
