@@ -97,6 +97,8 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # The CLI speaks for itself: MLflow's progress bars and INFO lines would bury its one-line messages.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # MLflow sets its loggers' level from this when it is imported (INFO otherwise), after the lines below.
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     import logging
 
     for noisy in ("mlflow", "alembic", "httpx"):
