@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from defectops.data.schemas import FEATURES
+from defectops.data.columns import METRIC_NAMES
 from defectops.labeling.labels import LINK_COLUMNS, compute_labels
 from defectops.registry.tracking import TrackingConfig, ensure_experiment
 
@@ -129,7 +129,7 @@ def generate(spec: WorldSpec) -> pd.DataFrame:
 def commits_frame(world: pd.DataFrame) -> pd.DataFrame:
     """The changes as the miner stores them (the columns training_table reads)."""
     commits = pd.DataFrame({"sha": world["sha"], "is_merge": False})
-    for name in (*FEATURES, "churn"):
+    for name in METRIC_NAMES:
         commits[name] = world[name].astype("float64")
     commits["author_time"] = world["time"]
     commits["committed_at"] = world["time"]
@@ -256,8 +256,7 @@ ADMIN_TOKEN = "heal-test-admin-token-0123456789"
 
 def record_of(row: Any) -> dict[str, Any]:
     """One change as the API's JSON record (the 14 metrics, churn, and the commit it belongs to)."""
-    record: dict[str, Any] = {name: float(getattr(row, name)) for name in FEATURES}
-    record["churn"] = float(row.churn)
+    record: dict[str, Any] = {name: float(getattr(row, name)) for name in METRIC_NAMES}
     record["repo"] = REPO_KEY
     record["commit_sha"] = str(row.sha)
     return record

@@ -446,7 +446,7 @@ def test_one_cat_file_process_per_call(
         started.append(list(args))
         return real_popen(args, **kwargs)  # type: ignore[call-overload,no-any-return]
 
-    monkeypatch.setattr(cm.subprocess, "Popen", counting_popen)  # every process started while measuring
+    monkeypatch.setattr(subprocess, "Popen", counting_popen)  # every process started while measuring
     rows = list(code_metrics(git_repo, commits))
     assert len(rows) == 6  # c1: 2 files, c2: 2, c3: 1, c4: 1
     assert len(started) == 1

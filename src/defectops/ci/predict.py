@@ -24,11 +24,11 @@ from defectops.ci.changes import CommitInfo, read_commit_infos
 from defectops.ci.model_source import ModelSource
 from defectops.ci.report import CommitPrediction, FailOn, PredictionReport
 from defectops.config import Workspace
+from defectops.data.columns import METRIC_NAMES
 from defectops.data.schemas import MESSAGE, PATHS
 from defectops.errors import InputError, ModelError, StateError
 from defectops.mining.engine import MineOptions, Miner
 from defectops.mining.git import GitRepo
-from defectops.mining.metrics import METRIC_NAMES
 from defectops.serving.scoring import check_finite, score
 
 Note = Callable[[str], None]

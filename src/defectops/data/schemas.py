@@ -25,26 +25,12 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
+from defectops.data.columns import CHURN
+from defectops.data.columns import FEATURES as FEATURES  # re-exported: part of the training-table layout
 from defectops.errors import DataError
 
-#: The change metrics of Kamei et al. (2013), in their usual order.
-FEATURES: tuple[str, ...] = (
-    "ns",
-    "nd",
-    "nf",
-    "entropy",
-    "la",
-    "ld",
-    "lt",
-    "fix",
-    "ndev",
-    "age",
-    "nuc",
-    "exp",
-    "rexp",
-    "sexp",
-)
-EFFORT = "churn"
+# The effort column of a training table is the mined churn, under the same name.
+EFFORT = CHURN
 LABEL = "label"
 TIME = "time"
 COMMIT = "commit"

@@ -30,16 +30,15 @@ from __future__ import annotations
 
 import bisect
 import difflib
-import os
-import subprocess
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
 
-from defectops.errors import GitError, MissingObjectError
+from defectops.errors import GitError
 from defectops.labeling.ignore_revs import ignored_commit_origins
-from defectops.mining.git import BASE_OPTIONS, GitRepo
+from defectops.mining.blobs import BlobReader
+from defectops.mining.git import GitRepo
 
 ZERO_SHA = b"0" * 40
 _WHITESPACE = b" \t\r\n\f\v"
@@ -544,52 +543,6 @@ def _unique_anchors(
     return chain
 
 
-class BlobReader:
-    """One ``git cat-file --batch`` process for the few blobs a pass must read (merges changed on both
-    sides)."""
-
-    def __init__(self, repo: GitRepo) -> None:
-        self._repo = repo
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        if self._proc is None:
-            env = {**os.environ, "LC_ALL": "C", "GIT_TERMINAL_PROMPT": "0"}
-            self._proc = subprocess.Popen(
-                ["git", *BASE_OPTIONS, "-C", str(self._repo.path), "cat-file", "--batch"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=env,
-            )
-        return self._proc
-
-    def read(self, blob: bytes) -> bytes:
-        proc = self._start()
-        if proc.stdin is None or proc.stdout is None:  # pragma: no cover - Popen contract with PIPE
-            raise GitError("git cat-file: could not open pipes")
-        proc.stdin.write(blob + b"\n")
-        proc.stdin.flush()
-        header = proc.stdout.readline()
-        parts = header.split()
-        if len(parts) < 3:
-            raise MissingObjectError(
-                f"git: unable to read {blob.decode('ascii', 'replace')} (the repository is missing objects)"
-            )
-        size = int(parts[2])
-        data = proc.stdout.read(size + 1)
-        return data[:size]
-
-    def close(self) -> None:
-        if self._proc is not None:
-            if self._proc.stdin is not None:
-                self._proc.stdin.close()
-            if self._proc.stdout is not None:
-                self._proc.stdout.close()
-            self._proc.wait()
-            self._proc = None
-
-
 # -- the pass ------------------------------------------------------------------------------------------------
 
 
@@ -863,11 +816,11 @@ class LineTracker:
 
     def _ignored_origins(self, commit: int, entry: _Entry, old: FileLines) -> list[int]:
         """An ignore-revs commit: its new lines take the origins of the lines git's blame would match."""
-        parent_lines = split_lines(self._blobs.read(entry.old_blob))
+        parent_lines = split_lines(self._read(entry.old_blob))
         if len(parent_lines) != len(old.origins):
             # The state does not describe the parent blob (should not happen): the nearest-line rule.
             return apply_hunks(old.origins, entry.hunks, commit, inherit=True)[0]
-        target_lines = split_lines(self._blobs.read(entry.new_blob))
+        target_lines = split_lines(self._read(entry.new_blob))
         return ignored_commit_origins(old.origins, entry.hunks, parent_lines, target_lines, commit)
 
     def _record(self, commit: int, entry: _Entry, old: FileLines, result: TrackResult) -> None:
@@ -994,13 +947,17 @@ class LineTracker:
                     origins[j] = known[i]
         return [commit if o is None else o for o in origins]
 
+    def _read(self, blob: bytes) -> bytes:
+        """A blob's contents (the ids of the raw diff are bytes)."""
+        return self._blobs.read(blob.decode("ascii"))
+
     def _lines(self, blob: bytes) -> list[bytes] | None:
         """A blob's lines as blame compares them (None for binary); merged files recur, so a few are
         cached."""
         cached = self._lines_cache.get(blob)
         if cached is not None:
             return cached
-        content = self._blobs.read(blob)
+        content = self._read(blob)
         if b"\0" in content[:8000]:
             return None
         lines = [normalise(line, self.ignore_whitespace) for line in split_lines(content)]

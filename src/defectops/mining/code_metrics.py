@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
-import os
-import subprocess
 import sys
-import tempfile
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,8 +25,8 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import IO, Final
 
-from defectops.errors import GitError, MissingObjectError
-from defectops.mining.git import BASE_OPTIONS, GitRepo
+from defectops.mining.blobs import BlobReader
+from defectops.mining.git import GitRepo
 from defectops.mining.records import ChangeType, Commit, FileChange
 from defectops.mining.terraform import (
     BLOCK_KINDS,
@@ -53,18 +50,8 @@ SKIP_SUBMODULE: Final = "submodule"
 SKIP_SYMLINK: Final = "symlink"
 SKIP_TOO_LARGE: Final = "too_large"
 
-_GIT_ENV: Final = {
-    "LC_ALL": "C",
-    "LANG": "C",
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_PAGER": "cat",
-    "GIT_OPTIONAL_LOCKS": "0",
-}
 # git's own binary heuristic: a NUL byte in the first 8000 bytes.
 _BINARY_PROBE: Final = 8000
-# Requests written to cat-file before reading the answers: 128 ids of at most 65 bytes stay well below any
-# pipe buffer, so neither side can block the other.
-_BATCH: Final = 128
 
 
 # -- records ---------------------------------------------------------------------------------------
@@ -452,111 +439,6 @@ def _analyze_blob(language: str, path: str, data: bytes) -> _Analysis:
     return _Analysis(source=source, parse_error=error is not None, error=error)
 
 
-# -- reading blobs ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class _Blob:
-    size: int
-    data: bytes | None  # None when over the size limit (read and discarded)
-
-
-class _BlobReader:
-    """One ``git cat-file --batch`` process, started on first use and stopped by :meth:`close`."""
-
-    def __init__(self, repo: GitRepo, max_bytes: int) -> None:
-        self._repo = repo
-        self._max = max_bytes
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._err: IO[bytes] | None = None
-
-    def _start(self) -> subprocess.Popen[bytes]:
-        if self._proc is None:
-            self._err = tempfile.TemporaryFile()  # noqa: SIM115 - closed in close()
-            self._proc = subprocess.Popen(
-                ["git", *BASE_OPTIONS, "-C", str(self._repo.path), "cat-file", "--batch"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=self._err,
-                env={**os.environ, **_GIT_ENV},
-            )
-        return self._proc
-
-    def _stderr(self) -> str:
-        if self._err is None:
-            return ""
-        self._err.seek(0)
-        text = self._err.read().decode("utf-8", errors="replace").strip()
-        return text.splitlines()[0] if text else ""
-
-    def read(self, oids: Sequence[str]) -> dict[str, _Blob]:
-        """The blobs ``oids`` (unique ids); raise :class:`MissingObjectError` if one is not in the repo."""
-        proc = self._start()
-        stdin, stdout = proc.stdin, proc.stdout
-        if stdin is None or stdout is None:  # pragma: no cover - Popen contract with PIPE
-            raise GitError("git cat-file: could not open pipes")
-        blobs: dict[str, _Blob] = {}
-        for start in range(0, len(oids), _BATCH):
-            chunk = oids[start : start + _BATCH]
-            try:
-                stdin.write(b"".join(oid.encode("ascii") + b"\n" for oid in chunk))
-                stdin.flush()
-            except BrokenPipeError as exc:
-                raise GitError(f"git cat-file stopped: {self._stderr() or 'no message'}") from exc
-            for oid in chunk:
-                blobs[oid] = self._read_one(stdout, oid)
-        return blobs
-
-    def _read_one(self, stdout: IO[bytes], oid: str) -> _Blob:
-        header = stdout.readline()
-        if not header.endswith(b"\n"):
-            raise GitError(f"git cat-file stopped: {self._stderr() or 'no message'}")
-        parts = header.split()
-        if len(parts) == 2 and parts[1] in (b"missing", b"ambiguous"):
-            raise MissingObjectError(
-                f"git: object {oid} is {parts[1].decode()} "
-                "(the repository is missing objects; try `git fsck`)"
-            )
-        if len(parts) != 3:
-            raise GitError(f"git cat-file: unexpected answer {header[:80]!r}")
-        size = int(parts[2])
-        if size > self._max:
-            remaining = size + 1
-            while remaining:
-                got = stdout.read(min(remaining, 1 << 20))
-                if not got:
-                    raise GitError(f"git cat-file stopped: {self._stderr() or 'no message'}")
-                remaining -= len(got)
-            blob = _Blob(size=size, data=None)
-        else:
-            body = stdout.read(size + 1)
-            if len(body) != size + 1:
-                raise GitError(f"git cat-file stopped: {self._stderr() or 'no message'}")
-            blob = _Blob(size=size, data=body[:-1])
-        if parts[1] != b"blob":
-            raise GitError(f"git: object {oid} is a {parts[1].decode()}, not a file's content")
-        return blob
-
-    def close(self) -> None:
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            # EOF on stdin ends git; closing stdout too ends it even when it is blocked writing an answer
-            # nobody will read (the consumer stopped early, or an error interrupted a batch).
-            if proc.stdin is not None:
-                with contextlib.suppress(BrokenPipeError):
-                    proc.stdin.close()
-            if proc.stdout is not None:
-                proc.stdout.close()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        if self._err is not None:
-            self._err.close()
-            self._err = None
-
-
 # -- the walk --------------------------------------------------------------------------------------
 
 
@@ -611,7 +493,8 @@ class _Analyzer:
     """Reads and measures the blobs of one commit at a time, remembering results by (blob, language)."""
 
     def __init__(self, repo: GitRepo, max_bytes: int, cache_size: int) -> None:
-        self._reader = _BlobReader(repo, max_bytes)
+        self._reader = BlobReader(repo, blobs_only=True)
+        self._max_bytes = max_bytes
         self._cache: OrderedDict[tuple[str, str], _Analysis] = OrderedDict()
         self._cache_size = cache_size
 
@@ -644,13 +527,14 @@ class _Analyzer:
                 self._cache.move_to_end(key)
                 results[key] = hit
         if missing:
-            blobs = self._reader.read(list(dict.fromkeys(oid for oid, _ in missing)))
+            oids = list(dict.fromkeys(oid for oid, _ in missing))
+            blobs = dict(self._reader.read_many(oids, self._max_bytes))
             for (oid, language), path in missing.items():
-                blob = blobs[oid]
-                if blob.data is None:
+                data = blobs[oid]
+                if data is None:
                     analysis = _Analysis(skipped=SKIP_TOO_LARGE)
                 else:
-                    analysis = _analyze_blob(language, path, blob.data)
+                    analysis = _analyze_blob(language, path, data)
                 self._remember((oid, language), analysis)
                 results[(oid, language)] = analysis
         return results

@@ -199,7 +199,7 @@ def _print_summary(document: dict[str, Any]) -> None:
 
 
 def _print_scores(frame: Any, json_output: bool) -> None:
-    from defectops.mining.metrics import METRIC_NAMES
+    from defectops.data.columns import METRIC_NAMES
 
     records = [
         {"sha": row["sha"], "is_merge": bool(row["is_merge"]), **{m: _plain(row[m]) for m in METRIC_NAMES}}

@@ -25,11 +25,13 @@ import pandas as pd
 
 from defectops import __version__
 from defectops.config import Workspace
+from defectops.data.columns import METRIC_NAMES
 from defectops.data.mined import COMMITS_SCHEMA, FILES_SCHEMA, read_table, write_table
 from defectops.errors import EmptyRepositoryError, ShallowCloneError, StateError
+from defectops.mining.blobs import BlobReader
 from defectops.mining.git import BASE_OPTIONS, GitRepo
-from defectops.mining.lines import BlobReader, LineCounts
-from defectops.mining.metrics import METRIC_NAMES, ChangeMetrics, HistoryState
+from defectops.mining.lines import LineCounts
+from defectops.mining.metrics import ChangeMetrics, HistoryState
 from defectops.mining.parser import LOG_OPTIONS, LogParser
 from defectops.mining.records import Commit
 from defectops.mining.state import StateInfo, StateStore

@@ -3,19 +3,14 @@
 A text change's new version has ``lines(old) + added - deleted`` lines, so a full-history pass knows the size
 of every version it produced. Only versions it never produced (made by a merge's conflict resolution, or the
 parent of the first mined commit in just-in-time mode) are read, through one long-lived ``git cat-file
---batch`` process.
+--batch`` process (:class:`~defectops.mining.blobs.BlobReader`).
 """
 
 from __future__ import annotations
 
-import os
-import subprocess
-import threading
-from collections.abc import Iterable, Iterator
-from types import TracebackType
+from collections.abc import Iterable
 
-from defectops.errors import MissingObjectError
-from defectops.mining.git import BASE_OPTIONS, GitRepo
+from defectops.mining.blobs import BlobReader
 from defectops.mining.records import Commit, FileChange
 
 NULL_BLOB = "0" * 40
@@ -26,85 +21,6 @@ def count_lines(data: bytes) -> int:
     if not data:
         return 0
     return data.count(b"\n") + (0 if data.endswith(b"\n") else 1)
-
-
-class BlobReader:
-    """One ``git cat-file --batch`` process answering blob requests one at a time."""
-
-    def __init__(self, repo: GitRepo) -> None:
-        self._repo = repo
-        self._proc: subprocess.Popen[bytes] | None = None
-
-    def _process(self) -> subprocess.Popen[bytes]:
-        if self._proc is None:
-            self._proc = subprocess.Popen(
-                ["git", *BASE_OPTIONS, "-C", str(self._repo.path), "cat-file", "--batch"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env={**os.environ, "LC_ALL": "C"},
-            )
-        return self._proc
-
-    def read(self, sha: str) -> bytes:
-        proc = self._process()
-        stdin, stdout = proc.stdin, proc.stdout
-        if stdin is None or stdout is None:  # pragma: no cover - Popen contract with PIPE
-            raise MissingObjectError("git cat-file could not be started")
-        stdin.write(sha.encode("ascii") + b"\n")
-        stdin.flush()
-        header = stdout.readline()
-        parts = header.split()
-        if len(parts) != 3:
-            raise MissingObjectError(f"git: object {sha} is missing from the repository")
-        size = int(parts[2])
-        data = stdout.read(size)
-        stdout.read(1)  # the newline after the contents
-        return data
-
-    def read_many(self, shas: list[str]) -> Iterator[tuple[str, bytes]]:
-        """Many blobs in one round trip: requests are written by a thread while answers are read here."""
-        if not shas:
-            return
-        proc = self._process()
-        stdin, stdout = proc.stdin, proc.stdout
-        if stdin is None or stdout is None:  # pragma: no cover - Popen contract with PIPE
-            raise MissingObjectError("git cat-file could not be started")
-        request = "".join(f"{sha}\n" for sha in shas).encode("ascii")
-
-        def write() -> None:
-            stdin.write(request)
-            stdin.flush()
-
-        writer = threading.Thread(target=write, daemon=True)
-        writer.start()
-        try:
-            for sha in shas:
-                parts = stdout.readline().split()
-                if len(parts) != 3:
-                    raise MissingObjectError(f"git: object {sha} is missing from the repository")
-                data = stdout.read(int(parts[2]))
-                stdout.read(1)
-                yield sha, data
-        finally:
-            writer.join()
-
-    def close(self) -> None:
-        if self._proc is not None:
-            if self._proc.stdin is not None:
-                self._proc.stdin.close()
-            if self._proc.stdout is not None:
-                self._proc.stdout.close()
-            self._proc.wait()
-            self._proc = None
-
-    def __enter__(self) -> BlobReader:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
 
 class LineCounts:

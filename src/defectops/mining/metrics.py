@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from defectops.data.columns import METRIC_NAMES
 from defectops.labeling.fixes import is_fix_message
 from defectops.mining.records import ChangeType, Commit, FileChange
 
@@ -22,25 +23,6 @@ SECONDS_PER_DAY = 86_400.0
 DAYS_PER_YEAR = 365.25
 _SECONDS_PER_YEAR = SECONDS_PER_DAY * DAYS_PER_YEAR
 _SMALL = 48  # below this many prior changes REXP is summed in Python, above with numpy
-
-# Column order of the metrics in every dataset.
-METRIC_NAMES: tuple[str, ...] = (
-    "ns",
-    "nd",
-    "nf",
-    "entropy",
-    "la",
-    "ld",
-    "lt",
-    "fix",
-    "ndev",
-    "age",
-    "nuc",
-    "exp",
-    "rexp",
-    "sexp",
-    "churn",
-)
 
 
 @dataclass(slots=True)

@@ -37,14 +37,13 @@ import hashlib
 import json
 import math
 import tempfile
-import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
@@ -58,7 +57,6 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    create_engine,
     select,
 )
 from sqlalchemy.exc import SQLAlchemyError
@@ -81,6 +79,7 @@ from defectops.pipeline.run import (
     log_candidate,
     train_candidate,
 )
+from defectops.registry.audit import audit_engine, evidence_json, utc_iso
 from defectops.registry.registry import CHALLENGER, CHAMPION, LoadedModel, ModelRegistry
 from defectops.serving.control import ControlFile
 from defectops.serving.deployment import Traffic
@@ -172,19 +171,6 @@ heal_events = Table(
 )
 
 
-def _iso(moment: datetime) -> str:
-    if moment.tzinfo is None or moment.utcoffset() is None:
-        raise InputError("times must be timezone-aware (UTC)")
-    return moment.astimezone(UTC).isoformat(timespec="microseconds")
-
-
-def _json(document: Mapping[str, Any]) -> str:
-    try:
-        return json.dumps(_clean(dict(document)), sort_keys=True, default=str, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"heal evidence is not a JSON document: {exc}") from exc
-
-
 def _clean(value: Any) -> Any:
     """Evidence as strict JSON: NaN and infinities become null, numpy scalars plain numbers."""
     if isinstance(value, float | np.floating):
@@ -199,50 +185,32 @@ def _clean(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [_clean(v) for v in value]
     if isinstance(value, datetime):
-        return _iso(value)
+        return utc_iso(value)
     return value
 
 
 class HealAudit:
     """The append-only ``heal_events`` table (any SQLAlchemy URL; created on first use)."""
 
-    _engines: ClassVar[dict[str, Engine]] = {}
-    _lock: ClassVar[threading.Lock] = threading.Lock()
-
     def __init__(self, url: str) -> None:
         self.url = url
 
     @property
     def engine(self) -> Engine:
-        with self._lock:
-            engine = self._engines.get(self.url)
-            if engine is None:
-                if self.url.startswith("sqlite:///"):
-                    raw = self.url[len("sqlite:///") :].split("?", 1)[0]
-                    if raw and raw != ":memory:":
-                        Path(raw).parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    engine = create_engine(
-                        self.url, connect_args={"timeout": 30} if self.url.startswith("sqlite") else {}
-                    )
-                    _metadata.create_all(engine)
-                except (SQLAlchemyError, ImportError) as exc:
-                    raise ConfigError(f"cannot open the heal audit database {self.url}: {exc}") from exc
-                self._engines[self.url] = engine
-            return engine
+        return audit_engine(self.url, _metadata)
 
     def append(self, record: HealRecord) -> HealRecord:
         """Store one record; returns it with its id."""
         row = {
             "cycle_id": record.cycle_id,
             "model_name": record.model_name,
-            "at": _iso(record.at),
+            "at": utc_iso(record.at),
             "step": record.step,
             "outcome": record.outcome,
             "reason": record.reason,
             "champion_version": record.champion_version,
             "challenger_version": record.challenger_version,
-            "evidence": _json(record.evidence),
+            "evidence": evidence_json(_clean(record.evidence)),
             "mlflow_run_id": record.mlflow_run_id,
         }
         try:

@@ -22,7 +22,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy import (
@@ -89,34 +89,52 @@ def utc_iso(now: datetime) -> str:
     return now.astimezone(UTC).isoformat(timespec="microseconds")
 
 
+def evidence_json(evidence: Mapping[str, Any] | None) -> str:
+    """``evidence`` as the JSON text an audit row stores (keys sorted; NaN and infinities refused)."""
+    try:
+        return json.dumps(dict(evidence or {}), sort_keys=True, default=str, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"evidence must be a JSON document without NaN/inf: {exc}") from exc
+
+
+_engines: dict[str, Engine] = {}  # one engine (connection pool) per URL per process
+_created: set[tuple[str, MetaData]] = set()  # (URL, tables) already created
+_engines_lock = threading.Lock()
+
+
+def audit_engine(url: str, metadata: MetaData) -> Engine:
+    """The process's engine for the audit database at ``url``; ``metadata``'s tables are created on first use.
+
+    The registry's ``alias_events`` and the heal loop's ``heal_events`` (:mod:`defectops.pipeline.heal`) are
+    both kept this way, by default in the same database, which then has one connection pool per process.
+    """
+    with _engines_lock:
+        engine = _engines.get(url)
+        try:
+            if engine is None:
+                if url.startswith("sqlite:///"):
+                    raw = url[len("sqlite:///") :].split("?", 1)[0]
+                    if raw and raw != ":memory:":
+                        Path(raw).parent.mkdir(parents=True, exist_ok=True)
+                engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+                _engines[url] = engine
+            if (url, metadata) not in _created:
+                metadata.create_all(engine)
+                _created.add((url, metadata))
+        except (SQLAlchemyError, ImportError) as exc:
+            raise ConfigError(f"cannot open the audit database {url}: {exc}") from exc
+        return engine
+
+
 class AuditLog:
     """Reads and appends alias events; the table is created on first use."""
-
-    _engines: ClassVar[dict[str, Engine]] = {}  # one engine (connection pool) per URL per process
-    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, url: str) -> None:
         self.url = url
 
     @property
     def engine(self) -> Engine:
-        with self._lock:
-            engine = self._engines.get(self.url)
-            if engine is None:
-                if self.url.startswith("sqlite:///"):
-                    raw = self.url[len("sqlite:///") :].split("?", 1)[0]
-                    if raw and raw != ":memory:":
-                        Path(raw).parent.mkdir(parents=True, exist_ok=True)
-                try:
-                    engine = create_engine(
-                        self.url,
-                        connect_args={"timeout": 30} if self.url.startswith("sqlite") else {},
-                    )
-                    _metadata.create_all(engine)
-                except (SQLAlchemyError, ImportError) as exc:
-                    raise ConfigError(f"cannot open the audit database {self.url}: {exc}") from exc
-                self._engines[self.url] = engine
-            return engine
+        return audit_engine(self.url, _metadata)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -144,10 +162,7 @@ class AuditLog:
             raise InputError("an audit record needs 'who' (a user or service name)")
         if not why.strip():
             raise InputError("an audit record needs 'why' (a reason)")
-        try:
-            document = json.dumps(dict(evidence or {}), sort_keys=True, default=str, allow_nan=False)
-        except (TypeError, ValueError) as exc:
-            raise InputError(f"evidence must be a JSON document without NaN/inf: {exc}") from exc
+        document = evidence_json(evidence)
         row = {
             "registry": registry,
             "model_name": model_name,

@@ -12,7 +12,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from defectops.data.schemas import FEATURES, MESSAGE, PATHS
+from defectops.data.columns import METRIC_NAMES
+from defectops.data.schemas import MESSAGE, PATHS
 
 Metric = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Flag = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
@@ -20,7 +21,7 @@ Sha = Annotated[str, Field(pattern=r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")]
 TopK = Annotated[int, Field(ge=0, le=50, strict=True)]
 
 #: Fields of :class:`ChangeRecord` a model may use as numeric inputs.
-NUMERIC_FIELDS: tuple[str, ...] = (*FEATURES, "churn")
+NUMERIC_FIELDS: tuple[str, ...] = METRIC_NAMES  # the 14 features and churn
 #: Fields of :class:`ChangeRecord` a text-aware model may read.
 TEXT_FIELDS: tuple[str, ...] = (MESSAGE, PATHS)
 #: Fields that identify a change rather than describe it (never model inputs).

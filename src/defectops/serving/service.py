@@ -28,6 +28,7 @@ import pandas as pd
 from pydantic_core import to_json
 
 from defectops.config import Settings, Workspace
+from defectops.data.columns import METRIC_NAMES
 from defectops.errors import InputError, ModelError, NotFoundError
 from defectops.monitoring.latest import PublishedGauges, latest_path
 from defectops.registry.registry import ModelRegistry
@@ -404,7 +405,6 @@ class PredictionService:
         champion = self.deployment.champion
         if champion is not None and len(frame):
             check_finite(frame, [f for f in champion.features if f in frame.columns])
-        from defectops.mining.metrics import METRIC_NAMES
 
         def render(documents: list[dict[str, Any]]) -> bytes:
             body = {

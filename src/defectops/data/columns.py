@@ -1,0 +1,35 @@
+"""The names of the change-metric columns: the one definition the miner and the dataset schemas share.
+
+The miner writes these columns (:mod:`defectops.mining.metrics`, :mod:`defectops.mining.engine`), the
+training-table schema checks them (:mod:`defectops.data.schemas`) and the API accepts them
+(:mod:`defectops.serving.schemas`). This module imports nothing, so the miner can use it without loading
+pandas or Pandera. Both orders are part of stored data and models: do not reorder.
+"""
+
+from __future__ import annotations
+
+#: The 14 change metrics of Kamei et al. (2013), in their usual order: the canonical model inputs, and the
+#: order of the feature columns of every training table.
+FEATURES: tuple[str, ...] = (
+    "ns",
+    "nd",
+    "nf",
+    "entropy",
+    "la",
+    "ld",
+    "lt",
+    "fix",
+    "ndev",
+    "age",
+    "nuc",
+    "exp",
+    "rexp",
+    "sexp",
+)
+
+#: ``la + ld``, the effort of inspecting a change: mined with the metrics, but not one of the canonical
+#: features (effort-aware evaluation uses it as the cost of a change, not as a model input).
+CHURN = "churn"
+
+#: Every metric the miner computes, in the column order of every mined dataset: :data:`FEATURES`, then churn.
+METRIC_NAMES: tuple[str, ...] = (*FEATURES, CHURN)
