@@ -3,7 +3,8 @@
 The miner writes these columns (:mod:`defectops.mining.metrics`, :mod:`defectops.mining.engine`), the
 training-table schema checks them (:mod:`defectops.data.schemas`) and the API accepts them
 (:mod:`defectops.serving.schemas`). This module imports nothing, so the miner can use it without loading
-pandas or Pandera. Both orders are part of stored data and models: do not reorder.
+pandas or Pandera, and monitoring can name the prediction log's columns without loading SQLAlchemy. The
+orders are part of stored data and models: do not reorder.
 """
 
 from __future__ import annotations
@@ -33,3 +34,25 @@ CHURN = "churn"
 
 #: Every metric the miner computes, in the column order of every mined dataset: :data:`FEATURES`, then churn.
 METRIC_NAMES: tuple[str, ...] = (*FEATURES, CHURN)
+
+#: The fixed columns of a prediction-log window, in their order
+#: (:meth:`defectops.serving.prediction_log.PredictionLog.window`); every other column of a window is a model
+#: input. Monitoring treats them as reserved (:data:`defectops.monitoring.monitor.RESERVED_COLUMNS`).
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    "prediction_id",
+    "repo",
+    "commit_sha",
+    "created_at",
+    "model_name",
+    "model_version",
+    "served",
+    "shadow_of",
+    "score",
+    "threshold",
+    "risk_label",
+    "risk_band",
+    "label",
+    "label_time",
+    "label_source",
+    "label_feedback_id",
+)

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from defectops._cli_support import parse_time_option
 from defectops._console import print_json, stderr, stdout
 from defectops.errors import InputError
 
@@ -16,11 +17,7 @@ from defectops.errors import InputError
 def _parse_now(value: str | None) -> datetime:
     if value is None:
         return datetime.now(UTC)  # the boundary: the only place the wall clock is read
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InputError(f"--now {value!r} is not a date (use YYYY-MM-DD or an ISO 8601 time)") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return parse_time_option("--now", value)
 
 
 def label(

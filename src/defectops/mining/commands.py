@@ -8,18 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
+from defectops._cli_support import parse_time_option
 from defectops._console import print_json, stderr, stdout
 from defectops.errors import InputError
-
-
-def _parse_since(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise InputError(f"--since {value!r} is not a date (use YYYY-MM-DD or an ISO 8601 time)") from exc
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def mine(
@@ -87,7 +78,7 @@ def mine(
     git_repo = GitRepo.open(repo)
     options = MineOptions(
         rev=branch,
-        since=_parse_since(since),
+        since=None if since is None else parse_time_option("--since", since),
         allow_shallow=allow_shallow or bool(commit or range_),
         **({"workers": workers} if workers else {}),
     )

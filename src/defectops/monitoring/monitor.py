@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from defectops.data.columns import CHURN, PREDICTION_COLUMNS
 from defectops.errors import InputError
 from defectops.monitoring.drift import (
     FeatureDrift,
@@ -38,30 +39,10 @@ from defectops.monitoring.performance import (
 from defectops.monitoring.report import MonitoringResult, State
 from defectops.monitoring.settings import MonitoringSettings
 
-#: Columns with a fixed meaning; never treated as model features unless listed explicitly. These are the
-#: prediction log's fixed columns (defectops.serving.prediction_log.PREDICTION_COLUMNS, repeated here so that
-#: monitoring does not import the SQL layer) plus ``churn``, the review effort (la + ld).
-RESERVED_COLUMNS: frozenset[str] = frozenset(
-    {
-        "prediction_id",
-        "repo",
-        "commit_sha",
-        "created_at",
-        "model_name",
-        "model_version",
-        "served",
-        "shadow_of",
-        "score",
-        "threshold",
-        "risk_label",
-        "risk_band",
-        "label",
-        "label_time",
-        "label_source",
-        "label_feedback_id",
-        "churn",
-    }
-)
+#: Columns with a fixed meaning; never treated as model features unless listed explicitly: the prediction
+#: log's fixed columns (from defectops.data.columns, so that monitoring does not import the SQL layer) plus
+#: ``churn``, the review effort (la + ld).
+RESERVED_COLUMNS: frozenset[str] = frozenset({*PREDICTION_COLUMNS, CHURN})
 
 #: A text column with more distinct values than this share of its rows is an identifier, not a feature.
 IDENTIFIER_UNIQUE_SHARE = 0.5

@@ -25,6 +25,8 @@ import functools
 import json
 import math
 import re
+import sqlite3
+import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -43,6 +45,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 
+from defectops.data.columns import PREDICTION_COLUMNS
 from defectops.errors import ConfigError, DefectOpsError, InputError, NotFoundError
 from defectops.serving.settings import DEFAULT_DURABILITY, Durability
 
@@ -68,26 +71,8 @@ _SHA_RE: Final = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 _MAX_FEEDBACK_ATTEMPTS: Final = 5
 _WRITE_OPTION: Final = "defectops_write"
 
-#: The fixed columns of :meth:`PredictionLog.window`; every other column is a model input (feature).
-#: Input names may not use these names, so a window's columns never clash.
-PREDICTION_COLUMNS: Final[tuple[str, ...]] = (
-    "prediction_id",
-    "repo",
-    "commit_sha",
-    "created_at",
-    "model_name",
-    "model_version",
-    "served",
-    "shadow_of",
-    "score",
-    "threshold",
-    "risk_label",
-    "risk_band",
-    "label",
-    "label_time",
-    "label_source",
-    "label_feedback_id",
-)
+#: Input names may not use the fixed columns of :meth:`PredictionLog.window` (:data:`PREDICTION_COLUMNS`,
+#: defined in :mod:`defectops.data.columns`), so a window's columns never clash.
 _RESERVED: Final = frozenset(PREDICTION_COLUMNS)
 _BANDS: Final[dict[str, str]] = {"low": "low", "medium": "medium", "high": "high"}
 
@@ -549,6 +534,27 @@ def _normalise_url(url: str | URL) -> URL:
 _SQLITE_SYNCHRONOUS: Final[dict[str, str]] = {"kill": "NORMAL", "power-loss": "FULL"}
 
 
+#: How long a connection keeps trying to switch a brand-new database to WAL while another one holds it.
+_WAL_SWITCH_SECONDS: Final = 30.0
+
+
+def _enter_wal(cursor: Any) -> str:
+    """``PRAGMA journal_mode=WAL``, retried while the database is locked.
+
+    Switching a new database file to WAL needs it to itself, and SQLite answers "database is locked" at once
+    instead of waiting (its busy timeout does not cover this), so several workers opening a new log together
+    could fail (seen in about 1 of 12 runs of four threads). An existing WAL database answers at once.
+    """
+    deadline = time.monotonic() + _WAL_SWITCH_SECONDS
+    while True:
+        try:
+            return str(cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.005)
+
+
 def _configure_sqlite(engine: Engine, durability: Durability) -> None:
     """WAL, the synchronous level of ``durability`` and foreign keys on every connection; explicit BEGIN.
 
@@ -568,7 +574,7 @@ def _configure_sqlite(engine: Engine, durability: Durability) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         try:
-            mode = cursor.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = _enter_wal(cursor)
             if str(mode).lower() != "wal":
                 raise PredictionLogError(f"SQLite refused WAL mode (journal_mode={mode}); use a local disk")
             cursor.execute(f"PRAGMA synchronous={_SQLITE_SYNCHRONOUS[durability]}")

@@ -39,6 +39,7 @@ from typing import Any, Final, Literal, Protocol
 
 import pandas as pd
 
+from defectops.data.fingerprint import file_sha256
 from defectops.errors import ConfigError, DataError, DefectOpsError, InputError, NotFoundError
 
 __all__ = [
@@ -162,14 +163,6 @@ def _check_name(name: str, what: str) -> str:
     if not name or any(not _SEGMENT_RE.match(segment) for segment in name.split("/")):
         raise InputError(f"{what} {name!r}: use letters, digits, '.', '_', '-' (segments separated by '/')")
     return name
-
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -699,7 +692,7 @@ class ArtifactStore:
             name=name,
             kind=kind,
             files=tuple(
-                ManifestEntry(path=relative, size=path.stat().st_size, sha256=_sha256_file(path))
+                ManifestEntry(path=relative, size=path.stat().st_size, sha256=file_sha256(path))
                 for relative, path in files.items()
             ),
         )
@@ -751,7 +744,7 @@ class ArtifactStore:
                 key = f"models/{manifest.name}/{entry.path}"
                 with self._errors("download", key):
                     self._backend.get_file(key, local)
-                size, digest = local.stat().st_size, _sha256_file(local)
+                size, digest = local.stat().st_size, file_sha256(local)
                 if size != entry.size or digest != entry.sha256:
                     raise ArtifactStoreError(
                         f"model {name!r} file {entry.path!r} does not match its manifest "
