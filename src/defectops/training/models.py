@@ -713,6 +713,27 @@ class _Standardiser:
         result: FloatArray = (_signed_log1p(numeric) - self.mean) / self.scale
         return result
 
+    def state(self) -> dict[str, list[float]]:
+        """The JSON-able fitted state (``mean`` and ``scale``), as saved in ``model.json``."""
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist()}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> _Standardiser:
+        return cls(np.asarray(state["mean"], dtype=np.float64), np.asarray(state["scale"], dtype=np.float64))
+
+    def linear_terms(
+        self, inputs: _Inputs, coef: FloatArray, intercept: float, features: Sequence[str]
+    ) -> list[tuple[float, list[tuple[str, float, float]]]]:
+        """Exact explanation of a linear model on standardised inputs: ``coef_j * z_j`` per feature."""
+        terms = self.transform(np.nan_to_num(inputs.numeric)) * coef
+        return [
+            (
+                intercept,
+                [(n, float(inputs.numeric[i, j]), float(terms[i, j])) for j, n in enumerate(features)],
+            )
+            for i in range(len(inputs))
+        ]
+
 
 class LogisticJIT(JITModel):
     """Kamei-style logistic regression: log1p, standardisation, class weights, L2 penalty ``1/C``."""
@@ -754,28 +775,13 @@ class LogisticJIT(JITModel):
         return result
 
     def _terms(self, inputs: _Inputs) -> list[tuple[float, list[tuple[str, float, float]]]]:
-        z = self.scaler_.transform(np.nan_to_num(inputs.numeric))
-        terms = z * self.coef_
-        return [
-            (
-                self.intercept_,
-                [(n, float(inputs.numeric[i, j]), float(terms[i, j])) for j, n in enumerate(self.features_)],
-            )
-            for i in range(len(inputs))
-        ]
+        return self.scaler_.linear_terms(inputs, self.coef_, self.intercept_, self.features_)
 
     def _state(self) -> dict[str, Any]:
-        return {
-            "mean": self.scaler_.mean.tolist(),
-            "scale": self.scaler_.scale.tolist(),
-            "coef": self.coef_.tolist(),
-            "intercept": self.intercept_,
-        }
+        return {**self.scaler_.state(), "coef": self.coef_.tolist(), "intercept": self.intercept_}
 
     def _restore(self, state: Mapping[str, Any], folder: Path) -> None:
-        self.scaler_ = _Standardiser(
-            np.asarray(state["mean"], dtype=np.float64), np.asarray(state["scale"], dtype=np.float64)
-        )
+        self.scaler_ = _Standardiser.from_state(state)
         self.coef_ = np.asarray(state["coef"], dtype=np.float64)
         self.intercept_ = float(state["intercept"])
 
@@ -1001,21 +1007,12 @@ class OnlineJIT(JITModel):
         return result
 
     def _terms(self, inputs: _Inputs) -> list[tuple[float, list[tuple[str, float, float]]]]:
-        z = self.scaler_.transform(np.nan_to_num(inputs.numeric))
-        terms = z * np.asarray(self.sgd_.coef_[0])
-        intercept = float(self.sgd_.intercept_[0])
-        return [
-            (
-                intercept,
-                [(n, float(inputs.numeric[i, j]), float(terms[i, j])) for j, n in enumerate(self.features_)],
-            )
-            for i in range(len(inputs))
-        ]
+        coef = np.asarray(self.sgd_.coef_[0], dtype=np.float64)
+        return self.scaler_.linear_terms(inputs, coef, float(self.sgd_.intercept_[0]), self.features_)
 
     def _state(self) -> dict[str, Any]:
         return {
-            "mean": self.scaler_.mean.tolist(),
-            "scale": self.scaler_.scale.tolist(),
+            **self.scaler_.state(),
             "class_counts": self.class_counts_.tolist(),
             "fit_counts": self.fit_counts_.tolist(),
             "fit_calibration": list(self.fit_calibration_),
@@ -1025,9 +1022,7 @@ class OnlineJIT(JITModel):
         _skops_dump(self.sgd_, folder / "sgd.skops")
 
     def _restore(self, state: Mapping[str, Any], folder: Path) -> None:
-        self.scaler_ = _Standardiser(
-            np.asarray(state["mean"], dtype=np.float64), np.asarray(state["scale"], dtype=np.float64)
-        )
+        self.scaler_ = _Standardiser.from_state(state)
         self.class_counts_ = np.asarray(state["class_counts"], dtype=np.float64)
         self.fit_counts_ = np.asarray(state["fit_counts"], dtype=np.float64)
         a, b, threshold = (float(v) for v in state["fit_calibration"])
@@ -1146,7 +1141,7 @@ class TextJIT(JITModel):
         return out
 
     def _state(self) -> dict[str, Any]:
-        return {"mean": self.scaler_.mean.tolist(), "scale": self.scaler_.scale.tolist()}
+        return self.scaler_.state()
 
     def _save_files(self, folder: Path) -> None:
         _skops_dump(
@@ -1164,9 +1159,7 @@ class TextJIT(JITModel):
     def _restore(self, state: Mapping[str, Any], folder: Path) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
 
-        self.scaler_ = _Standardiser(
-            np.asarray(state["mean"], dtype=np.float64), np.asarray(state["scale"], dtype=np.float64)
-        )
+        self.scaler_ = _Standardiser.from_state(state)
         parts = _skops_load(folder / "text.skops")
         self.message_vectorizer_ = TfidfVectorizer(
             lowercase=True,
