@@ -13,11 +13,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
 from defectops import __version__
 from defectops._console import stderr
 from defectops.ci.commands import models_export, predict
-from defectops.errors import DefectOpsError
+from defectops.errors import ConfigError, DefectOpsError
 from defectops.labeling.commands import label
 from defectops.mining.commands import mine, state_export, state_import
 from defectops.monitoring.commands import monitor
@@ -89,6 +90,26 @@ app.command("heal")(heal)
 app.command("scheduler")(scheduler)
 
 
+def settings_error(exc: ValidationError) -> ConfigError | None:
+    """A settings class (read from ``DEFECTOPS_*`` variables) that refused its values, as one line naming the
+    variable; None for any other validation error (a bug, reported as such)."""
+    from pydantic_settings import BaseSettings
+
+    def subclasses(cls: type[BaseSettings]) -> list[type[BaseSettings]]:
+        found = list(cls.__subclasses__())
+        for sub in list(found):
+            found.extend(subclasses(sub))
+        return found
+
+    owner = next((c for c in subclasses(BaseSettings) if c.__name__ == exc.title), None)
+    if owner is None or not exc.errors():
+        return None
+    first = exc.errors()[0]
+    field = ".".join(str(part) for part in first["loc"]) or "settings"
+    variable = f"{owner.model_config.get('env_prefix', '')}{field}".upper()
+    return ConfigError(f"invalid setting {variable}: {first['msg']}")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn known errors into one line and an exit code."""
     import os
@@ -104,7 +125,13 @@ def main(argv: list[str] | None = None) -> None:
     for noisy in ("mlflow", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
-        app(args=argv, standalone_mode=False)
+        try:
+            app(args=argv, standalone_mode=False)
+        except ValidationError as exc:
+            error = settings_error(exc)
+            if error is None:
+                raise
+            raise error from None
     except DefectOpsError as exc:
         if _verbose:
             traceback.print_exc()

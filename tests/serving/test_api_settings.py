@@ -128,3 +128,31 @@ def test_the_only_model_with_a_champion_is_served_by_default() -> None:
     assert choose_model_name([info("a", challenger=2), info("defectops-app", champion=1)]) == "defectops-app"
     with pytest.raises(ConfigError, match=r"several registered models have a champion \(a, b\)"):
         choose_model_name([info("b", champion=1), info("a", champion=2)])
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DEFECTOPS_SERVE_LOG_DURABILITY", "sometimes", "Input should be 'kill' or 'power-loss'"),
+        ("DEFECTOPS_SERVE_PORT", "http", "Input should be a valid integer"),
+    ],
+)
+def test_a_bad_setting_in_the_environment_is_one_line_naming_the_variable(
+    variable: str,
+    value: str,
+    message: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from defectops.cli import main
+
+    monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path))
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["serve", "--model-name", "m"])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith(f"error: invalid setting {variable}: {message}")
+    assert "\n" not in error
+    assert "Traceback" not in error
