@@ -23,10 +23,10 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from defectops.git.log import LOG_OPTIONS, parse_log
+from defectops.git.records import ChangeType, Commit
+from defectops.git.repo import GitRepo
 from defectops.mining.code_metrics import aggregate_per_commit, code_metrics
-from defectops.mining.git import GitRepo
-from defectops.mining.parser import LOG_OPTIONS, parse_log
-from defectops.mining.records import ChangeType, Commit
 from defectops.mining.terraform import (
     TerraformMetrics,
     TerraformParseError,

@@ -36,9 +36,9 @@ from typing import Any
 import pandas as pd
 
 from defectops.config import Workspace
+from defectops.git.repo import GitRepo
 from defectops.labeling.pipeline import LabelOptions, LabelResult, label_repository
 from defectops.labeling.szz import SzzOptions
-from defectops.mining.git import GitRepo
 
 
 def _cpu() -> tuple[float, float]:

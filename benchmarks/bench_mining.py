@@ -52,7 +52,7 @@ import json, resource, sys, time
 from pathlib import Path
 from defectops.config import Workspace
 from defectops.mining.engine import MineOptions, Miner
-from defectops.mining.git import GitRepo
+from defectops.git.repo import GitRepo
 repo, ws, rev, workers = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 started = time.perf_counter()
 miner = Miner(GitRepo.open(repo), Workspace(Path(ws)).ensure(), MineOptions(rev=rev, workers=workers))
@@ -224,8 +224,8 @@ def main() -> None:
         sys.path.insert(0, str(ROOT / "src"))
         from defectops.config import Workspace
         from defectops.data.mined import read_table
+        from defectops.git.repo import GitRepo
         from defectops.mining.engine import MineOptions, Miner
-        from defectops.mining.git import GitRepo
 
         miner = Miner(GitRepo.open(repo), Workspace(ws), MineOptions(rev="defectops-bench-base"))
         timings = []

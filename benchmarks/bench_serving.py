@@ -55,7 +55,7 @@ DATA = ROOT.parent / "shared" / "data" / "jit" / "openstack.csv"
 FEATURES = ["ns", "nd", "nf", "entropy", "la", "ld", "lt", "fix", "ndev", "age", "nuc", "exp", "rexp", "sexp"]
 MODEL = "openstack-lgbm"
 ADMIN = "bench-admin-token-0123456789"
-SERVE = "import typer; from defectops.serving.commands import serve; typer.run(serve)"
+SERVE = "import typer; from defectops.cli.serve import serve; typer.run(serve)"
 
 
 # ------------------------------------------------------------------------------------------------ model

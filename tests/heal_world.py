@@ -1,7 +1,7 @@
 """A seeded, real-shaped history of changes for the self-healing tests, and the pieces to replay it.
 
 The history: change metrics of Kamei et al. drawn per author team, defects with fixes 10–40 days later, and
-labels that mature the way :mod:`defectops.labeling.labels` says (a defect is known when its fix lands, a
+labels that mature the way :mod:`defectops.data.labels` says (a defect is known when its fix lands, a
 clean change after the waiting period). Two eras:
 
 * **A** (before ``drift_day``): regulars make small changes, newcomers larger ones; defects come with size
@@ -35,7 +35,7 @@ import pandas as pd
 import pytest
 
 from defectops.data.columns import METRIC_NAMES
-from defectops.labeling.labels import LINK_COLUMNS, compute_labels
+from defectops.data.labels import LINK_COLUMNS, compute_labels
 from defectops.registry.tracking import TrackingConfig, ensure_experiment
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
@@ -412,8 +412,8 @@ class Stack:
 
 @pytest.fixture
 def stack(heal_tracking: TrackingConfig, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:
+    from defectops.predlog.log import PredictionLog
     from defectops.registry.registry import ModelRegistry
-    from defectops.serving.prediction_log import PredictionLog
 
     url = f"sqlite:///{tmp_path / 'predictions.db'}"
     log = PredictionLog.from_url(url)

@@ -19,7 +19,7 @@ import pandas as pd
 import pytest
 import typer
 
-from defectops.ci.commands import models_export, predict
+from defectops.cli.ci import models_export, predict
 from defectops.errors import DefectOpsError
 from defectops.training.models import JITModel, load_model, make_model
 from gitrepo import BOB, RepoBuilder, lines

@@ -25,7 +25,7 @@ ZEROS = "0" * 40
 SHIM = """
 import sys
 import typer
-from defectops.ci.commands import predict
+from defectops.cli.ci import predict
 from defectops.errors import DefectOpsError
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)

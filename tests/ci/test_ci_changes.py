@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from defectops.ci.changes import parse_first_added_lines, read_commit_infos
-from defectops.mining.git import GitRepo
+from defectops.git.repo import GitRepo
 from gitrepo import RepoBuilder, lines
 
 

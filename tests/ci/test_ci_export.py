@@ -21,8 +21,8 @@ from defectops.ci.model_source import EXPORT_FILE
 from defectops.config import Settings
 from defectops.registry.registry import ModelRegistry
 from defectops.registry.tracking import TrackingConfig, log_training_run
-from defectops.serving.scoring import RiskBands
 from defectops.training.models import load_model, make_model
+from defectops.training.risk import RiskBands
 from gitrepo import RepoBuilder
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

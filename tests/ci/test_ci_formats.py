@@ -21,8 +21,8 @@ from defectops.ci.formats.sarif import FINGERPRINT_KEY, SARIF_SCHEMA, render_sar
 from defectops.ci.formats.table import render_table
 from defectops.ci.model_source import ModelSource
 from defectops.ci.report import CommitPrediction, FailOn, PredictionReport
-from defectops.serving.scoring import Reason, RiskBand, RiskBands, Scored
 from defectops.training.models import JITModel
+from defectops.training.risk import Reason, RiskBand, RiskBands, Scored
 
 HIGH = "1111111111112222222222223333333333334444"
 MEDIUM = "2222222222223333333333334444444444445555"

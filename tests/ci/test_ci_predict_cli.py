@@ -16,11 +16,11 @@ import pytest
 
 from defectops.ci.report import RISK_EXIT_CODE
 from defectops.config import Workspace
+from defectops.git.repo import GitRepo
 from defectops.mining.engine import MineOptions, Miner
-from defectops.mining.git import GitRepo
-from defectops.serving.scoring import RiskBands
 from defectops.storage.artifacts import ArtifactStore
 from defectops.training.models import JITModel
+from defectops.training.risk import RiskBands
 from gitrepo import RepoBuilder, lines
 from sample_repos import build_with_merges
 

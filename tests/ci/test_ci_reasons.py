@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from defectops.ci.reasons import describe, describe_all, format_value
-from defectops.serving.scoring import Reason
+from defectops.training.risk import Reason
 
 
 @pytest.mark.parametrize(

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 from defectops.config import Workspace
+from defectops.git.repo import GitRepo
 from defectops.labeling.issues import IssueList
 from defectops.labeling.pipeline import LabelOptions, LabelResult, label_repository
 from defectops.labeling.szz import SzzOptions
-from defectops.mining.git import GitRepo
 
 # Far enough after every test repository's commits (they start 2020-01-01) that all waiting periods are over.
 NOW = datetime(2022, 1, 1, tzinfo=UTC)

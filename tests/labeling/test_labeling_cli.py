@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from defectops.cli.label import label
 from defectops.errors import InputError
-from defectops.labeling.commands import label
 from gitrepo import RepoBuilder
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from defectops.errors import ConfigError
-from defectops.labeling.fixes import FixRules, is_fix_message
+from defectops.mining.fixes import FixRules, is_fix_message
 
 
 @pytest.mark.parametrize(

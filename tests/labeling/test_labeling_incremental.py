@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 from defectops.errors import ShallowCloneError
+from defectops.git.repo import GitRepo
 from defectops.labeling.history import read_history
 from defectops.labeling.lines import CommitNode, LineTracker
-from defectops.mining.git import GitRepo
 from gitrepo import RepoBuilder
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from defectops.data.labels import compute_labels, empty_links, labels_as_of
 from defectops.errors import InputError
-from defectops.labeling.labels import compute_labels, empty_links, labels_as_of
 
 
 def _day(month: int, day: int) -> datetime:

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from defectops.errors import GitError, MissingObjectError
-from defectops.mining.blobs import BlobReader
-from defectops.mining.git import GitRepo
+from defectops.git.blobs import BlobReader
+from defectops.git.repo import GitRepo
 from gitrepo import RepoBuilder
 
 GHOST = "1" * 40

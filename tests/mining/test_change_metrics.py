@@ -16,8 +16,8 @@ import pandas as pd
 import pytest
 
 from defectops.config import Workspace
+from defectops.git.repo import GitRepo
 from defectops.mining.engine import MineOptions, Miner
-from defectops.mining.git import GitRepo
 from defectops.mining.metrics import entropy_of
 from gitrepo import RepoBuilder
 

@@ -18,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from defectops.errors import MissingObjectError
+from defectops.git.records import ChangeType, Commit, FileChange
+from defectops.git.repo import GitRepo
 from defectops.mining import code_metrics as cm
 from defectops.mining.code_metrics import (
     COMMIT_COLUMNS,
@@ -32,8 +34,6 @@ from defectops.mining.code_metrics import (
     code_metrics,
     language_of,
 )
-from defectops.mining.git import GitRepo
-from defectops.mining.records import ChangeType, Commit, FileChange
 from gitrepo import RepoBuilder
 
 # -- building Commit records independently of the miner -------------------------------------------------

@@ -11,8 +11,8 @@ from defectops.config import Workspace
 from defectops.data.columns import METRIC_NAMES
 from defectops.data.mined import read_table
 from defectops.errors import StateError
+from defectops.git.repo import GitRepo
 from defectops.mining.engine import MineOptions, Miner
-from defectops.mining.git import GitRepo
 from gitrepo import BOB, RepoBuilder
 from sample_repos import build_handworked, build_with_merges
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from defectops.errors import GitError
-from defectops.mining.git import GitRepo
-from defectops.mining.parser import LOG_OPTIONS, MARKER, parse_log
-from defectops.mining.records import ChangeType
+from defectops.git.log import LOG_OPTIONS, MARKER, parse_log
+from defectops.git.records import ChangeType
+from defectops.git.repo import GitRepo
 from gitrepo import RepoBuilder
 
 

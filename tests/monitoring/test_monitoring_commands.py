@@ -12,8 +12,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from defectops.cli.monitor import monitor
 from defectops.errors import InputError
-from defectops.monitoring.commands import monitor
 
 
 @pytest.fixture

@@ -21,8 +21,8 @@ from defectops.pipeline.heal import (
     RepositorySource,
     replay,
 )
+from defectops.predlog.log import PredictionRecord
 from defectops.registry.registry import CHALLENGER, CHAMPION
-from defectops.serving.prediction_log import PredictionRecord
 from gitrepo import RepoBuilder
 from heal_world import (
     WAITING_DAYS,

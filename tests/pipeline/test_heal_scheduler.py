@@ -14,8 +14,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from defectops.cli.heal import heal, scheduler
 from defectops.errors import InputError, ModelError
-from defectops.pipeline.heal_commands import heal, scheduler
 from defectops.pipeline.scheduler import run_scheduler
 from defectops.registry.tracking import TrackingConfig
 from heal_world import heal_tracking, mlflow_environment_restored

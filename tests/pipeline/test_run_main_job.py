@@ -10,13 +10,13 @@ import pytest
 
 from defectops.cli import main
 from defectops.config import Settings, Workspace
+from defectops.data.labels import labels_as_of
 from defectops.data.mined import read_table
 from defectops.data.schemas import LABEL, TIME
 from defectops.data.training_table import training_table
-from defectops.labeling.labels import labels_as_of
+from defectops.git.repo import GitRepo
 from defectops.labeling.pipeline import LabelOptions, label_repository
 from defectops.mining.engine import Miner
-from defectops.mining.git import GitRepo
 from defectops.pipeline.run import RunOptions, _held_out_fold
 from gitrepo import RepoBuilder
 

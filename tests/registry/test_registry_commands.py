@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from defectops.cli.models import models_list, models_promote, models_rollback
 from defectops.errors import InputError, NotFoundError
-from defectops.registry.commands import models_list, models_promote, models_rollback
 from defectops.registry.registry import ModelRegistry
 from defectops.registry.tracking import TrackingConfig, TrainingRun
 

@@ -14,9 +14,9 @@ import pytest
 
 from defectops.config import Workspace
 from defectops.data.schemas import FEATURES
+from defectops.git.repo import GitRepo
 from defectops.mining.engine import MineOptions, Miner
-from defectops.mining.git import GitRepo
-from defectops.serving.prediction_log import PredictionLog
+from defectops.predlog.log import PredictionLog
 from gitrepo import BOB, RepoBuilder, lines
 from sample_repos import build_handworked, build_with_merges
 from serving.conftest_api import *  # noqa: F403 - the fixtures

@@ -18,13 +18,13 @@ from sklearn.linear_model import LogisticRegression
 
 from defectops.data.schemas import FEATURES
 from defectops.errors import ConfigError, InputError, ModelError
+from defectops.predlog.log import PredictionLog, PredictionLogError, PredictionRecord
 from defectops.registry.registry import LoadedModel, ModelMeta
 from defectops.serving.control import ControlFile
 from defectops.serving.deployment import Traffic, prepare, route_fraction
-from defectops.serving.prediction_log import PredictionLog, PredictionLogError, PredictionRecord
-from defectops.serving.scoring import RiskBands, score
 from defectops.serving.writer import LogWriter
 from defectops.training.models import make_model
+from defectops.training.risk import RiskBands, score
 from serving.conftest_api import fit_model, synthetic_changes
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
@@ -362,7 +362,7 @@ def test_change_records_hold_their_values_to_the_log_rules() -> None:
     ChangeRecord must guarantee what the log's own checks would."""
     from pydantic import ValidationError
 
-    from defectops.serving.prediction_log import CheckedInputs, PredictionRecord, _check_input_name
+    from defectops.predlog.log import CheckedInputs, PredictionRecord, _check_input_name
     from defectops.serving.schemas import ID_FIELDS, ChangeRecord
     from defectops.serving.service import records_batch
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from defectops.data.schemas import FEATURES
+from defectops.predlog.log import PredictionLog
 from defectops.registry.registry import CHAMPION, ModelRegistry
 from defectops.serving.deployment import route_fraction
-from defectops.serving.prediction_log import PredictionLog
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import (
     ADMIN_TOKEN,

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from defectops.data.schemas import FEATURES
-from defectops.serving.prediction_log import PredictionLog
-from defectops.serving.scoring import RiskBands, score
+from defectops.predlog.log import PredictionLog
+from defectops.training.risk import RiskBands, score
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import Deployed, MakeClient, Session, record_of
 
@@ -33,7 +33,7 @@ def test_single_record_matches_the_shared_scoring_and_is_logged(
     assert response.status_code == 200, response.text
     [answer] = response.json()["predictions"]
     model = api_session.model_a
-    # The reference answer: defectops.serving.scoring.score on a one-row DataFrame (pandas path of the CLI).
+    # The reference answer: defectops.training.risk.score on a one-row DataFrame (pandas path of the CLI).
     expected = score(
         model,
         pd.DataFrame([record]),

@@ -23,11 +23,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from defectops.serving.prediction_log import PredictionLog
+from defectops.predlog.log import PredictionLog
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import ADMIN_TOKEN, Deployed, Session, admin, record_of
 
-SERVE = "import typer; from defectops.serving.commands import serve; typer.run(serve)"
+SERVE = "import typer; from defectops.cli.serve import serve; typer.run(serve)"
 STARTUP_SECONDS = 120
 
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from defectops.errors import ConfigError, InputError, NotFoundError
-from defectops.serving.prediction_log import (
+from defectops.predlog.log import (
     INSERT_COLUMNS,
     PREDICTION_COLUMNS,
     FeedbackRecord,

@@ -10,8 +10,8 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from defectops.cli.train import evaluate, train
 from defectops.errors import InputError
-from defectops.training.commands import evaluate, train
 from defectops.training.metrics import METRIC_KEYS
 from defectops.training.models import load_model
 

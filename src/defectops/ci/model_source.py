@@ -24,8 +24,8 @@ from typing import Any
 
 from defectops import __version__
 from defectops.errors import InputError, ModelError, NotFoundError
-from defectops.serving.scoring import RiskBands
 from defectops.training.models import JITModel, load_model
+from defectops.training.risk import RiskBands
 
 #: The metadata file ``models export`` writes next to ``model.json``.
 EXPORT_FILE = "export.json"

@@ -27,9 +27,9 @@ from defectops.config import Workspace
 from defectops.data.columns import METRIC_NAMES
 from defectops.data.schemas import MESSAGE, PATHS
 from defectops.errors import InputError, ModelError, StateError
+from defectops.git.repo import GitRepo
 from defectops.mining.engine import MineOptions, Miner
-from defectops.mining.git import GitRepo
-from defectops.serving.scoring import check_finite, score
+from defectops.training.risk import check_finite, score
 
 Note = Callable[[str], None]
 

@@ -36,7 +36,7 @@ CHURN = "churn"
 METRIC_NAMES: tuple[str, ...] = (*FEATURES, CHURN)
 
 #: The fixed columns of a prediction-log window, in their order
-#: (:meth:`defectops.serving.prediction_log.PredictionLog.window`); every other column of a window is a model
+#: (:meth:`defectops.predlog.log.PredictionLog.window`); every other column of a window is a model
 #: input. Monitoring treats them as reserved (:data:`defectops.monitoring.monitor.RESERVED_COLUMNS`).
 PREDICTION_COLUMNS: tuple[str, ...] = (
     "prediction_id",

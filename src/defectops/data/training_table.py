@@ -11,6 +11,7 @@ from datetime import datetime
 
 import pandas as pd
 
+from defectops.data.labels import labels_as_of
 from defectops.data.schemas import (
     COMMIT,
     EFFORT,
@@ -22,7 +23,6 @@ from defectops.data.schemas import (
     validate_training_table,
 )
 from defectops.errors import DataError
-from defectops.labeling.labels import labels_as_of
 
 
 def changed_paths(files: pd.DataFrame) -> pd.Series:

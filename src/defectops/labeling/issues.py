@@ -5,7 +5,7 @@ an issue list (a CSV/JSON export from any tracker, or GitHub's REST API) a refer
 issue it names: a commit that references known issues is a fix exactly when one of them is a bug, and the
 earliest bug's creation date bounds the defect-inducing candidates (SZZ's issue-date filter). Without an
 issue list, or when a message references no known issue, the message rules of
-:mod:`defectops.labeling.fixes` decide alone.
+:mod:`defectops.mining.fixes` decide alone.
 """
 
 from __future__ import annotations

@@ -36,9 +36,9 @@ from dataclasses import dataclass, field
 from itertools import repeat
 
 from defectops.errors import GitError
+from defectops.git.blobs import BlobReader
+from defectops.git.repo import GitRepo
 from defectops.labeling.ignore_revs import ignored_commit_origins
-from defectops.mining.blobs import BlobReader
-from defectops.mining.git import GitRepo
 
 ZERO_SHA = b"0" * 40
 _WHITESPACE = b" \t\r\n\f\v"

@@ -23,9 +23,9 @@ import pandas as pd
 
 from defectops.config import Workspace
 from defectops.errors import StateError
+from defectops.git.repo import GitRepo
 from defectops.labeling.history import CommitInfo
 from defectops.labeling.lines import FileLines, LineState
-from defectops.mining.git import GitRepo
 
 STATE_VERSION = 1
 

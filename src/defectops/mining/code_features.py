@@ -10,10 +10,10 @@ from collections.abc import Iterator, Sequence
 
 import pandas as pd
 
+from defectops.git.log import LOG_OPTIONS, parse_log
+from defectops.git.records import Commit
+from defectops.git.repo import GitRepo
 from defectops.mining.code_metrics import COMMIT_COLUMNS, FLOAT_COLUMNS, aggregate_per_commit, code_metrics
-from defectops.mining.git import GitRepo
-from defectops.mining.parser import LOG_OPTIONS, parse_log
-from defectops.mining.records import Commit
 
 
 def read_commits(repo: GitRepo, shas: Sequence[str]) -> Iterator[Commit]:

@@ -25,9 +25,9 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import IO, Final
 
-from defectops.mining.blobs import BlobReader
-from defectops.mining.git import GitRepo
-from defectops.mining.records import ChangeType, Commit, FileChange
+from defectops.git.blobs import BlobReader
+from defectops.git.records import ChangeType, Commit, FileChange
+from defectops.git.repo import GitRepo
 from defectops.mining.terraform import (
     BLOCK_KINDS,
     EMPTY,

@@ -28,12 +28,12 @@ from defectops.config import Workspace
 from defectops.data.columns import METRIC_NAMES
 from defectops.data.mined import COMMITS_SCHEMA, FILES_SCHEMA, read_table, write_table
 from defectops.errors import EmptyRepositoryError, ShallowCloneError, StateError
-from defectops.mining.blobs import BlobReader
-from defectops.mining.git import BASE_OPTIONS, GitRepo
+from defectops.git.blobs import BlobReader
+from defectops.git.log import LOG_OPTIONS, LogParser
+from defectops.git.records import Commit
+from defectops.git.repo import BASE_OPTIONS, GitRepo
 from defectops.mining.lines import LineCounts
 from defectops.mining.metrics import ChangeMetrics, HistoryState
-from defectops.mining.parser import LOG_OPTIONS, LogParser
-from defectops.mining.records import Commit
 from defectops.mining.state import StateInfo, StateStore
 
 Progress = Callable[[int, int], None]

@@ -3,15 +3,15 @@
 A text change's new version has ``lines(old) + added - deleted`` lines, so a full-history pass knows the size
 of every version it produced. Only versions it never produced (made by a merge's conflict resolution, or the
 parent of the first mined commit in just-in-time mode) are read, through one long-lived ``git cat-file
---batch`` process (:class:`~defectops.mining.blobs.BlobReader`).
+--batch`` process (:class:`~defectops.git.blobs.BlobReader`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 
-from defectops.mining.blobs import BlobReader
-from defectops.mining.records import Commit, FileChange
+from defectops.git.blobs import BlobReader
+from defectops.git.records import Commit, FileChange
 
 NULL_BLOB = "0" * 40
 

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from defectops.data.columns import METRIC_NAMES
-from defectops.labeling.fixes import is_fix_message
-from defectops.mining.records import ChangeType, Commit, FileChange
+from defectops.git.records import ChangeType, Commit, FileChange
+from defectops.mining.fixes import is_fix_message
 
 SECONDS_PER_DAY = 86_400.0
 DAYS_PER_YEAR = 365.25

@@ -224,6 +224,11 @@ def format_prometheus(gauges: Iterable[Gauge]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def exposition(result: MonitoringResult) -> str:
+    """The result as Prometheus text, ready to be published for the service's ``/metrics``."""
+    return format_prometheus(prometheus_gauges(result))
+
+
 # ---------------------------------------------------------------------------------------------------------
 # HTML
 

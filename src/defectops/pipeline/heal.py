@@ -88,8 +88,8 @@ if TYPE_CHECKING:
     from defectops.config import Settings
     from defectops.monitoring.report import MonitoringResult
     from defectops.monitoring.settings import MonitoringSettings
+    from defectops.predlog.log import PredictionLog
     from defectops.registry.tracking import TrackingConfig
-    from defectops.serving.prediction_log import PredictionLog
 
 WHO = "defectops heal"
 
@@ -291,9 +291,9 @@ class RepositorySource:
         from defectops.config import Workspace
         from defectops.data.fingerprint import read_fingerprint
         from defectops.data.mined import read_table
+        from defectops.git.repo import GitRepo
         from defectops.labeling.pipeline import LabelOptions, label_repository
         from defectops.mining.engine import MineOptions, Miner
-        from defectops.mining.git import GitRepo
 
         workspace = Workspace(self.workspace_root).ensure()
         repo = GitRepo.open(self.repo)
@@ -320,7 +320,7 @@ class RepositorySource:
 @dataclass
 class FrameSource:
     """A history held in memory (a replayed or published dataset): ``commits`` as mined, ``labels`` with
-    ``label_known_at`` (see defectops.labeling.labels). ``training_table(as_of=now)`` sees only what was
+    ``label_known_at`` (see defectops.data.labels). ``training_table(as_of=now)`` sees only what was
     known at ``now``, so a complete history can be replayed cycle by cycle."""
 
     commits: pd.DataFrame
@@ -350,7 +350,7 @@ class FrameSource:
 
 def _known_labels(labels: pd.DataFrame, now: datetime) -> pd.DataFrame:
     """Labels known at ``now`` of non-merge commits (sha, label, label_known_at)."""
-    from defectops.labeling.labels import labels_as_of
+    from defectops.data.labels import labels_as_of
 
     known = labels_as_of(labels, now)
     keep = (known["label"] != "unknown") & ~known["is_merge"].astype(bool)
@@ -369,7 +369,7 @@ def sync_feedback(
     """Write the labels that became known in ``(since, now]`` into the prediction log as feedback for
     ``(repo, sha)``, dated when they became known, so predictions the service made for those commits get
     their ground truth. Idempotent (the log ignores a label it already has)."""
-    from defectops.serving.prediction_log import FeedbackRecord
+    from defectops.predlog.log import FeedbackRecord
 
     known = _known_labels(labels, now)
     when = pd.to_datetime(known["label_known_at"], utc=True)
@@ -583,7 +583,7 @@ class Healer:
     ) -> Healer:
         """Everything from the workspace defaults: registry, prediction log, control file, audit table."""
         from defectops.config import Workspace
-        from defectops.serving.prediction_log import PredictionLog, default_url
+        from defectops.predlog.log import PredictionLog, default_url
 
         workspace = Workspace.from_settings(settings).ensure()
         registry = ModelRegistry.from_settings(settings, environ=environ)
@@ -1009,9 +1009,10 @@ class Healer:
     # -- 4. monitor ---------------------------------------------------------------------------------------
 
     def _monitor(self, cycle: _Cycle, champion: int) -> MonitoringResult | None:
-        from defectops.monitoring.latest import latest_path, publish
         from defectops.monitoring.monitor import monitor_window
+        from defectops.monitoring.report import exposition
         from defectops.monitoring.settings import MonitoringSettings
+        from defectops.serving.gauges import publish_gauges, published_gauges_path
 
         now = cycle.now
         since = max(now - timedelta(days=self.settings.window_days), self.champion_since(champion))
@@ -1042,7 +1043,9 @@ class Healer:
             decision_threshold=model.meta.threshold,
         )
         cycle.artifacts["heal/monitoring.json"] = json.loads(result.model_dump_json())
-        publish(result, latest_path(self.control.path))  # the service exposes its gauges on /metrics
+        publish_gauges(
+            exposition(result), published_gauges_path(self.control.path)
+        )  # the service exposes its gauges on /metrics
         realized = result.realized
         for key, value in (
             ("monitor.drift", 1.0 if result.state == "drift" else 0.0),

@@ -28,12 +28,12 @@ from defectops.data.schemas import EFFORT, FEATURES, LABEL, TIME
 from defectops.data.splits import Split, time_split
 from defectops.data.training_table import training_table
 from defectops.errors import DataError, InputError, NotFoundError
+from defectops.git.repo import GitRepo
 from defectops.labeling.pipeline import LabelOptions, label_repository
 from defectops.mining.engine import MineOptions, Miner
-from defectops.mining.git import GitRepo
-from defectops.pipeline.report import RecentCommit, render, render_plots
-from defectops.serving.scoring import RiskBands, Scored, score
 from defectops.training.models import DEFAULT_MODEL
+from defectops.training.report import RecentCommit, render, render_plots
+from defectops.training.risk import RiskBands, Scored, score
 
 if TYPE_CHECKING:
     from defectops.registry.registry import ModelRegistry, ModelVersionInfo

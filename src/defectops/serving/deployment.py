@@ -1,14 +1,14 @@
 """Models ready to serve: a loaded registry version wrapped in the fastest exact scorer it allows.
 
-Why not just call :func:`defectops.serving.scoring.score`: it goes through pandas and per-row Python, which
+Why not just call :func:`defectops.training.risk.score`: it goes through pandas and per-row Python, which
 costs milliseconds per request. For the default model (LightGBM) one ``Booster.predict(pred_contrib=True)``
 on a NumPy matrix gives everything at once: the exact TreeSHAP terms, whose sum is the raw score, hence the
 calibrated probability, and the top reasons by a vectorised sort. The terms come from precomputed TreeSHAP
 tables (:mod:`defectops.training.treeshap`: the same numbers, about 30x faster) when the model allows
 them, else from LightGBM itself. The answer is the one
-:func:`~defectops.serving.scoring.score` gives (same probability, band, label and reasons in the same order; a
+:func:`~defectops.training.risk.score` gives (same probability, band, label and reasons in the same order; a
 test checks it), so a change gets the same answer from the service and from ``defectops predict``. Other
-defectops models go through :func:`~defectops.serving.scoring.score` itself; plain scikit-learn classifiers
+defectops models go through :func:`~defectops.training.risk.score` itself; plain scikit-learn classifiers
 get probabilities without reasons.
 
 A :class:`ServingModel` is smoke-tested when it is prepared (:func:`prepare`): it must score rows of its own
@@ -32,7 +32,7 @@ import pandas as pd
 from defectops.errors import DefectOpsError, InputError, ModelError
 from defectops.registry.registry import LoadedModel
 from defectops.serving.schemas import NUMERIC_FIELDS, TEXT_FIELDS
-from defectops.serving.scoring import RiskBands, score
+from defectops.training.risk import RiskBands, score
 from defectops.training.treeshap import TreeShapTables
 
 FloatArray = npt.NDArray[np.float64]
@@ -223,7 +223,7 @@ class BoosterScorer:
 
 
 class ExplainScorer:
-    """Any other defectops model: the shared :func:`~defectops.serving.scoring.score` on a DataFrame."""
+    """Any other defectops model: the shared :func:`~defectops.training.risk.score` on a DataFrame."""
 
     kind: ScorerKind = "explain"
 

@@ -30,13 +30,7 @@ from pydantic_core import to_json
 from defectops.config import Settings, Workspace
 from defectops.data.columns import METRIC_NAMES
 from defectops.errors import InputError, ModelError, NotFoundError
-from defectops.monitoring.latest import PublishedGauges, latest_path
-from defectops.registry.registry import ModelRegistry
-from defectops.serving.control import ControlFile
-from defectops.serving.deployment import Deployment, ServingModel, route_fraction
-from defectops.serving.manager import Clock, ModelManager
-from defectops.serving.metrics import PayloadTooLargeError, ServiceMetrics
-from defectops.serving.prediction_log import (
+from defectops.predlog.log import (
     CheckedInputs,
     FeedbackOutcome,
     FeedbackRecord,
@@ -45,10 +39,16 @@ from defectops.serving.prediction_log import (
     PredictionRecord,
     default_url,
 )
+from defectops.registry.registry import ModelRegistry
+from defectops.serving.control import ControlFile
+from defectops.serving.deployment import Deployment, ServingModel, route_fraction
+from defectops.serving.gauges import PublishedGauges, published_gauges_path
+from defectops.serving.manager import Clock, ModelManager
+from defectops.serving.metrics import PayloadTooLargeError, ServiceMetrics
 from defectops.serving.schemas import ID_FIELDS, ChangeRecord, CommitScoreRequest, ModelOut, RiskBandsOut
-from defectops.serving.scoring import check_finite
 from defectops.serving.settings import ServeSettings
 from defectops.serving.writer import LogWriter
+from defectops.training.risk import check_finite
 
 FloatArray = npt.NDArray[np.float64]
 RiskBandName = Literal["low", "medium", "high"]
@@ -326,7 +326,7 @@ class PredictionService:
         self.metrics = ServiceMetrics()
         control = ControlFile.for_model(self.workspace.root, serve.model_name)
         # Gauges of the latest monitoring result (published by `defectops heal` / `monitor --model-name`).
-        self.monitoring_gauges = PublishedGauges(latest_path(control.path))
+        self.monitoring_gauges = PublishedGauges(published_gauges_path(control.path))
         self.manager = ModelManager(
             registry,
             serve.model_name,
@@ -424,8 +424,8 @@ class PredictionService:
         return await self._answer(batch, top_k, render)
 
     def _mine(self, path: Path, revision: str) -> pd.DataFrame:
+        from defectops.git.repo import GitRepo
         from defectops.mining.engine import MineOptions, Miner
-        from defectops.mining.git import GitRepo
 
         repo = GitRepo.open(path)
         if ".." in revision:

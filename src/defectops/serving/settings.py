@@ -18,21 +18,18 @@ import ipaddress
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from defectops.config import Settings
 from defectops.errors import ConfigError
+from defectops.predlog.log import DEFAULT_DURABILITY, Durability
 
 if TYPE_CHECKING:
     from defectops.registry.registry import RegisteredModelInfo
 
-#: How much an answered prediction survives: a kill of the service (``kill``), or also an operating-system
-#: crash or power loss (``power-loss``). Only SQLite has the choice (see defectops.serving.prediction_log).
-Durability = Literal["kill", "power-loss"]
-DEFAULT_DURABILITY: Final[Durability] = "kill"
 
 #: The registered model the service loads when none is named.
 DEFAULT_MODEL_NAME: Final = "defectops"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from defectops.predlog.log import FeedbackRecord
 from defectops.serving.deps import ServiceDep
-from defectops.serving.prediction_log import FeedbackRecord
 from defectops.serving.schemas import FeedbackResponse
 
 router = APIRouter(prefix="/v1", tags=["feedback"])

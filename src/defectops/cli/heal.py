@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from defectops._console import print_json, stderr, stdout
+from defectops.console import print_json, stderr, stdout
 
 if TYPE_CHECKING:
     from defectops.pipeline.heal import Healer, HealReport
@@ -121,7 +121,7 @@ def _healer(
     if model_name is None:
         if repo is None:
             raise InputError("give --model-name (or --repo, whose id names the model by default)")
-        from defectops.mining.git import GitRepo
+        from defectops.git.repo import GitRepo
 
         model_name = f"defectops-{GitRepo.open(repo).repo_id()}"
     overrides: dict[str, Any] = {}

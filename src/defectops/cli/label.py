@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from defectops._cli_support import parse_time_option
-from defectops._console import print_json, stderr, stdout
+from defectops.cli._support import parse_time_option
+from defectops.console import print_json, stderr, stdout
 from defectops.errors import InputError
 
 
@@ -60,9 +60,9 @@ def label(
     only new commits.
     """
     from defectops.config import Settings, Workspace
+    from defectops.git.repo import GitRepo
     from defectops.labeling.pipeline import LabelOptions, label_repository
     from defectops.labeling.szz import VARIANTS, SzzOptions
-    from defectops.mining.git import GitRepo
 
     if variant not in VARIANTS:
         raise InputError(f"--variant {variant!r}: choose one of {', '.join(VARIANTS)}")

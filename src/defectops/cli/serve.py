@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from defectops._console import stderr
+from defectops.console import stderr
 
 
 def serve(

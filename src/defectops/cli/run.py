@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from defectops._console import print_json, stderr, stdout
+from defectops.console import print_json, stderr, stdout
 
 
 def run(

@@ -47,7 +47,6 @@ from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 
 from defectops.data.columns import PREDICTION_COLUMNS
 from defectops.errors import ConfigError, DefectOpsError, InputError, NotFoundError
-from defectops.serving.settings import DEFAULT_DURABILITY, Durability
 
 __all__ = [
     "DB_FILENAME",
@@ -75,6 +74,11 @@ _WRITE_OPTION: Final = "defectops_write"
 #: defined in :mod:`defectops.data.columns`), so a window's columns never clash.
 _RESERVED: Final = frozenset(PREDICTION_COLUMNS)
 _BANDS: Final[dict[str, str]] = {"low": "low", "medium": "medium", "high": "high"}
+
+#: How much an answered prediction survives: a kill of the service (``kill``), or also an operating-system
+#: crash or power loss (``power-loss``). Only SQLite has the choice.
+Durability = Literal["kill", "power-loss"]
+DEFAULT_DURABILITY: Final[Durability] = "kill"
 
 
 class PredictionLogError(DefectOpsError):

@@ -16,17 +16,17 @@ import typer
 from pydantic import ValidationError
 
 from defectops import __version__
-from defectops._console import stderr
-from defectops.ci.commands import models_export, predict
+from defectops.cli.ci import models_export, predict
+from defectops.cli.heal import heal, scheduler
+from defectops.cli.label import label
+from defectops.cli.mine import mine, state_export, state_import
+from defectops.cli.models import models_list, models_promote, models_rollback
+from defectops.cli.monitor import monitor
+from defectops.cli.run import run
+from defectops.cli.serve import serve
+from defectops.cli.train import evaluate, train
+from defectops.console import stderr
 from defectops.errors import ConfigError, DefectOpsError
-from defectops.labeling.commands import label
-from defectops.mining.commands import mine, state_export, state_import
-from defectops.monitoring.commands import monitor
-from defectops.pipeline.commands import run
-from defectops.pipeline.heal_commands import heal, scheduler
-from defectops.registry.commands import models_list, models_promote, models_rollback
-from defectops.serving.commands import serve
-from defectops.training.commands import evaluate, train
 
 app = typer.Typer(
     name="defectops",

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from defectops.errors import GitError
-from defectops.mining.git import decode_path, decode_text
-from defectops.mining.records import ChangeType, Commit, FileChange
+from defectops.git.records import ChangeType, Commit, FileChange
+from defectops.git.repo import decode_path, decode_text
 
 MARKER = b"\x01defectops\x01"
 # One header per commit: marker, sha, parents, mailmapped author name and email, author and committer time,

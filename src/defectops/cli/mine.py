@@ -8,8 +8,8 @@ from typing import Annotated, Any
 
 import typer
 
-from defectops._cli_support import parse_time_option
-from defectops._console import print_json, stderr, stdout
+from defectops.cli._support import parse_time_option
+from defectops.console import print_json, stderr, stdout
 from defectops.errors import InputError
 
 
@@ -50,8 +50,8 @@ def mine(
 ) -> None:
     """Mine a repository's history into change metrics (all of it once, then only new commits)."""
     from defectops.config import Settings, Workspace
+    from defectops.git.repo import GitRepo
     from defectops.mining.engine import MineOptions, Miner
-    from defectops.mining.git import GitRepo
 
     if repos is not None:
         from defectops.mining.many import mine_many
@@ -261,8 +261,8 @@ def state_import(
 
 def _store(repo: Path, branch: str) -> Any:
     from defectops.config import Settings, Workspace
+    from defectops.git.repo import GitRepo
     from defectops.mining.engine import MineOptions, Miner
-    from defectops.mining.git import GitRepo
 
     workspace = Workspace.from_settings(Settings()).ensure()
     return Miner(GitRepo.open(repo), workspace, MineOptions(rev=branch)).store

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from defectops._console import print_json, stderr, stdout
+from defectops.console import print_json, stderr, stdout
 from defectops.errors import InputError
 
 if TYPE_CHECKING:

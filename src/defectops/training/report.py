@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from defectops.serving.scoring import Scored
+from defectops.training.risk import Scored
 
 FloatArray = npt.NDArray[np.float64]
 _MAX_POINTS = 300

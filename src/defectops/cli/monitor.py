@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from defectops._console import print_json, stdout
+from defectops.console import print_json, stdout
 
 if TYPE_CHECKING:
     from defectops.monitoring.alerts import AlertReport

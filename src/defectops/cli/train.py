@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from defectops._console import print_json, stdout
+from defectops.console import print_json, stdout
 from defectops.errors import InputError
 
 _MAPPING_HELP = "Column mapping: a preset (kamei, openstack, canonical), a JSON file, or inline JSON."
@@ -224,9 +224,9 @@ def _register(name: str, result: Any, table: Any, data: Path) -> dict[str, Any]:
     from defectops.config import Settings
     from defectops.data.fingerprint import file_sha256
     from defectops.data.schemas import EFFORT, LABEL, TIME
-    from defectops.pipeline.report import render_plots
     from defectops.registry.registry import ModelRegistry
     from defectops.registry.tracking import log_training_run
+    from defectops.training.report import render_plots
 
     model = result.fitted.model
     features = list(model.features_)

@@ -18,7 +18,7 @@ from types import TracebackType
 from typing import IO, Final, overload
 
 from defectops.errors import GitError, MissingObjectError
-from defectops.mining.git import _GIT_ENV, BASE_OPTIONS, GitRepo
+from defectops.git.repo import _GIT_ENV, BASE_OPTIONS, GitRepo
 
 # A batch of requests up to this size is written straight away: it fits in any pipe's buffer, so the write
 # cannot block while git waits for its answers to be read. A longer one is written by a thread.
