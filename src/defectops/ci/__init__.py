@@ -1,2 +1,31 @@
 """CI integration: ``defectops predict`` for commits and pull requests, its output formats (table, JSON,
 markdown, SARIF, GitHub workflow commands), and ``defectops models export`` for MLflow-free scoring in CI."""
+
+from defectops.ci.formats.github import append_summary, render_github
+from defectops.ci.formats.jsondoc import render_json
+from defectops.ci.formats.markdown import render_markdown
+from defectops.ci.formats.sarif import DEFAULT_INFORMATION_URI, render_sarif
+from defectops.ci.formats.table import render_table
+from defectops.ci.model_source import export_model, resolve_model
+from defectops.ci.predict import PredictRequest, run_predict, store_predictions
+from defectops.ci.report import FailOn, OutputFormat, PredictionReport, RiskFoundError, parse_choice
+
+__all__ = [
+    "DEFAULT_INFORMATION_URI",
+    "FailOn",
+    "OutputFormat",
+    "PredictRequest",
+    "PredictionReport",
+    "RiskFoundError",
+    "append_summary",
+    "export_model",
+    "parse_choice",
+    "render_github",
+    "render_json",
+    "render_markdown",
+    "render_sarif",
+    "render_table",
+    "resolve_model",
+    "run_predict",
+    "store_predictions",
+]

@@ -13,10 +13,9 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from defectops.git.records import ChangeType, Commit
-from defectops.git.repo import GitRepo, decode_path
-from defectops.labeling.lines import unquote_path
-from defectops.mining.code_features import read_commits
+from defectops.git import ChangeType, Commit, GitRepo, decode_path
+from defectops.labeling import unquote_path
+from defectops.mining import read_commits
 
 #: How many files of a commit are shown as its locations (GitHub displays the first one).
 MAX_LOCATIONS = 3

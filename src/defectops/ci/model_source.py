@@ -24,8 +24,7 @@ from typing import Any
 
 from defectops import __version__
 from defectops.errors import InputError, ModelError, NotFoundError
-from defectops.training.models import JITModel, load_model
-from defectops.training.risk import RiskBands
+from defectops.training import JITModel, RiskBands, load_model
 
 #: The metadata file ``models export`` writes next to ``model.json``.
 EXPORT_FILE = "export.json"
@@ -108,7 +107,7 @@ def load_registry_model(
 ) -> ModelSource:
     """The version that ``alias`` (default ``champion``) of ``name`` points to, from the MLflow registry."""
     from defectops.config import Settings
-    from defectops.registry.registry import ModelRegistry
+    from defectops.registry import ModelRegistry
 
     registry = ModelRegistry.from_settings(settings or Settings(), environ=environ)
     config = registry.config

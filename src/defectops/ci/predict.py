@@ -24,12 +24,11 @@ from defectops.ci.changes import CommitInfo, read_commit_infos
 from defectops.ci.model_source import ModelSource
 from defectops.ci.report import CommitPrediction, FailOn, PredictionReport
 from defectops.config import Workspace
-from defectops.data.columns import METRIC_NAMES
-from defectops.data.schemas import MESSAGE, PATHS
+from defectops.data import MESSAGE, METRIC_NAMES, PATHS
 from defectops.errors import InputError, ModelError, StateError
-from defectops.git.repo import GitRepo
-from defectops.mining.engine import MineOptions, Miner
-from defectops.training.risk import check_finite, score
+from defectops.git import GitRepo
+from defectops.mining import MineOptions, Miner
+from defectops.training import check_finite, score
 
 Note = Callable[[str], None]
 
@@ -94,7 +93,7 @@ def import_state(
         info = miner.store.import_from(state_file)
         return f"imported miner state {state_file} ({info.commits} commits up to {info.head[:12]})"
     if state_url is not None:
-        from defectops.storage.artifacts import ArtifactStore
+        from defectops.storage import ArtifactStore
 
         root, name = state_location(state_url)
         store = ArtifactStore.from_url(root, environ=environ)
@@ -121,7 +120,7 @@ def _in_dataset(miner: Miner, shas: Sequence[str]) -> bool:
     """Whether the workspace dataset has the metrics of every one of ``shas``."""
     if not miner.dataset_path.exists():
         return False
-    from defectops.data.mined import read_table
+    from defectops.data import read_table
 
     stored = set(read_table(miner.dataset_path)["sha"].astype(str))
     return all(sha in stored for sha in shas)
@@ -179,10 +178,10 @@ def feature_frame(
     frame[PATHS] = ["\n".join(f.path for f in infos[sha].files) for sha in mined["sha"]]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
-        from defectops.mining.code_metrics import COMMIT_COLUMNS as CODE_COLUMNS
+        from defectops.mining import COMMIT_COLUMNS as CODE_COLUMNS
 
         if any(c in CODE_COLUMNS for c in missing):
-            from defectops.mining.code_features import add_code_metrics
+            from defectops.mining import add_code_metrics
 
             code = add_code_metrics(repo, mined.reset_index(drop=True))
             for name in CODE_COLUMNS:
@@ -291,7 +290,7 @@ def store_predictions(
     url: str, report: PredictionReport, *, now: datetime, environ: Mapping[str, str] | None = None
 ) -> list[str]:
     """Write each scored commit's predictions file to the artifact store; return the keys written."""
-    from defectops.storage.artifacts import ArtifactStore
+    from defectops.storage import ArtifactStore
 
     store = ArtifactStore.from_url(url, environ=environ)
     return [

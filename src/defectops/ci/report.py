@@ -20,7 +20,7 @@ from defectops.ci.changes import ChangedFile, CommitInfo
 from defectops.ci.model_source import ModelSource
 from defectops.ci.reasons import describe
 from defectops.errors import DefectOpsError, InputError
-from defectops.training.risk import RiskBand, Scored
+from defectops.training import RiskBand, Scored
 
 #: Exit code of ``predict --fail-on`` when a commit reached the band (distinct from every error's code).
 RISK_EXIT_CODE = 10

@@ -20,7 +20,7 @@ from defectops.console import print_json, stderr, stdout
 from defectops.errors import InputError
 
 if TYPE_CHECKING:
-    from defectops.ci.report import OutputFormat, PredictionReport
+    from defectops.ci import OutputFormat, PredictionReport
 
 #: Environment variable naming the URL SARIF rules link to (the GitHub Action sets it to its repository).
 INFORMATION_URI_ENV = "DEFECTOPS_INFORMATION_URI"
@@ -117,9 +117,16 @@ def predict(
     ] = None,
 ) -> None:
     """Score commits for defect risk just in time, explain them, and optionally fail CI on risky ones."""
-    from defectops.ci.model_source import resolve_model
-    from defectops.ci.predict import PredictRequest, run_predict, store_predictions
-    from defectops.ci.report import FailOn, OutputFormat, RiskFoundError, parse_choice
+    from defectops.ci import (
+        FailOn,
+        OutputFormat,
+        PredictRequest,
+        RiskFoundError,
+        parse_choice,
+        resolve_model,
+        run_predict,
+        store_predictions,
+    )
     from defectops.config import Settings, Workspace
 
     fmt = parse_choice(OutputFormat, output_format, "--format")
@@ -153,7 +160,7 @@ def predict(
     if sarif_file is not None:
         _write(sarif_file, json.dumps(_sarif(report, information_uri), indent=2) + "\n")
     if markdown_file is not None:
-        from defectops.ci.formats.markdown import render_markdown
+        from defectops.ci import render_markdown
 
         _write(markdown_file, render_markdown(report))
     if store is not None:
@@ -173,7 +180,7 @@ def _note(message: str) -> None:
 
 
 def _sarif(report: PredictionReport, information_uri: str | None) -> dict[str, Any]:
-    from defectops.ci.formats.sarif import DEFAULT_INFORMATION_URI, render_sarif
+    from defectops.ci import DEFAULT_INFORMATION_URI, render_sarif
 
     return render_sarif(report, information_uri=information_uri or DEFAULT_INFORMATION_URI)
 
@@ -187,20 +194,20 @@ def _write(path: Path, text: str) -> None:
 
 
 def _emit(report: PredictionReport, fmt: OutputFormat, information_uri: str | None) -> None:
-    from defectops.ci.report import OutputFormat
+    from defectops.ci import OutputFormat
 
     if fmt is OutputFormat.JSON:
-        from defectops.ci.formats.jsondoc import render_json
+        from defectops.ci import render_json
 
         print_json(render_json(report))
     elif fmt is OutputFormat.MARKDOWN:
-        from defectops.ci.formats.markdown import render_markdown
+        from defectops.ci import render_markdown
 
         sys.stdout.write(render_markdown(report))
     elif fmt is OutputFormat.SARIF:
         sys.stdout.write(json.dumps(_sarif(report, information_uri), indent=2) + "\n")
     elif fmt is OutputFormat.GITHUB:
-        from defectops.ci.formats.github import append_summary, render_github
+        from defectops.ci import append_summary, render_github
 
         sys.stdout.write("".join(line + "\n" for line in render_github(report)))
         summary = os.environ.get("GITHUB_STEP_SUMMARY", "").strip()
@@ -209,7 +216,7 @@ def _emit(report: PredictionReport, fmt: OutputFormat, information_uri: str | No
         else:
             _note("GITHUB_STEP_SUMMARY is not set: no job summary written")
     else:
-        from defectops.ci.formats.table import render_table
+        from defectops.ci import render_table
 
         stdout.print(render_table(report))
         for message in report.notes:
@@ -232,7 +239,7 @@ def models_export(
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
 ) -> None:
     """Write a registered model as a folder that `defectops predict --model-dir` loads without MLflow."""
-    from defectops.ci.model_source import export_model
+    from defectops.ci import export_model
 
     _quiet_mlflow()
     result = export_model(model_name, alias=alias, out=out, now=datetime.now(UTC), environ=os.environ)

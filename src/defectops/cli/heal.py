@@ -16,7 +16,7 @@ import typer
 from defectops.console import print_json, stderr, stdout
 
 if TYPE_CHECKING:
-    from defectops.pipeline.heal import Healer, HealReport
+    from defectops.pipeline import Healer, HealReport
 
 RepoOption = Annotated[
     Path | None,
@@ -70,7 +70,7 @@ def heal(
     healer = _healer(repo, model_name, online, feedback_repo, gate, budget_seconds)
     try:
         if once:
-            from defectops.pipeline.scheduler import utc_now
+            from defectops.pipeline import utc_now
 
             _show(healer.cycle(utc_now()), json_output)
             return
@@ -114,14 +114,13 @@ def _healer(
 
     from defectops.config import Settings
     from defectops.errors import ConfigError, InputError
-    from defectops.monitoring.settings import load_monitoring_settings
-    from defectops.pipeline.decide import HealSettings
-    from defectops.pipeline.heal import Healer
+    from defectops.monitoring import load_monitoring_settings
+    from defectops.pipeline import Healer, HealSettings
 
     if model_name is None:
         if repo is None:
             raise InputError("give --model-name (or --repo, whose id names the model by default)")
-        from defectops.git.repo import GitRepo
+        from defectops.git import GitRepo
 
         model_name = f"defectops-{GitRepo.open(repo).repo_id()}"
     overrides: dict[str, Any] = {}
@@ -150,7 +149,7 @@ def _healer(
 
 
 def _schedule(healer: Healer, every_minutes: float, max_cycles: int | None, json_output: bool) -> None:
-    from defectops.pipeline.scheduler import run_scheduler
+    from defectops.pipeline import run_scheduler
 
     def failed(exc: BaseException) -> None:
         stderr.print(f"[bold red]cycle failed:[/] {type(exc).__name__}: {exc}", highlight=False)

@@ -60,9 +60,8 @@ def label(
     only new commits.
     """
     from defectops.config import Settings, Workspace
-    from defectops.git.repo import GitRepo
-    from defectops.labeling.pipeline import LabelOptions, label_repository
-    from defectops.labeling.szz import VARIANTS, SzzOptions
+    from defectops.git import GitRepo
+    from defectops.labeling import VARIANTS, LabelOptions, SzzOptions, label_repository
 
     if variant not in VARIANTS:
         raise InputError(f"--variant {variant!r}: choose one of {', '.join(VARIANTS)}")
@@ -92,7 +91,7 @@ def label(
 
 
 def _load_issue_list(spec: str, workspace: Any, repo_id: str, now: datetime) -> Any:
-    from defectops.labeling.issues import GitHubIssues, fetch_github_cached, load_issues
+    from defectops.labeling import GitHubIssues, fetch_github_cached, load_issues
 
     if spec.startswith("github:"):
         token = os.environ.get("DEFECTOPS_GITHUB_TOKEN") or os.environ.get("GITHUB_TOKEN")
@@ -108,7 +107,7 @@ def _with_progress(repo: Any, workspace: Any, at: datetime, options: Any, issues
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from defectops.labeling.pipeline import label_repository
+    from defectops.labeling import label_repository
 
     columns = (
         TextColumn("labelling"),

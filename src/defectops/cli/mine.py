@@ -50,11 +50,11 @@ def mine(
 ) -> None:
     """Mine a repository's history into change metrics (all of it once, then only new commits)."""
     from defectops.config import Settings, Workspace
-    from defectops.git.repo import GitRepo
-    from defectops.mining.engine import MineOptions, Miner
+    from defectops.git import GitRepo
+    from defectops.mining import MineOptions, Miner
 
     if repos is not None:
-        from defectops.mining.many import mine_many
+        from defectops.mining import mine_many
 
         if repo is not None:
             raise InputError("give either --repo or --repos, not both")
@@ -87,7 +87,7 @@ def mine(
     if commit or range_:
         frame = miner.score([*(commit or []), *([range_] if range_ else [])])
         if code_metrics:
-            from defectops.mining.code_features import add_code_metrics
+            from defectops.mining import add_code_metrics
 
             frame = add_code_metrics(git_repo, frame)
         if out is not None:
@@ -98,14 +98,14 @@ def mine(
     result = _with_progress(miner, quiet or json_output)
     if result.rebuilt:
         stderr.print(f"[yellow]warning:[/] {result.rebuilt}", highlight=False)
-    from defectops.data.mined import read_table
+    from defectops.data import read_table
 
     frame = read_table(result.dataset)
     if code_metrics:
-        from defectops.mining.code_features import add_code_metrics
+        from defectops.mining import add_code_metrics
 
         frame = add_code_metrics(git_repo, frame)
-        from defectops.data.mined import COMMITS_SCHEMA, write_table
+        from defectops.data import COMMITS_SCHEMA, write_table
 
         write_table(
             frame, result.dataset, schema=COMMITS_SCHEMA, what="commit dataset", source=result.repo,
@@ -150,7 +150,7 @@ def _with_progress(miner: Any, quiet: bool) -> Any:
 
 
 def _write_out(frame: Any, out: Path, git_repo: Any, miner: Any) -> None:
-    from defectops.data.mined import COMMITS_SCHEMA, write_table
+    from defectops.data import COMMITS_SCHEMA, write_table
 
     head = git_repo.resolve(miner.options.rev)
     write_table(
@@ -190,7 +190,7 @@ def _print_summary(document: dict[str, Any]) -> None:
 
 
 def _print_scores(frame: Any, json_output: bool) -> None:
-    from defectops.data.columns import METRIC_NAMES
+    from defectops.data import METRIC_NAMES
 
     records = [
         {"sha": row["sha"], "is_merge": bool(row["is_merge"]), **{m: _plain(row[m]) for m in METRIC_NAMES}}
@@ -261,8 +261,8 @@ def state_import(
 
 def _store(repo: Path, branch: str) -> Any:
     from defectops.config import Settings, Workspace
-    from defectops.git.repo import GitRepo
-    from defectops.mining.engine import MineOptions, Miner
+    from defectops.git import GitRepo
+    from defectops.mining import MineOptions, Miner
 
     workspace = Workspace.from_settings(Settings()).ensure()
     return Miner(GitRepo.open(repo), workspace, MineOptions(rev=branch)).store

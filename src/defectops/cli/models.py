@@ -17,8 +17,7 @@ from defectops.console import print_json, stdout
 from defectops.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from defectops.registry.audit import AuditEvent
-    from defectops.registry.registry import ModelRegistry
+    from defectops.registry import AuditEvent, ModelRegistry
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of tables.")]
 WhoOption = Annotated[
@@ -166,7 +165,7 @@ def models_rollback(
 
 def _registry() -> ModelRegistry:
     from defectops.config import Settings
-    from defectops.registry.registry import ModelRegistry
+    from defectops.registry import ModelRegistry
 
     return ModelRegistry.from_settings(Settings(), environ=os.environ)
 

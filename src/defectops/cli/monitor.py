@@ -16,8 +16,7 @@ import typer
 from defectops.console import print_json, stdout
 
 if TYPE_CHECKING:
-    from defectops.monitoring.alerts import AlertReport
-    from defectops.monitoring.report import MonitoringResult
+    from defectops.monitoring import AlertReport, MonitoringResult
 
 ALERT_STATE_FILE = Path("monitoring") / "alert-state.json"
 
@@ -75,15 +74,16 @@ def monitor(
 ) -> None:
     """Check a window of predictions for drift and performance against the reference; alert on changes."""
     from defectops.config import Settings
-    from defectops.monitoring.alerts import (
+    from defectops.monitoring import (
         load_alert_settings,
         load_alert_state,
+        load_frame,
+        load_monitoring_settings,
+        monitor_window,
         notify_state_change,
         save_alert_state,
+        write_html,
     )
-    from defectops.monitoring.monitor import load_frame, monitor_window
-    from defectops.monitoring.report import write_html
-    from defectops.monitoring.settings import load_monitoring_settings
 
     settings = load_monitoring_settings()
     alert_settings = load_alert_settings(**({"webhook_url": webhook} if webhook else {}))

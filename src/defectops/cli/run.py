@@ -32,8 +32,8 @@ def run(
 ) -> None:
     """Mine, label, train, evaluate, register, gate, score recent commits and write a report."""
     from defectops.config import Settings
-    from defectops.pipeline.run import RunOptions
-    from defectops.pipeline.run import run as run_job
+    from defectops.pipeline import RunOptions
+    from defectops.pipeline import run as run_job
 
     settings = Settings()
     options = RunOptions(

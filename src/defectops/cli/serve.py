@@ -65,8 +65,7 @@ def serve(
     Stop with Ctrl-C or SIGTERM: requests in flight finish; every answered prediction is in the log.
     """
     from defectops.config import Settings
-    from defectops.serving.server import run
-    from defectops.serving.settings import LOCAL_ADMIN_TOKEN, ServeSettings, choose_model_name
+    from defectops.serving import LOCAL_ADMIN_TOKEN, ServeSettings, choose_model_name, run
 
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
@@ -81,7 +80,7 @@ def serve(
     }
     settings = Settings()
     if model_name is None and not os.environ.get("DEFECTOPS_SERVE_MODEL_NAME"):
-        from defectops.registry.registry import ModelRegistry
+        from defectops.registry import ModelRegistry
 
         registry = ModelRegistry.from_settings(settings, environ=os.environ)
         given["model_name"] = choose_model_name(registry.list_models())

@@ -40,7 +40,7 @@ def _ranking(value: str) -> Any:
 def _metrics_table(title: str, metrics: dict[str, float], counts: dict[str, int]) -> None:
     from rich.table import Table
 
-    from defectops.training.metrics import METRIC_KEYS
+    from defectops.training import METRIC_KEYS
 
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("metric")
@@ -93,9 +93,9 @@ def train(
     import json
 
     from defectops.config import Settings, Workspace
-    from defectops.data.external import load_table
-    from defectops.training.evaluate import train as train_model
-    from defectops.training.models import MODEL_KINDS
+    from defectops.data import load_table
+    from defectops.training import MODEL_KINDS
+    from defectops.training import train as train_model
 
     if model not in MODEL_KINDS:
         raise InputError(f"--model {model!r}: choose one of {', '.join(MODEL_KINDS)}")
@@ -165,10 +165,9 @@ def evaluate(
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Judge a model the way time flows: fit on earlier changes, score later ones, average over folds."""
-    from defectops.data.external import load_table
-    from defectops.training.evaluate import SPLIT_KINDS
-    from defectops.training.evaluate import evaluate as run_evaluation
-    from defectops.training.models import MODEL_KINDS
+    from defectops.data import load_table
+    from defectops.training import MODEL_KINDS, SPLIT_KINDS
+    from defectops.training import evaluate as run_evaluation
 
     if split not in SPLIT_KINDS:
         raise InputError(f"--split {split!r}: choose one of {', '.join(SPLIT_KINDS)}")
@@ -222,11 +221,9 @@ def _register(name: str, result: Any, table: Any, data: Path) -> dict[str, Any]:
     import numpy as np
 
     from defectops.config import Settings
-    from defectops.data.fingerprint import file_sha256
-    from defectops.data.schemas import EFFORT, LABEL, TIME
-    from defectops.registry.registry import ModelRegistry
-    from defectops.registry.tracking import log_training_run
-    from defectops.training.report import render_plots
+    from defectops.data import EFFORT, LABEL, TIME, file_sha256
+    from defectops.registry import ModelRegistry, log_training_run
+    from defectops.training import render_plots
 
     model = result.fitted.model
     features = list(model.features_)

@@ -1,1 +1,50 @@
 """Datasets: schemas (Pandera), Parquet storage, fingerprints, time-aware splits."""
+
+from defectops.data.columns import CHURN, METRIC_NAMES, PREDICTION_COLUMNS
+from defectops.data.external import load_table
+from defectops.data.fingerprint import file_sha256, read_fingerprint
+from defectops.data.labels import (
+    LINK_COLUMNS,
+    compute_labels,
+    empty_links,
+    label_counts,
+    labels_as_of,
+    validate_links,
+)
+from defectops.data.mined import COMMITS_SCHEMA, FILES_SCHEMA, read_table, write_table
+from defectops.data.schemas import COMMIT, EFFORT, FEATURES, LABEL, MESSAGE, PATHS, TIME, feature_columns
+from defectops.data.splits import Split, kamei_monthly, random_split, rolling_origin, time_split
+from defectops.data.training_table import training_table
+
+__all__ = [
+    "CHURN",
+    "COMMIT",
+    "COMMITS_SCHEMA",
+    "EFFORT",
+    "FEATURES",
+    "FILES_SCHEMA",
+    "LABEL",
+    "LINK_COLUMNS",
+    "MESSAGE",
+    "METRIC_NAMES",
+    "PATHS",
+    "PREDICTION_COLUMNS",
+    "TIME",
+    "Split",
+    "compute_labels",
+    "empty_links",
+    "feature_columns",
+    "file_sha256",
+    "kamei_monthly",
+    "label_counts",
+    "labels_as_of",
+    "load_table",
+    "random_split",
+    "read_fingerprint",
+    "read_table",
+    "rolling_origin",
+    "time_split",
+    "training_table",
+    "validate_links",
+    "write_table",
+]

@@ -1,0 +1,20 @@
+"""The public API of defectops.git."""
+
+from defectops.git.blobs import BlobReader
+from defectops.git.log import LOG_OPTIONS, LogParser, parse_log
+from defectops.git.records import ChangeType, Commit, FileChange
+from defectops.git.repo import BASE_OPTIONS, GitRepo, decode_path, decode_text
+
+__all__ = [
+    "BASE_OPTIONS",
+    "LOG_OPTIONS",
+    "BlobReader",
+    "ChangeType",
+    "Commit",
+    "FileChange",
+    "GitRepo",
+    "LogParser",
+    "decode_path",
+    "decode_text",
+    "parse_log",
+]

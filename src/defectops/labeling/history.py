@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from defectops.git.repo import GitRepo, decode_text
+from defectops.git import GitRepo, decode_text
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,8 +36,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 
 from defectops.errors import GitError
-from defectops.git.blobs import BlobReader
-from defectops.git.repo import GitRepo
+from defectops.git import BlobReader, GitRepo
 from defectops.labeling.ignore_revs import ignored_commit_origins
 
 ZERO_SHA = b"0" * 40

@@ -19,7 +19,7 @@ import pandas as pd
 
 from defectops import __version__
 from defectops.config import Workspace
-from defectops.data.labels import (
+from defectops.data import (
     LINK_COLUMNS,
     compute_labels,
     empty_links,
@@ -27,14 +27,14 @@ from defectops.data.labels import (
     validate_links,
 )
 from defectops.errors import DataError, GitError, InputError, ShallowCloneError
-from defectops.git.repo import GitRepo
+from defectops.git import GitRepo
 from defectops.labeling.explicit import ExplicitLink, ExplicitRef, ShaIndex, explicit_refs, resolve_explicit
 from defectops.labeling.history import CommitInfo, read_history
 from defectops.labeling.issues import IssueList, decide
 from defectops.labeling.lines import CommitNode, LineState, LineTracker, TrackResult
 from defectops.labeling.state import StoredState, blame_loader, load_state, save_state, state_folder
 from defectops.labeling.szz import FixReason, SzzOptions, SzzStats, build_links
-from defectops.mining.fixes import FixRules, is_fix_message
+from defectops.mining import FixRules, is_fix_message
 
 Progress = Callable[[int, int], None]
 

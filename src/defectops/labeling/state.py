@@ -23,7 +23,7 @@ import pandas as pd
 
 from defectops.config import Workspace
 from defectops.errors import StateError
-from defectops.git.repo import GitRepo
+from defectops.git import GitRepo
 from defectops.labeling.history import CommitInfo
 from defectops.labeling.lines import FileLines, LineState
 

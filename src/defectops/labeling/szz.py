@@ -26,11 +26,11 @@ from pathlib import PurePosixPath
 from typing import Any, Literal
 
 from defectops.errors import ConfigError
-from defectops.git.repo import decode_path
+from defectops.git import decode_path
 from defectops.labeling.explicit import ExplicitLink
 from defectops.labeling.history import CommitInfo
 from defectops.labeling.lines import DeletedLines, FileTouch
-from defectops.mining.fixes import FixRules
+from defectops.mining import FixRules
 
 Variant = Literal["ag", "b"]
 VARIANTS: tuple[str, ...] = ("ag", "b")

@@ -10,9 +10,7 @@ from collections.abc import Iterator, Sequence
 
 import pandas as pd
 
-from defectops.git.log import LOG_OPTIONS, parse_log
-from defectops.git.records import Commit
-from defectops.git.repo import GitRepo
+from defectops.git import LOG_OPTIONS, Commit, GitRepo, parse_log
 from defectops.mining.code_metrics import COMMIT_COLUMNS, FLOAT_COLUMNS, aggregate_per_commit, code_metrics
 
 

@@ -25,9 +25,7 @@ from dataclasses import dataclass, replace
 from functools import lru_cache
 from typing import IO, Final
 
-from defectops.git.blobs import BlobReader
-from defectops.git.records import ChangeType, Commit, FileChange
-from defectops.git.repo import GitRepo
+from defectops.git import BlobReader, ChangeType, Commit, FileChange, GitRepo
 from defectops.mining.terraform import (
     BLOCK_KINDS,
     EMPTY,

@@ -25,13 +25,9 @@ import pandas as pd
 
 from defectops import __version__
 from defectops.config import Workspace
-from defectops.data.columns import METRIC_NAMES
-from defectops.data.mined import COMMITS_SCHEMA, FILES_SCHEMA, read_table, write_table
+from defectops.data import COMMITS_SCHEMA, FILES_SCHEMA, METRIC_NAMES, read_table, write_table
 from defectops.errors import EmptyRepositoryError, ShallowCloneError, StateError
-from defectops.git.blobs import BlobReader
-from defectops.git.log import LOG_OPTIONS, LogParser
-from defectops.git.records import Commit
-from defectops.git.repo import BASE_OPTIONS, GitRepo
+from defectops.git import BASE_OPTIONS, LOG_OPTIONS, BlobReader, Commit, GitRepo, LogParser
 from defectops.mining.lines import LineCounts
 from defectops.mining.metrics import ChangeMetrics, HistoryState
 from defectops.mining.state import StateInfo, StateStore

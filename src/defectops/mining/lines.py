@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from defectops.git.blobs import BlobReader
-from defectops.git.records import Commit, FileChange
+from defectops.git import BlobReader, Commit, FileChange
 
 NULL_BLOB = "0" * 40
 

@@ -61,7 +61,7 @@ def _local_checkout(entry: str, workspace: Path) -> Path:
 def mine_one(entry: str, workspace_root: str, out: str | None) -> dict[str, Any]:
     """Mine one repository; errors are returned, not raised, so one bad entry does not stop the others."""
     from defectops.config import Workspace
-    from defectops.git.repo import GitRepo
+    from defectops.git import GitRepo
     from defectops.mining.engine import MineOptions, Miner
 
     workspace = Workspace(Path(workspace_root)).ensure()

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from defectops.data.columns import METRIC_NAMES
-from defectops.git.records import ChangeType, Commit, FileChange
+from defectops.data import METRIC_NAMES
+from defectops.git import ChangeType, Commit, FileChange
 from defectops.mining.fixes import is_fix_message
 
 SECONDS_PER_DAY = 86_400.0

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from defectops.data.columns import CHURN, PREDICTION_COLUMNS
+from defectops.data import CHURN, PREDICTION_COLUMNS
 from defectops.errors import InputError
 from defectops.monitoring.drift import (
     FeatureDrift,

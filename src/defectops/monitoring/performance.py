@@ -183,7 +183,7 @@ def _recall_at_effort(
     labels: FloatArray, scores: FloatArray, effort: FloatArray, share: float, ranking: Ranking
 ) -> float | None:
     """Recall@effort exactly as training reports it (defectops.training.metrics), None without defects."""
-    from defectops.training.metrics import effort_aware_score, recall_at_effort
+    from defectops.training import effort_aware_score, recall_at_effort
 
     value = recall_at_effort(labels, effort_aware_score(scores, effort, ranking), effort, share)
     return None if math.isnan(value) else value

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from defectops.errors import InputError
-from defectops.registry.gate import GateCriteria, paired_bootstrap_auc_difference
+from defectops.registry import GateCriteria, paired_bootstrap_auc_difference
 
 FloatArray = npt.NDArray[np.float64]
 GateSource = Literal["shadow", "offline"]

@@ -61,7 +61,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from defectops.data.schemas import COMMIT, EFFORT, LABEL, TIME
+from defectops.data import COMMIT, EFFORT, LABEL, TIME
 from defectops.errors import ConfigError, DefectOpsError, InputError, ModelError, NotFoundError
 from defectops.pipeline.decide import (
     DecideInputs,
@@ -79,17 +79,22 @@ from defectops.pipeline.run import (
     log_candidate,
     train_candidate,
 )
-from defectops.registry.audit import audit_engine, evidence_json, utc_iso
-from defectops.registry.registry import CHALLENGER, CHAMPION, LoadedModel, ModelRegistry
-from defectops.serving.control import ControlFile
-from defectops.serving.deployment import Traffic
+from defectops.registry import (
+    CHALLENGER,
+    CHAMPION,
+    LoadedModel,
+    ModelRegistry,
+    audit_engine,
+    evidence_json,
+    utc_iso,
+)
+from defectops.serving import ControlFile, Traffic
 
 if TYPE_CHECKING:
     from defectops.config import Settings
-    from defectops.monitoring.report import MonitoringResult
-    from defectops.monitoring.settings import MonitoringSettings
-    from defectops.predlog.log import PredictionLog
-    from defectops.registry.tracking import TrackingConfig
+    from defectops.monitoring import MonitoringResult, MonitoringSettings
+    from defectops.predlog import PredictionLog
+    from defectops.registry import TrackingConfig
 
 WHO = "defectops heal"
 
@@ -289,11 +294,10 @@ class RepositorySource:
 
     def refresh(self, now: datetime) -> History:
         from defectops.config import Workspace
-        from defectops.data.fingerprint import read_fingerprint
-        from defectops.data.mined import read_table
-        from defectops.git.repo import GitRepo
-        from defectops.labeling.pipeline import LabelOptions, label_repository
-        from defectops.mining.engine import MineOptions, Miner
+        from defectops.data import read_fingerprint, read_table
+        from defectops.git import GitRepo
+        from defectops.labeling import LabelOptions, label_repository
+        from defectops.mining import MineOptions, Miner
 
         workspace = Workspace(self.workspace_root).ensure()
         repo = GitRepo.open(self.repo)
@@ -350,7 +354,7 @@ class FrameSource:
 
 def _known_labels(labels: pd.DataFrame, now: datetime) -> pd.DataFrame:
     """Labels known at ``now`` of non-merge commits (sha, label, label_known_at)."""
-    from defectops.data.labels import labels_as_of
+    from defectops.data import labels_as_of
 
     known = labels_as_of(labels, now)
     keep = (known["label"] != "unknown") & ~known["is_merge"].astype(bool)
@@ -369,7 +373,7 @@ def sync_feedback(
     """Write the labels that became known in ``(since, now]`` into the prediction log as feedback for
     ``(repo, sha)``, dated when they became known, so predictions the service made for those commits get
     their ground truth. Idempotent (the log ignores a label it already has)."""
-    from defectops.predlog.log import FeedbackRecord
+    from defectops.predlog import FeedbackRecord
 
     known = _known_labels(labels, now)
     when = pd.to_datetime(known["label_known_at"], utc=True)
@@ -413,9 +417,8 @@ def online_candidate(
     became known) is scored on the later ones; the challenger is a copy updated with all of them. A champion
     that is not an online model gets a fully trained online challenger instead (same gate).
     """
-    from defectops.data.training_table import training_table
-    from defectops.training.metrics import evaluate_predictions
-    from defectops.training.models import OnlineJIT
+    from defectops.data import training_table
+    from defectops.training import OnlineJIT, evaluate_predictions
 
     if not isinstance(champion, OnlineJIT):
         return train_candidate(
@@ -583,7 +586,7 @@ class Healer:
     ) -> Healer:
         """Everything from the workspace defaults: registry, prediction log, control file, audit table."""
         from defectops.config import Workspace
-        from defectops.predlog.log import PredictionLog, default_url
+        from defectops.predlog import PredictionLog, default_url
 
         workspace = Workspace.from_settings(settings).ensure()
         registry = ModelRegistry.from_settings(settings, environ=environ)
@@ -1009,10 +1012,8 @@ class Healer:
     # -- 4. monitor ---------------------------------------------------------------------------------------
 
     def _monitor(self, cycle: _Cycle, champion: int) -> MonitoringResult | None:
-        from defectops.monitoring.monitor import monitor_window
-        from defectops.monitoring.report import exposition
-        from defectops.monitoring.settings import MonitoringSettings
-        from defectops.serving.gauges import publish_gauges, published_gauges_path
+        from defectops.monitoring import MonitoringSettings, exposition, monitor_window
+        from defectops.serving import publish_gauges, published_gauges_path
 
         now = cycle.now
         since = max(now - timedelta(days=self.settings.window_days), self.champion_since(champion))
@@ -1306,7 +1307,7 @@ class Healer:
     @contextmanager
     def _mlflow_run(self, cycle: _Cycle) -> Iterator[Callable[[str], None]]:
         """One MLflow run per cycle (client API: no process-wide active run to leak between cycles)."""
-        from defectops.registry.tracking import activate, ensure_experiment, mlflow_errors
+        from defectops.registry import activate, ensure_experiment, mlflow_errors
 
         config = self.registry.config
         millis = int(cycle.now.timestamp() * 1000)
@@ -1425,7 +1426,7 @@ def replay(record: HealRecord, *, config: TrackingConfig) -> ReplayOutcome:
             detail={"retrain": again.retrain, "fired": again.fired},
         )
     if "gate_run_id" in evidence:
-        from defectops.registry.gate import GateDecision, replay_gate
+        from defectops.registry import GateDecision, replay_gate
 
         original_gate = GateDecision.model_validate(evidence["decision"])
         again_gate = replay_gate(str(evidence["gate_run_id"]), config=config)
@@ -1440,7 +1441,7 @@ def replay(record: HealRecord, *, config: TrackingConfig) -> ReplayOutcome:
     if record.step == "watch" and "check" in evidence and record.mlflow_run_id:
         import mlflow
 
-        from defectops.registry.tracking import activate, mlflow_errors
+        from defectops.registry import activate, mlflow_errors
 
         activate(config)
         with mlflow_errors(f"heal run {record.mlflow_run_id} has no stored watch window"):

@@ -22,22 +22,25 @@ import numpy.typing as npt
 import pandas as pd
 
 from defectops.config import Settings, Workspace
-from defectops.data.fingerprint import read_fingerprint
-from defectops.data.mined import read_table
-from defectops.data.schemas import EFFORT, FEATURES, LABEL, TIME
-from defectops.data.splits import Split, time_split
-from defectops.data.training_table import training_table
+from defectops.data import (
+    EFFORT,
+    FEATURES,
+    LABEL,
+    TIME,
+    Split,
+    read_fingerprint,
+    read_table,
+    time_split,
+    training_table,
+)
 from defectops.errors import DataError, InputError, NotFoundError
-from defectops.git.repo import GitRepo
-from defectops.labeling.pipeline import LabelOptions, label_repository
-from defectops.mining.engine import MineOptions, Miner
-from defectops.training.models import DEFAULT_MODEL
-from defectops.training.report import RecentCommit, render, render_plots
-from defectops.training.risk import RiskBands, Scored, score
+from defectops.git import GitRepo
+from defectops.labeling import LabelOptions, label_repository
+from defectops.mining import MineOptions, Miner
+from defectops.training import DEFAULT_MODEL, RecentCommit, RiskBands, Scored, render, render_plots, score
 
 if TYPE_CHECKING:
-    from defectops.registry.registry import ModelRegistry, ModelVersionInfo
-    from defectops.registry.tracking import TrainingRun
+    from defectops.registry import ModelRegistry, ModelVersionInfo, TrainingRun
 
 Step = Callable[[str], None]
 WHO = "defectops run"
@@ -150,7 +153,7 @@ def train_candidate(
             "the held-out window or the training part before it lacks defect-inducing or clean commits"
         )
     fold_table, split, test = fold
-    from defectops.training.evaluate import fit_model, run_fold
+    from defectops.training import fit_model, run_fold
 
     fold_result, fitted = run_fold(
         fold_table,
@@ -200,7 +203,7 @@ def log_candidate(
     evidence: Mapping[str, Any] | None = None,
 ) -> tuple[TrainingRun, ModelVersionInfo]:
     """Log the candidate's training run (model, reference snapshot, metrics) and register it as challenger."""
-    from defectops.registry.tracking import log_training_run
+    from defectops.registry import log_training_run
 
     model = candidate.model
     run = log_training_run(
@@ -255,7 +258,7 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
     result.stages["label"] = labelled.summary
 
     say("training")
-    from defectops.registry.registry import CHAMPION, ModelRegistry
+    from defectops.registry import CHAMPION, ModelRegistry
 
     registry = ModelRegistry.from_settings(settings, environ=os.environ)
     name = options.model_name or f"defectops-{repo.repo_id()}"
@@ -387,7 +390,7 @@ def _register_and_gate(
     ``window`` is None when too few commits were labelled since the champion was trained: the two cannot be
     compared fairly (the champion saw every other commit), so the challenger is archived with that reason.
     """
-    from defectops.registry.registry import CHAMPION
+    from defectops.registry import CHAMPION
 
     fingerprint = read_fingerprint(dataset)
     run, version = log_candidate(

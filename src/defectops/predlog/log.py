@@ -45,7 +45,7 @@ from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 
-from defectops.data.columns import PREDICTION_COLUMNS
+from defectops.data import PREDICTION_COLUMNS
 from defectops.errors import ConfigError, DefectOpsError, InputError, NotFoundError
 
 __all__ = [

@@ -10,3 +10,47 @@
 Nothing is imported here on purpose: MLflow and scikit-learn are heavy, and the CLI must stay fast for
 ``--help``. Import the submodules you need.
 """
+
+from defectops.registry.audit import AuditEvent, audit_engine, evidence_json, utc_iso
+from defectops.registry.gate import GateCriteria, GateDecision, paired_bootstrap_auc_difference, replay_gate
+from defectops.registry.registry import (
+    CHALLENGER,
+    CHAMPION,
+    LoadedModel,
+    ModelRegistry,
+    ModelVersionInfo,
+    RegisteredModelInfo,
+    champion_stack,
+)
+from defectops.registry.tracking import (
+    TrackingConfig,
+    TrainingRun,
+    activate,
+    ensure_experiment,
+    log_training_run,
+    mlflow_errors,
+)
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "AuditEvent",
+    "GateCriteria",
+    "GateDecision",
+    "LoadedModel",
+    "ModelRegistry",
+    "ModelVersionInfo",
+    "RegisteredModelInfo",
+    "TrackingConfig",
+    "TrainingRun",
+    "activate",
+    "audit_engine",
+    "champion_stack",
+    "ensure_experiment",
+    "evidence_json",
+    "log_training_run",
+    "mlflow_errors",
+    "paired_bootstrap_auc_difference",
+    "replay_gate",
+    "utc_iso",
+]

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from defectops import __version__
 from defectops.config import Settings
 from defectops.errors import DefectOpsError
-from defectops.registry.registry import ModelRegistry
+from defectops.registry import ModelRegistry
 from defectops.serving.manager import Clock
 from defectops.serving.metrics import MeasureAndLimit
 from defectops.serving.routers import commits, feedback, health, metrics, models, predict, traffic

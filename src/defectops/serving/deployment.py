@@ -30,10 +30,9 @@ import numpy.typing as npt
 import pandas as pd
 
 from defectops.errors import DefectOpsError, InputError, ModelError
-from defectops.registry.registry import LoadedModel
+from defectops.registry import LoadedModel
 from defectops.serving.schemas import NUMERIC_FIELDS, TEXT_FIELDS
-from defectops.training.risk import RiskBands, score
-from defectops.training.treeshap import TreeShapTables
+from defectops.training import RiskBands, TreeShapTables, score
 
 FloatArray = npt.NDArray[np.float64]
 ReasonDict = dict[str, Any]
@@ -363,7 +362,7 @@ def prepare(
 
 
 def _is_lightgbm_jit(estimator: Any) -> bool:
-    from defectops.training.models import LightGBMJIT
+    from defectops.training import LightGBMJIT
 
     return isinstance(estimator, LightGBMJIT) and hasattr(estimator, "booster_")
 

@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from defectops.errors import DefectOpsError, ModelError, NotFoundError
-from defectops.registry.registry import CHALLENGER, CHAMPION, ModelRegistry, champion_stack
+from defectops.registry import CHALLENGER, CHAMPION, ModelRegistry, champion_stack
 from defectops.serving.control import ControlFile, ControlState
 from defectops.serving.deployment import OFF, Deployment, ServingModel, Traffic, prepare
 from defectops.serving.metrics import ServiceMetrics

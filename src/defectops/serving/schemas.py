@@ -12,8 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from defectops.data.columns import METRIC_NAMES
-from defectops.data.schemas import MESSAGE, PATHS
+from defectops.data import MESSAGE, METRIC_NAMES, PATHS
 
 Metric = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Flag = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]

@@ -28,9 +28,9 @@ import pandas as pd
 from pydantic_core import to_json
 
 from defectops.config import Settings, Workspace
-from defectops.data.columns import METRIC_NAMES
+from defectops.data import METRIC_NAMES
 from defectops.errors import InputError, ModelError, NotFoundError
-from defectops.predlog.log import (
+from defectops.predlog import (
     CheckedInputs,
     FeedbackOutcome,
     FeedbackRecord,
@@ -39,7 +39,7 @@ from defectops.predlog.log import (
     PredictionRecord,
     default_url,
 )
-from defectops.registry.registry import ModelRegistry
+from defectops.registry import ModelRegistry
 from defectops.serving.control import ControlFile
 from defectops.serving.deployment import Deployment, ServingModel, route_fraction
 from defectops.serving.gauges import PublishedGauges, published_gauges_path
@@ -48,7 +48,7 @@ from defectops.serving.metrics import PayloadTooLargeError, ServiceMetrics
 from defectops.serving.schemas import ID_FIELDS, ChangeRecord, CommitScoreRequest, ModelOut, RiskBandsOut
 from defectops.serving.settings import ServeSettings
 from defectops.serving.writer import LogWriter
-from defectops.training.risk import check_finite
+from defectops.training import check_finite
 
 FloatArray = npt.NDArray[np.float64]
 RiskBandName = Literal["low", "medium", "high"]
@@ -424,8 +424,8 @@ class PredictionService:
         return await self._answer(batch, top_k, render)
 
     def _mine(self, path: Path, revision: str) -> pd.DataFrame:
-        from defectops.git.repo import GitRepo
-        from defectops.mining.engine import MineOptions, Miner
+        from defectops.git import GitRepo
+        from defectops.mining import MineOptions, Miner
 
         repo = GitRepo.open(path)
         if ".." in revision:

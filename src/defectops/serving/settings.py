@@ -25,10 +25,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from defectops.config import Settings
 from defectops.errors import ConfigError
-from defectops.predlog.log import DEFAULT_DURABILITY, Durability
+from defectops.predlog import DEFAULT_DURABILITY, Durability
 
 if TYPE_CHECKING:
-    from defectops.registry.registry import RegisteredModelInfo
+    from defectops.registry import RegisteredModelInfo
 
 
 #: The registered model the service loads when none is named.
@@ -152,7 +152,7 @@ def choose_model_name(models: Sequence[RegisteredModelInfo]) -> str:
     what a user expects without naming it. With no champion anywhere the service starts with the default
     name and waits for one (``/health/ready`` says so); with several it cannot guess.
     """
-    from defectops.registry.registry import CHAMPION
+    from defectops.registry import CHAMPION
 
     champions = [m.name for m in models if CHAMPION in m.aliases]
     if len(champions) == 1:

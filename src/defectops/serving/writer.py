@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Final, cast
 
 from defectops.errors import DefectOpsError
-from defectops.predlog.log import PredictionLog, PredictionLogError, PredictionRecord
+from defectops.predlog import PredictionLog, PredictionLogError, PredictionRecord
 
 logger = logging.getLogger("defectops.serving")
 

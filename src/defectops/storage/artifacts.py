@@ -39,7 +39,7 @@ from typing import Any, Final, Literal, Protocol
 
 import pandas as pd
 
-from defectops.data.fingerprint import file_sha256
+from defectops.data import file_sha256
 from defectops.errors import ConfigError, DataError, DefectOpsError, InputError, NotFoundError
 
 __all__ = [

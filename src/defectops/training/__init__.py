@@ -1,1 +1,35 @@
 """Training and evaluation: the model zoo, time-aware tuning, metrics, and the train/evaluate commands."""
+
+from defectops.training.evaluate import SPLIT_KINDS, evaluate, fit_model, run_fold, train
+from defectops.training.metrics import METRIC_KEYS, effort_aware_score, evaluate_predictions, recall_at_effort
+from defectops.training.models import DEFAULT_MODEL, MODEL_KINDS, JITModel, LightGBMJIT, OnlineJIT, load_model
+from defectops.training.report import RecentCommit, render, render_plots
+from defectops.training.risk import RiskBand, RiskBands, Scored, check_finite, score
+from defectops.training.treeshap import TreeShapTables
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "METRIC_KEYS",
+    "MODEL_KINDS",
+    "SPLIT_KINDS",
+    "JITModel",
+    "LightGBMJIT",
+    "OnlineJIT",
+    "RecentCommit",
+    "RiskBand",
+    "RiskBands",
+    "Scored",
+    "TreeShapTables",
+    "check_finite",
+    "effort_aware_score",
+    "evaluate",
+    "evaluate_predictions",
+    "fit_model",
+    "load_model",
+    "recall_at_effort",
+    "render",
+    "render_plots",
+    "run_fold",
+    "score",
+    "train",
+]

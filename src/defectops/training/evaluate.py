@@ -22,8 +22,19 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from defectops.data.schemas import EFFORT, LABEL, MESSAGE, PATHS, TIME, feature_columns
-from defectops.data.splits import Split, kamei_monthly, random_split, rolling_origin, time_split
+from defectops.data import (
+    EFFORT,
+    LABEL,
+    MESSAGE,
+    PATHS,
+    TIME,
+    Split,
+    feature_columns,
+    kamei_monthly,
+    random_split,
+    rolling_origin,
+    time_split,
+)
 from defectops.errors import InputError
 from defectops.training.metrics import Ranking, Report, evaluate_predictions, mean_reports
 from defectops.training.models import DEFAULT_MODEL, JITModel, make_model

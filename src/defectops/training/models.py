@@ -51,7 +51,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, ClassifierMixin
 
 from defectops import __version__
-from defectops.data.schemas import EFFORT, FEATURES, LABEL, MESSAGE, PATHS, TIME
+from defectops.data import EFFORT, FEATURES, LABEL, MESSAGE, PATHS, TIME
 from defectops.errors import InputError, ModelError
 from defectops.training.treeshap import TreeShapTables
 
@@ -310,7 +310,7 @@ class JITModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         stamps: pd.Series | None,
     ) -> tuple[float, float, float]:
         """(a, b, threshold) from out-of-fold raw scores; a neutral fallback when folds cannot be made."""
-        from defectops.data.splits import rolling_origin
+        from defectops.data import rolling_origin
 
         fallback = self._fallback_calibration(float(labels.mean()))
         if self.cv_folds <= 0 or len(labels) < 40:

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from defectops.data.splits import Split, rolling_origin
+from defectops.data import Split, rolling_origin
 from defectops.errors import InputError
 from defectops.training.metrics import roc_auc
 from defectops.training.models import MODEL_KINDS, JITModel, make_model

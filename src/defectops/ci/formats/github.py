@@ -16,7 +16,7 @@ from pathlib import Path
 from defectops.ci.formats.markdown import render_markdown
 from defectops.ci.reasons import describe
 from defectops.ci.report import CommitPrediction, PredictionReport
-from defectops.training.risk import RiskBand
+from defectops.training import RiskBand
 
 _COMMAND = {RiskBand.HIGH: "error", RiskBand.MEDIUM: "warning"}
 

@@ -19,7 +19,7 @@ from typing import Any
 from defectops import __version__
 from defectops.ci.reasons import describe
 from defectops.ci.report import CommitPrediction, PredictionReport
-from defectops.training.risk import RiskBand
+from defectops.training import RiskBand
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from defectops.predlog.log import FeedbackRecord
+from defectops.predlog import FeedbackRecord
 from defectops.serving.deps import ServiceDep
 from defectops.serving.schemas import FeedbackResponse
 
