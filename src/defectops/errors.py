@@ -74,3 +74,9 @@ class NotFoundError(DefectOpsError):
 
     exit_code = 7
     http_status = 404
+
+
+class ForeignStateError(StateError):
+    """A miner state that was not mined from this repository's history (or cannot be shown to be)."""
+
+    exit_code = 2

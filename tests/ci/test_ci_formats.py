@@ -268,9 +268,10 @@ def test_json_document_structure(report: PredictionReport) -> None:
     assert sorted(first) == sorted(
         [
             "sha", "probability", "risk", "risk_band", "threshold", "model_name", "model_version", "reasons",
-            "subject", "author_name", "author_email", "reasons_text", "features", "files",
+            "subject", "author_name", "author_email", "reasons_text", "features", "files", "notes",
         ]
     )  # fmt: skip
+    assert first["notes"] == []
     assert first["files"][1] == {
         "path": "src/app.py",
         "old_path": None,

@@ -144,7 +144,7 @@ def test_state_export_and_import_round_trip(handworked: RepoBuilder, tmp_path: P
     importer = Miner(
         GitRepo.open(handworked.path), Workspace(tmp_path / "b").ensure(), MineOptions(rev="base")
     )
-    info = importer.store.import_from(exported)
+    info = importer.store.import_from(exported, importer.repo)
     assert info.head == handworked.shas[4]
     scored = importer.score([handworked.shas[6]]).set_index("sha")
     assert_same_metrics(scored.loc[handworked.shas[6]], full.loc[handworked.shas[6]], handworked.shas[6])

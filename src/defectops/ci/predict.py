@@ -90,7 +90,7 @@ def import_state(
     if state_file is not None and state_url is not None:
         raise InputError("give either --state or --state-from, not both")
     if state_file is not None:
-        info = miner.store.import_from(state_file)
+        info = miner.store.import_from(state_file, miner.repo)
         return f"imported miner state {state_file} ({info.commits} commits up to {info.head[:12]})"
     if state_url is not None:
         from defectops.storage import ArtifactStore
@@ -99,7 +99,7 @@ def import_state(
         store = ArtifactStore.from_url(root, environ=environ)
         with tempfile.TemporaryDirectory(prefix="state-", dir=workspace.ensure().root) as tmp:
             local = store.get_state(name, Path(tmp) / "state.sqlite")
-            info = miner.store.import_from(local)
+            info = miner.store.import_from(local, miner.repo)
         return f"imported miner state {state_url} ({info.commits} commits up to {info.head[:12]})"
     return None
 
@@ -135,7 +135,18 @@ def ensure_state(miner: Miner, repo: GitRepo, revs: Sequence[str], note: Note) -
     """
     info = miner.store.info()
     if info is not None:
-        if not repo.object_exists(info.head):
+        present = repo.object_exists(info.head)
+        diverged = (
+            present and not repo.is_ancestor(info.head, "HEAD") and not repo.is_ancestor("HEAD", info.head)
+        )
+        if not present or diverged:
+            if repo.is_shallow():
+                return  # scored from what the clone has; each commit says what history is missing
+            note(
+                f"the miner state's head {info.head[:12]} is not in the history of HEAD (a force-push, or a "
+                "state of another branch): mining the history instead, for exact metrics"
+            )
+            miner.mine()
             return
         covered = [sha for sha in _targets(repo, revs) if repo.is_ancestor(sha, info.head)]
         if not covered or _in_dataset(miner, covered):
@@ -222,7 +233,8 @@ def run_predict(
     if imported:
         note(imported)
     ensure_state(miner, repo, revs, note)
-    mined = miner.score(revs)
+    jit = miner.score_jit(revs)
+    mined = jit.metrics
     is_merge = mined["is_merge"].astype(bool)
     merges = tuple(str(s) for s in mined.loc[is_merge, "sha"])
     scored = mined.loc[~is_merge].reset_index(drop=True)
@@ -251,7 +263,8 @@ def run_predict(
         for i, (sha, result) in enumerate(zip(shas, results, strict=True)):
             row = features.iloc[i]
             values = {name: float(row[name]) for name in names if name in features.columns}
-            predictions.append(CommitPrediction(scored=result, info=infos[sha], features=values))
+            noted = (jit.notes[sha],) if sha in jit.notes else ()
+            predictions.append(CommitPrediction(scored=result, info=infos[sha], features=values, notes=noted))
     return PredictionReport(
         repo=str(repo.path),
         revisions=tuple(request.commits or ([request.range_] if request.range_ else ["HEAD"])),

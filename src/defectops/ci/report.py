@@ -65,6 +65,8 @@ class CommitPrediction:
     scored: Scored
     info: CommitInfo
     features: dict[str, float]
+    #: Why this commit's metrics may be off (e.g. history between the miner state and the clone missing).
+    notes: tuple[str, ...] = ()
 
     @property
     def sha(self) -> str:
@@ -95,6 +97,7 @@ class CommitPrediction:
             "reasons_text": self.reasons_text,
             "features": self.features,
             "files": [f.as_dict() for f in self.info.files],
+            "notes": list(self.notes),
         }
 
 

@@ -244,7 +244,7 @@ def state_export(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Write the miner state to a file (for CI on shallow clones)."""
-    info = _store(repo, branch).export_to(out)
+    info = _miner(repo, branch).store.export_to(out)
     _print_state(info, out, "exported", json_output)
 
 
@@ -255,17 +255,18 @@ def state_import(
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
     """Use a state file exported elsewhere as this workspace's miner state for the repository."""
-    info = _store(repo, branch).import_from(file)
+    miner = _miner(repo, branch)
+    info = miner.store.import_from(file, miner.repo)
     _print_state(info, file, "imported", json_output)
 
 
-def _store(repo: Path, branch: str) -> Any:
+def _miner(repo: Path, branch: str) -> Any:
     from defectops.config import Settings, Workspace
     from defectops.git import GitRepo
     from defectops.mining import MineOptions, Miner
 
     workspace = Workspace.from_settings(Settings()).ensure()
-    return Miner(GitRepo.open(repo), workspace, MineOptions(rev=branch)).store
+    return Miner(GitRepo.open(repo), workspace, MineOptions(rev=branch))
 
 
 def _print_state(info: Any, path: Path, verb: str, json_output: bool) -> None:

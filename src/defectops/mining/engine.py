@@ -28,6 +28,8 @@ from defectops.config import Workspace
 from defectops.data import COMMITS_SCHEMA, FILES_SCHEMA, METRIC_NAMES, read_table, write_table
 from defectops.errors import EmptyRepositoryError, ShallowCloneError, StateError
 from defectops.git import BASE_OPTIONS, LOG_OPTIONS, BlobReader, Commit, GitRepo, LogParser
+from defectops.mining.identity import RepositoryIdentity, remote_of
+from defectops.mining.jit import JitScores, plan_jit
 from defectops.mining.lines import LineCounts
 from defectops.mining.metrics import ChangeMetrics, HistoryState
 from defectops.mining.state import StateInfo, StateStore
@@ -309,12 +311,18 @@ class Miner:
         file_parts: list[pd.DataFrame] = []
         mined = 0
         merges = 0
+        roots: list[str] = []
+        head_time = info.head_time if info is not None else None
         with _gc_paused(), BlobReader(self.repo) as reader:
             counts = LineCounts(reader)
             for batch in self._stream(shas):
                 counts.prefetch(batch)
                 for commit in batch:
                     mined += 1
+                    if not commit.parents:
+                        roots.append(commit.sha)
+                    if commit.sha == head:
+                        head_time = commit.committer_time.timestamp()
                     if commit.is_merge:
                         merges += 1
                         rows.add(commit, None)
@@ -342,6 +350,9 @@ class Miner:
             head=head,
             commits=len(commits),
             defectops_version=__version__,
+            roots=self._roots(info, roots),
+            remote=remote_of(self.repo),
+            head_time=head_time,
         )
         # The two datasets and the state are independent files: written side by side (Parquet encoding,
         # compression and hashing release the GIL).
@@ -360,6 +371,17 @@ class Miner:
             for write in writes:
                 write.result()
         return self._result(head, new=mined, merges=merges, rebuilt=rebuilt, started=started, blobs=blobs)
+
+    def _roots(self, previous: StateInfo | None, seen: list[str]) -> tuple[str, ...]:
+        """The root commits of the mined history: those seen now plus the earlier ones (unknown, so empty,
+        on a shallow clone, whose oldest commits only look parentless)."""
+        if self.repo.is_shallow():
+            return ()
+        if previous is None:
+            return tuple(sorted(seen))
+        if previous.roots:
+            return tuple(sorted({*previous.roots, *seen}))
+        return RepositoryIdentity.of(self.repo, self.options.rev).roots  # a state from an older version
 
     def _result(
         self, head: str, *, new: int, merges: int, rebuilt: str | None, started: float, blobs: int
@@ -398,10 +420,19 @@ class Miner:
     # -- just-in-time scoring ----------------------------------------------------------------------------
 
     def score(self, revs: Sequence[str], progress: Progress | None = None) -> pd.DataFrame:
-        """Metrics of the given commits (shas, or one ``BASE..HEAD`` range) from the stored state.
+        """Metrics of the given commits (shas, or one ``BASE..HEAD`` range) from the stored state; see
+        :meth:`score_jit` for the notes on commits whose history metrics are approximate."""
+        return self.score_jit(revs, progress).metrics
+
+    def score_jit(self, revs: Sequence[str], progress: Progress | None = None) -> JitScores:
+        """Metrics of the given commits from the stored state, with a note on each commit whose history
+        metrics are approximate.
 
         Commits the state already covers are read from the workspace dataset; the others are scored as a
         full-history run would score them, applying the commits between the state's head and them first.
+        When the clone lacks the state's head (a shallow clone fetched less deeply than the state is old, or
+        a rewritten history), the commits in between cannot be applied: the clone's commits newer than the
+        state's head are applied, and each scored commit carries a note saying how much history is missing.
         The stored state is not changed.
         """
         info = self.store.info()
@@ -411,19 +442,9 @@ class Miner:
                 "or `defectops state import` first"
             )
         targets = self._targets(revs)
-        # One rev-list answers both questions: which targets the state already covers, and which commits
-        # must be applied before the fresh ones (a shallow clone may lack the state's head: then only the
-        # requested commits are applied).
-        needed: list[str] | None = None
-        if targets:
-            listed = self.repo.run(
-                "rev-list", "--topo-order", "--reverse", *targets, f"^{info.head}", check=False
-            )
-            needed = listed.decode().split() if listed.strip() or self.repo.object_exists(info.head) else None
-        head_known = needed is not None
-        unseen = set(needed) if needed is not None else set(targets)
-        covered = [sha for sha in targets if sha not in unseen]
-        fresh = [sha for sha in targets if sha in unseen]
+        plan = plan_jit(self.repo, info, targets)
+        covered = [sha for sha in targets if sha not in plan.unseen]
+        fresh = [sha for sha in targets if sha in plan.unseen]
         frames: list[pd.DataFrame] = []
         if covered:
             if not self.dataset_path.exists():
@@ -434,12 +455,13 @@ class Miner:
             stored = read_table(self.dataset_path)
             frames.append(stored[stored["sha"].isin(covered)])
         if fresh:
-            frames.append(self._score_fresh(fresh, needed if head_known else None, progress))
+            frames.append(self._score_fresh(fresh, plan.apply, progress))
         if not frames:
-            return _Rows(str(self.repo.path)).commit_frame()
+            return JitScores(_Rows(str(self.repo.path)).commit_frame(), {})
         result = pd.concat(frames, ignore_index=True)
         order = {sha: i for i, sha in enumerate(targets)}
-        return result.sort_values("sha", key=lambda s: s.map(order)).reset_index(drop=True)
+        metrics = result.sort_values("sha", key=lambda s: s.map(order)).reset_index(drop=True)
+        return JitScores(metrics, {sha: plan.notes[sha] for sha in fresh if sha in plan.notes})
 
     def _targets(self, revs: Sequence[str]) -> list[str]:
         targets: list[str] = []
@@ -462,11 +484,7 @@ class Miner:
                 targets.append(self.repo.resolve(rev))
         return list(dict.fromkeys(targets))
 
-    def _score_fresh(
-        self, fresh: list[str], needed: list[str] | None, progress: Progress | None
-    ) -> pd.DataFrame:
-        if needed is None:
-            needed = list(fresh)
+    def _score_fresh(self, fresh: list[str], needed: list[str], progress: Progress | None) -> pd.DataFrame:
         self._check_parents_present(fresh)
         wanted = set(fresh)
         rows = _Rows(str(self.repo.path))

@@ -8,8 +8,10 @@ file is what ``defectops state export`` writes and ``import`` reads, for CI on s
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
+import tempfile
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from defectops.errors import StateError
+from defectops.git import GitRepo
+from defectops.mining.identity import RepositoryIdentity, check_same_repository
 from defectops.mining.metrics import DeveloperHistory, FileHistory, HistoryState
 
 FORMAT_VERSION = "1"
@@ -39,6 +43,16 @@ class StateInfo:
     head: str
     commits: int
     defectops_version: str
+    #: Root commits of the mined history (empty when mined from a shallow clone or by an older version).
+    roots: tuple[str, ...] = ()
+    #: The normalised remote URL of the mined clone ("" when it had none).
+    remote: str = ""
+    #: Commit time of ``head`` as a UNIX timestamp (None for states written by older versions).
+    head_time: float | None = None
+
+    @property
+    def identity(self) -> RepositoryIdentity:
+        return RepositoryIdentity(roots=self.roots, remote=self.remote)
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -90,6 +104,9 @@ class StateStore:
             head=meta.get("head", ""),
             commits=int(meta.get("commits", "0")),
             defectops_version=meta.get("defectops_version", ""),
+            roots=RepositoryIdentity.decode_roots(meta.get("roots", "")),
+            remote=meta.get("remote", ""),
+            head_time=float(meta["head_time"]) if meta.get("head_time") else None,
         )
 
     def load(self) -> HistoryState:
@@ -128,10 +145,21 @@ class StateStore:
         return HistoryState(file_loader=file_loader, developer_loader=developer_loader), conn
 
     def save(self, state: HistoryState, info: StateInfo) -> None:
-        """Write the whole state atomically (a new file renamed over the old one)."""
+        """Write the whole state atomically: a new file of this writer's own, renamed over the old one, so
+        concurrent writers never write into one temporary file and a reader never sees half a state."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.unlink(missing_ok=True)
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        tmp = Path(name)
+        try:
+            self._write(tmp, state, info)
+            tmp.replace(self.path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    @staticmethod
+    def _write(tmp: Path, state: HistoryState, info: StateInfo) -> None:
         conn = _connect(tmp)
         try:
             with conn:
@@ -155,11 +183,13 @@ class StateStore:
                         ("head", info.head),
                         ("commits", str(info.commits)),
                         ("defectops_version", info.defectops_version),
+                        ("roots", ",".join(info.roots)),
+                        ("remote", info.remote),
+                        ("head_time", "" if info.head_time is None else repr(info.head_time)),
                     ],
                 )
         finally:
             conn.close()
-        tmp.replace(self.path)
 
     def delete(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -172,12 +202,20 @@ class StateStore:
         shutil.copyfile(self.path, target)
         return info
 
-    def import_from(self, source: Path) -> StateInfo:
+    def import_from(self, source: Path, repo: GitRepo) -> StateInfo:
+        """Install ``source`` as this repository's state, after checking that it was mined from ``repo``'s
+        history (another project's state would score these commits with someone else's past)."""
         if not source.is_file():
             raise StateError(f"{source}: no such state file")
         info = StateStore(source).info()
         if info is None:
             raise StateError(f"{source}: an empty or foreign state file")
+        check_same_repository(
+            info.identity, info.head, repo, state_source=info.repo_path, what=f"the miner state {source}"
+        )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, self.path)
+        fd, name = tempfile.mkstemp(prefix=f".{self.path.name}.", suffix=".tmp", dir=self.path.parent)
+        os.close(fd)
+        shutil.copyfile(source, name)
+        Path(name).replace(self.path)
         return info

@@ -46,6 +46,8 @@ def _annotation(commit: CommitPrediction, report: PredictionReport, command: str
     )
     if reasons:
         message += f" Reasons: {reasons}."
+    for note in commit.notes:
+        message += f" Note: {note}."
     return f"::{command} {','.join(properties)}::{escape_data(message)}"
 
 

@@ -56,6 +56,10 @@ def render_markdown(report: PredictionReport) -> str:
             )
     else:
         lines.append("No commit to score.")
+    noted = [c for c in report.commits if c.notes]
+    if noted:
+        lines += ["", "Notes:"]
+        lines += [f"- `{c.short_sha}`: {escape(note)}" for c in noted for note in c.notes]
     if report.skipped_merges:
         shas = ", ".join(f"`{sha[:12]}`" for sha in report.skipped_merges)
         lines += [

@@ -103,7 +103,8 @@ def _message(commit: CommitPrediction, report: PredictionReport) -> str:
         f"Commit {commit.short_sha}{subject} has a {commit.band.value} defect risk: probability "
         f"{commit.scored.probability:.3f} (threshold {report.threshold:.3f})."
     )
-    return f"{text} Reasons: {reasons}." if reasons else text
+    text = f"{text} Reasons: {reasons}." if reasons else text
+    return " ".join([text, *(f"Note: {note}." for note in commit.notes)])
 
 
 def render_sarif(

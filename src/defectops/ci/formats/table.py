@@ -32,6 +32,6 @@ def render_table(report: PredictionReport) -> Table:
             f"[{_STYLE[band]}]{band}[/]",
             f"{commit.scored.probability:.3f}",
             commit.info.subject,
-            "\n".join(commit.reasons_text),
+            "\n".join([*commit.reasons_text, *(f"[dim]note: {note}[/]" for note in commit.notes)]),
         )
     return table
