@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape as markup_escape
 
 from defectops import __version__
 from defectops.cli.ci import models_export, predict
@@ -25,6 +26,7 @@ from defectops.cli.monitor import monitor
 from defectops.cli.run import run
 from defectops.cli.serve import serve
 from defectops.cli.train import evaluate, train
+from defectops.cli.ui import ui
 from defectops.console import stderr
 from defectops.errors import ConfigError, DefectOpsError
 
@@ -88,6 +90,7 @@ app.command("predict")(predict)
 app.command("serve")(serve)
 app.command("heal")(heal)
 app.command("scheduler")(scheduler)
+app.command("ui")(ui)
 
 
 def settings_error(exc: ValidationError) -> ConfigError | None:
@@ -135,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     except DefectOpsError as exc:
         if _verbose:
             traceback.print_exc()
-        stderr.print(f"[bold red]error:[/] {exc}", highlight=False)
+        stderr.print(f"[bold red]error:[/] {markup_escape(str(exc))}", highlight=False)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -154,7 +157,8 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         else:
             stderr.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {exc} (run with --verbose for details)",
+                f"[bold red]internal error:[/] {type(exc).__name__}: {markup_escape(str(exc))} "
+                "(run with --verbose for details)",
                 highlight=False,
             )
         sys.exit(70)

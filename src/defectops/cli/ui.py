@@ -1,0 +1,82 @@
+"""``defectops ui``: MLflow's web UI over the workspace's registry, to browse runs and registered models.
+
+Why a command: the registry is a SQLite file inside the workspace, and the MLflow that scoring needs
+(mlflow-skinny) has no UI; ``mlflow ui`` from the project's environment showed "landing page not found". This
+command checks that the UI is installed (the ``ui`` extra: ``pip install 'defectops[ui]'``), resolves the same
+tracking and registry URIs every other command uses, and runs MLflow's own server on them, bound to loopback
+unless told otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from defectops.console import stderr
+from defectops.errors import ConfigError, InputError
+
+
+def _mlflow_ui_installed() -> Path | None:
+    """The ``mlflow`` executable of this environment when its web UI is installed, else None."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("mlflow")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    package = Path(next(iter(spec.submodule_search_locations)))
+    if not (package / "server" / "js" / "build" / "index.html").is_file():
+        return None  # mlflow-skinny: the tracking client without the server's web assets
+    executable = Path(sys.executable).with_name("mlflow")
+    return executable if executable.is_file() else None
+
+
+def ui(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 5000,
+) -> None:
+    """Browse runs and registered models in MLflow's web UI, over this workspace's registry."""
+    from defectops.config import Settings
+    from defectops.registry import TrackingConfig
+
+    mlflow = _mlflow_ui_installed()
+    if mlflow is None:
+        raise ConfigError(
+            "MLflow's web UI is not installed (mlflow-skinny, which scoring uses, has none): "
+            "pip install 'defectops[ui]'"
+        )
+    config = TrackingConfig.from_settings(Settings(), environ=os.environ)
+    if config.tracking_uri.startswith(("http://", "https://", "databricks")):
+        raise InputError(
+            "the registry is an MLflow tracking server (MLFLOW_TRACKING_URI): open that server's own UI"
+        )
+    config.ensure_local_dirs()
+    command = [
+        str(mlflow),
+        "server",
+        "--backend-store-uri",
+        config.tracking_uri,
+        "--registry-store-uri",
+        config.registry_uri,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    if config.artifact_location:
+        command += ["--default-artifact-root", config.artifact_location]
+    stderr.print(
+        f"MLflow UI on http://{host}:{port}/ over the registry of {config.workspace}", highlight=False
+    )
+    try:
+        code = subprocess.run(command, check=False).returncode
+    except KeyboardInterrupt:
+        code = 0
+    if code:
+        raise typer.Exit(code)
