@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from itertools import repeat
 
 from defectops.errors import GitError
-from defectops.git import BlobReader, GitRepo
+from defectops.git import BlobReader, GitRepo, header_name, parse_hunk_header, unquote_path
 from defectops.labeling.ignore_revs import ignored_commit_origins
 
 ZERO_SHA = b"0" * 40
@@ -158,32 +158,6 @@ class _Entry:
 
 # -- parsing -------------------------------------------------------------------------------------------------
 
-_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("t"): 9, ord("n"): 10, ord("v"): 11, ord("f"): 12, ord("r"): 13}
-
-
-def unquote_path(raw: bytes) -> bytes:
-    """Undo git's C-style quoting of unusual paths (``"a\\tb"``, ``"\\303\\251"``); plain paths pass
-    through."""
-    if not (raw.startswith(b'"') and raw.endswith(b'"') and len(raw) >= 2):
-        return raw
-    body = raw[1:-1]
-    out = bytearray()
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch != 0x5C:  # backslash
-            out.append(ch)
-            i += 1
-            continue
-        nxt = body[i + 1] if i + 1 < len(body) else 0x5C
-        if 0x30 <= nxt <= 0x37:
-            out.append(int(body[i + 1 : i + 4], 8) & 0xFF)
-            i += 4
-        else:
-            out.append(_ESCAPES.get(nxt, nxt))
-            i += 2
-    return bytes(out)
-
 
 def _parse_raw(line: bytes) -> _Entry:
     meta, _, paths = line.partition(b"\t")
@@ -205,14 +179,6 @@ def _parse_raw(line: bytes) -> _Entry:
         old_path=old_path,
         new_path=new_path,
     )
-
-
-def _parse_hunk_header(line: bytes) -> tuple[int, int, int, int]:
-    parts = line.split(b" ", 3)
-    old, new = parts[1][1:], parts[2][1:]
-    a, _, b = old.partition(b",")
-    c, _, d = new.partition(b",")
-    return int(a), int(b) if b else 1, int(c), int(d) if d else 1
 
 
 def _parse_commit_block(block: bytes, want_text: bool) -> tuple[str, list[_Entry]]:
@@ -244,7 +210,7 @@ def _parse_commit_block(block: bytes, want_text: bool) -> tuple[str, list[_Entry
         line = lines[i]
         first = line[:1]
         if first == b"@":
-            a, b, c, d = _parse_hunk_header(line)
+            a, b, c, d = parse_hunk_header(line)
             i += 1
             if current is not None:
                 current.hunks.append((a, b, c, d))
@@ -348,12 +314,8 @@ def parse_combined_block(block: bytes) -> dict[bytes, CombinedFile]:
                 current.hunks[-1][1].append(marks)
                 continue
         if not in_hunk and line.startswith(b"--- "):
-            name = line[4:]
-            if name == b"/dev/null":
-                current.paths.append(None)
-            else:
-                name = unquote_path(name)
-                current.paths.append(name[2:] if name.startswith(b"a/") else name)
+            name = header_name(line)
+            current.paths.append(name[2:] if name is not None and name.startswith(b"a/") else name)
             continue
         if line.startswith(b"Binary files "):
             current.binary = True
