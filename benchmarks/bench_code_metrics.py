@@ -26,7 +26,8 @@ from pathlib import Path
 from defectops.git.log import LOG_OPTIONS, parse_log
 from defectops.git.records import ChangeType, Commit
 from defectops.git.repo import GitRepo
-from defectops.mining.code_metrics import aggregate_per_commit, code_metrics
+from defectops.mining.code_aggregate import aggregate_per_commit
+from defectops.mining.code_metrics import code_metrics
 from defectops.mining.terraform import (
     TerraformMetrics,
     TerraformParseError,
