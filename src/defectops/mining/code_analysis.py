@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import IO, Final
 
+from defectops.errors import TerraformParseError
 from defectops.mining.code_rows import SKIP_BINARY, TERRAFORM, SourceMetrics
-from defectops.mining.terraform import TerraformMetrics, TerraformParseError, parse_terraform
+from defectops.mining.terraform import TerraformMetrics, parse_terraform
 
 # git's own binary heuristic: a NUL byte in the first 8000 bytes.
 _BINARY_PROBE: Final = 8000
