@@ -23,13 +23,14 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from defectops.errors import TerraformParseError
 from defectops.git.log import LOG_OPTIONS, parse_log
 from defectops.git.records import ChangeType, Commit
 from defectops.git.repo import GitRepo
-from defectops.mining.code_metrics import aggregate_per_commit, code_metrics
+from defectops.mining.code_aggregate import aggregate_per_commit
+from defectops.mining.code_metrics import code_metrics
 from defectops.mining.terraform import (
     TerraformMetrics,
-    TerraformParseError,
     clear_parse_cache,
     parse_terraform,
 )

@@ -80,3 +80,20 @@ class ForeignStateError(StateError):
     """A miner state that was not mined from this repository's history (or cannot be shown to be)."""
 
     exit_code = 2
+
+
+class TerraformParseError(InputError):
+    """A ``.tf`` file that python-hcl2 cannot parse; the code-metrics row records it as a parse error."""
+
+
+class RateLimitError(DefectOpsError):
+    """GitHub's rate limit would make us wait longer than allowed."""
+
+    exit_code = 8
+    http_status = 503
+
+
+class AlertDeliveryError(DefectOpsError):
+    """A notification could not be delivered (the message says where, never with secrets)."""
+
+    exit_code = 1

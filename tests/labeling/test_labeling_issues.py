@@ -14,12 +14,11 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from defectops.errors import ConfigError, InputError, NotFoundError
+from defectops.errors import ConfigError, InputError, NotFoundError, RateLimitError
 from defectops.labeling.issues import (
     BugRules,
     GitHubIssues,
     IssueList,
-    RateLimitError,
     decide,
     fetch_github_cached,
     issue_references,

@@ -11,6 +11,7 @@ finally and or; C: if for while case && || ?); CCN of a file is the sum over its
 from __future__ import annotations
 
 import subprocess
+import sys
 from dataclasses import fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,8 +21,11 @@ import pytest
 from defectops.errors import MissingObjectError
 from defectops.git.records import ChangeType, Commit, FileChange
 from defectops.git.repo import GitRepo
-from defectops.mining import code_metrics as cm
-from defectops.mining.code_metrics import (
+from defectops.mining import code_analysis
+from defectops.mining.code_aggregate import aggregate_per_commit
+from defectops.mining.code_analysis import language_of
+from defectops.mining.code_metrics import code_metrics
+from defectops.mining.code_rows import (
     COMMIT_COLUMNS,
     FILE_COLUMNS,
     SKIP_BINARY,
@@ -30,9 +34,6 @@ from defectops.mining.code_metrics import (
     CommitCodeMetrics,
     FileCodeMetrics,
     SourceMetrics,
-    aggregate_per_commit,
-    code_metrics,
-    language_of,
 )
 from gitrepo import RepoBuilder
 
@@ -518,7 +519,7 @@ def test_lizard_recursion_failure_is_a_parse_error(tmp_path: Path) -> None:
 def test_other_stderr_writes_pass_through_during_analysis(capsys: pytest.CaptureFixture[str]) -> None:
     # While lizard runs, stderr is watched for its "[skip]" complaint only; anything else (a progress bar
     # drawn by another thread) still reaches the real stderr.
-    watcher = cm._LizardComplaints(cm.sys.stderr)
+    watcher = code_analysis._LizardComplaints(sys.stderr)
     watcher.write("progress 42%\n")
     watcher.write("[skip] fail to process 'x.js' with RecursionError - too deep\n")
     watcher.flush()

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from defectops.errors import InputError
+from defectops.errors import InputError, TerraformParseError
 from defectops.mining.terraform import (
     BLOCK_KINDS,
-    TerraformParseError,
     diff_terraform,
     parse_terraform,
     split_top_level,

@@ -12,9 +12,8 @@ from typing import Any
 
 import pytest
 
-from defectops.errors import ConfigError, InputError
+from defectops.errors import AlertDeliveryError, ConfigError, InputError
 from defectops.monitoring.alerts import (
-    AlertDeliveryError,
     AlertSettings,
     AlertState,
     alert_message,

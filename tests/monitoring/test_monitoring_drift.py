@@ -9,19 +9,16 @@ import pandas as pd
 import pytest
 
 from defectops.errors import ConfigError, InputError
-from defectops.monitoring.drift import (
+from defectops.monitoring.drift import classify_feature, detect_feature_drift, feature_drift, prediction_drift
+from defectops.monitoring.drift_pca import PCAReconstructionDrift
+from defectops.monitoring.drift_stats import (
     NEW,
     OTHER,
-    PCAReconstructionDrift,
     category_table,
     chi_square_test,
-    classify_feature,
-    detect_feature_drift,
-    feature_drift,
     jensen_shannon_distance,
     ks_test,
     normalized_wasserstein,
-    prediction_drift,
     psi_from_counts,
     psi_level,
     psi_noise_floor,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from defectops.monitoring.drift import Adwin, PageHinkley, stream_drift
+from defectops.monitoring.drift_streams import Adwin, PageHinkley, stream_drift
 from defectops.monitoring.settings import MonitoringSettings
 
 

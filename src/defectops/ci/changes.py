@@ -9,18 +9,14 @@ to those files.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from defectops.git import ChangeType, Commit, GitRepo, decode_path
-from defectops.labeling import unquote_path
+from defectops.git import ChangeType, Commit, GitRepo, decode_path, header_name, parse_hunk_header
 from defectops.mining import read_commits
 
 #: How many files of a commit are shown as its locations (GitHub displays the first one).
 MAX_LOCATIONS = 3
-
-_HUNK = re.compile(rb"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@")
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,19 +138,13 @@ def parse_first_added_lines(diff: bytes) -> dict[str, int]:
     fallback: dict[str, int] = {}
     for line in diff.split(b"\n"):
         if line.startswith(b"+++ "):
-            name = line[4:]
-            if not name.startswith(b'"') and name.endswith(b"\t"):
-                name = name[:-1]  # git appends a TAB to names with spaces
-            name = unquote_path(name)
-            current = decode_path(name[2:]) if name.startswith(b"b/") else None
+            name = header_name(line)
+            current = decode_path(name[2:]) if name is not None and name.startswith(b"b/") else None
             continue
-        if current is None or current in found:
-            continue
-        match = _HUNK.match(line)
-        if match is None:
-            continue
-        start, count = int(match.group(1)), match.group(2)
-        if count is None or int(count) > 0:
+        if current is None or current in found or not line.startswith(b"@@ -"):
+            continue  # not a hunk header (a merge's combined "@@@" hunks have no single new side)
+        _a, _b, start, count = parse_hunk_header(line)
+        if count > 0:
             found[current] = max(start, 1)
         else:
             fallback.setdefault(current, max(start, 1))  # a pure deletion: the line after which it was

@@ -2,6 +2,7 @@
 
 from defectops.git.blobs import BlobReader
 from defectops.git.log import LOG_OPTIONS, LogParser, parse_log
+from defectops.git.patch import header_name, parse_hunk_header, unquote_path
 from defectops.git.records import ChangeType, Commit, FileChange
 from defectops.git.repo import BASE_OPTIONS, GitRepo, decode_path, decode_text
 
@@ -16,5 +17,8 @@ __all__ = [
     "LogParser",
     "decode_path",
     "decode_text",
+    "header_name",
+    "parse_hunk_header",
     "parse_log",
+    "unquote_path",
 ]

@@ -1,7 +1,6 @@
 """Labelling: which commits fix defects, which induced them (SZZ), and when each label became known."""
 
 from defectops.labeling.issues import GitHubIssues, fetch_github_cached, load_issues
-from defectops.labeling.lines import unquote_path
 from defectops.labeling.pipeline import LabelOptions, label_repository
 from defectops.labeling.szz import VARIANTS, SzzOptions
 
@@ -13,5 +12,4 @@ __all__ = [
     "fetch_github_cached",
     "label_repository",
     "load_issues",
-    "unquote_path",
 ]

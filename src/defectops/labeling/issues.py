@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from defectops.errors import ConfigError, DefectOpsError, InputError, NotFoundError
+from defectops.errors import ConfigError, InputError, NotFoundError, RateLimitError
 
 DEFAULT_BUG_PATTERN = r"\b(?:bug|bugs|defect|regression|crash|fault)\b"
 DEFAULT_NOT_BUG_PATTERN = r"\b(?:not\s*a\s*bug|invalid|wontfix|won'?t\s*fix|works\s*as\s*intended)\b"
@@ -241,13 +241,6 @@ def load_issues(path: Path, rules: BugRules | None = None) -> IssueList:
 
 
 # -- GitHub --------------------------------------------------------------------------------------------------
-
-
-class RateLimitError(DefectOpsError):
-    """GitHub's rate limit would make us wait longer than allowed."""
-
-    exit_code = 8
-    http_status = 503
 
 
 _LINK = re.compile(r'<([^>]+)>\s*;\s*rel="?([^",;]+)"?')

@@ -28,521 +28,35 @@ is returned so that a later run continues from it (see :mod:`defectops.labeling.
 
 from __future__ import annotations
 
-import bisect
-import difflib
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
-from itertools import repeat
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from defectops.errors import GitError
 from defectops.git import BlobReader, GitRepo
+from defectops.labeling.alignment import (
+    apply_hunks,
+    combined_origins,
+    matching_lines,
+    normalise,
+    split_lines,
+)
+from defectops.labeling.diffs import CombinedFile, DiffEntry, parse_combined_block
 from defectops.labeling.ignore_revs import ignored_commit_origins
+from defectops.labeling.origins import (
+    DeletedLines,
+    FileLines,
+    FileTouch,
+    LineState,
+    Loader,
+    TrackResult,
+    TrackStats,
+)
+from defectops.labeling.streams import OrderedStream, combined_args, merge_args, patch_args
 
-ZERO_SHA = b"0" * 40
-_WHITESPACE = b" \t\r\n\f\v"
+# LineState and TrackResult are part of this module's interface (the tracker's inputs and result).
+__all__ = ["CommitNode", "LineState", "LineTracker", "TrackResult"]
+
 _SUBMODULE = b"160000"
-
-
-@dataclass(slots=True)
-class FileLines:
-    """One file of one commit: its blob id and the origin (commit index) of each of its lines."""
-
-    blob: bytes
-    origins: list[int]
-    binary: bool = False
-
-
-_MISSING = object()
-Loader = Callable[[bytes], "FileLines | None"]
-
-
-class LineState:
-    """The files of one commit. ``loader`` fills in files on demand (a commit whose history was not
-    streamed)."""
-
-    __slots__ = ("files", "loader")
-
-    def __init__(
-        self, files: dict[bytes, FileLines | None] | None = None, loader: Loader | None = None
-    ) -> None:
-        self.files: dict[bytes, FileLines | None] = files if files is not None else {}
-        self.loader = loader
-
-    def get(self, path: bytes) -> FileLines | None:
-        entry = self.files.get(path, _MISSING)
-        if entry is _MISSING:
-            if self.loader is None:
-                return None
-            loaded = self.loader(path)
-            self.files[path] = loaded
-            return loaded
-        return entry  # type: ignore[return-value]
-
-    def put(self, path: bytes, entry: FileLines) -> None:
-        self.files[path] = entry
-
-    def remove(self, path: bytes) -> None:
-        if self.loader is None:
-            self.files.pop(path, None)
-        else:
-            self.files[path] = None  # tombstone: do not ask the loader again
-
-    def copy(self) -> LineState:
-        return LineState(dict(self.files), self.loader)
-
-    def items(self) -> Iterator[tuple[bytes, FileLines]]:
-        """Known files (a lazy state yields only what it has loaded or changed)."""
-        for path, entry in self.files.items():
-            if entry is not None:
-                yield path, entry
-
-
-@dataclass(slots=True)
-class DeletedLines:
-    """Lines that a fix deleted or changed in one file, with their origins: one blame of that fix."""
-
-    fix: int
-    path: bytes
-    new_path: bytes | None
-    start: int
-    origins: list[int]
-    text: list[bytes]
-
-
-@dataclass(slots=True)
-class FileTouch:
-    """What one non-merge commit did to one file (kept for fixes, to decide linkability and filters)."""
-
-    status: str
-    path: bytes
-    old_path: bytes | None
-    binary: bool
-    added: int
-    deleted: int
-
-
-@dataclass
-class TrackStats:
-    commits: int = 0
-    merges: int = 0
-    merge_files_resolved: int = 0
-    merge_files_aligned_here: int = 0
-    lazy_files: int = 0
-    desync_hunks: int = 0
-
-
-@dataclass
-class TrackResult:
-    """Everything a pass produces: the tip's state, the deleted lines of every fix, and what fixes touched."""
-
-    tip_state: LineState | None
-    deleted: list[DeletedLines] = field(default_factory=list)
-    touched: dict[int, list[FileTouch]] = field(default_factory=dict)
-    stats: TrackStats = field(default_factory=TrackStats)
-
-
-@dataclass(slots=True)
-class _Entry:
-    status: str
-    old_mode: bytes
-    new_mode: bytes
-    old_blob: bytes
-    new_blob: bytes
-    old_path: bytes | None
-    new_path: bytes
-    hunks: list[tuple[int, int, int, int]] = field(default_factory=list)
-    deleted_text: list[list[bytes]] = field(default_factory=list)
-    binary: bool = False
-
-
-# -- parsing -------------------------------------------------------------------------------------------------
-
-_ESCAPES = {ord("a"): 7, ord("b"): 8, ord("t"): 9, ord("n"): 10, ord("v"): 11, ord("f"): 12, ord("r"): 13}
-
-
-def unquote_path(raw: bytes) -> bytes:
-    """Undo git's C-style quoting of unusual paths (``"a\\tb"``, ``"\\303\\251"``); plain paths pass
-    through."""
-    if not (raw.startswith(b'"') and raw.endswith(b'"') and len(raw) >= 2):
-        return raw
-    body = raw[1:-1]
-    out = bytearray()
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch != 0x5C:  # backslash
-            out.append(ch)
-            i += 1
-            continue
-        nxt = body[i + 1] if i + 1 < len(body) else 0x5C
-        if 0x30 <= nxt <= 0x37:
-            out.append(int(body[i + 1 : i + 4], 8) & 0xFF)
-            i += 4
-        else:
-            out.append(_ESCAPES.get(nxt, nxt))
-            i += 2
-    return bytes(out)
-
-
-def _parse_raw(line: bytes) -> _Entry:
-    meta, _, paths = line.partition(b"\t")
-    fields_ = meta.split(b" ")
-    status = fields_[4][:1].decode("ascii")
-    names = paths.split(b"\t")
-    if status in ("R", "C") and len(names) >= 2:
-        old_path: bytes | None = unquote_path(names[0])
-        new_path = unquote_path(names[1])
-    else:
-        new_path = unquote_path(names[0])
-        old_path = new_path
-    return _Entry(
-        status=status,
-        old_mode=fields_[0][1:],
-        new_mode=fields_[1],
-        old_blob=fields_[2],
-        new_blob=fields_[3],
-        old_path=old_path,
-        new_path=new_path,
-    )
-
-
-def _parse_hunk_header(line: bytes) -> tuple[int, int, int, int]:
-    parts = line.split(b" ", 3)
-    old, new = parts[1][1:], parts[2][1:]
-    a, _, b = old.partition(b",")
-    c, _, d = new.partition(b",")
-    return int(a), int(b) if b else 1, int(c), int(d) if d else 1
-
-
-def _parse_commit_block(block: bytes, want_text: bool) -> tuple[str, list[_Entry]]:
-    """One commit of ``git log --raw -p -U0 --full-index``: its sha and its files with their hunks.
-
-    Content lines are skipped by the counts of their hunk header, so nothing inside a patch (a committed
-    ``.patch`` file, a line starting with ``diff --git``) can be mistaken for structure.
-    """
-    lines = block.split(b"\n")
-    sha = lines[0].strip().decode("ascii")
-    entries: list[_Entry] = []
-    pairs: dict[tuple[bytes, bytes], deque[_Entry]] = {}
-    n = len(lines)
-    i = 1
-    while i < n and (not lines[i] or lines[i][:1] == b":"):
-        line = lines[i]
-        if line:
-            entry = _parse_raw(line)
-            entries.append(entry)
-            if entry.status == "T":
-                # git shows a type change as a deletion and an addition.
-                pairs.setdefault((entry.old_blob, ZERO_SHA), deque()).append(entry)
-                pairs.setdefault((ZERO_SHA, entry.new_blob), deque()).append(entry)
-            else:
-                pairs.setdefault((entry.old_blob, entry.new_blob), deque()).append(entry)
-        i += 1
-    current: _Entry | None = None
-    while i < n:
-        line = lines[i]
-        first = line[:1]
-        if first == b"@":
-            a, b, c, d = _parse_hunk_header(line)
-            i += 1
-            if current is not None:
-                current.hunks.append((a, b, c, d))
-                if want_text:
-                    current.deleted_text.append([text[1:] for text in lines[i : i + b]])
-            i += b
-            if i < n and lines[i][:1] == b"\\":
-                i += 1
-            i += d
-            if i < n and lines[i][:1] == b"\\":
-                i += 1
-            continue
-        if first == b"d" and line.startswith(b"diff --git "):
-            current = None
-        elif first == b"i" and line.startswith(b"index "):
-            span = line[6:].split(b" ", 1)[0]
-            old_blob, _, new_blob = span.partition(b"..")
-            queue = pairs.get((old_blob, new_blob))
-            current = queue.popleft() if queue else None
-        elif first == b"B" and line.startswith(b"Binary files ") and current is not None:
-            current.binary = True
-        i += 1
-    return sha, entries
-
-
-@dataclass(slots=True)
-class CombinedFile:
-    """One file of a merge's combined diff (``git log -c -p -U0``): for each parent, the pairs (parent line,
-    merged line) that git's own diff keeps, inside the hunks; outside them every line is in every parent."""
-
-    parents: int
-    hunks: list[tuple[int, list[bytes]]] = field(default_factory=list)
-    binary: bool = False
-    paths: list[bytes | None] = field(default_factory=list)  # the file's path in each parent (renames)
-
-    def parent_path(self, parent: int, default: bytes) -> bytes | None:
-        """The path of this file in ``parent`` (None: absent there), as git's rename detection saw it."""
-        if parent < len(self.paths):
-            return self.paths[parent]
-        return default
-
-    def matches(self, parent: int, parent_size: int, merged_size: int) -> list[tuple[int, int]]:
-        """(parent index, merged index) pairs of ``parent`` (0 = first parent), 0-based, in order.
-
-        Positions come from the merged side of each hunk header and an offset carried through the hunks:
-        between hunks every line is common to all parents, so only the hunks' own lines move the offset.
-        (The parents' numbers in combined hunk headers are not reliable for empty ranges.)
-        """
-        pairs: list[tuple[int, int]] = []
-        offset = 0  # parent index - merged index, outside hunks
-        r_pos = 0
-        for r_start, marks_lines in self.hunks:
-            while r_pos < r_start and r_pos + offset < parent_size:
-                pairs.append((r_pos + offset, r_pos))
-                r_pos += 1
-            r_pos = max(r_pos, r_start)
-            p_pos = r_pos + offset
-            for marks in marks_lines:
-                if b"-" in marks:
-                    if marks[parent] == 0x2D:  # "-": a line of this parent that the merge dropped
-                        p_pos += 1
-                    continue
-                if marks[parent] == 0x20:  # " ": the merged line is this parent's line
-                    pairs.append((p_pos, r_pos))
-                    p_pos += 1
-                r_pos += 1
-            offset = p_pos - r_pos
-        while r_pos < merged_size and r_pos + offset < parent_size:
-            pairs.append((r_pos + offset, r_pos))
-            r_pos += 1
-        return pairs
-
-
-def parse_combined_block(block: bytes) -> dict[bytes, CombinedFile]:
-    """A merge's ``git log -c -p -U0`` output: the files that differ from every parent, with their hunks."""
-    files: dict[bytes, CombinedFile] = {}
-    current: CombinedFile | None = None
-    in_hunk = False
-    for line in block.split(b"\n")[1:]:
-        if line.startswith((b"diff --combined ", b"diff --cc ")):
-            path = unquote_path(line.split(b" ", 2)[2])
-            current = None
-            in_hunk = False
-            files[path] = current = CombinedFile(parents=0)
-            continue
-        if current is None:
-            continue
-        if line.startswith(b"@@@"):
-            head = line.split(b" @@", 1)[0]
-            ats = len(head) - len(head.lstrip(b"@"))
-            fields_ = head[ats:].split()
-            current.parents = ats - 1
-            # "+s,n": the hunk's lines come before merged line s (1-based), also when n is 0.
-            start = int(fields_[ats - 1][1:].partition(b",")[0])
-            current.hunks.append((max(start - 1, 0), []))
-            in_hunk = True
-            continue
-        if in_hunk and current.parents and len(line) >= current.parents:
-            marks = line[: current.parents]
-            if marks.strip(b" +-") == b"":
-                current.hunks[-1][1].append(marks)
-                continue
-        if not in_hunk and line.startswith(b"--- "):
-            name = line[4:]
-            if name == b"/dev/null":
-                current.paths.append(None)
-            else:
-                name = unquote_path(name)
-                current.paths.append(name[2:] if name.startswith(b"a/") else name)
-            continue
-        if line.startswith(b"Binary files "):
-            current.binary = True
-    return files
-
-
-def iter_commit_blocks(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Split a ``--format=%x01%H`` log stream into one block per commit.
-
-    ``\\x01`` at the start of a line never occurs in a patch (content lines start with ``+``, ``-`` or ``\\``,
-    and git quotes control characters in paths). Chunks of a long commit are collected in a list and joined
-    once, so a 100 MB commit costs one copy, not one per chunk.
-    """
-    parts: list[bytes] = []
-    tail = b""  # the last byte of the previous chunk: a separator may straddle two chunks
-    for chunk in chunks:
-        if not chunk:
-            continue
-        start = 0
-        probe = tail + chunk[:1] if tail else b""
-        if probe == b"\n\x01":
-            # the separator straddles chunks: the previous chunk ended the block (minus its newline)
-            block = b"".join(parts)[:-1]
-            parts = []
-            if block:
-                yield block[1:] if block.startswith(b"\x01") else block
-            start = 1
-        while True:
-            pos = chunk.find(b"\n\x01", start)
-            if pos < 0:
-                parts.append(chunk[start:])
-                break
-            parts.append(chunk[start:pos])
-            block = b"".join(parts)
-            parts = []
-            if block:
-                yield block[1:] if block.startswith(b"\x01") else block
-            start = pos + 2
-        tail = chunk[-1:]
-    block = b"".join(parts)
-    if block.startswith(b"\x01"):
-        block = block[1:]
-    if block.strip():
-        yield block
-
-
-# -- line lists ----------------------------------------------------------------------------------------------
-
-
-def apply_hunks(
-    old: Sequence[int], hunks: Sequence[tuple[int, int, int, int]], commit: int, inherit: bool = False
-) -> tuple[list[int], int]:
-    """The origins after a commit's hunks; returns (origins, number of hunks that did not fit the old list).
-
-    ``inherit``: the commit is ignored (ignore-revs); its lines take the origins of the lines they replaced.
-    """
-    out: list[int] = []
-    pos = 0
-    bad = 0
-    size = len(old)
-    for a, b, c, d in hunks:
-        start = a - 1 if b else a
-        if start < pos or start + b > size:
-            bad += 1
-            start = min(max(start, pos), size)
-        if start > pos:
-            out.extend(old[pos:start])
-        if d:
-            if c - 1 != len(out):
-                bad += 1
-            if inherit:
-                out.extend(_inherited(old, start, b, d, commit))
-            else:
-                out.extend(repeat(commit, d))
-        pos = min(start + b, size)
-    if pos < size:
-        out.extend(old[pos:])
-    return out, bad
-
-
-def _inherited(old: Sequence[int], start: int, b: int, d: int, commit: int) -> list[int]:
-    if b:
-        return [old[start + min(b - 1, (k * b) // d)] for k in range(d)]
-    if start > 0:
-        return [old[start - 1]] * d
-    if start < len(old):
-        return [old[start]] * d
-    return [commit] * d
-
-
-def normalise(line: bytes, ignore_whitespace: bool) -> bytes:
-    """A line as blame compares it: with ``-w`` every whitespace byte is ignored."""
-    return line.translate(None, _WHITESPACE) if ignore_whitespace else line.rstrip(b"\n")
-
-
-def split_lines(content: bytes) -> list[bytes]:
-    """A blob's lines as diff sees them (a last line without newline is still a line)."""
-    if not content:
-        return []
-    parts = content.split(b"\n")
-    if parts[-1] == b"":
-        parts.pop()
-    return parts
-
-
-def matching_lines(old: Sequence[bytes], new: Sequence[bytes]) -> list[tuple[int, int]]:
-    """Pairs (old index, new index) of lines that a diff keeps, in order.
-
-    Patience diff (common prefix and suffix, then the longest increasing run of lines unique on both sides as
-    anchors, recursively; difflib only for small gaps without anchors): near-linear, unlike difflib on whole
-    files, and it agrees with git's Myers diff wherever the alignment is unambiguous.
-    """
-    ids: dict[bytes, int] = {}
-    a = [ids.setdefault(line, len(ids)) for line in old]
-    b = [ids.setdefault(line, len(ids)) for line in new]
-    out: list[tuple[int, int]] = []
-    _match(a, 0, len(a), b, 0, len(b), out, 0)
-    return out
-
-
-_SMALL_GAP = 40_000
-
-
-def _match(
-    a: list[int], alo: int, ahi: int, b: list[int], blo: int, bhi: int, out: list[tuple[int, int]], depth: int
-) -> None:
-    while alo < ahi and blo < bhi and a[alo] == b[blo]:
-        out.append((alo, blo))
-        alo += 1
-        blo += 1
-    tail: list[tuple[int, int]] = []
-    while ahi > alo and bhi > blo and a[ahi - 1] == b[bhi - 1]:
-        ahi -= 1
-        bhi -= 1
-        tail.append((ahi, bhi))
-    if alo < ahi and blo < bhi:
-        anchors = _unique_anchors(a, alo, ahi, b, blo, bhi) if depth < 64 else []
-        if anchors:
-            pa, pb = alo, blo
-            for i, j in anchors:
-                _match(a, pa, i, b, pb, j, out, depth + 1)
-                out.append((i, j))
-                pa, pb = i + 1, j + 1
-            _match(a, pa, ahi, b, pb, bhi, out, depth + 1)
-        elif (ahi - alo) * (bhi - blo) <= _SMALL_GAP:
-            matcher = difflib.SequenceMatcher(None, a[alo:ahi], b[blo:bhi], autojunk=False)
-            for block in matcher.get_matching_blocks():
-                out.extend((alo + block.a + k, blo + block.b + k) for k in range(block.size))
-    out.extend(reversed(tail))
-
-
-def _unique_anchors(
-    a: list[int], alo: int, ahi: int, b: list[int], blo: int, bhi: int
-) -> list[tuple[int, int]]:
-    """The longest increasing sequence of lines that occur exactly once on each side (patience sorting)."""
-    count_a: dict[int, int] = {}
-    for i in range(alo, ahi):
-        count_a[a[i]] = count_a.get(a[i], 0) + 1
-    count_b: dict[int, int] = {}
-    where_b: dict[int, int] = {}
-    for j in range(blo, bhi):
-        line = b[j]
-        count_b[line] = count_b.get(line, 0) + 1
-        where_b[line] = j
-    pairs = [(i, where_b[a[i]]) for i in range(alo, ahi) if count_a[a[i]] == 1 and count_b.get(a[i]) == 1]
-    if not pairs:
-        return []
-    tops: list[int] = []  # j of the smallest tail of each pile
-    top_index: list[int] = []
-    back: list[int] = [-1] * len(pairs)
-    for k, (_i, j) in enumerate(pairs):
-        pile = bisect.bisect_left(tops, j)
-        if pile == len(tops):
-            tops.append(j)
-            top_index.append(k)
-        else:
-            tops[pile] = j
-            top_index[pile] = k
-        back[k] = top_index[pile - 1] if pile else -1
-    chain: list[tuple[int, int]] = []
-    k = top_index[-1]
-    while k >= 0:
-        chain.append(pairs[k])
-        k = back[k]
-    chain.reverse()
-    return chain
-
-
-# -- the pass ------------------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -584,70 +98,6 @@ class LineTracker:
         self._lines_cache: dict[bytes, list[bytes]] = {}
         self._combined: dict[bytes, CombinedFile] = {}
 
-    # The options that make ``git log -p`` diff as ``git blame`` does: Myers, no context, no hunk merging.
-    def _patch_args(self) -> list[str]:
-        args = [
-            "log",
-            "--no-merges",
-            "--topo-order",
-            "--reverse",
-            "--format=%x01%H",
-            "--raw",
-            "-p",
-            "-U0",
-            "--inter-hunk-context=0",
-            "--no-abbrev",
-            "--full-index",
-            "-M",
-            "--diff-algorithm=myers",
-            "--no-ext-diff",
-            "--no-textconv",
-            "--no-color",
-            "--submodule=short",
-        ]
-        if self.ignore_whitespace:
-            args.append("-w")
-        return args
-
-    def _combined_args(self) -> list[str]:
-        # Merges that changed a file on both sides: git's own per-parent diffs, as blame uses them.
-        args = [
-            "log",
-            "--merges",
-            "--topo-order",
-            "--reverse",
-            "--format=%x01%H",
-            "-c",
-            "--combined-all-paths",
-            "-p",
-            "-U0",
-            "--inter-hunk-context=0",
-            "-M",
-            "--diff-algorithm=myers",
-            "--no-ext-diff",
-            "--no-textconv",
-            "--no-color",
-        ]
-        if self.ignore_whitespace:
-            args.append("-w")
-        return args
-
-    @staticmethod
-    def _merge_args() -> list[str]:
-        return [
-            "log",
-            "--merges",
-            "--topo-order",
-            "--reverse",
-            "--format=%x01%H",
-            "--diff-merges=first-parent",
-            "--raw",
-            "--no-abbrev",
-            "-M",
-            "--no-ext-diff",
-            "--no-color",
-        ]
-
     def run(
         self,
         order: Sequence[CommitNode],
@@ -669,9 +119,9 @@ class LineTracker:
             for parent in node.parents:
                 remaining[parent] = remaining.get(parent, 0) + 1
         states: dict[int, LineState] = {}
-        patches = self._ordered(self._patch_args(), revisions)
-        merges = self._ordered(self._merge_args(), revisions)
-        combined = self._ordered(self._combined_args(), revisions)
+        patches = self._ordered(patch_args(self.ignore_whitespace), revisions)
+        merges = self._ordered(merge_args(), revisions)
+        combined = self._ordered(combined_args(self.ignore_whitespace), revisions)
         try:
             for node in order:
                 is_merge = len(node.parents) > 1
@@ -749,7 +199,7 @@ class LineTracker:
     # -- applying one commit ---------------------------------------------------------------------------------
 
     def _apply_commit(
-        self, commit: int, state: LineState, entries: list[_Entry], result: TrackResult
+        self, commit: int, state: LineState, entries: list[DiffEntry], result: TrackResult
     ) -> None:
         is_fix = commit in self.fixes
         inherit = commit in self.ignored
@@ -813,7 +263,7 @@ class LineTracker:
         if is_fix:
             result.touched[commit] = touched
 
-    def _ignored_origins(self, commit: int, entry: _Entry, old: FileLines) -> list[int]:
+    def _ignored_origins(self, commit: int, entry: DiffEntry, old: FileLines) -> list[int]:
         """An ignore-revs commit: its new lines take the origins of the lines git's blame would match."""
         parent_lines = split_lines(self._read(entry.old_blob))
         if len(parent_lines) != len(old.origins):
@@ -822,7 +272,7 @@ class LineTracker:
         target_lines = split_lines(self._read(entry.new_blob))
         return ignored_commit_origins(old.origins, entry.hunks, parent_lines, target_lines, commit)
 
-    def _record(self, commit: int, entry: _Entry, old: FileLines, result: TrackResult) -> None:
+    def _record(self, commit: int, entry: DiffEntry, old: FileLines, result: TrackResult) -> None:
         if old.binary:
             return
         origins = old.origins
@@ -846,7 +296,7 @@ class LineTracker:
         self,
         commit: int,
         state: LineState,
-        entries: list[_Entry],
+        entries: list[DiffEntry],
         others: list[LineState],
         stats: TrackStats,
     ) -> None:
@@ -877,7 +327,7 @@ class LineTracker:
             state.put(entry.new_path, self._resolve_merge(commit, entry, old, others))
 
     def _resolve_merge(
-        self, commit: int, entry: _Entry, first: FileLines | None, others: list[LineState]
+        self, commit: int, entry: DiffEntry, first: FileLines | None, others: list[LineState]
     ) -> FileLines:
         """A merged file that differs from every parent: align it with each parent in turn, as blame does.
 
@@ -892,7 +342,7 @@ class LineTracker:
         if combined is not None and combined.binary:
             return FileLines(entry.new_blob, [], binary=True)
         if combined is not None and combined.parents == len(parents):
-            resolved = self._resolve_combined(commit, combined, parents)
+            resolved = combined_origins(commit, combined, parents)
             if resolved is not None:
                 return FileLines(entry.new_blob, resolved)
         self._stats.merge_files_aligned_here += 1
@@ -913,38 +363,6 @@ class LineTracker:
                     origins[j] = parent.origins[i]
                     left -= 1
         return FileLines(entry.new_blob, [commit if o is None else o for o in origins])
-
-    @staticmethod
-    def _resolve_combined(
-        commit: int, combined: CombinedFile, parents: list[FileLines | None]
-    ) -> list[int] | None:
-        """Origins of a merged file from its combined diff; None if the diff does not fit the known
-        parents."""
-        size = None
-        for k, parent in enumerate(parents):
-            if parent is None:
-                continue
-            # The parent's lines inside the hunks: merged lines it has (" ") and lines the merge dropped
-            # ("-").
-            p_lines = sum(
-                1 for _, marks in combined.hunks for m in marks if m[k] == (0x2D if b"-" in m else 0x20)
-            )
-            r_lines = sum(1 for _, marks in combined.hunks for m in marks if b"-" not in m)
-            size = len(parent.origins) - p_lines + r_lines
-            break
-        if size is None:
-            size = sum(1 for _, marks in combined.hunks for m in marks if b"-" not in m)
-        if size < 0:
-            return None
-        origins: list[int | None] = [None] * size
-        for k, parent in enumerate(parents):
-            if parent is None or parent.binary:
-                continue
-            known = parent.origins
-            for i, j in combined.matches(k, len(known), size):
-                if j < size and i < len(known) and origins[j] is None:
-                    origins[j] = known[i]
-        return [commit if o is None else o for o in origins]
 
     def _read(self, blob: bytes) -> bytes:
         """A blob's contents (the ids of the raw diff are bytes)."""
@@ -967,42 +385,5 @@ class LineTracker:
 
     # -- streams ---------------------------------------------------------------------------------------------
 
-    def _ordered(self, args: list[str], revisions: Sequence[str]) -> _OrderedStream:
-        return _OrderedStream(self.repo, [*args, *revisions, "--"])
-
-
-class _OrderedStream:
-    """Commit blocks of one ``git log`` stream, handed out by sha in the order the pass asks for them."""
-
-    def __init__(self, repo: GitRepo, args: list[str]) -> None:
-        self._repo = repo
-        self._args = args
-        self._blocks: Iterator[bytes] | None = None
-        self._chunks: Iterator[bytes] | None = None
-        self._buffer: dict[str, bytes] = {}
-
-    def take(self, sha: str, want_text: bool = False) -> list[_Entry]:
-        return _parse_commit_block(self.block(sha), want_text)[1]
-
-    def block(self, sha: str) -> bytes:
-        block = self._buffer.pop(sha, None)
-        if block is None:
-            block = self._next(sha)
-        return block
-
-    def _next(self, sha: str) -> bytes:
-        if self._blocks is None:
-            self._chunks = self._repo.stream(*self._args)
-            self._blocks = iter_commit_blocks(self._chunks)
-        prefix = sha.encode("ascii")
-        for block in self._blocks:
-            if block.startswith(prefix):
-                return block
-            head = block.split(b"\n", 1)[0].strip().decode("ascii", "replace")
-            self._buffer[head] = block
-        raise GitError(f"git log did not report commit {sha}")
-
-    def close(self) -> None:
-        close = getattr(self._chunks, "close", None)
-        if close is not None:
-            close()
+    def _ordered(self, args: list[str], revisions: Sequence[str]) -> OrderedStream:
+        return OrderedStream(self.repo, [*args, *revisions, "--"])

@@ -25,7 +25,7 @@ from defectops.config import Workspace
 from defectops.errors import StateError
 from defectops.git import GitRepo
 from defectops.labeling.history import CommitInfo
-from defectops.labeling.lines import FileLines, LineState
+from defectops.labeling.origins import FileLines, LineState
 
 STATE_VERSION = 1
 

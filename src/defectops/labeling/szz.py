@@ -29,7 +29,7 @@ from defectops.errors import ConfigError
 from defectops.git import decode_path
 from defectops.labeling.explicit import ExplicitLink
 from defectops.labeling.history import CommitInfo
-from defectops.labeling.lines import DeletedLines, FileTouch
+from defectops.labeling.origins import DeletedLines, FileTouch
 from defectops.mining import FixRules
 
 Variant = Literal["ag", "b"]

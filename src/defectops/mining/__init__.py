@@ -1,7 +1,7 @@
 """Mining: one streaming pass over git history into typed commit records and the Kamei change metrics."""
 
 from defectops.mining.code_features import add_code_metrics, read_commits
-from defectops.mining.code_metrics import COMMIT_COLUMNS
+from defectops.mining.code_rows import COMMIT_COLUMNS
 from defectops.mining.engine import MineOptions, Miner
 from defectops.mining.fixes import FixRules, is_fix_message
 from defectops.mining.many import mine_many

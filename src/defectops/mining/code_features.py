@@ -11,7 +11,9 @@ from collections.abc import Iterator, Sequence
 import pandas as pd
 
 from defectops.git import LOG_OPTIONS, Commit, GitRepo, parse_log
-from defectops.mining.code_metrics import COMMIT_COLUMNS, FLOAT_COLUMNS, aggregate_per_commit, code_metrics
+from defectops.mining.code_aggregate import aggregate_per_commit
+from defectops.mining.code_metrics import code_metrics
+from defectops.mining.code_rows import COMMIT_COLUMNS, FLOAT_COLUMNS
 
 
 def read_commits(repo: GitRepo, shas: Sequence[str]) -> Iterator[Commit]:

@@ -27,7 +27,7 @@ from itertools import pairwise
 from types import MappingProxyType
 from typing import Any, Final
 
-from defectops.errors import InputError
+from defectops.errors import TerraformParseError
 
 #: The block kinds counted and diffed one by one, in column order. ``locals`` counts local *values*
 #: (``local.<name>``), because a ``locals`` block has no address of its own.
@@ -55,10 +55,6 @@ _TOP_LEVEL_KIND: Mapping[str, str] = MappingProxyType(
         "provider": "providers",
     }
 )
-
-
-class TerraformParseError(InputError):
-    """A ``.tf`` file that python-hcl2 cannot parse; the code-metrics row records it as a parse error."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -39,19 +39,13 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from defectops.errors import ConfigError, DefectOpsError, InputError
+from defectops.errors import AlertDeliveryError, ConfigError, InputError
 from defectops.monitoring.report import MonitoringResult, State
 
 logger = logging.getLogger(__name__)
 
 Channel = Literal["webhook", "email"]
 _MAX_REASONS = 10
-
-
-class AlertDeliveryError(DefectOpsError):
-    """A notification could not be delivered (the message says where, never with secrets)."""
-
-    exit_code = 1
 
 
 class AlertSettings(BaseSettings):

@@ -19,16 +19,10 @@ import pandas as pd
 
 from defectops.data import CHURN, PREDICTION_COLUMNS
 from defectops.errors import InputError
-from defectops.monitoring.drift import (
-    FeatureDrift,
-    MultivariateDrift,
-    PCAReconstructionDrift,
-    StreamDrift,
-    classify_feature,
-    feature_drift,
-    prediction_drift,
-    stream_drift,
-)
+from defectops.monitoring.drift import classify_feature, feature_drift, prediction_drift
+from defectops.monitoring.drift_pca import PCAReconstructionDrift
+from defectops.monitoring.drift_records import FeatureDrift, MultivariateDrift, StreamDrift
+from defectops.monitoring.drift_streams import stream_drift
 from defectops.monitoring.performance import (
     FloatArray,
     estimate_performance,

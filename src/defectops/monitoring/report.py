@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 from defectops.errors import InputError
-from defectops.monitoring.drift import FeatureDrift, MultivariateDrift, StreamDrift
+from defectops.monitoring.drift_records import FeatureDrift, MultivariateDrift, StreamDrift
 from defectops.monitoring.performance import (
     EstimatedPerformance,
     LabelFreeProxies,
