@@ -74,3 +74,22 @@ class NotFoundError(DefectOpsError):
 
     exit_code = 7
     http_status = 404
+
+
+class ArtifactStoreError(DefectOpsError):
+    """The artifact store cannot be reached, refused an operation, or holds something unusable."""
+
+    exit_code = 9
+    http_status = 503
+
+
+class ArtifactConflictError(ArtifactStoreError):
+    """A write would overwrite an existing artifact, or lost against concurrent writers too often."""
+
+    http_status = 409
+
+
+class StateSnapshotError(ArtifactStoreError):
+    """A SQLite state file could not be snapshotted for upload (corrupt, locked, not a database)."""
+
+    exit_code = 4
