@@ -97,3 +97,22 @@ class AlertDeliveryError(DefectOpsError):
     """A notification could not be delivered (the message says where, never with secrets)."""
 
     exit_code = 1
+
+
+class ArtifactStoreError(DefectOpsError):
+    """The artifact store cannot be reached, refused an operation, or holds something unusable."""
+
+    exit_code = 9
+    http_status = 503
+
+
+class ArtifactConflictError(ArtifactStoreError):
+    """A write would overwrite an existing artifact, or lost against concurrent writers too often."""
+
+    http_status = 409
+
+
+class StateSnapshotError(ArtifactStoreError):
+    """A SQLite state file could not be snapshotted for upload (corrupt, locked, not a database)."""
+
+    exit_code = 4

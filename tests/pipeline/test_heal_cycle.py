@@ -22,7 +22,7 @@ from defectops.pipeline.heal import (
     replay,
 )
 from defectops.predlog.log import PredictionRecord
-from defectops.registry.registry import CHALLENGER, CHAMPION
+from defectops.registry.records import CHALLENGER, CHAMPION
 from gitrepo import RepoBuilder
 from heal_world import (
     WAITING_DAYS,

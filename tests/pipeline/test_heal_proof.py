@@ -22,7 +22,7 @@ from defectops.pipeline.decide import HealSettings
 from defectops.pipeline.heal import FrameSource, HealReport, replay
 from defectops.pipeline.run import Candidate, RunOptions, log_candidate, train_candidate
 from defectops.registry.gate import GateCriteria
-from defectops.registry.registry import CHAMPION
+from defectops.registry.records import CHAMPION
 from defectops.training.models import make_model
 from heal_world import (
     ADMIN_TOKEN,

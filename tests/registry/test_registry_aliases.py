@@ -11,7 +11,8 @@ import pytest
 from mlflow import MlflowClient
 
 from defectops.errors import InputError, ModelError, NotFoundError
-from defectops.registry.registry import CHALLENGER, CHAMPION, ModelRegistry, champion_stack
+from defectops.registry.records import CHALLENGER, CHAMPION
+from defectops.registry.registry import ModelRegistry, champion_stack
 from defectops.registry.tracking import TrackingConfig, TrainingRun, log_training_run
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)

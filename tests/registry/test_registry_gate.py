@@ -29,7 +29,8 @@ from defectops.registry.gate import (
     replay_gate,
     weighted_auc,
 )
-from defectops.registry.registry import CHALLENGER, CHAMPION, ModelRegistry
+from defectops.registry.records import CHALLENGER, CHAMPION
+from defectops.registry.registry import ModelRegistry
 from defectops.registry.tracking import TrainingRun
 
 Y = [1, 1, 0, 0]

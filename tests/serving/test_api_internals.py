@@ -19,7 +19,7 @@ from sklearn.linear_model import LogisticRegression
 from defectops.data.schemas import FEATURES
 from defectops.errors import ConfigError, InputError, ModelError
 from defectops.predlog.log import PredictionLog, PredictionLogError, PredictionRecord
-from defectops.registry.registry import LoadedModel, ModelMeta
+from defectops.registry.loading import LoadedModel, ModelMeta
 from defectops.serving.control import ControlFile
 from defectops.serving.deployment import Traffic, prepare, route_fraction
 from defectops.serving.writer import LogWriter

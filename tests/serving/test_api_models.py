@@ -8,7 +8,8 @@ import pytest
 
 from defectops.data.schemas import FEATURES
 from defectops.predlog.log import PredictionLog
-from defectops.registry.registry import CHAMPION, ModelRegistry
+from defectops.registry.records import CHAMPION
+from defectops.registry.registry import ModelRegistry
 from defectops.serving.deployment import route_fraction
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import (

@@ -117,7 +117,7 @@ def test_invalid_model_name_is_refused() -> None:
 
 
 def test_the_only_model_with_a_champion_is_served_by_default() -> None:
-    from defectops.registry.registry import RegisteredModelInfo
+    from defectops.registry.records import RegisteredModelInfo
     from defectops.serving.settings import DEFAULT_MODEL_NAME, choose_model_name
 
     def info(name: str, **aliases: int) -> RegisteredModelInfo:

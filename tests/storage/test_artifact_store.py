@@ -1,8 +1,7 @@
-"""The artifact store: layout, atomic writes, guarded appends, verified models and state; local and S3."""
+"""The artifact store: layout, atomic writes, guarded appends and state; local and S3."""
 
 from __future__ import annotations
 
-import hashlib
 import sqlite3
 import threading
 import uuid
@@ -13,15 +12,19 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from defectops.errors import ConfigError, DataError, InputError, NotFoundError
+from defectops.errors import (
+    ArtifactConflictError,
+    ArtifactStoreError,
+    ConfigError,
+    DataError,
+    InputError,
+    NotFoundError,
+)
 from defectops.storage.artifacts import (
     HISTORY_KEY,
-    MANIFEST_NAME,
     METRICS_CURRENT_KEY,
     METRICS_HISTORY_KEY,
-    ArtifactConflictError,
     ArtifactStore,
-    ArtifactStoreError,
     PredictionsFile,
 )
 
@@ -229,90 +232,6 @@ def test_prediction_files_need_a_sha_and_an_aware_time(
 ) -> None:
     with pytest.raises(InputError):
         store.put_predictions(pd.DataFrame({"a": [1]}), commit=commit, time=time)
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Models
-# ---------------------------------------------------------------------------------------------------------
-
-
-def test_single_file_model_round_trip(store: ArtifactStore, tmp_path: Path) -> None:
-    model = tmp_path / "model.skops"
-    model.write_bytes(b"model bytes")
-
-    manifest = store.put_model(model, "jit-lgbm/3")
-    path = store.get_model("jit-lgbm/3", tmp_path / "downloaded")
-
-    assert manifest.kind == "file"
-    assert [(f.path, f.size, f.sha256) for f in manifest.files] == [
-        ("model.skops", 11, hashlib.sha256(b"model bytes").hexdigest())
-    ]
-    assert path == tmp_path / "downloaded" / "model.skops"
-    assert path.read_bytes() == b"model bytes"
-    assert store.list_models() == ["jit-lgbm/3"]
-    assert store.model_manifest("jit-lgbm/3") == manifest
-
-
-def test_folder_model_replacement_removes_stale_files(store: ArtifactStore, tmp_path: Path) -> None:
-    folder = tmp_path / "mlmodel"
-    (folder / "data").mkdir(parents=True)
-    (folder / "MLmodel").write_text("flavors: {}\n")
-    (folder / "data" / "model.pkl").write_bytes(b"v1")
-    (folder / "data" / "old.txt").write_text("gone in v2")
-    store.put_model(folder, "champion")
-
-    (folder / "data" / "old.txt").unlink()
-    (folder / "data" / "model.pkl").write_bytes(b"v2")
-    store.put_model(folder, "champion")
-    path = store.get_model("champion", tmp_path / "out")
-
-    assert path == tmp_path / "out"
-    assert sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()) == [
-        "MLmodel",
-        "data/model.pkl",
-    ]
-    assert (path / "data" / "model.pkl").read_bytes() == b"v2"
-    assert store.list_keys("models/champion") == [  # sorted by code point: "M" < "_" < "d"
-        "models/champion/MLmodel",
-        f"models/champion/{MANIFEST_NAME}",
-        "models/champion/data/model.pkl",
-    ]
-
-
-def test_corrupt_or_incomplete_models_are_never_used(store: ArtifactStore, tmp_path: Path) -> None:
-    model = tmp_path / "model.bin"
-    model.write_bytes(b"good")
-    store.put_model(model, "m")
-    store.write_bytes("models/m/model.bin", b"evil")  # same size, other content
-
-    with pytest.raises(ArtifactStoreError, match="does not match its manifest"):
-        store.get_model("m", tmp_path / "out")
-    assert not (tmp_path / "out").exists()
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # staging cleaned up
-
-    store.delete(f"models/m/{MANIFEST_NAME}")  # what a reader sees while an upload is in progress
-    assert store.list_models() == []
-    with pytest.raises(NotFoundError, match="no complete model"):
-        store.get_model("m", tmp_path / "out")
-
-
-def test_model_inputs_are_checked(store: ArtifactStore, tmp_path: Path) -> None:
-    model = tmp_path / "model.bin"
-    model.write_bytes(b"x")
-    (tmp_path / "empty").mkdir()
-    busy = tmp_path / "busy"
-    busy.mkdir()
-    (busy / "something").write_text("here")
-    store.put_model(model, "m")
-
-    with pytest.raises(InputError):
-        store.put_model(tmp_path / "missing", "m")
-    with pytest.raises(InputError):
-        store.put_model(tmp_path / "empty", "m")
-    with pytest.raises(InputError):
-        store.put_model(model, "../up")
-    with pytest.raises(InputError, match="not an empty folder"):
-        store.get_model("m", busy)
 
 
 # ---------------------------------------------------------------------------------------------------------

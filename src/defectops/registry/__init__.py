@@ -3,7 +3,10 @@
 - :mod:`defectops.registry.tracking`: where MLflow lives (embedded SQLite in the workspace by default, or any
   ``MLFLOW_TRACKING_URI``) and how a training run is logged.
 - :mod:`defectops.registry.registry`: register versions, move the ``challenger``/``champion`` aliases with an
-  audit record for every move, load a model by alias, promote and roll back.
+  audit record for every move, load a model by alias, promote and roll back. Its read side (listing,
+  history, loading) is in :mod:`defectops.registry.reading`, loading an artifact with its metadata in
+  :mod:`defectops.registry.loading`, the listed records, alias names and tags in
+  :mod:`defectops.registry.records`.
 - :mod:`defectops.registry.gate`: the promotion gate (absolute floor for a first model; challenger vs champion
   on the same window afterwards) and its logged, replayable decision.
 
@@ -13,15 +16,9 @@ Nothing is imported here on purpose: MLflow and scikit-learn are heavy, and the 
 
 from defectops.registry.audit import AuditEvent, audit_engine, evidence_json, utc_iso
 from defectops.registry.gate import GateCriteria, GateDecision, paired_bootstrap_auc_difference, replay_gate
-from defectops.registry.registry import (
-    CHALLENGER,
-    CHAMPION,
-    LoadedModel,
-    ModelRegistry,
-    ModelVersionInfo,
-    RegisteredModelInfo,
-    champion_stack,
-)
+from defectops.registry.loading import LoadedModel
+from defectops.registry.records import CHALLENGER, CHAMPION, ModelVersionInfo, RegisteredModelInfo
+from defectops.registry.registry import ModelRegistry, champion_stack
 from defectops.registry.tracking import (
     TrackingConfig,
     TrainingRun,

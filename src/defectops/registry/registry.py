@@ -14,117 +14,33 @@ guessing.
 
 from __future__ import annotations
 
-import math
-import re
-import tempfile
 from collections.abc import Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
-from defectops.errors import InputError, ModelError, NotFoundError
-from defectops.registry.audit import Action, AuditEvent, AuditLog
+from defectops.errors import InputError, ModelError
+from defectops.registry.audit import Action, AuditEvent
 from defectops.registry.gate import GateCriteria, GateDecision, evaluate_gate, log_gate_decision
-from defectops.registry.tracking import (
-    METADATA_KEY,
-    TrackingConfig,
-    activate,
-    load_reference,
-    mlflow_error,
-    mlflow_errors,
+from defectops.registry.reading import RegistryReader
+from defectops.registry.records import (
+    CHALLENGER,
+    CHAMPION,
+    TAG_FINGERPRINT,
+    TAG_GATE,
+    TAG_GATE_RUN,
+    TAG_STATUS,
+    TAG_THRESHOLD,
+    ModelVersionInfo,
+    check_name,
+    float_or_none,
 )
+from defectops.registry.tracking import METADATA_KEY, activate, mlflow_errors
 
 if TYPE_CHECKING:
-    import numpy as np
-    import pandas as pd
-    from numpy.typing import ArrayLike, NDArray
-
-    from defectops.config import Settings
-
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-_TAG_STATUS = "defectops.status"
-_TAG_GATE = "defectops.gate"
-_TAG_GATE_RUN = "defectops.gate_run_id"
-_TAG_THRESHOLD = "defectops.threshold"
-_TAG_FINGERPRINT = "defectops.dataset_fingerprint"
-
-
-class ModelVersionInfo(BaseModel):
-    """A registered version as listed (no artifact download)."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    version: int
-    aliases: list[str]
-    run_id: str | None
-    source: str
-    created_at: datetime | None
-    status: str | None
-    gate: str | None
-    threshold: float | None
-    dataset_fingerprint: str | None
-    metrics: dict[str, float]
-    tags: dict[str, str]
-
-
-class RegisteredModelInfo(BaseModel):
-    """A registered model name with its current aliases."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    aliases: dict[str, int]
-    latest_version: int | None
-    versions: int
-
-
-class ModelMeta(BaseModel):
-    """What serving, monitoring and the gate need to know about a loaded model version."""
-
-    model_config = ConfigDict(frozen=True)
-
-    name: str
-    version: int
-    alias: str | None
-    run_id: str | None
-    model_uri: str
-    source: str
-    features: list[str]
-    threshold: float
-    dataset_fingerprint: str | None
-    serialization_format: str | None
-    created_at: datetime | None
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A deserialised estimator with its registry metadata."""
-
-    estimator: Any
-    meta: ModelMeta
-    positive_column: int = 1
-
-    def score(self, frame: pd.DataFrame) -> NDArray[np.float64]:
-        """Defect probabilities for ``frame``'s rows, using exactly the model's features in its order."""
-        import numpy as np
-
-        missing = [f for f in self.meta.features if f not in frame.columns]
-        if missing:
-            raise InputError(f"missing feature columns for {self.meta.name} v{self.meta.version}: {missing}")
-        try:
-            proba = self.estimator.predict_proba(frame.loc[:, self.meta.features])
-        except Exception as exc:  # an estimator failing on well-formed input is a model problem
-            raise ModelError(
-                f"{self.meta.name} v{self.meta.version} failed to score ({type(exc).__name__}: {exc})"
-            ) from exc
-        return np.asarray(proba, dtype=np.float64)[:, self.positive_column]
+    from numpy.typing import ArrayLike
 
 
 class GateOutcome(BaseModel):
@@ -138,174 +54,9 @@ class GateOutcome(BaseModel):
     events: list[AuditEvent]
 
 
-class ModelRegistry:
-    """The registry of one tracking configuration (MLflow registry + audit table)."""
-
-    def __init__(self, config: TrackingConfig) -> None:
-        self.config = config
-        self.audit = AuditLog(config.audit_url)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, environ: Mapping[str, str]) -> ModelRegistry:
-        return cls(TrackingConfig.from_settings(settings, environ=environ))
-
-    @property
-    def client(self) -> Any:
-        """An ``MlflowClient`` bound to this configuration (and MLflow's global URIs pointed at it).
-
-        Re-pointed on every access (cheap) because MLflow's fluent API reads process-wide URIs that other
-        code may have changed in between.
-        """
-        return activate(self.config)
-
-    @property
-    def registry_key(self) -> str:
-        """Which registry the audit rows belong to (one audit database may serve several registries).
-
-        ``embedded`` for the workspace's own database (so moving the workspace folder keeps its history),
-        otherwise the registry URI without credentials (they must never land in an audit table).
-        """
-        if self.config.registry_uri == self.config.embedded_registry_uri:
-            return "embedded"
-        return re.sub(r"//[^/@]*@", "//", self.config.registry_uri)
-
-    # ----------------------------------------------------------------------------------------------------
-    # Reading
-
-    def list_models(self) -> list[RegisteredModelInfo]:
-        """Every registered model with its aliases, sorted by name."""
-        client = self.client
-        infos = []
-        with mlflow_errors("cannot list registered models"):
-            for model in _all_pages(client.search_registered_models):
-                numbers = [
-                    int(v.version)
-                    for v in _all_pages(client.search_model_versions, f"name='{_quoted(model.name)}'")
-                ]
-                infos.append(
-                    RegisteredModelInfo(
-                        name=model.name,
-                        aliases={k: int(v) for k, v in (model.aliases or {}).items()},
-                        latest_version=max(numbers) if numbers else None,
-                        versions=len(numbers),
-                    )
-                )
-        return sorted(infos, key=lambda m: m.name)
-
-    def aliases(self, name: str) -> dict[str, int]:
-        """Current aliases of a model (alias -> version); NotFoundError for an unknown name."""
-        model = self._registered_model(name)
-        return {k: int(v) for k, v in (model.aliases or {}).items()}
-
-    def alias_version(self, name: str, alias: str) -> int | None:
-        """The version an alias points to, or None when it is not set."""
-        return self.aliases(name).get(alias)
-
-    def list_versions(self, name: str, *, with_metrics: bool = True) -> list[ModelVersionInfo]:
-        """All versions of a model, newest first, with aliases and (optionally) their training metrics."""
-        aliases = self.aliases(name)
-        by_version: dict[int, list[str]] = {}
-        for alias, version in aliases.items():
-            by_version.setdefault(version, []).append(alias)
-        client = self.client
-        with mlflow_errors(f"cannot list versions of {name}"):
-            versions = list(_all_pages(client.search_model_versions, f"name='{_quoted(name)}'"))
-        infos = [self._version_info(v, by_version.get(int(v.version), []), with_metrics) for v in versions]
-        return sorted(infos, key=lambda v: v.version, reverse=True)
-
-    def get_version(self, name: str, version: int) -> ModelVersionInfo:
-        """One version; NotFoundError when the model or the version does not exist."""
-        mv = self._model_version(name, version)
-        aliases = [a for a, v in self.aliases(name).items() if v == version]
-        return self._version_info(mv, aliases, with_metrics=True)
-
-    def history(self, name: str, *, alias: str | None = None) -> list[AuditEvent]:
-        """The audit history of a model (all aliases unless one is given), oldest first."""
-        _check_name(name)
-        return self.audit.history(registry=self.registry_key, model_name=name, alias=alias)
-
-    def load(self, name: str, *, alias: str | None = CHAMPION, version: int | None = None) -> LoadedModel:
-        """Load a version by alias (default ``champion``) or by number, with its metadata.
-
-        NotFoundError when the model, alias or version does not exist; ModelError when the artifact is
-        missing, corrupt, or not a probabilistic classifier.
-        """
-        import mlflow
-        import mlflow.sklearn
-        from mlflow.models import Model
-
-        if version is None:
-            if alias is None:
-                raise InputError("load needs an alias or a version")
-            target = self.alias_version(name, alias)
-            if target is None:
-                raise NotFoundError(f"model {name!r} has no {alias!r} alias")
-            version = target
-            used_alias: str | None = alias
-        else:
-            used_alias = None
-        mv = self._model_version(name, version)
-        uri = f"models:/{name}/{version}"
-        try:
-            # a private copy, deleted once the estimator is in memory (remote stores would otherwise leave
-            # one temporary folder per load behind in a long-running service)
-            with tempfile.TemporaryDirectory(prefix="defectops-model-") as tmp:
-                local = mlflow.artifacts.download_artifacts(
-                    artifact_uri=uri,
-                    dst_path=tmp,
-                    tracking_uri=self.config.tracking_uri,
-                    registry_uri=self.config.registry_uri,
-                )
-                mlmodel = Model.load(local)
-                estimator = mlflow.sklearn.load_model(local)
-        except Exception as exc:  # missing files, corrupt zip/skops/pickle, unknown classes: all unusable
-            raise ModelError(
-                f"the artifact of {name} v{version} cannot be loaded ({type(exc).__name__}: {exc})"
-            ) from exc
-        positive = _positive_column(estimator)
-        if positive is None:
-            raise ModelError(
-                f"{name} v{version} is not a binary probabilistic classifier (predict_proba, 2 classes)"
-            )
-        own = (mlmodel.metadata or {}).get(METADATA_KEY, {}) if isinstance(mlmodel.metadata, dict) else {}
-        features = [str(f) for f in own.get("features", [])]
-        if not features and mlmodel.signature is not None:
-            features = list(mlmodel.signature.inputs.input_names())
-        if not features:
-            raise ModelError(
-                f"{name} v{version} records no feature names (no defectops metadata, no signature)"
-            )
-        threshold = float(own.get("threshold", _float_or_none(mv.tags.get(_TAG_THRESHOLD)) or 0.5))
-        flavor = mlmodel.flavors.get("sklearn", {})
-        meta = ModelMeta(
-            name=name,
-            version=version,
-            alias=used_alias,
-            run_id=mv.run_id or None,
-            model_uri=uri,
-            source=str(mv.source),
-            features=features,
-            threshold=threshold,
-            dataset_fingerprint=own.get("dataset_fingerprint") or mv.tags.get(_TAG_FINGERPRINT),
-            serialization_format=flavor.get("serialization_format"),
-            created_at=_from_millis(mv.creation_timestamp),
-        )
-        return LoadedModel(estimator=estimator, meta=meta, positive_column=positive)
-
-    def load_reference(
-        self, name: str, *, alias: str | None = CHAMPION, version: int | None = None
-    ) -> pd.DataFrame:
-        """The training reference snapshot of the version an alias (or number) points to."""
-        if version is None:
-            if alias is None:
-                raise InputError("load_reference needs an alias or a version")
-            version = self.alias_version(name, alias)
-            if version is None:
-                raise NotFoundError(f"model {name!r} has no {alias!r} alias")
-        mv = self._model_version(name, version)
-        if not mv.run_id:
-            raise NotFoundError(f"{name} v{version} has no training run, hence no reference snapshot")
-        return load_reference(mv.run_id, config=self.config)
+class ModelRegistry(RegistryReader):
+    """The registry of one tracking configuration (MLflow registry + audit table): reading (see
+    :class:`~defectops.registry.reading.RegistryReader`) plus the audited alias moves."""
 
     # ----------------------------------------------------------------------------------------------------
     # Alias moves
@@ -329,7 +80,7 @@ class ModelRegistry:
         import mlflow
         from mlflow.models import get_model_info
 
-        _check_name(name)
+        check_name(name)
         activate(self.config)
         try:
             info = get_model_info(model_uri)
@@ -338,11 +89,11 @@ class ModelRegistry:
                 f"{model_uri} is not a loadable MLflow model ({type(exc).__name__}: {exc})"
             ) from exc
         own = info.metadata.get(METADATA_KEY, {}) if isinstance(info.metadata, dict) else {}
-        tags = {_TAG_STATUS: "registered"}
+        tags = {TAG_STATUS: "registered"}
         if "threshold" in own:
-            tags[_TAG_THRESHOLD] = repr(float(own["threshold"]))
+            tags[TAG_THRESHOLD] = repr(float(own["threshold"]))
         if own.get("dataset_fingerprint"):
-            tags[_TAG_FINGERPRINT] = str(own["dataset_fingerprint"])
+            tags[TAG_FINGERPRINT] = str(own["dataset_fingerprint"])
         with mlflow_errors(f"cannot register {model_uri} as {name}"):
             mv = mlflow.register_model(model_uri, name, tags=tags)
         version = int(mv.version)
@@ -382,10 +133,10 @@ class ModelRegistry:
         current = self.alias_version(name, CHAMPION)
         if current == version:
             raise InputError(f"{name} v{version} is already the champion")
-        gate = mv.tags.get(_TAG_GATE)
+        gate = mv.tags.get(TAG_GATE)
         if gate == "failed" and not force:
             raise ModelError(
-                f"{name} v{version} failed its promotion gate (run {mv.tags.get(_TAG_GATE_RUN, '?')}); "
+                f"{name} v{version} failed its promotion gate (run {mv.tags.get(TAG_GATE_RUN, '?')}); "
                 "promote with force to override"
             )
         details = {**dict(evidence or {}), "forced": bool(force and gate == "failed")}
@@ -416,9 +167,9 @@ class ModelRegistry:
                     evidence={"promoted_to": CHAMPION},
                 )
             )
-        self._set_tags(name, version, {_TAG_STATUS: CHAMPION})
+        self._set_tags(name, version, {TAG_STATUS: CHAMPION})
         if current is not None:
-            self._set_tags(name, current, {_TAG_STATUS: "retired"})
+            self._set_tags(name, current, {TAG_STATUS: "retired"})
         return events
 
     def rollback(
@@ -460,8 +211,8 @@ class ModelRegistry:
             now=now,
             evidence=dict(evidence or {}),
         )
-        self._set_tags(name, current, {_TAG_STATUS: "rolled_back"})
-        self._set_tags(name, target, {_TAG_STATUS: CHAMPION})
+        self._set_tags(name, current, {TAG_STATUS: "rolled_back"})
+        self._set_tags(name, target, {TAG_STATUS: CHAMPION})
         return event
 
     def archive(
@@ -494,7 +245,7 @@ class ModelRegistry:
             evidence={**dict(evidence or {}), "archived_version": version},
             alias_changes=holds,
         )
-        self._set_tags(name, version, {_TAG_STATUS: "archived"})
+        self._set_tags(name, version, {TAG_STATUS: "archived"})
         return event
 
     def apply_gate(
@@ -552,7 +303,7 @@ class ModelRegistry:
             champion_version=champion_version,
         )
         self._set_tags(
-            name, version, {_TAG_GATE: "passed" if decision.passed else "failed", _TAG_GATE_RUN: run_id}
+            name, version, {TAG_GATE: "passed" if decision.passed else "failed", TAG_GATE_RUN: run_id}
         )
         evidence = {"gate_run_id": run_id, "gate": decision.to_document()}
         if decision.passed:
@@ -617,36 +368,8 @@ class ModelRegistry:
             ) from exc
         return event
 
-    def _registered_model(self, name: str) -> Any:
-        _check_name(name)
-        client = self.client
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return client.get_registered_model(name)
-        except MlflowException as exc:
-            error = mlflow_error(exc, f"unknown model {name!r}")
-            if isinstance(error, NotFoundError):
-                raise NotFoundError(f"unknown model {name!r}") from exc
-            raise error from exc
-
-    def _model_version(self, name: str, version: int) -> Any:
-        _check_name(name)
-        if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-            raise InputError(f"a model version is a positive integer, got {version!r}")
-        from mlflow.exceptions import MlflowException
-
-        try:
-            return self.client.get_model_version(name, str(version))
-        except MlflowException as exc:
-            error = mlflow_error(exc, f"{name} has no version {version}")
-            if isinstance(error, NotFoundError):
-                self._registered_model(name)  # raises "unknown model" when the name itself is missing
-                raise NotFoundError(f"model {name!r} has no version {version}") from exc
-            raise error from exc
-
     def _threshold(self, name: str, version: int) -> float:
-        value = _float_or_none(self._model_version(name, version).tags.get(_TAG_THRESHOLD))
+        value = float_or_none(self._model_version(name, version).tags.get(TAG_THRESHOLD))
         return value if value is not None and 0.0 < value < 1.0 else 0.5
 
     def _set_tags(self, name: str, version: int, tags: Mapping[str, str]) -> None:
@@ -654,31 +377,6 @@ class ModelRegistry:
         with mlflow_errors(f"cannot tag {name} v{version}"):
             for key, value in tags.items():
                 client.set_model_version_tag(name, str(version), key, value)
-
-    def _version_info(self, mv: Any, aliases: list[str], with_metrics: bool) -> ModelVersionInfo:
-        tags = {str(k): str(v) for k, v in (mv.tags or {}).items()}
-        metrics: dict[str, float] = {}
-        if with_metrics and mv.run_id:
-            from mlflow.exceptions import MlflowException
-
-            try:
-                metrics = {k: float(v) for k, v in self.client.get_run(mv.run_id).data.metrics.items()}
-            except MlflowException:
-                metrics = {}  # the run was deleted; the version still exists and is listed
-        return ModelVersionInfo(
-            name=mv.name,
-            version=int(mv.version),
-            aliases=sorted(aliases),
-            run_id=mv.run_id or None,
-            source=str(mv.source),
-            created_at=_from_millis(mv.creation_timestamp),
-            status=tags.get(_TAG_STATUS),
-            gate=tags.get(_TAG_GATE),
-            threshold=_float_or_none(tags.get(_TAG_THRESHOLD)),
-            dataset_fingerprint=tags.get(_TAG_FINGERPRINT),
-            metrics=metrics,
-            tags=tags,
-        )
 
 
 def champion_stack(events: list[AuditEvent]) -> list[int]:
@@ -701,55 +399,3 @@ def champion_stack(events: list[AuditEvent]) -> list[int]:
             if not stack or stack[-1] != event.to_version:
                 stack.append(event.to_version)
     return stack
-
-
-def _check_name(name: str) -> None:
-    if not isinstance(name, str) or not _NAME.match(name):
-        raise InputError(
-            f"invalid model name {name!r}: use letters, digits, '_', '.', '-' "
-            "(at most 128, starting alphanumeric)"
-        )
-
-
-def _quoted(name: str) -> str:
-    return name.replace("'", "\\'")
-
-
-def _all_pages(method: Any, *args: Any) -> Any:
-    """Iterate over every page of an MLflow search (they return at most one page per call)."""
-    token = None
-    while True:
-        page = method(*args, page_token=token) if token else method(*args)
-        yield from page
-        token = getattr(page, "token", None)
-        if not token:
-            return
-
-
-def _positive_column(estimator: Any) -> int | None:
-    """The ``predict_proba`` column of the defective class (label 1/True); None unless binary."""
-    if not callable(getattr(estimator, "predict_proba", None)):
-        return None
-    classes = getattr(estimator, "classes_", None)
-    if classes is None:
-        return 1  # scikit-learn's convention for binary classifiers without classes_ (e.g. some wrappers)
-    labels = list(classes)
-    if len(labels) != 2:
-        return None
-    return labels.index(1) if 1 in labels else 1
-
-
-def _float_or_none(value: Any) -> float | None:
-    if value is None or value == "":
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
-def _from_millis(value: Any) -> datetime | None:
-    if value is None:
-        return None
-    return datetime.fromtimestamp(int(value) / 1000.0, tz=UTC)

@@ -37,7 +37,8 @@ from defectops.data import (
 )
 from defectops.errors import InputError
 from defectops.training.metrics import Ranking, Report, evaluate_predictions, mean_reports
-from defectops.training.models import DEFAULT_MODEL, JITModel, make_model
+from defectops.training.models.base import JITModel
+from defectops.training.models.zoo import DEFAULT_MODEL, make_model
 from defectops.training.tuning import TuningResult, tune
 
 SplitKind = Literal["time", "rolling", "kamei", "random"]

@@ -24,7 +24,8 @@ import pandas as pd
 from defectops.data import Split, rolling_origin
 from defectops.errors import InputError
 from defectops.training.metrics import roc_auc
-from defectops.training.models import MODEL_KINDS, JITModel, make_model
+from defectops.training.models.base import JITModel
+from defectops.training.models.zoo import MODEL_KINDS, make_model
 
 
 def search_space(kind: str, trial: Any, *, recency: bool = True) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""Loading a registered version: download its MLflow artifact, deserialise the estimator, and read the
+metadata serving, monitoring and the gate need (:class:`ModelMeta`) into a :class:`LoadedModel`."""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict
+
+from defectops.errors import InputError, ModelError
+from defectops.registry.records import TAG_FINGERPRINT, TAG_THRESHOLD, float_or_none, from_millis
+from defectops.registry.tracking import METADATA_KEY, TrackingConfig
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+    from numpy.typing import NDArray
+
+
+class ModelMeta(BaseModel):
+    """What serving, monitoring and the gate need to know about a loaded model version."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: int
+    alias: str | None
+    run_id: str | None
+    model_uri: str
+    source: str
+    features: list[str]
+    threshold: float
+    dataset_fingerprint: str | None
+    serialization_format: str | None
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A deserialised estimator with its registry metadata."""
+
+    estimator: Any
+    meta: ModelMeta
+    positive_column: int = 1
+
+    def score(self, frame: pd.DataFrame) -> NDArray[np.float64]:
+        """Defect probabilities for ``frame``'s rows, using exactly the model's features in its order."""
+        import numpy as np
+
+        missing = [f for f in self.meta.features if f not in frame.columns]
+        if missing:
+            raise InputError(f"missing feature columns for {self.meta.name} v{self.meta.version}: {missing}")
+        try:
+            proba = self.estimator.predict_proba(frame.loc[:, self.meta.features])
+        except Exception as exc:  # an estimator failing on well-formed input is a model problem
+            raise ModelError(
+                f"{self.meta.name} v{self.meta.version} failed to score ({type(exc).__name__}: {exc})"
+            ) from exc
+        return np.asarray(proba, dtype=np.float64)[:, self.positive_column]
+
+
+def load_version(
+    config: TrackingConfig, mv: Any, *, name: str, version: int, alias: str | None
+) -> LoadedModel:
+    """Load the registered version ``mv`` (``name`` v``version``, reached through ``alias`` if any).
+
+    ModelError when the artifact is missing, corrupt, or not a probabilistic classifier.
+    """
+    import mlflow
+    import mlflow.sklearn
+    from mlflow.models import Model
+
+    uri = f"models:/{name}/{version}"
+    try:
+        # a private copy, deleted once the estimator is in memory (remote stores would otherwise leave
+        # one temporary folder per load behind in a long-running service)
+        with tempfile.TemporaryDirectory(prefix="defectops-model-") as tmp:
+            local = mlflow.artifacts.download_artifacts(
+                artifact_uri=uri,
+                dst_path=tmp,
+                tracking_uri=config.tracking_uri,
+                registry_uri=config.registry_uri,
+            )
+            mlmodel = Model.load(local)
+            estimator = mlflow.sklearn.load_model(local)
+    except Exception as exc:  # missing files, corrupt zip/skops/pickle, unknown classes: all unusable
+        raise ModelError(
+            f"the artifact of {name} v{version} cannot be loaded ({type(exc).__name__}: {exc})"
+        ) from exc
+    positive = _positive_column(estimator)
+    if positive is None:
+        raise ModelError(
+            f"{name} v{version} is not a binary probabilistic classifier (predict_proba, 2 classes)"
+        )
+    own = (mlmodel.metadata or {}).get(METADATA_KEY, {}) if isinstance(mlmodel.metadata, dict) else {}
+    features = [str(f) for f in own.get("features", [])]
+    if not features and mlmodel.signature is not None:
+        features = list(mlmodel.signature.inputs.input_names())
+    if not features:
+        raise ModelError(f"{name} v{version} records no feature names (no defectops metadata, no signature)")
+    threshold = float(own.get("threshold", float_or_none(mv.tags.get(TAG_THRESHOLD)) or 0.5))
+    flavor = mlmodel.flavors.get("sklearn", {})
+    meta = ModelMeta(
+        name=name,
+        version=version,
+        alias=alias,
+        run_id=mv.run_id or None,
+        model_uri=uri,
+        source=str(mv.source),
+        features=features,
+        threshold=threshold,
+        dataset_fingerprint=own.get("dataset_fingerprint") or mv.tags.get(TAG_FINGERPRINT),
+        serialization_format=flavor.get("serialization_format"),
+        created_at=from_millis(mv.creation_timestamp),
+    )
+    return LoadedModel(estimator=estimator, meta=meta, positive_column=positive)
+
+
+def _positive_column(estimator: Any) -> int | None:
+    """The ``predict_proba`` column of the defective class (label 1/True); None unless binary."""
+    if not callable(getattr(estimator, "predict_proba", None)):
+        return None
+    classes = getattr(estimator, "classes_", None)
+    if classes is None:
+        return 1  # scikit-learn's convention for binary classifiers without classes_ (e.g. some wrappers)
+    labels = list(classes)
+    if len(labels) != 2:
+        return None
+    return labels.index(1) if 1 in labels else 1

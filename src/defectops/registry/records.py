@@ -1,0 +1,111 @@
+"""What the registry lists: registered models and versions, the alias names, the tags defectops sets on
+versions, and the small helpers every part of the registry shares."""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from defectops.errors import InputError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+TAG_STATUS = "defectops.status"
+TAG_GATE = "defectops.gate"
+TAG_GATE_RUN = "defectops.gate_run_id"
+TAG_THRESHOLD = "defectops.threshold"
+TAG_FINGERPRINT = "defectops.dataset_fingerprint"
+
+
+class ModelVersionInfo(BaseModel):
+    """A registered version as listed (no artifact download)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    version: int
+    aliases: list[str]
+    run_id: str | None
+    source: str
+    created_at: datetime | None
+    status: str | None
+    gate: str | None
+    threshold: float | None
+    dataset_fingerprint: str | None
+    metrics: dict[str, float]
+    tags: dict[str, str]
+
+
+class RegisteredModelInfo(BaseModel):
+    """A registered model name with its current aliases."""
+
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    aliases: dict[str, int]
+    latest_version: int | None
+    versions: int
+
+
+def version_info(mv: Any, aliases: list[str], metrics: dict[str, float]) -> ModelVersionInfo:
+    """The listing of one MLflow model version, given its aliases and its run's metrics."""
+    tags = {str(k): str(v) for k, v in (mv.tags or {}).items()}
+    return ModelVersionInfo(
+        name=mv.name,
+        version=int(mv.version),
+        aliases=sorted(aliases),
+        run_id=mv.run_id or None,
+        source=str(mv.source),
+        created_at=from_millis(mv.creation_timestamp),
+        status=tags.get(TAG_STATUS),
+        gate=tags.get(TAG_GATE),
+        threshold=float_or_none(tags.get(TAG_THRESHOLD)),
+        dataset_fingerprint=tags.get(TAG_FINGERPRINT),
+        metrics=metrics,
+        tags=tags,
+    )
+
+
+def check_name(name: str) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InputError(
+            f"invalid model name {name!r}: use letters, digits, '_', '.', '-' "
+            "(at most 128, starting alphanumeric)"
+        )
+
+
+def quoted(name: str) -> str:
+    return name.replace("'", "\\'")
+
+
+def all_pages(method: Any, *args: Any) -> Any:
+    """Iterate over every page of an MLflow search (they return at most one page per call)."""
+    token = None
+    while True:
+        page = method(*args, page_token=token) if token else method(*args)
+        yield from page
+        token = getattr(page, "token", None)
+        if not token:
+            return
+
+
+def float_or_none(value: Any) -> float | None:
+    if value is None or value == "":
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def from_millis(value: Any) -> datetime | None:
+    if value is None:
+        return None
+    return datetime.fromtimestamp(int(value) / 1000.0, tz=UTC)

@@ -1,0 +1,73 @@
+"""The model kinds: which class each name stands for, creating a fresh model, loading a saved one."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from defectops.errors import InputError, ModelError
+from defectops.training.models.base import JITModel
+from defectops.training.models.boosting import LightGBMJIT
+from defectops.training.models.forest import ForestJIT
+from defectops.training.models.linear import LogisticJIT
+from defectops.training.models.online import OnlineJIT
+from defectops.training.models.persistence import FORMAT
+from defectops.training.models.text import TextJIT
+
+ModelKind = Literal["lightgbm", "logreg", "rf", "online", "text"]
+MODEL_KINDS: tuple[str, ...] = ("lightgbm", "logreg", "rf", "online", "text")
+DEFAULT_MODEL: ModelKind = "lightgbm"
+
+MODEL_CLASSES: dict[str, type[JITModel]] = {
+    "lightgbm": LightGBMJIT,
+    "logreg": LogisticJIT,
+    "rf": ForestJIT,
+    "online": OnlineJIT,
+    "text": TextJIT,
+}
+
+
+def make_model(kind: str = DEFAULT_MODEL, **params: Any) -> JITModel:
+    """A fresh, unfitted model of ``kind`` (one of :data:`MODEL_KINDS`) with ``params``."""
+    if kind not in MODEL_CLASSES:
+        raise InputError(f"unknown model {kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+    try:
+        return MODEL_CLASSES[kind](**params)
+    except TypeError as exc:
+        raise InputError(f"invalid parameters for the {kind} model: {exc}") from None
+
+
+def load_model(path: Path) -> JITModel:
+    """Load a model written by :meth:`JITModel.save` (skops files are checked against an allow-list of
+    scikit-learn/NumPy/SciPy types; nothing is unpickled)."""
+    document_path = path / "model.json"
+    if not document_path.is_file():
+        raise ModelError(f"{path}: no model.json, not a saved defectops model")
+    try:
+        document = json.loads(document_path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ModelError(f"{document_path}: unreadable ({exc})") from None
+    if document.get("format") != FORMAT:
+        raise ModelError(f"{path}: model format {document.get('format')!r} is not supported")
+    kind = str(document.get("kind"))
+    if kind not in MODEL_CLASSES:
+        raise ModelError(f"{path}: unknown model kind {kind!r}")
+    params = dict(document["params"])
+    if params.get("features") is not None:
+        params["features"] = tuple(params["features"])
+    model = MODEL_CLASSES[kind](**params)
+    model.features_ = list(document["features"])
+    model.classes_ = np.array([0, 1])
+    model.n_features_in_ = len(model.features_)
+    model.n_train_ = int(document.get("n_train", 0))
+    model.positive_rate_ = float(document.get("positive_rate", float("nan")))
+    calibration = document["calibration"]
+    model.calibration_ = (float(calibration["a"]), float(calibration["b"]), float(document["threshold"]))
+    try:
+        model._restore(document.get("state", {}), path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"{path}: the model files do not load ({type(exc).__name__}: {exc})") from None
+    return model
