@@ -74,3 +74,31 @@ class NotFoundError(DefectOpsError):
 
     exit_code = 7
     http_status = 404
+
+
+class PredictionLogError(DefectOpsError):
+    """The prediction store is unreachable or refused a write: nothing of that call was acknowledged."""
+
+    exit_code = 8
+    http_status = 503
+
+
+class ReloadRefusedError(DefectOpsError):
+    """A new model version could not be loaded or failed its smoke test; the old deployment keeps serving."""
+
+    exit_code = 6
+    http_status = 409
+
+
+class TrafficConflictError(DefectOpsError):
+    """A traffic split that needs a challenger while none is loaded."""
+
+    exit_code = 2
+    http_status = 409
+
+
+class PayloadTooLargeError(DefectOpsError):
+    """A request body or batch beyond the service's limits."""
+
+    exit_code = 2
+    http_status = 413

@@ -46,7 +46,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 
 from defectops.data import PREDICTION_COLUMNS
-from defectops.errors import ConfigError, DefectOpsError, InputError, NotFoundError
+from defectops.errors import ConfigError, InputError, NotFoundError, PredictionLogError
 
 __all__ = [
     "DB_FILENAME",
@@ -79,13 +79,6 @@ _BANDS: Final[dict[str, str]] = {"low": "low", "medium": "medium", "high": "high
 #: crash or power loss (``power-loss``). Only SQLite has the choice.
 Durability = Literal["kill", "power-loss"]
 DEFAULT_DURABILITY: Final[Durability] = "kill"
-
-
-class PredictionLogError(DefectOpsError):
-    """The prediction store is unreachable or refused a write: nothing of that call was acknowledged."""
-
-    exit_code = 8
-    http_status = 503
 
 
 # --------------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from pydantic_core import to_json
 
 from defectops.config import Settings, Workspace
 from defectops.data import METRIC_NAMES
-from defectops.errors import InputError, ModelError, NotFoundError
+from defectops.errors import InputError, ModelError, NotFoundError, PayloadTooLargeError
 from defectops.predlog import (
     CheckedInputs,
     FeedbackOutcome,
@@ -44,7 +44,7 @@ from defectops.serving.control import ControlFile
 from defectops.serving.deployment import Deployment, ServingModel, route_fraction
 from defectops.serving.gauges import PublishedGauges, published_gauges_path
 from defectops.serving.manager import Clock, ModelManager
-from defectops.serving.metrics import PayloadTooLargeError, ServiceMetrics
+from defectops.serving.metrics import ServiceMetrics
 from defectops.serving.schemas import ID_FIELDS, ChangeRecord, CommitScoreRequest, ModelOut, RiskBandsOut
 from defectops.serving.settings import ServeSettings
 from defectops.serving.writer import LogWriter
