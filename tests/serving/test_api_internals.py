@@ -17,8 +17,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from defectops.data.schemas import FEATURES
-from defectops.errors import ConfigError, InputError, ModelError
-from defectops.predlog.log import PredictionLog, PredictionLogError, PredictionRecord
+from defectops.errors import ConfigError, InputError, ModelError, PredictionLogError
+from defectops.predlog import PredictionLog, PredictionRecord
 from defectops.registry.registry import LoadedModel, ModelMeta
 from defectops.serving.control import ControlFile
 from defectops.serving.deployment import Traffic, prepare, route_fraction
@@ -362,7 +362,7 @@ def test_change_records_hold_their_values_to_the_log_rules() -> None:
     ChangeRecord must guarantee what the log's own checks would."""
     from pydantic import ValidationError
 
-    from defectops.predlog.log import CheckedInputs, PredictionRecord, _check_input_name
+    from defectops.predlog.records import CheckedInputs, PredictionRecord, _check_input_name
     from defectops.serving.schemas import ID_FIELDS, ChangeRecord
     from defectops.serving.service import records_batch
 

@@ -17,17 +17,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from defectops.errors import ConfigError, InputError, NotFoundError
-from defectops.predlog.log import (
-    INSERT_COLUMNS,
-    PREDICTION_COLUMNS,
-    FeedbackRecord,
-    PredictionLog,
-    PredictionLogError,
-    PredictionRecord,
-    feedback_table,
-    predictions_table,
-)
+from defectops.data import PREDICTION_COLUMNS
+from defectops.errors import ConfigError, InputError, NotFoundError, PredictionLogError
+from defectops.predlog import FeedbackRecord, PredictionLog, PredictionRecord
+from defectops.predlog.schema import INSERT_COLUMNS, feedback_table, predictions_table
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)
