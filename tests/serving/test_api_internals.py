@@ -247,6 +247,21 @@ def _record(prediction_id: str | None = None) -> PredictionRecord:
     )
 
 
+def test_control_file_and_gauge_paths_may_be_strings_or_paths(tmp_path: Path) -> None:
+    from defectops.serving import publish_gauges, published_gauges_path
+
+    by_str, by_path = ControlFile.for_model(str(tmp_path), "jit"), ControlFile.for_model(tmp_path, "jit")
+    assert by_str.path == by_path.path == tmp_path / "serving" / "jit.control.json"
+    by_str.update(lambda _current: (1, None, Traffic(), "first"), now=datetime(2026, 1, 1, tzinfo=UTC))
+    state = ControlFile(str(by_path.path)).read()
+    assert state is not None
+    assert state.champion == 1
+    gauges = published_gauges_path(str(by_path.path))
+    assert gauges == published_gauges_path(by_path.path) == tmp_path / "serving" / "jit.monitoring.prom"
+    publish_gauges("x 1.0\n", str(gauges))
+    assert gauges.read_text(encoding="utf-8") == "x 1.0\n"
+
+
 def test_group_commit_takes_everything_waiting_in_one_transaction(tmp_path: Path) -> None:
     log = PredictionLog.from_url(f"sqlite:///{tmp_path / 'p.db'}")
     commits: list[int] = []
