@@ -72,7 +72,7 @@ def test_booster_fast_path_equals_the_shared_scoring() -> None:
 
 
 def test_direct_lightgbm_call_equals_the_public_booster_predict() -> None:
-    from defectops.serving.deployment import BoosterScorer
+    from defectops.serving.scorers import BoosterScorer
 
     model, frame = fit_model(6)
     values = frame[list(FEATURES)].to_numpy(dtype=np.float64)[:40]
@@ -342,8 +342,8 @@ def test_a_closed_writer_refuses_new_work_and_drained_everything(tmp_path: Path)
 
 
 def test_the_matrix_from_records_keeps_the_feature_order() -> None:
+    from defectops.serving.answers import records_batch
     from defectops.serving.schemas import ChangeRecord
-    from defectops.serving.service import records_batch
 
     records = [ChangeRecord(la=1.0, ld=2.0, nf=3.0, fix=True), ChangeRecord(la=4.0, nf=6.0)]
     batch = records_batch(records)
@@ -356,7 +356,7 @@ def test_the_matrix_from_records_keeps_the_feature_order() -> None:
 
 
 def test_prediction_ids_are_canonical_time_ordered_version_7_uuids() -> None:
-    from defectops.serving.service import new_prediction_ids
+    from defectops.serving.answers import new_prediction_ids
 
     ids = new_prediction_ids(2000, NOW)
     assert len(set(ids)) == 2000
@@ -378,8 +378,8 @@ def test_change_records_hold_their_values_to_the_log_rules() -> None:
     from pydantic import ValidationError
 
     from defectops.predlog.records import CheckedInputs, PredictionRecord, _check_input_name
+    from defectops.serving.answers import records_batch
     from defectops.serving.schemas import ID_FIELDS, ChangeRecord
-    from defectops.serving.service import records_batch
 
     names = [name for name in ChangeRecord.model_fields if name not in ID_FIELDS]
     for name in names:
