@@ -89,6 +89,10 @@ class TerraformParseError(InputError):
 class RateLimitError(DefectOpsError):
     """GitHub's rate limit would make us wait longer than allowed."""
 
+
+class PredictionLogError(DefectOpsError):
+    """The prediction store is unreachable or refused a write: nothing of that call was acknowledged."""
+
     exit_code = 8
     http_status = 503
 
@@ -116,3 +120,24 @@ class StateSnapshotError(ArtifactStoreError):
     """A SQLite state file could not be snapshotted for upload (corrupt, locked, not a database)."""
 
     exit_code = 4
+
+
+class ReloadRefusedError(DefectOpsError):
+    """A new model version could not be loaded or failed its smoke test; the old deployment keeps serving."""
+
+    exit_code = 6
+    http_status = 409
+
+
+class TrafficConflictError(DefectOpsError):
+    """A traffic split that needs a challenger while none is loaded."""
+
+    exit_code = 2
+    http_status = 409
+
+
+class PayloadTooLargeError(DefectOpsError):
+    """A request body or batch beyond the service's limits."""
+
+    exit_code = 2
+    http_status = 413

@@ -21,7 +21,7 @@ from defectops.pipeline.heal import (
     RepositorySource,
     replay,
 )
-from defectops.predlog.log import PredictionRecord
+from defectops.predlog import PredictionRecord
 from defectops.registry.records import CHALLENGER, CHAMPION
 from gitrepo import RepoBuilder
 from heal_world import (

@@ -1,4 +1,4 @@
-"""Fixtures of the service tests (imported by tests/serving/test_api_*.py; tests/serving/conftest.py is not ours).
+"""Fixtures of the service tests (imported by tests/serving/test_api_*.py, which star-import them).
 
 One real MLflow SQLite registry per test session (migrating a fresh one costs seconds) holding three logged
 runs: two tiny LightGBM models trained on seeded synthetic change metrics (``good_a``, ``good_b``) and one

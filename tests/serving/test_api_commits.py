@@ -16,7 +16,7 @@ from defectops.config import Workspace
 from defectops.data.schemas import FEATURES
 from defectops.git.repo import GitRepo
 from defectops.mining.engine import MineOptions, Miner
-from defectops.predlog.log import PredictionLog
+from defectops.predlog import PredictionLog
 from gitrepo import BOB, RepoBuilder, lines
 from sample_repos import build_handworked, build_with_merges
 from serving.conftest_api import *  # noqa: F403 - the fixtures

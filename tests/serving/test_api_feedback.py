@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from defectops.predlog.log import PredictionLog
+from defectops.predlog import PredictionLog
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import NOW, Deployed, MakeClient, Session, record_of
 

@@ -17,8 +17,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from defectops.data.schemas import FEATURES
-from defectops.errors import ConfigError, InputError, ModelError
-from defectops.predlog.log import PredictionLog, PredictionLogError, PredictionRecord
+from defectops.errors import ConfigError, InputError, ModelError, PredictionLogError
+from defectops.predlog import PredictionLog, PredictionRecord
 from defectops.registry.loading import LoadedModel, ModelMeta
 from defectops.serving.control import ControlFile
 from defectops.serving.deployment import Traffic, prepare, route_fraction
@@ -72,7 +72,7 @@ def test_booster_fast_path_equals_the_shared_scoring() -> None:
 
 
 def test_direct_lightgbm_call_equals_the_public_booster_predict() -> None:
-    from defectops.serving.deployment import BoosterScorer
+    from defectops.serving.scorers import BoosterScorer
 
     model, frame = fit_model(6)
     values = frame[list(FEATURES)].to_numpy(dtype=np.float64)[:40]
@@ -247,6 +247,21 @@ def _record(prediction_id: str | None = None) -> PredictionRecord:
     )
 
 
+def test_control_file_and_gauge_paths_may_be_strings_or_paths(tmp_path: Path) -> None:
+    from defectops.serving import publish_gauges, published_gauges_path
+
+    by_str, by_path = ControlFile.for_model(str(tmp_path), "jit"), ControlFile.for_model(tmp_path, "jit")
+    assert by_str.path == by_path.path == tmp_path / "serving" / "jit.control.json"
+    by_str.update(lambda _current: (1, None, Traffic(), "first"), now=datetime(2026, 1, 1, tzinfo=UTC))
+    state = ControlFile(str(by_path.path)).read()
+    assert state is not None
+    assert state.champion == 1
+    gauges = published_gauges_path(str(by_path.path))
+    assert gauges == published_gauges_path(by_path.path) == tmp_path / "serving" / "jit.monitoring.prom"
+    publish_gauges("x 1.0\n", str(gauges))
+    assert gauges.read_text(encoding="utf-8") == "x 1.0\n"
+
+
 def test_group_commit_takes_everything_waiting_in_one_transaction(tmp_path: Path) -> None:
     log = PredictionLog.from_url(f"sqlite:///{tmp_path / 'p.db'}")
     commits: list[int] = []
@@ -327,8 +342,8 @@ def test_a_closed_writer_refuses_new_work_and_drained_everything(tmp_path: Path)
 
 
 def test_the_matrix_from_records_keeps_the_feature_order() -> None:
+    from defectops.serving.answers import records_batch
     from defectops.serving.schemas import ChangeRecord
-    from defectops.serving.service import records_batch
 
     records = [ChangeRecord(la=1.0, ld=2.0, nf=3.0, fix=True), ChangeRecord(la=4.0, nf=6.0)]
     batch = records_batch(records)
@@ -341,7 +356,7 @@ def test_the_matrix_from_records_keeps_the_feature_order() -> None:
 
 
 def test_prediction_ids_are_canonical_time_ordered_version_7_uuids() -> None:
-    from defectops.serving.service import new_prediction_ids
+    from defectops.serving.answers import new_prediction_ids
 
     ids = new_prediction_ids(2000, NOW)
     assert len(set(ids)) == 2000
@@ -362,9 +377,9 @@ def test_change_records_hold_their_values_to_the_log_rules() -> None:
     ChangeRecord must guarantee what the log's own checks would."""
     from pydantic import ValidationError
 
-    from defectops.predlog.log import CheckedInputs, PredictionRecord, _check_input_name
+    from defectops.predlog.records import CheckedInputs, PredictionRecord, _check_input_name
+    from defectops.serving.answers import records_batch
     from defectops.serving.schemas import ID_FIELDS, ChangeRecord
-    from defectops.serving.service import records_batch
 
     names = [name for name in ChangeRecord.model_fields if name not in ID_FIELDS]
     for name in names:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from defectops.data.schemas import FEATURES
-from defectops.predlog.log import PredictionLog
+from defectops.predlog import PredictionLog
 from defectops.registry.records import CHAMPION
 from defectops.registry.registry import ModelRegistry
 from defectops.serving.deployment import route_fraction

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from defectops.data.schemas import FEATURES
-from defectops.predlog.log import PredictionLog
+from defectops.predlog import PredictionLog
 from defectops.training.risk import RiskBands, score
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import Deployed, MakeClient, Session, record_of

@@ -23,7 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from defectops.predlog.log import PredictionLog
+from defectops.predlog import PredictionLog
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import ADMIN_TOKEN, Deployed, Session, admin, record_of
 

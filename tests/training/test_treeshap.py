@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from defectops.serving.deployment import BoosterScorer
+from defectops.serving.scorers import BoosterScorer
 from defectops.training.models import LightGBMJIT, load_model
 from defectops.training.treeshap import ZERO_THRESHOLD, TreeShapTables
 

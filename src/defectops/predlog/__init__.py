@@ -1,17 +1,11 @@
-"""The public API of defectops.predlog."""
+"""The public API of defectops.predlog: the prediction log (see :mod:`defectops.predlog.log`)."""
 
-from defectops.predlog.log import (
-    DEFAULT_DURABILITY,
-    CheckedInputs,
-    Durability,
-    FeedbackOutcome,
-    FeedbackRecord,
-    InputValue,
-    PredictionLog,
-    PredictionLogError,
-    PredictionRecord,
-    default_url,
-)
+from defectops.errors import PredictionLogError
+from defectops.predlog.engine import DEFAULT_DURABILITY, Durability, default_url
+from defectops.predlog.feedback import FeedbackOutcome, FeedbackRecord, StoredFeedback
+from defectops.predlog.log import PredictionLog
+from defectops.predlog.reads import LogCounts
+from defectops.predlog.records import CheckedInputs, InputValue, PredictionRecord
 
 __all__ = [
     "DEFAULT_DURABILITY",
@@ -20,8 +14,10 @@ __all__ = [
     "FeedbackOutcome",
     "FeedbackRecord",
     "InputValue",
+    "LogCounts",
     "PredictionLog",
     "PredictionLogError",
     "PredictionRecord",
+    "StoredFeedback",
     "default_url",
 ]

@@ -81,14 +81,15 @@ def _version(value: Any) -> int | None:
 class ControlFile:
     """One model's control document in the workspace (see the module docstring)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._lock_path = path.with_name(path.name + ".lock")
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self._lock_path = self.path.with_name(self.path.name + ".lock")
 
     @classmethod
-    def for_model(cls, workspace_root: Path, model_name: str) -> ControlFile:
+    def for_model(cls, workspace_root: str | os.PathLike[str], model_name: str) -> ControlFile:
+        """The control file of ``model_name``: ``<workspace>/serving/<model>.control.json``."""
         safe = re.sub(r"[^A-Za-z0-9_.-]", "_", model_name)
-        return cls(workspace_root / "serving" / f"{safe}.control.json")
+        return cls(Path(workspace_root) / "serving" / f"{safe}.control.json")
 
     def stamp(self) -> tuple[int, int] | None:
         """A cheap change marker (mtime, size), None when there is no file yet."""

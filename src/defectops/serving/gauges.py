@@ -14,13 +14,15 @@ import tempfile
 from pathlib import Path
 
 
-def published_gauges_path(control_path: Path) -> Path:
+def published_gauges_path(control_path: str | os.PathLike[str]) -> Path:
     """Where the gauges of the model whose control file is ``control_path`` are published."""
-    return control_path.with_name(control_path.name.removesuffix(".control.json") + ".monitoring.prom")
+    control = Path(control_path)
+    return control.with_name(control.name.removesuffix(".control.json") + ".monitoring.prom")
 
 
-def publish_gauges(exposition: str, path: Path) -> None:
+def publish_gauges(exposition: str, path: str | os.PathLike[str]) -> None:
     """Write ``exposition`` atomically (readers see the old or the new text, never half of it)."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     with os.fdopen(fd, "w", encoding="utf-8") as handle:
@@ -31,8 +33,8 @@ def publish_gauges(exposition: str, path: Path) -> None:
 class PublishedGauges:
     """The published Prometheus text, cached by the file's modification time and size."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
         self._stamp: tuple[int, int] | None = None
         self._text = ""
 

@@ -19,7 +19,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from defectops.errors import DefectOpsError, ModelError, NotFoundError
+from defectops.errors import (
+    DefectOpsError,
+    ModelError,
+    NotFoundError,
+    ReloadRefusedError,
+    TrafficConflictError,
+)
 from defectops.registry import CHALLENGER, CHAMPION, ModelRegistry, champion_stack
 from defectops.serving.control import ControlFile, ControlState
 from defectops.serving.deployment import OFF, Deployment, ServingModel, Traffic, prepare
@@ -28,20 +34,6 @@ from defectops.serving.metrics import ServiceMetrics
 logger = logging.getLogger("defectops.serving")
 
 Clock = Callable[[], datetime]
-
-
-class ReloadRefusedError(DefectOpsError):
-    """A new model version could not be loaded or failed its smoke test; the old deployment keeps serving."""
-
-    exit_code = 6
-    http_status = 409
-
-
-class TrafficConflictError(DefectOpsError):
-    """A traffic split that needs a challenger while none is loaded."""
-
-    exit_code = 2
-    http_status = 409
 
 
 class ModelManager:

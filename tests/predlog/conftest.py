@@ -16,7 +16,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from defectops.predlog.log import PredictionLog
+from defectops.predlog import PredictionLog
 
 POSTGRES_ENV = "DEFECTOPS_TEST_POSTGRES_URL"
 

@@ -17,17 +17,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
-from defectops.errors import ConfigError, InputError, NotFoundError
-from defectops.predlog.log import (
-    INSERT_COLUMNS,
-    PREDICTION_COLUMNS,
-    FeedbackRecord,
-    PredictionLog,
-    PredictionLogError,
-    PredictionRecord,
-    feedback_table,
-    predictions_table,
-)
+from defectops.data import PREDICTION_COLUMNS
+from defectops.errors import ConfigError, InputError, NotFoundError, PredictionLogError
+from defectops.predlog import FeedbackRecord, PredictionLog, PredictionRecord, default_url
+from defectops.predlog.schema import INSERT_COLUMNS, feedback_table, predictions_table
 
 T0 = datetime(2025, 1, 6, 9, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)
@@ -556,6 +549,18 @@ def test_workspace_default_is_a_wal_database_that_survives_a_kill(tmp_path: Path
             assert connection.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # 1 = NORMAL
             assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
     assert (workspace / "predictions.db").is_file()
+
+
+def test_workspace_paths_may_be_strings_or_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    expected = f"sqlite+pysqlite:///{(tmp_path / 'ws' / 'predictions.db').resolve()}"
+    with PredictionLog.for_workspace("ws") as log:  # a relative str (an AttributeError before)
+        assert log.url == expected
+        log.record([make_record()])
+    with PredictionLog.for_workspace(tmp_path / "ws") as log:
+        assert log.url == expected
+        assert log.counts().predictions == 1
+    assert default_url("ws") == default_url(Path("ws")) == default_url(str(tmp_path / "ws"))
 
 
 def test_power_loss_durability_fsyncs_every_commit(tmp_path: Path) -> None:

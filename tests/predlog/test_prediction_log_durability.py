@@ -17,7 +17,7 @@ from typing import IO
 
 import pytest
 
-from defectops.predlog.log import PredictionLog
+from defectops.predlog import PredictionLog
 
 WRITER = Path(__file__).with_name("prediction_log_writer.py")
 BATCH_SIZE = 7

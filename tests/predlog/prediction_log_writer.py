@@ -15,7 +15,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from types import FrameType
 
-from defectops.predlog.log import PredictionLog, PredictionRecord
+from defectops.predlog import PredictionLog, PredictionRecord
 
 _stop = False
 
