@@ -11,7 +11,7 @@ import typer
 from typer.testing import CliRunner
 
 from defectops.cli.models import models_list, models_promote, models_rollback
-from defectops.errors import InputError, NotFoundError
+from defectops.errors import InputError, ModelError, NotFoundError
 from defectops.registry.registry import ModelRegistry
 from defectops.registry.tracking import TrackingConfig, TrainingRun
 
@@ -116,3 +116,26 @@ def test_bad_input_is_one_error(cli: CliRunner, registry: ModelRegistry, model_n
     assert cli.invoke(app, ["promote", model_name, "one", "--why", "x"]).exit_code == 2
     assert cli.invoke(app, ["promote", model_name, "1"]).exit_code == 2  # --why is required
     assert registry.aliases(model_name) == {"challenger": 1}
+
+
+def test_an_archived_version_is_promoted_only_with_force_and_the_override_is_audited(
+    cli: CliRunner, registry: ModelRegistry, model_name: str, shared_run: TrainingRun
+) -> None:
+    for _ in range(2):
+        registry.register(model_name, shared_run.model_uri, who="ci", why="train", now=T0)
+    registry.promote(model_name, 1, "ci", "first model", now=T0)
+    registry.archive(model_name, 2, "gate", "gate roc_auc below the floor", now=T0)
+    app = _app()
+    refused = cli.invoke(app, ["promote", model_name, "2", "--why", "looks fine", "--who", "alice"])
+    assert isinstance(refused.exception, ModelError)
+    assert "was archived" in str(refused.exception)
+    assert registry.alias_version(model_name, "champion") == 1  # nothing moved
+    forced = cli.invoke(
+        app, ["promote", model_name, "2", "--why", "hotfix model", "--who", "alice", "--force", "--json"]
+    )
+    assert forced.exit_code == 0, forced.output
+    (event,) = json.loads(forced.stdout)["events"]
+    assert (event["who"], event["why"], event["to_version"]) == ("alice", "hotfix model", 2)
+    assert event["evidence"]["forced"] is True
+    assert event["evidence"]["overridden"].startswith("was archived")
+    assert event["at"]  # when

@@ -133,13 +133,12 @@ class ModelRegistry(RegistryReader):
         current = self.alias_version(name, CHAMPION)
         if current == version:
             raise InputError(f"{name} v{version} is already the champion")
-        gate = mv.tags.get(TAG_GATE)
-        if gate == "failed" and not force:
-            raise ModelError(
-                f"{name} v{version} failed its promotion gate (run {mv.tags.get(TAG_GATE_RUN, '?')}); "
-                "promote with force to override"
-            )
-        details = {**dict(evidence or {}), "forced": bool(force and gate == "failed")}
+        refusal = self._refusal(mv)
+        if refusal is not None and not force:
+            raise ModelError(f"{name} v{version} {refusal}; promote with force (and a reason) to override")
+        details = {**dict(evidence or {}), "forced": refusal is not None}
+        if refusal is not None:
+            details["overridden"] = refusal
         events = [
             self._move(
                 name,
@@ -171,6 +170,16 @@ class ModelRegistry(RegistryReader):
         if current is not None:
             self._set_tags(name, current, {TAG_STATUS: "retired"})
         return events
+
+    @staticmethod
+    def _refusal(mv: Any) -> str | None:
+        """Why a version may not become champion without force: its gate failed, or it was archived (the
+        gate of ``run`` and heal archives what it refuses), else None."""
+        if mv.tags.get(TAG_GATE) == "failed":
+            return f"failed its promotion gate (run {mv.tags.get(TAG_GATE_RUN, '?')})"
+        if mv.tags.get(TAG_STATUS) == "archived":
+            return "was archived (refused by its promotion gate or retired by hand)"
+        return None
 
     def rollback(
         self,
