@@ -294,7 +294,7 @@ def test_repository_source_mines_labels_and_feeds_the_labels_to_logged_predictio
 def test_one_cycle_at_a_time_per_model(stack: Stack) -> None:
     import fcntl
 
-    from defectops.pipeline.heal import HealBusyError
+    from defectops.errors import HealBusyError
 
     healer = stack.healer(None, HealSettings())
     healer.lock_path.parent.mkdir(parents=True, exist_ok=True)

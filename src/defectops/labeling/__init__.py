@@ -2,13 +2,16 @@
 
 from defectops.labeling.issues import GitHubIssues, fetch_github_cached, load_issues
 from defectops.labeling.lines import unquote_path
-from defectops.labeling.pipeline import LabelOptions, label_repository
+from defectops.labeling.pipeline import LabelOptions, LabelResult, LabelSummary, PassStats, label_repository
 from defectops.labeling.szz import VARIANTS, SzzOptions
 
 __all__ = [
     "VARIANTS",
     "GitHubIssues",
     "LabelOptions",
+    "LabelResult",
+    "LabelSummary",
+    "PassStats",
     "SzzOptions",
     "fetch_github_cached",
     "label_repository",

@@ -62,7 +62,15 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from defectops.data import COMMIT, EFFORT, LABEL, TIME
-from defectops.errors import ConfigError, DefectOpsError, InputError, ModelError, NotFoundError
+from defectops.errors import (
+    ConfigError,
+    DefectOpsError,
+    HealBusyError,
+    InputError,
+    InsufficientDataError,
+    ModelError,
+    NotFoundError,
+)
 from defectops.pipeline.decide import (
     DecideInputs,
     Decision,
@@ -74,7 +82,6 @@ from defectops.pipeline.decide import (
 )
 from defectops.pipeline.run import (
     Candidate,
-    InsufficientDataError,
     RunOptions,
     log_candidate,
     train_candidate,
@@ -97,13 +104,6 @@ if TYPE_CHECKING:
     from defectops.registry import TrackingConfig
 
 WHO = "defectops heal"
-
-
-class HealBusyError(DefectOpsError):
-    """Another heal cycle of the same model is running; nothing was done (try again later)."""
-
-    exit_code = 75  # EX_TEMPFAIL: cron and orchestrators treat it as "retry"
-    http_status = 409
 
 
 Step = Literal["start", "refresh", "watch", "gate", "monitor", "decide", "train", "error"]
@@ -316,7 +316,7 @@ class RepositorySource:
                 "new_commits": mined.new_commits,
                 "commits": mined.commits,
                 "head": mined.head,
-                "labels": labelled.summary.get("labels", {}),
+                "labels": labelled.summary.labels,
             },
         )
 
@@ -1480,7 +1480,6 @@ def replay(record: HealRecord, *, config: TrackingConfig) -> ReplayOutcome:
 __all__: Sequence[str] = (
     "FrameSource",
     "HealAudit",
-    "HealBusyError",
     "HealRecord",
     "HealReport",
     "Healer",

@@ -33,7 +33,7 @@ from defectops.data import (
     time_split,
     training_table,
 )
-from defectops.errors import DataError, InputError, NotFoundError
+from defectops.errors import DataError, InputError, InsufficientDataError, NotFoundError
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, label_repository
 from defectops.mining import MineOptions, Miner
@@ -86,10 +86,6 @@ class RunResult:
 
 def _both_classes(labels: pd.Series) -> bool:
     return labels.nunique() == 2
-
-
-class InsufficientDataError(DataError):
-    """Too few labelled commits, or one class missing, to train and evaluate honestly; nothing was trained."""
 
 
 @dataclass(frozen=True)
@@ -255,7 +251,7 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
     labelled = label_repository(
         repo, workspace, now=now, options=LabelOptions(waiting_days=options.waiting_days)
     )
-    result.stages["label"] = labelled.summary
+    result.stages["label"] = labelled.summary.as_dict()
 
     say("training")
     from defectops.registry import CHAMPION, ModelRegistry
