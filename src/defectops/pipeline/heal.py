@@ -31,8 +31,6 @@ table (SQL; by default the registry's audit database in the workspace) and to on
 
 from __future__ import annotations
 
-import copy
-import dataclasses
 import hashlib
 import json
 import math
@@ -61,7 +59,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from defectops.data import COMMIT, EFFORT, LABEL, TIME
+from defectops.data import EFFORT, LABEL, TIME
 from defectops.errors import (
     ConfigError,
     DefectOpsError,
@@ -80,12 +78,6 @@ from defectops.pipeline.decide import (
     decide,
     rollback_check,
 )
-from defectops.pipeline.run import (
-    Candidate,
-    RunOptions,
-    log_candidate,
-    train_candidate,
-)
 from defectops.registry import (
     CHALLENGER,
     CHAMPION,
@@ -93,9 +85,11 @@ from defectops.registry import (
     ModelRegistry,
     audit_engine,
     evidence_json,
+    register_trained_model,
     utc_iso,
 )
 from defectops.serving import ControlFile, Traffic
+from defectops.training import Candidate, CandidateOptions, online_candidate, train_candidate
 
 if TYPE_CHECKING:
     from defectops.config import Settings
@@ -396,85 +390,6 @@ def sync_feedback(
             counts[outcome.status] += 1
             counts["matched_predictions"] += outcome.matched_predictions
     return counts
-
-
-# ----------------------------------------------------------------------------------------------------------
-# The online challenger
-
-
-def online_candidate(
-    champion: Any,
-    history: History,
-    *,
-    now: datetime,
-    since: datetime,
-    options: RunOptions,
-) -> Candidate:
-    """The champion's online model updated with the labels that became known in ``(since, now]``.
-
-    The update is ``partial_fit`` on a copy (the champion itself never changes). Honest evaluation as in
-    the main job: a copy updated with the earlier ``1 - test_fraction`` of the new labels (in the order they
-    became known) is scored on the later ones; the challenger is a copy updated with all of them. A champion
-    that is not an online model gets a fully trained online challenger instead (same gate).
-    """
-    from defectops.data import training_table
-    from defectops.training import OnlineJIT, evaluate_predictions
-
-    if not isinstance(champion, OnlineJIT):
-        return train_candidate(
-            history.commits,
-            history.labels,
-            history.files,
-            now=now,
-            options=dataclasses.replace(options, kind="online"),
-            unseen_since=since,
-        )
-    try:
-        table_now = training_table(history.commits, history.labels, as_of=now, files=history.files)
-    except DefectOpsError as exc:
-        raise InsufficientDataError(str(exc)) from exc
-    known_at = _known_labels(history.labels, now).set_index("sha")["label_known_at"]
-    stamps = pd.to_datetime(table_now[COMMIT].map(known_at), utc=True)
-    new_rows = stamps > pd.Timestamp(since)
-    new = table_now.loc[new_rows].assign(_known_at=stamps[new_rows])
-    new = new.sort_values(["_known_at", TIME], kind="stable").drop(columns="_known_at")
-    new = new.reset_index(drop=True)
-    if len(new) < options.min_new_labelled or new[LABEL].nunique() < 2:
-        raise InsufficientDataError(
-            f"{len(new)} labels became known since the champion was trained "
-            f"({int(new[LABEL].sum()) if len(new) else 0} defect-inducing); an online update needs at least "
-            f"{options.min_new_labelled} with both classes"
-        )
-    features = list(champion.features_)
-    cut = max(1, round(len(new) * (1.0 - options.test_fraction)))
-    first, last = new.iloc[:cut], new.iloc[cut:]
-    if len(last) == 0 or last[LABEL].nunique() < 2:
-        raise InsufficientDataError("the latest new labels are all of one class: no honest evaluation")
-    fold_model = copy.deepcopy(champion)
-    fold_model.partial_fit(first.loc[:, features], first[LABEL].to_numpy())
-    probability = np.asarray(fold_model.predict_proba(last)[:, 1], dtype=np.float64)
-    report = evaluate_predictions(
-        last[LABEL].to_numpy(), probability, last[EFFORT].to_numpy(), threshold=fold_model.threshold_
-    )
-    final = copy.deepcopy(champion)
-    final.partial_fit(new.loc[:, features], new[LABEL].to_numpy())
-    metrics = report.metrics()
-    return Candidate(
-        model=final,
-        features=features,
-        table_now=table_now,
-        window=last.reset_index(drop=True),
-        window_probability=probability,
-        metrics=metrics,
-        comparable=False,  # the new labels may belong to commits older than the champion: not unseen
-        evaluation={
-            **metrics,
-            "update_rows": len(first),
-            "test_rows": len(last),
-            "model": "online",
-            "partial_fit_rows": len(new),
-        },
-    )
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -1152,9 +1067,7 @@ class Healer:
         estimator = loaded.estimator
         trained = self.trained_at(champion)
         kind = self.settings.model_kind or str(getattr(estimator, "kind", "") or "lightgbm")
-        options = RunOptions(
-            repo=Path("."),
-            model_name=self.model_name,
+        options = CandidateOptions(
             kind="online" if self.online else kind,
             budget_seconds=self.settings.budget_seconds,
             waiting_days=self.waiting_days,
@@ -1164,7 +1077,15 @@ class Healer:
         )
         try:
             if self.online:
-                candidate = online_candidate(estimator, history, now=now, since=trained, options=options)
+                candidate = online_candidate(
+                    estimator,
+                    history.commits,
+                    history.labels,
+                    history.files,
+                    now=now,
+                    since=trained,
+                    options=options,
+                )
             else:
                 candidate = train_candidate(
                     history.commits,
@@ -1178,10 +1099,13 @@ class Healer:
             cycle.add("train", "skipped", str(exc), champion=champion)
             return
         screen = self._screen(candidate, loaded)
-        run, version = log_candidate(
+        registered = register_trained_model(
             self.registry,
             self.model_name,
-            candidate,
+            candidate.model,
+            features=candidate.features,
+            table=candidate.table_now,
+            metrics=candidate.metrics,
             dataset_fingerprint=history.fingerprint,
             now=now,
             who=self.who,
@@ -1193,12 +1117,12 @@ class Healer:
                 "heal_cycle": cycle.cycle_id,
             },
         )
-        challenger = version.version
+        challenger = registered.version.version
         base = {
-            "training_run_id": run.run_id,
+            "training_run_id": registered.run.run_id,
             "model_kind": options.kind,
             "online": self.online,
-            "evaluation": candidate.evaluation,
+            "evaluation": candidate.evaluation.as_dict(),
             "screen": screen,
             "triggers": decision.fired,
         }
@@ -1487,7 +1411,6 @@ __all__: Sequence[str] = (
     "HistorySource",
     "ReplayOutcome",
     "RepositorySource",
-    "online_candidate",
     "replay",
     "sync_feedback",
 )

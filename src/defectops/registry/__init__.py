@@ -23,12 +23,14 @@ from defectops.registry.registry import (
     champion_stack,
 )
 from defectops.registry.tracking import (
+    Registration,
     TrackingConfig,
     TrainingRun,
     activate,
     ensure_experiment,
     log_training_run,
     mlflow_errors,
+    register_trained_model,
 )
 
 __all__ = [
@@ -41,6 +43,7 @@ __all__ = [
     "ModelRegistry",
     "ModelVersionInfo",
     "RegisteredModelInfo",
+    "Registration",
     "TrackingConfig",
     "TrainingRun",
     "activate",
@@ -51,6 +54,7 @@ __all__ = [
     "log_training_run",
     "mlflow_errors",
     "paired_bootstrap_auc_difference",
+    "register_trained_model",
     "replay_gate",
     "utc_iso",
 ]
