@@ -393,7 +393,8 @@ class Stack:
 
     def healer(self, source: Any | None, settings: Any, **options: Any) -> Any:
         """A healer wired to this stack (control file and audit table in the workspace)."""
-        from defectops.pipeline.heal import HealAudit, Healer
+        from defectops.pipeline.heal import Healer
+        from defectops.registry.audit import AuditLog
         from defectops.serving.control import ControlFile
 
         return Healer(
@@ -401,7 +402,7 @@ class Stack:
             registry=self.registry,
             log=self.log,
             control=ControlFile.for_model(self.workspace, self.name),
-            audit=HealAudit(f"sqlite:///{self.workspace / 'heal.db'}"),
+            audit=AuditLog(f"sqlite:///{self.workspace / 'heal.db'}"),
             settings=settings,
             source=source,
             waiting_days=WAITING_DAYS,

@@ -18,8 +18,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from defectops.data.schemas import LABEL
-from defectops.pipeline.decide import HealSettings
-from defectops.pipeline.heal import FrameSource, HealReport, replay
+from defectops.pipeline.heal import FrameSource, HealReport, HealSettings, replay
 from defectops.registry.gate import GateCriteria
 from defectops.registry.registry import CHAMPION
 from defectops.registry.tracking import register_trained_model

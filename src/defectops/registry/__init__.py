@@ -1,17 +1,19 @@
 """Experiment tracking, the model registry with an audited alias history, and the promotion gate.
 
 - :mod:`defectops.registry.tracking`: where MLflow lives (embedded SQLite in the workspace by default, or any
-  ``MLFLOW_TRACKING_URI``) and how a training run is logged.
+  ``MLFLOW_TRACKING_URI``), how a training run is logged, and the one path that logs and registers a trained
+  model (:func:`register_trained_model`).
 - :mod:`defectops.registry.registry`: register versions, move the ``challenger``/``champion`` aliases with an
   audit record for every move, load a model by alias, promote and roll back.
 - :mod:`defectops.registry.gate`: the promotion gate (absolute floor for a first model; challenger vs champion
   on the same window afterwards) and its logged, replayable decision.
+- :mod:`defectops.registry.audit`: the one append-only audit store (alias moves and heal cycle records).
 
-Nothing is imported here on purpose: MLflow and scikit-learn are heavy, and the CLI must stay fast for
-``--help``. Import the submodules you need.
+MLflow and scikit-learn are heavy and the CLI must stay fast for ``--help``: the submodules import them
+inside the functions that need them, so importing this package is cheap.
 """
 
-from defectops.registry.audit import AuditEvent, audit_engine, evidence_json, utc_iso
+from defectops.registry.audit import AuditEvent, AuditLog, HealRecord, HealStep, utc_iso
 from defectops.registry.gate import GateCriteria, GateDecision, paired_bootstrap_auc_difference, replay_gate
 from defectops.registry.registry import (
     CHALLENGER,
@@ -37,8 +39,11 @@ __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "AuditEvent",
+    "AuditLog",
     "GateCriteria",
     "GateDecision",
+    "HealRecord",
+    "HealStep",
     "LoadedModel",
     "ModelRegistry",
     "ModelVersionInfo",
@@ -47,10 +52,8 @@ __all__ = [
     "TrackingConfig",
     "TrainingRun",
     "activate",
-    "audit_engine",
     "champion_stack",
     "ensure_experiment",
-    "evidence_json",
     "log_training_run",
     "mlflow_errors",
     "paired_bootstrap_auc_difference",

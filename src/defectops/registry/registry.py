@@ -222,7 +222,7 @@ class ModelRegistry:
     def history(self, name: str, *, alias: str | None = None) -> list[AuditEvent]:
         """The audit history of a model (all aliases unless one is given), oldest first."""
         _check_name(name)
-        return self.audit.history(registry=self.registry_key, model_name=name, alias=alias)
+        return self.audit.events(AuditEvent, name, registry=self.registry_key, alias=alias)
 
     def load(self, name: str, *, alias: str | None = CHAMPION, version: int | None = None) -> LoadedModel:
         """Load a version by alias (default ``champion``) or by number, with its metadata.
@@ -583,21 +583,21 @@ class ModelRegistry:
         """Move one alias and append its audit event atomically (the row commits only if MLflow agreed)."""
         client = self.client
         moved = False
+        move = AuditEvent(
+            registry=self.registry_key,
+            model_name=name,
+            alias=alias,
+            action=action,
+            from_version=from_version,
+            to_version=to_version,
+            who=who,
+            why=why,
+            at=now,
+            evidence=dict(evidence),
+        )
         try:
             with self.audit.transaction() as conn:
-                event = self.audit.append(
-                    conn,
-                    registry=self.registry_key,
-                    model_name=name,
-                    alias=alias,
-                    action=action,
-                    from_version=from_version,
-                    to_version=to_version,
-                    who=who,
-                    why=why,
-                    now=now,
-                    evidence=evidence,
-                )
+                event = self.audit.append(move, conn=conn)
                 if alias_changes:
                     with mlflow_errors(f"cannot move alias {alias!r} of {name}"):
                         if to_version is None:
