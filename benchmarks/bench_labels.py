@@ -169,12 +169,12 @@ def incremental_check(
     )
     return {
         "base": base,
-        "mode": tip.summary["mode"],
-        "new_commits": tip.summary["new_commits"],
+        "mode": tip.summary.mode,
+        "new_commits": tip.summary.new_commits,
         "wall": wall,
         "cpu_self": cpu1[0] - cpu0[0],
         "cpu_git": cpu1[1] - cpu0[1],
-        "lazy_files": tip.summary["pass"]["lazy_files"],
+        "lazy_files": tip.summary.pass_stats.lazy_files,
         "labels_equal_full": bool(same_labels),
         "links_equal_full": bool(same_links),
     }

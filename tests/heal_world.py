@@ -328,22 +328,26 @@ def bootstrap_champion(
 ) -> int:
     """Train, register and promote the first model the way the main job does (first-model gate)."""
     from defectops.data.schemas import EFFORT, LABEL
-    from defectops.pipeline.run import RunOptions, log_candidate, train_candidate
+    from defectops.registry.tracking import register_trained_model
+    from defectops.training.candidate import CandidateOptions, train_candidate
 
     history = source.refresh(now)
-    options = RunOptions(repo=Path("."), kind=kind, budget_seconds=0.0, waiting_days=WAITING_DAYS)
+    options = CandidateOptions(kind=kind, budget_seconds=0.0, waiting_days=WAITING_DAYS)
     candidate = train_candidate(history.commits, history.labels, history.files, now=now, options=options)
-    _run, version = log_candidate(
+    version = register_trained_model(
         registry,
         name,
-        candidate,
+        candidate.model,
+        features=candidate.features,
+        table=candidate.table_now,
+        metrics=candidate.metrics,
         dataset_fingerprint=history.fingerprint,
         now=now,
         who="test",
         why="first model",
         job="test",
         evidence={"labels_as_of": now.isoformat()},
-    )
+    ).version
     outcome = registry.apply_gate(
         name,
         version.version,
@@ -389,7 +393,8 @@ class Stack:
 
     def healer(self, source: Any | None, settings: Any, **options: Any) -> Any:
         """A healer wired to this stack (control file and audit table in the workspace)."""
-        from defectops.pipeline.heal import HealAudit, Healer
+        from defectops.pipeline.heal import Healer
+        from defectops.registry.audit import AuditLog
         from defectops.serving.control import ControlFile
 
         return Healer(
@@ -397,7 +402,7 @@ class Stack:
             registry=self.registry,
             log=self.log,
             control=ControlFile.for_model(self.workspace, self.name),
-            audit=HealAudit(f"sqlite:///{self.workspace / 'heal.db'}"),
+            audit=AuditLog(f"sqlite:///{self.workspace / 'heal.db'}"),
             settings=settings,
             source=source,
             waiting_days=WAITING_DAYS,

@@ -141,3 +141,21 @@ class PayloadTooLargeError(DefectOpsError):
 
     exit_code = 2
     http_status = 413
+
+
+class HealBusyError(DefectOpsError):
+    """Another heal cycle of the same model is running; nothing was done (try again later).
+
+    Raised by :meth:`defectops.pipeline.Healer.cycle` when the model's workspace lock is held (an overrunning
+    cron job, or a scheduler and a manual ``heal --once`` at the same moment).
+    """
+
+    exit_code = 75  # EX_TEMPFAIL: cron and orchestrators treat it as "retry"
+    http_status = 409
+
+
+class InsufficientDataError(DataError):
+    """Too few labelled commits, or one class missing, to train and evaluate honestly; nothing was trained.
+
+    The main job and the heal loop catch it and report the reason instead of failing.
+    """

@@ -99,7 +99,7 @@ def test_incremental_equals_full(tmp_path: Path, run_labels, workspace) -> None:
     old_tip = repo.commit("Add y", {"y.py": "y = 1\n"}, days=1)
 
     first = run_labels(repo.path)
-    assert first.summary["mode"] == "full"
+    assert first.summary.mode == "full"
     assert first.labels.set_index("sha").loc[bug, "label"] == "clean"
 
     # New work: a branch forked from an old commit (not the stored tip), merged back, and a fix of `bug`.
@@ -114,11 +114,11 @@ def test_incremental_equals_full(tmp_path: Path, run_labels, workspace) -> None:
     fix = repo.commit("Fix x2 crash", {"x.py": "".join(body) + "x8 = 9\n"}, days=1)
 
     again = run_labels(repo.path)
-    assert again.summary["mode"] == "incremental"
-    assert again.summary["new_commits"] == 3
-    assert again.summary["pass"]["lazy_files"] >= 1  # the old branch's parent state was loaded with blame
+    assert again.summary.mode == "incremental"
+    assert again.summary.new_commits == 3
+    assert again.summary.pass_stats.lazy_files >= 1  # the old branch's parent state was loaded with blame
     full = run_labels(repo.path, rebuild=True)
-    assert full.summary["mode"] == "full"
+    assert full.summary.mode == "full"
     pd.testing.assert_frame_equal(again.labels, full.labels)
     pd.testing.assert_frame_equal(
         again.links.sort_values(["fix_sha", "path"]).reset_index(drop=True),
@@ -137,13 +137,13 @@ def test_incremental_equals_full(tmp_path: Path, run_labels, workspace) -> None:
     repo.commit("Add w", {"w.py": "w = 1\n"}, days=1)
     repo.commit("Add v", {"v.py": "v = 1\n"}, days=1)
     capped = run_labels(repo.path, max_incremental_commits=1)
-    assert capped.summary["mode"] == "full"
-    assert "2 new commits" in capped.summary["notice"]
+    assert capped.summary.mode == "full"
+    assert "2 new commits" in capped.summary.notice
     full = run_labels(repo.path, rebuild=True)
 
     unchanged = run_labels(repo.path)
-    assert unchanged.summary["mode"] == "unchanged"
-    assert unchanged.summary["new_commits"] == 0
+    assert unchanged.summary.mode == "unchanged"
+    assert unchanged.summary.new_commits == 0
     pd.testing.assert_frame_equal(unchanged.labels, full.labels)
 
 
@@ -153,13 +153,13 @@ def test_settings_change_or_rewritten_history_rebuilds(tmp_path: Path, run_label
     repo.commit("Add b", {"b.py": "b = 1\n"}, days=1)
     run_labels(repo.path)
     changed = run_labels(repo.path, max_fix_files=5)
-    assert changed.summary["mode"] == "full"
-    assert "settings changed" in changed.summary["notice"]
+    assert changed.summary.mode == "full"
+    assert "settings changed" in changed.summary.notice
     repo.git("reset", "-q", "--hard", "HEAD~1")
     repo.commit("Add c instead", {"c.py": "c = 1\n"}, days=1)
     rewritten = run_labels(repo.path, max_fix_files=5)
-    assert rewritten.summary["mode"] == "full"
-    assert "not an ancestor" in rewritten.summary["notice"]
+    assert rewritten.summary.mode == "full"
+    assert "not an ancestor" in rewritten.summary.notice
 
 
 def test_shallow_clone_is_refused(tmp_path: Path, run_labels) -> None:

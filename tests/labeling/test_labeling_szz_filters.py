@@ -58,7 +58,7 @@ def test_ignore_revs_file(tmp_path: Path, run_labels, link_set) -> None:
     # The style commit is ignored: its line 2 inherits the origin of the line it replaced (`origin`).
     ag = run_labels(repo.path, variant="ag", rebuild=True)
     assert link_set(ag.links) == {(fix, origin, "names.py", (2,), "szz:message")}
-    assert ag.summary["ignored_revs"] == 1
+    assert ag.summary.ignored_revs == 1
     b = run_labels(repo.path, variant="b", rebuild=True)
     assert link_set(b.links) == {(fix, style, "names.py", (2,), "szz:message")}
 
@@ -80,7 +80,7 @@ def test_issue_list_decides_and_dates_filter(tmp_path: Path, run_labels, link_se
     result = run_labels(repo.path, issues=issues)
     # Lines 1 (from `early`) and 2 (from `late`) are changed; the date filter drops `late`.
     assert link_set(result.links) == {(fix, early, "p.py", (1,), "szz:issue:7")}
-    assert result.summary["dropped_lines"]["issue-date"] == 1
+    assert result.summary.dropped_lines["issue-date"] == 1
     assert result.labels.set_index("sha").loc[late, "label"] == "clean"
 
     unfiltered = run_labels(repo.path, issues=issues, issue_date_filter=False)
@@ -129,8 +129,8 @@ def test_merges_follow_blame(tmp_path: Path, run_labels, link_set, check_blame) 
         (fix, merge, "t.py", (5,), "szz:message"),
         (fix, mainline, "t.py", (8,), "szz:message"),
     }
-    assert result.summary["pass"]["merge_files_resolved"] == 1
-    assert result.summary["pass"]["merge_files_aligned_here"] == 0  # git's combined diff was used
+    assert result.summary.pass_stats.merge_files_resolved == 1
+    assert result.summary.pass_stats.merge_files_aligned_here == 0  # git's combined diff was used
     assert check_blame(repo.path, result.links, True) == 3
 
 
@@ -147,7 +147,7 @@ def test_merge_taking_the_branch_version_whole(tmp_path: Path, run_labels, link_
     # a.py of the merge is the topic's blob: every line keeps the topic's origins (blame's same-blob rule).
     result = run_labels(repo.path)
     assert link_set(result.links) == {(fix, side, "a.py", (2,), "szz:message")}
-    assert result.summary["pass"]["merge_files_resolved"] == 0
+    assert result.summary.pass_stats.merge_files_resolved == 0
 
 
 def test_fingerprints_follow_gits_definition() -> None:

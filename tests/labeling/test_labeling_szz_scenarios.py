@@ -100,7 +100,7 @@ def test_comment_only_change(tmp_path: Path, run_labels, link_set, check_blame) 
     # The fix changes line 1 (a comment, last touched by `explain`) and line 3 (code, from `bug`).
     ag = run_labels(repo.path, variant="ag", rebuild=True)
     assert link_set(ag.links) == {(fix, bug, "loader.py", (3,), "szz:message")}
-    assert ag.summary["dropped_lines"]["comment"] == 1
+    assert ag.summary.dropped_lines["comment"] == 1
     b = run_labels(repo.path, variant="b", rebuild=True)
     assert link_set(b.links) == {
         (fix, explain, "loader.py", (1,), "szz:message"),
@@ -121,7 +121,7 @@ def test_fix_that_only_adds_lines_is_unlinkable(tmp_path: Path, run_labels, link
     result = run_labels(repo.path)
     # Lines 2-3 are added; nothing is deleted or changed, so there is nothing to trace.
     assert link_set(result.links) == {(fix, None, None, (), "unlinkable:only-additions")}
-    assert result.summary["new_unlinkable"] == {"only-additions": 1}
+    assert result.summary.new_unlinkable == {"only-additions": 1}
     assert set(result.labels["label"]) == {"clean"}
 
 
@@ -223,7 +223,7 @@ def test_regressed_by_trailer_and_unknown_sha(tmp_path: Path, run_labels, link_s
         (fix, slow, None, (), "regressed-by-trailer"),
         (other, first, "a.py", (1,), "szz:message"),
     }
-    assert result.summary["unresolved_explicit_refs"] == 1
+    assert result.summary.unresolved_explicit_refs == 1
 
 
 def test_unusual_paths_and_binary_files(tmp_path: Path, run_labels, link_set) -> None:
@@ -238,4 +238,4 @@ def test_unusual_paths_and_binary_files(tmp_path: Path, run_labels, link_set) ->
     # Line 2 of the renamed file came from `first`; the binary file has no lines to trace.
     result = run_labels(repo.path)
     assert link_set(result.links) == {(fix, first, "moved \u00e9.py", (2,), "szz:message")}
-    assert result.summary["pass"]["desync_hunks"] == 0
+    assert result.summary.pass_stats.desync_hunks == 0

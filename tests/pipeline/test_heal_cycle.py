@@ -13,15 +13,15 @@ import pytest
 from mlflow import MlflowClient
 
 from defectops.errors import DataError
-from defectops.pipeline.decide import HealSettings
 from defectops.pipeline.heal import (
     FrameSource,
-    HealAudit,
+    HealSettings,
     History,
     RepositorySource,
     replay,
 )
 from defectops.predlog import PredictionRecord
+from defectops.registry.audit import AuditLog, HealRecord
 from defectops.registry.records import CHALLENGER, CHAMPION
 from gitrepo import RepoBuilder
 from heal_world import (
@@ -65,7 +65,7 @@ def test_without_a_champion_the_cycle_says_so(stack: Stack) -> None:
     assert [(r.step, r.outcome) for r in report.records] == [("start", "no_champion")]
     assert "defectops run" in report.records[0].reason
     assert report.champion_version is None
-    stored = HealAudit(f"sqlite:///{stack.workspace / 'heal.db'}").records(stack.name)
+    stored = AuditLog(f"sqlite:///{stack.workspace / 'heal.db'}").events(HealRecord, stack.name)
     assert [r.id for r in stored] == [r.id for r in report.records]
     run = MlflowClient(tracking_uri=stack.registry.config.tracking_uri).get_run(str(report.mlflow_run_id))
     assert run.info.status == "FINISHED"
@@ -206,7 +206,7 @@ def test_a_failing_cycle_is_recorded_and_raised(stack: Stack, quiet_world: pd.Da
     healer = stack.healer(BrokenSource(), HealSettings())
     with pytest.raises(DataError, match="schema check"):
         healer.cycle(day(250))
-    records = healer.audit.records(stack.name)
+    records = healer.audit.events(HealRecord, stack.name)
     assert [(r.step, r.outcome) for r in records] == [("error", "failed")]
     assert "DataError" in records[0].reason
     run = MlflowClient(tracking_uri=stack.registry.config.tracking_uri).get_run(str(records[0].mlflow_run_id))
@@ -294,7 +294,7 @@ def test_repository_source_mines_labels_and_feeds_the_labels_to_logged_predictio
 def test_one_cycle_at_a_time_per_model(stack: Stack) -> None:
     import fcntl
 
-    from defectops.pipeline.heal import HealBusyError
+    from defectops.errors import HealBusyError
 
     healer = stack.healer(None, HealSettings())
     healer.lock_path.parent.mkdir(parents=True, exist_ok=True)
@@ -303,5 +303,5 @@ def test_one_cycle_at_a_time_per_model(stack: Stack) -> None:
         with pytest.raises(HealBusyError, match="another heal cycle"):
             healer.cycle(day(10))
         fcntl.flock(other.fileno(), fcntl.LOCK_UN)
-    assert healer.audit.records(stack.name) == []  # nothing was done, nothing recorded
+    assert healer.audit.events(HealRecord, stack.name) == []  # nothing was done, nothing recorded
     assert healer.cycle(day(11)).records[0].outcome == "no_champion"  # free again

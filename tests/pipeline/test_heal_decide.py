@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from defectops.errors import InputError
-from defectops.pipeline.decide import DecideInputs, HealSettings, Realized, decide, rollback_check
+from defectops.pipeline.heal import DecideInputs, HealSettings, Realized, decide, rollback_check
 
 SETTINGS = HealSettings()  # the documented defaults
 

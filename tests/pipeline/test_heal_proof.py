@@ -18,11 +18,11 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from defectops.data.schemas import LABEL
-from defectops.pipeline.decide import HealSettings
-from defectops.pipeline.heal import FrameSource, HealReport, replay
-from defectops.pipeline.run import Candidate, RunOptions, log_candidate, train_candidate
+from defectops.pipeline.heal import FrameSource, HealReport, HealSettings, replay
 from defectops.registry.gate import GateCriteria
 from defectops.registry.records import CHAMPION
+from defectops.registry.tracking import register_trained_model
+from defectops.training.candidate import Candidate, CandidateOptions, Evaluation, train_candidate
 from defectops.training.models import make_model
 from heal_world import (
     ADMIN_TOKEN,
@@ -152,7 +152,7 @@ def test_a_worse_champion_is_rolled_back(stack: Stack) -> None:
     first = bootstrap_champion(stack.registry, stack.name, source, day(SERVE_FROM))
     # A broken version: the same rows with every label inverted, registered like any other.
     history = source.refresh(day(SERVE_FROM))
-    options = RunOptions(repo=stack.workspace, budget_seconds=0.0, waiting_days=WAITING_DAYS)
+    options = CandidateOptions(budget_seconds=0.0, waiting_days=WAITING_DAYS)
     good = train_candidate(history.commits, history.labels, None, now=day(SERVE_FROM), options=options)
     table = good.table_now
     broken = make_model("lightgbm", random_state=0).fit(table, 1 - table[LABEL].to_numpy(), times=None)
@@ -163,14 +163,21 @@ def test_a_worse_champion_is_rolled_back(stack: Stack) -> None:
         table_now=table,
         window=window,
         window_probability=np.asarray(broken.predict_proba(window)[:, 1]),
-        metrics={"roc_auc": 0.2},
         comparable=False,
-        evaluation={},
+        evaluation=Evaluation(
+            metrics={"roc_auc": 0.2},
+            train_rows=len(table),
+            test_rows=len(window),
+            test_window=(str(window["time"].min()), str(window["time"].max())),
+            model="lightgbm",
+            tuning_trials=None,
+        ),
     )
-    _run, bad = log_candidate(
-        stack.registry, stack.name, candidate, dataset_fingerprint="inverted", now=day(SERVE_FROM),
-        who="alice", why="hotfix", job="test", evidence={"labels_as_of": day(SERVE_FROM).isoformat()},
-    )  # fmt: skip
+    bad = register_trained_model(
+        stack.registry, stack.name, candidate.model, features=candidate.features, table=candidate.table_now,
+        metrics=candidate.metrics, dataset_fingerprint="inverted", now=day(SERVE_FROM), who="alice",
+        why="hotfix", job="test", evidence={"labels_as_of": day(SERVE_FROM).isoformat()},
+    ).version  # fmt: skip
     clock = SimClock(day(SERVE_FROM))
     client = start_service(stack.workspace, stack.registry, stack.name, clock, stack.log_url)
     try:

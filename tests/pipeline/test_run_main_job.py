@@ -17,7 +17,7 @@ from defectops.data.training_table import training_table
 from defectops.git.repo import GitRepo
 from defectops.labeling.pipeline import LabelOptions, label_repository
 from defectops.mining.engine import Miner
-from defectops.pipeline.run import RunOptions, _held_out_fold
+from defectops.training.candidate import CandidateOptions, _held_out_fold
 from gitrepo import RepoBuilder
 
 
@@ -100,7 +100,7 @@ def test_training_part_sees_only_labels_known_when_the_window_began(
     # training part were still believed clean when the window began (their fix came later).
     labels = label_repository(repo, workspace, now=now, options=LabelOptions(waiting_days=10)).labels
     table_now = training_table(commits, labels, as_of=now, files=files)
-    options = RunOptions(repo=synthetic_repo.path, waiting_days=10)
+    options = CandidateOptions(waiting_days=10)
     fold = _held_out_fold(commits, labels, files, table_now, options, timedelta(days=10))
     assert fold is not None
     fold_table, split, test = fold

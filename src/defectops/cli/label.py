@@ -5,13 +5,16 @@ from __future__ import annotations
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from defectops.cli._support import parse_time_option
 from defectops.console import print_json, stderr, stdout
 from defectops.errors import InputError
+
+if TYPE_CHECKING:
+    from defectops.labeling import LabelSummary
 
 
 def _parse_now(value: str | None) -> datetime:
@@ -82,10 +85,10 @@ def label(
         )
     else:
         result = _with_progress(git_repo, workspace, at, options, issue_list, rebuild)
-    if result.summary.get("notice"):
-        stderr.print(f"[yellow]note:[/] {result.summary['notice']}", highlight=False)
+    if result.summary.notice:
+        stderr.print(f"[yellow]note:[/] {result.summary.notice}", highlight=False)
     if json_output:
-        print_json(result.summary)
+        print_json(result.summary.as_dict())
     else:
         _print_summary(result.summary)
 
@@ -129,29 +132,29 @@ def _with_progress(repo: Any, workspace: Any, at: datetime, options: Any, issues
         )
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def _print_summary(summary: LabelSummary) -> None:
     from rich.table import Table
 
-    table = Table(title=f"labels of {summary['repo']}", show_header=False, title_justify="left")
+    table = Table(title=f"labels of {summary.repo}", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
-    counts = summary["labels"]
-    table.add_row("tip", str(summary["tip"])[:12])
-    table.add_row("variant", "AG-SZZ" if summary["variant"] == "ag" else "B-SZZ")
-    table.add_row("run", f"{summary['mode']} ({summary['new_commits']:,} new commits)")
-    table.add_row("commits", f"{summary['commits']:,}")
-    table.add_row("fixes (new)", f"{summary['new_fixes']:,} ({summary['new_linked_fixes']:,} linked)")
-    unlinkable = summary["new_unlinkable"]
+    counts = summary.labels
+    table.add_row("tip", str(summary.tip)[:12])
+    table.add_row("variant", "AG-SZZ" if summary.variant == "ag" else "B-SZZ")
+    table.add_row("run", f"{summary.mode} ({summary.new_commits:,} new commits)")
+    table.add_row("commits", f"{summary.commits:,}")
+    table.add_row("fixes (new)", f"{summary.new_fixes:,} ({summary.new_linked_fixes:,} linked)")
+    unlinkable = summary.new_unlinkable
     if unlinkable:
         table.add_row("unlinkable (new)", ", ".join(f"{k}: {v:,}" for k, v in unlinkable.items()))
-    table.add_row("links", f"{summary['links_total']:,}")
+    table.add_row("links", f"{summary.links_total:,}")
     table.add_row(
         "labels",
         f"defect {counts['defect']:,} · clean {counts['clean']:,} · unknown {counts['unknown']:,} "
-        f"(waiting {summary['waiting_days']} days)",
+        f"(waiting {summary.waiting_days} days)",
     )
-    table.add_row("time", f"{summary['seconds']['total']:.1f} s")
-    if summary.get("labels_path"):
-        table.add_row("labels file", str(summary["labels_path"]))
-        table.add_row("links file", str(summary["links_path"]))
+    table.add_row("time", f"{summary.total_seconds:.1f} s")
+    if summary.labels_path:
+        table.add_row("labels file", str(summary.labels_path))
+        table.add_row("links file", str(summary.links_path))
     stdout.print(table)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from defectops.console import print_json, stderr, stdout
+
+if TYPE_CHECKING:
+    from defectops.pipeline import RunResult
 
 
 def run(
@@ -54,44 +57,43 @@ def run(
             stderr.print(f"[dim]{elapsed:6.1f}s[/] {message}", highlight=False)
 
     result = run_job(options, settings, now=started, step=step)
-    document = result.as_dict()
-    document["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 2)
     if json_output:
+        document = result.as_dict()
+        document["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 2)
         print_json(document)
     else:
-        _print(document)
+        _print(result)
 
 
-def _print(document: dict[str, Any]) -> None:
-    mine = document.get("mine", {})
-    label = document.get("label", {})
+def _print(result: RunResult) -> None:
+    mined, labelled = result.mined, result.labelled
     stdout.print(
-        f"mined {mine.get('commits')} commits of {document['repo']} ({mine.get('new_commits')} new) "
-        f"in {mine.get('seconds')} s"
+        f"mined {mined.commits if mined else None} commits of {result.repo} "
+        f"({mined.new_commits if mined else None} new) in {round(mined.seconds, 3) if mined else None} s"
     )
-    if label:
-        counts = label.get("labels") or label
-        stdout.print(f"labels: {counts}", highlight=False)
-    if not document["trained"]:
-        stdout.print(f"[yellow]no model trained:[/] {document['reason']}", highlight=False)
+    if labelled is not None:
+        stdout.print(f"labels: {labelled.labels}", highlight=False)
+    if not result.trained or result.evaluation is None or result.registered is None:
+        stdout.print(f"[yellow]no model trained:[/] {result.reason}", highlight=False)
         return
-    evaluation = document["evaluate"]
+    metrics, rows = result.evaluation.metrics, result.evaluation.test_rows
     stdout.print(
-        f"held-out window of {evaluation['test_rows']} later commits: ROC-AUC {evaluation['roc_auc']:.3f}, "
-        f"PR-AUC {evaluation['pr_auc']:.3f}, F1 {evaluation['f1']:.3f}, "
-        f"Recall@20% effort {evaluation['recall_at_20_effort']:.3f}, Popt {evaluation['popt']:.3f}"
+        f"held-out window of {rows} later commits: ROC-AUC {metrics['roc_auc']:.3f}, "
+        f"PR-AUC {metrics['pr_auc']:.3f}, F1 {metrics['f1']:.3f}, "
+        f"Recall@20% effort {metrics['recall_at_20_effort']:.3f}, Popt {metrics['popt']:.3f}"
     )
-    registry = document["registry"]
+    registry = result.registered
     stdout.print(
-        f"registered {registry['model_name']} v{registry['version']}; gate {registry['gate']} "
-        f"({registry['gate_reason']}); champion: v{registry['champion_version']}",
+        f"registered {registry.model_name} v{registry.version}; gate {registry.gate} "
+        f"({registry.gate_reason}); champion: v{registry.champion_version}",
         highlight=False,
     )
-    for item in sorted(document.get("recent", []), key=lambda r: -r["probability"])[:5]:
-        reasons = ", ".join(f"{r['feature']} {r['direction']}" for r in item["reasons"][:2])
+    for item in sorted(result.recent, key=lambda r: -r.scored.probability)[:5]:
+        scored = item.scored
+        reasons = ", ".join(f"{r.feature} {r.direction}" for r in scored.reasons[:2])
         stdout.print(
-            f"  {item['sha'][:12]} {item['probability']:.2f} {item['risk_band']:<6} {item['subject'][:50]}"
+            f"  {(scored.sha or '')[:12]} {scored.probability:.2f} {scored.band.value:<6} {item.subject[:50]}"
             f"  ({reasons})",
             highlight=False,
         )
-    stdout.print(f"report: {document['report']}")
+    stdout.print(f"report: {result.report}")

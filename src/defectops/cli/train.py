@@ -221,12 +221,11 @@ def _register(name: str, result: Any, table: Any, data: Path) -> dict[str, Any]:
     import numpy as np
 
     from defectops.config import Settings
-    from defectops.data import EFFORT, LABEL, TIME, file_sha256
-    from defectops.registry import ModelRegistry, log_training_run
+    from defectops.data import EFFORT, LABEL, file_sha256
+    from defectops.registry import ModelRegistry, register_trained_model
     from defectops.training import render_plots
 
     model = result.fitted.model
-    features = list(model.features_)
     registry = ModelRegistry.from_settings(Settings(), environ=os.environ)
     now = datetime.now(UTC)
     test = table.iloc[result.fold.split.test]
@@ -244,21 +243,24 @@ def _register(name: str, result: Any, table: Any, data: Path) -> dict[str, Any]:
             for stem, svg in svgs.items():
                 plots[stem] = Path(tmp) / f"{stem}.svg"
                 plots[stem].write_text(svg, encoding="utf-8")
-        run = log_training_run(
+        registered = register_trained_model(
+            registry,
+            name,
             model,
-            features=features,
-            reference=table[[*features, EFFORT, LABEL, TIME]],
-            params={k: v for k, v in model.get_params(deep=False).items() if k != "features"},
+            features=list(model.features_),
+            table=table,
             metrics=result.fold.report.metrics(),
             dataset_fingerprint={"path": str(data), "content_sha256": file_sha256(data)},
-            config=registry.config,
-            threshold=float(model.threshold_),
-            plots=plots,
-            tags={"defectops.kind": str(model.kind), "defectops.job": "train"},
+            now=now,
+            who="defectops train",
+            why=f"trained on {data.name}",
+            job="train",
             run_name=f"train {data.name} {now:%Y-%m-%d %H:%M}",
+            plots=plots,
         )
-    version = registry.register(
-        name, run.model_uri, who="defectops train", why=f"trained on {data.name}", now=now,
-        evidence={"metrics": result.fold.report.metrics()},
-    )  # fmt: skip
-    return {"model_name": name, "version": version.version, "run_id": run.run_id, "alias": "challenger"}
+    return {
+        "model_name": name,
+        "version": registered.version.version,
+        "run_id": registered.run.run_id,
+        "alias": "challenger",
+    }

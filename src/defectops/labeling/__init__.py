@@ -1,13 +1,16 @@
 """Labelling: which commits fix defects, which induced them (SZZ), and when each label became known."""
 
 from defectops.labeling.issues import GitHubIssues, fetch_github_cached, load_issues
-from defectops.labeling.pipeline import LabelOptions, label_repository
+from defectops.labeling.pipeline import LabelOptions, LabelResult, LabelSummary, PassStats, label_repository
 from defectops.labeling.szz import VARIANTS, SzzOptions
 
 __all__ = [
     "VARIANTS",
     "GitHubIssues",
     "LabelOptions",
+    "LabelResult",
+    "LabelSummary",
+    "PassStats",
     "SzzOptions",
     "fetch_github_cached",
     "label_repository",

@@ -55,6 +55,104 @@ class LabelOptions:
     max_incremental_commits: int = 300
 
 
+@dataclass(frozen=True, slots=True)
+class PassStats:
+    """What the line-tracking pass over the new commits did (``pass`` in the summary document)."""
+
+    commits: int
+    merges: int
+    merge_files_resolved: int
+    merge_files_aligned_here: int
+    lazy_files: int
+    desync_hunks: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "commits": self.commits,
+            "merges": self.merges,
+            "merge_files_resolved": self.merge_files_resolved,
+            "merge_files_aligned_here": self.merge_files_aligned_here,
+            "lazy_files": self.lazy_files,
+            "desync_hunks": self.desync_hunks,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LabelSummary:
+    """What one labelling run did, as ``defectops label`` prints it and the main job reports it.
+
+    A typed record (other stages read its fields); :meth:`as_dict` is the ``--json`` document, whose keys
+    and order are part of the CLI's interface. ``labels`` counts commits per label (defect, clean, unknown);
+    ``new_unlinkable`` and ``dropped_lines`` count fixes and lines per reason.
+    """
+
+    repo: str
+    repo_id: str
+    tip: str
+    variant: str
+    mode: str
+    notice: str | None
+    now: datetime
+    waiting_days: int
+    commits: int
+    new_commits: int
+    new_fixes: int
+    new_linked_fixes: int
+    new_explicit_links: int
+    unresolved_explicit_refs: int
+    new_unlinkable: dict[str, int]
+    dropped_lines: dict[str, int]
+    fixes_total: int
+    links_total: int
+    labels: dict[str, int]
+    issues_source: str | None
+    issues_count: int | None
+    ignored_revs: int
+    pass_stats: PassStats
+    history_seconds: float
+    pass_seconds: float
+    total_seconds: float
+    labels_path: str | None
+    links_path: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "repo": self.repo,
+            "repo_id": self.repo_id,
+            "tip": self.tip,
+            "variant": self.variant,
+            "mode": self.mode,
+            "notice": self.notice,
+            "now": self.now,
+            "waiting_days": self.waiting_days,
+            "commits": self.commits,
+            "new_commits": self.new_commits,
+            "new_fixes": self.new_fixes,
+            "new_linked_fixes": self.new_linked_fixes,
+            "new_explicit_links": self.new_explicit_links,
+            "unresolved_explicit_refs": self.unresolved_explicit_refs,
+            "new_unlinkable": dict(self.new_unlinkable),
+            "dropped_lines": dict(self.dropped_lines),
+            "fixes_total": self.fixes_total,
+            "links_total": self.links_total,
+            "labels": dict(self.labels),
+            "issues": (
+                None
+                if self.issues_source is None
+                else {"source": self.issues_source, "count": self.issues_count}
+            ),
+            "ignored_revs": self.ignored_revs,
+            "pass": self.pass_stats.as_dict(),
+            "seconds": {
+                "history": self.history_seconds,
+                "pass": self.pass_seconds,
+                "total": self.total_seconds,
+            },
+            "labels_path": self.labels_path,
+            "links_path": self.links_path,
+        }
+
+
 @dataclass
 class LabelResult:
     """The labels (one row per commit) and links (one row per fix, inducing commit and file), and a
@@ -62,7 +160,7 @@ class LabelResult:
 
     labels: pd.DataFrame
     links: pd.DataFrame
-    summary: dict[str, Any]
+    summary: LabelSummary
     labels_path: Path | None = None
     links_path: Path | None = None
 
@@ -288,44 +386,43 @@ def label_repository(
         _write_parquet(labels, labels_path)
 
     linked = links[links["inducing_sha"].notna()]
-    summary: dict[str, Any] = {
-        "repo": str(repo.path),
-        "repo_id": repo_id,
-        "tip": tip,
-        "variant": options.szz.variant,
-        "mode": mode,
-        "notice": notice,
-        "now": now.astimezone(UTC),
-        "waiting_days": options.waiting_days,
-        "commits": len(commits),
-        "new_commits": len(new_indices),
-        "new_fixes": szz_stats.fixes,
-        "new_linked_fixes": szz_stats.linked_fixes,
-        "new_explicit_links": szz_stats.explicit_links,
-        "unresolved_explicit_refs": szz_stats.unresolved_explicit,
-        "new_unlinkable": dict(sorted(szz_stats.unlinkable.items())),
-        "dropped_lines": dict(sorted(szz_stats.dropped_lines.items())),
-        "fixes_total": int(links["fix_sha"].nunique()) if len(links) else 0,
-        "links_total": len(linked),
-        "labels": label_counts(labels),
-        "issues": None if issues is None else {"source": issues.source, "count": len(issues)},
-        "ignored_revs": len(ignored),
-        "pass": {
-            "commits": result.stats.commits,
-            "merges": result.stats.merges,
-            "merge_files_resolved": result.stats.merge_files_resolved,
-            "merge_files_aligned_here": result.stats.merge_files_aligned_here,
-            "lazy_files": result.stats.lazy_files,
-            "desync_hunks": result.stats.desync_hunks,
-        },
-        "seconds": {
-            "history": round(history_seconds, 3),
-            "pass": round(pass_seconds, 3),
-            "total": round(time.perf_counter() - started, 3),
-        },
-        "labels_path": str(labels_path) if store else None,
-        "links_path": str(links_path) if store else None,
-    }
+    summary = LabelSummary(
+        repo=str(repo.path),
+        repo_id=repo_id,
+        tip=tip,
+        variant=options.szz.variant,
+        mode=mode,
+        notice=notice,
+        now=now.astimezone(UTC),
+        waiting_days=options.waiting_days,
+        commits=len(commits),
+        new_commits=len(new_indices),
+        new_fixes=szz_stats.fixes,
+        new_linked_fixes=szz_stats.linked_fixes,
+        new_explicit_links=szz_stats.explicit_links,
+        unresolved_explicit_refs=szz_stats.unresolved_explicit,
+        new_unlinkable=dict(sorted(szz_stats.unlinkable.items())),
+        dropped_lines=dict(sorted(szz_stats.dropped_lines.items())),
+        fixes_total=int(links["fix_sha"].nunique()) if len(links) else 0,
+        links_total=len(linked),
+        labels=label_counts(labels),
+        issues_source=None if issues is None else issues.source,
+        issues_count=None if issues is None else len(issues),
+        ignored_revs=len(ignored),
+        pass_stats=PassStats(
+            commits=result.stats.commits,
+            merges=result.stats.merges,
+            merge_files_resolved=result.stats.merge_files_resolved,
+            merge_files_aligned_here=result.stats.merge_files_aligned_here,
+            lazy_files=result.stats.lazy_files,
+            desync_hunks=result.stats.desync_hunks,
+        ),
+        history_seconds=round(history_seconds, 3),
+        pass_seconds=round(pass_seconds, 3),
+        total_seconds=round(time.perf_counter() - started, 3),
+        labels_path=str(labels_path) if store else None,
+        links_path=str(links_path) if store else None,
+    )
     return LabelResult(
         labels=labels,
         links=links,

@@ -1,7 +1,8 @@
 """Experiment tracking, the model registry with an audited alias history, and the promotion gate.
 
 - :mod:`defectops.registry.tracking`: where MLflow lives (embedded SQLite in the workspace by default, or any
-  ``MLFLOW_TRACKING_URI``) and how a training run is logged.
+  ``MLFLOW_TRACKING_URI``), how a training run is logged, and the one path that logs and registers a trained
+  model (:func:`register_trained_model`).
 - :mod:`defectops.registry.registry`: register versions, move the ``challenger``/``champion`` aliases with an
   audit record for every move, load a model by alias, promote and roll back. Its read side (listing,
   history, loading) is in :mod:`defectops.registry.reading`, loading an artifact with its metadata in
@@ -9,45 +10,51 @@
   :mod:`defectops.registry.records`.
 - :mod:`defectops.registry.gate`: the promotion gate (absolute floor for a first model; challenger vs champion
   on the same window afterwards) and its logged, replayable decision.
+- :mod:`defectops.registry.audit`: the one append-only audit store (alias moves and heal cycle records).
 
-Nothing is imported here on purpose: MLflow and scikit-learn are heavy, and the CLI must stay fast for
-``--help``. Import the submodules you need.
+MLflow and scikit-learn are heavy and the CLI must stay fast for ``--help``: the submodules import them
+inside the functions that need them, so importing this package is cheap.
 """
 
-from defectops.registry.audit import AuditEvent, audit_engine, evidence_json, utc_iso
+from defectops.registry.audit import AuditEvent, AuditLog, HealRecord, HealStep, utc_iso
 from defectops.registry.gate import GateCriteria, GateDecision, paired_bootstrap_auc_difference, replay_gate
 from defectops.registry.loading import LoadedModel
 from defectops.registry.records import CHALLENGER, CHAMPION, ModelVersionInfo, RegisteredModelInfo
 from defectops.registry.registry import ModelRegistry, champion_stack
 from defectops.registry.tracking import (
+    Registration,
     TrackingConfig,
     TrainingRun,
     activate,
     ensure_experiment,
     log_training_run,
     mlflow_errors,
+    register_trained_model,
 )
 
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
     "AuditEvent",
+    "AuditLog",
     "GateCriteria",
     "GateDecision",
+    "HealRecord",
+    "HealStep",
     "LoadedModel",
     "ModelRegistry",
     "ModelVersionInfo",
     "RegisteredModelInfo",
+    "Registration",
     "TrackingConfig",
     "TrainingRun",
     "activate",
-    "audit_engine",
     "champion_stack",
     "ensure_experiment",
-    "evidence_json",
     "log_training_run",
     "mlflow_errors",
     "paired_bootstrap_auc_difference",
+    "register_trained_model",
     "replay_gate",
     "utc_iso",
 ]

@@ -1,7 +1,20 @@
-"""The append-only audit table of alias moves (who, why, when, from-version, to-version, evidence).
+"""The one append-only audit store: the registry's alias moves and the heal loop's cycle records.
 
-Why a separate SQL database (``<workspace>/registry_audit.db`` by default, any SQLAlchemy URL via
-``DEFECTOPS_AUDIT_DB_URL``) rather than MLflow tags:
+Two kinds of event, one store (:class:`AuditLog`): one database (``<workspace>/registry_audit.db`` by
+default, any SQLAlchemy URL via ``DEFECTOPS_AUDIT_DB_URL``), one engine per URL per process, one JSON
+encoding of evidence, one append and one query path. Each kind is a typed record with its own table:
+
+- :class:`AuditEvent` (``alias_events``): who moved which alias of which model from which version to which,
+  why, when, with what evidence. Written by :class:`defectops.registry.ModelRegistry` in the same
+  transaction as the move; rollback reads the champion history from it.
+- :class:`HealRecord` (``heal_events``): one decision of one self-healing cycle (step, outcome, reason,
+  versions, evidence, the cycle's MLflow run), written by :mod:`defectops.pipeline.heal` as it happens.
+
+Separate tables because the kinds have different columns and are read by different keys (alias moves by
+registry, model and alias; cycle records by model, step and cycle); they are the tables earlier versions
+created, unchanged, so existing audit databases are read as they are.
+
+Why SQL rather than MLflow tags:
 
 - a history is an ordered, append-only list; MLflow tags are a mutable key→value map per version, so the
   n-th move would have to be encoded in key names and could be overwritten or deleted from the UI;
@@ -22,9 +35,9 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, field_validator
 from sqlalchemy import (
     Column,
     Connection,
@@ -43,6 +56,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from defectops.errors import ConfigError, InputError
 
 Action = Literal["register", "promote", "rollback", "archive"]
+HealStep = Literal["start", "refresh", "watch", "gate", "monitor", "decide", "train", "error"]
 
 _metadata = MetaData()
 
@@ -63,13 +77,33 @@ alias_events = Table(
     Index("ix_alias_events_lookup", "registry", "model_name", "alias", "id"),
 )
 
+heal_events = Table(
+    "heal_events",
+    _metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("cycle_id", String(64), nullable=False),
+    Column("model_name", String(256), nullable=False),
+    Column("at", String(40), nullable=False),  # ISO-8601 UTC, sorts as text
+    Column("step", String(32), nullable=False),
+    Column("outcome", String(64), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("champion_version", Integer, nullable=True),
+    Column("challenger_version", Integer, nullable=True),
+    Column("evidence", Text, nullable=False),  # JSON document
+    Column("mlflow_run_id", String(64), nullable=True),
+    Index("ix_heal_events_lookup", "model_name", "step", "id"),
+)
+
 
 class AuditEvent(BaseModel):
-    """One alias move (or a decision that moved nothing, e.g. an archived challenger), as stored."""
+    """One alias move (or a decision that moved nothing, e.g. an archived challenger); ``id`` once stored.
+
+    ``who`` and ``why`` are required: an event without them is refused (InputError).
+    """
 
     model_config = ConfigDict(frozen=True)
 
-    id: int
+    id: int | None = None
     registry: str
     model_name: str
     alias: str
@@ -80,6 +114,37 @@ class AuditEvent(BaseModel):
     why: str
     at: datetime
     evidence: dict[str, Any]
+
+    @field_validator("who", "why")
+    @classmethod
+    def _required(cls, value: str, info: Any) -> str:
+        if not value.strip():
+            what = "'who' (a user or service name)" if info.field_name == "who" else "'why' (a reason)"
+            raise InputError(f"an audit record needs {what}")
+        return value.strip()
+
+
+class HealRecord(BaseModel):
+    """One decision of one heal cycle, with the evidence (a JSON document) it rests on; ``id`` once stored."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: int | None = None
+    cycle_id: str
+    model_name: str
+    at: datetime
+    step: HealStep
+    outcome: str
+    reason: str
+    champion_version: int | None = None
+    challenger_version: int | None = None
+    evidence: dict[str, Any] = {}
+    mlflow_run_id: str | None = None
+
+
+Event = TypeVar("Event", AuditEvent, HealRecord)
+
+_TABLES: dict[type[BaseModel], Table] = {AuditEvent: alias_events, HealRecord: heal_events}
 
 
 def utc_iso(now: datetime) -> str:
@@ -98,16 +163,12 @@ def evidence_json(evidence: Mapping[str, Any] | None) -> str:
 
 
 _engines: dict[str, Engine] = {}  # one engine (connection pool) per URL per process
-_created: set[tuple[str, MetaData]] = set()  # (URL, tables) already created
+_created: set[str] = set()  # URLs whose tables exist
 _engines_lock = threading.Lock()
 
 
-def audit_engine(url: str, metadata: MetaData) -> Engine:
-    """The process's engine for the audit database at ``url``; ``metadata``'s tables are created on first use.
-
-    The registry's ``alias_events`` and the heal loop's ``heal_events`` (:mod:`defectops.pipeline.heal`) are
-    both kept this way, by default in the same database, which then has one connection pool per process.
-    """
+def _engine(url: str) -> Engine:
+    """The process's engine for the audit database at ``url``; its tables are created on first use."""
     with _engines_lock:
         engine = _engines.get(url)
         try:
@@ -118,23 +179,38 @@ def audit_engine(url: str, metadata: MetaData) -> Engine:
                         Path(raw).parent.mkdir(parents=True, exist_ok=True)
                 engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
                 _engines[url] = engine
-            if (url, metadata) not in _created:
-                metadata.create_all(engine)
-                _created.add((url, metadata))
+            if url not in _created:
+                _metadata.create_all(engine)
+                _created.add(url)
         except (SQLAlchemyError, ImportError) as exc:
             raise ConfigError(f"cannot open the audit database {url}: {exc}") from exc
         return engine
 
 
+def _row(event: AuditEvent | HealRecord) -> dict[str, Any]:
+    """The event as its table's row (without the id, which the database assigns)."""
+    row = {name: getattr(event, name) for name in type(event).model_fields if name != "id"}
+    row["at"] = utc_iso(event.at)
+    row["evidence"] = evidence_json(event.evidence)
+    return row
+
+
+def _from_row(kind: type[Event], row: Mapping[str, Any]) -> Event:
+    return kind.model_validate(
+        {**row, "at": datetime.fromisoformat(row["at"]), "evidence": json.loads(row["evidence"])}
+    )
+
+
 class AuditLog:
-    """Reads and appends alias events; the table is created on first use."""
+    """The audit store at one SQLAlchemy URL: appends and reads events of either kind (tables created on
+    first use)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
 
     @property
     def engine(self) -> Engine:
-        return audit_engine(self.url, _metadata)
+        return _engine(self.url)
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
@@ -142,68 +218,35 @@ class AuditLog:
         with self.engine.begin() as conn:
             yield conn
 
-    def append(
-        self,
-        conn: Connection,
-        *,
-        registry: str,
-        model_name: str,
-        alias: str,
-        action: Action,
-        from_version: int | None,
-        to_version: int | None,
-        who: str,
-        why: str,
-        now: datetime,
-        evidence: Mapping[str, Any] | None,
-    ) -> AuditEvent:
-        """Insert one event inside ``conn``'s transaction and return it as stored."""
-        if not who.strip():
-            raise InputError("an audit record needs 'who' (a user or service name)")
-        if not why.strip():
-            raise InputError("an audit record needs 'why' (a reason)")
-        document = evidence_json(evidence)
-        row = {
-            "registry": registry,
-            "model_name": model_name,
-            "alias": alias,
-            "action": action,
-            "from_version": from_version,
-            "to_version": to_version,
-            "who": who.strip(),
-            "why": why.strip(),
-            "at": utc_iso(now),
-            "evidence": document,
-        }
-        result = conn.execute(alias_events.insert().values(**row))
-        key = result.inserted_primary_key
+    def append(self, event: Event, *, conn: Connection | None = None) -> Event:
+        """Store one event and return it as stored (with its id, its time in UTC, its evidence as JSON).
+
+        Inside ``conn``'s transaction when given (the registry commits an alias move and its event together
+        and handles a failure itself); otherwise in a transaction of its own, where a failure is a
+        ConfigError.
+        """
+        row = _row(event)
+        insert = _TABLES[type(event)].insert().values(**row)
+        if conn is not None:
+            key = conn.execute(insert).inserted_primary_key
+        else:
+            try:
+                with self.transaction() as own:
+                    key = own.execute(insert).inserted_primary_key
+            except SQLAlchemyError as exc:
+                raise ConfigError(f"the audit record could not be written: {exc}") from exc
         if not key or key[0] is None:
             raise ConfigError(f"the audit database {self.url} returned no id for the new event")
-        return _event({**row, "id": int(key[0])})
+        return _from_row(type(event), {**row, "id": int(key[0])})
 
-    def history(self, *, registry: str, model_name: str, alias: str | None = None) -> list[AuditEvent]:
-        """Events of one model (optionally one alias), oldest first."""
-        query = select(alias_events).where(
-            alias_events.c.registry == registry, alias_events.c.model_name == model_name
-        )
-        if alias is not None:
-            query = query.where(alias_events.c.alias == alias)
+    def events(self, kind: type[Event], model_name: str, **where: str | int | None) -> list[Event]:
+        """Events of one kind and model, oldest first; ``where`` keeps those whose column has that value
+        (a None value does not filter)."""
+        table = _TABLES[kind]
+        query = select(table).where(table.c.model_name == model_name)
+        for column, value in where.items():
+            if value is not None:
+                query = query.where(table.c[column] == value)
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(alias_events.c.id)).mappings().all()
-        return [_event(dict(row)) for row in rows]
-
-
-def _event(row: Mapping[str, Any]) -> AuditEvent:
-    return AuditEvent(
-        id=row["id"],
-        registry=row["registry"],
-        model_name=row["model_name"],
-        alias=row["alias"],
-        action=row["action"],
-        from_version=row["from_version"],
-        to_version=row["to_version"],
-        who=row["who"],
-        why=row["why"],
-        at=datetime.fromisoformat(row["at"]),
-        evidence=json.loads(row["evidence"]),
-    )
+            rows = conn.execute(query.order_by(table.c.id)).mappings().all()
+        return [_from_row(kind, dict(row)) for row in rows]

@@ -114,7 +114,7 @@ class RegistryReader:
     def history(self, name: str, *, alias: str | None = None) -> list[AuditEvent]:
         """The audit history of a model (all aliases unless one is given), oldest first."""
         check_name(name)
-        return self.audit.history(registry=self.registry_key, model_name=name, alias=alias)
+        return self.audit.events(AuditEvent, name, registry=self.registry_key, alias=alias)
 
     def load(self, name: str, *, alias: str | None = CHAMPION, version: int | None = None) -> LoadedModel:
         """Load a version by alias (default ``champion``) or by number, with its metadata.

@@ -343,21 +343,21 @@ class ModelRegistry(RegistryReader):
         """Move one alias and append its audit event atomically (the row commits only if MLflow agreed)."""
         client = self.client
         moved = False
+        move = AuditEvent(
+            registry=self.registry_key,
+            model_name=name,
+            alias=alias,
+            action=action,
+            from_version=from_version,
+            to_version=to_version,
+            who=who,
+            why=why,
+            at=now,
+            evidence=dict(evidence),
+        )
         try:
             with self.audit.transaction() as conn:
-                event = self.audit.append(
-                    conn,
-                    registry=self.registry_key,
-                    model_name=name,
-                    alias=alias,
-                    action=action,
-                    from_version=from_version,
-                    to_version=to_version,
-                    who=who,
-                    why=why,
-                    now=now,
-                    evidence=evidence,
-                )
+                event = self.audit.append(move, conn=conn)
                 if alias_changes:
                     with mlflow_errors(f"cannot move alias {alias!r} of {name}"):
                         if to_version is None:

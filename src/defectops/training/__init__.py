@@ -1,5 +1,14 @@
-"""Training and evaluation: the model zoo, time-aware tuning, metrics, and the train/evaluate commands."""
+"""Training and evaluation: models, time-aware tuning, metrics, candidates, the train/evaluate commands."""
 
+from defectops.training.candidate import (
+    Candidate,
+    CandidateOptions,
+    Evaluation,
+    OnlineEvaluation,
+    known_labels,
+    online_candidate,
+    train_candidate,
+)
 from defectops.training.evaluate import SPLIT_KINDS, evaluate, fit_model, run_fold, train
 from defectops.training.metrics import METRIC_KEYS, effort_aware_score, evaluate_predictions, recall_at_effort
 from defectops.training.models import DEFAULT_MODEL, MODEL_KINDS, JITModel, LightGBMJIT, OnlineJIT, load_model
@@ -12,8 +21,12 @@ __all__ = [
     "METRIC_KEYS",
     "MODEL_KINDS",
     "SPLIT_KINDS",
+    "Candidate",
+    "CandidateOptions",
+    "Evaluation",
     "JITModel",
     "LightGBMJIT",
+    "OnlineEvaluation",
     "OnlineJIT",
     "RecentCommit",
     "RiskBand",
@@ -25,11 +38,14 @@ __all__ = [
     "evaluate",
     "evaluate_predictions",
     "fit_model",
+    "known_labels",
     "load_model",
+    "online_candidate",
     "recall_at_effort",
     "render",
     "render_plots",
     "run_fold",
     "score",
     "train",
+    "train_candidate",
 ]

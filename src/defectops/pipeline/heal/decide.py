@@ -1,0 +1,313 @@
+"""Step 5, decide: whether to train a challenger, from drift, realized performance and new labels.
+
+Why the rule is a pure function (:func:`decide`) apart from the step that gathers its inputs: every verdict
+is stored with exactly the numbers it rests on (:class:`DecideInputs` and the settings) and can be
+recomputed later (replay), and the rule can be tested with hand-worked arithmetic. Thresholds are in
+:class:`~defectops.pipeline.heal.settings.HealSettings`.
+
+Train a challenger when any trigger fires and nothing blocks it:
+
+- ``drift``: the monitoring of the recent window found drift (any check; see docs/monitoring.md) in
+  ``drift_confirmations`` monitored windows of the champion in a row;
+- ``roc_auc_drop``: on at least ``min_matured_labels`` matured labels of the window, realized ROC-AUC is
+  below the champion's held-out ROC-AUC at training time by more than ``max_roc_auc_drop``;
+- ``f1_drop``: likewise F1, by more than ``max_f1_relative_drop`` of the training-time value;
+- ``new_labels``: at least ``min_new_labels`` labels became known since the champion was trained.
+
+Blocked when a challenger is already in shadow (one experiment at a time: its gate would otherwise compare
+against a moving target), or when the last challenger was registered less than
+``min_days_between_challengers`` ago (a persisting drift would otherwise retrain every cycle).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from defectops.pipeline.heal.context import HealContext, days, matured
+from defectops.pipeline.heal.cycle import Cycle
+from defectops.pipeline.heal.settings import HealSettings
+from defectops.training import known_labels
+
+if TYPE_CHECKING:
+    from defectops.monitoring import MonitoringResult
+    from defectops.pipeline.heal.sources import History
+
+
+class Realized(BaseModel):
+    """The champion's realized performance on the matured part of the monitored window."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    n_matured: int
+    n_positive: int
+    roc_auc: float | None
+    f1: float | None
+    brier: float | None
+
+
+class DecideInputs(BaseModel):
+    """Everything the training decision looks at (stored as its evidence, so it can be replayed)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    champion_version: int
+    pending_challenger: int | None = None
+    monitored: bool = False
+    drift: bool = False
+    drift_reasons: list[str] = Field(default_factory=list)
+    previous_drift: list[bool] = Field(
+        default_factory=list, description="Earlier monitored windows of this champion (oldest first): drift?"
+    )
+    realized: Realized | None = None
+    baseline_roc_auc: float | None = None
+    baseline_f1: float | None = None
+    new_labels: int = 0
+    days_since_last_challenger: float | None = None
+
+
+class Trigger(BaseModel):
+    """One rule: whether it fired, on which value against which threshold, and why."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: Literal["drift", "roc_auc_drop", "f1_drop", "new_labels"]
+    fired: bool
+    value: float | None
+    threshold: float | None
+    reason: str
+
+
+class Decision(BaseModel):
+    """The training decision: ``retrain`` when a trigger fired and nothing blocked it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    retrain: bool
+    reason: str
+    triggers: list[Trigger]
+    blocked_by: str | None
+
+    @property
+    def fired(self) -> list[str]:
+        return [t.name for t in self.triggers if t.fired]
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
+
+
+def decide(inputs: DecideInputs, settings: HealSettings) -> Decision:
+    """Apply the training rules (module docstring) to ``inputs``."""
+    triggers: list[Trigger] = []
+    if not inputs.monitored:
+        triggers.append(
+            Trigger(
+                name="drift", fired=False, value=None, threshold=None, reason="the window was not monitored"
+            )
+        )
+    else:
+        needed = settings.drift_confirmations
+        in_a_row = 0  # drifting windows in a row, ending with this one
+        for state in reversed([*inputs.previous_drift, inputs.drift]):
+            if not state:
+                break
+            in_a_row += 1
+        confirmed = in_a_row >= needed
+        fired = confirmed and settings.retrain_on_drift
+        shown = "; ".join(inputs.drift_reasons[:5])
+        if not inputs.drift:
+            reason = "no drift in the window"
+        elif not confirmed:
+            reason = f"drift in {in_a_row} window(s) in a row, {needed} needed to act: {shown}"
+        elif not fired:
+            reason = f"drift ({shown}), but retrain_on_drift is off"
+        else:
+            reason = f"drift in {in_a_row} window(s) in a row: {shown}"
+        triggers.append(
+            Trigger(
+                name="drift",
+                fired=fired,
+                value=float(in_a_row),
+                threshold=float(needed),
+                reason=reason,
+            )
+        )
+    triggers.extend(_performance_triggers(inputs, settings))
+    triggers.append(
+        Trigger(
+            name="new_labels",
+            fired=inputs.new_labels >= settings.min_new_labels,
+            value=float(inputs.new_labels),
+            threshold=float(settings.min_new_labels),
+            reason=f"{inputs.new_labels} labels became known since the champion was trained "
+            f"({'>=' if inputs.new_labels >= settings.min_new_labels else '<'} {settings.min_new_labels})",
+        )
+    )
+    fired_names = [t.name for t in triggers if t.fired]
+    blocked: str | None = None
+    if inputs.pending_challenger is not None:
+        blocked = f"challenger v{inputs.pending_challenger} is still in shadow; its gate comes first"
+    elif (
+        inputs.days_since_last_challenger is not None
+        and inputs.days_since_last_challenger < settings.min_days_between_challengers
+    ):
+        blocked = (
+            f"the last challenger was registered {inputs.days_since_last_challenger:.1f} days ago "
+            f"(< {settings.min_days_between_challengers:g})"
+        )
+    if not fired_names:
+        return Decision(retrain=False, reason="no trigger fired", triggers=triggers, blocked_by=None)
+    if blocked is not None:
+        return Decision(
+            retrain=False,
+            reason=f"{', '.join(fired_names)} fired but {blocked}",
+            triggers=triggers,
+            blocked_by=blocked,
+        )
+    return Decision(
+        retrain=True,
+        reason=f"train a challenger: {', '.join(fired_names)}",
+        triggers=triggers,
+        blocked_by=None,
+    )
+
+
+def _performance_triggers(inputs: DecideInputs, settings: HealSettings) -> list[Trigger]:
+    realized = inputs.realized
+    if realized is None or realized.n_matured < settings.min_matured_labels:
+        have = 0 if realized is None else realized.n_matured
+        why = f"{have} matured labels in the window (< {settings.min_matured_labels}): not judged"
+        return [
+            Trigger(
+                name="roc_auc_drop", fired=False, value=None, threshold=settings.max_roc_auc_drop, reason=why
+            ),
+            Trigger(
+                name="f1_drop", fired=False, value=None, threshold=settings.max_f1_relative_drop, reason=why
+            ),
+        ]
+    out: list[Trigger] = []
+    baseline_auc, auc = _finite(inputs.baseline_roc_auc), _finite(realized.roc_auc)
+    if baseline_auc is None or auc is None:
+        missing = "no training-time ROC-AUC" if baseline_auc is None else "one class among the matured labels"
+        out.append(
+            Trigger(
+                name="roc_auc_drop",
+                fired=False,
+                value=None,
+                threshold=settings.max_roc_auc_drop,
+                reason=f"{missing}: not judged",
+            )
+        )
+    else:
+        drop = baseline_auc - auc
+        fired = drop > settings.max_roc_auc_drop
+        out.append(
+            Trigger(
+                name="roc_auc_drop",
+                fired=fired,
+                value=drop,
+                threshold=settings.max_roc_auc_drop,
+                reason=f"realized ROC-AUC {auc:.4f} vs {baseline_auc:.4f} at training: drop {drop:.4f} "
+                f"{'>' if fired else '<='} {settings.max_roc_auc_drop:g} ({realized.n_matured} labels)",
+            )
+        )
+    baseline_f1, f1 = _finite(inputs.baseline_f1), _finite(realized.f1)
+    if baseline_f1 is None or f1 is None or baseline_f1 <= 0:
+        out.append(
+            Trigger(
+                name="f1_drop",
+                fired=False,
+                value=None,
+                threshold=settings.max_f1_relative_drop,
+                reason="no positive training-time F1 or no realized F1: not judged",
+            )
+        )
+    else:
+        relative = (baseline_f1 - f1) / baseline_f1
+        fired = relative > settings.max_f1_relative_drop
+        out.append(
+            Trigger(
+                name="f1_drop",
+                fired=fired,
+                value=relative,
+                threshold=settings.max_f1_relative_drop,
+                reason=f"realized F1 {f1:.4f} vs {baseline_f1:.4f} at training: relative drop {relative:.4f} "
+                f"{'>' if fired else '<='} {settings.max_f1_relative_drop:g}",
+            )
+        )
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class DecideResult:
+    """The decide step: the rule's inputs as gathered, and its verdict."""
+
+    inputs: DecideInputs
+    decision: Decision
+
+
+def decide_step(
+    ctx: HealContext,
+    cycle: Cycle,
+    champion: int,
+    pending: int | None,
+    monitored: MonitoringResult | None,
+    history: History | None,
+) -> DecideResult:
+    now = cycle.now
+    trained = ctx.trained_at(champion)
+    metrics = ctx.registry.get_version(ctx.model_name, champion).metrics
+    if history is not None:
+        known = known_labels(history.labels, now)
+        new_labels = int((pd.to_datetime(known["label_known_at"], utc=True) > pd.Timestamp(trained)).sum())
+        counted_in = "history"
+    else:
+        served = ctx.log.window(trained, now, model_name=ctx.model_name, served=True, as_of=now)
+        new_labels = len(matured(served, now))
+        counted_in = "prediction log"
+    last = ctx.last_registration()
+    earlier = [
+        r.outcome == "drift"
+        for r in ctx.records(step="monitor")
+        if r.champion_version == champion and r.outcome in ("ok", "drift") and r.cycle_id != cycle.cycle_id
+    ]
+    realized = None
+    if monitored is not None:
+        r = monitored.realized
+        realized = Realized(
+            n_matured=r.n_matured, n_positive=r.n_positive, roc_auc=r.roc_auc, f1=r.f1, brier=r.brier
+        )
+    inputs = DecideInputs(
+        champion_version=champion,
+        pending_challenger=pending,
+        monitored=monitored is not None,
+        drift=monitored is not None and monitored.state == "drift",
+        drift_reasons=list(monitored.reasons) if monitored is not None else [],
+        previous_drift=earlier,
+        realized=realized,
+        baseline_roc_auc=_finite(metrics.get("roc_auc")),
+        baseline_f1=_finite(metrics.get("f1")),
+        new_labels=new_labels,
+        days_since_last_challenger=None if last is None else days(now - last),
+    )
+    decision = decide(inputs, ctx.settings)
+    cycle.add(
+        "decide",
+        "retrain" if decision.retrain else ("blocked" if decision.blocked_by else "no_action"),
+        decision.reason,
+        champion=champion,
+        challenger=pending,
+        evidence={
+            "inputs": inputs,
+            "decision": decision,
+            "settings": ctx.settings,
+            "champion_trained_at": trained,
+            "new_labels_counted_in": counted_in,
+        },
+    )
+    return DecideResult(inputs=inputs, decision=decision)

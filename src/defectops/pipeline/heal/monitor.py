@@ -1,0 +1,88 @@
+"""Step 4, monitor: the champion's served predictions of the last ``window_days`` against its training
+reference (:func:`defectops.monitoring.monitor_window`); the gauges are published for the service's
+``/metrics``."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING
+
+from defectops.pipeline.heal.context import HealContext
+from defectops.pipeline.heal.cycle import Cycle
+
+if TYPE_CHECKING:
+    from defectops.monitoring import MonitoringResult
+
+
+@dataclass(frozen=True, slots=True)
+class MonitorResult:
+    """The monitor step: the monitoring of the window (None when it had too few served predictions)."""
+
+    monitoring: MonitoringResult | None
+
+
+def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult:
+    from defectops.monitoring import MonitoringSettings, exposition, monitor_window
+    from defectops.serving import publish_gauges, published_gauges_path
+
+    now = cycle.now
+    since = max(now - timedelta(days=ctx.settings.window_days), ctx.champion_since(champion))
+    window = ctx.log.window(
+        since, now, model_name=ctx.model_name, model_version=str(champion), served=True, as_of=now
+    )
+    base = {"since": since, "until": now, "as_of": now, "n_window": len(window)}
+    if len(window) < ctx.settings.min_window_predictions:
+        cycle.add(
+            "monitor",
+            "skipped",
+            f"{len(window)} served predictions of v{champion} since {since:%Y-%m-%d} "
+            f"(< {ctx.settings.min_window_predictions})",
+            champion=champion,
+            evidence=base,
+        )
+        return MonitorResult(monitoring=None)
+    model = ctx.model(champion)
+    reference, reference_span = ctx.monitoring_reference(champion)
+    base["reference"] = reference_span
+    features = [f for f in model.meta.features if f in window.columns and f in reference.columns]
+    result = monitor_window(
+        reference,
+        window,
+        now=now,
+        settings=ctx.monitoring or MonitoringSettings(),
+        features=features,
+        decision_threshold=model.meta.threshold,
+    )
+    cycle.artifacts["heal/monitoring.json"] = json.loads(result.model_dump_json())
+    publish_gauges(
+        exposition(result), published_gauges_path(ctx.control.path)
+    )  # the service exposes its gauges on /metrics
+    realized = result.realized
+    for key, value in (
+        ("monitor.drift", 1.0 if result.state == "drift" else 0.0),
+        ("monitor.n_window", float(result.n_window)),
+        ("monitor.n_matured", float(realized.n_matured)),
+        ("monitor.realized_roc_auc", realized.roc_auc),
+        ("monitor.realized_f1", realized.f1),
+    ):
+        if value is not None and math.isfinite(value):
+            cycle.metrics[key] = float(value)
+    cycle.add(
+        "monitor",
+        result.state,
+        "; ".join(result.reasons[:10]) if result.reasons else "no drift",
+        champion=champion,
+        evidence={
+            **base,
+            "features": features,
+            "reasons": result.reasons,
+            "drifted_features": result.drifted_features,
+            "realized": realized.model_dump(mode="json"),
+            "estimated": {"roc_auc": result.estimated.roc_auc, "f1": result.estimated.f1},
+            "monitoring_settings": result.settings,
+        },
+    )
+    return MonitorResult(monitoring=result)

@@ -1,0 +1,178 @@
+"""Step 6, train: a challenger trained as the main job trains, or with ``online`` the champion's online
+model updated by ``partial_fit`` (:mod:`defectops.training.candidate`); screened against the champion on
+the commits made since it was trained, registered as challenger
+(:func:`defectops.registry.register_trained_model`) and put in shadow through the serving control file, so
+the running service scores every request with it too (or, with ``gate_on="offline"``, gated at once).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from defectops.data import LABEL
+from defectops.errors import InsufficientDataError
+from defectops.pipeline.heal.context import HealContext
+from defectops.pipeline.heal.cycle import Cycle
+from defectops.pipeline.heal.decide import Decision
+from defectops.pipeline.heal.gate import offline_gate
+from defectops.pipeline.heal.sources import History
+from defectops.registry import LoadedModel, register_trained_model
+from defectops.serving import Traffic
+from defectops.training import Candidate, CandidateOptions, online_candidate, train_candidate
+
+TrainOutcome = Literal["skipped", "archived", "shadow", "promoted"]
+
+
+@dataclass(frozen=True, slots=True)
+class Screen:
+    """The offline screen: champion and challenger ROC-AUC on the held-out commits made since the champion
+    was trained; ``passed`` unless the challenger is more than ``max_drop`` below."""
+
+    rows: int
+    champion_roc_auc: float
+    challenger_roc_auc: float
+    max_drop: float
+    passed: bool
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "champion_roc_auc": self.champion_roc_auc,
+            "challenger_roc_auc": self.challenger_roc_auc,
+            "max_drop": self.max_drop,
+            "passed": self.passed,
+            "reason": self.reason,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class TrainResult:
+    """The train step: what became of the challenger (None when none was trained) and its screen."""
+
+    outcome: TrainOutcome
+    challenger: int | None = None
+    screen: Screen | None = None
+
+
+def train_step(
+    ctx: HealContext, cycle: Cycle, champion: int, history: History | None, decision: Decision
+) -> TrainResult:
+    now = cycle.now
+    if history is None:
+        cycle.add("train", "skipped", "no history source to train on (give --repo)", champion=champion)
+        return TrainResult(outcome="skipped")
+    loaded = ctx.model(champion)
+    estimator = loaded.estimator
+    trained = ctx.trained_at(champion)
+    kind = ctx.settings.model_kind or str(getattr(estimator, "kind", "") or "lightgbm")
+    options = CandidateOptions(
+        kind="online" if ctx.online else kind,
+        budget_seconds=ctx.settings.budget_seconds,
+        waiting_days=ctx.waiting_days,
+        seed=ctx.settings.seed,
+        min_labelled=ctx.settings.min_labelled,
+        min_new_labelled=ctx.settings.min_new_labelled,
+    )
+    try:
+        if ctx.online:
+            candidate = online_candidate(
+                estimator,
+                history.commits,
+                history.labels,
+                history.files,
+                now=now,
+                since=trained,
+                options=options,
+            )
+        else:
+            candidate = train_candidate(
+                history.commits,
+                history.labels,
+                history.files,
+                now=now,
+                options=options,
+                unseen_since=trained,
+            )
+    except InsufficientDataError as exc:
+        cycle.add("train", "skipped", str(exc), champion=champion)
+        return TrainResult(outcome="skipped")
+    screen = _screen(ctx, candidate, loaded)
+    registered = register_trained_model(
+        ctx.registry,
+        ctx.model_name,
+        candidate.model,
+        features=candidate.features,
+        table=candidate.table_now,
+        metrics=candidate.metrics,
+        dataset_fingerprint=history.fingerprint,
+        now=now,
+        who=ctx.who,
+        why=f"heal: {decision.reason}",
+        job="heal",
+        evidence={
+            "labels_as_of": now.isoformat(),
+            "triggers": decision.fired,
+            "heal_cycle": cycle.cycle_id,
+        },
+    )
+    challenger = registered.version.version
+    base = {
+        "training_run_id": registered.run.run_id,
+        "model_kind": options.kind,
+        "online": ctx.online,
+        "evaluation": candidate.evaluation.as_dict(),
+        "screen": None if screen is None else screen.as_dict(),
+        "triggers": decision.fired,
+    }
+    if screen is not None and not screen.passed:
+        ctx.registry.archive(
+            ctx.model_name, challenger, ctx.who, screen.reason, {"screen": screen.as_dict()}, now=now
+        )
+        cycle.add("train", "archived", screen.reason, champion=champion, challenger=challenger, evidence=base)
+        return TrainResult(outcome="archived", challenger=challenger, screen=screen)
+    if ctx.settings.gate_on == "offline":
+        outcome = offline_gate(ctx, cycle, champion, challenger, candidate, loaded, base)
+        return TrainResult(outcome=outcome, challenger=challenger, screen=screen)
+    control = ctx.set_control(
+        champion,
+        challenger,
+        Traffic("shadow", ctx.settings.shadow_share),
+        f"heal: shadow v{challenger}",
+        now,
+    )
+    cycle.add(
+        "train",
+        "shadow",
+        f"challenger v{challenger} trained ({', '.join(decision.fired)}) and put in shadow "
+        f"(share {ctx.settings.shadow_share:g})",
+        champion=champion,
+        challenger=challenger,
+        evidence={**base, "control": control},
+    )
+    return TrainResult(outcome="shadow", challenger=challenger, screen=screen)
+
+
+def _screen(ctx: HealContext, candidate: Candidate, champion: LoadedModel) -> Screen | None:
+    """Champion and challenger recipe on the held-out commits made since the champion was trained."""
+    margin = ctx.settings.screen_max_roc_auc_drop
+    if margin is None or not candidate.comparable:
+        return None
+    from sklearn.metrics import roc_auc_score
+
+    y = candidate.window[LABEL].to_numpy()
+    champion_auc = float(roc_auc_score(y, champion.score(candidate.window)))
+    challenger_auc = float(roc_auc_score(y, candidate.window_probability))
+    passed = challenger_auc - champion_auc >= -margin
+    return Screen(
+        rows=len(y),
+        champion_roc_auc=champion_auc,
+        challenger_roc_auc=challenger_auc,
+        max_drop=margin,
+        passed=passed,
+        reason=(
+            f"held-out ROC-AUC {challenger_auc:.4f} vs champion {champion_auc:.4f} on {len(y)} commits "
+            f"made since it was trained ({'within' if passed else 'more than'} {margin:g} below)"
+        ),
+    )
