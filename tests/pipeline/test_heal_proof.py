@@ -20,8 +20,8 @@ from sklearn.metrics import roc_auc_score
 from defectops.data.schemas import LABEL
 from defectops.pipeline.heal import FrameSource, HealReport, HealSettings, replay
 from defectops.registry.gate import GateCriteria
+from defectops.registry.register import register_trained_model
 from defectops.registry.registry import CHAMPION
-from defectops.registry.tracking import register_trained_model
 from defectops.training.candidate import Candidate, CandidateOptions, Evaluation, train_candidate
 from defectops.training.models import make_model
 from heal_world import (

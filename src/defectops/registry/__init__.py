@@ -1,8 +1,9 @@
 """Experiment tracking, the model registry with an audited alias history, and the promotion gate.
 
 - :mod:`defectops.registry.tracking`: where MLflow lives (embedded SQLite in the workspace by default, or any
-  ``MLFLOW_TRACKING_URI``), how a training run is logged, and the one path that logs and registers a trained
-  model (:func:`register_trained_model`).
+  ``MLFLOW_TRACKING_URI``) and how a training run is logged.
+- :mod:`defectops.registry.register`: the one path that logs and registers a trained model
+  (:func:`register_trained_model`).
 - :mod:`defectops.registry.registry`: register versions, move the ``challenger``/``champion`` aliases with an
   audit record for every move, load a model by alias, promote and roll back.
 - :mod:`defectops.registry.gate`: the promotion gate (absolute floor for a first model; challenger vs champion
@@ -15,6 +16,7 @@ inside the functions that need them, so importing this package is cheap.
 
 from defectops.registry.audit import AuditEvent, AuditLog, HealRecord, HealStep, utc_iso
 from defectops.registry.gate import GateCriteria, GateDecision, paired_bootstrap_auc_difference, replay_gate
+from defectops.registry.register import Registration, register_trained_model
 from defectops.registry.registry import (
     CHALLENGER,
     CHAMPION,
@@ -25,14 +27,12 @@ from defectops.registry.registry import (
     champion_stack,
 )
 from defectops.registry.tracking import (
-    Registration,
     TrackingConfig,
     TrainingRun,
     activate,
     ensure_experiment,
     log_training_run,
     mlflow_errors,
-    register_trained_model,
 )
 
 __all__ = [

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 import sys
@@ -38,12 +37,9 @@ from pydantic import BaseModel, ConfigDict
 from defectops.errors import InputError, ModelError, NotFoundError
 
 if TYPE_CHECKING:
-    from datetime import datetime
-
     import pandas as pd
 
     from defectops.config import Settings
-    from defectops.registry.registry import ModelRegistry, ModelVersionInfo
 
 #: Experiment used when ``DEFECTOPS_MLFLOW_EXPERIMENT`` is not set.
 DEFAULT_EXPERIMENT = "defectops"
@@ -398,70 +394,6 @@ def log_training_run(
         serialization_format=fmt,
         pip_requirements=requirements,
     )
-
-
-@dataclass(frozen=True, slots=True)
-class Registration:
-    """A trained model logged (``run``) and registered as the new challenger (``version``)."""
-
-    run: TrainingRun
-    version: ModelVersionInfo
-
-
-def register_trained_model(
-    registry: ModelRegistry,
-    name: str,
-    model: Any,
-    *,
-    features: Sequence[str],
-    table: pd.DataFrame,
-    metrics: Mapping[str, float],
-    dataset_fingerprint: str | Mapping[str, Any],
-    now: datetime,
-    who: str,
-    why: str,
-    job: str,
-    run_name: str | None = None,
-    plots: Mapping[str, Any] | None = None,
-    evidence: Mapping[str, Any] | None = None,
-) -> Registration:
-    """Log a trained model's run and register it as ``challenger``: the one path from a trained model to the
-    registry (``defectops train --register``, the main job ``defectops run`` and the heal loop).
-
-    The run logs the model (with its own ``threshold_`` and parameters), ``metrics``, the dataset
-    fingerprint, ``plots``, and as reference snapshot the rows of ``table`` it learnt from (its features,
-    effort, label and time). The registration is audited (``register``) with the finite ``metrics`` and
-    ``evidence``; promotion stays a separate, gated step. ``run_name`` defaults to ``"<job> <now>"``.
-    """
-    from defectops.data import EFFORT, LABEL, TIME
-
-    feature_list = list(features)
-    run = log_training_run(
-        model,
-        features=feature_list,
-        reference=table[[*feature_list, EFFORT, LABEL, TIME]],
-        params={k: v for k, v in model.get_params(deep=False).items() if k != "features"},
-        metrics=metrics,
-        dataset_fingerprint=dataset_fingerprint,
-        config=registry.config,
-        threshold=float(model.threshold_),
-        plots=dict(plots or {}),
-        tags={"defectops.kind": str(model.kind), "defectops.job": job},
-        run_name=run_name or f"{job} {now:%Y-%m-%d %H:%M}",
-    )
-    version = registry.register(
-        name,
-        run.model_uri,
-        who=who,
-        why=why,
-        now=now,
-        # NaN (e.g. ROC-AUC of a one-class window) is not JSON: the audit record leaves such metrics out
-        evidence={
-            "metrics": {k: v for k, v in metrics.items() if math.isfinite(v)},
-            **dict(evidence or {}),
-        },
-    )
-    return Registration(run=run, version=version)
 
 
 def load_reference(run_id: str, *, config: TrackingConfig) -> pd.DataFrame:
