@@ -1,4 +1,10 @@
-"""Pipelines: the one-command main job (``defectops run``) and the self-healing loop (``defectops heal``)."""
+"""Pipelines: the one-command main job (``defectops run``) and the self-healing loop (``defectops heal``).
+
+Records that cross module boundaries are typed: stage and step results are frozen dataclasses with slots;
+pydantic models only where data crosses an I/O boundary (settings, HTTP, stored JSON such as audit
+evidence); a record printed as JSON has an ``as_dict()`` whose keys and order are part of the CLI's
+interface.
+"""
 
 from defectops.pipeline.heal import Healer, HealReport, HealSettings
 from defectops.pipeline.run import RegistryStage, RunOptions, RunResult, run
