@@ -66,7 +66,8 @@ def prepare_registry(workspace: Path) -> tuple[list[list[float]], float]:
     import pandas as pd
 
     from defectops.registry.registry import ModelRegistry
-    from defectops.registry.tracking import TrackingConfig, ensure_experiment, log_training_run
+    from defectops.registry.runs import log_training_run
+    from defectops.registry.tracking import TrackingConfig, ensure_experiment
     from defectops.training.models import make_model
 
     frame = pd.read_csv(DATA).rename(columns={"entrophy": "entropy"})

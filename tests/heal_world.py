@@ -328,7 +328,7 @@ def bootstrap_champion(
 ) -> int:
     """Train, register and promote the first model the way the main job does (first-model gate)."""
     from defectops.data.schemas import EFFORT, LABEL
-    from defectops.registry.tracking import register_trained_model
+    from defectops.registry.runs import register_trained_model
     from defectops.training.candidate import CandidateOptions, train_candidate
 
     history = source.refresh(now)

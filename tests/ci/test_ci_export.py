@@ -20,7 +20,8 @@ from sklearn.linear_model import LogisticRegression
 from defectops.ci.model_source import EXPORT_FILE
 from defectops.config import Settings
 from defectops.registry.registry import ModelRegistry
-from defectops.registry.tracking import TrackingConfig, log_training_run
+from defectops.registry.runs import log_training_run
+from defectops.registry.tracking import TrackingConfig
 from defectops.training.models import load_model, make_model
 from defectops.training.risk import RiskBands
 from gitrepo import RepoBuilder

@@ -21,7 +21,7 @@ from defectops.data.schemas import LABEL
 from defectops.pipeline.heal import FrameSource, HealReport, HealSettings, replay
 from defectops.registry.gate import GateCriteria
 from defectops.registry.records import CHAMPION
-from defectops.registry.tracking import register_trained_model
+from defectops.registry.runs import register_trained_model
 from defectops.training.candidate import Candidate, CandidateOptions, Evaluation, train_candidate
 from defectops.training.models import make_model
 from heal_world import (

@@ -16,7 +16,8 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from defectops.registry.registry import ModelRegistry
-from defectops.registry.tracking import TrackingConfig, TrainingRun, ensure_experiment, log_training_run
+from defectops.registry.runs import TrainingRun, log_training_run
+from defectops.registry.tracking import TrackingConfig, ensure_experiment
 
 FEATURES = ["la", "ld", "nf"]
 

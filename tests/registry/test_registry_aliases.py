@@ -13,7 +13,8 @@ from mlflow import MlflowClient
 from defectops.errors import InputError, ModelError, NotFoundError
 from defectops.registry.records import CHALLENGER, CHAMPION
 from defectops.registry.registry import ModelRegistry, champion_stack
-from defectops.registry.tracking import TrackingConfig, TrainingRun, log_training_run
+from defectops.registry.runs import TrainingRun, log_training_run
+from defectops.registry.tracking import TrackingConfig
 
 T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 

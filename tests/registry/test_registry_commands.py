@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 from defectops.cli.models import models_list, models_promote, models_rollback
 from defectops.errors import InputError, ModelError, NotFoundError
 from defectops.registry.registry import ModelRegistry
-from defectops.registry.tracking import TrackingConfig, TrainingRun
+from defectops.registry.runs import TrainingRun
+from defectops.registry.tracking import TrackingConfig
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 

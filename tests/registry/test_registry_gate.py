@@ -31,7 +31,7 @@ from defectops.registry.gate import (
 )
 from defectops.registry.records import CHALLENGER, CHAMPION
 from defectops.registry.registry import ModelRegistry
-from defectops.registry.tracking import TrainingRun
+from defectops.registry.runs import TrainingRun
 
 Y = [1, 1, 0, 0]
 GOOD = [0.9, 0.8, 0.2, 0.1]

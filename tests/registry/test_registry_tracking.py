@@ -15,7 +15,8 @@ from mlflow.models import Model
 from defectops.config import Settings
 from defectops.errors import InputError, ModelError
 from defectops.registry.registry import ModelRegistry
-from defectops.registry.tracking import TrackingConfig, load_reference, log_training_run
+from defectops.registry.runs import load_reference, log_training_run
+from defectops.registry.tracking import TrackingConfig
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt

@@ -24,7 +24,8 @@ from fastapi.testclient import TestClient
 from defectops.config import Settings
 from defectops.data.schemas import FEATURES
 from defectops.registry.registry import ModelRegistry
-from defectops.registry.tracking import TrackingConfig, TrainingRun, ensure_experiment, log_training_run
+from defectops.registry.runs import TrainingRun, log_training_run
+from defectops.registry.tracking import TrackingConfig, ensure_experiment
 from defectops.serving.app import create_app
 from defectops.serving.settings import ServeSettings
 from defectops.training.models import LightGBMJIT, make_model

@@ -21,16 +21,8 @@ from defectops.registry.gate import GateCriteria, GateDecision, paired_bootstrap
 from defectops.registry.loading import LoadedModel
 from defectops.registry.records import CHALLENGER, CHAMPION, ModelVersionInfo, RegisteredModelInfo
 from defectops.registry.registry import ModelRegistry, champion_stack
-from defectops.registry.tracking import (
-    Registration,
-    TrackingConfig,
-    TrainingRun,
-    activate,
-    ensure_experiment,
-    log_training_run,
-    mlflow_errors,
-    register_trained_model,
-)
+from defectops.registry.runs import Registration, TrainingRun, log_training_run, register_trained_model
+from defectops.registry.tracking import TrackingConfig, activate, ensure_experiment, mlflow_errors
 
 __all__ = [
     "CHALLENGER",

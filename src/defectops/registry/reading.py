@@ -22,7 +22,8 @@ from defectops.registry.records import (
     quoted,
     version_info,
 )
-from defectops.registry.tracking import TrackingConfig, activate, load_reference, mlflow_error, mlflow_errors
+from defectops.registry.runs import load_reference
+from defectops.registry.tracking import TrackingConfig, activate, mlflow_error, mlflow_errors
 
 if TYPE_CHECKING:
     import pandas as pd
