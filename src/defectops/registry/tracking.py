@@ -2,7 +2,7 @@
 
 Embedded default: an SQLite tracking/registry database ``<workspace>/mlflow/mlflow.db`` and a local artifact
 folder ``<workspace>/mlflow/artifacts``, so a user with nothing but the workspace gets the full MLflow
-experience (``mlflow ui --backend-store-uri sqlite:///<workspace>/mlflow/mlflow.db``). Setting
+experience (``defectops ui`` browses it). Setting
 ``MLFLOW_TRACKING_URI`` (and optionally ``MLFLOW_REGISTRY_URI``) points every function here at any other
 MLflow store or server instead; nothing else changes.
 
