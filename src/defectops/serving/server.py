@@ -33,6 +33,9 @@ from defectops.serving.settings import ServeSettings
 
 #: Seconds a graceful stop waits for requests in flight before cancelling them (their rows still commit).
 GRACEFUL_SECONDS = 30
+#: How long a new worker may take to answer uvicorn's first health ping. uvicorn's default (5 s) kills
+#: workers that import MLflow, scikit-learn and LightGBM on a loaded 2-core machine before they are up.
+WORKER_HEALTHCHECK_SECONDS = 60
 
 
 class NoDelayHttpToolsProtocol(HttpToolsProtocol):
@@ -77,6 +80,7 @@ def run(settings: Settings, serve: ServeSettings) -> None:
         "http": NoDelayHttpToolsProtocol,
         "access_log": serve.access_log,
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
+        "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
         "lifespan": "on",
         "server_header": False,
     }
