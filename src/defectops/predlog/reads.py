@@ -111,14 +111,7 @@ def read_window(
     as_of: datetime | None = None,
     labeled_only: bool = False,
 ) -> pd.DataFrame:
-    """Predictions created in ``[since, until)`` with inputs as columns and their labels joined.
-
-    Columns: :data:`PREDICTION_COLUMNS` (``label`` is nullable ``Int64``; times are UTC), then one column
-    per input name, sorted by name (listed in ``frame.attrs["feature_columns"]``); rows ordered by
-    ``created_at``, then id. A prediction's label is, in this order of precedence, the current feedback
-    for its own id, for the prediction it shadows (``shadow_of``), or for its (repo, commit_sha).
-    ``as_of`` replays the past: only feedback received at or before it, as it stood then.
-    """
+    """The window :meth:`defectops.predlog.PredictionLog.window` returns (its docstring says what)."""
     where = _prediction_filter(since, until, model_version, model_name, served)
     columns = _labelled_columns()
     table = predictions_table
