@@ -35,9 +35,9 @@ from datetime import UTC, datetime
 import numpy as np
 import pandas as pd
 
+from defectops.config import MonitoringSettings
 from defectops.monitoring.monitor import monitor_window
 from defectops.monitoring.report import MonitoringResult, prometheus_gauges, render_html, to_json
-from defectops.monitoring.settings import MonitoringSettings
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 TEAMS = ("core", "infra", "web", "mobile", "data", "qa")

@@ -368,9 +368,8 @@ def start_service(workspace: Path, registry: Any, name: str, clock: SimClock, lo
     """A started TestClient of the real FastAPI app (lifespan run: log opened, champion loaded)."""
     from fastapi.testclient import TestClient
 
-    from defectops.config import Settings
+    from defectops.config import ServeSettings, Settings
     from defectops.serving.app import create_app
-    from defectops.serving.settings import ServeSettings
 
     serve = ServeSettings(model_name=name, admin_token=ADMIN_TOKEN, log_url=log_url, poll_seconds=3600.0)
     app = create_app(

@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from defectops.config import MonitoringSettings, load_monitoring_settings
 from defectops.errors import ConfigError, InputError
 from defectops.monitoring.drift import classify_feature, detect_feature_drift, feature_drift, prediction_drift
 from defectops.monitoring.drift_pca import PCAReconstructionDrift
@@ -26,7 +27,6 @@ from defectops.monitoring.drift_stats import (
     quantile_edges,
     spread,
 )
-from defectops.monitoring.settings import MonitoringSettings, load_monitoring_settings
 
 SETTINGS = MonitoringSettings()
 

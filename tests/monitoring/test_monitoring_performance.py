@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from defectops.config import MonitoringSettings
 from defectops.errors import InputError
 from defectops.monitoring.performance import (
     estimate_performance,
@@ -18,7 +19,6 @@ from defectops.monitoring.performance import (
     realized_performance,
     score_summary,
 )
-from defectops.monitoring.settings import MonitoringSettings
 
 SETTINGS = MonitoringSettings()
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from defectops.config import MonitoringSettings
 from defectops.monitoring.drift_streams import Adwin, PageHinkley, stream_drift
-from defectops.monitoring.settings import MonitoringSettings
 
 
 def _first_detection(detector: PageHinkley | Adwin, stream: list[float] | np.ndarray) -> int | None:

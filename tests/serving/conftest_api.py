@@ -21,13 +21,12 @@ import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 
-from defectops.config import Settings
+from defectops.config import ServeSettings, Settings
 from defectops.data.schemas import FEATURES
 from defectops.registry.registry import ModelRegistry
 from defectops.registry.runs import TrainingRun, log_training_run
 from defectops.registry.tracking import TrackingConfig, ensure_experiment
 from defectops.serving.app import create_app
-from defectops.serving.settings import ServeSettings
 from defectops.training.models import LightGBMJIT, make_model
 
 ADMIN_TOKEN = "test-admin-token-0123456789"

@@ -8,11 +8,10 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from defectops.config import Settings
+from defectops.config import LOCAL_ADMIN_TOKEN, ServeSettings, Settings, is_loopback
 from defectops.errors import ConfigError
 from defectops.serving.app import create_app
 from defectops.serving.server import settings_environment
-from defectops.serving.settings import LOCAL_ADMIN_TOKEN, ServeSettings, is_loopback
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import Deployed, MakeClient, admin
 
@@ -117,8 +116,8 @@ def test_invalid_model_name_is_refused() -> None:
 
 
 def test_the_only_model_with_a_champion_is_served_by_default() -> None:
+    from defectops.config import DEFAULT_MODEL_NAME, choose_model_name
     from defectops.registry.records import RegisteredModelInfo
-    from defectops.serving.settings import DEFAULT_MODEL_NAME, choose_model_name
 
     def info(name: str, **aliases: int) -> RegisteredModelInfo:
         return RegisteredModelInfo(name=name, aliases=aliases, latest_version=2, versions=2)

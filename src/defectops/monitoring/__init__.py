@@ -9,24 +9,19 @@ Nothing here is imported eagerly, so ``import defectops.monitoring`` stays cheap
 
 from defectops.monitoring.alerts import (
     AlertReport,
-    load_alert_settings,
     load_alert_state,
     notify_state_change,
     save_alert_state,
 )
 from defectops.monitoring.monitor import load_frame, monitor_window
 from defectops.monitoring.report import MonitoringResult, exposition, write_html
-from defectops.monitoring.settings import MonitoringSettings, load_monitoring_settings
 
 __all__ = [
     "AlertReport",
     "MonitoringResult",
-    "MonitoringSettings",
     "exposition",
-    "load_alert_settings",
     "load_alert_state",
     "load_frame",
-    "load_monitoring_settings",
     "monitor_window",
     "notify_state_change",
     "save_alert_state",

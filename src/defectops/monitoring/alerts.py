@@ -14,7 +14,6 @@ loopback address.
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import os
 import smtplib
@@ -25,101 +24,22 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    SecretStr,
     ValidationError,
-    field_validator,
-    model_validator,
 )
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from defectops.config import AlertSettings, Channel
 from defectops.errors import AlertDeliveryError, ConfigError, InputError
 from defectops.monitoring.report import MonitoringResult, State
 
 logger = logging.getLogger(__name__)
 
-Channel = Literal["webhook", "email"]
 _MAX_REASONS = 10
-
-
-class AlertSettings(BaseSettings):
-    """Where alerts go (env prefix ``DEFECTOPS_ALERT_``); a channel is on when its target is set."""
-
-    model_config = SettingsConfigDict(env_prefix="DEFECTOPS_ALERT_", extra="ignore", frozen=True)
-
-    webhook_url: SecretStr | None = Field(
-        default=None, description="Slack-compatible incoming webhook (POST {'text': ...}); a secret."
-    )
-    webhook_timeout: float = Field(default=10.0, gt=0, description="Seconds before a webhook call fails.")
-    smtp_host: str | None = Field(default=None, description="SMTP server; e-mail alerts are off without it.")
-    smtp_port: int = Field(default=587, ge=1, le=65535)
-    smtp_security: Literal["none", "starttls", "ssl"] = Field(
-        default="starttls", description="'starttls' (port 587), 'ssl' (implicit TLS, port 465) or 'none'."
-    )
-    smtp_username: str | None = None
-    smtp_password: SecretStr | None = None
-    smtp_sender: str | None = Field(default=None, description="From address.")
-    smtp_recipients: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="To addresses (comma-separated in the environment)."
-    )
-    smtp_timeout: float = Field(default=10.0, gt=0)
-    smtp_ca_file: Path | None = Field(
-        default=None, description="Extra CA bundle to trust (a private mail server); system CAs otherwise."
-    )
-
-    @field_validator("smtp_recipients", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
-
-    @model_validator(mode="after")
-    def _consistent(self) -> Self:
-        if self.smtp_host is None:
-            return self
-        if not self.smtp_sender or not self.smtp_recipients:
-            raise ConfigError("e-mail alerts need a sender and at least one recipient")
-        if (self.smtp_username is None) != (self.smtp_password is None):
-            raise ConfigError("SMTP username and password go together")
-        if self.smtp_username is not None and self.smtp_security == "none" and not _loopback(self.smtp_host):
-            raise ConfigError("refusing to send SMTP credentials unencrypted; use starttls or ssl")
-        return self
-
-    @property
-    def channels(self) -> list[Channel]:
-        """The configured channels."""
-        channels: list[Channel] = []
-        if self.webhook_url is not None:
-            channels.append("webhook")
-        if self.smtp_host is not None:
-            channels.append("email")
-        return channels
-
-
-def load_alert_settings(**overrides: object) -> AlertSettings:
-    """Read the settings from the environment (plus overrides); invalid values become ConfigError."""
-    try:
-        return AlertSettings(**overrides)  # type: ignore[arg-type]
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise ConfigError(f"invalid alert setting {where}: {first['msg']}") from None
-
-
-def _loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def redact_url(url: str) -> str:

@@ -31,6 +31,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from defectops.config import MonitoringSettings
 from defectops.errors import InputError
 from defectops.monitoring.drift_records import FeatureDrift, FeatureKind, TestName
 from defectops.monitoring.drift_stats import (
@@ -46,7 +47,6 @@ from defectops.monitoring.drift_stats import (
     psi_numeric,
     sorted_values,
 )
-from defectops.monitoring.settings import MonitoringSettings
 
 _P_FLOOR = 1e-300
 

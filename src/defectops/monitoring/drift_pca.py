@@ -9,10 +9,10 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
+from defectops.config import MonitoringSettings
 from defectops.errors import InputError
 from defectops.monitoring.drift_records import MultivariateDrift
 from defectops.monitoring.drift_stats import FloatArray
-from defectops.monitoring.settings import MonitoringSettings
 
 _MAX_PLOTTED_CHUNKS = 500
 _MIN_BAND_HALF_WIDTH = 1e-6

@@ -14,8 +14,8 @@ import pandas as pd
 from scipy import stats
 from scipy.special import rel_entr
 
+from defectops.config import MonitoringSettings
 from defectops.monitoring.drift_records import PsiLevel
-from defectops.monitoring.settings import MonitoringSettings
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

@@ -8,9 +8,9 @@ from typing import Literal
 
 import numpy as np
 
+from defectops.config import MonitoringSettings
 from defectops.monitoring.drift_records import StreamDrift
 from defectops.monitoring.drift_stats import FloatArray
-from defectops.monitoring.settings import MonitoringSettings
 
 
 class PageHinkley:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from defectops.config import MonitoringSettings
 from defectops.data import CHURN, PREDICTION_COLUMNS
 from defectops.errors import InputError
 from defectops.monitoring.drift import classify_feature, feature_drift, prediction_drift
@@ -31,7 +32,6 @@ from defectops.monitoring.performance import (
     realized_performance,
 )
 from defectops.monitoring.report import MonitoringResult, State
-from defectops.monitoring.settings import MonitoringSettings
 
 #: Columns with a fixed meaning; never treated as model features unless listed explicitly: the prediction
 #: log's fixed columns (from defectops.data.columns, so that monitoring does not import the SQL layer) plus

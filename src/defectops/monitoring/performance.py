@@ -18,8 +18,8 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from defectops.config import MonitoringSettings
 from defectops.errors import InputError
-from defectops.monitoring.settings import MonitoringSettings
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

@@ -6,13 +6,12 @@ evidence); a record printed as JSON has an ``as_dict()`` whose keys and order ar
 interface.
 """
 
-from defectops.pipeline.heal import Healer, HealReport, HealSettings
+from defectops.pipeline.heal import Healer, HealReport
 from defectops.pipeline.run import RegistryStage, RunOptions, RunResult, run
 from defectops.pipeline.scheduler import run_scheduler, utc_now
 
 __all__ = [
     "HealReport",
-    "HealSettings",
     "Healer",
     "RegistryStage",
     "RunOptions",

@@ -15,13 +15,14 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 
+from defectops.config import DEFAULT_DURABILITY, Durability
 from defectops.errors import ConfigError, PredictionLogError
 from defectops.predlog.schema import metadata
 
@@ -37,10 +38,6 @@ __all__ = [
 
 DB_FILENAME: Final = "predictions.db"
 
-#: How much an answered prediction survives: a kill of the service (``kill``), or also an operating-system
-#: crash or power loss (``power-loss``). Only SQLite has the choice.
-Durability = Literal["kill", "power-loss"]
-DEFAULT_DURABILITY: Final[Durability] = "kill"
 
 #: The execution option that marks a write transaction (SQLite then begins with ``BEGIN IMMEDIATE``).
 WRITE_OPTION: Final = "defectops_write"

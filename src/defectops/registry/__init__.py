@@ -17,9 +17,15 @@ inside the functions that need them, so importing this package is cheap.
 """
 
 from defectops.registry.audit import AuditEvent, AuditLog, HealRecord, HealStep, utc_iso
-from defectops.registry.gate import GateCriteria, GateDecision, paired_bootstrap_auc_difference, replay_gate
+from defectops.registry.gate import GateDecision, paired_bootstrap_auc_difference, replay_gate
 from defectops.registry.loading import LoadedModel
-from defectops.registry.records import CHALLENGER, CHAMPION, ModelVersionInfo, RegisteredModelInfo
+from defectops.registry.records import (
+    CHALLENGER,
+    CHAMPION,
+    ModelVersionInfo,
+    RegisteredModelInfo,
+    choose_model_name,
+)
 from defectops.registry.registry import ModelRegistry, champion_stack
 from defectops.registry.runs import Registration, TrainingRun, log_training_run, register_trained_model
 from defectops.registry.tracking import TrackingConfig, activate, ensure_experiment, mlflow_errors
@@ -29,7 +35,6 @@ __all__ = [
     "CHAMPION",
     "AuditEvent",
     "AuditLog",
-    "GateCriteria",
     "GateDecision",
     "HealRecord",
     "HealStep",
@@ -42,6 +47,7 @@ __all__ = [
     "TrainingRun",
     "activate",
     "champion_stack",
+    "choose_model_name",
     "ensure_experiment",
     "log_training_run",
     "mlflow_errors",

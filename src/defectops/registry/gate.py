@@ -29,8 +29,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict
 
+from defectops.config import GateCriteria
 from defectops.errors import InputError, ModelError
 
 if TYPE_CHECKING:
@@ -41,37 +42,6 @@ if TYPE_CHECKING:
 GateMode = Literal["first_model", "challenger_vs_champion"]
 
 _BOOTSTRAP_CELLS = 2_000_000  # resamples x rows evaluated per chunk (bounds memory at ~50 MB)
-
-
-class GateCriteria(BaseModel):
-    """Configurable promotion criteria; ``None`` switches a comparison criterion off."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    first_model_min_roc_auc: float = Field(
-        0.65, ge=0.0, le=1.0, description="First model: ROC-AUC floor on the time-ordered test window."
-    )
-    first_model_min_labels: int = Field(
-        50, ge=1, description="First model: labelled rows the test window needs to judge anything."
-    )
-    min_labels: int = Field(200, ge=1, description="Challenger vs champion: matured labels in the window.")
-    roc_auc_tolerance: float | None = Field(
-        0.0, ge=0.0, description="Challenger ROC-AUC may be below the champion's by at most this."
-    )
-    f1_min_relative_gain: float | None = Field(
-        0.02, ge=-1.0, description="(F1_challenger - F1_champion) / F1_champion must reach this."
-    )
-    brier_max_increase: float | None = Field(
-        0.01, ge=0.0, description="Brier_challenger - Brier_champion may be at most this."
-    )
-    roc_auc_ci_margin: float | None = Field(
-        0.0,
-        ge=0.0,
-        description="Lower end of the bootstrap interval of the ROC-AUC difference must be >= -margin.",
-    )
-    bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
-    bootstrap_confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    seed: int = Field(0, ge=0, description="Seed of the bootstrap generator (decisions are reproducible).")
 
 
 class CriterionResult(BaseModel):

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from defectops.errors import InputError
+from defectops.errors import ConfigError, InputError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -109,3 +110,21 @@ def from_millis(value: Any) -> datetime | None:
     if value is None:
         return None
     return datetime.fromtimestamp(int(value) / 1000.0, tz=UTC)
+
+
+def choose_model_name(models: Sequence[RegisteredModelInfo], default: str) -> str:
+    """The model a command uses when none is named: the only registered model with a champion.
+
+    ``defectops run`` registers ``defectops-<repository id>``, so on one machine with one repository this is
+    what a user expects without naming it. With no champion anywhere it is ``default`` (the service starts
+    and waits for one; ``/health/ready`` says so); with several it cannot guess.
+    """
+    champions = [m.name for m in models if CHAMPION in m.aliases]
+    if len(champions) == 1:
+        return champions[0]
+    if not champions:
+        return default
+    raise ConfigError(
+        f"several registered models have a champion ({', '.join(sorted(champions))}); choose one with "
+        "--model-name or DEFECTOPS_SERVE_MODEL_NAME"
+    )

@@ -21,9 +21,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
+from defectops.config import GateCriteria
 from defectops.errors import InputError, ModelError
 from defectops.registry.audit import Action, AuditEvent
-from defectops.registry.gate import GateCriteria, GateDecision, evaluate_gate, log_gate_decision
+from defectops.registry.gate import GateDecision, evaluate_gate, log_gate_decision
 from defectops.registry.reading import RegistryReader
 from defectops.registry.records import (
     CHALLENGER,

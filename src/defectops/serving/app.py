@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 
 from defectops import __version__
-from defectops.config import Settings
+from defectops.config import ServeSettings, Settings
 from defectops.errors import DefectOpsError
 from defectops.registry import ModelRegistry
 from defectops.serving.manager import Clock
@@ -32,7 +32,6 @@ from defectops.serving.metrics import MeasureAndLimit
 from defectops.serving.routers import commits, feedback, health, metrics, models, predict, traffic
 from defectops.serving.schemas import PredictRequest
 from defectops.serving.service import PredictionService
-from defectops.serving.settings import ServeSettings
 
 DESCRIPTION = """Just-in-time defect prediction for commits.
 

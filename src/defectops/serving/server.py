@@ -26,10 +26,9 @@ from pathlib import Path
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from defectops.config import Settings, Workspace
+from defectops.config import ServeSettings, Settings, Workspace
 from defectops.serving.app import SWITCH_INTERVAL, create_app
 from defectops.serving.metrics import MULTIPROC_ENV
-from defectops.serving.settings import ServeSettings
 
 #: Seconds a graceful stop waits for requests in flight before cancelling them (their rows still commit).
 GRACEFUL_SECONDS = 30

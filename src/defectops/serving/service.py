@@ -23,7 +23,7 @@ import anyio.to_thread
 import pandas as pd
 from pydantic_core import to_json
 
-from defectops.config import Settings, Workspace
+from defectops.config import ServeSettings, Settings, Workspace
 from defectops.data import METRIC_NAMES
 from defectops.errors import ModelError, NotFoundError, PayloadTooLargeError
 from defectops.predlog import FeedbackOutcome, FeedbackRecord, PredictionLog, default_url
@@ -35,7 +35,6 @@ from defectops.serving.gauges import PublishedGauges, published_gauges_path
 from defectops.serving.manager import Clock, ModelManager
 from defectops.serving.metrics import ServiceMetrics
 from defectops.serving.schemas import ChangeRecord, CommitScoreRequest, ModelOut, RiskBandsOut
-from defectops.serving.settings import ServeSettings
 from defectops.serving.writer import LogWriter
 from defectops.training import check_finite
 

@@ -27,7 +27,7 @@ that the later steps read:
 Every step's decision is a :class:`~defectops.registry.HealRecord` appended, with its evidence, to the
 registry's audit store (:class:`defectops.registry.AuditLog`; by default the audit database in the
 workspace) as it happens (:mod:`.cycle`), and to one MLflow run per cycle; :func:`replay` (:mod:`.replay`)
-recomputes a stored decision from its evidence. Thresholds: :class:`HealSettings` (:mod:`.settings`).
+recomputes a stored decision from its evidence. Thresholds: :class:`defectops.config.HealSettings`.
 """
 
 from defectops.pipeline.heal.context import HealContext
@@ -39,7 +39,6 @@ from defectops.pipeline.heal.healer import Healer
 from defectops.pipeline.heal.monitor import MonitorResult
 from defectops.pipeline.heal.refresh import RefreshResult
 from defectops.pipeline.heal.replay import ReplayOutcome, replay
-from defectops.pipeline.heal.settings import HealSettings
 from defectops.pipeline.heal.sources import (
     FrameSource,
     History,
@@ -62,7 +61,6 @@ __all__ = [
     "HealContext",
     "HealRecord",
     "HealReport",
-    "HealSettings",
     "Healer",
     "History",
     "HistorySource",

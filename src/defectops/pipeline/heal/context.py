@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
+from defectops.config import HealSettings
 from defectops.data import TIME
 from defectops.errors import ModelError, NotFoundError
-from defectops.pipeline.heal.settings import HealSettings
 from defectops.registry import CHALLENGER, CHAMPION, AuditLog, HealRecord, LoadedModel, ModelRegistry
 from defectops.serving import ControlFile, Traffic
 
 if TYPE_CHECKING:
-    from defectops.monitoring import MonitoringSettings
+    from defectops.config import MonitoringSettings
     from defectops.pipeline.heal.sources import HistorySource
     from defectops.predlog import PredictionLog
 

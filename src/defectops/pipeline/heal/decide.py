@@ -28,9 +28,9 @@ from typing import TYPE_CHECKING, Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from defectops.config import HealSettings
 from defectops.pipeline.heal.context import HealContext, days, matured
 from defectops.pipeline.heal.cycle import Cycle
-from defectops.pipeline.heal.settings import HealSettings
 from defectops.training import known_labels
 
 if TYPE_CHECKING:

@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from defectops.config import HealSettings
 from defectops.errors import HealBusyError, InputError
 from defectops.pipeline.heal.context import HealContext
 from defectops.pipeline.heal.cycle import Cycle, HealReport
@@ -23,7 +24,6 @@ from defectops.pipeline.heal.decide import decide_step
 from defectops.pipeline.heal.gate import gate_step
 from defectops.pipeline.heal.monitor import monitor_step
 from defectops.pipeline.heal.refresh import refresh_step
-from defectops.pipeline.heal.settings import HealSettings
 from defectops.pipeline.heal.sources import RepositorySource
 from defectops.pipeline.heal.train import train_step
 from defectops.pipeline.heal.watch import watch_step
@@ -32,7 +32,7 @@ from defectops.serving import ControlFile
 
 if TYPE_CHECKING:
     from defectops.config import Settings
-    from defectops.monitoring import MonitoringSettings
+    from defectops.config import MonitoringSettings
 
 
 class Healer(HealContext):

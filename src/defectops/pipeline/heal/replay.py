@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from defectops.config import HealSettings
 from defectops.errors import InputError
 from defectops.pipeline.heal.decide import DecideInputs, Decision, decide
-from defectops.pipeline.heal.settings import HealSettings
 from defectops.pipeline.heal.watch import RollbackCheck, rollback_check
 from defectops.registry import GateDecision, HealRecord
 

@@ -20,10 +20,10 @@ import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
+from defectops.config import HealSettings
 from defectops.errors import DefectOpsError, InputError
 from defectops.pipeline.heal.context import HealContext, matured
 from defectops.pipeline.heal.cycle import Cycle
-from defectops.pipeline.heal.settings import HealSettings
 from defectops.registry import CHALLENGER, CHAMPION, paired_bootstrap_auc_difference
 from defectops.serving import Traffic
 

@@ -16,19 +16,16 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from defectops.config import Settings
 from defectops.errors import ConfigError
-from defectops.predlog import DEFAULT_DURABILITY, Durability
 
 if TYPE_CHECKING:
-    from defectops.registry import RegisteredModelInfo
+    from defectops.config.core import Settings
 
 
 #: The registered model the service loads when none is named.
@@ -37,6 +34,11 @@ DEFAULT_MODEL_NAME: Final = "defectops"
 LOCAL_ADMIN_TOKEN: Final = "defectops-local-admin"  # noqa: S105 - documented local-mode default, loopback only
 #: Shortest admin token accepted outside local mode (a random 128-bit token is 22+ characters in base64).
 MIN_TOKEN_LENGTH: Final = 16
+
+#: How much an answered prediction survives: a kill of the service (``kill``), or also an operating-system
+#: crash or power loss (``power-loss``). Only SQLite has the choice.
+Durability = Literal["kill", "power-loss"]
+DEFAULT_DURABILITY: Final[Durability] = "kill"
 
 _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 
@@ -143,26 +145,6 @@ class ServeSettings(BaseSettings):
             if not path.is_dir():
                 raise ConfigError(f"repository {repo_id!r}: {path} is not a directory")
         return effective
-
-
-def choose_model_name(models: Sequence[RegisteredModelInfo]) -> str:
-    """The model ``defectops serve`` serves when none is named: the only registered model with a champion.
-
-    ``defectops run`` registers ``defectops-<repository id>``, so on one machine with one repository this is
-    what a user expects without naming it. With no champion anywhere the service starts with the default
-    name and waits for one (``/health/ready`` says so); with several it cannot guess.
-    """
-    from defectops.registry import CHAMPION
-
-    champions = [m.name for m in models if CHAMPION in m.aliases]
-    if len(champions) == 1:
-        return champions[0]
-    if not champions:
-        return DEFAULT_MODEL_NAME
-    raise ConfigError(
-        f"several registered models have a champion ({', '.join(sorted(champions))}); choose one with "
-        "--model-name or DEFECTOPS_SERVE_MODEL_NAME"
-    )
 
 
 def is_loopback(host: str) -> bool:
