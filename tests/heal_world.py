@@ -197,7 +197,7 @@ def heal_tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracking
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
         workspace = tmp_path_factory.mktemp("heal-ws")
-        config = TrackingConfig.resolve(workspace, environ={})
+        config = TrackingConfig.resolve(workspace)
         with _mlflow_environment_kept():
             ensure_experiment(config)
         _TRACKING[base] = config
@@ -372,9 +372,7 @@ def start_service(workspace: Path, registry: Any, name: str, clock: SimClock, lo
     from defectops.serving.app import create_app
 
     serve = ServeSettings(model_name=name, admin_token=ADMIN_TOKEN, log_url=log_url, poll_seconds=3600.0)
-    app = create_app(
-        Settings(workspace=workspace, mode="local"), serve, environ={}, registry=registry, clock=clock
-    )
+    app = create_app(Settings(workspace=workspace, mode="local"), serve, registry=registry, clock=clock)
     client = TestClient(app)
     client.__enter__()
     return client

@@ -181,7 +181,7 @@ def imports() -> list[Import]:
 
 
 def test_every_package_has_a_row_in_the_layer_table() -> None:
-    packages = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()}
+    packages = {p.name for p in SRC.iterdir() if (p / "__init__.py").exists()} - FOUNDATION
     assert packages == set(layer_table())
 
 
@@ -207,3 +207,53 @@ def test_no_module_is_over_the_size_limit() -> None:
         for path in SRC.rglob("*.py")
     }
     assert {name: n for name, n in sizes.items() if n > MAX_LINES} == {}
+
+
+#: Modules that may touch ``os.environ`` besides the settings tree, and why (docs/architecture.md, "Settings").
+ENVIRONMENT_WRITERS = {
+    "defectops.config.services": "child_environment hands the user's environment on to git and MLflow",
+    "defectops.cli": "the entry point configures MLflow's own variables before MLflow is imported",
+    "defectops.serving.server": "exports this invocation's settings to the worker processes uvicorn starts",
+    "defectops.registry.tracking": "puts back MLflow's own URI variables that mlflow.set_*_uri overwrites",
+}
+
+
+def environment_uses(src: Path = SRC) -> list[str]:
+    """Every ``os.environ`` / ``os.getenv`` use outside :data:`ENVIRONMENT_WRITERS`, as ``module:line``."""
+    found: list[str] = []
+    for path in sorted(src.rglob("*.py")):
+        module = _module_name(path, src)
+        if module in ENVIRONMENT_WRITERS:
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr in {"environ", "getenv", "environb"}
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "os"
+            ):
+                found.append(f"{module}:{node.lineno} uses os.{node.attr}")
+            elif isinstance(node, ast.ImportFrom) and node.module == "os":
+                found += [
+                    f"{module}:{node.lineno} imports os.{alias.name}"
+                    for alias in node.names
+                    if alias.name in {"environ", "getenv", "environb"}
+                ]
+    return found
+
+
+def test_the_environment_check_sees_reads(tmp_path: Path) -> None:
+    src = _tree(
+        tmp_path,
+        {
+            "__init__.py": "",
+            "a/__init__.py": "import os\nx = os.environ.get('X')\n",
+            "b/__init__.py": "from os import getenv\n",
+            "c/__init__.py": "import os\nos.path.join('a', 'b')\n",
+        },
+    )
+    assert environment_uses(src) == ["defectops.a:2 uses os.environ", "defectops.b:1 imports os.getenv"]
+
+
+def test_only_the_settings_tree_reads_the_environment() -> None:
+    assert environment_uses() == []

@@ -9,7 +9,6 @@ registered model that is not a defectops model.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -49,7 +48,7 @@ def test_export_scores_like_the_registry_champion(
 ) -> None:
     frame, y = training_data
     model = make_model("logreg", features=tuple(FEATURES)).fit(frame, y)
-    config = TrackingConfig.from_settings(Settings(), environ=os.environ)
+    config = TrackingConfig.from_settings(Settings())
     registry = ModelRegistry(config)
     registry.register("jit", _log(model, frame, y, config, model.threshold_), who="ci-test", why="t", now=NOW)
     registry.promote("jit", 1, "ci-test", "first champion", now=NOW)

@@ -71,7 +71,7 @@ def test_main_job_trains_registers_gates_and_reports(
 
     from defectops.registry.tracking import TrackingConfig
 
-    config = TrackingConfig.resolve(Path(ws), environ={})
+    config = TrackingConfig.resolve(Path(ws))
     client = MlflowClient(tracking_uri=config.tracking_uri)
     logged = {a.path for a in client.list_artifacts(first["registry"]["run_id"], "plots")}
     assert logged == {

@@ -30,7 +30,7 @@ def tracking_config(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tracki
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
         workspace: Path = tmp_path_factory.mktemp("registry-ws")
-        config = TrackingConfig.resolve(workspace, environ={})
+        config = TrackingConfig.resolve(workspace)
         ensure_experiment(config)
         yield config
 

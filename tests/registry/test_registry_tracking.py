@@ -12,7 +12,7 @@ import pytest
 from mlflow import MlflowClient
 from mlflow.models import Model
 
-from defectops.config import Settings
+from defectops.config import Settings, TrackingSettings
 from defectops.errors import InputError, ModelError
 from defectops.registry.registry import ModelRegistry
 from defectops.registry.runs import load_reference, log_training_run
@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 
 
 def test_embedded_default_lives_in_the_workspace(tmp_path: Path) -> None:
-    config = TrackingConfig.resolve(tmp_path / "ws", environ={})
+    config = TrackingConfig.resolve(tmp_path / "ws")
     root = (tmp_path / "ws").resolve()
     assert config.tracking_uri == f"sqlite:///{root}/mlflow/mlflow.db"
     assert config.registry_uri == config.tracking_uri
@@ -35,17 +35,29 @@ def test_embedded_default_lives_in_the_workspace(tmp_path: Path) -> None:
 
 
 def test_settings_workspace_is_used(tmp_path: Path) -> None:
-    config = TrackingConfig.from_settings(Settings(workspace=tmp_path / "w2"), environ={})
+    config = TrackingConfig.from_settings(Settings(workspace=tmp_path / "w2"))
     assert config.workspace == (tmp_path / "w2").resolve()
+
+
+def test_tracking_settings_read_mlflow_and_defectops_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://mlflow.internal:5000")
+    monkeypatch.setenv("DEFECTOPS_MLFLOW_EXPERIMENT", "jit")
+    monkeypatch.setenv("DEFECTOPS_AUDIT_DB_URL", "sqlite:////tmp/audit.db")
+    tracking = Settings().tracking
+    assert (tracking.tracking_uri, tracking.experiment, tracking.audit_db_url) == (
+        "http://mlflow.internal:5000",
+        "jit",
+        "sqlite:////tmp/audit.db",
+    )
+    # blank means unset: an exported-but-empty variable keeps the embedded default
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "  ")
+    assert TrackingConfig.from_settings(Settings()).embedded
 
 
 def test_mlflow_tracking_uri_overrides_the_default(tmp_path: Path) -> None:
     server = TrackingConfig.resolve(
         tmp_path,
-        environ={
-            "MLFLOW_TRACKING_URI": "http://user:secret@mlflow.internal:5000",
-            "DEFECTOPS_MLFLOW_EXPERIMENT": "x",
-        },
+        TrackingSettings(tracking_uri="http://user:secret@mlflow.internal:5000", experiment="x"),
     )
     assert server.tracking_uri == "http://user:secret@mlflow.internal:5000"
     assert server.registry_uri == server.tracking_uri
@@ -57,11 +69,11 @@ def test_mlflow_tracking_uri_overrides_the_default(tmp_path: Path) -> None:
 
     database = TrackingConfig.resolve(
         tmp_path,
-        environ={
-            "MLFLOW_TRACKING_URI": "postgresql+psycopg://db/mlflow",
-            "MLFLOW_REGISTRY_URI": "postgresql+psycopg://db/registry",
-            "DEFECTOPS_AUDIT_DB_URL": "postgresql+psycopg://db/audit",
-        },
+        TrackingSettings(
+            tracking_uri="postgresql+psycopg://db/mlflow",
+            registry_uri="postgresql+psycopg://db/registry",
+            audit_db_url="postgresql+psycopg://db/audit",
+        ),
     )
     assert database.registry_uri == "postgresql+psycopg://db/registry"
     # a database store without a server would put artifacts in ./mlruns; they stay in the workspace

@@ -110,7 +110,7 @@ def api_session(tmp_path_factory: pytest.TempPathFactory) -> Session:
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] = "false"
         workspace = tmp_path_factory.mktemp("serving-ws")
-        config = TrackingConfig.resolve(workspace, environ={})
+        config = TrackingConfig.resolve(workspace)
         ensure_experiment(config)
         model_a, frame_a = fit_model(0)
         model_b, frame_b = fit_model(1)
@@ -187,7 +187,7 @@ def make_client(
         }
         values.update(overrides)
         settings = Settings(workspace=api_session.workspace, mode="local")
-        app = create_app(settings, ServeSettings(**values), environ={}, registry=registry, clock=Clock())
+        app = create_app(settings, ServeSettings(**values), registry=registry, clock=Clock())
         client = TestClient(app)
         client.__enter__()
         clients.append(client)

@@ -45,7 +45,7 @@ def test_outside_local_mode_a_strong_token_is_required(token: str | None, messag
     with pytest.raises(ConfigError, match=message):
         serve.check(_settings("production"))
     with pytest.raises(ConfigError, match=message):
-        create_app(_settings("production"), serve, environ={})  # refused before anything is opened
+        create_app(_settings("production"), serve)  # refused before anything is opened
 
 
 def test_a_strong_token_is_accepted_anywhere() -> None:
@@ -116,8 +116,12 @@ def test_invalid_model_name_is_refused() -> None:
 
 
 def test_the_only_model_with_a_champion_is_served_by_default() -> None:
-    from defectops.config import DEFAULT_MODEL_NAME, choose_model_name
+    from defectops.config import DEFAULT_MODEL_NAME
+    from defectops.registry import choose_model_name as choose
     from defectops.registry.records import RegisteredModelInfo
+
+    def choose_model_name(models: list[RegisteredModelInfo]) -> str:
+        return choose(models, DEFAULT_MODEL_NAME)
 
     def info(name: str, **aliases: int) -> RegisteredModelInfo:
         return RegisteredModelInfo(name=name, aliases=aliases, latest_version=2, versions=2)

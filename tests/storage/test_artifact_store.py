@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from defectops.config import StorageSettings
 from defectops.errors import (
     ArtifactConflictError,
     ArtifactStoreError,
@@ -284,7 +285,7 @@ def test_plain_state_file_round_trip(store: ArtifactStore, tmp_path: Path) -> No
 
 
 @pytest.mark.s3
-def test_s3_endpoint_and_credentials_from_the_environment(
+def test_s3_endpoint_from_the_settings_and_credentials_from_the_environment(
     s3_endpoint: str, s3_bucket: str, s3_credentials: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_credentials["key"])
@@ -292,15 +293,13 @@ def test_s3_endpoint_and_credentials_from_the_environment(
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     monkeypatch.setenv("DEFECTOPS_S3_ENDPOINT_URL", s3_endpoint)
     prefix = uuid.uuid4().hex
-    store = ArtifactStore.from_url(f"s3://{s3_bucket}/{prefix}/")
+    store = ArtifactStore.from_url(f"s3://{s3_bucket}/{prefix}/", endpoint_url=StorageSettings().endpoint_url)
 
     store.write_bytes("metrics/metrics_current.csv", b"f1\n0.5\n")
 
     assert store.url == f"s3://{s3_bucket}/{prefix}"
     assert not store.is_local
-    other = ArtifactStore.from_url(
-        f"s3://{s3_bucket}/{prefix}", environ={"DEFECTOPS_S3_ENDPOINT_URL": s3_endpoint}
-    )
+    other = ArtifactStore.from_url(f"s3://{s3_bucket}/{prefix}", endpoint_url=s3_endpoint)
     assert other.read_bytes("metrics/metrics_current.csv") == b"f1\n0.5\n"
 
 

@@ -26,7 +26,7 @@ def test_train_register_logs_the_run_and_registers_a_challenger(
     document = json.loads(capsys.readouterr().out)
     registered = document["registered"]
     assert (registered["model_name"], registered["version"], registered["alias"]) == ("step", 1, "challenger")
-    client = MlflowClient(tracking_uri=TrackingConfig.resolve(ws, environ={}).tracking_uri)
+    client = MlflowClient(tracking_uri=TrackingConfig.resolve(ws).tracking_uri)
     run = client.get_run(registered["run_id"])
     assert run.data.metrics["roc_auc"] == pytest.approx(document["roc_auc"])
     plots = {a.path for a in client.list_artifacts(registered["run_id"], "plots")}

@@ -16,13 +16,13 @@ import math
 import os
 import shutil
 import uuid
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from defectops import __version__
+from defectops.config import Settings
 from defectops.errors import InputError, ModelError, NotFoundError
 from defectops.training import JITModel, RiskBands, load_model
 
@@ -102,14 +102,11 @@ def _threshold(value: object, where: str) -> float:
     return number
 
 
-def load_registry_model(
-    name: str, *, alias: str, environ: Mapping[str, str], settings: Any | None = None
-) -> ModelSource:
+def load_registry_model(name: str, *, alias: str, settings: Settings) -> ModelSource:
     """The version that ``alias`` (default ``champion``) of ``name`` points to, from the MLflow registry."""
-    from defectops.config import Settings
     from defectops.registry import ModelRegistry
 
-    registry = ModelRegistry.from_settings(settings or Settings(), environ=environ)
+    registry = ModelRegistry.from_settings(settings)
     config = registry.config
     if config.embedded and not os.path.exists(config.tracking_uri[len("sqlite:///") :]):
         # answer without creating (and migrating) an empty embedded database
@@ -136,7 +133,7 @@ def load_registry_model(
 
 
 def resolve_model(
-    *, model_dir: Path | None, model_name: str | None, alias: str, environ: Mapping[str, str]
+    *, model_dir: Path | None, model_name: str | None, alias: str, settings: Settings
 ) -> ModelSource:
     """Exactly one of ``model_dir`` / ``model_name``; a clear error for none or both."""
     if model_dir is not None and model_name is not None:
@@ -144,7 +141,7 @@ def resolve_model(
     if model_dir is not None:
         return load_model_dir(model_dir)
     if model_name is not None:
-        return load_registry_model(model_name, alias=alias, environ=environ)
+        return load_registry_model(model_name, alias=alias, settings=settings)
     raise ModelError(
         "no model: give --model-dir DIR (a folder from `defectops models export`) or --model-name NAME "
         "(its champion in the registry)"
@@ -159,9 +156,7 @@ class ExportResult:
     metadata: dict[str, Any]
 
 
-def export_model(
-    name: str, *, alias: str, out: Path, now: datetime, environ: Mapping[str, str]
-) -> ExportResult:
+def export_model(name: str, *, alias: str, out: Path, now: datetime, settings: Settings) -> ExportResult:
     """Write the registry's ``name@alias`` as a standalone model folder at ``out`` (absent or empty).
 
     The folder is written next to ``out`` under a temporary name and renamed when complete, so ``out``
@@ -169,7 +164,7 @@ def export_model(
     """
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise InputError(f"{out} exists and is not an empty folder; choose a new --out")
-    source = load_registry_model(name, alias=alias, environ=environ)
+    source = load_registry_model(name, alias=alias, settings=settings)
     metadata: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "name": source.name,

@@ -23,7 +23,7 @@ import pandas as pd
 from defectops.ci.changes import CommitInfo, read_commit_infos
 from defectops.ci.model_source import ModelSource
 from defectops.ci.report import CommitPrediction, FailOn, PredictionReport
-from defectops.config import Workspace
+from defectops.config import StorageSettings, Workspace
 from defectops.data import MESSAGE, METRIC_NAMES, PATHS
 from defectops.errors import InputError, ModelError, StateError
 from defectops.git import GitRepo
@@ -84,7 +84,7 @@ def import_state(
     state_file: Path | None,
     state_url: str | None,
     workspace: Workspace,
-    environ: Mapping[str, str] | None = None,
+    storage: StorageSettings | None = None,
 ) -> str | None:
     """Install a state file or a state from the artifact store as the repository's miner state."""
     if state_file is not None and state_url is not None:
@@ -96,7 +96,7 @@ def import_state(
         from defectops.storage import ArtifactStore
 
         root, name = state_location(state_url)
-        store = ArtifactStore.from_url(root, environ=environ)
+        store = ArtifactStore.from_url(root, endpoint_url=storage.endpoint_url if storage else None)
         with tempfile.TemporaryDirectory(prefix="state-", dir=workspace.ensure().root) as tmp:
             local = store.get_state(name, Path(tmp) / "state.sqlite")
             info = miner.store.import_from(local, miner.repo)
@@ -211,7 +211,7 @@ def run_predict(
     model: ModelSource,
     workspace: Workspace,
     *,
-    environ: Mapping[str, str] | None = None,
+    storage: StorageSettings | None = None,
     note: Note = lambda _message: None,
 ) -> PredictionReport:
     """Score and explain the requested commits; merge commits are listed but not scored."""
@@ -228,7 +228,7 @@ def run_predict(
         state_file=request.state_file,
         state_url=request.state_url,
         workspace=workspace,
-        environ=environ,
+        storage=storage,
     )
     if imported:
         note(imported)
@@ -300,12 +300,12 @@ def prediction_rows(report: PredictionReport, *, now: datetime) -> list[tuple[st
 
 
 def store_predictions(
-    url: str, report: PredictionReport, *, now: datetime, environ: Mapping[str, str] | None = None
+    url: str, report: PredictionReport, *, now: datetime, storage: StorageSettings | None = None
 ) -> list[str]:
     """Write each scored commit's predictions file to the artifact store; return the keys written."""
     from defectops.storage import ArtifactStore
 
-    store = ArtifactStore.from_url(url, environ=environ)
+    store = ArtifactStore.from_url(url, endpoint_url=storage.endpoint_url if storage else None)
     return [
         store.put_predictions(table, commit=sha, time=now).key
         for sha, table in prediction_rows(report, now=now)

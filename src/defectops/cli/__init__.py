@@ -49,10 +49,13 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
     workspace: Annotated[
         Path | None,
-        typer.Option("--workspace", "-w", envvar="DEFECTOPS_WORKSPACE", help="Workspace folder."),
+        typer.Option(
+            "--workspace", "-w", help="Workspace folder.", show_default="DEFECTOPS_WORKSPACE, else .defectops"
+        ),
     ] = None,
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
@@ -61,10 +64,10 @@ def _root(
     """Options that apply to every command."""
     global _verbose
     _verbose = verbose
-    if workspace is not None:
-        import os
+    from defectops.config import Settings
 
-        os.environ["DEFECTOPS_WORKSPACE"] = str(workspace)
+    # The one settings tree of this invocation; commands read it with cli._support.app_settings().
+    ctx.obj = Settings(workspace=workspace) if workspace is not None else Settings()
 
 
 app.command("mine")(mine)

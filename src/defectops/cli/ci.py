@@ -8,7 +8,6 @@ is a one-line error like every other defectops error. Heavy imports happen insid
 from __future__ import annotations
 
 import json
-import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,19 +15,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from defectops.cli._support import app_settings
 from defectops.console import print_json, stderr, stdout
 from defectops.errors import InputError
 
 if TYPE_CHECKING:
     from defectops.ci import OutputFormat, PredictionReport
-
-#: Environment variable naming the URL SARIF rules link to (the GitHub Action sets it to its repository).
-INFORMATION_URI_ENV = "DEFECTOPS_INFORMATION_URI"
-
-
-def _quiet_mlflow() -> None:
-    """No MLflow download progress bars on stderr: in CI logs they bury the one line that matters."""
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 
 def predict(
@@ -127,7 +119,7 @@ def predict(
         run_predict,
         store_predictions,
     )
-    from defectops.config import Settings, Workspace
+    from defectops.config import Workspace
 
     fmt = parse_choice(OutputFormat, output_format, "--format")
     fail = None if fail_on is None else parse_choice(FailOn, fail_on, "--fail-on")
@@ -143,20 +135,13 @@ def predict(
     )
     if request.top_k < 1:
         raise InputError(f"--top-k must be at least 1, got {top_k}")
-    if model_name is not None:
-        _quiet_mlflow()
-    source = resolve_model(model_dir=model_dir, model_name=model_name, alias=model_alias, environ=os.environ)
-    workspace = Workspace.from_settings(Settings()).ensure()
-    report = run_predict(
-        request,
-        source,
-        workspace,
-        environ=os.environ,
-        note=_note,
-    )
+    settings = app_settings()
+    source = resolve_model(model_dir=model_dir, model_name=model_name, alias=model_alias, settings=settings)
+    workspace = Workspace.from_settings(settings).ensure()
+    report = run_predict(request, source, workspace, storage=settings.storage, note=_note)
     now = datetime.now(UTC)
-    information_uri = os.environ.get(INFORMATION_URI_ENV, "").strip() or None
-    _emit(report, fmt, information_uri)
+    information_uri = settings.report.information_uri
+    _emit(report, fmt, information_uri, settings.github.step_summary)
     if sarif_file is not None:
         _write(sarif_file, json.dumps(_sarif(report, information_uri), indent=2) + "\n")
     if markdown_file is not None:
@@ -164,7 +149,7 @@ def predict(
 
         _write(markdown_file, render_markdown(report))
     if store is not None:
-        keys = store_predictions(store, report, now=now, environ=os.environ)
+        keys = store_predictions(store, report, now=now, storage=settings.storage)
         _note(f"wrote {len(keys)} prediction file(s) to {store}")
     failing = report.failing()
     if failing and fail is not None:
@@ -193,7 +178,9 @@ def _write(path: Path, text: str) -> None:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
-def _emit(report: PredictionReport, fmt: OutputFormat, information_uri: str | None) -> None:
+def _emit(
+    report: PredictionReport, fmt: OutputFormat, information_uri: str | None, step_summary: str | None
+) -> None:
     from defectops.ci import OutputFormat
 
     if fmt is OutputFormat.JSON:
@@ -210,9 +197,8 @@ def _emit(report: PredictionReport, fmt: OutputFormat, information_uri: str | No
         from defectops.ci import append_summary, render_github
 
         sys.stdout.write("".join(line + "\n" for line in render_github(report)))
-        summary = os.environ.get("GITHUB_STEP_SUMMARY", "").strip()
-        if summary:
-            append_summary(report, Path(summary))
+        if step_summary and step_summary.strip():
+            append_summary(report, Path(step_summary.strip()))
         else:
             _note("GITHUB_STEP_SUMMARY is not set: no job summary written")
     else:
@@ -241,8 +227,7 @@ def models_export(
     """Write a registered model as a folder that `defectops predict --model-dir` loads without MLflow."""
     from defectops.ci import export_model
 
-    _quiet_mlflow()
-    result = export_model(model_name, alias=alias, out=out, now=datetime.now(UTC), environ=os.environ)
+    result = export_model(model_name, alias=alias, out=out, now=datetime.now(UTC), settings=app_settings())
     if json_output:
         print_json({"out": str(result.out), **result.metadata})
         return

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from defectops.cli._support import app_settings
 from defectops.console import print_json, stderr, stdout
 
 if TYPE_CHECKING:
@@ -108,14 +109,11 @@ def _healer(
     gate: str | None,
     budget_seconds: float | None,
 ) -> Healer:
-    import os
-
     from pydantic import ValidationError
 
-    from defectops.config import Settings
+    from defectops.config import HealSettings
     from defectops.errors import ConfigError, InputError
-    from defectops.monitoring import load_monitoring_settings
-    from defectops.pipeline import Healer, HealSettings
+    from defectops.pipeline import Healer
 
     if model_name is None:
         if repo is None:
@@ -136,13 +134,13 @@ def _healer(
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"
         raise ConfigError(f"invalid heal setting {where}: {first['msg']}") from None
+    settings = app_settings()
     return Healer.from_settings(
-        Settings(),
+        settings,
         model_name=model_name,
         repo=repo,
-        environ=os.environ,
         heal=heal_settings,
-        monitoring=load_monitoring_settings(),
+        monitoring=settings.monitor,
         online=online,
         feedback_repo=feedback_repo,
     )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from defectops.cli._support import parse_time_option
+from defectops.cli._support import app_settings, parse_time_option
 from defectops.console import print_json, stderr, stdout
 from defectops.errors import InputError
 
@@ -62,13 +61,13 @@ def label(
     one, and 'unknown' before that. Labels and links are stored as Parquet in the workspace; later runs add
     only new commits.
     """
-    from defectops.config import Settings, Workspace
+    from defectops.config import Workspace
     from defectops.git import GitRepo
     from defectops.labeling import VARIANTS, LabelOptions, SzzOptions, label_repository
 
     if variant not in VARIANTS:
         raise InputError(f"--variant {variant!r}: choose one of {', '.join(VARIANTS)}")
-    settings = Settings()
+    settings = app_settings()
     at = _parse_now(now)
     workspace = Workspace.from_settings(settings).ensure()
     git_repo = GitRepo.open(repo)
@@ -97,9 +96,9 @@ def _load_issue_list(spec: str, workspace: Any, repo_id: str, now: datetime) -> 
     from defectops.labeling import GitHubIssues, fetch_github_cached, load_issues
 
     if spec.startswith("github:"):
-        token = os.environ.get("DEFECTOPS_GITHUB_TOKEN") or os.environ.get("GITHUB_TOKEN")
-        base = os.environ.get("DEFECTOPS_GITHUB_API_URL", "https://api.github.com")
-        client = GitHubIssues.from_spec(spec, token=token, base_url=base)
+        github = app_settings().github
+        token = github.token.get_secret_value() if github.token is not None else None
+        client = GitHubIssues.from_spec(spec, token=token, base_url=github.api_url)
         cache = workspace.datasets_dir / repo_id / "issues-github.json"
         return fetch_github_cached(client, cache, now=now)
     return load_issues(Path(spec))

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 import typer
 
-from defectops.cli._support import parse_time_option
+from defectops.cli._support import app_settings, parse_time_option
 from defectops.console import print_json, stderr, stdout
 from defectops.errors import InputError
 
@@ -49,7 +49,7 @@ def mine(
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Mine a repository's history into change metrics (all of it once, then only new commits)."""
-    from defectops.config import Settings, Workspace
+    from defectops.config import Workspace
     from defectops.git import GitRepo
     from defectops.mining import MineOptions, Miner
 
@@ -59,7 +59,12 @@ def mine(
         if repo is not None:
             raise InputError("give either --repo or --repos, not both")
         summary = mine_many(
-            repos, workers=workers or None, dask_address=dask, out=out, quiet=quiet or json_output
+            repos,
+            workspace_root=app_settings().resolved_workspace(),
+            workers=workers or None,
+            dask_address=dask,
+            out=out,
+            quiet=quiet or json_output,
         )
         if json_output:
             print_json(summary)
@@ -73,7 +78,7 @@ def mine(
     if out is not None and out.suffix != ".parquet":
         raise InputError(f"--out {out}: only .parquet is written")
 
-    settings = Settings()
+    settings = app_settings()
     workspace = Workspace.from_settings(settings).ensure()
     git_repo = GitRepo.open(repo)
     options = MineOptions(
@@ -261,11 +266,11 @@ def state_import(
 
 
 def _miner(repo: Path, branch: str) -> Any:
-    from defectops.config import Settings, Workspace
+    from defectops.config import Workspace
     from defectops.git import GitRepo
     from defectops.mining import MineOptions, Miner
 
-    workspace = Workspace.from_settings(Settings()).ensure()
+    workspace = Workspace.from_settings(app_settings()).ensure()
     return Miner(GitRepo.open(repo), workspace, MineOptions(rev=branch))
 
 

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from defectops.cli._support import app_settings
 from defectops.console import print_json, stdout
 from defectops.errors import NotFoundError
 
@@ -164,10 +165,9 @@ def models_rollback(
 
 
 def _registry() -> ModelRegistry:
-    from defectops.config import Settings
     from defectops.registry import ModelRegistry
 
-    return ModelRegistry.from_settings(Settings(), environ=os.environ)
+    return ModelRegistry.from_settings(app_settings())
 
 
 def _nothing_registered(registry: ModelRegistry) -> bool:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from defectops.cli._support import app_settings
 from defectops.console import print_json, stdout
 
 if TYPE_CHECKING:
@@ -73,12 +74,10 @@ def monitor(
     ] = None,
 ) -> None:
     """Check a window of predictions for drift and performance against the reference; alert on changes."""
-    from defectops.config import Settings
+    from defectops.config import load_alert_settings, load_monitoring_settings
     from defectops.monitoring import (
-        load_alert_settings,
         load_alert_state,
         load_frame,
-        load_monitoring_settings,
         monitor_window,
         notify_state_change,
         save_alert_state,
@@ -100,7 +99,7 @@ def monitor(
     html_path = write_html(result, html) if html is not None else None
     alerts: AlertReport | None = None
     if alert_settings.channels:
-        path = state_file or Settings().resolved_workspace() / ALERT_STATE_FILE
+        path = state_file or app_settings().resolved_workspace() / ALERT_STATE_FILE
         alerts = notify_state_change(result, alert_settings, load_alert_state(path))
         save_alert_state(path, alerts.alert_state)
     if json_output:

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from defectops.cli._support import app_settings
 from defectops.console import print_json, stderr, stdout
 
 if TYPE_CHECKING:
@@ -34,11 +35,10 @@ def run(
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Mine, label, train, evaluate, register, gate, score recent commits and write a report."""
-    from defectops.config import Settings
     from defectops.pipeline import RunOptions
     from defectops.pipeline import run as run_job
 
-    settings = Settings()
+    settings = app_settings()
     options = RunOptions(
         repo=repo,
         model_name=model_name,

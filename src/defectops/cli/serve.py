@@ -7,11 +7,11 @@ inside the function so ``defectops --help`` stays fast.
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Any
 
 import typer
 
+from defectops.cli._support import app_settings
 from defectops.console import stderr
 
 
@@ -64,11 +64,10 @@ def serve(
 
     Stop with Ctrl-C or SIGTERM: requests in flight finish; every answered prediction is in the log.
     """
-    from defectops.config import Settings
-    from defectops.serving import LOCAL_ADMIN_TOKEN, ServeSettings, choose_model_name, run
+    from defectops.config import DEFAULT_MODEL_NAME, LOCAL_ADMIN_TOKEN, ServeSettings
+    from defectops.registry import choose_model_name
+    from defectops.serving import run
 
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     given: dict[str, Any] = {
         "host": host,
         "port": port,
@@ -78,12 +77,12 @@ def serve(
         "max_batch": max_batch,
         "access_log": access_log,
     }
-    settings = Settings()
-    if model_name is None and not os.environ.get("DEFECTOPS_SERVE_MODEL_NAME"):
+    settings = app_settings()
+    if model_name is None and "model_name" not in settings.serve.model_fields_set:
         from defectops.registry import ModelRegistry
 
-        registry = ModelRegistry.from_settings(settings, environ=os.environ)
-        given["model_name"] = choose_model_name(registry.list_models())
+        registry = ModelRegistry.from_settings(settings)
+        given["model_name"] = choose_model_name(registry.list_models(), DEFAULT_MODEL_NAME)
     serve_settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
     token = serve_settings.check(settings)
     token_note = (

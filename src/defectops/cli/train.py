@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
+from defectops.cli._support import app_settings
 from defectops.console import print_json, stdout
 from defectops.errors import InputError
 
@@ -23,9 +24,8 @@ _GAP_HELP = (
 
 
 def _gap(gap_days: float | None) -> timedelta:
-    from defectops.config import Settings
 
-    days = Settings().label_waiting_days if gap_days is None else gap_days
+    days = app_settings().label_waiting_days if gap_days is None else gap_days
     if days < 0:
         raise InputError("--gap-days must not be negative")
     return timedelta(days=days)
@@ -92,7 +92,7 @@ def train(
     """Train on the earlier changes (tuned on time-ordered folds), test on the later ones, save the model."""
     import json
 
-    from defectops.config import Settings, Workspace
+    from defectops.config import Workspace
     from defectops.data import load_table
     from defectops.training import MODEL_KINDS
     from defectops.training import train as train_model
@@ -111,7 +111,7 @@ def train(
         refit=refit,
     )
     if out is None:
-        out = Workspace.from_settings(Settings()).root / "models" / f"{data.stem}-{model}"
+        out = Workspace.from_settings(app_settings()).root / "models" / f"{data.stem}-{model}"
     folder = result.fitted.model.save(out)
     document = {**result.as_dict(), "data": str(data), "model_dir": str(folder)}
     (folder / "training.json").write_text(json.dumps(_finite(document), indent=2, default=str) + "\n")
@@ -214,19 +214,17 @@ def _finite(value: Any) -> Any:
 def _register(name: str, result: Any, table: Any, data: Path) -> dict[str, Any]:
     """Log the training run to MLflow (params, test metrics, data fingerprint, reference snapshot, plots,
     model) and register the model as ``challenger``; promotion stays a separate, gated step."""
-    import os
     import tempfile
     from datetime import UTC, datetime
 
     import numpy as np
 
-    from defectops.config import Settings
     from defectops.data import EFFORT, LABEL, file_sha256
     from defectops.registry import ModelRegistry, register_trained_model
     from defectops.training import render_plots
 
     model = result.fitted.model
-    registry = ModelRegistry.from_settings(Settings(), environ=os.environ)
+    registry = ModelRegistry.from_settings(app_settings())
     now = datetime.now(UTC)
     test = table.iloc[result.fold.split.test]
     plots: dict[str, Path] = {}

@@ -9,7 +9,6 @@ unless told otherwise.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Annotated
 
 import typer
 
+from defectops.cli._support import app_settings
 from defectops.console import stderr
 from defectops.errors import ConfigError, InputError
 
@@ -40,7 +40,6 @@ def ui(
     port: Annotated[int, typer.Option("--port", help="Port to listen on.", min=1, max=65535)] = 5000,
 ) -> None:
     """Browse runs and registered models in MLflow's web UI, over this workspace's registry."""
-    from defectops.config import Settings
     from defectops.registry import TrackingConfig
 
     mlflow = _mlflow_ui_installed()
@@ -49,7 +48,7 @@ def ui(
             "MLflow's web UI is not installed (mlflow-skinny, which scoring uses, has none): "
             "pip install 'defectops[ui]'"
         )
-    config = TrackingConfig.from_settings(Settings(), environ=os.environ)
+    config = TrackingConfig.from_settings(app_settings())
     if config.tracking_uri.startswith(("http://", "https://", "databricks")):
         raise InputError(
             "the registry is an MLflow tracking server (MLFLOW_TRACKING_URI): open that server's own UI"

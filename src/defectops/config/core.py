@@ -58,7 +58,7 @@ class Settings(BaseSettings):
 
     @cached_property
     def tracking(self) -> TrackingSettings:
-        """MLflow and the audit history (``MLFLOW_*_URI``, ``DEFECTOPS_MLFLOW_*``, ``DEFECTOPS_AUDIT_DB_URL``)."""
+        """Where MLflow and the audit history live (``MLFLOW_*_URI``, ``DEFECTOPS_MLFLOW_*``, ...)."""
         return TrackingSettings()
 
     @cached_property

@@ -48,7 +48,6 @@ class GateCriteria(BaseModel):
     seed: int = Field(0, ge=0, description="Seed of the bootstrap generator (decisions are reproducible).")
 
 
-
 class HealSettings(BaseSettings):
     """Every threshold of the self-healing loop (environment prefix ``DEFECTOPS_HEAL_``)."""
 
@@ -157,3 +156,8 @@ class HealSettings(BaseSettings):
         0.95, gt=0.5, lt=1, description="Confidence of the paired bootstrap interval of the ROC-AUC drop."
     )
     rollback_resamples: int = Field(1000, ge=100, le=100_000, description="Bootstrap resamples.")
+
+    # --- where heal records its cycles --------------------------------------------------------------------
+    audit_db_url: str | None = Field(
+        None, description="SQLAlchemy URL of heal's audit history (default: the registry's audit database)."
+    )

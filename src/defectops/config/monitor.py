@@ -202,7 +202,8 @@ class AlertSettings(BaseSettings):
             raise ConfigError("e-mail alerts need a sender and at least one recipient")
         if (self.smtp_username is None) != (self.smtp_password is None):
             raise ConfigError("SMTP username and password go together")
-        if self.smtp_username is not None and self.smtp_security == "none" and not is_loopback(self.smtp_host):
+        plain = self.smtp_security == "none" and not is_loopback(self.smtp_host)
+        if self.smtp_username is not None and plain:
             raise ConfigError("refusing to send SMTP credentials unencrypted; use starttls or ssl")
         return self
 
@@ -225,4 +226,3 @@ def load_alert_settings(**overrides: object) -> AlertSettings:
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"
         raise ConfigError(f"invalid alert setting {where}: {first['msg']}") from None
-

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from defectops.errors import ConfigError
@@ -46,7 +46,9 @@ _REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 class ServeSettings(BaseSettings):
     """Every setting of ``defectops serve``; the environment prefix is ``DEFECTOPS_SERVE_``."""
 
-    model_config = SettingsConfigDict(env_prefix="DEFECTOPS_SERVE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="DEFECTOPS_SERVE_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     host: str = Field(default="127.0.0.1", description="Address to listen on.")
     port: int = Field(default=8000, ge=0, le=65535, description="TCP port (0: any free port).")
@@ -104,6 +106,12 @@ class ServeSettings(BaseSettings):
         ),
     )
     access_log: bool = Field(default=False, description="Log every request line (uvicorn's access log).")
+    metrics_dir: Path | None = Field(
+        default=None,
+        validation_alias=AliasChoices("metrics_dir", "PROMETHEUS_MULTIPROC_DIR"),
+        description="Prometheus multiprocess folder (PROMETHEUS_MULTIPROC_DIR). `serve` sets it for its "
+        "workers when there are several, so /metrics adds up all of them; not set by users.",
+    )
 
     @field_validator("repositories")
     @classmethod

@@ -42,7 +42,7 @@ class TrackingSettings(BaseSettings):
     audit_db_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("audit_db_url", "DEFECTOPS_AUDIT_DB_URL"),
-        description="SQLAlchemy URL of the audit history (DEFECTOPS_AUDIT_DB_URL); default: in the workspace.",
+        description="SQLAlchemy URL of the audit history (DEFECTOPS_AUDIT_DB_URL); default: workspace.",
     )
 
     @classmethod

@@ -9,7 +9,6 @@ two answers.
 from __future__ import annotations
 
 import contextlib
-import os
 import subprocess
 import tempfile
 import threading
@@ -17,6 +16,7 @@ from collections.abc import Iterator, Sequence
 from types import TracebackType
 from typing import IO, Final, overload
 
+from defectops.config import child_environment
 from defectops.errors import GitError, MissingObjectError
 from defectops.git.repo import _GIT_ENV, BASE_OPTIONS, GitRepo
 
@@ -50,7 +50,7 @@ class BlobReader:
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=self._err,
-                env={**os.environ, **_GIT_ENV},
+                env=child_environment(_GIT_ENV),
             )
         proc = self._proc
         if proc.stdin is None or proc.stdout is None:  # pragma: no cover - Popen contract with PIPE

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from defectops.config import child_environment
 from defectops.errors import (
     EmptyRepositoryError,
     GitError,
@@ -72,7 +73,7 @@ class GitRepo:
             ["git", *BASE_OPTIONS, "rev-parse", "--absolute-git-dir", "--is-bare-repository"],
             cwd=where,
             capture_output=True,
-            env={**os.environ, **_GIT_ENV},
+            env=child_environment(_GIT_ENV),
             check=False,
         )
         if proc.returncode != 0:
@@ -85,7 +86,7 @@ class GitRepo:
                 ["git", *BASE_OPTIONS, "rev-parse", "--show-toplevel"],
                 cwd=where,
                 capture_output=True,
-                env={**os.environ, **_GIT_ENV},
+                env=child_environment(_GIT_ENV),
                 check=False,
             )
             if shown.returncode == 0 and shown.stdout.strip():
@@ -103,7 +104,7 @@ class GitRepo:
             self._cmd(args),
             input=stdin,
             capture_output=True,
-            env={**os.environ, **_GIT_ENV},
+            env=child_environment(_GIT_ENV),
             check=False,
         )
         if check and proc.returncode != 0:
@@ -119,7 +120,7 @@ class GitRepo:
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=errfile,
-            env={**os.environ, **_GIT_ENV},
+            env=child_environment(_GIT_ENV),
         )
         stdout = proc.stdout
         if stdout is None:  # pragma: no cover - Popen contract with PIPE
@@ -179,7 +180,7 @@ class GitRepo:
         proc = subprocess.run(
             self._cmd(["rev-parse", "--verify", "--quiet", "HEAD"]),
             capture_output=True,
-            env={**os.environ, **_GIT_ENV},
+            env=child_environment(_GIT_ENV),
             check=False,
         )
         return proc.returncode == 0
@@ -188,7 +189,7 @@ class GitRepo:
         proc = subprocess.run(
             self._cmd(["merge-base", "--is-ancestor", ancestor, descendant]),
             capture_output=True,
-            env={**os.environ, **_GIT_ENV},
+            env=child_environment(_GIT_ENV),
             check=False,
         )
         return proc.returncode == 0
@@ -197,7 +198,7 @@ class GitRepo:
         proc = subprocess.run(
             self._cmd(["cat-file", "-e", sha]),
             capture_output=True,
-            env={**os.environ, **_GIT_ENV},
+            env=child_environment(_GIT_ENV),
             check=False,
         )
         return proc.returncode == 0

@@ -15,6 +15,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from defectops.config import child_environment
 from defectops.errors import DefectOpsError, InputError
 
 _URL_PREFIXES = ("http://", "https://", "ssh://", "git://", "file://", "git@")
@@ -39,7 +40,7 @@ def _local_checkout(entry: str, workspace: Path) -> Path:
     import hashlib
 
     target = workspace / "clones" / f"{name}-{hashlib.sha256(entry.encode()).hexdigest()[:8]}"
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    env = child_environment({"GIT_TERMINAL_PROMPT": "0"})
     if (target / ".git").exists() or (target / "HEAD").exists():
         cmd = ["git", "-C", str(target), "fetch", "--quiet", "origin", "+HEAD:refs/remotes/origin/HEAD"]
         subprocess.run(cmd, capture_output=True, env=env, check=False)
@@ -84,18 +85,17 @@ def mine_one(entry: str, workspace_root: str, out: str | None) -> dict[str, Any]
 def mine_many(
     repos_file: Path,
     *,
+    workspace_root: Path,
     workers: int | None = None,
     dask_address: str | None = None,
     out: Path | None = None,
     quiet: bool = True,
-    workspace_root: Path | None = None,
 ) -> dict[str, Any]:
     """Mine every repository of ``repos_file``; returns one summary document."""
-    from defectops.config import Settings, Workspace
+    from defectops.config import Workspace
 
     entries = read_repository_list(repos_file)
-    root = Workspace(workspace_root) if workspace_root is not None else Workspace.from_settings(Settings())
-    root.ensure()
+    root = Workspace(workspace_root).ensure()
     out_arg = str(out.resolve()) if out is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ Stage results are typed records (frozen dataclasses); :meth:`RunResult.as_dict` 
 
 from __future__ import annotations
 
-import os
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -168,7 +167,7 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
     say("training")
     from defectops.registry import CHAMPION, ModelRegistry
 
-    registry = ModelRegistry.from_settings(settings, environ=os.environ)
+    registry = ModelRegistry.from_settings(settings)
     name = options.model_name or f"defectops-{repo.repo_id()}"
     try:
         champion_version = registry.alias_version(name, CHAMPION)

@@ -7,7 +7,6 @@ loading a version (by alias or number) or its training reference snapshot.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Self
 
 from defectops.errors import InputError, NotFoundError
@@ -39,8 +38,8 @@ class RegistryReader:
         self.audit = AuditLog(config.audit_url)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, environ: Mapping[str, str]) -> Self:
-        return cls(TrackingConfig.from_settings(settings, environ=environ))
+    def from_settings(cls, settings: Settings) -> Self:
+        return cls(TrackingConfig.from_settings(settings))
 
     @property
     def client(self) -> Any:

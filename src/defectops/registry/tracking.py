@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from defectops.config import TrackingSettings
 from defectops.errors import InputError, ModelError, NotFoundError
 
 if TYPE_CHECKING:
@@ -72,30 +73,31 @@ class TrackingConfig:
         return self.tracking_uri == self.embedded_registry_uri
 
     @classmethod
-    def resolve(cls, workspace: Path, *, environ: Mapping[str, str]) -> TrackingConfig:
-        """Resolve the configuration from a workspace and an environment mapping (``os.environ`` at the edge).
+    def resolve(cls, workspace: Path, tracking: TrackingSettings | None = None) -> TrackingConfig:
+        """Resolve the configuration of a workspace from its tracking settings (none: the embedded default).
 
-        Recognised variables: ``MLFLOW_TRACKING_URI``, ``MLFLOW_REGISTRY_URI`` (defaults to the tracking URI),
+        The settings carry ``MLFLOW_TRACKING_URI``, ``MLFLOW_REGISTRY_URI`` (defaults to the tracking URI),
         ``DEFECTOPS_MLFLOW_EXPERIMENT``, ``DEFECTOPS_MLFLOW_ARTIFACTS`` (artifact root for new experiments)
         and ``DEFECTOPS_AUDIT_DB_URL`` (SQLAlchemy URL; default ``sqlite:///<workspace>/registry_audit.db``).
         """
         root = workspace.expanduser().resolve()
-        tracking = environ.get("MLFLOW_TRACKING_URI", "").strip() or _embedded_tracking_uri(root)
-        registry = environ.get("MLFLOW_REGISTRY_URI", "").strip() or tracking
-        artifacts_env = environ.get("DEFECTOPS_MLFLOW_ARTIFACTS", "").strip()
-        if artifacts_env:
-            artifacts: str | None = _as_uri(artifacts_env)
-        elif tracking.split(":", 1)[0].split("+", 1)[0] in _DB_SCHEMES or "://" not in tracking:
+        given = tracking if tracking is not None else TrackingSettings.embedded()
+        tracking_uri = _text(given.tracking_uri) or _embedded_tracking_uri(root)
+        registry = _text(given.registry_uri) or tracking_uri
+        artifacts_setting = _text(given.artifacts)
+        if artifacts_setting:
+            artifacts: str | None = _as_uri(artifacts_setting)
+        elif tracking_uri.split(":", 1)[0].split("+", 1)[0] in _DB_SCHEMES or "://" not in tracking_uri:
             # A database store without a server would otherwise put artifacts in ./mlruns of the current
             # directory; keep them in the workspace instead.
             artifacts = (root / "mlflow" / "artifacts").as_uri()
         else:
             artifacts = None
-        experiment = environ.get("DEFECTOPS_MLFLOW_EXPERIMENT", "").strip() or DEFAULT_EXPERIMENT
-        audit = environ.get("DEFECTOPS_AUDIT_DB_URL", "").strip() or f"sqlite:///{root / 'registry_audit.db'}"
+        experiment = _text(given.experiment) or DEFAULT_EXPERIMENT
+        audit = _text(given.audit_db_url) or f"sqlite:///{root / 'registry_audit.db'}"
         return cls(
             workspace=root,
-            tracking_uri=tracking,
+            tracking_uri=tracking_uri,
             registry_uri=registry,
             artifact_location=artifacts,
             experiment_name=experiment,
@@ -103,9 +105,9 @@ class TrackingConfig:
         )
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, environ: Mapping[str, str]) -> TrackingConfig:
-        """Resolve from the application settings (their workspace) and the environment."""
-        return cls.resolve(settings.resolved_workspace(), environ=environ)
+    def from_settings(cls, settings: Settings) -> TrackingConfig:
+        """Resolve from the application settings: their workspace and their tracking subtree."""
+        return cls.resolve(settings.resolved_workspace(), settings.tracking)
 
     def ensure_local_dirs(self) -> None:
         """Create the folders that embedded SQLite files and local artifacts need (never on import)."""
@@ -115,6 +117,11 @@ class TrackingConfig:
                 path.parent.mkdir(parents=True, exist_ok=True)
         if self.artifact_location and self.artifact_location.startswith("file:"):
             _file_uri_to_path(self.artifact_location).mkdir(parents=True, exist_ok=True)
+
+
+def _text(value: str | None) -> str:
+    """A setting's value with blanks meaning unset (an exported-but-empty variable counts as not set)."""
+    return (value or "").strip()
 
 
 def _embedded_tracking_uri(root: Path) -> str:

@@ -11,8 +11,7 @@ offending value is left out so a NaN cannot break the JSON of the error itself).
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -54,24 +53,22 @@ def create_app(
     settings: Settings,
     serve: ServeSettings | None = None,
     *,
-    environ: Mapping[str, str] | None = None,
     registry: ModelRegistry | None = None,
     clock: Clock | None = None,
     freeze_gc: bool = False,
 ) -> FastAPI:
     """Build the service app (nothing is opened or loaded before the lifespan starts).
 
-    ``serve`` defaults to the ``DEFECTOPS_SERVE_*`` environment; ``environ`` (default ``os.environ``) locates
-    MLflow; ``clock`` stamps predictions and audit events (default: UTC now). Unsafe settings raise
-    ConfigError. ``freeze_gc`` (the server sets it; a process serving nothing else) moves everything alive
-    after startup out of the garbage collector's reach (:func:`gc.freeze`): MLflow, pandas and scikit-learn
-    leave about a million long-lived objects, and every full collection would walk them all in the middle of
-    some request.
+    ``serve`` defaults to the settings tree's ``serve`` subtree and ``registry`` to the tree's MLflow;
+    ``clock`` stamps predictions and audit events (default: UTC now). Unsafe settings raise ConfigError.
+    ``freeze_gc`` (the server sets it; a process serving nothing else) moves everything alive after startup
+    out of the garbage collector's reach (:func:`gc.freeze`): MLflow, pandas and scikit-learn leave about a
+    million long-lived objects, and every full collection would walk them all in the middle of some request.
     """
-    serve = serve if serve is not None else ServeSettings()
+    serve = serve if serve is not None else settings.serve
     admin_token = serve.check(settings)
     if registry is None:
-        registry = ModelRegistry.from_settings(settings, environ=os.environ if environ is None else environ)
+        registry = ModelRegistry.from_settings(settings)
     service = PredictionService(
         settings, serve, admin_token=admin_token, registry=registry, clock=clock or _utc_now
     )
@@ -143,7 +140,8 @@ def app_from_env() -> FastAPI:
     import sys
 
     sys.setswitchinterval(SWITCH_INTERVAL)
-    return create_app(Settings(), ServeSettings(), freeze_gc=True)
+    settings = Settings()
+    return create_app(settings, settings.serve, freeze_gc=True)
 
 
 async def _defectops_error(_request: Request, exc: DefectOpsError) -> JSONResponse:

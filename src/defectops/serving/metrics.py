@@ -22,10 +22,10 @@ Each app owns its registry (several apps in one process, as in tests, never coll
 
 from __future__ import annotations
 
-import os
 import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -43,10 +43,6 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
 ROW_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000)
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def multiprocess_enabled() -> bool:
-    return bool(os.environ.get(MULTIPROC_ENV))
 
 
 def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
@@ -78,7 +74,9 @@ def observe_many(histogram: Histogram, values: Sequence[float]) -> None:
 class ServiceMetrics:
     """The metric objects of one app."""
 
-    def __init__(self) -> None:
+    def __init__(self, multiprocess_dir: Path | None = None) -> None:
+        """``multiprocess_dir``: where all workers of one server write their values (when several)."""
+        self.multiprocess_dir = multiprocess_dir
         self.registry = CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = Counter(
@@ -164,7 +162,7 @@ class ServiceMetrics:
         """
         wanted = set(models)
         for labels in self._model_labels - wanted:
-            if multiprocess_enabled():
+            if self.multiprocess_dir is not None:
                 self.model_info.labels(*labels).set(0)
             else:
                 self.model_info.remove(*labels)
@@ -173,11 +171,11 @@ class ServiceMetrics:
         self._model_labels = wanted
 
     def exposition(self) -> tuple[bytes, str]:
-        if multiprocess_enabled():
+        if self.multiprocess_dir is not None:
             from prometheus_client import multiprocess
 
             registry = CollectorRegistry()
-            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            multiprocess.MultiProcessCollector(registry, path=str(self.multiprocess_dir))  # type: ignore[no-untyped-call]
             return generate_latest(registry), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 

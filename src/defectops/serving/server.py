@@ -55,7 +55,7 @@ def settings_environment(serve: ServeSettings) -> dict[str, str]:
 
     env: dict[str, str] = {}
     for name, value in serve.model_dump().items():
-        if value is None:
+        if value is None or name == "metrics_dir":  # exported under prometheus_client's own name
             continue
         key = f"DEFECTOPS_SERVE_{name.upper()}"
         if name == "admin_token":
@@ -87,10 +87,12 @@ def run(settings: Settings, serve: ServeSettings) -> None:
         app = create_app(settings, serve, freeze_gc=True)
         uvicorn.Server(uvicorn.Config(app, **common)).run()  # type: ignore[arg-type]
         return
+    # The worker processes uvicorn starts build their app from the environment (app_from_env), so the
+    # settings of this invocation are exported for them: the one place defectops writes its own variables.
     os.environ.update(settings_environment(serve))
     os.environ["DEFECTOPS_WORKSPACE"] = str(settings.resolved_workspace())
     metrics_dir = _fresh_metrics_dir(Workspace.from_settings(settings).root)
-    os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    os.environ[MULTIPROC_ENV] = str(metrics_dir)  # prometheus_client's variable; every worker writes there
     try:
         uvicorn.run(
             "defectops.serving.app:app_from_env",

@@ -69,7 +69,7 @@ class PredictionService:
         self.admin_token = admin_token
         self.clock = clock
         self.workspace = Workspace.from_settings(settings)
-        self.metrics = ServiceMetrics()
+        self.metrics = ServiceMetrics(serve.metrics_dir)
         control = ControlFile.for_model(self.workspace.root, serve.model_name)
         # Gauges of the latest monitoring result (published by `defectops heal` / `monitor --model-name`).
         self.monitoring_gauges = PublishedGauges(published_gauges_path(control.path))

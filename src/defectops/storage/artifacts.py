@@ -128,18 +128,18 @@ class ArtifactStore:
         url: str | Path,
         storage_options: Mapping[str, Any] | None = None,
         *,
-        environ: Mapping[str, str] | None = None,
+        endpoint_url: str | None = None,
     ) -> ArtifactStore:
         """Open the store at a local path (or ``file://`` URL) or ``s3://bucket/prefix``.
 
         For S3, ``storage_options`` go to ``s3fs.S3FileSystem`` (e.g. ``key``, ``secret``,
-        ``endpoint_url``, ``client_kwargs``). Without an ``endpoint_url`` there, ``DEFECTOPS_S3_ENDPOINT_URL``
-        (from ``environ``, default ``os.environ``) points at an S3-compatible server (MinIO, moto, ...).
+        ``endpoint_url``, ``client_kwargs``). Without an ``endpoint_url`` there, ``endpoint_url`` (the setting
+        ``DEFECTOPS_S3_ENDPOINT_URL``, :class:`defectops.config.StorageSettings`) points at an S3-compatible
+        server (MinIO, moto, ...).
         Credentials and region otherwise come from the usual ``AWS_*`` variables and files, read by botocore
         (``AWS_ENDPOINT_URL_S3`` works too). Nothing is contacted or
         created until the first operation.
         """
-        environment = os.environ if environ is None else environ
         text = str(url)
         if isinstance(url, Path) or "://" not in text:
             if storage_options:
@@ -158,7 +158,7 @@ class ArtifactStore:
         options: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False}
         options.update(storage_options or {})
         client_kwargs = options.get("client_kwargs") or {}
-        endpoint = environment.get(ENDPOINT_ENV, "").strip()
+        endpoint = (endpoint_url or "").strip()
         if endpoint and "endpoint_url" not in options and "endpoint_url" not in client_kwargs:
             options["endpoint_url"] = endpoint
         import s3fs  # imported on use: it pulls in botocore and aiohttp, which plain local use never needs

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -31,8 +31,7 @@ from defectops.registry import CHALLENGER, CHAMPION, AuditLog, ModelRegistry
 from defectops.serving import ControlFile
 
 if TYPE_CHECKING:
-    from defectops.config import Settings
-    from defectops.config import MonitoringSettings
+    from defectops.config import MonitoringSettings, Settings
 
 
 class Healer(HealContext):
@@ -58,7 +57,6 @@ class Healer(HealContext):
         *,
         model_name: str,
         repo: Path | None,
-        environ: Mapping[str, str],
         heal: HealSettings | None = None,
         monitoring: MonitoringSettings | None = None,
         online: bool = False,
@@ -66,13 +64,18 @@ class Healer(HealContext):
         log_url: str | None = None,
         workers: int | None = None,
     ) -> Healer:
-        """Everything from the workspace defaults: registry, prediction log, control file, audit store."""
+        """Everything from the settings tree: registry, prediction log, control file, audit store.
+
+        The prediction log is the service's (``DEFECTOPS_SERVE_LOG_URL``, else the workspace's); ``heal`` and
+        ``monitoring`` default to the tree's ``DEFECTOPS_HEAL_*`` and ``DEFECTOPS_MONITOR_*`` subtrees.
+        """
         from defectops.config import Workspace
         from defectops.predlog import PredictionLog, default_url
 
         workspace = Workspace.from_settings(settings).ensure()
-        registry = ModelRegistry.from_settings(settings, environ=environ)
-        url = log_url or environ.get("DEFECTOPS_SERVE_LOG_URL") or default_url(workspace.root)
+        registry = ModelRegistry.from_settings(settings)
+        heal = heal if heal is not None else settings.heal
+        url = log_url or settings.serve.log_url or default_url(workspace.root)
         source = (
             RepositorySource(repo, workspace.root, settings.label_waiting_days, workers)
             if repo is not None
@@ -83,9 +86,9 @@ class Healer(HealContext):
             registry=registry,
             log=PredictionLog.from_url(url),
             control=ControlFile.for_model(workspace.root, model_name),
-            audit=AuditLog(environ.get("DEFECTOPS_HEAL_AUDIT_DB_URL") or registry.config.audit_url),
+            audit=AuditLog(heal.audit_db_url or registry.config.audit_url),
             settings=heal,
-            monitoring=monitoring,
+            monitoring=monitoring if monitoring is not None else settings.monitor,
             source=source,
             online=online,
             feedback_repo=feedback_repo,

@@ -25,8 +25,8 @@ class MonitorResult:
 
 
 def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult:
-    from defectops.monitoring import exposition, monitor_window
     from defectops.config import MonitoringSettings
+    from defectops.monitoring import exposition, monitor_window
     from defectops.serving import publish_gauges, published_gauges_path
 
     now = cycle.now
