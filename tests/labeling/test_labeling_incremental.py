@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from defectops.data import VERDICT
 from defectops.errors import ShallowCloneError
 from defectops.git.repo import GitRepo
 from defectops.labeling.history import read_history
@@ -100,7 +101,7 @@ def test_incremental_equals_full(tmp_path: Path, run_labels, workspace) -> None:
 
     first = run_labels(repo.path)
     assert first.summary.mode == "full"
-    assert first.labels.set_index("sha").loc[bug, "label"] == "clean"
+    assert first.labels.set_index("sha").loc[bug, VERDICT] == "clean"
 
     # New work: a branch forked from an old commit (not the stored tip), merged back, and a fix of `bug`.
     repo.git("checkout", "-q", "-b", "old", bug)
@@ -125,8 +126,8 @@ def test_incremental_equals_full(tmp_path: Path, run_labels, workspace) -> None:
         full.links.sort_values(["fix_sha", "path"]).reset_index(drop=True),
     )
     labels = full.labels.set_index("sha")
-    assert labels.loc[bug, "label"] == "defect"  # line 3 of x.py, changed by the fix
-    assert labels.loc[side, "label"] == "defect"  # line 9 ("x8 = 8") came from the old branch
+    assert labels.loc[bug, VERDICT] == "defect"  # line 3 of x.py, changed by the fix
+    assert labels.loc[side, VERDICT] == "defect"  # line 9 ("x8 = 8") came from the old branch
     assert {tuple(r) for r in full.links[["fix_sha", "inducing_sha"]].itertuples(index=False)} == {
         (fix, bug),
         (fix, side),

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pandas as pd
 import pytest
 
+from defectops.data import VERDICT
 from defectops.data.labels import compute_labels, empty_links, labels_as_of
 from defectops.errors import InputError
 
@@ -41,7 +42,7 @@ def _links() -> pd.DataFrame:
 
 
 def _by_sha(frame: pd.DataFrame) -> dict[str, tuple[str, str]]:
-    return {row.sha[0]: (row.label, str(row.label_known_at)) for row in frame.itertuples()}
+    return {row.sha[0]: (row.verdict, str(row.label_known_at)) for row in frame.itertuples()}
 
 
 def test_labels_now_with_a_90_day_wait() -> None:
@@ -112,8 +113,53 @@ def test_stored_labels_follow_the_waiting_period(tmp_path, run_labels) -> None:
     young = repo.commit("Add b", {"b.py": "b = 1\n"}, days=80)  # 2020-03-21
     result = run_labels(repo.path, now=datetime(2020, 4, 10, tzinfo=UTC), waiting_days=90)
     # old: 01-01 + 90 = 03-31 <= 04-10 -> clean; young: 03-21 + 90 = 06-19 > 04-10 -> unknown.
-    got = {row.sha: (row.label, str(row.label_known_at)) for row in result.labels.itertuples()}
+    got = {row.sha: (row.verdict, str(row.label_known_at)) for row in result.labels.itertuples()}
     assert got == {old: ("clean", "2020-03-31 00:00:00+00:00"), young: ("unknown", "NaT")}
     stored = pd.read_parquet(result.labels_path)
     assert list(stored.columns) == list(result.labels.columns)
-    assert dict(zip(stored["sha"], stored["label"], strict=True)) == {old: "clean", young: "unknown"}
+    assert dict(zip(stored["sha"], stored[VERDICT], strict=True)) == {old: "clean", young: "unknown"}
+
+
+def test_labels_stored_before_the_verdict_rename_still_load(tmp_path, workspace, run_labels) -> None:
+    """A labels.parquet of an older version named the verdict column ``label``: it loads as ``verdict``."""
+    from defectops.data import label_counts, training_table, upgrade_labels
+    from defectops.git.repo import GitRepo
+    from defectops.labeling.pipeline import load_labels
+    from defectops.pipeline.heal import FrameSource
+    from gitrepo import RepoBuilder
+
+    repo = RepoBuilder.create(tmp_path / "r")
+    old = repo.commit("Add a", {"a.py": "a = 1\n"})  # 2020-01-01
+    young = repo.commit("Add b", {"b.py": "b = 1\n"}, days=80)  # 2020-03-21
+    now = datetime(2020, 4, 10, tzinfo=UTC)
+    result = run_labels(repo.path, now=now, waiting_days=90)
+    current = load_labels(workspace, GitRepo.open(repo.path))
+    assert VERDICT in current.columns
+    assert "label" not in current.columns
+
+    old_style = current.rename(columns={VERDICT: "label"})
+    assert list(old_style.columns)[:2] == ["sha", "label"]
+    old_style.to_parquet(result.labels_path, index=False)
+    loaded = load_labels(workspace, GitRepo.open(repo.path))
+    pd.testing.assert_frame_equal(loaded, current)
+    assert dict(zip(loaded["sha"], loaded[VERDICT], strict=True)) == {old: "clean", young: "unknown"}
+
+    # the readers of an in-memory labels table accept the old name too; a current table is left as it is
+    assert upgrade_labels(current) is current
+    assert label_counts(old_style) == {"defect": 0, "clean": 1, "unknown": 1}
+    pd.testing.assert_frame_equal(labels_as_of(old_style, now), labels_as_of(current, now))
+    assert list(FrameSource(pd.DataFrame(), old_style).labels.columns) == list(current.columns)
+    commits = pd.DataFrame(
+        {
+            "sha": [old, young],
+            "is_merge": [False, False],
+            "author_time": [datetime(2020, 1, 1, tzinfo=UTC), datetime(2020, 3, 21, tzinfo=UTC)],
+            "churn": [1, 1],
+            "message": ["Add a", "Add b"],
+            **{name: [1.0, 1.0] for name in ("ns", "nd", "nf", "entropy", "la", "ld", "lt", "fix")},
+            **{name: [1.0, 1.0] for name in ("ndev", "age", "nuc", "exp", "rexp", "sexp")},
+        }
+    )
+    table = training_table(commits, old_style, as_of=now)
+    assert table["commit"].tolist() == [old]
+    assert table["label"].tolist() == [0]  # the 0/1 target keeps its name

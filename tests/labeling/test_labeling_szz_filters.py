@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
+from defectops.data import VERDICT
 from defectops.labeling.issues import Issue, IssueList
 from gitrepo import RepoBuilder
 
@@ -81,7 +82,7 @@ def test_issue_list_decides_and_dates_filter(tmp_path: Path, run_labels, link_se
     # Lines 1 (from `early`) and 2 (from `late`) are changed; the date filter drops `late`.
     assert link_set(result.links) == {(fix, early, "p.py", (1,), "szz:issue:7")}
     assert result.summary.dropped_lines["issue-date"] == 1
-    assert result.labels.set_index("sha").loc[late, "label"] == "clean"
+    assert result.labels.set_index("sha").loc[late, VERDICT] == "clean"
 
     unfiltered = run_labels(repo.path, issues=issues, issue_date_filter=False)
     assert {row[1] for row in link_set(unfiltered.links)} == {early, late}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from defectops.data import VERDICT
 from gitrepo import RepoBuilder
 
 
@@ -122,7 +123,7 @@ def test_fix_that_only_adds_lines_is_unlinkable(tmp_path: Path, run_labels, link
     # Lines 2-3 are added; nothing is deleted or changed, so there is nothing to trace.
     assert link_set(result.links) == {(fix, None, None, (), "unlinkable:only-additions")}
     assert result.summary.new_unlinkable == {"only-additions": 1}
-    assert set(result.labels["label"]) == {"clean"}
+    assert set(result.labels[VERDICT]) == {"clean"}
 
 
 def test_file_moved_after_the_bug(tmp_path: Path, run_labels, link_set, check_blame) -> None:
@@ -170,7 +171,7 @@ def test_two_fixes_of_one_bug(tmp_path: Path, run_labels, link_set) -> None:
         (fix2, bug, "retry.py", (6,), "szz:message"),
     }
     labels = result.labels.set_index("sha")
-    assert labels.loc[bug, "label"] == "defect"
+    assert labels.loc[bug, VERDICT] == "defect"
     assert labels.loc[bug, "first_fix_sha"] == fix1
     # Known when the first fix landed: 2020-01-01 + 1 + 10 days = 2020-01-12.
     assert str(labels.loc[bug, "label_known_at"]) == "2020-01-12 00:00:00+00:00"
@@ -190,7 +191,7 @@ def test_revert_is_an_explicit_link_without_blame(tmp_path: Path, run_labels, li
 
     result = run_labels(repo.path)
     assert link_set(result.links) == {(revert, caching, None, (), "revert")}
-    assert result.labels.set_index("sha").loc[caching, "label"] == "defect"
+    assert result.labels.set_index("sha").loc[caching, VERDICT] == "defect"
 
 
 def test_fixes_trailer_wins_over_blame(tmp_path: Path, run_labels, link_set) -> None:

@@ -13,6 +13,7 @@ import pytest
 from mlflow import MlflowClient
 
 from defectops.config import HealSettings
+from defectops.data import VERDICT
 from defectops.errors import DataError
 from defectops.pipeline.heal import (
     FrameSource,
@@ -234,7 +235,7 @@ def test_repository_source_mines_labels_and_feeds_the_labels_to_logged_predictio
     first = bootstrap_champion(stack.registry, stack.name, source, now)
     history = source.refresh(now)
     labels = history.labels
-    known = labels.loc[(labels["label"] != "unknown") & ~labels["is_merge"]]
+    known = labels.loc[(labels[VERDICT] != "unknown") & ~labels["is_merge"]]
     # the service scored three of the repository's commits (as /v1/commits/score logs them)
     scored = known["sha"].head(3).tolist()
     stack.log.record(
@@ -268,7 +269,7 @@ def test_repository_source_mines_labels_and_feeds_the_labels_to_logged_predictio
         "matched_predictions": 3,
     }
     window = stack.log.window(now - timedelta(days=2), now, as_of=now)
-    expected = known.set_index("sha").loc[scored, "label"].eq("defect").astype(int).tolist()
+    expected = known.set_index("sha").loc[scored, VERDICT].eq("defect").astype(int).tolist()
     assert window.set_index("commit_sha").loc[scored, "label"].astype(int).tolist() == expected
 
     # a new commit: mined incrementally; its label is not known yet, so nothing new reaches the log

@@ -10,7 +10,7 @@ import pytest
 
 from defectops.cli import main
 from defectops.config import Settings, Workspace
-from defectops.data.labels import labels_as_of
+from defectops.data.labels import VERDICT, labels_as_of
 from defectops.data.mined import read_table
 from defectops.data.schemas import LABEL, TIME
 from defectops.data.training_table import training_table
@@ -107,7 +107,7 @@ def test_training_part_sees_only_labels_known_when_the_window_began(
     start = test[TIME].min()
     train = fold_table.iloc[split.train]
     assert (train[TIME] + timedelta(days=10) <= start).all()  # the gap: no label still maturing at the start
-    known_then = labels_as_of(labels, start.to_pydatetime()).set_index("sha")["label"]
+    known_then = labels_as_of(labels, start.to_pydatetime()).set_index("sha")[VERDICT]
     expected = (known_then.loc[train["commit"]] == "defect").astype("int64").to_numpy()
     assert (train[LABEL].to_numpy() == expected).all()  # labels as known then, not as known now
     # and some training commits were labelled differently then than now (a later fix): the check bites

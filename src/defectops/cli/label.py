@@ -134,6 +134,8 @@ def _with_progress(repo: Any, workspace: Any, at: datetime, options: Any, issues
 def _print_summary(summary: LabelSummary) -> None:
     from rich.table import Table
 
+    from defectops.data import VERDICTS
+
     table = Table(title=f"labels of {summary.repo}", show_header=False, title_justify="left")
     table.add_column("what", style="bold")
     table.add_column("value")
@@ -149,8 +151,8 @@ def _print_summary(summary: LabelSummary) -> None:
     table.add_row("links", f"{summary.links_total:,}")
     table.add_row(
         "labels",
-        f"defect {counts['defect']:,} · clean {counts['clean']:,} · unknown {counts['unknown']:,} "
-        f"(waiting {summary.waiting_days} days)",
+        " · ".join(f"{verdict} {counts.get(verdict, 0):,}" for verdict in VERDICTS)
+        + f" (waiting {summary.waiting_days} days)",
     )
     table.add_row("time", f"{summary.total_seconds:.1f} s")
     if summary.labels_path:

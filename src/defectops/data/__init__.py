@@ -5,10 +5,13 @@ from defectops.data.external import load_table
 from defectops.data.fingerprint import file_sha256, read_fingerprint
 from defectops.data.labels import (
     LINK_COLUMNS,
+    VERDICT,
+    VERDICTS,
     compute_labels,
     empty_links,
     label_counts,
     labels_as_of,
+    upgrade_labels,
     validate_links,
 )
 from defectops.data.mined import COMMITS_SCHEMA, FILES_SCHEMA, read_table, write_table
@@ -30,6 +33,8 @@ __all__ = [
     "PATHS",
     "PREDICTION_COLUMNS",
     "TIME",
+    "VERDICT",
+    "VERDICTS",
     "Split",
     "compute_labels",
     "empty_links",
@@ -45,6 +50,7 @@ __all__ = [
     "rolling_origin",
     "time_split",
     "training_table",
+    "upgrade_labels",
     "validate_links",
     "write_table",
 ]

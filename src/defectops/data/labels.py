@@ -1,5 +1,5 @@
-"""Per-commit labels with verification latency: ``defect``, ``clean`` or ``unknown``, and when each became
-known.
+"""Per-commit labels with verification latency: a verdict, ``defect``, ``clean`` or ``unknown``, and when it
+became known.
 
 Why a waiting period: a commit's defect only shows once its fix lands, often months later (Cabral et al.,
 ICSE 2019, "Class imbalance evolution and verification latency in just-in-time software defect prediction").
@@ -10,6 +10,10 @@ is ``clean`` only once it is older than ``waiting_days`` with no fix linked to i
 known (defect: the commit time of the first fix linked to it; clean: commit time + waiting period), and
 :func:`labels_as_of` returns the labels exactly as they were known at a past time, for honest time-travel
 training and evaluation.
+
+The labels table keeps the verdict in the column :data:`VERDICT` (``verdict``); ``label`` elsewhere is always
+the 0/1 defect-inducing outcome (the training table's target, the prediction log's realized outcome).
+Tables written before the rename named the verdict column ``label``: :func:`upgrade_labels` reads them.
 """
 
 from __future__ import annotations
@@ -21,13 +25,18 @@ import pandera.pandas as pa
 
 from defectops.errors import DataError, InputError
 
-LABELS = ("defect", "clean", "unknown")
+#: The labels table's column holding each commit's verdict, one of :data:`VERDICTS`.
+VERDICT = "verdict"
+#: The verdicts a commit can have: defect-inducing, clean (old enough with no fix linked), or not yet known.
+VERDICTS: tuple[str, ...] = ("defect", "clean", "unknown")
+#: What :data:`VERDICT` was called in labels tables written before the rename.
+_OLD_VERDICT = "label"
 _TS = pd.DatetimeTZDtype("ns", "UTC")
 
 LABELS_SCHEMA = pa.DataFrameSchema(
     {
         "sha": pa.Column(str, pa.Check.str_matches(r"^[0-9a-f]{40}$"), unique=True),
-        "label": pa.Column(str, pa.Check.isin(LABELS)),
+        VERDICT: pa.Column(str, pa.Check.isin(VERDICTS)),
         "label_known_at": pa.Column(_TS, nullable=True),
         "committed_at": pa.Column(_TS),
         "clean_known_at": pa.Column(_TS),
@@ -59,6 +68,14 @@ def _utc(value: datetime) -> pd.Timestamp:
     if value.tzinfo is None:
         raise InputError(f"{value!r}: a time without time zone; pass an aware datetime (UTC)")
     return pd.Timestamp(value.astimezone(UTC))
+
+
+def upgrade_labels(labels: pd.DataFrame) -> pd.DataFrame:
+    """``labels`` with its verdict column named :data:`VERDICT`: a labels table written before the rename
+    (verdict column ``label``) is returned renamed, any other table as it is."""
+    if VERDICT in labels.columns or _OLD_VERDICT not in labels.columns:
+        return labels
+    return labels.rename(columns={_OLD_VERDICT: VERDICT})
 
 
 def empty_links() -> pd.DataFrame:
@@ -111,15 +128,15 @@ def compute_labels(
     is_defect = frame["fixed_at"].notna()
     is_clean = ~is_defect & (frame["clean_known_at"] <= at)
 
-    frame["label"] = "unknown"
-    frame.loc[is_clean, "label"] = "clean"
-    frame.loc[is_defect, "label"] = "defect"
+    frame[VERDICT] = "unknown"
+    frame.loc[is_clean, VERDICT] = "clean"
+    frame.loc[is_defect, VERDICT] = "defect"
     # A fix dated before its own bug (clock skew, rebases) cannot make the label known before the commit.
     defect_known = frame["fixed_at"].where(frame["fixed_at"] >= frame["committed_at"], frame["committed_at"])
     frame["label_known_at"] = defect_known.where(is_defect, frame["clean_known_at"].where(is_clean))
     frame["first_fix_sha"] = frame["first_fix_sha"].astype(object).where(is_defect, None)
     out = frame[
-        ["sha", "label", "label_known_at", "committed_at", "clean_known_at", "first_fix_sha", "is_merge"]
+        ["sha", VERDICT, "label_known_at", "committed_at", "clean_known_at", "first_fix_sha", "is_merge"]
     ]
     try:
         return LABELS_SCHEMA.validate(out)
@@ -133,15 +150,16 @@ def labels_as_of(labels: pd.DataFrame, t: datetime) -> pd.DataFrame:
     time that label became known (never after ``t``).
     """
     at = _utc(t)
+    labels = upgrade_labels(labels)
     committed = pd.to_datetime(labels["committed_at"], utc=True)
     frame = labels.loc[committed <= at].copy()
     known = pd.to_datetime(frame["label_known_at"], utc=True)
     clean_at = pd.to_datetime(frame["clean_known_at"], utc=True)
-    defect = (frame["label"] == "defect") & (known <= at)
+    defect = (frame[VERDICT] == "defect") & (known <= at)
     clean = ~defect & (clean_at <= at)
-    frame["label"] = "unknown"
-    frame.loc[clean, "label"] = "clean"
-    frame.loc[defect, "label"] = "defect"
+    frame[VERDICT] = "unknown"
+    frame.loc[clean, VERDICT] = "clean"
+    frame.loc[defect, VERDICT] = "defect"
     new_known = pd.Series(pd.NaT, index=frame.index, dtype=_TS)
     new_known[defect] = known[defect]
     new_known[clean] = clean_at[clean]
@@ -151,8 +169,8 @@ def labels_as_of(labels: pd.DataFrame, t: datetime) -> pd.DataFrame:
 
 
 def label_counts(labels: pd.DataFrame) -> dict[str, int]:
-    counts = labels["label"].value_counts()
-    return {name: int(counts.get(name, 0)) for name in LABELS}
+    counts = upgrade_labels(labels)[VERDICT].value_counts()
+    return {name: int(counts.get(name, 0)) for name in VERDICTS}
 
 
 def waiting_delta(days: int) -> timedelta:

@@ -1,8 +1,9 @@
 """The training table of a mined repository: change metrics joined with the labels known at one moment.
 
 ``as_of`` is the whole point: a model trained at time T may only see labels that were known at T (a defect
-whose fix came after T was, at T, an unknown or even a "clean" change). Commits whose label is still
-``unknown`` at ``as_of`` are left out: they are neither trained on nor evaluated.
+whose fix came after T was, at T, an unknown or even a "clean" change). Commits whose verdict is still
+``unknown`` at ``as_of`` are left out: they are neither trained on nor evaluated; the others get the 0/1
+``label`` (1 for ``defect``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from datetime import datetime
 
 import pandas as pd
 
-from defectops.data.labels import labels_as_of
+from defectops.data.labels import VERDICT, labels_as_of
 from defectops.data.schemas import (
     COMMIT,
     EFFORT,
@@ -41,12 +42,12 @@ def training_table(
 ) -> pd.DataFrame:
     """One row per non-merge commit whose label was known at ``as_of``, in time order, schema-checked."""
     known = labels_as_of(labels, as_of)
-    known = known.loc[known["label"] != "unknown", ["sha", "label"]]
+    known = known.loc[known[VERDICT] != "unknown", ["sha", VERDICT]]
     scored = commits.loc[~commits["is_merge"].astype(bool)]
     merged = scored.merge(known, on="sha", how="inner", validate="one_to_one")
     table = pd.DataFrame({name: merged[name].astype("float64") for name in FEATURES})
     table[EFFORT] = merged["churn"].astype("float64")
-    table[LABEL] = (merged["label"] == "defect").astype("int64")
+    table[LABEL] = (merged[VERDICT] == "defect").astype("int64")
     table[TIME] = pd.to_datetime(merged["author_time"], utc=True).astype("datetime64[ns, UTC]")
     table[COMMIT] = merged["sha"].astype(str)
     table[MESSAGE] = merged["message"].astype(str)

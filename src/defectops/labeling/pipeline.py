@@ -24,6 +24,7 @@ from defectops.data import (
     compute_labels,
     empty_links,
     label_counts,
+    upgrade_labels,
     validate_links,
 )
 from defectops.errors import DataError, GitError, InputError, ShallowCloneError
@@ -82,7 +83,7 @@ class LabelSummary:
     """What one labelling run did, as ``defectops label`` prints it and the main job reports it.
 
     A typed record (other stages read its fields); :meth:`as_dict` is the ``--json`` document, whose keys
-    and order are part of the CLI's interface. ``labels`` counts commits per label (defect, clean, unknown);
+    and order are part of the CLI's interface. ``labels`` counts commits per verdict (defect, clean, unknown);
     ``new_unlinkable`` and ``dropped_lines`` count fixes and lines per reason.
     """
 
@@ -444,8 +445,8 @@ def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 def load_labels(workspace: Workspace, repo: GitRepo) -> pd.DataFrame:
     """The stored labels of a repository (as last computed), for joining with the mining dataset on
-    ``sha``."""
+    ``sha``. A file written before the verdict column was renamed (``label``) is read with ``verdict``."""
     path = workspace.dataset_file(repo.repo_id(), "labels")
     if not path.is_file():
         raise DataError(f"{path}: no labels yet; run `defectops label --repo {repo.path}` first")
-    return pd.read_parquet(path)
+    return upgrade_labels(pd.read_parquet(path))

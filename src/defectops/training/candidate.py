@@ -21,7 +21,17 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from defectops.data import COMMIT, EFFORT, LABEL, TIME, Split, labels_as_of, time_split, training_table
+from defectops.data import (
+    COMMIT,
+    EFFORT,
+    LABEL,
+    TIME,
+    VERDICT,
+    Split,
+    labels_as_of,
+    time_split,
+    training_table,
+)
 from defectops.errors import DataError, DefectOpsError, InsufficientDataError
 from defectops.training.evaluate import fit_model, run_fold
 from defectops.training.metrics import evaluate_predictions
@@ -113,10 +123,11 @@ def _both_classes(labels: pd.Series) -> bool:
 
 
 def known_labels(labels: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """Labels known at ``now`` of non-merge commits (sha, label, label_known_at)."""
+    """Labels known at ``now`` of non-merge commits (``sha``, ``verdict``, ``label_known_at``): the rows of
+    the labels table whose verdict is ``defect`` or ``clean`` at ``now``."""
     known = labels_as_of(labels, now)
-    keep = (known["label"] != "unknown") & ~known["is_merge"].astype(bool)
-    return known.loc[keep, ["sha", "label", "label_known_at"]].reset_index(drop=True)
+    keep = (known[VERDICT] != "unknown") & ~known["is_merge"].astype(bool)
+    return known.loc[keep, ["sha", VERDICT, "label_known_at"]].reset_index(drop=True)
 
 
 def train_candidate(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 import pandas as pd
 
+from defectops.data import VERDICT
 from defectops.training import known_labels
 
 if TYPE_CHECKING:
@@ -57,13 +58,13 @@ def sync_feedback(
         when = when.loc[known.index]
     records = [
         FeedbackRecord(
-            label=1 if label == "defect" else 0,
+            label=1 if verdict == "defect" else 0,
             repo=repo,
             commit_sha=str(sha),
             label_time=stamp.to_pydatetime(),
             source="szz",
         )
-        for sha, label, stamp in zip(known["sha"], known["label"], when, strict=True)
+        for sha, verdict, stamp in zip(known["sha"], known[VERDICT], when, strict=True)
     ]
     statuses = {"recorded": 0, "duplicate": 0, "replaced": 0}
     matched = 0

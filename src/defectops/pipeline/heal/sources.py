@@ -13,11 +13,13 @@ from typing import Any, Protocol
 
 import pandas as pd
 
+from defectops.data import VERDICT, upgrade_labels
+
 
 @dataclass(frozen=True, slots=True)
 class HistorySummary:
     """What a refresh saw (evidence of the ``refresh`` record): the commits, and for a repository the new
-    ones, its head and the labels per value."""
+    ones, its head and the labels per verdict."""
 
     commits: int
     new_commits: int | None = None
@@ -96,18 +98,22 @@ class RepositorySource:
 class FrameSource:
     """A history held in memory (a replayed or published dataset): ``commits`` as mined, ``labels`` with
     ``label_known_at`` (see defectops.data.labels). ``training_table(as_of=now)`` sees only what was
-    known at ``now``, so a complete history can be replayed cycle by cycle."""
+    known at ``now``, so a complete history can be replayed cycle by cycle. A labels table whose verdict
+    column has its old name (``label``) is renamed."""
 
     commits: pd.DataFrame
     labels: pd.DataFrame
     files: pd.DataFrame | None = None
     name: str = "frames"
 
+    def __post_init__(self) -> None:
+        self.labels = upgrade_labels(self.labels)
+
     def refresh(self, now: datetime) -> History:
         digest = hashlib.sha256()
         digest.update(pd.util.hash_pandas_object(self.commits[["sha"]], index=False).to_numpy().tobytes())
         digest.update(
-            pd.util.hash_pandas_object(self.labels[["sha", "label"]], index=False).to_numpy().tobytes()
+            pd.util.hash_pandas_object(self.labels[["sha", VERDICT]], index=False).to_numpy().tobytes()
         )
         visible = pd.to_datetime(self.commits["author_time"], utc=True) <= pd.Timestamp(now)
         return History(
