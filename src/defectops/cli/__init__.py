@@ -14,6 +14,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.markup import escape as markup_escape
 
 from defectops import __version__
@@ -116,6 +117,28 @@ def settings_error(exc: ValidationError) -> ConfigError | None:
     return ConfigError(f"invalid setting {variable}: {first['msg']}")
 
 
+def unparseable_setting(exc: SettingsError) -> ConfigError:
+    """pydantic-settings' "error parsing value for field X" as one line naming the variable."""
+    import re
+
+    from pydantic_settings import BaseSettings
+
+    match = re.search(r'field "(\w+)"', str(exc))
+    field = match.group(1) if match else ""
+    variable = field.upper()
+    stack: list[type[BaseSettings]] = [BaseSettings]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if field in getattr(cls, "model_fields", {}):
+            variable = f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+            break
+    expected = 'JSON, e.g. {"app": "/srv/clones/app"}' if field else "a valid value"
+    return ConfigError(
+        f"invalid setting {variable or 'in the environment'}: not parseable, expected {expected}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn known errors into one line and an exit code."""
     import os
@@ -138,6 +161,8 @@ def main(argv: list[str] | None = None) -> None:
             if error is None:
                 raise
             raise error from None
+        except SettingsError as exc:  # a variable that is not even parseable (JSON of a dict field)
+            raise unparseable_setting(exc) from None
     except DefectOpsError as exc:
         if _verbose:
             traceback.print_exc()

@@ -28,6 +28,7 @@ from defectops.labeling import LabelOptions, LabelSummary, label_repository
 from defectops.mining import MineOptions, Miner, MineResult
 from defectops.training import (
     DEFAULT_MODEL,
+    MODEL_KINDS,
     Candidate,
     CandidateOptions,
     Evaluation,
@@ -61,6 +62,15 @@ class RunOptions:
     workers: int | None = None
     min_labelled: int = 100
     min_new_labelled: int = 50
+
+    def __post_init__(self) -> None:
+        """Refuse impossible options before any work: mining a large history first would waste minutes."""
+        if self.kind not in MODEL_KINDS:
+            raise InputError(f"unknown model {self.kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise InputError(f"test fraction must be within (0, 1), got {self.test_fraction}")
+        if self.budget_seconds < 0 or self.recent < 0 or self.waiting_days < 0:
+            raise InputError("budget, recent commits and waiting days cannot be negative")
 
     def candidate_options(self) -> CandidateOptions:
         """How the job trains its candidate."""
