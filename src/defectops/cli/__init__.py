@@ -18,6 +18,7 @@ from pydantic_settings import SettingsError
 from rich.markup import escape as markup_escape
 
 from defectops import __version__
+from defectops.cli._support import use_settings
 from defectops.cli.ci import models_export, predict
 from defectops.cli.heal import heal, scheduler
 from defectops.cli.label import label
@@ -50,7 +51,6 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
     workspace: Annotated[
         Path | None,
@@ -68,7 +68,7 @@ def _root(
     from defectops.config import Settings
 
     # The one settings tree of this invocation; commands read it with cli._support.app_settings().
-    ctx.obj = Settings(workspace=workspace) if workspace is not None else Settings()
+    use_settings(Settings(workspace=workspace) if workspace is not None else Settings())
 
 
 app.command("mine")(mine)
@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         try:
+            use_settings(None)  # nothing left over from an earlier call in this process
             app(args=argv, standalone_mode=False)
         except ValidationError as exc:
             error = settings_error(exc)

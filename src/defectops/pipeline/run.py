@@ -25,7 +25,7 @@ from defectops.data import EFFORT, FEATURES, LABEL, TIME, read_fingerprint, read
 from defectops.errors import InputError, InsufficientDataError, NotFoundError
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, LabelSummary, label_repository
-from defectops.mining import MineOptions, Miner, MineResult
+from defectops.mining import MineOptions, Miner, MineResult, RepositoryNames
 from defectops.training import (
     DEFAULT_MODEL,
     MODEL_KINDS,
@@ -178,7 +178,8 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
     from defectops.registry import CHAMPION, ModelRegistry
 
     registry = ModelRegistry.from_settings(settings)
-    name = options.model_name or f"defectops-{repo.repo_id()}"
+    # The same name in every clone (remote or root commit), or the one the user chose and the workspace kept.
+    name = RepositoryNames(workspace.root).model_name(repo, options.model_name)
     try:
         champion_version = registry.alias_version(name, CHAMPION)
     except NotFoundError:  # no model of that name yet: this run trains the first one
