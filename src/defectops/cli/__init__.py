@@ -18,7 +18,7 @@ from pydantic_settings import SettingsError
 from rich.markup import escape as markup_escape
 
 from defectops import __version__
-from defectops.cli._support import use_settings
+from defectops.cli._support import quiet_mlflow, use_settings
 from defectops.cli.ci import models_export, predict
 from defectops.cli.heal import heal, scheduler
 from defectops.cli.label import label
@@ -141,18 +141,8 @@ def unparseable_setting(exc: SettingsError) -> ConfigError:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn known errors into one line and an exit code."""
-    import os
 
-    # A self-hosted tool does not phone home unless its user asks for it (MLflow 3 sends usage telemetry).
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    # The CLI speaks for itself: MLflow's progress bars and INFO lines would bury its one-line messages.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # MLflow sets its loggers' level from this when it is imported (INFO otherwise), after the lines below.
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    import logging
-
-    for noisy in ("mlflow", "alembic", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_mlflow()
     try:
         try:
             use_settings(None)  # nothing left over from an earlier call in this process

@@ -67,3 +67,20 @@ def repository_model(settings: Settings, repo: Path | None) -> str:
             "no registered model has a champion yet: run `defectops run --repo PATH`, or give --model-name"
         )
     return chosen
+
+
+def quiet_mlflow() -> None:
+    """MLflow as a quiet library of this CLI, before it is imported: no telemetry, no progress bars, no INFO.
+
+    A self-hosted tool does not phone home unless its user asks (MLflow 3 sends usage telemetry), and in CI
+    logs MLflow's download bars and INFO lines bury the one line that matters. These are MLflow's own
+    variables, read when MLflow is imported or downloads; a user's explicit value wins (``setdefault``).
+    """
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for noisy in ("mlflow", "alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

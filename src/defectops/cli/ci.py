@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from defectops.cli._support import app_settings, repository_model
+from defectops.cli._support import app_settings, quiet_mlflow, repository_model
 from defectops.console import print_json, stderr, stdout
 from defectops.errors import InputError
 
@@ -138,6 +138,7 @@ def predict(
     if request.top_k < 1:
         raise InputError(f"--top-k must be at least 1, got {top_k}")
     settings = app_settings()
+    quiet_mlflow()
     if model_dir is None and model_name is None:
         model_name = repository_model(settings, repo)
     source = resolve_model(model_dir=model_dir, model_name=model_name, alias=model_alias, settings=settings)
@@ -237,6 +238,7 @@ def models_export(
     from defectops.ci import export_model
 
     settings = app_settings()
+    quiet_mlflow()
     name = model_name if model_name is not None else repository_model(settings, None)
     result = export_model(name, alias=alias, out=out, now=datetime.now(UTC), settings=settings)
     if json_output:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from defectops.cli._support import app_settings
+from defectops.cli._support import app_settings, quiet_mlflow
 from defectops.console import stderr
 
 
@@ -96,6 +96,7 @@ def serve(
         "repositories": _repositories(repository) if repository else None,
     }
     settings = app_settings()
+    quiet_mlflow()
     serve_settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
     token = serve_settings.check(settings)
     # Everything a user can get wrong is checked before anything listens: one line, not a failed startup.
