@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
+from defectops.config import HealSettings
 from defectops.errors import DataError
 from defectops.pipeline.heal import (
     FrameSource,
-    HealSettings,
     History,
     RepositorySource,
     replay,
