@@ -212,7 +212,7 @@ def test_no_module_is_over_the_size_limit() -> None:
 #: Modules that may touch ``os.environ`` besides the settings tree, and why (docs/architecture.md, "Settings").
 ENVIRONMENT_WRITERS = {
     "defectops.config.services": "child_environment hands the user's environment on to git and MLflow",
-    "defectops.cli": "the entry point configures MLflow's own variables before MLflow is imported",
+    "defectops.cli._support": "the CLI configures MLflow's own variables before MLflow is imported",
     "defectops.serving.server": "exports this invocation's settings to the worker processes uvicorn starts",
     "defectops.registry.tracking": "puts back MLflow's own URI variables that mlflow.set_*_uri overwrites",
 }

@@ -295,7 +295,8 @@ def test_bad_input_is_one_line_and_a_non_zero_code(
 
 def test_no_model_and_bad_model_folders(cli: Cli, risky_repo: RepoBuilder, tmp_path: Path) -> None:
     repo = str(risky_repo.path)
-    one_line_error(cli("predict", "--repo", repo), 6, "no model: give --model-dir DIR")
+    # no model named: the repository's own (named after its root commit here), and this workspace has none
+    one_line_error(cli("predict", "--repo", repo), 7, "nothing is registered in this workspace")
     one_line_error(cli("predict", "--repo", repo, "--model-dir", str(tmp_path / "nope")), 6, "does not exist")
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -12,13 +12,12 @@ from typing import Any
 
 import pytest
 
+from defectops.config import AlertSettings, load_alert_settings
 from defectops.errors import AlertDeliveryError, ConfigError, InputError
 from defectops.monitoring.alerts import (
-    AlertSettings,
     AlertState,
     alert_message,
     channels_to_notify,
-    load_alert_settings,
     load_alert_state,
     notify_state_change,
     redact_url,

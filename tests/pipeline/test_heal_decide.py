@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from defectops.config import HealSettings
 from defectops.errors import InputError
-from defectops.pipeline.heal import DecideInputs, HealSettings, Realized, decide, rollback_check
+from defectops.pipeline.heal import DecideInputs, Realized, decide, rollback_check
 
 SETTINGS = HealSettings()  # the documented defaults
 

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score
 
+from defectops.config import HealSettings
 from defectops.data.schemas import LABEL
-from defectops.pipeline.heal import FrameSource, HealReport, HealSettings, replay
+from defectops.pipeline.heal import FrameSource, HealReport, replay
 from defectops.registry.gate import GateCriteria
 from defectops.registry.records import CHAMPION
 from defectops.registry.runs import register_trained_model

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -78,6 +79,15 @@ def test_main_job_trains_registers_gates_and_reports(
         f"plots/{stem}.svg"
         for stem in ("roc", "precision_recall", "calibration", "effort_aware", "feature_importance")
     }
+
+    # The model is named after what every clone shares (here the root commit), so another clone in another
+    # folder scores with the same model without naming it.
+    root = synthetic_repo.git("rev-list", "--max-parents=0", "HEAD").strip()
+    assert first["registry"]["model_name"] == f"defectops-{root[:12]}"
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(synthetic_repo.path), str(clone)], check=True)
+    scored = run_json(["-w", ws, "predict", "--repo", str(clone), "--format", "json"], capsys)
+    assert (scored["model"]["name"], scored["model"]["version"]) == (f"defectops-{root[:12]}", "1")
 
     # Nothing new since the champion was trained: no fair comparison is possible, so nothing is promoted.
     second = run_json(args, capsys)

@@ -14,9 +14,11 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 from rich.markup import escape as markup_escape
 
 from defectops import __version__
+from defectops.cli._support import quiet_mlflow, use_settings
 from defectops.cli.ci import models_export, predict
 from defectops.cli.heal import heal, scheduler
 from defectops.cli.label import label
@@ -49,7 +51,6 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
     workspace: Annotated[
         Path | None,
@@ -67,7 +68,7 @@ def _root(
     from defectops.config import Settings
 
     # The one settings tree of this invocation; commands read it with cli._support.app_settings().
-    ctx.obj = Settings(workspace=workspace) if workspace is not None else Settings()
+    use_settings(Settings(workspace=workspace) if workspace is not None else Settings())
 
 
 app.command("mine")(mine)
@@ -116,28 +117,43 @@ def settings_error(exc: ValidationError) -> ConfigError | None:
     return ConfigError(f"invalid setting {variable}: {first['msg']}")
 
 
+def unparseable_setting(exc: SettingsError) -> ConfigError:
+    """pydantic-settings' "error parsing value for field X" as one line naming the variable."""
+    import re
+
+    from pydantic_settings import BaseSettings
+
+    match = re.search(r'field "(\w+)"', str(exc))
+    field = match.group(1) if match else ""
+    variable = field.upper()
+    stack: list[type[BaseSettings]] = [BaseSettings]
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if field in getattr(cls, "model_fields", {}):
+            variable = f"{cls.model_config.get('env_prefix', '')}{field}".upper()
+            break
+    expected = 'JSON, e.g. {"app": "/srv/clones/app"}' if field else "a valid value"
+    return ConfigError(
+        f"invalid setting {variable or 'in the environment'}: not parseable, expected {expected}"
+    )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn known errors into one line and an exit code."""
-    import os
 
-    # A self-hosted tool does not phone home unless its user asks for it (MLflow 3 sends usage telemetry).
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    # The CLI speaks for itself: MLflow's progress bars and INFO lines would bury its one-line messages.
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    # MLflow sets its loggers' level from this when it is imported (INFO otherwise), after the lines below.
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    import logging
-
-    for noisy in ("mlflow", "alembic", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    quiet_mlflow()
     try:
         try:
+            use_settings(None)  # nothing left over from an earlier call in this process
             app(args=argv, standalone_mode=False)
         except ValidationError as exc:
             error = settings_error(exc)
             if error is None:
                 raise
             raise error from None
+        except SettingsError as exc:  # a variable that is not even parseable (JSON of a dict field)
+            raise unparseable_setting(exc) from None
     except DefectOpsError as exc:
         if _verbose:
             traceback.print_exc()

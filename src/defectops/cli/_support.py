@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from defectops.errors import InputError
@@ -20,18 +22,65 @@ def parse_time_option(option: str, value: str) -> datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+#: The settings tree of the command being run, set by the root command (``--workspace`` applied).
+_CURRENT: ContextVar[Settings | None] = ContextVar("defectops_cli_settings", default=None)
+
+
+def use_settings(settings: Settings | None) -> None:
+    """Make ``settings`` the tree that :func:`app_settings` returns (None: read the environment again)."""
+    _CURRENT.set(settings)
+
+
 def app_settings() -> Settings:
-    """The settings tree the root command built (with ``--workspace``), passed down through Click's context.
+    """The settings tree the root command built (with ``--workspace``), handed to the commands as a value.
 
-    Why the context and not the environment: the workspace a user gives on the command line is a value of this
-    invocation; writing it into ``os.environ`` would leak it into every later call in the same process (tests,
-    a notebook) and into child processes that never asked for it. Outside a command (a library caller) the
-    tree is read from the environment.
+    Why not the environment: the workspace a user gives on the command line is a value of this invocation;
+    writing it into ``os.environ`` would leak it into every later call in the same process (tests, a notebook)
+    and into child processes that never asked for it. Outside a command (a library caller) the tree is read
+    from the environment.
     """
-    import click
-
     from defectops.config import Settings
 
-    context = click.get_current_context(silent=True)
-    found = context.find_root().obj if context is not None else None
-    return found if isinstance(found, Settings) else Settings()
+    found = _CURRENT.get()
+    return found if found is not None else Settings()
+
+
+def repository_model(settings: Settings, repo: Path | None) -> str:
+    """The model a command uses when none is named: the repository's (``--repo``), else the only champion.
+
+    The repository's name is the one every clone shares or the one its user chose (``run --name``); without a
+    repository, the only registered model with a champion, as ``serve`` picks it.
+    """
+    from defectops.config import Workspace
+
+    if repo is not None:
+        from defectops.git import GitRepo
+        from defectops.mining import RepositoryNames
+
+        return RepositoryNames(Workspace.from_settings(settings).root).model_name(GitRepo.open(repo))
+    from defectops.errors import NotFoundError
+    from defectops.registry import ModelRegistry, choose_model_name
+
+    chosen = choose_model_name(ModelRegistry.from_settings(settings).list_models(), "")
+    if not chosen:
+        raise NotFoundError(
+            "no registered model has a champion yet: run `defectops run --repo PATH`, or give --model-name"
+        )
+    return chosen
+
+
+def quiet_mlflow() -> None:
+    """MLflow as a quiet library of this CLI, before it is imported: no telemetry, no progress bars, no INFO.
+
+    A self-hosted tool does not phone home unless its user asks (MLflow 3 sends usage telemetry), and in CI
+    logs MLflow's download bars and INFO lines bury the one line that matters. These are MLflow's own
+    variables, read when MLflow is imported or downloads; a user's explicit value wins (``setdefault``).
+    """
+    import logging
+    import os
+
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    for noisy in ("mlflow", "alembic", "httpx"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from defectops.cli._support import app_settings
+from defectops.cli._support import app_settings, quiet_mlflow, repository_model
 from defectops.console import print_json, stderr, stdout
 from defectops.errors import InputError
 
@@ -68,7 +68,9 @@ def predict(
     model_name: Annotated[
         str | None,
         typer.Option(
-            "--model-name", help="A registered model; its --model-alias version is used.", show_default=False
+            "--model-name",
+            help="A registered model; its --model-alias version is used.",
+            show_default="without --model-dir: the repository's model (the name `run` registered it under)",
         ),
     ] = None,
     model_alias: Annotated[str, typer.Option("--model-alias", help="Registry alias to load.")] = "champion",
@@ -136,6 +138,9 @@ def predict(
     if request.top_k < 1:
         raise InputError(f"--top-k must be at least 1, got {top_k}")
     settings = app_settings()
+    quiet_mlflow()
+    if model_dir is None and model_name is None:
+        model_name = repository_model(settings, repo)
     source = resolve_model(model_dir=model_dir, model_name=model_name, alias=model_alias, settings=settings)
     workspace = Workspace.from_settings(settings).ensure()
     report = run_predict(request, source, workspace, storage=settings.storage, note=_note)
@@ -213,12 +218,17 @@ def _emit(
 
 
 def models_export(
-    model_name: Annotated[
-        str, typer.Option("--model-name", help="The registered model to export.", show_default=False)
-    ],
     out: Annotated[
         Path, typer.Option("--out", help="Folder to create (must not exist or be empty).", show_default=False)
     ],
+    model_name: Annotated[
+        str | None,
+        typer.Option(
+            "--model-name",
+            help="The registered model to export.",
+            show_default="the only one with a champion",
+        ),
+    ] = None,
     alias: Annotated[
         str, typer.Option("--alias", help="Which version: the one this alias points to.")
     ] = "champion",
@@ -227,7 +237,10 @@ def models_export(
     """Write a registered model as a folder that `defectops predict --model-dir` loads without MLflow."""
     from defectops.ci import export_model
 
-    result = export_model(model_name, alias=alias, out=out, now=datetime.now(UTC), settings=app_settings())
+    settings = app_settings()
+    quiet_mlflow()
+    name = model_name if model_name is not None else repository_model(settings, None)
+    result = export_model(name, alias=alias, out=out, now=datetime.now(UTC), settings=settings)
     if json_output:
         print_json({"out": str(result.out), **result.metadata})
         return

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from defectops.cli._support import app_settings
+from defectops.cli._support import app_settings, repository_model
 from defectops.console import print_json, stderr, stdout
 
 if TYPE_CHECKING:
@@ -115,12 +115,9 @@ def _healer(
     from defectops.errors import ConfigError, InputError
     from defectops.pipeline import Healer
 
+    settings = app_settings()
     if model_name is None:
-        if repo is None:
-            raise InputError("give --model-name (or --repo, whose id names the model by default)")
-        from defectops.git import GitRepo
-
-        model_name = f"defectops-{GitRepo.open(repo).repo_id()}"
+        model_name = repository_model(settings, repo)
     overrides: dict[str, Any] = {}
     if gate is not None:
         if gate not in ("shadow", "offline"):
@@ -134,7 +131,6 @@ def _healer(
         first = exc.errors()[0]
         where = ".".join(str(part) for part in first["loc"]) or "settings"
         raise ConfigError(f"invalid heal setting {where}: {first['msg']}") from None
-    settings = app_settings()
     return Healer.from_settings(
         settings,
         model_name=model_name,

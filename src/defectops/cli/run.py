@@ -18,7 +18,15 @@ if TYPE_CHECKING:
 def run(
     repo: Annotated[Path, typer.Option("--repo", help="The git repository to learn from.")] = Path("."),
     model_name: Annotated[
-        str | None, typer.Option("--model-name", help="Registered model name (default: per repository).")
+        str | None,
+        typer.Option(
+            "--name",
+            "--model-name",
+            help="Name of the repository's model, kept in the workspace for every later command "
+            "(default: from the remote, e.g. defectops-pallets-flask, else the root commit; the same in "
+            "every clone).",
+            show_default=False,
+        ),
     ] = None,
     model: Annotated[str, typer.Option("--model", help="lightgbm, logreg, rf, online or text.")] = "lightgbm",
     budget_seconds: Annotated[

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from defectops.cli._support import app_settings
+from defectops.cli._support import app_settings, quiet_mlflow
 from defectops.console import stderr
 
 
@@ -57,6 +57,23 @@ def serve(
         bool | None,
         typer.Option("--access-log/--no-access-log", help="Log every request line.", show_default="off"),
     ] = None,
+    repository: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--repository",
+            help="ID=PATH: a repository /v1/commits/score may mine (repeatable; a clone the service can "
+            "read). Also DEFECTOPS_SERVE_REPOSITORIES as JSON {id: path}.",
+            show_default="none",
+        ),
+    ] = None,
+    wait_for_model: Annotated[
+        bool,
+        typer.Option(
+            "--wait-for-model",
+            help="Start even if the model is not registered yet, answering 503 until it has a champion "
+            "(a fresh deployment whose scheduler trains the first model).",
+        ),
+    ] = False,
 ) -> None:
     """Serve predictions over HTTP: /v1/predict, /v1/commits/score, /v1/feedback, /v1/models, /metrics.
 
@@ -65,7 +82,7 @@ def serve(
     Stop with Ctrl-C or SIGTERM: requests in flight finish; every answered prediction is in the log.
     """
     from defectops.config import DEFAULT_MODEL_NAME, LOCAL_ADMIN_TOKEN, ServeSettings
-    from defectops.registry import choose_model_name
+    from defectops.registry import ModelRegistry, choose_model_name
     from defectops.serving import run
 
     given: dict[str, Any] = {
@@ -76,15 +93,19 @@ def serve(
         "log_url": log_url,
         "max_batch": max_batch,
         "access_log": access_log,
+        "repositories": _repositories(repository) if repository else None,
     }
     settings = app_settings()
-    if model_name is None and "model_name" not in settings.serve.model_fields_set:
-        from defectops.registry import ModelRegistry
-
-        registry = ModelRegistry.from_settings(settings)
-        given["model_name"] = choose_model_name(registry.list_models(), DEFAULT_MODEL_NAME)
+    quiet_mlflow()
     serve_settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
     token = serve_settings.check(settings)
+    # Everything a user can get wrong is checked before anything listens: one line, not a failed startup.
+    _check_log(settings, serve_settings)
+    models = ModelRegistry.from_settings(settings).list_models()
+    if model_name is None and "model_name" not in settings.serve.model_fields_set:
+        chosen = choose_model_name(models, DEFAULT_MODEL_NAME)
+        serve_settings = serve_settings.model_copy(update={"model_name": chosen})
+    _check_model(serve_settings.model_name, [m.name for m in models], wait=wait_for_model)
     token_note = (
         "the local default admin token" if token == LOCAL_ADMIN_TOKEN else "the configured admin token"
     )
@@ -96,3 +117,38 @@ def serve(
         highlight=False,
     )
     run(settings, serve_settings)
+
+
+def _repositories(pairs: list[str]) -> dict[str, str]:
+    """``--repository ID=PATH`` options as the ``repositories`` setting."""
+    from defectops.errors import InputError
+
+    found: dict[str, str] = {}
+    for pair in pairs:
+        repo_id, sep, path = pair.partition("=")
+        if not sep or not repo_id.strip() or not path.strip():
+            raise InputError(f"--repository {pair!r}: use ID=PATH, e.g. --repository flask=/srv/clones/flask")
+        found[repo_id.strip()] = path.strip()
+    return found
+
+
+def _check_model(name: str, registered: list[str], *, wait: bool) -> None:
+    """Refuse to serve a model the registry does not know, unless asked to wait for it."""
+    from defectops.errors import NotFoundError
+
+    if name in registered or wait:
+        return
+    known = f"registered: {', '.join(sorted(registered))}" if registered else "nothing is registered yet"
+    raise NotFoundError(
+        f"model {name!r} is not registered ({known}); train one with `defectops run`, name another with "
+        "--model-name, or start anyway with --wait-for-model"
+    )
+
+
+def _check_log(settings: Any, serve: Any) -> None:
+    """Open the prediction log once: a wrong scheme or an unreachable database stops here with one line."""
+    from defectops.config import Workspace
+    from defectops.predlog import PredictionLog, default_url
+
+    url = serve.log_url or default_url(Workspace.from_settings(settings).root)
+    PredictionLog.from_url(url, serve.log_durability).close()

@@ -25,9 +25,10 @@ from defectops.data import EFFORT, FEATURES, LABEL, TIME, read_fingerprint, read
 from defectops.errors import InputError, InsufficientDataError, NotFoundError
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, LabelSummary, label_repository
-from defectops.mining import MineOptions, Miner, MineResult
+from defectops.mining import MineOptions, Miner, MineResult, RepositoryNames
 from defectops.training import (
     DEFAULT_MODEL,
+    MODEL_KINDS,
     Candidate,
     CandidateOptions,
     Evaluation,
@@ -61,6 +62,15 @@ class RunOptions:
     workers: int | None = None
     min_labelled: int = 100
     min_new_labelled: int = 50
+
+    def __post_init__(self) -> None:
+        """Refuse impossible options before any work: mining a large history first would waste minutes."""
+        if self.kind not in MODEL_KINDS:
+            raise InputError(f"unknown model {self.kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+        if not 0.0 < self.test_fraction < 1.0:
+            raise InputError(f"test fraction must be within (0, 1), got {self.test_fraction}")
+        if self.budget_seconds < 0 or self.recent < 0 or self.waiting_days < 0:
+            raise InputError("budget, recent commits and waiting days cannot be negative")
 
     def candidate_options(self) -> CandidateOptions:
         """How the job trains its candidate."""
@@ -168,7 +178,8 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
     from defectops.registry import CHAMPION, ModelRegistry
 
     registry = ModelRegistry.from_settings(settings)
-    name = options.model_name or f"defectops-{repo.repo_id()}"
+    # The same name in every clone (remote or root commit), or the one the user chose and the workspace kept.
+    name = RepositoryNames(workspace.root).model_name(repo, options.model_name)
     try:
         champion_version = registry.alias_version(name, CHAMPION)
     except NotFoundError:  # no model of that name yet: this run trains the first one

@@ -202,7 +202,7 @@ class Store:
                     continue
                 self.engine.dispose()
                 raise PredictionLogError(
-                    f"cannot open the prediction log at {self.url}: {error.orig}"
+                    f"cannot open the prediction log at {self.url}: {' '.join(str(error.orig).split())}"
                 ) from error
 
     @contextmanager

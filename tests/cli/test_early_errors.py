@@ -1,0 +1,90 @@
+"""Every mistake a user can make in options or settings stops the command early, with one line and no traceback.
+
+Each case of issue #13's point 4, run through the real entry point: the exit code is non-zero, stderr holds
+exactly one line naming the problem, and nothing was started or mined before the refusal.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from defectops.cli import main
+from gitrepo import RepoBuilder
+
+
+def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err
+    assert "\n" not in err, err
+    code = exit_info.value.code
+    assert isinstance(code, int)
+    assert code != 0
+    return code, err
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    for name in ("DEFECTOPS_SERVE_LOG_URL", "DEFECTOPS_SERVE_MODEL_NAME", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    return tmp_path / "ws"
+
+
+@pytest.mark.parametrize(
+    ("log_url", "message"),
+    [
+        ("mysql://x/y", "unsupported prediction-log URL scheme 'mysql'"),
+        (
+            "postgresql+psycopg://u:p@127.0.0.1:1/db",
+            "cannot open the prediction log at postgresql+psycopg://u:***@127",
+        ),
+    ],
+)
+def test_a_log_url_that_cannot_work_is_refused_before_serving(
+    log_url: str, message: str, workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _code, err = _refused(["-w", str(workspace), "serve", "--wait-for-model", "--log-url", log_url], capsys)
+    assert message in err
+
+
+def test_an_unparseable_repositories_variable_names_the_variable(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DEFECTOPS_SERVE_REPOSITORIES", "{bad")
+    code, err = _refused(["-w", str(workspace), "serve"], capsys)
+    assert code == 2
+    assert err.startswith("error: invalid setting DEFECTOPS_SERVE_REPOSITORIES: not parseable, expected JSON")
+
+
+def test_an_unknown_model_is_refused_instead_of_served_as_503(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _refused(["-w", str(workspace), "serve", "--model-name", "nope"], capsys)
+    assert err == (
+        "error: model 'nope' is not registered (nothing is registered yet); train one with `defectops run`, "
+        "name another with --model-name, or start anyway with --wait-for-model"
+    )
+    assert code == 7
+
+
+def test_a_malformed_repository_option_is_refused(
+    workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _code, err = _refused(["-w", str(workspace), "serve", "--repository", "flask"], capsys)
+    assert err == "error: --repository 'flask': use ID=PATH, e.g. --repository flask=/srv/clones/flask"
+
+
+def test_an_unknown_model_kind_is_refused_before_mining(
+    tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = RepoBuilder.create(tmp_path / "repo")
+    repo.commit("init", {"a.py": "x = 1\n"})
+    code, err = _refused(
+        ["-w", str(workspace), "run", "--repo", str(repo.path), "--model", "xgboost"], capsys
+    )
+    assert err == "error: unknown model 'xgboost': choose one of lightgbm, logreg, rf, online, text"
+    assert code == 2
+    assert not (workspace / "state").exists()  # nothing was mined
