@@ -15,7 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from defectops.cli.heal import heal, scheduler
-from defectops.errors import InputError, ModelError
+from defectops.errors import InputError, ModelError, NotFoundError
 from defectops.pipeline.scheduler import run_scheduler
 from defectops.registry.tracking import TrackingConfig
 from heal_world import heal_tracking, mlflow_environment_restored
@@ -139,10 +139,12 @@ def test_scheduler_runs_cycles_until_max_cycles(environment: Path) -> None:
     assert documents[0]["cycle_id"] != documents[1]["cycle_id"]
 
 
-def test_heal_needs_a_model_name_or_a_repository(environment: Path) -> None:
+def test_heal_without_a_model_or_repository_needs_a_champion_somewhere(environment: Path) -> None:
     result = CliRunner().invoke(app(), ["heal", "--once"])
-    assert isinstance(result.exception, InputError)
-    assert "--model-name" in str(result.exception)
+    assert isinstance(result.exception, NotFoundError)
+    assert str(result.exception) == (
+        "no registered model has a champion yet: run `defectops run --repo PATH`, or give --model-name"
+    )
 
 
 def test_bad_gate_option_is_refused(environment: Path) -> None:

@@ -51,6 +51,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
+    ctx: typer.Context,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show tracebacks on errors.")] = False,
     workspace: Annotated[
         Path | None,
@@ -69,6 +70,7 @@ def _root(
 
     # The one settings tree of this invocation; commands read it with cli._support.app_settings().
     use_settings(Settings(workspace=workspace) if workspace is not None else Settings())
+    ctx.call_on_close(lambda: use_settings(None))  # nothing outlives this invocation (tests, notebooks)
 
 
 app.command("mine")(mine)
