@@ -7,6 +7,7 @@ that only deleted a file, an empty commit (no file at all), and a merge commit t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -128,7 +129,7 @@ def test_markdown_escape() -> None:
 
 
 def test_sarif_has_the_required_fields_and_one_result_per_located_commit(report: PredictionReport) -> None:
-    doc = render_sarif(report, information_uri="https://example.org/defectops")
+    doc = render_sarif(report, information_uri="https://example.org/defectops", min_band=RiskBand.LOW)
     assert json.loads(json.dumps(doc)) == doc  # plain JSON types only
     assert doc["version"] == "2.1.0"
     assert doc["$schema"] == SARIF_SCHEMA
@@ -219,20 +220,70 @@ def test_sarif_has_the_required_fields_and_one_result_per_located_commit(report:
     }
 
 
+@pytest.mark.parametrize(
+    ("min_band", "expected"),
+    [
+        (None, [HIGH, MEDIUM]),  # the default: medium and high
+        (RiskBand.MEDIUM, [HIGH, MEDIUM]),
+        (RiskBand.HIGH, [HIGH]),
+        (RiskBand.LOW, [HIGH, MEDIUM, LOW]),
+    ],
+)
+def test_sarif_reports_the_bands_from_min_band_up(
+    report: PredictionReport, min_band: RiskBand | None, expected: list[str]
+) -> None:
+    doc = render_sarif(report) if min_band is None else render_sarif(report, min_band=min_band)
+    run = doc["runs"][0]
+    assert [r["properties"]["commit"] for r in run["results"]] == expected
+    assert run["properties"]["minRiskBand"] == (min_band or RiskBand.MEDIUM).value
+    assert len(run["tool"]["driver"]["rules"]) == 3  # rule indexes stay the same whatever is reported
+
+
 def test_github_workflow_commands_exactly(report: PredictionReport) -> None:
     assert render_github(report) == [
         "111111111111 high 0.912",
         "::error file=src/parser.py,line=1,title=defectops%3A high defect risk (0.91)::Commit 111111111111 "
         '"Add parser | fast <b>": probability 0.912 (threshold 0.500). Reasons: many lines added (la=812) raised '
-        "the risk; few files changed (nf=2) lowered the risk.",
+        "the risk; few files changed (nf=2) lowered the risk. Fails --fail-on medium: in the medium or high band "
+        "(probability at or above 0.200).",
         "222222222222 medium 0.300",
-        "::warning file=lib/a%2Cb.py,line=7,title=defectops%3A medium defect risk (0.30)::Commit 222222222222 "
+        "::error file=lib/a%2Cb.py,line=7,title=defectops%3A medium defect risk (0.30)::Commit 222222222222 "
         "\"Use @bob's helper, 50%25 faster\": probability 0.300 (threshold 0.500). Reasons: the author's "
-        "experience (exp=3) raised the risk.",
+        "experience (exp=3) raised the risk. Fails --fail-on medium: in the medium or high band (probability "
+        "at or above 0.200).",
         "333333333333 low 0.050",
         "444444444444 low 0.040",
         "defectops: 4 commit(s) scored: 1 high, 1 medium, 2 low; 1 merge commit(s) not scored",
     ]
+
+
+def test_github_medium_is_a_warning_when_it_does_not_fail_the_run(report: PredictionReport) -> None:
+    lines = render_github(dataclasses.replace(report, fail_on=None))
+    assert lines[3].startswith("::warning file=lib/a%2Cb.py,line=7,")
+    assert not any("Fails --fail-on" in line for line in lines)
+
+
+def test_github_every_failing_commit_is_an_error_even_in_the_low_band(report: PredictionReport) -> None:
+    """``--fail-on any --threshold 0.01``: low-band commits fail the run, so each carries an ``::error``, with a
+    location when the commit left a changed file and without one when it only deleted files or changed none."""
+    flagged = tuple(
+        dataclasses.replace(c, scored=dataclasses.replace(c.scored, threshold=0.01, risk=True))
+        for c in report.commits
+    )
+    lines = render_github(dataclasses.replace(report, commits=flagged, threshold=0.01, fail_on=FailOn.ANY))
+    errors = [line for line in lines if line.startswith("::")]
+    assert len(errors) == 4
+    assert all(line.startswith("::error ") for line in errors)
+    why = "Fails --fail-on any: flagged risky (probability at or above the threshold 0.010)."
+    assert all(line.endswith(why) for line in errors)
+    assert errors[2] == (
+        "::error title=defectops%3A low defect risk (0.05)::Commit 333333333333 "
+        f'"Docs": probability 0.050 (threshold 0.010). {why}'
+    )
+    assert errors[3] == (
+        "::error title=defectops%3A low defect risk (0.04)::Commit 444444444444 "
+        f'"Empty _marker_": probability 0.040 (threshold 0.010). {why}'
+    )
 
 
 def test_github_escaping() -> None:

@@ -88,7 +88,10 @@ def test_range_json_scores_each_commit_with_its_hand_counted_metrics(
 
 
 def test_fail_on_high_exits_10_after_printing_the_report(
-    cli: Cli, risky_repo: RepoBuilder, tiny_model_dir: Path
+    cli: Cli,
+    risky_repo: RepoBuilder,
+    tiny_model_dir: Path,
+    probability: Callable[[float, float, float], float],
 ) -> None:
     shas = risky_repo.shas
     risky = cli(
@@ -97,7 +100,12 @@ def test_fail_on_high_exits_10_after_printing_the_report(
     )  # fmt: skip
     assert risky.code == RISK_EXIT_CODE == 10
     assert f"Fail-on `high`: 1 commit reached it: `{shas[2][:12]}`." in risky.out
-    assert risky.err.strip().splitlines()[-1] == f"error: 1 commit(s) reached --fail-on high: {shas[2][:12]}"
+    assert (
+        risky.err.strip()
+        .splitlines()[-1]
+        .startswith("error: 1 commit(s) reached --fail-on high, in the high band (probability at or above ")
+    )
+    assert risky.err.strip().endswith(f": {shas[2][:12]} ({probability(*COUNTS[2]):.3f})")
     calm = cli(
         "predict", "--repo", str(risky_repo.path), "--commit", shas[3], "--model-dir", str(tiny_model_dir),
         "--fail-on", "high",
@@ -111,6 +119,30 @@ def test_fail_on_high_exits_10_after_printing_the_report(
     assert flagged.code == 10
 
 
+def test_threshold_failure_in_github_format_annotates_every_failing_commit(
+    cli: Cli, risky_repo: RepoBuilder, tiny_model_dir: Path
+) -> None:
+    """``--threshold 0.01 --fail-on any``: a low-band commit above 0.01 fails the run too, and says so."""
+    risky_repo.commit("Add helpers", {"src/helpers.py": lines(60)}, days=1)  # (60, 0, 1): about 0.07, low
+    shas = risky_repo.shas
+    result = cli(
+        "predict", "--repo", str(risky_repo.path), "--range", f"{shas[1]}..{shas[4]}", "--model-dir",
+        str(tiny_model_dir), "--format", "github", "--threshold", "0.01", "--fail-on", "any",
+    )  # fmt: skip
+    assert result.code == RISK_EXIT_CODE, result
+    errors = [line for line in result.out.splitlines() if line.startswith("::")]
+    why = "Fails --fail-on any: flagged risky (probability at or above the threshold 0.010)."
+    # c2 (high) and c4 (low, 0.07) fail; c3 (about 0.0001) does not and gets no annotation
+    assert len(errors) == 2, result.out
+    assert errors[0].startswith("::error file=src/parser.py,line=1,title=defectops%3A high defect risk")
+    assert errors[1].startswith("::error file=src/helpers.py,line=1,title=defectops%3A low defect risk")
+    assert all(line.endswith(why) for line in errors)
+    one_line_error(
+        result, RISK_EXIT_CODE, "2 commit(s) reached --fail-on any, flagged risky (probability at or above "
+        f"the threshold 0.010): {shas[2][:12]} ("
+    )  # fmt: skip
+
+
 def test_github_format_writes_annotations_and_summary(
     cli: Cli, risky_repo: RepoBuilder, tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -120,7 +152,7 @@ def test_github_format_writes_annotations_and_summary(
     shas = risky_repo.shas
     result = cli(
         "predict", "--repo", str(risky_repo.path), "--range", f"{shas[1]}..{shas[3]}", "--model-dir",
-        str(tiny_model_dir), "--format", "github", "--sarif-file", str(sarif),
+        str(tiny_model_dir), "--format", "github", "--sarif-file", str(sarif), "--sarif-min-band", "low",
     )  # fmt: skip
     assert result.code == 0, result
     lines_out = result.out.splitlines()
@@ -148,7 +180,12 @@ def test_sarif_and_table_on_stdout(cli: Cli, risky_repo: RepoBuilder, tiny_model
     assert sarif.code == 0, sarif
     doc = json.loads(sarif.out)  # the whole stdout is the SARIF document
     assert doc["version"] == "2.1.0"
-    assert len(doc["runs"][0]["results"]) == 1
+    assert doc["runs"][0]["results"] == []  # HEAD is a low-risk commit: no alert by default
+    low = cli(
+        "predict", "--repo", str(risky_repo.path), "--model-dir", str(tiny_model_dir), "--format", "sarif",
+        "--sarif-min-band", "low",
+    )  # fmt: skip
+    assert [r["ruleId"] for r in json.loads(low.out)["runs"][0]["results"]] == ["defectops/low-risk-change"]
     table = cli("predict", "--repo", str(risky_repo.path), "--model-dir", str(tiny_model_dir))
     assert table.code == 0, table
     assert risky_repo.shas[3][:12] in table.out
@@ -280,6 +317,7 @@ def test_shallow_clone_missing_the_parent_is_a_clear_error(
         (["--commit", "HEAD", "--range", "HEAD~1..HEAD"], 2, "either --commit or --range"),
         (["--format", "xml"], 2, "--format 'xml' is not one of table|json|markdown|sarif|github"),
         (["--fail-on", "low"], 2, "--fail-on 'low' is not one of high|medium|any"),
+        (["--sarif-min-band", "any"], 2, "--sarif-min-band 'any' is not one of low|medium|high"),
         (["--threshold", "1.5"], 2, "--threshold must be within [0, 1]"),
         (["--top-k", "0"], 2, "--top-k must be at least 1"),
         (["--state", "/nonexistent/state.sqlite"], 4, "no such state file"),

@@ -130,6 +130,16 @@ class PredictionReport:
             band.value: counter.get(band.value, 0) for band in (RiskBand.HIGH, RiskBand.MEDIUM, RiskBand.LOW)
         }
 
+    def fail_condition(self) -> str:
+        """What ``--fail-on`` asks of a commit, in words (empty without it)."""
+        if self.fail_on is FailOn.HIGH:
+            return f"in the high band (probability at or above {self.model.bands.high:.3f})"
+        if self.fail_on is FailOn.MEDIUM:
+            return f"in the medium or high band (probability at or above {self.model.bands.medium:.3f})"
+        if self.fail_on is FailOn.ANY:
+            return f"flagged risky (probability at or above the threshold {self.threshold:.3f})"
+        return ""
+
     def failing(self) -> list[CommitPrediction]:
         """The commits that meet ``--fail-on`` (none without it)."""
         if self.fail_on is None:

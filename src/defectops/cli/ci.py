@@ -21,6 +21,7 @@ from defectops.errors import InputError
 
 if TYPE_CHECKING:
     from defectops.ci import OutputFormat, PredictionReport
+    from defectops.training import RiskBand
 
 
 def predict(
@@ -103,6 +104,13 @@ def predict(
     sarif_file: Annotated[
         Path | None, typer.Option("--sarif-file", help="Also write SARIF to this file.", show_default=False)
     ] = None,
+    sarif_min_band: Annotated[
+        str,
+        typer.Option(
+            "--sarif-min-band",
+            help="Lowest risk band that gets a SARIF result (a code-scanning alert): low | medium | high.",
+        ),
+    ] = "medium",
     markdown_file: Annotated[
         Path | None,
         typer.Option(
@@ -122,9 +130,11 @@ def predict(
         store_predictions,
     )
     from defectops.config import Workspace
+    from defectops.training import RiskBand
 
     fmt = parse_choice(OutputFormat, output_format, "--format")
     fail = None if fail_on is None else parse_choice(FailOn, fail_on, "--fail-on")
+    min_band = parse_choice(RiskBand, sarif_min_band, "--sarif-min-band")
     request = PredictRequest(
         repo=repo,
         commits=tuple(commit or ()),
@@ -146,9 +156,9 @@ def predict(
     report = run_predict(request, source, workspace, storage=settings.storage, note=_note)
     now = datetime.now(UTC)
     information_uri = settings.report.information_uri
-    _emit(report, fmt, information_uri, settings.github.step_summary)
+    _emit(report, fmt, information_uri, settings.github.step_summary, min_band)
     if sarif_file is not None:
-        _write(sarif_file, json.dumps(_sarif(report, information_uri), indent=2) + "\n")
+        _write(sarif_file, json.dumps(_sarif(report, information_uri, min_band), indent=2) + "\n")
     if markdown_file is not None:
         from defectops.ci import render_markdown
 
@@ -158,8 +168,10 @@ def predict(
         _note(f"wrote {len(keys)} prediction file(s) to {store}")
     failing = report.failing()
     if failing and fail is not None:
-        shas = ", ".join(c.short_sha for c in failing)
-        raise RiskFoundError(f"{len(failing)} commit(s) reached --fail-on {fail.value}: {shas}")
+        shas = ", ".join(f"{c.short_sha} ({c.scored.probability:.3f})" for c in failing)
+        raise RiskFoundError(
+            f"{len(failing)} commit(s) reached --fail-on {fail.value}, {report.fail_condition()}: {shas}"
+        )
 
 
 def _note(message: str) -> None:
@@ -169,10 +181,10 @@ def _note(message: str) -> None:
     stderr.print(f"[dim]{escape(message)}[/]", highlight=False)
 
 
-def _sarif(report: PredictionReport, information_uri: str | None) -> dict[str, Any]:
+def _sarif(report: PredictionReport, information_uri: str | None, min_band: RiskBand) -> dict[str, Any]:
     from defectops.ci import DEFAULT_INFORMATION_URI, render_sarif
 
-    return render_sarif(report, information_uri=information_uri or DEFAULT_INFORMATION_URI)
+    return render_sarif(report, information_uri=information_uri or DEFAULT_INFORMATION_URI, min_band=min_band)
 
 
 def _write(path: Path, text: str) -> None:
@@ -184,7 +196,11 @@ def _write(path: Path, text: str) -> None:
 
 
 def _emit(
-    report: PredictionReport, fmt: OutputFormat, information_uri: str | None, step_summary: str | None
+    report: PredictionReport,
+    fmt: OutputFormat,
+    information_uri: str | None,
+    step_summary: str | None,
+    min_band: RiskBand,
 ) -> None:
     from defectops.ci import OutputFormat
 
@@ -197,7 +213,7 @@ def _emit(
 
         sys.stdout.write(render_markdown(report))
     elif fmt is OutputFormat.SARIF:
-        sys.stdout.write(json.dumps(_sarif(report, information_uri), indent=2) + "\n")
+        sys.stdout.write(json.dumps(_sarif(report, information_uri, min_band), indent=2) + "\n")
     elif fmt is OutputFormat.GITHUB:
         from defectops.ci import append_summary, render_github
 

@@ -2,7 +2,9 @@
 
 Each high-risk commit becomes an ``::error`` annotation and each medium-risk commit a ``::warning``, on the
 commit's file with the most churn at the first line it added (GitHub shows them in the run and on the pull
-request's diff). Low-risk commits get a plain log line only. The job summary is the markdown report, appended
+request's diff). Low-risk commits get a plain log line only, unless they fail the run: every commit that meets
+``--fail-on`` (``any`` with a low ``--threshold`` flags low-band commits too) is an ``::error`` saying why,
+without ``file=`` when the commit changed no file. The job summary is the markdown report, appended
 to the file ``$GITHUB_STEP_SUMMARY`` names.
 
 Every line written starts with a commit sha, ``defectops:`` or ``::``: text taken from a commit (its subject)
@@ -31,7 +33,7 @@ def escape_property(text: str) -> str:
     return escape_data(text).replace(":", "%3A").replace(",", "%2C")
 
 
-def _annotation(commit: CommitPrediction, report: PredictionReport, command: str) -> str:
+def _annotation(commit: CommitPrediction, report: PredictionReport, command: str, fails: bool) -> str:
     p = commit.scored.probability
     title = f"defectops: {commit.band.value} defect risk ({p:.2f})"
     properties = []
@@ -48,17 +50,22 @@ def _annotation(commit: CommitPrediction, report: PredictionReport, command: str
         message += f" Reasons: {reasons}."
     for note in commit.notes:
         message += f" Note: {note}."
+    if fails and report.fail_on is not None:
+        message += f" Fails --fail-on {report.fail_on.value}: {report.fail_condition()}."
     return f"::{command} {','.join(properties)}::{escape_data(message)}"
 
 
 def render_github(report: PredictionReport) -> list[str]:
-    """The lines to print: per commit a log line, and an annotation for the medium and high bands."""
+    """The lines to print: per commit a log line, and an annotation for the medium and high bands and for
+    every commit that fails the run."""
     lines = []
+    failing = {c.sha for c in report.failing()}
     for commit in report.commits:
         lines.append(f"{commit.short_sha} {commit.band.value} {commit.scored.probability:.3f}")
-        command = _COMMAND.get(commit.band)
+        fails = commit.sha in failing
+        command = "error" if fails else _COMMAND.get(commit.band)
         if command is not None:
-            lines.append(_annotation(commit, report, command))
+            lines.append(_annotation(commit, report, command, fails))
     counts = report.counts()
     lines.append(
         f"defectops: {len(report.commits)} commit(s) scored: {counts['high']} high, "

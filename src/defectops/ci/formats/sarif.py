@@ -1,11 +1,12 @@
 """``--format sarif``: SARIF 2.1.0 for GitHub code scanning (``github/codeql-action/upload-sarif``).
 
 One rule per risk band (``defectops/high-risk-change`` error, ``medium`` warning, ``low`` note) and one result
-per scored commit. A result's locations are the commit's files with the most churn that still exist after it
-(GitHub shows the first), at the first line the commit added there. ``partialFingerprints`` carry the commit
-sha, so the same commit scored again (same band, same rule) matches its earlier alert instead of opening a new
-one. ``properties`` hold the
-probability, band, threshold, model and the reasons (machine-readable and in words).
+per scored commit in ``min_band`` or above (``medium`` by default: a low-risk commit is not worth a
+code-scanning alert). A result's locations are the commit's files with the most churn that still exist after
+it (GitHub shows the first), at the first line the commit added there. ``partialFingerprints`` carry the
+commit sha, so the same commit scored again (same band, same rule) matches its earlier alert instead of
+opening a new one. ``properties`` hold the probability, band, threshold, model and the reasons
+(machine-readable and in words).
 
 A commit that only deleted files has nothing left to point at; its result points at the first deleted file
 (GitHub then lists the alert without a code view). A commit that changed no file at all (``--allow-empty``)
@@ -108,13 +109,19 @@ def _message(commit: CommitPrediction, report: PredictionReport) -> str:
 
 
 def render_sarif(
-    report: PredictionReport, *, information_uri: str = DEFAULT_INFORMATION_URI
+    report: PredictionReport,
+    *,
+    information_uri: str = DEFAULT_INFORMATION_URI,
+    min_band: RiskBand = RiskBand.MEDIUM,
 ) -> dict[str, Any]:
-    """The SARIF log (a JSON-ready dict) of one predict run."""
+    """The SARIF log (a JSON-ready dict) of one predict run: a result per commit in ``min_band`` or above."""
     rule_index = {band: i for i, band in enumerate(_ORDER)}
+    reported = _ORDER[: rule_index[min_band] + 1]
     results = []
     skipped = []
     for commit in report.commits:
+        if commit.band not in reported:
+            continue
         locations = _locations(commit)
         if not locations:
             skipped.append(commit.sha)
@@ -157,6 +164,7 @@ def render_sarif(
             "revisions": list(report.revisions),
             "skippedMerges": list(report.skipped_merges),
             "commitsWithoutFiles": skipped,
+            "minRiskBand": min_band.value,
         },
     }
     return {"$schema": SARIF_SCHEMA, "version": SARIF_VERSION, "runs": [run]}
