@@ -43,3 +43,13 @@ def print_json(document: Any) -> None:
     """Write one JSON document to stdout (never Rich-formatted, so it stays parseable)."""
     sys.stdout.write(json.dumps(_clean(document), default=_default, indent=2, sort_keys=False) + "\n")
     sys.stdout.flush()
+
+
+#: Width of tables written to a pipe or file: Rich would use 80 columns there and cut model names and
+#: reasons short with "…"; a file has no right margin.
+PIPE_WIDTH = 240
+
+
+def print_table(renderable: Any) -> None:
+    """A Rich table on stdout: as wide as the terminal, or :data:`PIPE_WIDTH` when stdout is not one."""
+    stdout.print(renderable, width=None if stdout.is_terminal else PIPE_WIDTH)

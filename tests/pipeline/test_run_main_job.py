@@ -24,7 +24,9 @@ from gitrepo import RepoBuilder
 
 def run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
     main(args)
-    return json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    assert "Successfully registered" not in captured.err  # MLflow's own chatter stays out of --json/--quiet
+    return json.loads(captured.out)
 
 
 def test_main_job_trains_registers_gates_and_reports(
@@ -96,6 +98,10 @@ def test_main_job_trains_registers_gates_and_reports(
     assert second["registry"]["gate"] == "not run"
     assert second["registry"]["promoted"] is False
     assert second["registry"]["champion_version"] == 1
+    # each run keeps its own report; report.html beside them is the latest
+    assert Path(second["report"]) != report
+    assert report.is_file()
+    assert (report.parent / "report.html").read_text() == Path(second["report"]).read_text()
 
 
 def test_training_part_sees_only_labels_known_when_the_window_began(

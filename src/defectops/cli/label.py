@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from defectops.cli._support import app_settings, parse_time_option
-from defectops.console import print_json, stderr, stdout
+from defectops.console import print_json, print_table, stderr
 from defectops.errors import InputError
 
 if TYPE_CHECKING:
@@ -158,4 +158,4 @@ def _print_summary(summary: LabelSummary) -> None:
     if summary.labels_path:
         table.add_row("labels file", str(summary.labels_path))
         table.add_row("links file", str(summary.links_path))
-    stdout.print(table)
+    print_table(table)

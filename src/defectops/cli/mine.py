@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from defectops.cli._support import app_settings, parse_time_option
-from defectops.console import print_json, stderr, stdout
+from defectops.console import print_json, print_table, stderr, stdout
 from defectops.errors import InputError
 
 
@@ -191,7 +191,7 @@ def _print_summary(document: dict[str, Any]) -> None:
         table.add_row(key, str(value))
     if "out" in document:
         table.add_row("out", f"{document['out']} ({document['out_rows']} rows)")
-    stdout.print(table)
+    print_table(table)
 
 
 def _print_scores(frame: Any, json_output: bool) -> None:
@@ -209,7 +209,7 @@ def _print_scores(frame: Any, json_output: bool) -> None:
     table = Table("sha", *METRIC_NAMES)
     for record in records:
         table.add_row(record["sha"][:12], *(_fmt(record[m]) for m in METRIC_NAMES))
-    stdout.print(table)
+    print_table(table)
 
 
 def _plain(value: Any) -> Any:
@@ -239,7 +239,7 @@ def _print_many(summary: dict[str, Any]) -> None:
             item["repo"], str(item.get("commits", "")), str(item.get("new_commits", "")),
             str(item.get("seconds", "")), item.get("error") or "ok",
         )  # fmt: skip
-    stdout.print(table)
+    print_table(table)
 
 
 def state_export(

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from defectops.cli._support import app_settings
-from defectops.console import print_json, stdout
+from defectops.console import print_json, print_table, stdout
 from defectops.errors import NotFoundError
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def models_list(
                 _v(model.latest_version),
                 str(model.versions),
             )
-        stdout.print(table)
+        print_table(table)
         return
 
     if _nothing_registered(registry):
@@ -94,7 +94,7 @@ def models_list(
             v.created_at.strftime("%Y-%m-%d %H:%M") if v.created_at else "-",
             (v.run_id or "-")[:12],
         )
-    stdout.print(table)
+    print_table(table)
     if history:
         _print_history(name, events)
 
@@ -211,4 +211,4 @@ def _print_history(name: str, events: list[AuditEvent]) -> None:
             e.who,
             e.why,
         )
-    stdout.print(table)
+    print_table(table)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from defectops.cli._support import app_settings
-from defectops.console import print_json, stdout
+from defectops.console import print_json, print_table, stdout
 
 if TYPE_CHECKING:
     from defectops.monitoring import AlertReport, MonitoringResult
@@ -144,7 +144,7 @@ def _print_summary(result: MonitoringResult, html_path: Path | None, alerts: Ale
             _num(f.psi),
             "[red]yes[/]" if f.drift_detected else "no",
         )
-    stdout.print(table)
+    print_table(table)
     if result.multivariate is not None:
         mv = result.multivariate
         stdout.print(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -13,6 +14,10 @@ from defectops.console import print_json, stderr, stdout
 
 if TYPE_CHECKING:
     from defectops.pipeline import RunResult
+
+
+#: Commits the summary lists (the riskiest of ``--recent``); the report lists all of them.
+SUMMARY_COMMITS = 5
 
 
 def run(
@@ -58,13 +63,23 @@ def run(
         workers=workers,
     )
     started = datetime.now(UTC)
+    last: list[tuple[str, float]] = []  # the step in progress and when it began (monotonic seconds)
 
     def step(message: str) -> None:
-        if not (quiet or json_output):
-            elapsed = (datetime.now(UTC) - started).total_seconds()
-            stderr.print(f"[dim]{elapsed:6.1f}s[/] {message}", highlight=False)
+        """Say when a step ends and how long it took, then which step starts (not cumulative times)."""
+        if quiet or json_output:
+            return
+        now = time.monotonic()
+        if last:
+            name, began = last.pop()
+            stderr.print(f"[dim]{name} took {now - began:.1f} s[/]", highlight=False)
+        last.append((message, now))
+        stderr.print(f"[dim]{message} …[/]", highlight=False)
 
     result = run_job(options, settings, now=started, step=step)
+    if last and not (quiet or json_output):
+        name, began = last.pop()
+        stderr.print(f"[dim]{name} took {time.monotonic() - began:.1f} s[/]", highlight=False)
     if json_output:
         document = result.as_dict()
         document["seconds"] = round((datetime.now(UTC) - started).total_seconds(), 2)
@@ -96,7 +111,11 @@ def _print(result: RunResult) -> None:
         f"({registry.gate_reason}); champion: v{registry.champion_version}",
         highlight=False,
     )
-    for item in sorted(result.recent, key=lambda r: -r.scored.probability)[:5]:
+    shown = sorted(result.recent, key=lambda r: -r.scored.probability)[:SUMMARY_COMMITS]
+    if shown:
+        more = f" (all {len(result.recent)} in the report)" if len(result.recent) > len(shown) else ""
+        stdout.print(f"riskiest {len(shown)} of the {len(result.recent)} most recent commits{more}:")
+    for item in shown:
         scored = item.scored
         reasons = ", ".join(f"{r.feature} {r.direction}" for r in scored.reasons[:2])
         stdout.print(

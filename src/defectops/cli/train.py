@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from defectops.cli._support import app_settings
-from defectops.console import print_json, stdout
+from defectops.console import print_json, print_table, stdout
 from defectops.errors import InputError
 
 _MAPPING_HELP = "Column mapping: a preset (kamei, openstack, canonical), a JSON file, or inline JSON."
@@ -48,7 +48,7 @@ def _metrics_table(title: str, metrics: dict[str, float], counts: dict[str, int]
     for key in METRIC_KEYS:
         value = metrics.get(key, float("nan"))
         table.add_row(key, "n/a" if value != value else (f"{value:.0f}" if key == "ifa" else f"{value:.4f}"))
-    stdout.print(table)
+    print_table(table)
     stdout.print(
         f"changes {counts.get('n', 0)} (defect-inducing {counts.get('n_defective', 0)}, clean "
         f"{counts.get('n_clean', 0)}); tp {counts.get('tp', 0)} fp {counts.get('fp', 0)} "

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -200,7 +200,10 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
         return RunResult(repo=str(repo.path), mined=mined, labelled=labelled.summary, reason=str(exc))
     table_now, test = candidate.table_now, candidate.window
 
-    report_path = options.report or workspace.root / "reports" / repo.repo_id() / "report.html"
+    # One report per run, named by its time, so a second run never overwrites the first; report.html beside
+    # them is always the latest.
+    report_dir = workspace.root / "reports" / repo.repo_id()
+    report_path = options.report or report_dir / f"report-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.html"
     importance = candidate.model.importance(table_now.iloc[-2000:])
     plots = render_plots(
         y_true=test[LABEL].to_numpy(dtype=np.float64),
@@ -249,6 +252,8 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
     )
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(page, encoding="utf-8")
+    if options.report is None:
+        (report_dir / "report.html").write_text(page, encoding="utf-8")
     return RunResult(
         repo=str(repo.path),
         mined=mined,

@@ -14,6 +14,9 @@ guessing.
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -53,6 +56,9 @@ class GateOutcome(BaseModel):
     gate_run_id: str
     promoted: bool
     events: list[AuditEvent]
+
+
+_log = logging.getLogger(__name__)
 
 
 class ModelRegistry(RegistryReader):
@@ -95,8 +101,12 @@ class ModelRegistry(RegistryReader):
             tags[TAG_THRESHOLD] = repr(float(own["threshold"]))
         if own.get("dataset_fingerprint"):
             tags[TAG_FINGERPRINT] = str(own["dataset_fingerprint"])
-        with mlflow_errors(f"cannot register {model_uri} as {name}"):
+        # MLflow prints "Successfully registered model ..." to stderr itself; the command that registers says
+        # what happened in its own words (and --quiet means quiet), so MLflow's lines go to the debug log.
+        said = io.StringIO()
+        with mlflow_errors(f"cannot register {model_uri} as {name}"), contextlib.redirect_stderr(said):
             mv = mlflow.register_model(model_uri, name, tags=tags)
+        _log.debug("%s", said.getvalue().strip())
         version = int(mv.version)
         if alias is not None:
             previous = self.alias_version(name, alias)

@@ -141,13 +141,33 @@ table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;paddin
 """
 
 
+#: What each evaluation key means, shown beside it in the report (docs/evaluation.md has the formulas).
+METRIC_MEANINGS: dict[str, str] = {
+    "roc_auc": "ROC-AUC: chance a defect-inducing commit scores above a clean one",
+    "pr_auc": "PR-AUC: average precision over all thresholds",
+    "f1": "F1 at the model's threshold",
+    "mcc": "Matthews correlation at the threshold (-1 to 1, 0 is chance)",
+    "g_mean": "geometric mean of recall on both classes at the threshold",
+    "brier": "Brier score: mean squared error of the probabilities (lower is better)",
+    "recall_at_20_effort": "share of defect-inducing commits found in the riskiest 20% of changed lines",
+    "effort_at_20_recall": "share of changed lines reviewed, riskiest first, to find 20% of the defects",
+    "popt": "Popt: effort-aware ranking quality against the optimal order (1 is optimal)",
+    "ifa": "initial false alarms: clean commits reviewed before the first defect-inducing one",
+}
+
+
 def _rows(mapping: Mapping[str, Any]) -> str:
     return "".join(
-        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td></tr>" for k, v in mapping.items()
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td>"
+        f"<td class=muted>{html.escape(METRIC_MEANINGS.get(str(k), ''))}</td></tr>"
+        for k, v in mapping.items()
     )
 
 
 def _fmt(value: Any) -> str:
+    """Counts as integers (``174``, not ``174.0000``), other numbers with four decimals or grouped digits."""
+    if isinstance(value, float) and value.is_integer() and abs(value) >= 1:
+        return f"{value:,.0f}"
     if isinstance(value, float):
         return f"{value:.4f}" if abs(value) < 1000 else f"{value:,.0f}"
     return str(value)
