@@ -121,6 +121,9 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     # The CLI speaks for itself: MLflow's progress bars and INFO lines would bury its one-line messages.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    # With a tracking server (MLFLOW_TRACKING_URI=http://...) MLflow writes "View run ... at: URL" to stdout
+    # at the end of every run, which would corrupt the one JSON document of --json.
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
     # MLflow sets its loggers' level from this when it is imported (INFO otherwise), after the lines below.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     import logging
