@@ -244,7 +244,9 @@ def defectops_serve(
         stop(process)
 
 
-def run_cli(args: list[str], env: Mapping[str, str], *, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def run_cli(
+    args: list[str], env: Mapping[str, str], *, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
     """A ``defectops`` command as a child process; raises with its output when it fails."""
     result = subprocess.run(
         [DEFECTOPS, *args], env=dict(env), capture_output=True, text=True, timeout=timeout, check=False

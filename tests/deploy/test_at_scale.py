@@ -88,10 +88,10 @@ def test_the_at_scale_stack_runs_as_one_system(postgres_server_url: str, tmp_pat
 
         # 1. The main job against the tracking server: champion v1.
         first = json.loads(
-            run_cli(["run", "--repo", str(repo.path), "--budget-seconds", "0", "--recent", "3", "--json"], env).stdout
+            run_cli(
+                ["run", "--repo", str(repo.path), "--budget-seconds", "0", "--recent", "3", "--json"], env
+            ).stdout
         )
-        model = first["registry"]["name"] if "name" in first["registry"] else None
-        repo_id = first["mine"].get("repo_id") or first.get("repo_id")
         assert first["registry"]["version"] == 1
         assert first["registry"]["champion_version"] == 1
         listed = json.loads(run_cli(["models", "list", "--json"], env).stdout)["models"]
@@ -102,8 +102,18 @@ def test_the_at_scale_stack_runs_as_one_system(postgres_server_url: str, tmp_pat
         # 2. A second version (another model kind), registered through the same server.
         second = json.loads(
             run_cli(
-                ["run", "--repo", str(repo.path), "--model", "logreg", "--budget-seconds", "0", "--recent", "0",
-                 "--json"],
+                [
+                    "run",
+                    "--repo",
+                    str(repo.path),
+                    "--model",
+                    "logreg",
+                    "--budget-seconds",
+                    "0",
+                    "--recent",
+                    "0",
+                    "--json",
+                ],
                 env,
             ).stdout
         )
@@ -126,7 +136,9 @@ def test_the_at_scale_stack_runs_as_one_system(postgres_server_url: str, tmp_pat
             # Feedback, by prediction id and by (repo, commit).
             statuses = []
             for number, prediction_id in enumerate(ids[:20]):
-                answer = client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": number % 2})
+                answer = client.post(
+                    "/v1/feedback", json={"prediction_id": prediction_id, "label": number % 2}
+                )
                 statuses.append(answer.status_code)
             answer = client.post(
                 "/v1/feedback", json={"repo": repo_id, "commit_sha": records[-1]["commit_sha"], "label": 1}
@@ -139,7 +151,8 @@ def test_the_at_scale_stack_runs_as_one_system(postgres_server_url: str, tmp_pat
             assert heal["model_name"] == model
             steps = [r["step"] for r in heal["records"]]
             assert steps[0] == "refresh"
-            assert "monitor" in steps and "decide" in steps, steps
+            assert "monitor" in steps, steps
+            assert "decide" in steps, steps
 
             # 5. Promote the other version through the service, then roll back (both audited).
             other = 2 if champion_before == 1 else 1
@@ -153,7 +166,9 @@ def test_the_at_scale_stack_runs_as_one_system(postgres_server_url: str, tmp_pat
             assert {p["model_version"] for p in answer.json()["predictions"]} == {str(other)}
             ids += [p["prediction_id"] for p in answer.json()["predictions"]]
             answer = client.post(
-                "/v1/models/rollback", json={"why": "at-scale test: roll back", "who": "ci"}, headers=service.headers()
+                "/v1/models/rollback",
+                json={"why": "at-scale test: roll back", "who": "ci"},
+                headers=service.headers(),
             )
             assert answer.status_code == 200, answer.text
             # Both workers follow the control file: every answer comes from the restored champion.
