@@ -43,8 +43,8 @@ def _config(tmp_path: Path, *extra: str, skip: str | None = None) -> subprocess.
             "-f",
             str(COMPOSE_DIR / "compose.yaml"),
             "config",
-        ]
-        + list(extra),
+            *extra,
+        ],
         capture_output=True,
         text=True,
         check=False,
