@@ -69,7 +69,9 @@ def _build_dag() -> object:
     model_name = os.environ.get("DEFECTOPS_MODEL_NAME", "")
     if not repo or not model_name:
         # An import error in Airflow's UI names what is missing; a DAG with a guessed repository would not.
-        raise RuntimeError("defectops_heal: set DEFECTOPS_REPO and DEFECTOPS_MODEL_NAME for the DAG processor")
+        raise RuntimeError(
+            "defectops_heal: set DEFECTOPS_REPO and DEFECTOPS_MODEL_NAME for the DAG processor"
+        )
     image = os.environ.get("DEFECTOPS_IMAGE") or None
     workspace = os.environ.get("DEFECTOPS_WORKSPACE") or None
     commands = cli_commands(repo, model_name)
