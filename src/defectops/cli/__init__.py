@@ -143,7 +143,6 @@ def unparseable_setting(exc: SettingsError) -> ConfigError:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn known errors into one line and an exit code."""
-
     quiet_mlflow()
     try:
         try:

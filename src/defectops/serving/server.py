@@ -105,7 +105,11 @@ def run(settings: Settings, serve: ServeSettings) -> None:
 
 
 def _fresh_metrics_dir(workspace_root: Path) -> Path:
-    path = workspace_root / "serving" / f"prometheus-{os.getpid()}"
+    # Named by host and process: containers that share one workspace volume (Kubernetes pods on a
+    # ReadWriteMany claim, docs/deploy.md) usually run serve under the same PID, and must neither clear nor
+    # share each other's metric files.
+    host = "".join(c if c.isalnum() or c in "-_." else "_" for c in socket.gethostname()) or "host"
+    path = workspace_root / "serving" / f"prometheus-{host}-{os.getpid()}"
     shutil.rmtree(path, ignore_errors=True)
     path.mkdir(parents=True)
     return path
