@@ -1,6 +1,7 @@
 """Datasets: schemas (Pandera), Parquet storage, fingerprints, time-aware splits."""
 
 from defectops.data.columns import CHURN, METRIC_NAMES, PREDICTION_COLUMNS
+from defectops.data.contract import CONTRACT, FeatureSpec, normalise_frame, normalise_inputs
 from defectops.data.external import load_table
 from defectops.data.fingerprint import file_sha256, read_fingerprint
 from defectops.data.labels import (
@@ -20,6 +21,7 @@ __all__ = [
     "CHURN",
     "COMMIT",
     "COMMITS_SCHEMA",
+    "CONTRACT",
     "EFFORT",
     "FEATURES",
     "FILES_SCHEMA",
@@ -30,6 +32,7 @@ __all__ = [
     "PATHS",
     "PREDICTION_COLUMNS",
     "TIME",
+    "FeatureSpec",
     "Split",
     "compute_labels",
     "empty_links",
@@ -39,6 +42,8 @@ __all__ = [
     "label_counts",
     "labels_as_of",
     "load_table",
+    "normalise_frame",
+    "normalise_inputs",
     "random_split",
     "read_fingerprint",
     "read_table",

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from defectops.data import CHURN, PREDICTION_COLUMNS
+from defectops.data import CHURN, PREDICTION_COLUMNS, normalise_frame
 from defectops.errors import InputError
 from defectops.monitoring.drift import classify_feature, feature_drift, prediction_drift
 from defectops.monitoring.drift_pca import PCAReconstructionDrift
@@ -113,6 +113,11 @@ def select_features(
     return chosen, skipped
 
 
+def _with_attrs(frame: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:
+    frame.attrs = dict(source.attrs)
+    return frame
+
+
 def _effort(window: pd.DataFrame) -> FloatArray | None:
     """Review effort per row: ``churn``, else ``la + ld``, else unknown."""
     columns = (["churn"], ["la", "ld"])
@@ -191,6 +196,8 @@ def monitor_window(
     holds one value, else the settings' one).
     """
     cfg = settings or MonitoringSettings()
+    # One type per metric (the feature contract): a window logged before it may hold fix as true/false.
+    reference, window = normalise_frame(reference), _with_attrs(normalise_frame(window), window)
     threshold = _threshold(window, decision_threshold, cfg)
     if len(window) == 0:
         raise InputError("the window is empty: nothing to monitor")

@@ -20,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from defectops.data import normalise_frame
 from defectops.errors import InputError, ModelError
 from defectops.predlog import CheckedInputs, InputValue, PredictionRecord
 from defectops.serving.deployment import Deployment, ServingModel, route_fraction
@@ -87,9 +88,10 @@ def frame_batch(frame: pd.DataFrame, repo: str, input_columns: Sequence[str]) ->
         return {c: frame[c].fillna("").astype(str).tolist() for c in columns}
 
     present = [c for c in input_columns if c in frame.columns]
+    # The feature contract: mined Int64/boolean metrics are logged as floats, as /v1/predict logs them.
     inputs: list[dict[str, InputValue]] = [
         {str(k): v for k, v in row.items() if not pd.isna(v)}
-        for row in frame.loc[:, present].astype(object).to_dict("records")
+        for row in normalise_frame(frame.loc[:, present]).astype(object).to_dict("records")
     ]
     return RowBatch(
         size=len(frame),
