@@ -15,6 +15,7 @@ from defectops.monitoring.alerts import (
     save_alert_state,
 )
 from defectops.monitoring.monitor import load_frame, monitor_window
+from defectops.monitoring.reference import ReferenceSpan, parse_since, recent_reference
 from defectops.monitoring.report import MonitoringResult, exposition, write_html
 from defectops.monitoring.settings import MonitoringSettings, load_monitoring_settings
 
@@ -22,6 +23,7 @@ __all__ = [
     "AlertReport",
     "MonitoringResult",
     "MonitoringSettings",
+    "ReferenceSpan",
     "exposition",
     "load_alert_settings",
     "load_alert_state",
@@ -29,6 +31,8 @@ __all__ = [
     "load_monitoring_settings",
     "monitor_window",
     "notify_state_change",
+    "parse_since",
+    "recent_reference",
     "save_alert_state",
     "write_html",
 ]
