@@ -7,6 +7,7 @@ interface.
 """
 
 from defectops.pipeline.heal import Healer, HealReport, HealSettings
+from defectops.pipeline.monitor_model import ModelMonitoring, monitor_model, monitored_version
 from defectops.pipeline.run import RegistryStage, RunOptions, RunResult, run
 from defectops.pipeline.scheduler import run_scheduler, utc_now
 
@@ -14,9 +15,12 @@ __all__ = [
     "HealReport",
     "HealSettings",
     "Healer",
+    "ModelMonitoring",
     "RegistryStage",
     "RunOptions",
     "RunResult",
+    "monitor_model",
+    "monitored_version",
     "run",
     "run_scheduler",
     "utc_now",
