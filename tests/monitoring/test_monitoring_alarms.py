@@ -12,7 +12,7 @@ import pytest
 
 from defectops.data import FEATURES
 from defectops.monitoring.monitor import monitor_window
-from defectops.monitoring.trend import MIN_MONTH_ROWS, detrend, fit_slope
+from defectops.monitoring.trend import BINS, MIN_BIN_ROWS, MIN_TREND_ROWS, detrend, fit_slope
 
 NOW = datetime(2026, 12, 3, tzinfo=UTC)
 DAY = pd.Timedelta(days=1)
@@ -38,15 +38,25 @@ def _window(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def test_fit_slope_recovers_a_hand_made_growth() -> None:
-    # 8 months, MIN_MONTH_ROWS rows each on the 15th, log1p(x) = 1 + 0.01 * day -> slope 0.01 per day
-    days = np.repeat(np.arange(8) * 30.0, MIN_MONTH_ROWS)
+    # 12 bins of MIN_BIN_ROWS rows, 30 days apart, log1p(x) = 1 + 0.01 * day -> slope 0.01 per day
+    days = np.repeat(np.arange(BINS) * 30.0, MIN_BIN_ROWS)
     times = pd.Timestamp("2024-01-15", tz="UTC") + pd.to_timedelta(days, unit="D")
-    epoch_days = (times - pd.Timestamp("1970-01-01", tz="UTC")).total_seconds().to_numpy() / 86400
-    history = pd.DataFrame({"exp": np.expm1(1 + 0.01 * epoch_days - 0.01 * epoch_days[0]), "time": times})
-    slope, months = fit_slope(history, "exp", months=24)
-    assert months == 8
+    history = pd.DataFrame({"exp": np.expm1(1 + 0.01 * days), "time": times})
+    slope, commits = fit_slope(history, "exp", months=24)
+    assert commits == BINS * MIN_BIN_ROWS
     assert slope == pytest.approx(0.01, rel=1e-9)
-    assert fit_slope(history.iloc[: 5 * MIN_MONTH_ROWS], "exp", months=24) == (0.0, 0)  # 5 < 6 months
+    assert fit_slope(history.iloc[:-1], "exp", months=24) == (0.0, 0)  # 239 < 12 * 20 commits: no fit
+    # a slow project: the last 24 months hold few commits, so the last MIN_TREND_ROWS are used, however old
+    slow = pd.DataFrame(
+        {
+            "exp": np.expm1(np.linspace(0.0, 2.0, 700)),
+            "time": pd.Timestamp("2016-01-01", tz="UTC")
+            + pd.to_timedelta(np.linspace(0, 3650, 700), unit="D"),
+        }
+    )
+    slope, commits = fit_slope(slow, "exp", months=24)
+    assert commits == MIN_TREND_ROWS
+    assert slope == pytest.approx(2.0 / 3650, rel=1e-6)  # a straight line: every bin's median is on it
 
 
 def test_detrend_removes_the_growth_the_history_shows() -> None:
@@ -54,9 +64,9 @@ def test_detrend_removes_the_growth_the_history_shows() -> None:
     # 0.5 per year in log1p: both become 1.0 after adjusting to the reference's median time
     history = pd.DataFrame(
         {
-            "exp": np.expm1(np.repeat(1 + 0.5 * np.arange(12) / 12, MIN_MONTH_ROWS)),
+            "exp": np.expm1(np.repeat(1 + 0.5 * np.arange(12) / 12, MIN_BIN_ROWS)),
             "time": pd.Timestamp("2024-01-01", tz="UTC")
-            + pd.to_timedelta(np.repeat(np.arange(12) * 365.25 / 12, MIN_MONTH_ROWS), unit="D"),
+            + pd.to_timedelta(np.repeat(np.arange(12) * 365.25 / 12, MIN_BIN_ROWS), unit="D"),
         }
     )
     t0 = pd.Timestamp("2025-01-01", tz="UTC")

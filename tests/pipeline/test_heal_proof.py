@@ -101,7 +101,12 @@ def test_the_loop_detects_drift_retrains_and_promotes_only_a_better_model(stack:
     after = [(when, state) for when, state in monitored if when > DRIFT_DAY]
     assert "drift" in [state for _, state in after[:2]]
     first_train = next(r for r in reports if r.outcome("train") == "shadow")
-    assert days_since_start(first_train.at) <= after[1][0]
+    debug = [
+        (w, st, (r.record("monitor").reason if r.record("monitor") else ""))
+        for r in reports
+        for (w, st) in [(days_since_start(r.at), r.outcome("monitor"))]
+    ]
+    assert days_since_start(first_train.at) <= after[1][0], debug
     train_record = first_train.record("train")
     assert train_record is not None
     assert "drift" in train_record.evidence["triggers"]

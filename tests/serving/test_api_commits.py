@@ -7,6 +7,7 @@ against hand computation, and the probabilities against the model's own predict_
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -108,7 +109,10 @@ def test_score_a_commit_covered_by_the_state(
     with PredictionLog.from_url(f"sqlite:///{tmp_path / 'predictions.db'}") as log:
         [stored] = log.by_commit("hand", repo.shas[1])
     assert stored.prediction_id == answer["prediction_id"]
-    assert set(stored.inputs) == set(C2)  # the 15 change metrics; no commit message for a metrics-only model
+    # the 15 change metrics and the commit's time; no commit message for a metrics-only model
+    assert set(stored.inputs) == {*C2, "commit_time"}
+    authored = bytes(GitRepo.open(repo.path).run("log", "-1", "--format=%at", repo.shas[1])).decode().strip()
+    assert datetime.fromisoformat(str(stored.inputs["commit_time"])).timestamp() == int(authored)
     _assert_inputs(dict(stored.inputs), C2)
 
 

@@ -17,6 +17,7 @@ from defectops.ci.model_source import ModelSource
 from defectops.ci.predict import PredictRequest, run_predict
 from defectops.config import Workspace
 from defectops.data import METRIC_NAMES
+from defectops.git.repo import GitRepo
 from defectops.predlog import PredictionLog
 from defectops.training.risk import RiskBands
 from sample_repos import build_handworked
@@ -36,10 +37,12 @@ def test_both_endpoints_and_predict_log_and_score_the_same_commit_identically(
     mined = client.post("/v1/commits/score", json={"repo": "hand", "range": f"{repo.shas[0]}..{c6}"})
     assert mined.status_code == 200, mined.text
     by_sha = {a["commit_sha"]: a["probability"] for a in mined.json()["predictions"]}
-    # A client sends JSON: the flag as true/false or as 0/1, counts as integers.
+    # A client sends JSON: the flag as true/false or as 0/1, counts as integers, the commit time in its zone.
+    git = GitRepo.open(repo.path)
+    times = {sha: bytes(git.run("log", "-1", "--format=%aI", sha)).decode().strip() for sha in (c2, c6)}
     sent = [
-        {**C2, "fix": True, "repo": "api", "commit_sha": c2},
-        {**C6, "fix": 0, "repo": "api", "commit_sha": c6},
+        {**C2, "fix": True, "repo": "api", "commit_sha": c2, "commit_time": times[c2]},
+        {**C6, "fix": 0, "repo": "api", "commit_sha": c6, "commit_time": times[c6]},
     ]
     answered = client.post("/v1/predict", json={"records": sent, "top_k": 0})
     assert answered.status_code == 200, answered.text
@@ -51,8 +54,9 @@ def test_both_endpoints_and_predict_log_and_score_the_same_commit_identically(
             [from_commits] = log.by_commit("hand", sha)
             [from_predict] = log.by_commit("api", sha)
             assert dict(from_commits.inputs) == dict(from_predict.inputs)
-            assert {type(v) for v in from_commits.inputs.values()} == {float}
-            assert {type(v) for v in from_predict.inputs.values()} == {float}
+            metrics = {k: v for k, v in from_commits.inputs.items() if k != "commit_time"}
+            assert {type(v) for v in metrics.values()} == {float}
+            assert from_commits.inputs["commit_time"].endswith("+00:00")  # ISO 8601 in UTC
             assert from_commits.inputs["fix"] == expected_fix
             assert from_commits.score == from_predict.score
         window = log.window(datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))

@@ -1,6 +1,6 @@
 """Datasets: schemas (Pandera), Parquet storage, fingerprints, time-aware splits."""
 
-from defectops.data.columns import CHURN, METRIC_NAMES, PREDICTION_COLUMNS
+from defectops.data.columns import CHURN, COMMIT_TIME, METRIC_NAMES, PREDICTION_COLUMNS
 from defectops.data.contract import CONTRACT, FeatureSpec, normalise_frame, normalise_inputs
 from defectops.data.external import load_table
 from defectops.data.fingerprint import file_sha256, read_fingerprint
@@ -21,6 +21,7 @@ __all__ = [
     "CHURN",
     "COMMIT",
     "COMMITS_SCHEMA",
+    "COMMIT_TIME",
     "CONTRACT",
     "EFFORT",
     "FEATURES",

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from defectops.data import CHURN, PREDICTION_COLUMNS, normalise_frame
+from defectops.data import CHURN, COMMIT_TIME, PREDICTION_COLUMNS, normalise_frame
 from defectops.errors import InputError
 from defectops.monitoring.alarms import AlarmInputs, alarm_reasons
 from defectops.monitoring.drift import classify_feature, feature_drift, prediction_drift
@@ -39,11 +39,29 @@ from defectops.monitoring.trend import detrend
 #: Columns with a fixed meaning; never treated as model features unless listed explicitly: the prediction
 #: log's fixed columns (from defectops.data.columns, so that monitoring does not import the SQL layer) plus
 #: ``churn``, the review effort (la + ld).
-RESERVED_COLUMNS: frozenset[str] = frozenset({*PREDICTION_COLUMNS, CHURN})
+RESERVED_COLUMNS: frozenset[str] = frozenset({*PREDICTION_COLUMNS, CHURN, COMMIT_TIME})
 
 #: When each window row was predicted (the prediction log's column): the time age-growing features are
-#: detrended to.
+#: detrended to when the row carries no commit time.
 WINDOW_TIME = "created_at"
+#: The column :func:`_window_times` adds: the commit time where logged, else the prediction time.
+_TREND_TIME = "__trend_time__"
+
+
+def _window_times(window: pd.DataFrame) -> pd.DataFrame:
+    """The window with the time each row's age-growing features are compared at: the commit's time where it
+    was logged (a backfill scores old commits today), else when it was predicted (live, the same)."""
+    if WINDOW_TIME not in window.columns and COMMIT_TIME not in window.columns:
+        return window
+    times = pd.Series(pd.NaT, index=window.index, dtype="datetime64[ns, UTC]")
+    if COMMIT_TIME in window.columns:
+        times = pd.to_datetime(window[COMMIT_TIME], utc=True, errors="coerce", format="ISO8601")
+    if WINDOW_TIME in window.columns:
+        times = times.fillna(pd.to_datetime(window[WINDOW_TIME], utc=True))
+    out = window.copy()
+    out[_TREND_TIME] = times
+    return _with_attrs(out, window)
+
 
 #: A text column with more distinct values than this share of its rows is an identifier, not a feature.
 IDENTIFIER_UNIQUE_SHARE = 0.5
@@ -221,14 +239,14 @@ def monitor_window(
     notes: list[str] = []
     trended = detrend(
         reference,
-        window,
+        _window_times(window),
         chosen,
         history=normalise_frame(history) if history is not None else reference,
-        window_time=WINDOW_TIME,
+        window_time=_TREND_TIME,
         months=cfg.trend_months,
     )
     reference, window = trended.reference, _with_attrs(trended.window, window)
-    notes.extend(trended.notes)
+    notes.extend([*trended.notes, *(t.note for t in trended.adjustments)])
     n_tests = len(chosen) + (1 if reference_scores is not None else 0)
     kinds = {name: classify_feature(reference[name], cfg) for name in chosen}
     feature_results = [

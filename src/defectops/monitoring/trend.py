@@ -8,9 +8,10 @@ cycle, with or without a real change. Which metrics these are is part of the fea
 (:attr:`defectops.data.FeatureSpec.grows_with_age`).
 
 How: on the log scale the growth is close to linear in time over a couple of years, so the trend is the
-least-squares slope ``b`` of the monthly median of ``log1p(value)`` against time over the last
-``trend_months`` months of the training history (months with at least :data:`MIN_MONTH_ROWS` commits; at
-least :data:`MIN_MONTHS` of them, else no adjustment and a note). Both samples are then compared as
+least-squares slope ``b`` of the median of ``log1p(value)`` against time over the last ``trend_months`` months
+of the training history, or its last :data:`MIN_TREND_ROWS` commits when those months hold fewer
+(:func:`fit_slope`; a slope within :data:`MIN_T` standard errors of zero is no trend, and the feature is
+compared as it is). Both samples are then compared as
 ``log1p(value) - b * (t - t0)``, with ``t`` the commit time in the reference and the prediction time in the
 window: what the past growth predicts is removed, a change the trend does not explain (a new team of
 authors with no experience, a jump in experience) remains. The slope is fitted on the history, never on the
@@ -29,10 +30,14 @@ from pydantic import BaseModel, ConfigDict
 
 from defectops.data import CONTRACT, TIME
 
-#: Months with fewer commits than this do not enter the trend fit (their median is too noisy).
-MIN_MONTH_ROWS = 20
-#: Fewer usable months than this: no trend is fitted (the feature is compared as it is).
-MIN_MONTHS = 6
+#: The trend is fitted on at least this many of the latest commits, however far back they go.
+MIN_TREND_ROWS = 600
+#: Time-ordered bins of equal size whose medians the trend line goes through.
+BINS = 12
+#: Fewer than ``BINS * MIN_BIN_ROWS`` commits of history: no trend is fitted (compared as it is, with a note).
+MIN_BIN_ROWS = 20
+#: A slope within this many standard errors of zero is no trend (t = 3 with 10 degrees of freedom: p = 0.013).
+MIN_T = 3.0
 #: Seconds per day, for time differences in days.
 DAY = 86_400.0
 
@@ -44,7 +49,7 @@ class TrendAdjustment(BaseModel):
 
     feature: str
     slope_per_year: float
-    months: int
+    commits: int
     shift: float
     note: str
 
@@ -67,29 +72,41 @@ def _days(times: pd.Series) -> np.ndarray:
 
 
 def fit_slope(history: pd.DataFrame, feature: str, months: int) -> tuple[float, int]:
-    """Slope of the monthly median of log1p(feature) per day over the last ``months`` months, and the number
-    of months it rests on (0 when there are fewer than :data:`MIN_MONTHS` usable ones: slope 0)."""
-    times = pd.to_datetime(history[TIME], utc=True)
+    """Slope per day of the median of log1p(feature) against time, and the number of commits it rests on
+    (0 when there are too few: slope 0).
+
+    The commits are those of the last ``months`` months, or the last :data:`MIN_TREND_ROWS` commits when that
+    span holds fewer (a slow project: flask makes about 70 commits a year). They are cut, in time order, into
+    :data:`BINS` bins of equal size; the slope is the least-squares line through each bin's (mean time,
+    median of log1p). Fewer than ``BINS * MIN_BIN_ROWS`` commits: no fit.
+    """
     frame = pd.DataFrame(
         {
-            "month": times.dt.tz_convert(None).dt.to_period("M"),
             "day": _days(history[TIME]),
             "value": np.log1p(pd.to_numeric(history[feature], errors="coerce").clip(lower=0)),
         }
     ).dropna()
-    if frame.empty:
+    frame = frame.sort_values("day", kind="stable")
+    if len(frame) < BINS * MIN_BIN_ROWS:
         return 0.0, 0
-    last = frame["month"].max()
-    frame = frame[frame["month"] > last - months]
-    grouped = frame.groupby("month")
-    monthly = pd.DataFrame(
-        {"n": grouped.size(), "day": grouped["day"].mean(), "median": grouped["value"].median()}
-    )
-    monthly = monthly[monthly["n"] >= MIN_MONTH_ROWS]
-    if len(monthly) < MIN_MONTHS:
+    recent = frame[frame["day"] > frame["day"].iloc[-1] - months * 30.4375]
+    chosen = recent if len(recent) >= MIN_TREND_ROWS else frame.tail(MIN_TREND_ROWS)
+    if len(chosen) < BINS * MIN_BIN_ROWS:
         return 0.0, 0
-    slope = float(np.polyfit(monthly["day"].to_numpy(), monthly["median"].to_numpy(), 1)[0])
-    return slope, len(monthly)
+    bins = np.arange(len(chosen)) * BINS // len(chosen)
+    grouped = chosen.groupby(bins)
+    days, medians = grouped["day"].mean().to_numpy(), grouped["value"].median().to_numpy()
+    if float(np.ptp(days)) <= 0:
+        return 0.0, 0
+    slope, intercept = np.polyfit(days, medians, 1)
+    residuals = medians - (slope * days + intercept)
+    spread = float(np.sum((days - days.mean()) ** 2))
+    error = float(np.sqrt(np.sum(residuals**2) / (len(days) - 2) / spread))
+    if error > 0 and abs(slope) < MIN_T * error:
+        # Not a trend, noise: shifting would move tied counts (ndev = 4 in a fifth of the commits) off their
+        # values and make KS fire on a trend that does not exist.
+        return 0.0, len(chosen)
+    return float(slope), len(chosen)
 
 
 def detrend(
@@ -128,6 +145,17 @@ def detrend(
     adjustments: list[TrendAdjustment] = []
     for feature in growing:
         slope, used = fit_slope(history, feature, months)
+        if used and slope == 0.0:
+            adjustments.append(
+                TrendAdjustment(
+                    feature=feature,
+                    slope_per_year=0.0,
+                    commits=used,
+                    shift=0.0,
+                    note=f"{feature}: no significant growth in the last {used} training commits: as is",
+                )
+            )
+            continue
         shift = slope * (float(np.median(win_days)) - origin)
         for frame, days in ((reference, ref_days), (window, win_days)):
             values = pd.to_numeric(frame[feature], errors="coerce").clip(lower=0)
@@ -135,14 +163,14 @@ def detrend(
         if used:
             note = (
                 f"{feature}: compared on log1p after removing its growth with project age "
-                f"({slope * 365.25:+.3f} per year over the last {used} months of training history; "
+                f"({slope * 365.25:+.3f} per year, fitted on the last {used} training commits; "
                 f"window shifted by {-shift:+.3f})"
             )
         else:
             note = f"{feature}: compared on log1p; too little training history to fit its growth (no shift)"
         adjustments.append(
             TrendAdjustment(
-                feature=feature, slope_per_year=slope * 365.25, months=used, shift=shift, note=note
+                feature=feature, slope_per_year=slope * 365.25, commits=used, shift=shift, note=note
             )
         )
     return Detrended(reference, window, adjustments, [])

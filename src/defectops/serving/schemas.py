@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from defectops.data import CONTRACT, MESSAGE, METRIC_NAMES, PATHS
 
@@ -61,6 +61,11 @@ class ChangeRecord(BaseModel):
     )
     paths: str | None = Field(
         default=None, max_length=1_000_000, description="Changed paths, one a line (text-aware models only)."
+    )
+    commit_time: AwareDatetime | None = Field(
+        default=None,
+        description="When the change was authored (with a zone). Not a model input: logged, so monitoring "
+        "compares the features that grow with project age at the commit's time rather than the request's.",
     )
     commit_sha: Sha | None = Field(default=None, description="Full sha of the commit (needs repo).")
     repo: str | None = Field(default=None, min_length=1, max_length=255, description="Repository name.")
