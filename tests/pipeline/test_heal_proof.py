@@ -93,20 +93,17 @@ def test_the_loop_detects_drift_retrains_and_promotes_only_a_better_model(stack:
     monitored = [(days_since_start(r.at), r.outcome("monitor")) for r in reports]
     trained = [days_since_start(r.at) for r in reports if r.outcome("train") is not None]
 
-    # Before the injection no challenger is made: one drifting window alone is not enough (about 1 drift-free
-    # window in 20 raises a false alarm, this seed has one on day 268; drift_confirmations = 2 in a row).
+    # Before the injection no challenger is made: feature drift alone is diagnosis (docs/monitoring.md), and
+    # an alarm acts only when drift_confirmations = 2 windows in a row raise one.
     assert all(when > DRIFT_DAY for when in trained)
-    # Detection: within the first two cycles after the injection the window drifts, and by then a challenger
-    # is trained because of it and put in shadow.
+    assert all(state != "alarm" for when, state in monitored if when <= DRIFT_DAY)
+    # Detection: within the first two cycles after the injection the window raises an alarm (the first one
+    # holds only 10 drifted days of its 30, so a few features drift: a diagnosis); the next cycle confirms it
+    # and trains a challenger, put in shadow.
     after = [(when, state) for when, state in monitored if when > DRIFT_DAY]
-    assert "drift" in [state for _, state in after[:2]]
+    assert "alarm" in [state for _, state in after[:2]]
     first_train = next(r for r in reports if r.outcome("train") == "shadow")
-    debug = [
-        (w, st, (r.record("monitor").reason if r.record("monitor") else ""))
-        for r in reports
-        for (w, st) in [(days_since_start(r.at), r.outcome("monitor"))]
-    ]
-    assert days_since_start(first_train.at) <= after[1][0], debug
+    assert days_since_start(first_train.at) <= after[2][0]
     train_record = first_train.record("train")
     assert train_record is not None
     assert "drift" in train_record.evidence["triggers"]
