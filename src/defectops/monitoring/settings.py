@@ -145,11 +145,12 @@ class MonitoringSettings(BaseSettings):
         description="A window with fewer predictions never raises an alarm (its drift is still reported).",
     )
     alarm_feature_share: float = Field(
-        default=0.5,
+        default=0.3,
         gt=0,
         le=1,
-        description="Drift of at least this share of the monitored features is an alarm; fewer drifting "
-        "features are a diagnosis, not an alarm.",
+        description="Drift of at least this share of the monitored features (5 of the 14) is an alarm; fewer "
+        "drifting features are a diagnosis, not an alarm. A new team or a change in size moves 5-9 of them "
+        "at once; one or two drift on real repositories in quiet periods.",
     )
     max_performance_drop: float = Field(
         default=0.05,
