@@ -359,8 +359,14 @@ def render_html(result: MonitoringResult) -> str:
         f"{esc(result.generated_at.isoformat())} &middot; reference {result.n_reference} rows &middot; "
         f"window {result.n_window} predictions</p>",
     ]
+    alarm = "alarm" if result.alarm else "no alarm"
+    parts.append(f"<p>Alarm: <span class='badge {'drift' if result.alarm else 'ok'}'>{alarm}</span></p>")
+    if result.alarm_reasons:
+        items = "".join(f"<li>{esc(r)}</li>" for r in result.alarm_reasons)
+        parts.append(f"<h2>Alarm</h2><ul>{items}</ul>")
     if result.reasons:
-        parts.append("<h2>Why</h2><ul>" + "".join(f"<li>{esc(r)}</li>" for r in result.reasons) + "</ul>")
+        items = "".join(f"<li>{esc(r)}</li>" for r in result.reasons)
+        parts.append(f"<h2>Drift (diagnosis)</h2><ul>{items}</ul>")
     parts.append("<h2>Feature drift</h2>")
     plot = _drift_plot(result.features)
     if plot:
