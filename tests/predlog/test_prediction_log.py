@@ -638,3 +638,10 @@ def test_a_window_mixing_flags_logged_as_bool_and_as_number_reads_as_one_float_c
     assert str(window["la"].dtype) == "float64"
     assert window["la"].tolist() == [12.0, 3.0, 1.0]
     window.to_parquet(tmp_path / "window.parquet")  # a mixed object column could not be written
+
+
+def test_from_url_takes_a_path_to_the_sqlite_file(tmp_path: Path) -> None:
+    with PredictionLog.from_url(tmp_path / "sub" / "log.db") as log:
+        assert log.dialect == "sqlite"
+        assert log.url.endswith(f":///{(tmp_path / 'sub' / 'log.db').as_posix()}")
+    assert (tmp_path / "sub" / "log.db").is_file()
