@@ -142,10 +142,16 @@ def test_the_loop_detects_drift_retrains_and_promotes_only_a_better_model(stack:
         old = stack.registry.load(stack.name, version=event.from_version).score(held_out)
         assert roc_auc_score(y, new) > roc_auc_score(y, old)
 
-    # After the promotion the new champion is compared with its own reference: no more drift-driven
-    # retraining of the model that already learnt the new era.
+    # After the promotion the new champion is compared with its own reference. Trained on day 338, its
+    # reference is the 90 days before its 30-day wait (days 218-308), nearly all of the old era, so its windows
+    # may alarm on many features and train one more challenger (docs/self-healing.md, "Limits"); any such
+    # challenger was trained on a confirmed alarm and faces the same gate.
     promoted_at = days_since_start(later[-1].at)
-    assert not [r for r in reports if days_since_start(r.at) > promoted_at and r.outcome("train")]
+    for report in reports:
+        if days_since_start(report.at) > promoted_at and report.outcome("train"):
+            record = report.record("train")
+            assert record is not None
+            assert "drift" in record.evidence["triggers"]
 
 
 def test_a_worse_champion_is_rolled_back(stack: Stack) -> None:
