@@ -21,6 +21,8 @@ from defectops.monitoring.performance import (
 )
 
 SETTINGS = MonitoringSettings()
+#: The hand-worked 8-label window is below the default label minimums; these tests check the arithmetic.
+SMALL = MonitoringSettings(min_realized_labels=3, min_realized_per_class=1)
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
 
@@ -60,7 +62,7 @@ def test_matured_mask_respects_label_time() -> None:
 
 
 def test_realized_performance_by_hand() -> None:
-    result = realized_performance(_window(), now=NOW, settings=SETTINGS)
+    result = realized_performance(_window(), now=NOW, settings=SMALL)
     assert (result.n_window, result.n_matured, result.n_positive, result.n_negative) == (10, 8, 3, 5)
     # threshold .5: predicted positive .9 .8 .7 .6 -> TP 2 (.9, .7), FP 2, FN 1 (.4), TN 3
     assert result.precision == pytest.approx(0.5)
@@ -76,7 +78,9 @@ def test_realized_performance_by_hand() -> None:
     assert result.recall_at_effort == pytest.approx(2 / 3)
     assert result.n_with_effort == 8
     # by risk alone: .9 (churn 10, defective) fits, .8 (50) would make 60 > 40 -> 1 of 3
-    by_risk = realized_performance(_window(), now=NOW, settings=MonitoringSettings(effort_ranking="risk"))
+    by_risk = realized_performance(
+        _window(), now=NOW, settings=SMALL.model_copy(update={"effort_ranking": "risk"})
+    )
     assert by_risk.recall_at_effort == pytest.approx(1 / 3)
 
 
@@ -86,11 +90,40 @@ def test_realized_without_labels_or_one_class() -> None:
     assert empty.roc_auc is None
     assert empty.skipped_reason
     one_class = pd.DataFrame({"score": [0.2, 0.7, 0.4], "label": [0, 0, 0]})
-    result = realized_performance(one_class, now=NOW, settings=SETTINGS)
+    result = realized_performance(one_class, now=NOW, settings=SMALL)
     assert result.roc_auc is None
     assert result.recall is None
     assert result.f1 == 0.0  # FP 1, no TP
     assert result.brier == pytest.approx((0.04 + 0.49 + 0.16) / 3)
+
+
+def test_too_few_labels_are_not_enough_labels_never_a_number() -> None:
+    # 3 matured labels (1 defective, ranked below both clean ones): ROC-AUC would be 0.000 by chance.
+    three = pd.DataFrame({"score": [0.1, 0.8, 0.9], "label": [1, 0, 0], "churn": [5, 5, 5]})
+    result = realized_performance(three, now=NOW, settings=SETTINGS)
+    assert (result.n_matured, result.n_positive, result.n_negative) == (3, 1, 2)
+    assert (result.roc_auc, result.f1, result.brier, result.recall_at_effort) == (None, None, None, None)
+    assert result.skipped_reason == "not enough labels (n=3, 30 needed)"
+    # 30 labels, 4 defective (< 5 per class): F1, precision and Brier are shown; ROC-AUC and recall are not.
+    scores = np.linspace(0.01, 0.99, 30)
+    labels = np.zeros(30, dtype=int)
+    labels[-4:] = 1  # the four highest scores are the defects
+    thirty = realized_performance(
+        pd.DataFrame({"score": scores, "label": labels}), now=NOW, settings=SETTINGS
+    )
+    assert thirty.roc_auc is None
+    assert thirty.recall is None
+    # predicted positive: scores >= .5, i.e. the top 15 -> TP 4, FP 11: precision 4/15, F1 8/(8+11) = 8/19
+    assert thirty.precision == pytest.approx(4 / 15)
+    assert thirty.f1 == pytest.approx(8 / 19)
+    assert thirty.skipped_reason == "ROC-AUC needs 5 labels of each class (defective 4, clean 26)"
+    labels[-5:] = 1  # a fifth defect: everything is judged, and the ranking is perfect
+    judged = realized_performance(
+        pd.DataFrame({"score": scores, "label": labels}), now=NOW, settings=SETTINGS
+    )
+    assert judged.roc_auc == pytest.approx(1.0)
+    assert judged.recall == pytest.approx(1.0)
+    assert judged.skipped_reason is None
 
 
 def test_bad_labels_are_an_input_error() -> None:

@@ -131,7 +131,18 @@ def test_a_challenger_in_shadow_or_a_recent_one_blocks_a_new_one() -> None:
     recent = decide(inputs(new_labels=500, days_since_last_challenger=3.0), SETTINGS)  # 3 < 7 days
     assert not recent.retrain
     assert recent.blocked_by is not None
-    assert "3.0 days ago" in recent.blocked_by
+    assert recent.blocked_by == "the champion v1 itself was registered 3.0 days ago (< 7 days between models)"
+    challenger = decide(
+        inputs(new_labels=500, days_since_last_challenger=0.25, last_registered_version=3), SETTINGS
+    )
+    assert challenger.blocked_by == (
+        "the last challenger v3 was registered 6 hours ago (< 7 days between models)"
+    )
+    # `defectops run` registered the champion minutes ago and there never was a challenger: said as such
+    fresh = decide(
+        inputs(new_labels=500, days_since_last_challenger=0.004, last_registered_version=1), SETTINGS
+    )
+    assert fresh.blocked_by == "the champion v1 itself was registered 6 minutes ago (< 7 days between models)"
     later = decide(inputs(new_labels=500, days_since_last_challenger=7.5), SETTINGS)  # 7.5 >= 7
     assert later.retrain
     # nothing fired: nothing to block, and the record says so

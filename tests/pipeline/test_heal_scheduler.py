@@ -99,21 +99,15 @@ def environment(heal_tracking: TrackingConfig, tmp_path: Path, monkeypatch: pyte
     return tmp_path / "ws"
 
 
-def test_heal_once_prints_the_cycle_as_json(environment: Path) -> None:
-    result = CliRunner().invoke(app(), ["heal", "--once", "--model-name", "cli-heal-once", "--json"])
-    assert result.exit_code == 0, result.output
-    document = json.loads(result.stdout)
-    assert document["model_name"] == "cli-heal-once"
-    assert [(r["step"], r["outcome"]) for r in document["records"]] == [("start", "no_champion")]
-    # the audit table is the registry's, in the workspace
-    assert (environment / "registry_audit.db").is_file()
-
-
-def test_heal_once_human_output(environment: Path) -> None:
-    result = CliRunner().invoke(app(), ["heal", "--once", "--model-name", "cli-heal-human"])
-    assert result.exit_code == 0, result.output
-    assert "cli-heal-human" in result.stdout
-    assert "no_champion" in result.stdout
+def test_heal_once_without_a_champion_is_one_line_before_any_cycle(environment: Path) -> None:
+    for extra in ([], ["--json"]):
+        result = CliRunner().invoke(app(), ["heal", "--once", "--model-name", "cli-heal-once", *extra])
+        assert isinstance(result.exception, NotFoundError)
+        assert str(result.exception) == (
+            "nothing to heal: 'cli-heal-once' is not registered in this workspace; train it first (defectops run)"
+        )
+    # no cycle ran: nothing was audited
+    assert not (environment / "registry_audit.db").exists()
 
 
 def test_scheduler_runs_cycles_until_max_cycles(environment: Path) -> None:
@@ -148,5 +142,7 @@ def test_heal_without_a_model_or_repository_needs_a_champion_somewhere(environme
 
 
 def test_bad_gate_option_is_refused(environment: Path) -> None:
-    result = CliRunner().invoke(app(), ["heal", "--once", "--model-name", "x", "--gate", "sometimes"])
+    result = CliRunner().invoke(
+        app(), ["heal", "--model-name", "x", "--gate", "sometimes", "--max-cycles", "1"]
+    )
     assert isinstance(result.exception, InputError)

@@ -619,3 +619,29 @@ def test_schema_has_sha_indexes(log: PredictionLog) -> None:
     assert {column["name"] for column in inspector.get_columns("feedback")} == {
         column.name for column in feedback_table.columns
     }
+
+
+def test_a_window_mixing_flags_logged_as_bool_and_as_number_reads_as_one_float_column(
+    log: PredictionLog, tmp_path: Path
+) -> None:
+    # Logs written before the feature contract hold fix as true (commits/score) and as 0.0 (predict).
+    log.record(
+        [
+            make_record(inputs={"fix": True, "la": 12}),
+            make_record(inputs={"fix": 0.0, "la": 3.0}, created_at=T0 + timedelta(seconds=1)),
+            make_record(inputs={"fix": False, "la": 1}, created_at=T0 + timedelta(seconds=2)),
+        ]
+    )
+    window = log.window(T0, T1)
+    assert str(window["fix"].dtype) == "float64"
+    assert window["fix"].tolist() == [1.0, 0.0, 0.0]
+    assert str(window["la"].dtype) == "float64"
+    assert window["la"].tolist() == [12.0, 3.0, 1.0]
+    window.to_parquet(tmp_path / "window.parquet")  # a mixed object column could not be written
+
+
+def test_from_url_takes_a_path_to_the_sqlite_file(tmp_path: Path) -> None:
+    with PredictionLog.from_url(tmp_path / "sub" / "log.db") as log:
+        assert log.dialect == "sqlite"
+        assert log.url.endswith(f":///{(tmp_path / 'sub' / 'log.db').as_posix()}")
+    assert (tmp_path / "sub" / "log.db").is_file()

@@ -7,6 +7,7 @@ against hand computation, and the probabilities against the model's own predict_
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +33,7 @@ C2 = dict(
     la=2,
     ld=2,
     lt=10,
-    fix=True,
+    fix=1.0,  # the feature contract: a flag is logged as 0.0/1.0
     ndev=1,
     age=10.0,
     nuc=1,
@@ -49,7 +50,7 @@ C6 = dict(
     la=0,
     ld=3,
     lt=3,
-    fix=False,
+    fix=0.0,
     ndev=1,
     age=20.0,
     nuc=1,
@@ -66,7 +67,7 @@ C7 = dict(
     la=2,
     ld=0,
     lt=0,
-    fix=False,
+    fix=0.0,
     ndev=0,
     age=0.0,
     nuc=0,
@@ -108,7 +109,10 @@ def test_score_a_commit_covered_by_the_state(
     with PredictionLog.from_url(f"sqlite:///{tmp_path / 'predictions.db'}") as log:
         [stored] = log.by_commit("hand", repo.shas[1])
     assert stored.prediction_id == answer["prediction_id"]
-    assert set(stored.inputs) == set(C2)  # the 15 change metrics; no commit message for a metrics-only model
+    # the 15 change metrics and the commit's time; no commit message for a metrics-only model
+    assert set(stored.inputs) == {*C2, "commit_time"}
+    authored = bytes(GitRepo.open(repo.path).run("log", "-1", "--format=%at", repo.shas[1])).decode().strip()
+    assert datetime.fromisoformat(str(stored.inputs["commit_time"])).timestamp() == int(authored)
     _assert_inputs(dict(stored.inputs), C2)
 
 
@@ -132,7 +136,7 @@ def test_score_a_range_of_new_commits_mined_incrementally(
     # at c7 (bob): ndev 1, age 51 - 50 = 1 day, nuc 1; bob's earlier changes c2 (d10), c6 (d40), c7 (d50):
     # exp 3, rexp 1/(1+41/365.25) + 1/(1+11/365.25) + 1/(1+1/365.25), sexp 2 (c6 and c7 touched docs).
     expected_new = dict(
-        ns=1, nd=1, nf=1, entropy=0.0, la=3, ld=0, lt=2, fix=False, ndev=1, age=1.0, nuc=1, exp=3,
+        ns=1, nd=1, nf=1, entropy=0.0, la=3, ld=0, lt=2, fix=0.0, ndev=1, age=1.0, nuc=1, exp=3,
         rexp=1 / (1 + 41 / YEAR) + 1 / (1 + 11 / YEAR) + 1 / (1 + 1 / YEAR), sexp=2, churn=3,
     )  # fmt: skip
     assert answers[2]["probability"] == pytest.approx(_probability(api_session, expected_new), abs=1e-12)

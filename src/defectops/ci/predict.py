@@ -24,7 +24,7 @@ from defectops.ci.changes import CommitInfo, read_commit_infos
 from defectops.ci.model_source import ModelSource
 from defectops.ci.report import CommitPrediction, FailOn, PredictionReport
 from defectops.config import StorageSettings, Workspace
-from defectops.data import MESSAGE, METRIC_NAMES, PATHS
+from defectops.data import MESSAGE, METRIC_NAMES, PATHS, normalise_frame
 from defectops.errors import InputError, ModelError, StateError
 from defectops.git import GitRepo
 from defectops.mining import MineOptions, Miner
@@ -183,8 +183,9 @@ def feature_frame(
     """Model inputs for mined (non-merge) commits: the metrics as floats, ``fix`` as 0/1, the message, the
     changed paths one per line, and code metrics when the model was trained with them."""
     frame = pd.DataFrame(index=pd.RangeIndex(len(mined)))
+    metrics = normalise_frame(mined.loc[:, list(METRIC_NAMES)].reset_index(drop=True))  # the feature contract
     for name in METRIC_NAMES:
-        frame[name] = _as_float(mined[name].reset_index(drop=True))
+        frame[name] = metrics[name].to_numpy(dtype=np.float64)
     frame[MESSAGE] = mined["message"].astype(str).to_numpy()
     frame[PATHS] = ["\n".join(f.path for f in infos[sha].files) for sha in mined["sha"]]
     missing = [c for c in columns if c not in frame.columns]

@@ -68,6 +68,10 @@ def heal(
     max_cycles: MaxCyclesOption = None,
 ) -> None:
     """Watch, gate, monitor, decide, retrain: keep the served model right (one cycle with --once)."""
+    if once:
+        # One line, before any mining or MLflow run, when there is nothing to heal (a cron job's typo, or a
+        # repository `defectops run` has not trained yet). The scheduler keeps waiting for a champion instead.
+        _require_champion(_model_name(repo, model_name), repo)
     healer = _healer(repo, model_name, online, feedback_repo, gate, budget_seconds)
     try:
         if once:
@@ -116,8 +120,7 @@ def _healer(
     from defectops.pipeline import Healer
 
     settings = app_settings()
-    if model_name is None:
-        model_name = repository_model(settings, repo)
+    model_name = _model_name(repo, model_name)
     overrides: dict[str, Any] = {}
     if gate is not None:
         if gate not in ("shadow", "offline"):
@@ -140,6 +143,34 @@ def _healer(
         online=online,
         feedback_repo=feedback_repo,
     )
+
+
+def _model_name(repo: Path | None, model_name: str | None) -> str:
+    """``--model-name``, else the repository's model (the name ``defectops run`` registers), else the only
+    registered model with a champion."""
+    return model_name if model_name is not None else repository_model(app_settings(), repo)
+
+
+def _require_champion(model_name: str, repo: Path | None) -> None:
+    """NotFoundError (one line) when ``model_name`` is not registered or has no champion."""
+    from defectops.cli.models import _nothing_registered, _registry
+    from defectops.errors import NotFoundError
+    from defectops.registry import CHAMPION
+
+    train = f"defectops run --repo {repo}" if repo is not None else "defectops run"
+    registry = _registry()
+    missing = f"nothing to heal: {model_name!r} is not registered in this workspace; train it first ({train})"
+    if _nothing_registered(registry):
+        raise NotFoundError(missing)
+    try:
+        aliases = registry.aliases(model_name)
+    except NotFoundError:
+        raise NotFoundError(missing) from None
+    if CHAMPION not in aliases:
+        raise NotFoundError(
+            f"nothing to heal: {model_name!r} has no champion yet; promote a version "
+            f"(defectops models promote) or train one ({train})"
+        )
 
 
 def _schedule(healer: Healer, every_minutes: float, max_cycles: int | None, json_output: bool) -> None:
@@ -169,14 +200,20 @@ def _show(report: HealReport, json_output: bool) -> None:
         return
     from rich.markup import escape
 
+    champion = f"v{report.champion_version}" if report.champion_version is not None else "none"
+    challenger = f"v{report.challenger_version}" if report.challenger_version is not None else "none"
     stdout.print(
-        f"[bold]{escape(report.model_name)}[/] at {report.at:%Y-%m-%d %H:%M} UTC: champion "
-        f"v{report.champion_version}, challenger "
-        f"{'v' + str(report.challenger_version) if report.challenger_version else 'none'}, "
-        f"traffic {report.traffic['mode']}",
+        f"[bold]{escape(report.model_name)}[/] at {report.at:%Y-%m-%d %H:%M} UTC: champion {champion}, "
+        f"challenger {challenger}, traffic {report.traffic['mode']}",
         highlight=False,
     )
-    colours = {"promoted": "green", "rolled_back": "red", "drift": "yellow", "retrain": "yellow"}
+    colours = {
+        "promoted": "green",
+        "rolled_back": "red",
+        "alarm": "red",
+        "drift": "yellow",
+        "retrain": "yellow",
+    }
     for record in report.records:
         colour = colours.get(record.outcome, "default")
         stdout.print(

@@ -13,35 +13,71 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from defectops.cli._support import app_settings
+from defectops.cli._support import app_settings, repository_model
 from defectops.console import print_json, print_table, stdout
 
 if TYPE_CHECKING:
+    from defectops.config import MonitoringSettings
     from defectops.monitoring import AlertReport, MonitoringResult
+    from defectops.pipeline import ModelMonitoring
 
 ALERT_STATE_FILE = Path("monitoring") / "alert-state.json"
+#: Model mode writes one HTML report per run here (under the workspace), named by version and time.
+REPORTS_DIR = Path("monitoring") / "reports"
 
 
 def monitor(
     reference: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--reference",
-            help="Reference snapshot (Parquet): the feature columns, ideally 'score' and 'label'.",
+            help="File mode: reference snapshot (Parquet) with the feature columns, ideally 'score' and "
+            "'label'. Without --reference/--window the workspace's model and prediction log are monitored.",
             show_default=False,
         ),
-    ],
+    ] = None,
     window: Annotated[
-        Path,
+        Path | None,
         typer.Option(
             "--window",
-            help="Window of logged predictions (Parquet): features, 'score', optional 'label', "
+            help="File mode: window of logged predictions (Parquet): features, 'score', optional 'label', "
             "'label_time', 'churn'; rows in prediction order.",
             show_default=False,
         ),
-    ],
+    ] = None,
+    model_name: Annotated[
+        str | None,
+        typer.Option(
+            "--model-name",
+            help="Registered model to monitor (chosen as serve chooses: the only model with a champion).",
+            show_default=False,
+        ),
+    ] = None,
+    model_version: Annotated[
+        int | None,
+        typer.Option(
+            "--model-version", min=1, help="Version to monitor (default: the champion).", show_default=False
+        ),
+    ] = None,
+    since: Annotated[
+        str,
+        typer.Option("--since", help="Served predictions since: a duration (7d, 12h, 2w) or a date."),
+    ] = "7d",
+    log_url: Annotated[
+        str | None,
+        typer.Option(
+            "--log-url",
+            help="Prediction log database (default: as defectops serve, predictions.db in the workspace).",
+            show_default=False,
+        ),
+    ] = None,
     html: Annotated[
-        Path | None, typer.Option("--html", help="Also write a self-contained HTML report here.")
+        Path | None,
+        typer.Option(
+            "--html",
+            help="Write the HTML report here (model mode default: <workspace>/monitoring/reports/, earlier "
+            "reports kept).",
+        ),
     ] = None,
     json_output: Annotated[
         bool, typer.Option("--json", help="Print the result as one JSON document instead of tables.")
@@ -66,15 +102,17 @@ def monitor(
         float | None,
         typer.Option(
             "--threshold",
-            help="The model's decision threshold (default: the window's 'threshold' column, else 0.5).",
+            help="The model's decision threshold (default: the registered one, else the window's "
+            "'threshold' column, else 0.5).",
         ),
     ] = None,
     exclude: Annotated[
-        list[str] | None, typer.Option("--exclude", help="A column not to monitor (repeatable).")
+        list[str] | None, typer.Option("--exclude", help="A column not to monitor (file mode; repeatable).")
     ] = None,
 ) -> None:
-    """Check a window of predictions for drift and performance against the reference; alert on changes."""
+    """Monitor drift, performance and alarms of the served model (or of a window file against a reference)."""
     from defectops.config import load_alert_settings, load_monitoring_settings
+    from defectops.errors import InputError
     from defectops.monitoring import (
         load_alert_state,
         load_frame,
@@ -86,16 +124,41 @@ def monitor(
 
     settings = load_monitoring_settings()
     alert_settings = load_alert_settings(**({"webhook_url": webhook} if webhook else {}))
-    reference_frame = load_frame(reference, "reference")
-    window_frame = load_frame(window, "window")
-    result = monitor_window(
-        reference_frame,
-        window_frame,
-        now=datetime.now(UTC),
-        settings=settings,
-        exclude=exclude or (),
-        decision_threshold=threshold,
-    )
+    now = datetime.now(UTC)
+    context: list[str] = []
+    if reference is None and window is None:
+        if exclude:
+            raise InputError("--exclude applies to file mode (--reference and --window)")
+        watched = _monitor_model(model_name, model_version, since, log_url, threshold, settings, now)
+        result = watched.result
+        context = [
+            f"model {watched.model_name} v{watched.version}: served predictions since "
+            f"{watched.since:%Y-%m-%d %H:%M} UTC",
+            f"reference: {watched.reference.describe()}",
+        ]
+        if html is None:
+            stamp = now.strftime("%Y%m%dT%H%M%SZ")
+            safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in watched.model_name)
+            html = (
+                app_settings().resolved_workspace() / REPORTS_DIR / safe / f"v{watched.version}-{stamp}.html"
+            )
+    elif reference is None or window is None:
+        raise InputError(
+            "file mode needs both --reference and --window (or neither, to monitor the workspace)"
+        )
+    else:
+        if model_name is not None or model_version is not None or log_url is not None:
+            raise InputError(
+                "--model-name, --model-version and --log-url monitor the workspace: drop the files"
+            )
+        result = monitor_window(
+            load_frame(reference, "reference"),
+            load_frame(window, "window"),
+            now=now,
+            settings=settings,
+            exclude=exclude or (),
+            decision_threshold=threshold,
+        )
     html_path = write_html(result, html) if html is not None else None
     alerts: AlertReport | None = None
     if alert_settings.channels:
@@ -108,25 +171,98 @@ def monitor(
         document["alerts"] = alerts.model_dump(mode="json") if alerts else None
         print_json(document)
         return
-    _print_summary(result, html_path, alerts)
+    _print_summary(result, html_path, alerts, context)
 
 
-def _num(value: float | None, digits: int = 3) -> str:
+def _monitor_model(
+    model_name: str | None,
+    model_version: int | None,
+    since: str,
+    log_url: str | None,
+    threshold: float | None,
+    settings: MonitoringSettings,
+    now: datetime,
+) -> ModelMonitoring:
+    """The workspace's model against its prediction log (the log and the model chosen as serve chooses)."""
+    from defectops.cli.models import _nothing_registered, _registry
+    from defectops.errors import InputError, NotFoundError
+    from defectops.monitoring import exposition, parse_since
+    from defectops.pipeline import monitor_model, monitored_version
+    from defectops.predlog import PredictionLog, default_url
+    from defectops.serving import ControlFile, publish_gauges, published_gauges_path
+
+    if threshold is not None:
+        raise InputError("--threshold applies to file mode; a registered model monitors at its own threshold")
+    root = app_settings()
+    workspace = root.resolved_workspace()
+    start = parse_since(since, now)
+    registry = _registry()
+    if _nothing_registered(registry):
+        raise NotFoundError(f"no model is registered in the workspace {workspace}: train one (defectops run)")
+    serve = root.serve  # DEFECTOPS_SERVE_MODEL_NAME / _LOG_URL: what the service serves and logs to
+    if model_name is not None:
+        name = model_name
+    elif "model_name" in serve.model_fields_set:
+        name = serve.model_name
+    else:
+        name = repository_model(root, None)
+    version = monitored_version(registry, name, model_version)
+    url = log_url or serve.log_url or default_url(workspace)
+    with PredictionLog.from_url(url) as log:
+        watched = monitor_model(
+            registry=registry,
+            log=log,
+            model_name=name,
+            version=version,
+            since=start,
+            now=now,
+            settings=settings,
+            waiting_days=root.label_waiting_days,
+        )
+    if model_version is None:  # the champion: what the service shows on /metrics
+        publish_gauges(
+            exposition(watched.result), published_gauges_path(ControlFile.for_model(workspace, name).path)
+        )
+    return watched
+
+
+def _num(value: float | None, digits: int = 3, *, missing: str = "–") -> str:
     if value is None:
-        return "–"
+        return missing
     return f"{value:.{digits}f}" if value == 0 or 1e-3 <= abs(value) < 1e4 else f"{value:.{digits}g}"
 
 
-def _print_summary(result: MonitoringResult, html_path: Path | None, alerts: AlertReport | None) -> None:
+def _not_judged(n_matured: int, reason: str | None) -> str:
+    """What a realized metric shows when it was not computed: never a number."""
+    if n_matured == 0:
+        return "n/a, no labels"
+    if reason and reason.startswith("not enough labels"):
+        return f"n/a, only {n_matured} labels"
+    return "n/a"
+
+
+def _print_summary(
+    result: MonitoringResult, html_path: Path | None, alerts: AlertReport | None, context: list[str]
+) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    colour = "red" if result.state == "drift" else "green"
+    if result.alarm:
+        headline = "[bold red]ALARM[/]"
+    elif result.state == "drift":
+        headline = "[bold yellow]OK, with drift to look at[/] (no alarm)"
+    else:
+        headline = "[bold green]OK[/]"
     stdout.print(
-        f"[bold {colour}]{result.state.upper()}[/]  reference {result.n_reference} rows, "
-        f"window {result.n_window} predictions",
+        f"{headline}  reference {result.n_reference} rows, window {result.n_window} predictions",
         highlight=False,
     )
+    for line in context:
+        stdout.print(f"  {line}", highlight=False, markup=False)
+    for reason in result.alarm_reasons:
+        stdout.print(f"  alarm: {reason}", highlight=False, markup=False)
+    if result.reasons:
+        stdout.print("Drift (diagnosis):", highlight=False)
     for reason in result.reasons:
         stdout.print(f"  - {reason}", highlight=False, markup=False)
     table = Table(title="Drift by feature")
@@ -165,14 +301,24 @@ def _print_summary(result: MonitoringResult, html_path: Path | None, alerts: Ale
         highlight=False,
     )
     perf = Table(title="Performance")
-    for column in ("metric", f"realized ({result.realized.n_matured} matured)", "estimated (CBPE)"):
-        perf.add_column(column, justify="left" if column == "metric" else "right")
     rz, est = result.realized, result.estimated
-    perf.add_row("ROC-AUC", _num(rz.roc_auc), _num(est.roc_auc))
-    perf.add_row("F1", _num(rz.f1), _num(est.f1))
-    perf.add_row("Brier", _num(rz.brier), _num(est.brier))
-    perf.add_row(f"Recall@{round(rz.effort_share * 100)}% effort", _num(rz.recall_at_effort), "–")
+    realized_title = (
+        f"realized ({rz.n_matured} matured: {rz.n_positive} defective, {rz.n_negative} clean)"
+        if rz.n_matured
+        else "realized (no matured labels)"
+    )
+    for column in ("metric", realized_title, "estimated (CBPE)"):
+        perf.add_column(column, justify="left" if column == "metric" else "right")
+    unknown = _not_judged(rz.n_matured, rz.skipped_reason)
+    perf.add_row("ROC-AUC", _num(rz.roc_auc, missing=unknown), _num(est.roc_auc))
+    perf.add_row("F1", _num(rz.f1, missing=unknown), _num(est.f1))
+    perf.add_row("Brier", _num(rz.brier, missing=unknown), _num(est.brier))
+    perf.add_row(
+        f"Recall@{round(rz.effort_share * 100)}% effort", _num(rz.recall_at_effort, missing=unknown), "–"
+    )
     stdout.print(perf)
+    if rz.skipped_reason:
+        stdout.print(f"realized: {rz.skipped_reason}", highlight=False, markup=False)
     for note in result.notes:
         stdout.print(f"note: {note}", highlight=False, markup=False)
     if html_path is not None:

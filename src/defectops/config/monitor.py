@@ -129,6 +129,45 @@ class MonitoringSettings(BaseSettings):
         description="Inspection order for Recall@effort, as in defectops.training.metrics: 'density' "
         "(score / max(churn, 1), the training default) or 'risk' (score).",
     )
+    min_realized_labels: int = Field(
+        default=30,
+        ge=1,
+        description="Realized metrics need this many matured labels; fewer are shown as 'not enough labels "
+        "(n=...)', never as a number (ROC-AUC on 3 labels is 0 or 1 by chance).",
+    )
+    min_realized_per_class: int = Field(
+        default=5,
+        ge=1,
+        description="ROC-AUC and recall also need this many defective (and, for ROC-AUC, clean) labels.",
+    )
+
+    # --- alarms ----------------------------------------------------------------------------------------
+    min_alarm_predictions: int = Field(
+        default=100,
+        ge=1,
+        description="A window with fewer predictions never raises an alarm (its drift is still reported).",
+    )
+    alarm_feature_share: float = Field(
+        default=0.3,
+        gt=0,
+        le=1,
+        description="Drift of at least this share of the monitored features (5 of the 14) is an alarm; fewer "
+        "drifting features are a diagnosis, not an alarm. A new team or a change in size moves 5-9 of them "
+        "at once; one or two drift on real repositories in quiet periods.",
+    )
+    max_performance_drop: float = Field(
+        default=0.05,
+        ge=0,
+        description="Realized (or, without enough labels, estimated) ROC-AUC this far below the model's "
+        "held-out ROC-AUC at training is an alarm (the heal loop's max_roc_auc_drop).",
+    )
+    trend_months: int = Field(
+        default=24,
+        ge=3,
+        description="Features that grow with project age are compared after removing the trend fitted on "
+        "this many last months of the training history.",
+    )
+
     calibration_bins: int = Field(
         default=10, ge=2, description="Equal-width bins for the expected calibration error."
     )

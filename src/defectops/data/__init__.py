@@ -1,6 +1,7 @@
 """Datasets: schemas (Pandera), Parquet storage, fingerprints, time-aware splits."""
 
-from defectops.data.columns import CHURN, METRIC_NAMES, PREDICTION_COLUMNS
+from defectops.data.columns import CHURN, COMMIT_TIME, METRIC_NAMES, PREDICTION_COLUMNS
+from defectops.data.contract import CONTRACT, FeatureSpec, normalise_frame, normalise_inputs
 from defectops.data.external import load_table
 from defectops.data.fingerprint import file_sha256, read_fingerprint
 from defectops.data.labels import (
@@ -23,6 +24,8 @@ __all__ = [
     "CHURN",
     "COMMIT",
     "COMMITS_SCHEMA",
+    "COMMIT_TIME",
+    "CONTRACT",
     "EFFORT",
     "FEATURES",
     "FILES_SCHEMA",
@@ -35,6 +38,7 @@ __all__ = [
     "TIME",
     "VERDICT",
     "VERDICTS",
+    "FeatureSpec",
     "Split",
     "compute_labels",
     "empty_links",
@@ -44,6 +48,8 @@ __all__ = [
     "label_counts",
     "labels_as_of",
     "load_table",
+    "normalise_frame",
+    "normalise_inputs",
     "random_split",
     "read_fingerprint",
     "read_table",

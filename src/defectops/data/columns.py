@@ -32,6 +32,11 @@ FEATURES: tuple[str, ...] = (
 #: features (effort-aware evaluation uses it as the cost of a change, not as a model input).
 CHURN = "churn"
 
+#: When a change was authored, as a logged input (ISO 8601 text, UTC): not a model input, but the time at
+#: which monitoring compares the features that grow with project age (the training table's ``time`` is the
+#: author time too). ``/v1/commits/score`` logs it from git; ``/v1/predict`` when the client sends it.
+COMMIT_TIME = "commit_time"
+
 #: Every metric the miner computes, in the column order of every mined dataset: :data:`FEATURES`, then churn.
 METRIC_NAMES: tuple[str, ...] = (*FEATURES, CHURN)
 

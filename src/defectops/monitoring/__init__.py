@@ -14,16 +14,20 @@ from defectops.monitoring.alerts import (
     save_alert_state,
 )
 from defectops.monitoring.monitor import load_frame, monitor_window
+from defectops.monitoring.reference import ReferenceSpan, parse_since, recent_reference
 from defectops.monitoring.report import MonitoringResult, exposition, write_html
 
 __all__ = [
     "AlertReport",
     "MonitoringResult",
+    "ReferenceSpan",
     "exposition",
     "load_alert_state",
     "load_frame",
     "monitor_window",
     "notify_state_change",
+    "parse_since",
+    "recent_reference",
     "save_alert_state",
     "write_html",
 ]

@@ -18,8 +18,9 @@ import numpy as np
 import pandas as pd
 
 from defectops.config import MonitoringSettings
-from defectops.data import CHURN, PREDICTION_COLUMNS
+from defectops.data import CHURN, COMMIT_TIME, PREDICTION_COLUMNS, normalise_frame
 from defectops.errors import InputError
+from defectops.monitoring.alarms import AlarmInputs, alarm_reasons
 from defectops.monitoring.drift import classify_feature, feature_drift, prediction_drift
 from defectops.monitoring.drift_pca import PCAReconstructionDrift
 from defectops.monitoring.drift_records import FeatureDrift, MultivariateDrift, StreamDrift
@@ -27,16 +28,40 @@ from defectops.monitoring.drift_streams import stream_drift
 from defectops.monitoring.performance import (
     FloatArray,
     estimate_performance,
+    estimated_roc_auc,
     label_free_proxies,
     labels_array,
     realized_performance,
 )
 from defectops.monitoring.report import MonitoringResult, State
+from defectops.monitoring.trend import detrend
 
 #: Columns with a fixed meaning; never treated as model features unless listed explicitly: the prediction
 #: log's fixed columns (from defectops.data.columns, so that monitoring does not import the SQL layer) plus
 #: ``churn``, the review effort (la + ld).
-RESERVED_COLUMNS: frozenset[str] = frozenset({*PREDICTION_COLUMNS, CHURN})
+RESERVED_COLUMNS: frozenset[str] = frozenset({*PREDICTION_COLUMNS, CHURN, COMMIT_TIME})
+
+#: When each window row was predicted (the prediction log's column): the time age-growing features are
+#: detrended to when the row carries no commit time.
+WINDOW_TIME = "created_at"
+#: The column :func:`_window_times` adds: the commit time where logged, else the prediction time.
+_TREND_TIME = "__trend_time__"
+
+
+def _window_times(window: pd.DataFrame) -> pd.DataFrame:
+    """The window with the time each row's age-growing features are compared at: the commit's time where it
+    was logged (a backfill scores old commits today), else when it was predicted (live, the same)."""
+    if WINDOW_TIME not in window.columns and COMMIT_TIME not in window.columns:
+        return window
+    times = pd.Series(pd.NaT, index=window.index, dtype="datetime64[ns, UTC]")
+    if COMMIT_TIME in window.columns:
+        times = pd.to_datetime(window[COMMIT_TIME], utc=True, errors="coerce", format="ISO8601")
+    if WINDOW_TIME in window.columns:
+        times = times.fillna(pd.to_datetime(window[WINDOW_TIME], utc=True))
+    out = window.copy()
+    out[_TREND_TIME] = times
+    return _with_attrs(out, window)
+
 
 #: A text column with more distinct values than this share of its rows is an identifier, not a feature.
 IDENTIFIER_UNIQUE_SHARE = 0.5
@@ -113,6 +138,11 @@ def select_features(
     return chosen, skipped
 
 
+def _with_attrs(frame: pd.DataFrame, source: pd.DataFrame) -> pd.DataFrame:
+    frame.attrs = dict(source.attrs)
+    return frame
+
+
 def _effort(window: pd.DataFrame) -> FloatArray | None:
     """Review effort per row: ``churn``, else ``la + ld``, else unknown."""
     columns = (["churn"], ["la", "ld"])
@@ -183,14 +213,21 @@ def monitor_window(
     features: Sequence[str] | None = None,
     exclude: Sequence[str] = (),
     decision_threshold: float | None = None,
+    history: pd.DataFrame | None = None,
+    baseline_roc_auc: float | None = None,
 ) -> MonitoringResult:
     """Run every check on ``window`` against ``reference`` and return the result.
 
     ``now`` decides which labels have matured (``label_time`` after it does not count) and stamps the result.
     ``decision_threshold`` is the champion's threshold (default: the window's ``threshold`` column when it
-    holds one value, else the settings' one).
+    holds one value, else the settings' one). ``history`` is the whole training snapshot the growth of the
+    age-growing features is fitted on (default: the reference; see :mod:`defectops.monitoring.trend`).
+    ``baseline_roc_auc`` is the model's held-out ROC-AUC at training: realized or estimated performance this
+    far below it (``max_performance_drop``) is an alarm.
     """
     cfg = settings or MonitoringSettings()
+    # One type per metric (the feature contract): a window logged before it may hold fix as true/false.
+    reference, window = normalise_frame(reference), _with_attrs(normalise_frame(window), window)
     threshold = _threshold(window, decision_threshold, cfg)
     if len(window) == 0:
         raise InputError("the window is empty: nothing to monitor")
@@ -200,6 +237,16 @@ def monitor_window(
     reference_scores = _scores(reference, "reference") if "score" in reference.columns else None
     chosen, skipped = select_features(reference, window, features=features, exclude=exclude)
     notes: list[str] = []
+    trended = detrend(
+        reference,
+        _window_times(window),
+        chosen,
+        history=normalise_frame(history) if history is not None else reference,
+        window_time=_TREND_TIME,
+        months=cfg.trend_months,
+    )
+    reference, window = trended.reference, _with_attrs(trended.window, window)
+    notes.extend([*trended.notes, *(t.note for t in trended.adjustments)])
     n_tests = len(chosen) + (1 if reference_scores is not None else 0)
     kinds = {name: classify_feature(reference[name], cfg) for name in chosen}
     feature_results = [
@@ -240,6 +287,25 @@ def monitor_window(
         notes.append("the reference is not well calibrated: CBPE estimates are unreliable")
     reasons = _reasons(feature_results, prediction, multivariate, streams, cfg)
     state: State = "drift" if reasons else "ok"
+    realized = realized_performance(
+        window, now=now, settings=cfg, decision_threshold=threshold, effort=_effort(window)
+    )
+    alarms = alarm_reasons(
+        AlarmInputs(
+            n_window=len(window),
+            features=feature_results,
+            prediction=prediction,
+            streams=streams,
+            realized=realized,
+            estimated=estimated,
+            baseline_roc_auc=baseline_roc_auc,
+            reference_estimated_roc_auc=(
+                estimated_roc_auc(reference_scores) if reference_scores is not None else None
+            ),
+        ),
+        cfg,
+        notes,
+    )
     return MonitoringResult(
         generated_at=now,
         state=state,
@@ -257,10 +323,11 @@ def monitor_window(
             else None
         ),
         proxies_window=label_free_proxies(window_scores, settings=cfg, decision_threshold=threshold),
-        realized=realized_performance(
-            window, now=now, settings=cfg, decision_threshold=threshold, effort=_effort(window)
-        ),
+        realized=realized,
         estimated=estimated,
         notes=notes,
         settings=cfg.model_dump(mode="json"),
+        alarm=bool(alarms),
+        alarm_reasons=alarms,
+        trends=trended.adjustments,
     )

@@ -235,12 +235,35 @@ def realized_performance(
     predicted = (scores >= threshold).astype(np.int64)
     truth = labels.astype(np.int64)
     n_positive = int(truth.sum())
-    both = 0 < n_positive < n_matured
+    n_negative = n_matured - n_positive
+    if n_matured < settings.min_realized_labels:
+        # A metric on a handful of labels is noise (ROC-AUC on 3 labels is 0, 0.5 or 1): say so instead.
+        return RealizedPerformance(
+            **common,
+            n_positive=n_positive,
+            n_negative=n_negative,
+            roc_auc=None,
+            f1=None,
+            precision=None,
+            recall=None,
+            brier=None,
+            recall_at_effort=None,
+            n_with_effort=0,
+            skipped_reason=f"not enough labels (n={n_matured}, {settings.min_realized_labels} needed)",
+        )
+    per_class = settings.min_realized_per_class
+    both = min(n_positive, n_negative) >= per_class
+    enough_defective = n_positive >= per_class
+    skipped: str | None = None
+    if not both:
+        skipped = (
+            f"ROC-AUC needs {per_class} labels of each class (defective {n_positive}, clean {n_negative})"
+        )
     recall_effort: float | None = None
     n_effort = 0
     if effort is None and "churn" in window.columns:
         effort = window["churn"].to_numpy(dtype=np.float64, na_value=np.nan)
-    if effort is not None:
+    if effort is not None and enough_defective:
         if len(effort) != len(window):
             raise InputError(f"effort has {len(effort)} values for {len(window)} window rows")
         matured_effort = effort[mask]
@@ -257,15 +280,15 @@ def realized_performance(
     return RealizedPerformance(
         **common,
         n_positive=n_positive,
-        n_negative=n_matured - n_positive,
+        n_negative=n_negative,
         roc_auc=float(roc_auc_score(truth, scores)) if both else None,
         f1=float(f1_score(truth, predicted, zero_division=0.0)),
         precision=float(precision_score(truth, predicted, zero_division=0.0)),
-        recall=float(recall_score(truth, predicted, zero_division=0.0)) if n_positive else None,
+        recall=float(recall_score(truth, predicted, zero_division=0.0)) if enough_defective else None,
         brier=float(brier_score_loss(truth, scores)),
         recall_at_effort=recall_effort,
         n_with_effort=n_effort,
-        skipped_reason=None if both else "only one class among the matured labels: no ROC-AUC",
+        skipped_reason=skipped,
     )
 
 

@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from defectops.errors import InputError
 from defectops.monitoring.drift_records import FeatureDrift, MultivariateDrift, StreamDrift
@@ -27,6 +27,7 @@ from defectops.monitoring.performance import (
     RealizedPerformance,
     ScoreSummary,
 )
+from defectops.monitoring.trend import TrendAdjustment
 
 State = Literal["ok", "drift"]
 SCHEMA_VERSION = 1
@@ -54,6 +55,12 @@ class MonitoringResult(BaseModel):
     estimated: EstimatedPerformance
     notes: list[str]
     settings: dict[str, Any]
+    #: An alarm is what may act (retrain, page someone): performance below the baseline, the score
+    #: distribution moving, or many features drifting at once, on a window large enough to judge. Drift of a
+    #: few features is diagnosis only (``state`` "drift", ``reasons``), see docs/monitoring.md.
+    alarm: bool = False
+    alarm_reasons: list[str] = Field(default_factory=list)
+    trends: list[TrendAdjustment] = Field(default_factory=list)
 
     @property
     def drifted_features(self) -> list[str]:
@@ -94,6 +101,10 @@ class Gauge(BaseModel):
 #: them up front (e.g. prometheus_client.Gauge(name, help, labelnames)) and set values after each run.
 PROMETHEUS_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
     "defectops_monitor_drift_detected": ("1 if the last monitoring run found drift, else 0.", ()),
+    "defectops_monitor_alarm": (
+        "1 if the last monitoring run raised an alarm (performance, score, or many features), else 0.",
+        (),
+    ),
     "defectops_monitor_last_run_timestamp_seconds": ("When the last monitoring run happened (Unix).", ()),
     "defectops_monitor_window_predictions": ("Logged predictions in the monitored window.", ()),
     "defectops_monitor_reference_rows": ("Rows in the reference snapshot.", ()),
@@ -143,6 +154,7 @@ def prometheus_gauges(result: MonitoringResult) -> list[Gauge]:
             out.append(Gauge(name=name, labels=labels, value=float(value)))
 
     add("defectops_monitor_drift_detected", _flag(result.state == "drift"))
+    add("defectops_monitor_alarm", _flag(result.alarm))
     add("defectops_monitor_last_run_timestamp_seconds", result.generated_at.timestamp())
     add("defectops_monitor_window_predictions", float(result.n_window))
     add("defectops_monitor_reference_rows", float(result.n_reference))
@@ -347,8 +359,14 @@ def render_html(result: MonitoringResult) -> str:
         f"{esc(result.generated_at.isoformat())} &middot; reference {result.n_reference} rows &middot; "
         f"window {result.n_window} predictions</p>",
     ]
+    alarm = "alarm" if result.alarm else "no alarm"
+    parts.append(f"<p>Alarm: <span class='badge {'drift' if result.alarm else 'ok'}'>{alarm}</span></p>")
+    if result.alarm_reasons:
+        items = "".join(f"<li>{esc(r)}</li>" for r in result.alarm_reasons)
+        parts.append(f"<h2>Alarm</h2><ul>{items}</ul>")
     if result.reasons:
-        parts.append("<h2>Why</h2><ul>" + "".join(f"<li>{esc(r)}</li>" for r in result.reasons) + "</ul>")
+        items = "".join(f"<li>{esc(r)}</li>" for r in result.reasons)
+        parts.append(f"<h2>Drift (diagnosis)</h2><ul>{items}</ul>")
     parts.append("<h2>Feature drift</h2>")
     plot = _drift_plot(result.features)
     if plot:

@@ -7,15 +7,19 @@ interface.
 """
 
 from defectops.pipeline.heal import Healer, HealReport
+from defectops.pipeline.monitor_model import ModelMonitoring, monitor_model, monitored_version
 from defectops.pipeline.run import RegistryStage, RunOptions, RunResult, run
 from defectops.pipeline.scheduler import run_scheduler, utc_now
 
 __all__ = [
     "HealReport",
     "Healer",
+    "ModelMonitoring",
     "RegistryStage",
     "RunOptions",
     "RunResult",
+    "monitor_model",
+    "monitored_version",
     "run",
     "run_scheduler",
     "utc_now",

@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 
 import pandas as pd
 from sqlalchemy.engine import URL, Engine
@@ -58,14 +59,18 @@ class PredictionLog:
     # -- construction -------------------------------------------------------------------------------
 
     @classmethod
-    def from_url(cls, url: str | URL, durability: Durability = DEFAULT_DURABILITY) -> PredictionLog:
+    def from_url(
+        cls, url: str | URL | os.PathLike[str], durability: Durability = DEFAULT_DURABILITY
+    ) -> PredictionLog:
         """Open (and create the tables of) the log at ``url``.
 
         ``sqlite:///PATH`` (parent folders are created) or ``postgresql+psycopg://USER:PASSWORD@HOST:PORT/DB``
-        (``postgresql://`` means the same). ``durability`` applies to SQLite (see :data:`Durability`). Raises
-        :class:`ConfigError` for anything else and :class:`PredictionLogError` when the database cannot be
-        reached.
+        (``postgresql://`` means the same); a :class:`~pathlib.Path` is the SQLite file at that path.
+        ``durability`` applies to SQLite (see :data:`Durability`). Raises :class:`ConfigError` for anything
+        else and :class:`PredictionLogError` when the database cannot be reached.
         """
+        if isinstance(url, os.PathLike):
+            url = f"sqlite:///{Path(url).expanduser().resolve().as_posix()}"
         log = cls(open_engine(url, durability))
         log._store.create_tables()
         return log

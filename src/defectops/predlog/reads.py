@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 import sqlalchemy as sa
 
-from defectops.data import PREDICTION_COLUMNS
+from defectops.data import PREDICTION_COLUMNS, normalise_frame
 from defectops.errors import InputError, NotFoundError
 from defectops.predlog.engine import Store
 from defectops.predlog.records import (
@@ -143,7 +143,8 @@ def read_window(
         values, inputs_text = [[] for _ in PREDICTION_COLUMNS], []
     frame = _frame_dtypes(pd.DataFrame(dict(zip(PREDICTION_COLUMNS, values, strict=True))))
     inputs: list[dict[str, InputValue]] = json.loads("[" + ",".join(inputs_text) + "]")
-    features = pd.DataFrame.from_records(inputs) if inputs else pd.DataFrame()
+    # The feature contract: metrics as float64, whatever an older writer stored (``fix`` as true/false).
+    features = normalise_frame(pd.DataFrame.from_records(inputs)) if inputs else pd.DataFrame()
     feature_columns = sorted(str(name) for name in features.columns)
     if feature_columns:
         frame = pd.concat([frame, features[feature_columns]], axis=1)

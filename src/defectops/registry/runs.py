@@ -246,13 +246,14 @@ def register_trained_model(
     effort, label and time). The registration is audited (``register``) with the finite ``metrics`` and
     ``evidence``; promotion stays a separate, gated step. ``run_name`` defaults to ``"<job> <now>"``.
     """
-    from defectops.data import EFFORT, LABEL, TIME
+    from defectops.data import EFFORT, LABEL, TIME, normalise_frame
 
     feature_list = list(features)
     run = log_training_run(
         model,
         features=feature_list,
-        reference=table[[*feature_list, EFFORT, LABEL, TIME]],
+        # the feature contract: the reference holds the metrics as the service logs them (float64)
+        reference=normalise_frame(table[[*feature_list, EFFORT, LABEL, TIME]]),
         params={k: v for k, v in model.get_params(deep=False).items() if k != "features"},
         metrics=metrics,
         dataset_fingerprint=dataset_fingerprint,

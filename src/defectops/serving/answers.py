@@ -13,13 +13,14 @@ import operator
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from defectops.data import COMMIT_TIME, normalise_frame
 from defectops.errors import InputError, ModelError
 from defectops.predlog import CheckedInputs, InputValue, PredictionRecord
 from defectops.serving.deployment import Deployment, ServingModel, route_fraction
@@ -53,9 +54,14 @@ def records_batch(records: Sequence[ChangeRecord]) -> RowBatch:
     def text(columns: Sequence[str]) -> dict[str, list[str]]:
         return {c: [getattr(record, c) or "" for record in records] for c in columns}
 
-    # The schema of ChangeRecord already holds every value to the log's rules (finite numbers, known names).
+    # The schema of ChangeRecord already holds every value to the log's rules (finite numbers, known names);
+    # the commit time is logged as ISO text (UTC), as /v1/commits/score logs it.
     inputs: list[dict[str, InputValue]] = [
-        CheckedInputs((k, v) for k, v in record.__dict__.items() if v is not None and k not in ID_FIELDS)
+        CheckedInputs(
+            (k, iso_time(v) if k == COMMIT_TIME else v)
+            for k, v in record.__dict__.items()
+            if v is not None and k not in ID_FIELDS
+        )
         for record in records
     ]
     return RowBatch(
@@ -87,9 +93,13 @@ def frame_batch(frame: pd.DataFrame, repo: str, input_columns: Sequence[str]) ->
         return {c: frame[c].fillna("").astype(str).tolist() for c in columns}
 
     present = [c for c in input_columns if c in frame.columns]
+    # The feature contract: mined Int64/boolean metrics are logged as floats, as /v1/predict logs them.
+    logged = normalise_frame(frame.loc[:, present])
+    if "author_time" in frame.columns:  # the commit's time (the training table's `time` is the author time)
+        logged[COMMIT_TIME] = [iso_time(t) for t in pd.to_datetime(frame["author_time"], utc=True)]
     inputs: list[dict[str, InputValue]] = [
         {str(k): v for k, v in row.items() if not pd.isna(v)}
-        for row in frame.loc[:, present].astype(object).to_dict("records")
+        for row in logged.astype(object).to_dict("records")
     ]
     return RowBatch(
         size=len(frame),
@@ -100,6 +110,11 @@ def frame_batch(frame: pd.DataFrame, repo: str, input_columns: Sequence[str]) ->
         shas=list(shas),
         describe=lambda i: f"commit {shas[i][:12]}",
     )
+
+
+def iso_time(value: datetime) -> str:
+    """A commit time as logged: ISO 8601 in UTC to the second (git keeps seconds)."""
+    return value.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def new_prediction_ids(count: int, now: datetime) -> list[str]:

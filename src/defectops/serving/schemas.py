@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from defectops.data import MESSAGE, METRIC_NAMES, PATHS
+from defectops.data import CONTRACT, MESSAGE, METRIC_NAMES, PATHS
 
 Metric = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Flag = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
@@ -45,7 +45,10 @@ class ChangeRecord(BaseModel):
     la: Metric | None = Field(default=None, description="Lines added.")
     ld: Metric | None = Field(default=None, description="Lines deleted.")
     lt: Metric | None = Field(default=None, description="Lines in the files before the change.")
-    fix: bool | Flag | None = Field(default=None, description="Whether the change fixes a defect.")
+    fix: Flag | None = Field(
+        default=None,
+        description="Whether the change fixes a defect: 0 or 1 (true/false accepted, logged as 1.0/0.0).",
+    )
     ndev: Metric | None = Field(default=None, description="Developers who changed the files before.")
     age: Metric | None = Field(default=None, description="Days since the files were last changed.")
     nuc: Metric | None = Field(default=None, description="Unique earlier changes of the files.")
@@ -59,8 +62,19 @@ class ChangeRecord(BaseModel):
     paths: str | None = Field(
         default=None, max_length=1_000_000, description="Changed paths, one a line (text-aware models only)."
     )
+    commit_time: AwareDatetime | None = Field(
+        default=None,
+        description="When the change was authored (with a zone). Not a model input: logged, so monitoring "
+        "compares the features that grow with project age at the commit's time rather than the request's.",
+    )
     commit_sha: Sha | None = Field(default=None, description="Full sha of the commit (needs repo).")
     repo: str | None = Field(default=None, min_length=1, max_length=255, description="Repository name.")
+
+    @field_validator("fix", mode="before")
+    @classmethod
+    def _flag_as_number(cls, value: object) -> object:
+        """``true``/``false`` become 1.0/0.0 (the feature contract), so both endpoints log one type."""
+        return CONTRACT["fix"].normalise(value) if isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _sha_needs_repo(self) -> ChangeRecord:

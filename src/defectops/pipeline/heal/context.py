@@ -14,9 +14,16 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from defectops.config import HealSettings
-from defectops.data import TIME
 from defectops.errors import ModelError, NotFoundError
-from defectops.registry import CHALLENGER, CHAMPION, AuditLog, HealRecord, LoadedModel, ModelRegistry
+from defectops.registry import (
+    CHALLENGER,
+    CHAMPION,
+    AuditEvent,
+    AuditLog,
+    HealRecord,
+    LoadedModel,
+    ModelRegistry,
+)
 from defectops.serving import ControlFile, Traffic
 
 if TYPE_CHECKING:
@@ -29,6 +36,19 @@ WHO = "defectops heal"
 
 def days(delta: timedelta) -> float:
     return delta / timedelta(days=1)
+
+
+def trained_at(registry: ModelRegistry, model_name: str, version: int) -> datetime:
+    """When a version learned its labels: ``labels_as_of`` recorded at registration, else the time of its
+    audited registration, else MLflow's creation time."""
+    for event in reversed(registry.history(model_name, alias=CHALLENGER)):
+        if event.action == "register" and event.to_version == version:
+            stamp = event.evidence.get("labels_as_of")
+            return datetime.fromisoformat(stamp) if isinstance(stamp, str) else event.at
+    created = registry.get_version(model_name, version).created_at
+    if created is None:
+        raise ModelError(f"{model_name} v{version} has no known training time")
+    return created
 
 
 def matured(frame: pd.DataFrame, now: datetime) -> pd.DataFrame:
@@ -95,44 +115,23 @@ class HealContext:
         return self._references[version]
 
     def monitoring_reference(self, version: int) -> tuple[pd.DataFrame, dict[str, Any]]:
-        """The part of a version's training snapshot the live window is compared with.
+        """The part of a version's training snapshot the live window is compared with
+        (:func:`defectops.monitoring.recent_reference`: the ``reference_days`` before the final waiting
+        period, at least ``min_reference_rows`` rows), and the span it covers."""
+        from defectops.monitoring import recent_reference
 
-        The commits of the last ``reference_days`` before the final waiting period: every commit of that span
-        is in the snapshot with a matured label, whereas from the last waiting period only the defects
-        already fixed are (a biased sample). At least ``min_reference_rows`` of the eligible rows.
-        """
-        snapshot = self.reference(version)
-        span_days = self.settings.reference_days
-        if span_days is None or TIME not in snapshot.columns:
-            return snapshot, {"rows": len(snapshot), "span": "whole snapshot"}
-        times = pd.to_datetime(snapshot[TIME], utc=True)
-        end = pd.Timestamp(self.trained_at(version)) - pd.Timedelta(days=self.waiting_days)
-        eligible = snapshot.loc[(times <= end).to_numpy()]
-        eligible_times = times.loc[eligible.index]
-        start = end - pd.Timedelta(days=span_days)
-        chosen = eligible.loc[(eligible_times > start).to_numpy()]
-        if len(chosen) < self.settings.min_reference_rows:
-            chosen = eligible.tail(self.settings.min_reference_rows)
-        if len(chosen) < self.settings.min_reference_rows:  # a young model: the whole snapshot
-            return snapshot, {"rows": len(snapshot), "span": "whole snapshot (too few rows before the wait)"}
-        chosen_times = times.loc[chosen.index]
-        return chosen.reset_index(drop=True), {
-            "rows": len(chosen),
-            "from": chosen_times.min().isoformat(),
-            "to": chosen_times.max().isoformat(),
-        }
+        span = recent_reference(
+            self.reference(version),
+            trained_at=self.trained_at(version),
+            waiting_days=self.waiting_days,
+            span_days=self.settings.reference_days,
+            min_rows=self.settings.min_reference_rows,
+        )
+        return span.frame, span.as_dict()
 
     def trained_at(self, version: int) -> datetime:
-        """When a version learned its labels: ``labels_as_of`` recorded at registration, else the time of
-        its audited registration, else MLflow's creation time."""
-        for event in reversed(self.registry.history(self.model_name, alias=CHALLENGER)):
-            if event.action == "register" and event.to_version == version:
-                stamp = event.evidence.get("labels_as_of")
-                return datetime.fromisoformat(stamp) if isinstance(stamp, str) else event.at
-        created = self.registry.get_version(self.model_name, version).created_at
-        if created is None:
-            raise ModelError(f"{self.model_name} v{version} has no known training time")
-        return created
+        """When a version learned its labels (:func:`trained_at`)."""
+        return trained_at(self.registry, self.model_name, version)
 
     def champion_since(self, version: int) -> datetime:
         """When ``version`` last became the champion (its training time if that was never audited)."""
@@ -141,11 +140,17 @@ class HealContext:
                 return event.at
         return self.trained_at(version)
 
+    def _registrations(self) -> list[AuditEvent]:
+        return [e for e in self.registry.history(self.model_name, alias=CHALLENGER) if e.action == "register"]
+
     def last_registration(self) -> datetime | None:
-        events = [
-            e for e in self.registry.history(self.model_name, alias=CHALLENGER) if e.action == "register"
-        ]
+        """When the last version was registered (``defectops run`` registers the first champion this way)."""
+        events = self._registrations()
         return events[-1].at if events else None
+
+    def last_registered_version(self) -> int | None:
+        events = self._registrations()
+        return events[-1].to_version if events else None
 
     def aliases(self) -> dict[str, int]:
         """The model's aliases now (none when the model is not registered yet)."""

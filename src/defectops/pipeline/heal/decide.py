@@ -3,12 +3,13 @@
 Why the rule is a pure function (:func:`decide`) apart from the step that gathers its inputs: every verdict
 is stored with exactly the numbers it rests on (:class:`DecideInputs` and the settings) and can be
 recomputed later (replay), and the rule can be tested with hand-worked arithmetic. Thresholds are in
-:class:`~defectops.pipeline.heal.settings.HealSettings`.
+:class:`~defectops.config.HealSettings`.
 
 Train a challenger when any trigger fires and nothing blocks it:
 
-- ``drift``: the monitoring of the recent window found drift (any check; see docs/monitoring.md) in
-  ``drift_confirmations`` monitored windows of the champion in a row;
+- ``drift``: the monitoring of the recent window raised an alarm (performance below the baseline, the score
+  moving, or many features drifting at once; drift of a few features is diagnosis only, see
+  docs/monitoring.md) in ``drift_confirmations`` monitored windows of the champion in a row;
 - ``roc_auc_drop``: on at least ``min_matured_labels`` matured labels of the window, realized ROC-AUC is
   below the champion's held-out ROC-AUC at training time by more than ``max_roc_auc_drop``;
 - ``f1_drop``: likewise F1, by more than ``max_f1_relative_drop`` of the training-time value;
@@ -68,6 +69,9 @@ class DecideInputs(BaseModel):
     baseline_f1: float | None = None
     new_labels: int = 0
     days_since_last_challenger: float | None = None
+    last_registered_version: int | None = Field(
+        default=None, description="The version registered last (the champion itself when none came after it)."
+    )
 
 
 class Trigger(BaseModel):
@@ -121,7 +125,7 @@ def decide(inputs: DecideInputs, settings: HealSettings) -> Decision:
         fired = confirmed and settings.retrain_on_drift
         shown = "; ".join(inputs.drift_reasons[:5])
         if not inputs.drift:
-            reason = "no drift in the window"
+            reason = "no alarm in the window"
         elif not confirmed:
             reason = f"drift in {in_a_row} window(s) in a row, {needed} needed to act: {shown}"
         elif not fired:
@@ -156,9 +160,14 @@ def decide(inputs: DecideInputs, settings: HealSettings) -> Decision:
         inputs.days_since_last_challenger is not None
         and inputs.days_since_last_challenger < settings.min_days_between_challengers
     ):
+        which = (
+            f"the champion v{inputs.champion_version} itself"
+            if inputs.last_registered_version in (None, inputs.champion_version)
+            else f"the last challenger v{inputs.last_registered_version}"
+        )
         blocked = (
-            f"the last challenger was registered {inputs.days_since_last_challenger:.1f} days ago "
-            f"(< {settings.min_days_between_challengers:g})"
+            f"{which} was registered {_age(inputs.days_since_last_challenger)} ago "
+            f"(< {settings.min_days_between_challengers:g} days between models)"
         )
     if not fired_names:
         return Decision(retrain=False, reason="no trigger fired", triggers=triggers, blocked_by=None)
@@ -175,6 +184,14 @@ def decide(inputs: DecideInputs, settings: HealSettings) -> Decision:
         triggers=triggers,
         blocked_by=None,
     )
+
+
+def _age(days_ago: float) -> str:
+    """A duration as people say it: "5 hours", "3.2 days" (never "0.0 days")."""
+    if days_ago < 1:
+        hours = days_ago * 24
+        return f"{hours:.0f} hours" if hours >= 1 else f"{max(hours * 60, 1):.0f} minutes"
+    return f"{days_ago:.1f} days"
 
 
 def _performance_triggers(inputs: DecideInputs, settings: HealSettings) -> list[Trigger]:
@@ -270,11 +287,13 @@ def decide_step(
         served = ctx.log.window(trained, now, model_name=ctx.model_name, served=True, as_of=now)
         new_labels = len(matured(served, now))
         counted_in = "prediction log"
-    last = ctx.last_registration()
+    last, last_version = ctx.last_registration(), ctx.last_registered_version()
     earlier = [
-        r.outcome == "drift"
+        r.outcome == "alarm"
         for r in ctx.records(step="monitor")
-        if r.champion_version == champion and r.outcome in ("ok", "drift") and r.cycle_id != cycle.cycle_id
+        if r.champion_version == champion
+        and r.outcome in ("ok", "drift", "alarm")
+        and r.cycle_id != cycle.cycle_id
     ]
     realized = None
     if monitored is not None:
@@ -286,14 +305,15 @@ def decide_step(
         champion_version=champion,
         pending_challenger=pending,
         monitored=monitored is not None,
-        drift=monitored is not None and monitored.state == "drift",
-        drift_reasons=list(monitored.reasons) if monitored is not None else [],
+        drift=monitored is not None and monitored.alarm,
+        drift_reasons=list(monitored.alarm_reasons) if monitored is not None else [],
         previous_drift=earlier,
         realized=realized,
         baseline_roc_auc=_finite(metrics.get("roc_auc")),
         baseline_f1=_finite(metrics.get("f1")),
         new_labels=new_labels,
         days_since_last_challenger=None if last is None else days(now - last),
+        last_registered_version=last_version,
     )
     decision = decide(inputs, ctx.settings)
     cycle.add(

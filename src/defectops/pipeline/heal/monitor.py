@@ -1,6 +1,7 @@
 """Step 4, monitor: the champion's served predictions of the last ``window_days`` against its training
 reference (:func:`defectops.monitoring.monitor_window`); the gauges are published for the service's
-``/metrics``."""
+``/metrics``. The record's outcome is ``alarm`` (may trigger a challenger), ``drift`` (diagnosis only) or
+``ok``."""
 
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
     reference, reference_span = ctx.monitoring_reference(champion)
     base["reference"] = reference_span
     features = [f for f in model.meta.features if f in window.columns and f in reference.columns]
+    baseline = ctx.registry.get_version(ctx.model_name, champion).metrics.get("roc_auc")
     result = monitor_window(
         reference,
         window,
@@ -56,6 +58,8 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         settings=ctx.monitoring or MonitoringSettings(),
         features=features,
         decision_threshold=model.meta.threshold,
+        history=ctx.reference(champion),  # the growth of age-growing features is fitted on all of it
+        baseline_roc_auc=baseline if baseline is not None and math.isfinite(baseline) else None,
     )
     cycle.artifacts["heal/monitoring.json"] = json.loads(result.model_dump_json())
     publish_gauges(
@@ -64,6 +68,7 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
     realized = result.realized
     for key, value in (
         ("monitor.drift", 1.0 if result.state == "drift" else 0.0),
+        ("monitor.alarm", 1.0 if result.alarm else 0.0),
         ("monitor.n_window", float(result.n_window)),
         ("monitor.n_matured", float(realized.n_matured)),
         ("monitor.realized_roc_auc", realized.roc_auc),
@@ -71,14 +76,26 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
     ):
         if value is not None and math.isfinite(value):
             cycle.metrics[key] = float(value)
+    # "alarm" may act (decide); "drift" is diagnosis only: a few features moved, performance did not.
+    outcome = "alarm" if result.alarm else result.state
+    if result.alarm:
+        summary = "; ".join(result.alarm_reasons[:10])
+    elif result.reasons:
+        summary = (
+            f"no alarm; diagnosis: {len(result.drifted_features)} of {len(result.features)} features drift "
+            f"({', '.join(result.drifted_features) or 'none'}), window of {result.n_window}"
+        )
+    else:
+        summary = f"no drift, no alarm (window of {result.n_window})"
     cycle.add(
         "monitor",
-        result.state,
-        "; ".join(result.reasons[:10]) if result.reasons else "no drift",
+        outcome,
+        summary,
         champion=champion,
         evidence={
             **base,
             "features": features,
+            "alarm_reasons": result.alarm_reasons,
             "reasons": result.reasons,
             "drifted_features": result.drifted_features,
             "realized": realized.model_dump(mode="json"),

@@ -1,0 +1,98 @@
+"""Monitoring a registered model from the workspace alone: what ``defectops monitor`` does without files.
+
+After ``defectops run`` and ``defectops serve`` everything monitoring needs is in the workspace: the
+prediction log (what the service answered), the registry (the model's threshold, its held-out ROC-AUC and
+its training reference snapshot). This module puts them together the way the heal loop's monitor step does,
+so a user monitors without exporting anything: the served predictions of one version since a time, compared
+with the recent part of that version's training snapshot (:func:`defectops.monitoring.recent_reference`),
+the age-growing features detrended on the whole snapshot.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from defectops.config import HealSettings
+from defectops.data import EFFORT, LABEL, TIME
+from defectops.errors import InputError, NotFoundError
+from defectops.pipeline.heal.context import trained_at
+from defectops.registry import CHAMPION, ModelRegistry
+
+if TYPE_CHECKING:
+    from defectops.config import MonitoringSettings
+    from defectops.monitoring import MonitoringResult, ReferenceSpan
+    from defectops.predlog import PredictionLog
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMonitoring:
+    """One monitoring run of a registered model version over its logged predictions."""
+
+    model_name: str
+    version: int
+    since: datetime
+    until: datetime
+    reference: ReferenceSpan
+    result: MonitoringResult
+
+
+def monitored_version(registry: ModelRegistry, model_name: str, version: int | None) -> int:
+    """``version``, else the model's champion (NotFoundError naming what is missing)."""
+    if version is not None:
+        registry.get_version(model_name, version)  # NotFoundError when it does not exist
+        return version
+    champion = registry.alias_version(model_name, CHAMPION)
+    if champion is None:
+        raise NotFoundError(f"{model_name!r} has no champion; name a version with --model-version")
+    return champion
+
+
+def monitor_model(
+    *,
+    registry: ModelRegistry,
+    log: PredictionLog,
+    model_name: str,
+    version: int,
+    since: datetime,
+    now: datetime,
+    settings: MonitoringSettings,
+    heal: HealSettings | None = None,
+    waiting_days: float,
+) -> ModelMonitoring:
+    """Monitor the served predictions of ``model_name`` v``version`` created in ``[since, now)``."""
+    from defectops.monitoring import monitor_window, recent_reference
+
+    cfg = heal or HealSettings()
+    info = registry.get_version(model_name, version)
+    window = log.window(since, now, model_name=model_name, model_version=str(version), served=True)
+    if len(window) == 0:
+        raise InputError(
+            f"no served predictions of {model_name} v{version} since {since:%Y-%m-%d %H:%M} UTC in "
+            f"{log.url}: nothing to monitor (score commits with defectops serve first, or widen --since)"
+        )
+    snapshot = registry.load_reference(model_name, version=version)
+    span = recent_reference(
+        snapshot,
+        trained_at=trained_at(registry, model_name, version),
+        waiting_days=waiting_days,
+        span_days=cfg.reference_days,
+        min_rows=cfg.min_reference_rows,
+    )
+    features = [
+        str(c) for c in snapshot.columns if str(c) not in {EFFORT, LABEL, TIME} and str(c) in window.columns
+    ]
+    baseline = info.metrics.get("roc_auc")
+    result = monitor_window(
+        span.frame,
+        window,
+        now=now,
+        settings=settings,
+        features=features,
+        decision_threshold=info.threshold,
+        history=snapshot,
+        baseline_roc_auc=baseline if baseline is not None and math.isfinite(baseline) else None,
+    )
+    return ModelMonitoring(model_name, version, since, now, span, result)

@@ -1,0 +1,162 @@
+"""Alarms that mean something: feature drift is diagnosis; an alarm needs performance, the score, or many
+features, on a window large enough to judge. And features that grow with project age do not fire on their
+normal growth (docs/monitoring.md)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from defectops.data import FEATURES
+from defectops.monitoring.monitor import monitor_window
+from defectops.monitoring.trend import BINS, MIN_BIN_ROWS, MIN_TREND_ROWS, detrend, fit_slope
+
+NOW = datetime(2026, 12, 3, tzinfo=UTC)
+DAY = pd.Timedelta(days=1)
+
+
+def _changes(rng: np.random.Generator, rows: int, start: pd.Timestamp, span_days: float) -> pd.DataFrame:
+    """Seeded change metrics with times; ``exp`` grows with time: log1p(exp) ~ N(2 + 0.8 * years, 1)."""
+    offsets = np.sort(rng.uniform(0, span_days, rows))
+    times = start + pd.to_timedelta(offsets, unit="D")
+    years = (times - pd.Timestamp("2020-01-01", tz="UTC")).days.to_numpy() / 365.25
+    frame = pd.DataFrame({name: rng.gamma(2.0, 10.0, rows).round(0) for name in FEATURES})
+    frame["fix"] = rng.integers(0, 2, rows).astype(float)
+    frame["exp"] = np.round(np.expm1(rng.normal(2 + 0.8 * years, 1.0)))
+    frame["time"] = times
+    frame["score"] = rng.beta(2, 8, rows)
+    return frame
+
+
+def _window(frame: pd.DataFrame) -> pd.DataFrame:
+    window = frame.drop(columns=["time"]).copy()
+    window["created_at"] = frame["time"].to_numpy()
+    return window
+
+
+def test_fit_slope_recovers_a_hand_made_growth() -> None:
+    # 12 bins of MIN_BIN_ROWS rows, 30 days apart, log1p(x) = 1 + 0.01 * day -> slope 0.01 per day
+    days = np.repeat(np.arange(BINS) * 30.0, MIN_BIN_ROWS)
+    times = pd.Timestamp("2024-01-15", tz="UTC") + pd.to_timedelta(days, unit="D")
+    history = pd.DataFrame({"exp": np.expm1(1 + 0.01 * days), "time": times})
+    slope, commits = fit_slope(history, "exp", months=24)
+    assert commits == BINS * MIN_BIN_ROWS
+    assert slope == pytest.approx(0.01, rel=1e-9)
+    assert fit_slope(history.iloc[:-1], "exp", months=24) == (0.0, 0)  # 239 < 12 * 20 commits: no fit
+    # a slow project: the last 24 months hold few commits, so the last MIN_TREND_ROWS are used, however old
+    slow = pd.DataFrame(
+        {
+            "exp": np.expm1(np.linspace(0.0, 2.0, 700)),
+            "time": pd.Timestamp("2016-01-01", tz="UTC")
+            + pd.to_timedelta(np.linspace(0, 3650, 700), unit="D"),
+        }
+    )
+    slope, commits = fit_slope(slow, "exp", months=24)
+    assert commits == MIN_TREND_ROWS
+    assert slope == pytest.approx(2.0 / 3650, rel=1e-6)  # a straight line: every bin's median is on it
+
+
+def test_detrend_removes_the_growth_the_history_shows() -> None:
+    # reference at day 0 with exp = e^1 - 1, window 365 days later with exp = e^1.5 - 1, history growing
+    # 0.5 per year in log1p: both become 1.0 after adjusting to the reference's median time
+    history = pd.DataFrame(
+        {
+            "exp": np.expm1(np.repeat(1 + 0.5 * np.arange(12) / 12, MIN_BIN_ROWS)),
+            "time": pd.Timestamp("2024-01-01", tz="UTC")
+            + pd.to_timedelta(np.repeat(np.arange(12) * 365.25 / 12, MIN_BIN_ROWS), unit="D"),
+        }
+    )
+    t0 = pd.Timestamp("2025-01-01", tz="UTC")
+    reference = pd.DataFrame({"exp": [np.expm1(1.0)] * 3, "time": [t0] * 3})
+    window = pd.DataFrame({"exp": [np.expm1(1.5)] * 3, "created_at": [t0 + 365.25 * DAY] * 3})
+    out = detrend(reference, window, ["exp", "la"], history=history, window_time="created_at", months=24)
+    [adjustment] = out.adjustments  # la does not grow with age: untouched
+    assert adjustment.slope_per_year == pytest.approx(0.5)  # 0.5/12 per 365.25/12 days
+    assert adjustment.shift == pytest.approx(0.5)  # one year after the reference's median time
+    assert out.reference["exp"].tolist() == pytest.approx([1.0] * 3)
+    assert out.window["exp"].tolist() == pytest.approx([1.0] * 3)  # 1.5 - 0.5: the growth is removed
+
+
+def test_age_growth_alone_raises_no_drift_and_a_new_team_still_does() -> None:
+    rng = np.random.default_rng(12)
+    history = _changes(rng, 6000, pd.Timestamp("2022-01-01", tz="UTC"), 3 * 365)
+    reference = history[history["time"] >= history["time"].max() - 90 * DAY].reset_index(drop=True)
+    later = _changes(rng, 600, history["time"].max() + 180 * DAY, 30)  # half a year later, same process
+    window = _window(later)
+    plain = monitor_window(reference.drop(columns=["time"]), window, now=NOW)
+    assert "exp" in plain.drifted_features  # without the trend exp "drifts" from growth alone
+    fair = monitor_window(reference, window, now=NOW, history=history)
+    assert fair.drifted_features == []
+    assert fair.state == "ok"
+    assert not fair.alarm
+    assert [t.feature for t in fair.trends] == ["lt", "ndev", "age", "nuc", "exp", "rexp", "sexp"]
+    # a new team of authors with no experience: 40% of the window has exp 0
+    team = window.copy()
+    team.loc[: int(0.4 * len(team)), "exp"] = 0.0
+    assert "exp" in monitor_window(reference, team, now=NOW, history=history).drifted_features
+
+
+def test_a_window_from_the_reference_distribution_raises_no_alarm_even_with_old_bool_flags() -> None:
+    rng = np.random.default_rng(3)
+    reference = _changes(rng, 3000, pd.Timestamp("2026-01-01", tz="UTC"), 90).drop(columns=["time"])
+    window = reference.sample(500, random_state=1).reset_index(drop=True)
+    # as logged before the feature contract: /v1/commits/score wrote true/false, /v1/predict 0.0/1.0
+    window["fix"] = [bool(v) if i % 2 else float(v) for i, v in enumerate(window["fix"])]
+    result = monitor_window(reference, window, now=NOW, baseline_roc_auc=0.8)
+    fix = next(f for f in result.features if f.feature == "fix")
+    assert not fix.drift_detected
+    assert not result.alarm
+    assert result.alarm_reasons == []
+
+
+def test_few_drifting_features_are_diagnosis_many_are_an_alarm_small_windows_never_alarm() -> None:
+    rng = np.random.default_rng(5)
+    reference = _changes(rng, 3000, pd.Timestamp("2026-01-01", tz="UTC"), 90).drop(columns=["time"])
+    window = reference.sample(400, random_state=2).reset_index(drop=True)
+    window[["la", "ld"]] = window[["la", "ld"]] * 5  # 2 of the 14 features
+    two = monitor_window(reference, window, now=NOW)
+    assert set(two.drifted_features) == {"la", "ld"}
+    assert two.state == "drift"
+    assert not two.alarm
+    assert any(
+        "2 of 14 features drift (la, ld): diagnosis, not an alarm (< 30%" in note for note in two.notes
+    )
+    many = window.copy()
+    moved = ["ns", "nd", "nf", "entropy", "lt", "ndev", "age", "nuc"]  # with la, ld: 10 of 14 >= 30%
+    many[moved] = many[moved] * 5
+    alarmed = monitor_window(reference, many, now=NOW)
+    assert alarmed.alarm
+    assert alarmed.alarm_reasons[0].startswith("10 of 14 features drift (>= 30%)")
+    small = monitor_window(reference, many.head(60), now=NOW)  # 60 < min_alarm_predictions 100
+    assert small.state == "drift"
+    assert not small.alarm
+    assert any(note.startswith("no alarm on 60 predictions (< 100)") for note in small.notes)
+
+
+def test_performance_below_the_baseline_is_an_alarm_realized_first_then_estimated() -> None:
+    rng = np.random.default_rng(9)
+    reference = _changes(rng, 2000, pd.Timestamp("2026-01-01", tz="UTC"), 90).drop(columns=["time"])
+    window = reference.sample(300, random_state=3).reset_index(drop=True)
+    # labels unrelated to the score: realized ROC-AUC near 0.5 on 300 matured labels
+    window["label"] = pd.array(rng.integers(0, 2, 300), dtype="Int64")
+    window["label_time"] = pd.Timestamp("2026-06-01", tz="UTC")
+    result = monitor_window(reference, window, now=NOW, baseline_roc_auc=0.8)
+    assert result.realized.roc_auc is not None
+    drop = 0.8 - result.realized.roc_auc
+    assert result.alarm
+    assert result.alarm_reasons == [
+        f"realized ROC-AUC {result.realized.roc_auc:.3f} on 300 matured labels is {drop:.3f} below the "
+        "held-out 0.800 (> 0.05)"
+    ]
+    # no labels: the CBPE estimate is judged against the estimate on the reference's own scores. Scores
+    # squeezed towards their mean rank the same way but are less confident: a lower expected ROC-AUC.
+    unlabelled = window.drop(columns=["label", "label_time"])
+    assert not monitor_window(reference, unlabelled, now=NOW, baseline_roc_auc=0.8).alarm
+    unlabelled["score"] = 0.15 + 0.1 * (unlabelled["score"] - 0.15)
+    squeezed = monitor_window(reference, unlabelled, now=NOW, baseline_roc_auc=0.8)
+    assert squeezed.estimated.roc_auc is not None
+    assert squeezed.alarm_reasons[0].startswith(f"estimated (CBPE) ROC-AUC {squeezed.estimated.roc_auc:.3f}")
+    assert "the score distribution drifted" in squeezed.alarm_reasons[1]

@@ -1,0 +1,105 @@
+"""``defectops monitor`` without files: a registered model against the workspace's prediction log.
+
+A seeded history (tests/heal_world.py) trains the first champion on day 240 the way ``defectops run`` does;
+the next 30 days of changes are logged as the service logs them (half with ``fix`` as an old-style boolean).
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from defectops.config import HealSettings, MonitoringSettings
+from defectops.data import FEATURES
+from defectops.errors import InputError
+from defectops.pipeline import monitor_model, monitored_version
+from defectops.pipeline.heal import FrameSource
+from defectops.predlog import PredictionRecord
+from heal_world import (
+    WAITING_DAYS,
+    Stack,
+    WorldSpec,
+    bootstrap_champion,
+    commits_frame,
+    day,
+    generate,
+    heal_tracking,
+    labels_frame,
+    mlflow_environment_restored,
+    stack,
+)
+
+__all__ = ["heal_tracking", "mlflow_environment_restored", "stack"]  # fixtures pytest finds here
+
+
+def _log_days(stack: Stack, world: pd.DataFrame, version: int, first: int, last: int) -> int:
+    model = stack.registry.load(stack.name, version=version)
+    rows = world[(world["day"] >= first) & (world["day"] < last)].reset_index(drop=True)
+    scores = model.score(rows)
+    records = []
+    for i, row in rows.iterrows():
+        inputs: dict[str, object] = {name: float(row[name]) for name in FEATURES}
+        if i % 2:  # as /v1/commits/score logged it before the feature contract
+            inputs["fix"] = bool(row["fix"])
+        inputs["commit_time"] = row["time"].isoformat()
+        score = float(scores[i])
+        records.append(
+            PredictionRecord(
+                prediction_id=f"018f0000-0000-7000-8000-{i:012d}",
+                created_at=row["time"].to_pydatetime(),
+                model_name=stack.name,
+                model_version=str(version),
+                served=True,
+                inputs=inputs,
+                score=score,
+                threshold=model.meta.threshold,
+                risk_label=int(score >= model.meta.threshold),
+                risk_band="low",
+            )
+        )
+    return stack.log.record(records)
+
+
+def test_a_quiet_period_monitored_from_the_workspace_raises_no_alarm(stack: Stack) -> None:
+    world = generate(WorldSpec(seed=3, days=300, per_day=4, drift_day=None))
+    source = FrameSource(commits_frame(world), labels_frame(world, end=day(300)))
+    version = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    assert monitored_version(stack.registry, stack.name, None) == version
+    logged = _log_days(stack, world, version, 240, 270)
+    assert logged == 120  # 30 days x 4 changes
+    heal = HealSettings()
+    watched = monitor_model(
+        registry=stack.registry,
+        log=stack.log,
+        model_name=stack.name,
+        version=version,
+        since=day(240),
+        now=day(271),
+        settings=MonitoringSettings(),
+        heal=heal,
+        waiting_days=WAITING_DAYS,
+    )
+    result = watched.result
+    assert result.n_window == 120
+    # the reference: the 90 days before the 30-day wait preceding training (day 240): days 120..210
+    span = watched.reference
+    assert span.start is not None
+    assert span.end is not None
+    assert (span.start - day(120)).total_seconds() > 0
+    assert span.end <= day(210)
+    assert span.rows == 360  # 90 days x 4 changes
+    assert not result.alarm, result.alarm_reasons
+    assert "fix" not in result.drifted_features  # bool and float flags are one type
+    assert result.realized.n_matured == 0
+    assert result.realized.skipped_reason == "no matured labels in the window"
+    with pytest.raises(InputError, match="no served predictions"):
+        monitor_model(
+            registry=stack.registry,
+            log=stack.log,
+            model_name=stack.name,
+            version=version,
+            since=day(280),
+            now=day(290),
+            settings=MonitoringSettings(),
+            waiting_days=WAITING_DAYS,
+        )
