@@ -98,6 +98,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_airflow_loads_the_dag(tmp_path: Path) -> None:
     home = Path(os.environ.get("DEFECTOPS_AIRFLOW", "/opt/defectops-airflow"))
     python = home / "bin" / "python"

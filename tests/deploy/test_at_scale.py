@@ -32,7 +32,7 @@ from deploy_stack import (
 )
 from synthetic_history import build_synthetic
 
-pytestmark = [pytest.mark.postgres, pytest.mark.s3]
+pytestmark = [pytest.mark.postgres, pytest.mark.s3, pytest.mark.slow]
 
 BUCKET = "defectops-artifacts"
 
