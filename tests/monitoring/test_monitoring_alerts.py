@@ -79,6 +79,19 @@ def test_webhook_alerts_on_each_change_and_never_repeats(
     assert load_alert_state(state_file).channels == {"webhook": "drift"}
 
 
+def test_drift_without_an_alarm_pages_nobody(webhook_server: Any, drift_result: Any) -> None:
+    # the same findings as a diagnosis only (a few features, no performance or score change): not news
+    assert drift_result.alarm
+    diagnosis = drift_result.model_copy(update={"alarm": False, "alarm_reasons": []})
+    assert diagnosis.state == "drift"
+    settings = AlertSettings(webhook_url=webhook_server.url)
+    report = notify_state_change(diagnosis, settings, AlertState())
+    assert (report.state, report.outcomes) == ("ok", [])
+    assert webhook_server.requests == []
+    message = alert_message(drift_result, "ok").text
+    assert all(f"- alarm: {reason}" in message for reason in drift_result.alarm_reasons)
+
+
 def test_a_failed_webhook_is_retried_next_run_and_hides_the_token(
     webhook_server: Any, drift_result: Any
 ) -> None:

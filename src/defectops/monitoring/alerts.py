@@ -106,21 +106,29 @@ class AlertMessage(BaseModel):
     text: str
 
 
+def alerted_state(result: MonitoringResult) -> State:
+    """What the channels are told: ``drift`` only when the run raised an alarm (docs/monitoring.md, "Alarms
+    and diagnosis"); a few drifting features are diagnosis, shown in the report, and page nobody."""
+    return "drift" if result.alarm else "ok"
+
+
 def alert_message(result: MonitoringResult, previous: State) -> AlertMessage:
     """Describe a state change in a few lines (aggregates only: feature names and test statistics)."""
     header = (
         f"reference {result.n_reference} rows, window {result.n_window} predictions, "
         f"at {result.generated_at.isoformat()}"
     )
-    if result.state == "drift":
-        subject = f"defectops: drift detected ({len(result.reasons)} finding(s))"
+    if alerted_state(result) == "drift":
+        subject = f"defectops: drift detected ({len(result.alarm_reasons)} alarm(s))"
         lines = [f"defectops monitoring: {previous} -> drift ({header})."]
-        lines += [f"- {reason}" for reason in result.reasons[:_MAX_REASONS]]
-        if len(result.reasons) > _MAX_REASONS:
-            lines.append(f"- ... and {len(result.reasons) - _MAX_REASONS} more")
+        lines += [f"- alarm: {reason}" for reason in result.alarm_reasons]
+        findings = result.reasons
+        lines += [f"- {reason}" for reason in findings[:_MAX_REASONS]]
+        if len(findings) > _MAX_REASONS:
+            lines.append(f"- ... and {len(findings) - _MAX_REASONS} more")
     else:
         subject = "defectops: drift resolved"
-        lines = [f"defectops monitoring: {previous} -> ok ({header}). No drift check fires any more."]
+        lines = [f"defectops monitoring: {previous} -> ok ({header}). No alarm any more."]
     realized = result.realized
     if realized.n_matured:
         lines.append(
@@ -214,17 +222,18 @@ class AlertReport(BaseModel):
 def notify_state_change(
     result: MonitoringResult, settings: AlertSettings, alert_state: AlertState
 ) -> AlertReport:
-    """Notify every configured channel whose last notified state differs from ``result.state``.
+    """Notify every configured channel whose last notified state differs from :func:`alerted_state`.
 
     Delivery failures are reported in the outcomes, not raised: monitoring succeeded even if Slack is down,
     and the unchanged state of that channel makes the next run retry.
     """
     remembered = dict(alert_state.channels)
     outcomes: list[DeliveryOutcome] = []
-    for channel in channels_to_notify(result.state, alert_state, settings.channels):
+    state = alerted_state(result)
+    for channel in channels_to_notify(state, alert_state, settings.channels):
         previous = alert_state.notified(channel)
         message = alert_message(result, previous)
-        transition = f"{previous}->{result.state}"
+        transition = f"{previous}->{state}"
         target = _target(channel, settings)
         try:
             if channel == "webhook" and settings.webhook_url is not None:
@@ -242,11 +251,11 @@ def notify_state_change(
             )
             continue
         logger.info("alert %s delivered via %s to %s", transition, channel, target)
-        remembered[channel] = result.state
+        remembered[channel] = state
         outcomes.append(
             DeliveryOutcome(channel=channel, target=target, transition=transition, delivered=True)
         )
-    return AlertReport(state=result.state, outcomes=outcomes, alert_state=AlertState(channels=remembered))
+    return AlertReport(state=state, outcomes=outcomes, alert_state=AlertState(channels=remembered))
 
 
 def _target(channel: Channel, settings: AlertSettings) -> str:
