@@ -412,7 +412,7 @@ def main(argv: list[str] | None = None) -> int:
     from defectops.registry import ModelRegistry
 
     limits = Limits(**{name: getattr(args, name) for name in asdict(defaults)})
-    registry = ModelRegistry.from_settings(Settings(), environ=os.environ)
+    registry = ModelRegistry.from_settings(Settings())
     try:
         verdict = judge(
             Prometheus(args.prometheus),

@@ -27,7 +27,7 @@ def test_heal_once_without_a_model_answers_in_one_line_before_any_work(
     workspace = tmp_path / "ws"
     code, err = _run(["--workspace", str(workspace), "heal", "--once", "--repo", str(repo.path)], capsys)
     assert code == 7  # NotFoundError
-    assert err.startswith("error: nothing to heal: 'defectops-app-")
+    assert err.startswith("error: nothing to heal: 'defectops-")  # the repository's name (its root commit)
     assert err.rstrip().endswith(
         f"is not registered in this workspace; train it first (defectops run --repo {repo.path})"
     )

@@ -233,7 +233,7 @@ def tracking(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyp
         mp.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         mp.delenv("MLFLOW_REGISTRY_URI", raising=False)
-        config = TrackingConfig.resolve(tmp_path_factory.mktemp("canary-ws"), environ={})
+        config = TrackingConfig.resolve(tmp_path_factory.mktemp("canary-ws"))
         ensure_experiment(config)
         rng = np.random.default_rng(0)
         frame = pd.DataFrame(
