@@ -22,7 +22,6 @@ from defectops.registry.registry import ModelRegistry
 from defectops.registry.runs import log_training_run
 from defectops.registry.tracking import TrackingConfig
 from defectops.training.models import load_model, make_model
-from defectops.training.risk import RiskBands
 from gitrepo import RepoBuilder
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -57,13 +56,13 @@ def test_export_scores_like_the_registry_champion(
     exported = cli("models", "export", "--model-name", "jit", "--out", str(out), "--json")
     assert exported.code == 0, exported
     doc = json.loads(exported.out)
-    bands = RiskBands.from_calibration(model.positive_rate_, model.threshold_)
+    bands = model.risk_bands()
     meta = json.loads((out / EXPORT_FILE).read_text())
     assert doc == {"out": str(out), **meta}
     assert meta["format"] == 1
     assert (meta["name"], meta["version"], meta["alias"], meta["kind"]) == ("jit", "1", "champion", "logreg")
     assert meta["threshold"] == model.threshold_
-    assert meta["bands"] == {"medium": bands.medium, "high": bands.high}
+    assert meta["bands"] == bands.as_dict()
     assert meta["features"] == FEATURES
     assert meta["input_columns"] == FEATURES
     assert meta["model_uri"] == "models:/jit/1"

@@ -49,6 +49,7 @@ def _commit(
         model_version="7",
         reasons=reasons,
         sha=sha,
+        base_rate=0.2,
     )
     info = CommitInfo(
         sha=sha, subject=subject, author_name="Bob", author_email="bob@example.com", files=files
@@ -63,7 +64,7 @@ def report(tiny_model: JITModel) -> PredictionReport:
         name="jit",
         version="7",
         threshold=0.5,
-        bands=RiskBands(medium=0.2, high=0.5),
+        bands=RiskBands(medium=0.2, high=0.4, base_rate=0.2),
         origin="models:/jit/7",
     )
     commits = (
@@ -102,16 +103,17 @@ def test_markdown_is_exactly_the_pull_request_comment(report: PredictionReport) 
             "<!-- defectops:predict -->",
             "### Defect risk: 1 high, 1 medium, 2 low",
             "",
-            "Model `jit` version 7, threshold 0.500; risk bands: high from 0.500, medium from 0.200.",
+            "Model `jit` version 7, threshold 0.500; risk bands: base rate 20.0%; medium from 0.200 (1x the base rate), "
+            "high from 0.400 (2x).",
             "",
-            "| Commit | Subject | Risk | Probability | Top reasons |",
-            "| --- | --- | --- | --- | --- |",
-            "| `111111111111` | Add parser \\| fast &lt;b&gt; | high | 0.912 | many lines added (la=812) raised the "
+            "| Commit | Subject | Risk | Probability | vs base rate | Top reasons |",
+            "| --- | --- | --- | --- | --- | --- |",
+            "| `111111111111` | Add parser \\| fast &lt;b&gt; | high | 0.912 | 4.6x | many lines added (la=812) raised the "
             "risk; few files changed (nf=2) lowered the risk |",
-            "| `222222222222` | Use &#64;bob's helper, 50% faster | medium | 0.300 | the author's experience (exp=3) "
+            "| `222222222222` | Use &#64;bob's helper, 50% faster | medium | 0.300 | 1.5x | the author's experience (exp=3) "
             "raised the risk |",
-            "| `333333333333` | Docs | low | 0.050 | - |",
-            "| `444444444444` | Empty \\_marker\\_ | low | 0.040 | - |",
+            "| `333333333333` | Docs | low | 0.050 | 0.2x | - |",
+            "| `444444444444` | Empty \\_marker\\_ | low | 0.040 | 0.2x | - |",
             "",
             "Not scored: 1 merge commit (`999999999999`); their changes are scored in the commits they merge.",
             "",
@@ -153,7 +155,7 @@ def test_sarif_has_the_required_fields_and_one_result_per_located_commit(report:
         assert rule["properties"]["tags"] == ["defect-prediction", "just-in-time", "maintainability"]
     assert rules[0]["fullDescription"]["text"] == (
         "A commit the just-in-time defect model places in the high risk band "
-        "(probability at or above 0.500, the model's decision threshold)."
+        "(probability at or above 0.400, about twice the base rate of defect-inducing changes (20.0%))."
     )
 
     results = run["results"]
@@ -195,16 +197,18 @@ def test_sarif_has_the_required_fields_and_one_result_per_located_commit(report:
     assert located(results[2]) == [("docs/old.md", 1)]
 
     assert results[0]["message"]["text"] == (
-        'Commit 111111111111 "Add parser | fast <b>" has a high defect risk: probability 0.912 (threshold 0.500). '
+        'Commit 111111111111 "Add parser | fast <b>" has a high defect risk: probability 0.912, '
+        "4.6x the base rate of 20.0% (threshold 0.500). "
         "Reasons: many lines added (la=812) raised the risk; few files changed (nf=2) lowered the risk."
     )
     assert results[2]["message"]["text"] == (
-        'Commit 333333333333 "Docs" has a low defect risk: probability 0.050 (threshold 0.500).'
+        'Commit 333333333333 "Docs" has a low defect risk: probability 0.050, 0.2x the base rate of 20.0% (threshold 0.500).'
     )
     assert results[0]["properties"] == {
         "commit": HIGH,
         "probability": 0.912,
         "riskBand": "high",
+        "baseRate": 0.2,
         "risk": True,
         "threshold": 0.5,
         "model": "jit",
@@ -243,12 +247,14 @@ def test_github_workflow_commands_exactly(report: PredictionReport) -> None:
     assert render_github(report) == [
         "111111111111 high 0.912",
         "::error file=src/parser.py,line=1,title=defectops%3A high defect risk (0.91)::Commit 111111111111 "
-        '"Add parser | fast <b>": probability 0.912 (threshold 0.500). Reasons: many lines added (la=812) raised '
+        '"Add parser | fast <b>": probability 0.912, 4.6x the base rate of 20.0%25 (threshold 0.500). '
+        "Reasons: many lines added (la=812) raised "
         "the risk; few files changed (nf=2) lowered the risk. Fails --fail-on medium: in the medium or high band "
         "(probability at or above 0.200).",
         "222222222222 medium 0.300",
         "::error file=lib/a%2Cb.py,line=7,title=defectops%3A medium defect risk (0.30)::Commit 222222222222 "
-        "\"Use @bob's helper, 50%25 faster\": probability 0.300 (threshold 0.500). Reasons: the author's "
+        '"Use @bob\'s helper, 50%25 faster": probability 0.300, 1.5x the base rate of 20.0%25 (threshold 0.500). '
+        "Reasons: the author's "
         "experience (exp=3) raised the risk. Fails --fail-on medium: in the medium or high band (probability "
         "at or above 0.200).",
         "333333333333 low 0.050",
@@ -278,11 +284,11 @@ def test_github_every_failing_commit_is_an_error_even_in_the_low_band(report: Pr
     assert all(line.endswith(why) for line in errors)
     assert errors[2] == (
         "::error title=defectops%3A low defect risk (0.05)::Commit 333333333333 "
-        f'"Docs": probability 0.050 (threshold 0.010). {why}'
+        f'"Docs": probability 0.050, 0.2x the base rate of 20.0%25 (threshold 0.010). {why}'
     )
     assert errors[3] == (
         "::error title=defectops%3A low defect risk (0.04)::Commit 444444444444 "
-        f'"Empty _marker_": probability 0.040 (threshold 0.010). {why}'
+        f'"Empty _marker_": probability 0.040, 0.2x the base rate of 20.0%25 (threshold 0.010). {why}'
     )
 
 
@@ -309,7 +315,7 @@ def test_json_document_structure(report: PredictionReport) -> None:
         "name": "jit",
         "version": "7",
         "threshold": 0.5,
-        "bands": {"medium": 0.2, "high": 0.5},
+        "bands": {"medium": 0.2, "high": 0.4, "base_rate": 0.2, "support": []},
         "origin": "models:/jit/7",
     }
     assert doc["counts"] == {"high": 1, "medium": 1, "low": 2}
@@ -318,7 +324,8 @@ def test_json_document_structure(report: PredictionReport) -> None:
     first = doc["commits"][0]
     assert sorted(first) == sorted(
         [
-            "sha", "probability", "risk", "risk_band", "threshold", "model_name", "model_version", "reasons",
+            "sha", "probability", "risk", "risk_band", "base_rate", "relative_risk", "threshold", "model_name",
+            "model_version", "reasons",
             "subject", "author_name", "author_email", "reasons_text", "features", "files", "notes",
         ]
     )  # fmt: skip
@@ -339,4 +346,4 @@ def test_table_has_one_row_per_commit(report: PredictionReport) -> None:
     assert [c.header for c in table.columns] == ["commit", "risk", "probability", "subject", "top reasons"]
     assert table.row_count == 4
     assert list(table.columns[0].cells) == ["111111111111", "222222222222", "333333333333", "444444444444"]
-    assert list(table.columns[2].cells) == ["0.912", "0.300", "0.050", "0.040"]
+    assert list(table.columns[2].cells) == ["0.912 (4.6x)", "0.300 (1.5x)", "0.050 (0.2x)", "0.040 (0.2x)"]

@@ -31,7 +31,7 @@ COUNTS = {1: (1, 0, 1), 2: (812, 0, 2), 3: (1, 1, 1)}
 
 
 def bands_of(model: JITModel) -> RiskBands:
-    return RiskBands.from_calibration(model.positive_rate_, model.threshold_)
+    return model.risk_bands()
 
 
 def one_line_error(result: Any, code: int, fragment: str) -> None:

@@ -68,7 +68,7 @@ def test_both_endpoints_and_predict_log_and_score_the_same_commit_identically(
         name=deployed.name,
         version="1",
         threshold=model.threshold_,
-        bands=RiskBands.from_calibration(0.2, model.threshold_),
+        bands=RiskBands.from_base_rate(0.2),
         origin="test",
     )
     report = run_predict(

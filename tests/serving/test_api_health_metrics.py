@@ -125,7 +125,28 @@ def test_openapi_documents_every_route(deployed: Deployed, make_client: MakeClie
         "$ref": "#/components/schemas/PredictRequest"
     }
     assert "ChangeRecord" in document["components"]["schemas"]
-    assert client.get("/docs").status_code == 200
+
+
+def test_docs_page_loads_every_file_from_the_service(deployed: Deployed, make_client: MakeClient) -> None:
+    """/docs works offline: Swagger UI's script, style and icon come from the service, not from a CDN."""
+    import re
+
+    client = make_client(deployed.name)
+    page = client.get("/docs")
+    assert page.status_code == 200
+    sources = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page.text)
+    assert sources, page.text
+    assert all(s.startswith("/") and not s.startswith("//") for s in sources), sources
+    assert "cdn." not in page.text
+    assert "https://" not in page.text.replace("https://swagger.io", "")
+    for source in sources:
+        answer = client.get(source)
+        assert answer.status_code == 200, source
+        assert len(answer.content) > 500, source
+    script = client.get("/docs/assets/swagger-ui-bundle.js")
+    assert "SwaggerUIBundle" in script.text
+    assert "javascript" in script.headers["content-type"]
+    assert client.get("/redoc").status_code == 404  # no ReDoc: nothing ships its files
 
 
 def test_observe_many_equals_observing_each_value() -> None:

@@ -60,11 +60,12 @@ def test_models_lists_champion_challenger_and_traffic(
     assert body["champion"]["features"] == list(FEATURES)
     assert body["champion"]["scorer"] == "booster"
     assert body["champion"]["threshold"] == pytest.approx(model.threshold_)
-    # Bands from the calibration: medium from the training base rate, high from the decision threshold.
-    assert body["champion"]["risk_bands"] == {
-        "medium": pytest.approx(min(model.positive_rate_, model.threshold_)),
-        "high": pytest.approx(model.threshold_),
-    }
+    # Bands from the training base rate: medium from once, high from about twice it (the model's own cut).
+    bands = body["champion"]["risk_bands"]
+    assert bands["base_rate"] == pytest.approx(model.positive_rate_)
+    assert bands["medium"] == pytest.approx(model.positive_rate_)
+    assert bands["high"] == pytest.approx(model.risk_bands().high)
+    assert bands["support"] == [s.as_dict() for s in model.risk_bands().support]
     assert body["challenger"]["version"] == 2
     assert body["traffic"] == {"mode": "off", "share": 0.0}
     assert body["last_error"] is None

@@ -11,7 +11,7 @@ import pytest
 
 from defectops.data.schemas import FEATURES
 from defectops.predlog import PredictionLog
-from defectops.training.risk import RiskBands, score
+from defectops.training.risk import score
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import Deployed, MakeClient, Session, record_of
 
@@ -40,7 +40,7 @@ def test_single_record_matches_the_shared_scoring_and_is_logged(
         model_name=deployed.name,
         model_version="1",
         threshold=model.threshold_,
-        bands=RiskBands.from_calibration(model.positive_rate_, model.threshold_),
+        bands=model.risk_bands(),
         top_k=5,
     )[0]
     assert answer["probability"] == pytest.approx(expected.probability, abs=1e-12)

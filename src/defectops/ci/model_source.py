@@ -12,7 +12,6 @@ model zoo's models give exact explanations.
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 import uuid
@@ -47,19 +46,17 @@ class ModelSource:
             "name": self.name,
             "version": self.version,
             "threshold": self.threshold,
-            "bands": {"medium": self.bands.medium, "high": self.bands.high},
+            "bands": self.bands.as_dict(),
             "origin": self.origin,
         }
 
 
 def bands_of(model: JITModel, what: str) -> RiskBands:
-    """The model's risk bands from its calibration (recent base rate, decision threshold)."""
-    rate = float(getattr(model, "positive_rate_", float("nan")))
-    if not math.isfinite(rate):
-        raise ModelError(
-            f"{what} records no base rate of defect-inducing changes; its risk bands are unknown"
-        )
-    return RiskBands.from_calibration(rate, model.threshold_)
+    """The model's risk bands (multiples of its base rate, backed by its out-of-fold training examples)."""
+    try:
+        return model.risk_bands()
+    except ModelError as exc:
+        raise ModelError(f"{what}: {exc}") from None
 
 
 def load_model_dir(path: Path) -> ModelSource:
@@ -171,7 +168,7 @@ def export_model(name: str, *, alias: str, out: Path, now: datetime, settings: S
         "version": source.version,
         "alias": alias,
         "threshold": source.threshold,
-        "bands": {"medium": source.bands.medium, "high": source.bands.high},
+        "bands": source.bands.as_dict(),
         "features": list(source.model.features_),
         "input_columns": source.model.input_columns(),
         "kind": source.model.kind,

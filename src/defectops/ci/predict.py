@@ -292,6 +292,7 @@ def prediction_rows(report: PredictionReport, *, now: datetime) -> list[tuple[st
             "probability": commit.scored.probability,
             "risk": int(commit.scored.risk),
             "risk_band": commit.band.value,
+            "base_rate": commit.scored.base_rate,
             "threshold": commit.scored.threshold,
             "reasons": json.dumps([r.as_dict() for r in commit.scored.reasons], sort_keys=True),
             **commit.features,

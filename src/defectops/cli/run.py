@@ -89,6 +89,8 @@ def run(
 
 
 def _print(result: RunResult) -> None:
+    from defectops.training import multiple_text  # the model stack loads only when printing
+
     mined, labelled = result.mined, result.labelled
     stdout.print(
         f"mined {mined.commits if mined else None} commits of {result.repo} "
@@ -114,12 +116,15 @@ def _print(result: RunResult) -> None:
     shown = sorted(result.recent, key=lambda r: -r.scored.probability)[:SUMMARY_COMMITS]
     if shown:
         more = f" (all {len(result.recent)} in the report)" if len(result.recent) > len(shown) else ""
-        stdout.print(f"riskiest {len(shown)} of the {len(result.recent)} most recent commits{more}:")
+        rate = shown[0].scored.known_base_rate
+        base = "" if rate is None else f"; base rate {rate:.1%}, medium from 1x, high from about 2x"
+        stdout.print(f"riskiest {len(shown)} of the {len(result.recent)} most recent commits{more}{base}:")
     for item in shown:
         scored = item.scored
         reasons = ", ".join(f"{r.feature} {r.direction}" for r in scored.reasons[:2])
         stdout.print(
-            f"  {(scored.sha or '')[:12]} {scored.probability:.2f} {scored.band.value:<6} {item.subject[:50]}"
+            f"  {(scored.sha or '')[:12]} {scored.probability:.3f} {multiple_text(scored.relative_risk):>5} "
+            f"{scored.band.value:<6} {item.subject[:50]}"
             f"  ({reasons})",
             highlight=False,
         )

@@ -38,6 +38,7 @@ from defectops.training import (
     Scored,
     render,
     render_plots,
+    risk_bands_of,
     score,
     train_candidate,
 )
@@ -230,7 +231,10 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
         )
 
     say("scoring recent commits")
-    recent = _score_recent(commits, champion, options.recent)
+    bands = None
+    if champion is not None:
+        bands = risk_bands_of(champion.estimator, threshold=float(champion.estimator.threshold_))
+    recent = _score_recent(commits, champion, bands, options.recent)
 
     say("writing the report")
     page = render(
@@ -248,6 +252,7 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
         metrics=candidate.metrics,
         plots=plots,
         recent=recent,
+        bands=bands,
         generated_at=now,
     )
     report_path.parent.mkdir(parents=True, exist_ok=True)
@@ -335,14 +340,15 @@ def _register_and_gate(
     return stage, serving
 
 
-def _score_recent(commits: pd.DataFrame, champion: Any, count: int) -> list[RecentCommit]:
-    if champion is None or count <= 0:
+def _score_recent(
+    commits: pd.DataFrame, champion: Any, bands: RiskBands | None, count: int
+) -> list[RecentCommit]:
+    if champion is None or bands is None or count <= 0:
         return []
     recent = commits.loc[~commits["is_merge"].astype(bool)].tail(count).reset_index(drop=True)
     frame = pd.DataFrame({name: recent[name].astype("float64") for name in FEATURES})
     frame[TIME] = pd.to_datetime(recent["author_time"], utc=True)
     estimator = champion.estimator
-    bands = RiskBands.from_calibration(float(estimator.positive_rate_), float(estimator.threshold_))
     scored: list[Scored] = score(
         estimator,
         frame,

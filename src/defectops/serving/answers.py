@@ -189,6 +189,7 @@ def answer(deployment: Deployment, batch: RowBatch, *, top_k: int, now: datetime
         name, version, threshold = model.name, model.version_label, model.threshold
         probabilities = scores.probabilities
         labels = _bands(model, probabilities)
+        base_rate = model.bands.base_rate if model.bands.base_rate > 0.0 else None  # NaN or 0: unknown
         for position, (i, probability, band) in enumerate(
             zip(index.tolist(), probabilities.tolist(), labels, strict=True)
         ):
@@ -198,6 +199,8 @@ def answer(deployment: Deployment, batch: RowBatch, *, top_k: int, now: datetime
                 "probability": probability,
                 "risk": risky,
                 "risk_band": band,
+                "base_rate": base_rate,
+                "relative_risk": None if base_rate is None else probability / base_rate,
                 "threshold": threshold,
                 "model_name": name,
                 "model_version": version,

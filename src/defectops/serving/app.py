@@ -28,7 +28,7 @@ from defectops.errors import DefectOpsError
 from defectops.registry import ModelRegistry
 from defectops.serving.manager import Clock
 from defectops.serving.metrics import MeasureAndLimit
-from defectops.serving.routers import commits, feedback, health, metrics, models, predict, traffic
+from defectops.serving.routers import commits, docs, feedback, health, metrics, models, predict, traffic
 from defectops.serving.schemas import PredictRequest
 from defectops.serving.service import PredictionService
 
@@ -91,6 +91,8 @@ def create_app(
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,  # routers/docs.py serves /docs without a CDN
+        redoc_url=None,
     )
     app.state.service = service
     for router in (
@@ -101,8 +103,10 @@ def create_app(
         traffic.router,
         health.router,
         metrics.router,
+        docs.router,
     ):
         app.include_router(router)
+    docs.mount_assets(app)
     app.add_exception_handler(DefectOpsError, _defectops_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_middleware(MeasureAndLimit, metrics=service.metrics, max_body_bytes=serve.max_body_bytes)

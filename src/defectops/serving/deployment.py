@@ -31,7 +31,7 @@ from defectops.serving.scorers import (
     ScorerKind,
     Scores,
 )
-from defectops.training import RiskBands
+from defectops.training import RiskBands, risk_bands_of
 
 TrafficMode = Literal["off", "canary", "shadow"]
 
@@ -101,10 +101,8 @@ def prepare(
     decision = float(meta.threshold if threshold is None else threshold)
     if not 0.0 <= decision <= 1.0 or math.isnan(decision):
         raise ModelError(f"{meta.name} v{meta.version} has an invalid threshold {decision}")
-    base_rate = getattr(estimator, "positive_rate_", None)
-    if base_rate is None or not math.isfinite(float(base_rate)):
-        base_rate = decision  # no calibration information: two bands (low / high)
-    bands = RiskBands.from_calibration(float(base_rate), decision)
+    # Without calibration information (a foreign pyfunc model): two bands, low / high, cut at the threshold.
+    bands = risk_bands_of(estimator, threshold=decision) or RiskBands(medium=decision, high=decision)
     scorer: Scorer
     kind: ScorerKind
     if _is_lightgbm_jit(estimator) and list(estimator.features_) == list(features) and not text_columns:

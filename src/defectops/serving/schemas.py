@@ -111,7 +111,13 @@ class PredictionOut(BaseModel):
     prediction_id: str = Field(description="Id under which the prediction is logged; send feedback with it.")
     probability: float = Field(description="Calibrated probability that the change induces a defect.")
     risk: bool = Field(description="probability >= threshold.")
-    risk_band: Literal["low", "medium", "high"]
+    risk_band: Literal["low", "medium", "high"] = Field(
+        description="low: under the base rate; medium: once to twice it; high: twice it and above."
+    )
+    base_rate: float | None = Field(
+        description="The model's base rate: the share of defect-inducing changes it was trained on."
+    )
+    relative_risk: float | None = Field(description="probability / base_rate ('1.4x the base rate').")
     threshold: float
     model_name: str
     model_version: str
@@ -163,9 +169,19 @@ class FeedbackResponse(BaseModel):
     matched_predictions: int
 
 
+class BandSupportOut(BaseModel):
+    band: Literal["low", "medium", "high"]
+    examples: int = Field(description="Out-of-fold training changes the model put in this band.")
+    defects: int = Field(description="How many of them were defect-inducing.")
+
+
 class RiskBandsOut(BaseModel):
-    medium: float = Field(description="Probability from which a change is 'medium' (the recent base rate).")
-    high: float = Field(description="Probability from which a change is 'high' (the decision threshold).")
+    medium: float = Field(description="Probability from which a change is 'medium' (the base rate).")
+    high: float = Field(description="Probability from which a change is 'high' (about twice the base rate).")
+    base_rate: float | None = Field(description="Share of defect-inducing changes in the training data.")
+    support: list[BandSupportOut] = Field(
+        description="The training examples behind each band (empty for a model too small for folds)."
+    )
 
 
 class ModelOut(BaseModel):

@@ -223,7 +223,7 @@ def model_out(model: ServingModel | None) -> ModelOut | None:
         run_id=model.loaded.meta.run_id,
         features=list(model.features),
         threshold=model.threshold,
-        risk_bands=RiskBandsOut(medium=model.bands.medium, high=model.bands.high),
+        risk_bands=RiskBandsOut.model_validate(model.bands.as_dict()),
         scorer=model.scorer_kind,
         loaded_at=model.loaded_at,
     )

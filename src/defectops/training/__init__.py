@@ -13,7 +13,17 @@ from defectops.training.evaluate import SPLIT_KINDS, evaluate, fit_model, run_fo
 from defectops.training.metrics import METRIC_KEYS, effort_aware_score, evaluate_predictions, recall_at_effort
 from defectops.training.models import DEFAULT_MODEL, MODEL_KINDS, JITModel, LightGBMJIT, OnlineJIT, load_model
 from defectops.training.report import RecentCommit, render, render_plots
-from defectops.training.risk import RiskBand, RiskBands, Scored, check_finite, score
+from defectops.training.risk import (
+    BandSupport,
+    RiskBand,
+    RiskBands,
+    Scored,
+    check_finite,
+    multiple_text,
+    relative_text,
+    risk_bands_of,
+    score,
+)
 from defectops.training.treeshap import TreeShapTables
 
 __all__ = [
@@ -21,6 +31,7 @@ __all__ = [
     "METRIC_KEYS",
     "MODEL_KINDS",
     "SPLIT_KINDS",
+    "BandSupport",
     "Candidate",
     "CandidateOptions",
     "Evaluation",
@@ -40,10 +51,13 @@ __all__ = [
     "fit_model",
     "known_labels",
     "load_model",
+    "multiple_text",
     "online_candidate",
     "recall_at_effort",
+    "relative_text",
     "render",
     "render_plots",
+    "risk_bands_of",
     "run_fold",
     "score",
     "train",

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from defectops.training.risk import Scored
+from defectops.training.risk import RiskBands, Scored, multiple_text
 
 FloatArray = npt.NDArray[np.float64]
 _MAX_POINTS = 300
@@ -197,6 +197,13 @@ def render_plots(
     }
 
 
+def _bands_text(bands: RiskBands | None) -> str:
+    """What the bands mean for this model (its base rate), for the line above the table."""
+    if bands is None:
+        return "No champion scored these commits."
+    return f"Risk bands: {bands.describe()}; low is below the base rate, no riskier than a usual commit."
+
+
 def render(
     *,
     title: str,
@@ -205,13 +212,15 @@ def render(
     plots: Mapping[str, str],
     recent: Sequence[RecentCommit],
     generated_at: datetime,
+    bands: RiskBands | None = None,
 ) -> str:
     """The whole report page."""
     recent_rows = "".join(
         "<tr>"
         f"<td><code>{html.escape((c.scored.sha or '')[:12])}</code></td>"
         f"<td>{c.time:%Y-%m-%d}</td><td>{html.escape(c.author)}</td><td>{html.escape(c.subject[:80])}</td>"
-        f"<td class='{c.scored.band.value}'>{c.scored.probability:.2f} {c.scored.band.value}</td>"
+        f"<td class='{c.scored.band.value}'>{c.scored.probability:.3f} {c.scored.band.value}</td>"
+        f"<td>{multiple_text(c.scored.relative_risk)}</td>"
         f"<td>{html.escape(_reason_text(c.scored))}</td>"
         "</tr>"
         for c in sorted(recent, key=lambda c: -c.scored.probability)
@@ -225,7 +234,9 @@ def render(
         f"<h2>Held-out evaluation (later commits, chronological split)</h2><table>{_rows(metrics)}</table>"
         f"<div class='grid'>{''.join(f'<div>{p}</div>' for p in plots.values())}</div>"
         "<h2>Riskiest recent commits</h2>"
+        f"<p class='muted'>{html.escape(_bands_text(bands))}</p>"
         "<table><tr><th>commit</th><th>date</th><th>author</th><th>subject</th><th>risk</th>"
+        "<th>x base rate</th>"
         f"<th>top reasons</th></tr>{recent_rows}</table>"
         "</body></html>\n"
     )

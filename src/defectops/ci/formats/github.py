@@ -18,7 +18,7 @@ from pathlib import Path
 from defectops.ci.formats.markdown import render_markdown
 from defectops.ci.reasons import describe
 from defectops.ci.report import CommitPrediction, PredictionReport
-from defectops.training import RiskBand
+from defectops.training import RiskBand, relative_text
 
 _COMMAND = {RiskBand.HIGH: "error", RiskBand.MEDIUM: "warning"}
 
@@ -42,9 +42,10 @@ def _annotation(commit: CommitPrediction, report: PredictionReport, command: str
         properties += [f"file={escape_property(hot[0].path)}", f"line={max(1, hot[0].first_line)}"]
     properties.append(f"title={escape_property(title)}")
     reasons = "; ".join(describe(r) for r in commit.scored.reasons)
+    relative = relative_text(p, report.model.bands)
     message = (
-        f'Commit {commit.short_sha} "{commit.info.subject}": probability {p:.3f} '
-        f"(threshold {report.threshold:.3f})."
+        f'Commit {commit.short_sha} "{commit.info.subject}": probability {p:.3f}'
+        f"{f', {relative}' if relative else ''} (threshold {report.threshold:.3f})."
     )
     if reasons:
         message += f" Reasons: {reasons}."

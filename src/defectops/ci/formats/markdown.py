@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from defectops.ci.reasons import describe
 from defectops.ci.report import PredictionReport
+from defectops.training import multiple_text
 
 MARKER = "<!-- defectops:predict -->"
 
@@ -40,19 +41,20 @@ def render_markdown(report: PredictionReport) -> str:
         f"### Defect risk: {counts['high']} high, {counts['medium']} medium, {counts['low']} low",
         "",
         f"Model `{escape(model.name)}` version {escape(model.version)}, threshold {report.threshold:.3f}; "
-        f"risk bands: high from {model.bands.high:.3f}, medium from {model.bands.medium:.3f}.",
+        f"risk bands: {model.bands.describe()}.",
         "",
     ]
     if report.commits:
         lines += [
-            "| Commit | Subject | Risk | Probability | Top reasons |",
-            "| --- | --- | --- | --- | --- |",
+            "| Commit | Subject | Risk | Probability | vs base rate | Top reasons |",
+            "| --- | --- | --- | --- | --- | --- |",
         ]
         for commit in report.commits:
             reasons = "; ".join(escape(describe(r)) for r in commit.scored.reasons) or "-"
             lines.append(
                 f"| `{commit.short_sha}` | {escape(commit.info.subject) or '-'} | {commit.band.value} | "
-                f"{commit.scored.probability:.3f} | {reasons} |"
+                f"{commit.scored.probability:.3f} | {multiple_text(commit.scored.relative_risk)} | "
+                f"{reasons} |"
             )
     else:
         lines.append("No commit to score.")

@@ -15,12 +15,13 @@ has no location and is left out of the SARIF file; it still appears in every oth
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from defectops import __version__
 from defectops.ci.reasons import describe
 from defectops.ci.report import CommitPrediction, PredictionReport
-from defectops.training import RiskBand
+from defectops.training import RiskBand, relative_text
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -40,19 +41,21 @@ def rule_id(band: RiskBand) -> str:
 
 def _rules(report: PredictionReport) -> list[dict[str, Any]]:
     bands = report.model.bands
+    rate = f"{bands.base_rate:.1%}" if math.isfinite(bands.base_rate) else "unknown"
     describe_band = {
         RiskBand.HIGH: (
-            f"probability at or above {bands.high:.3f}, the model's decision threshold",
-            "Review this change with extra care: the model expects it to introduce a defect.",
+            f"probability at or above {bands.high:.3f}, about twice the base rate of defect-inducing "
+            f"changes ({rate})",
+            "Review this change with extra care: it is much riskier than a usual change here.",
         ),
         RiskBand.MEDIUM: (
-            f"probability from {bands.medium:.3f} (the recent share of defect-inducing changes) "
-            f"to {bands.high:.3f}",
-            "Riskier than an average change: a second look at the listed reasons is worthwhile.",
+            f"probability from {bands.medium:.3f} to {bands.high:.3f}, once to about twice the base rate "
+            f"of defect-inducing changes ({rate})",
+            "Riskier than a usual change here: a second look at the listed reasons is worthwhile.",
         ),
         RiskBand.LOW: (
-            f"probability below {bands.medium:.3f}, the recent share of defect-inducing changes",
-            "Less risky than an average change.",
+            f"probability below {bands.medium:.3f}, the base rate of defect-inducing changes ({rate})",
+            "No riskier than a usual change here.",
         ),
     }
     rules = []
@@ -100,9 +103,11 @@ def _locations(commit: CommitPrediction) -> list[dict[str, Any]]:
 def _message(commit: CommitPrediction, report: PredictionReport) -> str:
     reasons = "; ".join(describe(r) for r in commit.scored.reasons)
     subject = f' "{commit.info.subject}"' if commit.info.subject else ""
+    relative = relative_text(commit.scored.probability, report.model.bands)
     text = (
         f"Commit {commit.short_sha}{subject} has a {commit.band.value} defect risk: probability "
-        f"{commit.scored.probability:.3f} (threshold {report.threshold:.3f})."
+        f"{commit.scored.probability:.3f}{f', {relative}' if relative else ''} "
+        f"(threshold {report.threshold:.3f})."
     )
     text = f"{text} Reasons: {reasons}." if reasons else text
     return " ".join([text, *(f"Note: {note}." for note in commit.notes)])
@@ -138,6 +143,7 @@ def render_sarif(
                     "commit": commit.sha,
                     "probability": commit.scored.probability,
                     "riskBand": commit.band.value,
+                    "baseRate": commit.scored.known_base_rate,
                     "risk": commit.scored.risk,
                     "threshold": commit.scored.threshold,
                     "model": commit.scored.model_name,

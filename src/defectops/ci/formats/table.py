@@ -6,6 +6,7 @@ from rich.table import Table
 
 from defectops.ci.reasons import format_value
 from defectops.ci.report import PredictionReport
+from defectops.training import multiple_text
 
 _STYLE = {"high": "bold red", "medium": "yellow", "low": "green"}
 
@@ -20,7 +21,7 @@ def render_table(report: PredictionReport) -> Table:
     title = (
         f"defect risk · {model.name} {_version(model.version)} · "
         f"threshold {format_value(round(report.threshold, 4))} · "
-        f"bands: high ≥ {model.bands.high:.3f}, medium ≥ {model.bands.medium:.3f}"
+        f"{model.bands.describe()}"
     )
     table = Table(title=title, title_justify="left")
     for column in ("commit", "risk", "probability", "subject", "top reasons"):
@@ -30,7 +31,7 @@ def render_table(report: PredictionReport) -> Table:
         table.add_row(
             commit.short_sha,
             f"[{_STYLE[band]}]{band}[/]",
-            f"{commit.scored.probability:.3f}",
+            f"{commit.scored.probability:.3f} ({multiple_text(commit.scored.relative_risk)})",
             commit.info.subject,
             "\n".join([*commit.reasons_text, *(f"[dim]note: {note}[/]" for note in commit.notes)]),
         )

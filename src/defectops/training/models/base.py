@@ -29,6 +29,7 @@ from defectops.training.models.inputs import (
     times_of,
 )
 from defectops.training.models.persistence import FORMAT, jsonable
+from defectops.training.risk import RiskBands
 
 
 class JITModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
@@ -165,11 +166,30 @@ class JITModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             raise InputError("times and y differ in length")
         self.classes_ = np.array([0, 1])
         self.n_features_in_ = len(self.features_)
+        self._out_of_fold: tuple[FloatArray, npt.NDArray[np.int64]] | None = None
         self.calibration_ = self._calibrate(inputs, labels, sample_weight, stamps)
         self._fit_core(inputs, labels, self._weights(labels, sample_weight, stamps))
         self.n_train_ = len(labels)
         self.positive_rate_ = float(labels.mean())
+        scores, truth = self._out_of_fold or (None, None)
+        # Kept as a plain document: skops (MLflow's format) then needs no new trusted type to load the model.
+        self.bands_ = RiskBands.from_base_rate(self.positive_rate_, scores, truth).as_dict()
+        del self._out_of_fold
         return self
+
+    def risk_bands(self) -> RiskBands:
+        """The bands fitted with the model (tied to its base rate, backed by out-of-fold examples); for a
+        model saved before bands were kept, or updated online since, plain multiples of its base rate."""
+        self._check_fitted()
+        document = getattr(self, "bands_", None)
+        rate = float(getattr(self, "positive_rate_", float("nan")))
+        if isinstance(document, Mapping):
+            fitted = RiskBands.from_dict(document)
+            if fitted.base_rate == rate or not math.isfinite(rate):
+                return fitted
+        if not math.isfinite(rate):
+            raise ModelError("the model records no base rate of defect-inducing changes; no risk bands")
+        return RiskBands.from_base_rate(rate)
 
     def _calibrate(
         self,
@@ -220,7 +240,9 @@ class JITModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         a, b = platt_scaling(raw, truth)
         if not a > 0:
             return fallback
-        threshold = best_f1_threshold(truth, sigmoid(a * raw + b))
+        calibrated = sigmoid(a * raw + b)
+        self._out_of_fold = (calibrated, truth)  # what the risk bands are checked against
+        threshold = best_f1_threshold(truth, calibrated)
         return a, b, threshold
 
     def _fallback_calibration(self, positive_rate: float) -> tuple[float, float, float]:
@@ -321,6 +343,7 @@ class JITModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             "threshold": threshold,
             "n_train": int(self.n_train_),
             "positive_rate": float(self.positive_rate_),
+            "bands": self.risk_bands().as_dict(),
             "state": self._state(),
         }
         self._save_files(path)

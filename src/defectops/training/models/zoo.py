@@ -16,6 +16,7 @@ from defectops.training.models.linear import LogisticJIT
 from defectops.training.models.online import OnlineJIT
 from defectops.training.models.persistence import FORMAT
 from defectops.training.models.text import TextJIT
+from defectops.training.risk import RiskBands
 
 ModelKind = Literal["lightgbm", "logreg", "rf", "online", "text"]
 MODEL_KINDS: tuple[str, ...] = ("lightgbm", "logreg", "rf", "online", "text")
@@ -64,6 +65,8 @@ def load_model(path: Path) -> JITModel:
     model.n_features_in_ = len(model.features_)
     model.n_train_ = int(document.get("n_train", 0))
     model.positive_rate_ = float(document.get("positive_rate", float("nan")))
+    if isinstance(document.get("bands"), dict):
+        model.bands_ = RiskBands.from_dict(document["bands"]).as_dict()  # checked on the way in
     calibration = document["calibration"]
     model.calibration_ = (float(calibration["a"]), float(calibration["b"]), float(document["threshold"]))
     try:
