@@ -154,6 +154,14 @@ class HealBusyError(DefectOpsError):
     http_status = 409
 
 
+class WorkspaceBusyError(DefectOpsError):
+    """Another process holds a workspace lock (mining, labelling or a run of the same repository, or MLflow's
+    schema creation) for longer than this one would wait; nothing was done (try again later)."""
+
+    exit_code = 75  # EX_TEMPFAIL, like HealBusyError
+    http_status = 503
+
+
 class InsufficientDataError(DataError):
     """Too few labelled commits, or one class missing, to train and evaluate honestly; nothing was trained.
 
