@@ -143,6 +143,19 @@ class PayloadTooLargeError(DefectOpsError):
     http_status = 413
 
 
+class UnsupportedMediaTypeError(InputError):
+    """A request body that is not declared ``application/json`` (a browser can send other types from any page
+    without a CORS pre-flight)."""
+
+    http_status = 415
+
+
+class BodyTimeoutError(InputError):
+    """A request body that did not arrive within the service's body timeout."""
+
+    http_status = 408
+
+
 class HealBusyError(DefectOpsError):
     """Another heal cycle of the same model is running; nothing was done (try again later).
 

@@ -75,7 +75,9 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     records: list[ChangeRecord] = Field(
-        min_length=1, description="The changes, at most the service's batch limit."
+        min_length=1,
+        fail_fast=True,  # stop at the first invalid record: rejecting costs no more than one record's errors
+        description="The changes, at most the service's batch limit; a 422 reports the first invalid one.",
     )
     top_k: TopK | None = Field(
         default=None, description="Reasons per prediction (0: none, fastest); default: the service's setting."

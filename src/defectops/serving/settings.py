@@ -73,6 +73,15 @@ class ServeSettings(BaseSettings):
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest accepted request body in bytes; more is 413."
     )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="Time a request body may take to arrive; slower is 408."
+    )
+    json_max_object_keys: int = Field(
+        default=64, ge=24, description="Most keys one JSON object of a request body may have; more is 413."
+    )
+    json_max_depth: int = Field(
+        default=8, ge=3, le=64, description="Deepest nesting of a JSON request body; deeper is 413."
+    )
     top_k: int = Field(
         default=5, ge=0, le=50, description="Reasons returned per prediction unless a request asks otherwise."
     )
