@@ -156,6 +156,14 @@ class BodyTimeoutError(InputError):
     http_status = 408
 
 
+class LabelConflictError(DefectOpsError):
+    """A label that would replace one written by SZZ mining through a lesser source (the HTTP API): refused,
+    because heal's decisions rest on the mined labels."""
+
+    exit_code = 2
+    http_status = 409
+
+
 class HealBusyError(DefectOpsError):
     """Another heal cycle of the same model is running; nothing was done (try again later).
 

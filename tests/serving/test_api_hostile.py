@@ -176,3 +176,34 @@ def test_the_shape_check_counts_keys_outside_strings(body: str, refused: bool) -
             check_json_shape(body.encode(), max_keys=64, max_depth=8)
     else:
         check_json_shape(body.encode(), max_keys=64, max_depth=8)
+
+
+def test_a_token_in_the_url_is_refused_and_feedback_needs_its_token(running: Running) -> None:
+    body = {"repo": "acme/app", "commit_sha": "ab" * 20, "label": 1}
+    assert httpx.post(running.url + "/v1/feedback", json=body, timeout=60).status_code == 401
+    in_url = httpx.post(running.url + f"/v1/feedback?access_token={FEEDBACK_TOKEN}", json=body, timeout=60)
+    assert in_url.status_code == 400
+    reload = httpx.post(running.url + f"/v1/models/reload?token={ADMIN_TOKEN}", timeout=60)
+    assert reload.status_code == 400
+    written = httpx.post(
+        running.url + "/v1/feedback",
+        json=body,
+        headers={"Authorization": f"Bearer {FEEDBACK_TOKEN}"},
+        timeout=60,
+    )
+    assert written.status_code == 201, written.text
+
+
+def test_the_access_log_never_shows_a_query_string() -> None:
+    import logging
+
+    from defectops.serving.server import StripQueryFilter, log_config
+
+    record = logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "POST", f"/v1/models/reload?token={ADMIN_TOKEN}", "1.1", 400), None,
+    )  # fmt: skip
+    assert StripQueryFilter().filter(record)
+    assert ADMIN_TOKEN not in record.getMessage()
+    assert "/v1/models/reload?<query removed>" in record.getMessage()
+    assert log_config()["handlers"]["access"]["filters"] == ["strip_query"]
