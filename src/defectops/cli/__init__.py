@@ -27,7 +27,7 @@ from defectops.cli.run import run
 from defectops.cli.serve import serve
 from defectops.cli.train import evaluate, train
 from defectops.cli.ui import ui
-from defectops.console import stderr
+from defectops.console import redact_url, stderr
 from defectops.errors import ConfigError, DefectOpsError
 
 app = typer.Typer(
@@ -113,6 +113,11 @@ def settings_error(exc: ValidationError) -> ConfigError | None:
     return ConfigError(f"invalid setting {variable}: {first['msg']}")
 
 
+def one_line(message: str) -> str:
+    """Errors are one line on stderr: a multi-line message (a database's, MLflow's) is joined."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn known errors into one line and an exit code."""
     import os
@@ -123,6 +128,13 @@ def main(argv: list[str] | None = None) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     # MLflow sets its loggers' level from this when it is imported (INFO otherwise), after the lines below.
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # Bounded waits on an MLflow server (issue #14: an unreachable one kept `serve` silent for 251 s and
+    # `models list` for 274 s under MLflow's defaults of 7 retries with exponential backoff and 120 s
+    # timeouts): 3 attempts, 1 s and 2 s apart, 10 s each at most. Setting the variables overrides this.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     import logging
 
     for noisy in ("mlflow", "alembic", "httpx"):
@@ -138,7 +150,7 @@ def main(argv: list[str] | None = None) -> None:
     except DefectOpsError as exc:
         if _verbose:
             traceback.print_exc()
-        stderr.print(f"[bold red]error:[/] {markup_escape(str(exc))}", highlight=False)
+        stderr.print(f"[bold red]error:[/] {markup_escape(one_line(redact_url(str(exc))))}", highlight=False)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -157,7 +169,8 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         else:
             stderr.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {markup_escape(str(exc))} "
+                f"[bold red]internal error:[/] {type(exc).__name__}: "
+                f"{markup_escape(one_line(redact_url(str(exc))))} "
                 "(run with --verbose for details)",
                 highlight=False,
             )

@@ -150,7 +150,7 @@ def _file_uri_to_path(uri: str) -> Path:
 def mlflow_error(exc: Exception, action: str) -> Exception:
     """Translate an MLflow exception into the defectops hierarchy (the caller raises it ``from exc``)."""
     code = str(getattr(exc, "error_code", ""))
-    message = f"{action}: {getattr(exc, 'message', None) or exc}"
+    message = redact_url(f"{action}: {getattr(exc, 'message', None) or exc}")
     if code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
         return NotFoundError(message)
     if code in {"INVALID_PARAMETER_VALUE", "BAD_REQUEST"}:

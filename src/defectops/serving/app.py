@@ -26,6 +26,7 @@ from pydantic import BaseModel
 
 from defectops import __version__
 from defectops.config import Settings
+from defectops.console import redact_url
 from defectops.errors import DefectOpsError
 from defectops.registry import ModelRegistry
 from defectops.serving.manager import Clock
@@ -156,7 +157,7 @@ def app_from_env() -> FastAPI:
 
 
 async def _defectops_error(_request: Request, exc: DefectOpsError) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
+    return JSONResponse({"detail": redact_url(str(exc))}, status_code=exc.http_status)
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
