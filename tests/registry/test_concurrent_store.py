@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from defectops.registry.tracking import TrackingConfig, ensure_experiment
 from defectops.registry.audit import AuditLog
-config = TrackingConfig.resolve(Path(sys.argv[1]), environ={})
+config = TrackingConfig.resolve(Path(sys.argv[1]))
 print(ensure_experiment(config))
 AuditLog(config.audit_url).engine
 """
