@@ -279,7 +279,7 @@ class Miner:
             raise ShallowCloneError(
                 f"{self.repo.path} is a shallow clone: history metrics (ndev, age, nuc, exp, rexp, sexp, lt) "
                 "would be wrong. Fetch the full history (git fetch --unshallow), import a miner state "
-                "(defectops state import), or pass --allow-shallow"
+                "(defectops state import), or mine it anyway with `defectops mine --allow-shallow`"
             )
         return head
 

@@ -154,7 +154,12 @@ def app_from_env() -> FastAPI:
 
 
 async def _defectops_error(_request: Request, exc: DefectOpsError) -> JSONResponse:
-    return JSONResponse({"detail": redact_url(str(exc))}, status_code=exc.http_status)
+    reason = redact_url(str(exc))
+    if exc.http_status == 422:
+        # The OpenAPI of every 422 is FastAPI's list of problems: a refusal decided here takes the same shape.
+        problem = {"loc": ["body"], "msg": reason[:_MAX_ERROR_TEXT], "type": "value_error"}
+        return JSONResponse({"detail": [problem]}, status_code=422)
+    return JSONResponse({"detail": reason}, status_code=exc.http_status)
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

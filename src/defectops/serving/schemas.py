@@ -219,6 +219,7 @@ class TrafficSplit(BaseModel):
     mode: Literal["off", "canary", "shadow"] = "off"
     share: float = Field(
         default=0.0,
+        strict=True,  # a JSON number: false or "0.5" is a 422, not a share
         ge=0,
         le=1,
         allow_inf_nan=False,
