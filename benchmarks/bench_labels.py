@@ -105,7 +105,7 @@ def agreement(
     chosen = rng.sample(fixes, min(sample, len(fixes)))
     by_fix: dict[str, list[Any]] = defaultdict(list)
     for row in traced[traced["fix_sha"].isin(set(chosen))].itertuples():
-        by_fix[row.fix_sha].append(row)
+        by_fix[str(row.fix_sha)].append(row)
     lines = agree = 0
     blames = 0
     blame_seconds = 0.0
@@ -215,7 +215,7 @@ def main() -> None:
     say(f"load            before: {report['load_before']}")
 
     result, timing = run_full(repo, options, now)
-    summary = result.summary
+    summary = result.summary.as_dict()
     full = report["full"] = {
         **timing,
         "commits": summary["commits"],

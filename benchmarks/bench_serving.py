@@ -77,7 +77,7 @@ def prepare_registry(workspace: Path) -> tuple[list[list[float]], float]:
     train, test = frame.iloc[:cut], frame.iloc[cut:]
     model = make_model("lightgbm")
     model.fit(train[[*FEATURES, "time"]], train["label"])
-    config = TrackingConfig.resolve(workspace, environ={})
+    config = TrackingConfig.resolve(workspace)
     ensure_experiment(config)
     run = log_training_run(
         model,
@@ -156,7 +156,7 @@ def start_mlflow(workspace: Path) -> tuple[subprocess.Popen[bytes], int]:
     from defectops.registry.tracking import TrackingConfig
 
     port = free_port()
-    config = TrackingConfig.resolve(workspace, environ={})
+    config = TrackingConfig.resolve(workspace)
     env = base_env(workspace) | {"MLFLOW_TRACKING_URI": config.tracking_uri}
     process = subprocess.Popen(
         [

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,7 +29,10 @@ def test_the_page_is_mlflows_and_its_api_reads_the_workspace_registry(tmp_path: 
     workspace = tmp_path / "ws"
     env = {**os.environ, "DEFECTOPS_WORKSPACE": str(workspace)}
     command = [str(Path(sys.executable).with_name("defectops")), "ui", "--port", str(port)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # its own process group: the MLflow server (and the workers it starts) are stopped with it, not orphaned
+    proc = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
     try:
         deadline = time.monotonic() + 240  # MLflow's server starts slowly on a busy 2-core machine
         page = None
@@ -49,11 +54,13 @@ def test_the_page_is_mlflows_and_its_api_reads_the_workspace_registry(tmp_path: 
         assert [e["name"] for e in api.json()["experiments"]] == ["Default"]
         assert (workspace / "mlflow" / "mlflow.db").is_file()  # the workspace's own registry database
     finally:
-        proc.terminate()
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=20)
 
 
 def test_without_the_ui_extra_it_is_one_line_and_exit_2(

@@ -97,7 +97,9 @@ def test_the_at_scale_stack_runs_as_one_system(postgres_server_url: str, tmp_pat
         listed = json.loads(run_cli(["models", "list", "--json"], env).stdout)["models"]
         assert len(listed) == 1
         model = listed[0]["name"]
-        repo_id = model.removeprefix("defectops-")
+        # The model is named after the repository's root commit; the dataset folder after its path.
+        (dataset,) = (workspace / "datasets").glob("*/commits.parquet")
+        repo_id = dataset.parent.name
 
         # 2. A second version (another model kind), registered through the same server.
         second = json.loads(

@@ -53,7 +53,8 @@ def training_table(
     table[MESSAGE] = merged["message"].astype(str)
     if files is not None:
         paths = changed_paths(files)
-        table[PATHS] = merged["sha"].map(paths).fillna("").astype(str)
+        # Through `object`: a commit with no changed file maps to NaN, and a float column refuses "".
+        table[PATHS] = merged["sha"].map(paths).astype(object).fillna("").astype(str)
     table = table.sort_values([TIME, COMMIT], kind="stable").reset_index(drop=True)
     if table.empty:
         raise DataError(f"no commit has a known label as of {as_of:%Y-%m-%d}; more history is needed")
