@@ -308,7 +308,9 @@ class Simulation:
                 "commit_sha": str(event["sha"]),
                 "label_time": moment.isoformat(),
             }
-            response = self.client.post("/v1/feedback", json=body)
+            response = self.client.post(
+                "/v1/feedback", json=body, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}
+            )
             if response.status_code not in (200, 201):
                 raise AssertionError(f"feedback failed: {response.status_code} {response.text}")
             self.feedback += 1

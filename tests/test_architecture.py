@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SRC = ROOT / "src" / "defectops"
 DOC = ROOT / "docs" / "architecture.md"
-FOUNDATION = {"errors", "config", "console"}
+FOUNDATION = {"errors", "config", "console", "locks"}
 MAX_LINES = 600
 
 

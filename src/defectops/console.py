@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Mapping
 from datetime import date, datetime
@@ -53,3 +54,26 @@ PIPE_WIDTH = 240
 def print_table(renderable: Any) -> None:
     """A Rich table on stdout: as wide as the terminal, or :data:`PIPE_WIDTH` when stdout is not one."""
     stdout.print(renderable, width=None if stdout.is_terminal else PIPE_WIDTH)
+
+
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]*)@")
+_SECRET_QUERY = re.compile(
+    r"(?i)(?P<key>[?&](?:password|passwd|pwd|token|access_token|secret|api_key|apikey|key|sig|signature|"
+    r"x-amz-signature|x-amz-credential|x-amz-security-token)=)[^&#\s]*"
+)
+
+
+def redact_url(text: str) -> str:
+    """``text`` with the credentials of every URL in it masked: ``scheme://user:SECRET@host`` becomes
+    ``scheme://user:***@host`` (a bare ``scheme://TOKEN@host`` becomes ``scheme://***@host``), and
+    secret-looking query parameters (``?token=``, ``password=``, S3 signatures) become ``***``.
+
+    The one helper every message, log line and printed URL goes through: database and tracking URIs carry
+    passwords, and an error that quotes the URI it could not reach must not print them.
+    """
+
+    def mask(match: re.Match[str]) -> str:
+        user, sep, _secret = match.group("userinfo").partition(":")
+        return f"{match.group('scheme')}{user}:***@" if sep else f"{match.group('scheme')}***@"
+
+    return _SECRET_QUERY.sub(r"\g<key>***", _URL_CREDENTIALS.sub(mask, text))

@@ -143,6 +143,27 @@ class PayloadTooLargeError(DefectOpsError):
     http_status = 413
 
 
+class UnsupportedMediaTypeError(InputError):
+    """A request body that is not declared ``application/json`` (a browser can send other types from any page
+    without a CORS pre-flight)."""
+
+    http_status = 415
+
+
+class BodyTimeoutError(InputError):
+    """A request body that did not arrive within the service's body timeout."""
+
+    http_status = 408
+
+
+class LabelConflictError(DefectOpsError):
+    """A label that would replace one written by SZZ mining through a lesser source (the HTTP API): refused,
+    because heal's decisions rest on the mined labels."""
+
+    exit_code = 2
+    http_status = 409
+
+
 class HealBusyError(DefectOpsError):
     """Another heal cycle of the same model is running; nothing was done (try again later).
 
@@ -152,6 +173,14 @@ class HealBusyError(DefectOpsError):
 
     exit_code = 75  # EX_TEMPFAIL: cron and orchestrators treat it as "retry"
     http_status = 409
+
+
+class WorkspaceBusyError(DefectOpsError):
+    """Another process holds a workspace lock (mining, labelling or a run of the same repository, or MLflow's
+    schema creation) for longer than this one would wait; nothing was done (try again later)."""
+
+    exit_code = 75  # EX_TEMPFAIL, like HealBusyError
+    http_status = 503
 
 
 class InsufficientDataError(DataError):

@@ -51,7 +51,9 @@ def _exported_names(deployed: Deployed, make_client: MakeClient, api_session: Se
     versions = {p["model_version"] for p in answer.json()["predictions"]}
     assert versions == {"1", "2"}  # champion and challenger both answered
     prediction_id = answer.json()["predictions"][0]["prediction_id"]
-    assert client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": 1}).status_code == 201
+    # writing a label takes a token (issue #14): the admin's here
+    feedback = {"prediction_id": prediction_id, "label": 1}
+    assert client.post("/v1/feedback", json=feedback, headers=admin()).status_code == 201
     # What `defectops heal` publishes for the served model after its monitor step.
     features = frame.loc[:, list(FEATURES)].reset_index(drop=True)
     window = features.iloc[300:400].copy()

@@ -213,10 +213,10 @@ def test_feedback_by_id_is_idempotent_and_keeps_history(log: PredictionLog) -> N
     t1, t2, t3 = T0 + timedelta(days=1), T0 + timedelta(days=2), T0 + timedelta(days=3)
 
     first = log.add_feedback(
-        FeedbackRecord(prediction_id=record.prediction_id, label=1, source="szz"), now=t1
+        FeedbackRecord(prediction_id=record.prediction_id, label=1, source="api:feedback"), now=t1
     )
     again = log.add_feedback(
-        FeedbackRecord(prediction_id=record.prediction_id, label=1, source="api"), now=t2
+        FeedbackRecord(prediction_id=record.prediction_id, label=1, source="api:admin"), now=t2
     )
     changed = log.add_feedback(FeedbackRecord(prediction_id=record.prediction_id, label=0), now=t3)
 
@@ -226,7 +226,7 @@ def test_feedback_by_id_is_idempotent_and_keeps_history(log: PredictionLog) -> N
 
     history = log.feedback_history(prediction_id=record.prediction_id)
     assert [(row.label, row.source, row.received_at, row.superseded_at) for row in history] == [
-        (1, "szz", t1, t3),
+        (1, "api:feedback", t1, t3),
         (0, "api", t3, None),
     ]
     assert history[1].supersedes == first.feedback_id
@@ -645,3 +645,22 @@ def test_from_url_takes_a_path_to_the_sqlite_file(tmp_path: Path) -> None:
         assert log.dialect == "sqlite"
         assert log.url.endswith(f":///{(tmp_path / 'sub' / 'log.db').as_posix()}")
     assert (tmp_path / "sub" / "log.db").is_file()
+
+
+def test_a_label_from_szz_is_replaced_only_by_szz(log: PredictionLog) -> None:
+    """Issue #14: heal's decisions rest on mined labels; a writer through the API must never overturn one."""
+    from defectops.errors import LabelConflictError
+
+    sha = "5a" * 20
+    mined = FeedbackRecord(label=1, repo="r", commit_sha=sha, source="szz")
+    assert log.add_feedback(mined, now=T0).status == "recorded"
+    with pytest.raises(LabelConflictError, match="comes from szz"):
+        log.add_feedback(FeedbackRecord(label=0, repo="r", commit_sha=sha, source="api:admin"), now=T0)
+    agreeing = log.add_feedback(
+        FeedbackRecord(label=1, repo="r", commit_sha=sha, source="api:feedback"), now=T0
+    )
+    assert agreeing.status == "duplicate"
+    remined = log.add_feedback(FeedbackRecord(label=0, repo="r", commit_sha=sha, source="szz"), now=T0)
+    assert remined.status == "replaced"  # SZZ itself may correct its label (a fix found later)
+    history = log.feedback_history(repo="r", commit_sha=sha)
+    assert [(h.label, h.source) for h in history] == [(1, "szz"), (0, "szz")]

@@ -118,7 +118,11 @@ def test_reload_of_a_broken_artifact_is_refused_and_the_old_model_keeps_serving(
     deployed: Deployed, make_client: MakeClient, api_session: Session
 ) -> None:
     client = make_client(deployed.name)
-    broken = deployed.register(api_session.broken, champion=True)  # v3, the registry's champion now
+    broken = deployed.register(api_session.broken)  # v3
+    # defectops refuses to make it champion; someone moves the alias outside defectops (the MLflow UI).
+    from defectops.registry.tracking import activate
+
+    activate(api_session.config).set_registered_model_alias(deployed.name, CHAMPION, str(broken))
     response = client.post("/v1/models/reload", headers=admin())
     assert response.status_code == 409
     assert f"v{broken} is refused" in response.json()["detail"]
@@ -324,3 +328,17 @@ def test_reload_without_a_champion_is_404_and_a_later_reload_makes_the_service_r
     assert response.json()["ready"] is True
     assert client.get("/health/ready").status_code == 200
     assert {a["model_version"] for a in _predict(client, api_session, range(2))} == {"1"}
+
+
+def test_the_contract_of_issue_14(deployed: Deployed, make_client: MakeClient) -> None:
+    client = make_client(deployed.name)
+    document = client.get("/openapi.json").json()
+    assert "503" in document["paths"]["/v1/models/rollback"]["post"]["responses"]
+    # A refusal of promote decided by the service has the same 422 shape as the schema's: a list of problems.
+    again = client.post("/v1/models/promote", json={"version": 1, "why": "again"}, headers=admin())
+    assert again.status_code == 422
+    assert isinstance(again.json()["detail"], list)
+    assert "already the champion" in again.json()["detail"][0]["msg"]
+    for share in (False, "0.5"):
+        refused = client.put("/v1/traffic", json={"mode": "canary", "share": share}, headers=admin())
+        assert refused.status_code == 422, share

@@ -189,8 +189,8 @@ def test_missing_feature_is_422_with_the_model_inputs(
     del record["la"]
     response = client.post("/v1/predict", json={"records": [record_of(api_session.reference, 1), record]})
     assert response.status_code == 422
-    detail = response.json()["detail"]
-    assert detail.startswith("records[1]: missing 'la', 'exp', needed by")
+    [problem] = response.json()["detail"]  # a list of problems, as the OpenAPI's 422 says
+    assert problem["msg"].startswith("records[1]: missing 'la', 'exp', needed by")
 
 
 def test_sha_without_repo_and_empty_batch_are_422(deployed: Deployed, make_client: MakeClient) -> None:

@@ -3,12 +3,14 @@ and the environment hand-over to worker processes."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from defectops.config import LOCAL_ADMIN_TOKEN, ServeSettings, Settings, is_loopback
+from defectops.config.serve import token_bits
 from defectops.errors import ConfigError
 from defectops.serving.app import create_app
 from defectops.serving.server import settings_environment
@@ -36,7 +38,10 @@ def _settings(mode: str = "local") -> Settings:
     [
         (None, "needs an admin token"),
         (LOCAL_ADMIN_TOKEN, "refuses the well-known local admin token"),
-        ("short-token", "is 11 characters long; use at least 16"),
+        ("short-token", "too weak"),
+        ("aaaaaaaaaaaaaaaa", "too weak"),  # issue #14: 16 characters were enough
+        ("a" * 64, "too weak"),  # long, but one character
+        ("0123456789abcdef", "too weak"),  # 64 bits of hex
         ("   ", "is empty"),
     ],
 )
@@ -52,6 +57,41 @@ def test_a_strong_token_is_accepted_anywhere() -> None:
     serve = ServeSettings(admin_token=STRONG, host="0.0.0.0")
     assert serve.check(_settings("production")) == STRONG
     assert serve.check(_settings("local")) == STRONG
+
+
+def test_beyond_loopback_every_token_needs_128_bits_even_in_local_mode() -> None:
+    # Issue #14: a 1-character token was accepted in local mode on 0.0.0.0.
+    with pytest.raises(ConfigError, match="DEFECTOPS_SERVE_ADMIN_TOKEN is too weak"):
+        ServeSettings(admin_token="x", host="0.0.0.0").check(_settings())
+    with pytest.raises(ConfigError, match="DEFECTOPS_SERVE_FEEDBACK_TOKEN is too weak"):
+        ServeSettings(admin_token=STRONG, feedback_token="feedback", host="0.0.0.0").check(_settings())
+    assert ServeSettings(admin_token="x").check(_settings()) == "x"  # a laptop: loopback and local mode
+
+
+def test_the_roles_tokens_must_differ() -> None:
+    with pytest.raises(ConfigError, match="must differ"):
+        ServeSettings(admin_token=STRONG, feedback_token=STRONG).check(_settings("production"))
+
+
+@pytest.mark.parametrize(
+    ("token", "bits"),
+    [
+        ("0" * 32, 128),
+        ("xy" * 11, 22 * math.log2(36)),
+        ("Ab1" * 8, 24 * math.log2(62)),
+        ("é" * 10, 10 * math.log2(95)),
+    ],
+)
+def test_token_strength_is_length_times_the_bits_of_its_alphabet(token: str, bits: float) -> None:
+    assert token_bits(token) == pytest.approx(bits)
+
+
+def test_a_random_hex_token_of_16_bytes_is_strong_enough() -> None:
+    import secrets
+
+    for _ in range(200):
+        ServeSettings(admin_token=secrets.token_hex(16), host="0.0.0.0").check(_settings("production"))
+        ServeSettings(admin_token=secrets.token_urlsafe(22), host="0.0.0.0").check(_settings("production"))
 
 
 def test_local_mode_falls_back_to_the_local_token_on_loopback_only() -> None:
@@ -95,6 +135,8 @@ def test_worker_processes_rebuild_the_same_settings_from_the_environment(
         workers=3,
         model_name="jit-lgbm",
         admin_token=STRONG,
+        feedback_token=STRONG + "-feedback",
+        predict_token=STRONG + "-predict",
         log_url=f"sqlite:///{tmp_path / 'log.db'}",
         repositories={"app": tmp_path},
         max_batch=50,
@@ -105,9 +147,10 @@ def test_worker_processes_rebuild_the_same_settings_from_the_environment(
     for key, value in settings_environment(original).items():
         monkeypatch.setenv(key, value)
     rebuilt = ServeSettings()
-    assert rebuilt.model_dump() | {"admin_token": None} == original.model_dump() | {"admin_token": None}
-    assert rebuilt.admin_token is not None
-    assert rebuilt.admin_token.get_secret_value() == STRONG
+    secrets = {"admin_token": None, "feedback_token": None, "predict_token": None}
+    assert rebuilt.model_dump() | secrets == original.model_dump() | secrets
+    for name in secrets:
+        assert getattr(rebuilt, name).get_secret_value() == getattr(original, name).get_secret_value()
 
 
 def test_invalid_model_name_is_refused() -> None:

@@ -29,7 +29,7 @@ from defectops.cli.run import run
 from defectops.cli.serve import serve
 from defectops.cli.train import evaluate, train
 from defectops.cli.ui import ui
-from defectops.console import stderr
+from defectops.console import redact_url, stderr
 from defectops.errors import ConfigError, DefectOpsError
 
 app = typer.Typer(
@@ -141,6 +141,11 @@ def unparseable_setting(exc: SettingsError) -> ConfigError:
     )
 
 
+def one_line(message: str) -> str:
+    """Errors are one line on stderr: a multi-line message (a database's, MLflow's) is joined."""
+    return " ".join(part.strip() for part in message.splitlines() if part.strip())
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn known errors into one line and an exit code."""
     quiet_mlflow()
@@ -158,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     except DefectOpsError as exc:
         if _verbose:
             traceback.print_exc()
-        stderr.print(f"[bold red]error:[/] {markup_escape(str(exc))}", highlight=False)
+        stderr.print(f"[bold red]error:[/] {markup_escape(one_line(redact_url(str(exc))))}", highlight=False)
         sys.exit(exc.exit_code)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -177,7 +182,8 @@ def main(argv: list[str] | None = None) -> None:
             traceback.print_exc()
         else:
             stderr.print(
-                f"[bold red]internal error:[/] {type(exc).__name__}: {markup_escape(str(exc))} "
+                f"[bold red]internal error:[/] {type(exc).__name__}: "
+                f"{markup_escape(one_line(redact_url(str(exc))))} "
                 "(run with --verbose for details)",
                 highlight=False,
             )

@@ -85,5 +85,12 @@ def quiet_mlflow() -> None:
     # With a tracking server (MLFLOW_TRACKING_URI=http://...) MLflow writes "View run ... at: URL" to stdout
     # at the end of every run, which would corrupt the one JSON document of --json.
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+    # Bounded waits on an MLflow server (issue #14: an unreachable one kept `serve` silent for 251 s and
+    # `models list` for 274 s under MLflow's defaults of 7 retries with exponential backoff and 120 s
+    # timeouts): 3 attempts, 1 s and 2 s apart, 10 s each at most. Setting the variables overrides this.
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER", "0")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     for noisy in ("mlflow", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

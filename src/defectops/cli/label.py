@@ -77,6 +77,7 @@ def label(
         waiting_days=settings.label_waiting_days if waiting_days is None else waiting_days,
         revision=branch,
         allow_shallow=allow_shallow,
+        lock_wait_seconds=settings.lock_wait_seconds,
     )
     if quiet or json_output:
         result = label_repository(

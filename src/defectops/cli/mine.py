@@ -85,6 +85,7 @@ def mine(
         rev=branch,
         since=None if since is None else parse_time_option("--since", since),
         allow_shallow=allow_shallow or bool(commit or range_),
+        lock_wait_seconds=settings.lock_wait_seconds,
         **({"workers": workers} if workers else {}),
     )
     miner = Miner(git_repo, workspace, options)
@@ -261,7 +262,8 @@ def state_import(
 ) -> None:
     """Use a state file exported elsewhere as this workspace's miner state for the repository."""
     miner = _miner(repo, branch)
-    info = miner.store.import_from(file, miner.repo)
+    with miner.locked():
+        info = miner.store.import_from(file, miner.repo)
     _print_state(info, file, "imported", json_output)
 
 
@@ -270,8 +272,10 @@ def _miner(repo: Path, branch: str) -> Any:
     from defectops.git import GitRepo
     from defectops.mining import MineOptions, Miner
 
-    workspace = Workspace.from_settings(app_settings()).ensure()
-    return Miner(GitRepo.open(repo), workspace, MineOptions(rev=branch))
+    settings = app_settings()
+    workspace = Workspace.from_settings(settings).ensure()
+    options = MineOptions(rev=branch, lock_wait_seconds=settings.lock_wait_seconds)
+    return Miner(GitRepo.open(repo), workspace, options)
 
 
 def _print_state(info: Any, path: Path, verb: str, json_output: bool) -> None:

@@ -35,6 +35,11 @@ class Settings(BaseSettings):
     label_waiting_days: int = Field(
         default=90, ge=0, description="Days before an unfixed commit counts clean."
     )
+    lock_wait_seconds: float = Field(
+        default=1800.0,
+        ge=0,
+        description="How long a process waits for another one holding a workspace lock (0: refuse at once).",
+    )
 
     @cached_property
     def serve(self) -> ServeSettings:

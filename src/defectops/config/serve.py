@@ -5,8 +5,11 @@ admin token, the repositories it may mine), and it must refuse to start when the
 with a guessable secret. :meth:`ServeSettings.check` is that refusal; :func:`defectops.serving.app.create_app`
 and the ``serve`` command both call it before anything listens.
 
-The admin token: outside local mode (``DEFECTOPS_MODE`` other than ``local``) it must be set, at least
-:data:`MIN_TOKEN_LENGTH` characters long, and differ from the local default. In local mode an unset token
+Tokens, one per role: ``admin`` (reload, promote, rollback, traffic), ``feedback`` (write labels) and,
+optionally, ``predict`` (score). Outside local mode (``DEFECTOPS_MODE`` other than ``local``) the admin
+token must be set and differ from the local default; whenever the service is reachable from elsewhere (not
+local mode, or not a loopback address) every token must have :data:`MIN_TOKEN_BITS` bits by
+:func:`token_bits`. In local mode an unset token
 falls back to :data:`LOCAL_ADMIN_TOKEN`, a documented, well-known value, so a developer can try the admin
 endpoints on a laptop; because everybody knows it, it is accepted only while the service listens on a
 loopback address.
@@ -15,6 +18,7 @@ loopback address.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Final, Literal
@@ -32,8 +36,8 @@ if TYPE_CHECKING:
 DEFAULT_MODEL_NAME: Final = "defectops"
 #: The admin token of local mode when none is configured (loopback only; see the module docstring).
 LOCAL_ADMIN_TOKEN: Final = "defectops-local-admin"  # noqa: S105 - documented local-mode default, loopback only
-#: Shortest admin token accepted outside local mode (a random 128-bit token is 22+ characters in base64).
-MIN_TOKEN_LENGTH: Final = 16
+#: Least strength of a token, by :func:`token_bits`, whenever the service can be reached from elsewhere.
+MIN_TOKEN_BITS: Final = 128
 
 #: How much an answered prediction survives: a kill of the service (``kill``), or also an operating-system
 #: crash or power loss (``power-loss``). Only SQLite has the choice.
@@ -63,6 +67,16 @@ class ServeSettings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token of the admin endpoints (required outside local mode)."
     )
+    feedback_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token that may write labels to /v1/feedback (the admin token may too); without "
+        "it only the admin token can.",
+    )
+    predict_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token /v1/predict and /v1/commits/score require when set (the admin token works "
+        "too); unset: scoring is open.",
+    )
     log_url: str | None = Field(
         default=None,
         description="Prediction log database URL; default: SQLite predictions.db in the workspace.",
@@ -76,6 +90,15 @@ class ServeSettings(BaseSettings):
     )
     max_body_bytes: int = Field(
         default=8 * 1024 * 1024, ge=1024, description="Largest accepted request body in bytes; more is 413."
+    )
+    body_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="Time a request body may take to arrive; slower is 408."
+    )
+    json_max_object_keys: int = Field(
+        default=64, ge=24, description="Most keys one JSON object of a request body may have; more is 413."
+    )
+    json_max_depth: int = Field(
+        default=8, ge=3, le=64, description="Deepest nesting of a JSON request body; deeper is 413."
     )
     top_k: int = Field(
         default=5, ge=0, le=50, description="Reasons returned per prediction unless a request asks otherwise."
@@ -124,23 +147,34 @@ class ServeSettings(BaseSettings):
         return {repo_id: path.expanduser() for repo_id, path in value.items()}
 
     def check(self, settings: Settings) -> str:
-        """Refuse unsafe settings (ConfigError); return the admin token in effect."""
+        """Refuse unsafe settings (ConfigError); return the admin token in effect.
+
+        Every token must have at least :data:`MIN_TOKEN_BITS` bits by :func:`token_bits` unless the service
+        runs in local mode on a loopback address (a laptop); the roles' tokens must differ from each other.
+        """
         local = settings.mode.strip().lower() == "local"
-        token = self.admin_token.get_secret_value() if self.admin_token is not None else None
-        if token is not None and not token.strip():
-            raise ConfigError("DEFECTOPS_SERVE_ADMIN_TOKEN is empty; set a random token or unset it")
-        if not local:
-            if token is None:
-                raise ConfigError(
-                    f"mode {settings.mode!r} needs an admin token: set DEFECTOPS_SERVE_ADMIN_TOKEN to a "
-                    f"random secret of at least {MIN_TOKEN_LENGTH} characters (e.g. `openssl rand -hex 24`)"
-                )
-            if token == LOCAL_ADMIN_TOKEN:
+        exposed = not local or not is_loopback(self.host)
+        tokens = {
+            "ADMIN_TOKEN": self.admin_token,
+            "FEEDBACK_TOKEN": self.feedback_token,
+            "PREDICT_TOKEN": self.predict_token,
+        }
+        given = {name: secret.get_secret_value() for name, secret in tokens.items() if secret is not None}
+        for name, value in given.items():
+            if not value.strip():
+                raise ConfigError(f"DEFECTOPS_SERVE_{name} is empty; set a random token or unset it")
+            if value == LOCAL_ADMIN_TOKEN and not local:
                 raise ConfigError(f"mode {settings.mode!r} refuses the well-known local admin token")
-            if len(token) < MIN_TOKEN_LENGTH:
-                raise ConfigError(
-                    f"the admin token is {len(token)} characters long; use at least {MIN_TOKEN_LENGTH}"
-                )
+            if exposed:
+                check_token_strength(f"DEFECTOPS_SERVE_{name}", value)
+        if len(set(given.values())) < len(given):
+            raise ConfigError("the admin, feedback and predict tokens must differ from each other")
+        token = given.get("ADMIN_TOKEN")
+        if not local and token is None:
+            raise ConfigError(
+                f"mode {settings.mode!r} needs an admin token: set DEFECTOPS_SERVE_ADMIN_TOKEN to a "
+                f"random secret of at least {MIN_TOKEN_BITS} bits (e.g. `openssl rand -hex 24`)"
+            )
         effective = token if token is not None else LOCAL_ADMIN_TOKEN
         if effective == LOCAL_ADMIN_TOKEN and not is_loopback(self.host):
             raise ConfigError(
@@ -153,6 +187,40 @@ class ServeSettings(BaseSettings):
             if not path.is_dir():
                 raise ConfigError(f"repository {repo_id!r}: {path} is not a directory")
         return effective
+
+
+#: Alphabets a token is measured against, smallest first: the first that holds every character counts.
+_ALPHABETS: Final = (
+    ("0123456789abcdef", 16),
+    ("0123456789ABCDEF", 16),
+    ("abcdefghijklmnopqrstuvwxyz0123456789", 36),
+    ("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 36),
+    ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 62),
+    ("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_+/=", 66),
+)
+#: Fewest distinct characters a token may have (a random 32-character hex token has about 14).
+MIN_DISTINCT_CHARACTERS: Final = 8
+
+
+def token_bits(token: str) -> float:
+    """The strength a token is credited with: its length times log2 of the smallest alphabet that holds all
+    its characters (hex 16, lowercase or uppercase letters and digits 36, letters and digits 62, base64 66,
+    anything else 95). The rule credits a token as if it were random; :func:`check_token_strength`
+    also demands :data:`MIN_DISTINCT_CHARACTERS` different characters, which no random token of 128 bits
+    misses but ``aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa`` does."""
+    size = next((n for alphabet, n in _ALPHABETS if set(token) <= set(alphabet)), 95)
+    return len(token) * math.log2(size)
+
+
+def check_token_strength(name: str, token: str) -> None:
+    """ConfigError unless ``token`` has :data:`MIN_TOKEN_BITS` bits by :func:`token_bits` and at least
+    :data:`MIN_DISTINCT_CHARACTERS` different characters."""
+    bits = token_bits(token)
+    if bits < MIN_TOKEN_BITS or len(set(token)) < MIN_DISTINCT_CHARACTERS:
+        raise ConfigError(
+            f"{name} is too weak ({bits:.0f} bits, {len(set(token))} distinct characters); use a random "
+            f"token of at least {MIN_TOKEN_BITS} bits, e.g. `openssl rand -hex 24`"
+        )
 
 
 def is_loopback(host: str) -> bool:

@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from defectops import __version__
+from defectops.locks import replace_atomically
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,8 @@ def write_fingerprint(
         source_head=source_head,
         created_at=now.isoformat(),
     )
-    fingerprint_path(data_path).write_text(json.dumps(fingerprint.as_dict(), indent=2) + "\n")
+    text = json.dumps(fingerprint.as_dict(), indent=2) + "\n"
+    replace_atomically(fingerprint_path(data_path), lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return fingerprint
 
 

@@ -6,7 +6,6 @@ value ranges below.
 
 from __future__ import annotations
 
-import os
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +16,7 @@ import pyarrow.parquet as pq
 
 from defectops.data.fingerprint import Fingerprint, write_fingerprint
 from defectops.errors import DataError
+from defectops.locks import replace_atomically
 
 _NON_NEGATIVE = pa.Check.ge(0)
 
@@ -96,10 +96,8 @@ def write_table(
     """Validate, write atomically as Parquet (zstd), and fingerprint."""
     validate(frame, schema, what)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     table = pa_arrow.Table.from_pandas(frame, preserve_index=False)
-    pq.write_table(table, tmp, compression="zstd")
-    tmp.replace(path)
+    replace_atomically(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     return write_fingerprint(path, rows=len(frame), source=source, source_head=source_head, now=now)
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from defectops.errors import ConfigError, InputError, NotFoundError, RateLimitError
+from defectops.locks import replace_atomically
 
 DEFAULT_BUG_PATTERN = r"\b(?:bug|bugs|defect|regression|crash|fault)\b"
 DEFAULT_NOT_BUG_PATTERN = r"\b(?:not\s*a\s*bug|invalid|wontfix|won'?t\s*fix|works\s*as\s*intended)\b"
@@ -436,7 +437,6 @@ def fetch_github_cached(client: GitHubIssues, cache: Path, *, now: datetime) -> 
         "fetched_at": now.astimezone(UTC).isoformat(),
         "issues": [_issue_to_json(i) for i in issues.issues.values()],
     }
-    tmp = cache.with_name(cache.name + ".tmp")
-    tmp.write_text(json.dumps(body), encoding="utf-8")
-    tmp.replace(cache)
+    text = json.dumps(body)
+    replace_atomically(cache, lambda tmp: tmp.write_text(text, encoding="utf-8"))
     return issues

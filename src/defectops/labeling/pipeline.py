@@ -35,6 +35,7 @@ from defectops.labeling.issues import IssueList, decide
 from defectops.labeling.lines import CommitNode, LineState, LineTracker, TrackResult
 from defectops.labeling.state import StoredState, blame_loader, load_state, save_state, state_folder
 from defectops.labeling.szz import FixReason, SzzOptions, SzzStats, build_links
+from defectops.locks import DEFAULT_WAIT_SECONDS, exclusive, replace_atomically
 from defectops.mining import FixRules, is_fix_message
 
 Progress = Callable[[int, int], None]
@@ -54,6 +55,8 @@ class LabelOptions:
     revision: str = "HEAD"
     allow_shallow: bool = False
     max_incremental_commits: int = 300
+    #: How long to wait for another process labelling the same repository into the workspace.
+    lock_wait_seconds: float = DEFAULT_WAIT_SECONDS
 
 
 @dataclass(frozen=True, slots=True)
@@ -259,6 +262,25 @@ def label_repository(
     options = options or LabelOptions()
     if now.tzinfo is None:
         raise InputError("now must be timezone-aware")
+    if not store:
+        return _label(repo, workspace, now, options, issues, rebuild, store, progress)
+    # One labeller of a repository's state and label tables at a time across processes; a second one waits,
+    # then finds the state current and does only what is left.
+    lock = state_folder(workspace, repo.repo_id()).with_name(f"{repo.repo_id()}-labels.lock")
+    with exclusive(lock, what=f"labelling {repo.repo_id()}", wait_seconds=options.lock_wait_seconds):
+        return _label(repo, workspace, now, options, issues, rebuild, store, progress)
+
+
+def _label(
+    repo: GitRepo,
+    workspace: Workspace,
+    now: datetime,
+    options: LabelOptions,
+    issues: IssueList | None,
+    rebuild: bool,
+    store: bool,
+    progress: Progress | None,
+) -> LabelResult:
     started = time.perf_counter()
     if not options.allow_shallow and repo.is_shallow():
         raise ShallowCloneError(
@@ -434,13 +456,10 @@ def label_repository(
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     try:
-        frame.to_parquet(tmp, index=False)
+        replace_atomically(path, lambda tmp: frame.to_parquet(tmp, index=False))
     except (ValueError, TypeError) as exc:  # pragma: no cover - schema checked before
         raise DataError(f"{path}: cannot write Parquet ({exc})") from exc
-    tmp.replace(path)
 
 
 def load_labels(workspace: Workspace, repo: GitRepo) -> pd.DataFrame:

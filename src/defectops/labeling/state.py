@@ -26,6 +26,7 @@ from defectops.errors import StateError
 from defectops.git import GitRepo
 from defectops.labeling.history import CommitInfo
 from defectops.labeling.origins import FileLines, LineState
+from defectops.locks import replace_atomically
 
 STATE_VERSION = 1
 
@@ -42,9 +43,7 @@ class StoredState:
 
 
 def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    replace_atomically(path, write)
 
 
 def commits_frame(commits: Sequence[CommitInfo]) -> pd.DataFrame:

@@ -28,6 +28,7 @@ from defectops.config import Workspace
 from defectops.data import COMMITS_SCHEMA, FILES_SCHEMA, METRIC_NAMES, read_table, write_table
 from defectops.errors import EmptyRepositoryError, ShallowCloneError, StateError
 from defectops.git import BASE_OPTIONS, LOG_OPTIONS, BlobReader, Commit, GitRepo, LogParser
+from defectops.locks import DEFAULT_WAIT_SECONDS, exclusive
 from defectops.mining.identity import RepositoryIdentity, remote_of
 from defectops.mining.jit import JitScores, plan_jit
 from defectops.mining.lines import LineCounts
@@ -48,6 +49,8 @@ class MineOptions:
     since: datetime | None = None
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     allow_shallow: bool = False
+    #: How long to wait for another process mining the same repository into the workspace.
+    lock_wait_seconds: float = DEFAULT_WAIT_SECONDS
 
 
 @dataclass
@@ -276,12 +279,27 @@ class Miner:
             raise ShallowCloneError(
                 f"{self.repo.path} is a shallow clone: history metrics (ndev, age, nuc, exp, rexp, sexp, lt) "
                 "would be wrong. Fetch the full history (git fetch --unshallow), import a miner state "
-                "(defectops state import), or pass --allow-shallow"
+                "(defectops state import), or mine it anyway with `defectops mine --allow-shallow`"
             )
         return head
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold this repository's mining lock: one writer of its state and datasets at a time, across
+        processes (a second ``mine`` waits, then finds the work done and reads 0 new commits)."""
+        with exclusive(
+            self.store.path.with_name(self.store.path.name + ".lock"),
+            what=f"mining {self.repo_id}",
+            wait_seconds=self.options.lock_wait_seconds,
+        ):
+            yield
+
     def mine(self, progress: Progress | None = None) -> MineResult:
         """Bring the workspace dataset and state up to the requested revision; only new commits are read."""
+        with self.locked():
+            return self._mine(progress)
+
+    def _mine(self, progress: Progress | None) -> MineResult:
         started = perf_counter()
         head = self._check_minable()
         info = self.store.info()

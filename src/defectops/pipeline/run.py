@@ -25,6 +25,7 @@ from defectops.data import EFFORT, FEATURES, LABEL, TIME, read_fingerprint, read
 from defectops.errors import InputError, InsufficientDataError, NotFoundError
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, LabelSummary, label_repository
+from defectops.locks import exclusive
 from defectops.mining import MineOptions, Miner, MineResult, RepositoryNames
 from defectops.training import (
     DEFAULT_MODEL,
@@ -163,16 +164,32 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
     say = step or (lambda _message: None)
     workspace = Workspace.from_settings(settings).ensure()
     repo = GitRepo.open(options.repo)
+    # One main job per repository and workspace at a time: two would mine, label, register and gate the
+    # same model side by side. The second waits (saying so), then does the job on what the first left.
+    lock = workspace.state_dir / f"{repo.repo_id()}.run.lock"
+    with exclusive(lock, what=f"the main job of {repo.repo_id()}", wait_seconds=settings.lock_wait_seconds):
+        return _run(options, settings, workspace, repo, now, say)
+
+
+def _run(
+    options: RunOptions, settings: Settings, workspace: Workspace, repo: GitRepo, now: datetime, say: Step
+) -> RunResult:
 
     say("mining")
-    mine_options = MineOptions(workers=options.workers) if options.workers else MineOptions()
+    wait = settings.lock_wait_seconds
+    mine_options = MineOptions(lock_wait_seconds=wait)
+    if options.workers:
+        mine_options = MineOptions(workers=options.workers, lock_wait_seconds=wait)
     mined = Miner(repo, workspace, mine_options).mine()
     commits = read_table(mined.dataset)
     files = read_table(mined.files_dataset)
 
     say("labelling")
     labelled = label_repository(
-        repo, workspace, now=now, options=LabelOptions(waiting_days=options.waiting_days)
+        repo,
+        workspace,
+        now=now,
+        options=LabelOptions(waiting_days=options.waiting_days, lock_wait_seconds=wait),
     )
 
     say("training")

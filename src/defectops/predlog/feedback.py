@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection
 
-from defectops.errors import InputError, NotFoundError, PredictionLogError
+from defectops.errors import InputError, LabelConflictError, NotFoundError, PredictionLogError
 from defectops.predlog.engine import Store
 from defectops.predlog.records import (
     aware,
@@ -43,6 +43,9 @@ __all__ = [
 FeedbackStatus = Literal["recorded", "duplicate", "replaced"]
 
 _MAX_FEEDBACK_ATTEMPTS: Final = 5
+#: Sources whose labels only another label of such a source may replace: SZZ mining (``heal`` writes them).
+#: Every other writer, the HTTP API above all (``api:<role>``), can add labels but never overturn these.
+PROTECTED_SOURCES: Final = frozenset({"szz"})
 
 
 class FeedbackRecord(BaseModel):
@@ -187,12 +190,17 @@ def _apply_feedback(connection: Connection, item: FeedbackRecord, received_at: d
             ).scalar_one()
         )
     current = connection.execute(
-        sa.select(fb.c.feedback_id, fb.c.label, fb.c.received_at)
+        sa.select(fb.c.feedback_id, fb.c.label, fb.c.received_at, fb.c.source)
         .where(target, fb.c.superseded_at.is_(None))
         .with_for_update()
     ).first()
     if current is not None and current.label == item.label:
         return FeedbackOutcome(int(current.feedback_id), "duplicate", None, matched)
+    if current is not None and current.source in PROTECTED_SOURCES and item.source not in PROTECTED_SOURCES:
+        raise LabelConflictError(
+            f"the current label of this target comes from {current.source} (feedback {current.feedback_id}); "
+            f"a label from {item.source} cannot replace it"
+        )
     replaced: int | None = None
     if current is not None:
         # Keep history intervals ordered even if the caller's clock went backwards.

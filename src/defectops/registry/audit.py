@@ -53,7 +53,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
+from defectops.console import redact_url
 from defectops.errors import ConfigError, InputError
+from defectops.locks import exclusive
 
 Action = Literal["register", "promote", "rollback", "archive"]
 HealStep = Literal["start", "refresh", "watch", "gate", "monitor", "decide", "train", "error"]
@@ -172,18 +174,25 @@ def _engine(url: str) -> Engine:
     with _engines_lock:
         engine = _engines.get(url)
         try:
+            raw = url[len("sqlite:///") :].split("?", 1)[0] if url.startswith("sqlite:///") else ""
+            local_file = raw not in {"", ":memory:"}
             if engine is None:
-                if url.startswith("sqlite:///"):
-                    raw = url[len("sqlite:///") :].split("?", 1)[0]
-                    if raw and raw != ":memory:":
-                        Path(raw).parent.mkdir(parents=True, exist_ok=True)
+                if local_file:
+                    Path(raw).parent.mkdir(parents=True, exist_ok=True)
                 engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
                 _engines[url] = engine
             if url not in _created:
-                _metadata.create_all(engine)
+                # Two processes creating one fresh SQLite file raced ("table already exists"): create under a
+                # lock beside it (another database serialises the DDL itself).
+                if local_file:
+                    with exclusive(Path(raw + ".lock"), what=f"creating the audit database {raw}"):
+                        _metadata.create_all(engine)
+                else:
+                    _metadata.create_all(engine)
                 _created.add(url)
         except (SQLAlchemyError, ImportError) as exc:
-            raise ConfigError(f"cannot open the audit database {url}: {exc}") from exc
+            reason = redact_url(str(exc))
+            raise ConfigError(f"cannot open the audit database {redact_url(url)}: {reason}") from exc
         return engine
 
 

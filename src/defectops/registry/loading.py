@@ -130,3 +130,33 @@ def _positive_column(estimator: Any) -> int | None:
     if len(labels) != 2:
         return None
     return labels.index(1) if 1 in labels else 1
+
+
+#: Rows of the reference snapshot a version scores before it may become champion.
+SMOKE_ROWS = 5
+
+
+def smoke_score(loaded: LoadedModel, reference: pd.DataFrame | None, *, what: str) -> None:
+    """ModelError unless ``loaded`` scores up to :data:`SMOKE_ROWS` complete reference rows (a row of zeros
+    without a reference) to finite probabilities in [0, 1].
+
+    Why before every move of the champion alias (issue #14): ``models promote`` of a truncated artifact used
+    to succeed, and the next start of the service answered 503 to every prediction until someone rolled back.
+    """
+    import numpy as np
+    import pandas as pd
+
+    features = list(loaded.meta.features)
+    rows = pd.DataFrame()
+    if reference is not None and set(features) <= set(reference.columns):
+        rows = reference[features].dropna().head(SMOKE_ROWS)
+    if rows.empty:
+        rows = pd.DataFrame([[0.0] * len(features)], columns=features)
+    try:
+        probabilities = np.asarray(loaded.score(rows), dtype=np.float64)
+    except Exception as exc:
+        raise ModelError(f"{what} does not score: {type(exc).__name__}: {exc}") from exc
+    if len(probabilities) != len(rows) or not np.all(np.isfinite(probabilities)):
+        raise ModelError(f"{what} scores no finite probabilities")
+    if np.any((probabilities < 0) | (probabilities > 1)):
+        raise ModelError(f"{what} scores probabilities outside [0, 1]")

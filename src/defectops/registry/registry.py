@@ -25,9 +25,10 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from defectops.config import GateCriteria
-from defectops.errors import InputError, ModelError
+from defectops.errors import InputError, ModelError, NotFoundError
 from defectops.registry.audit import Action, AuditEvent
 from defectops.registry.gate import GateDecision, evaluate_gate, log_gate_decision
+from defectops.registry.loading import smoke_score
 from defectops.registry.reading import RegistryReader
 from defectops.registry.records import (
     CHALLENGER,
@@ -44,6 +45,7 @@ from defectops.registry.records import (
 from defectops.registry.tracking import METADATA_KEY, activate, mlflow_errors
 
 if TYPE_CHECKING:
+    import pandas as pd
     from numpy.typing import ArrayLike
 
 
@@ -147,6 +149,7 @@ class ModelRegistry(RegistryReader):
         refusal = self._refusal(mv)
         if refusal is not None and not force:
             raise ModelError(f"{name} v{version} {refusal}; promote with force (and a reason) to override")
+        self.check_servable(name, version)  # even with force: a champion must always load
         details = {**dict(evidence or {}), "forced": refusal is not None}
         if refusal is not None:
             details["overridden"] = refusal
@@ -181,6 +184,25 @@ class ModelRegistry(RegistryReader):
         if current is not None:
             self._set_tags(name, current, {TAG_STATUS: "retired"})
         return events
+
+    def check_servable(self, name: str, version: int) -> None:
+        """ModelError (with the reason) unless ``name`` v``version`` loads, has its feature signature and
+        smoke-scores (:func:`~defectops.registry.loading.smoke_score`): checked before every move of the
+        champion alias, from the CLI, the API or heal, so the registry never names a champion that cannot
+        load."""
+        what = f"{name} v{version}"
+        try:
+            loaded = self.load(name, version=version)
+        except ModelError as exc:
+            raise ModelError(f"{what} cannot become champion: {exc}") from exc
+        try:
+            reference: pd.DataFrame | None = self.load_reference(name, version=version)
+        except (NotFoundError, ModelError):
+            reference = None
+        try:
+            smoke_score(loaded, reference, what=what)
+        except ModelError as exc:
+            raise ModelError(f"{what} cannot become champion: {exc}") from exc
 
     @staticmethod
     def _refusal(mv: Any) -> str | None:
@@ -220,6 +242,7 @@ class ModelRegistry(RegistryReader):
             raise ModelError(f"model {name!r} has no earlier champion to roll back to")
         target = stack[-2]
         self._model_version(name, target)  # the previous champion must still exist
+        self.check_servable(name, target)
         event = self._move(
             name,
             CHAMPION,

@@ -17,13 +17,15 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from defectops.config import TrackingSettings
+from defectops.console import redact_url
 from defectops.errors import InputError, ModelError, NotFoundError
+from defectops.locks import exclusive
 
 if TYPE_CHECKING:
     from defectops.config import Settings
@@ -155,7 +157,7 @@ def _file_uri_to_path(uri: str) -> Path:
 def mlflow_error(exc: Exception, action: str) -> Exception:
     """Translate an MLflow exception into the defectops hierarchy (the caller raises it ``from exc``)."""
     code = str(getattr(exc, "error_code", ""))
-    message = f"{action}: {getattr(exc, 'message', None) or exc}"
+    message = redact_url(f"{action}: {getattr(exc, 'message', None) or exc}")
     if code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
         return NotFoundError(message)
     if code in {"INVALID_PARAMETER_VALUE", "BAD_REQUEST"}:
@@ -195,7 +197,28 @@ def activate(config: TrackingConfig) -> Any:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
-    return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
+    key = (config.tracking_uri, config.registry_uri)
+    if key in _stores_opened:
+        return MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
+    # MlflowClient() opens the tracking store and runs its migrations on a fresh file; two processes doing
+    # that at once ran the same Alembic migrations ("duplicate column name: step", "Online migration expected
+    # to match one row"). The first opening in a process happens under a lock beside each SQLite file, so a
+    # second process finds the schema current; MLflow caches the stores per URI, so this costs one lock per
+    # process and configuration.
+    with ExitStack() as locks:
+        for uri in dict.fromkeys((config.tracking_uri, config.registry_uri)):
+            path = _sqlite_path(uri)
+            if path is not None:
+                lock = path.with_name(path.name + ".lock")
+                locks.enter_context(exclusive(lock, what=f"creating MLflow's store {path}"))
+        with mlflow_errors(f"cannot open the MLflow store {redact_url(config.tracking_uri)}"):
+            client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
+            _ = client._get_registry_client().store  # type: ignore[no-untyped-call]
+    _stores_opened.add(key)
+    return client
+
+
+_stores_opened: set[tuple[str, str]] = set()
 
 
 def ensure_experiment(config: TrackingConfig, client: Any | None = None) -> str:

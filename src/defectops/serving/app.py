@@ -6,7 +6,8 @@ models loaded in the lifespan startup, and closed in order (writer drained first
 
 Errors: every :class:`~defectops.errors.DefectOpsError` becomes its ``http_status`` with
 ``{"detail": message}``; invalid bodies become 422 with one entry per problem (location, message, type; the
-offending value is left out so a NaN cannot break the JSON of the error itself).
+offending value is left out so a NaN cannot break the JSON of the error itself), at most 20 of them with
+bounded text, so the answer to a hostile body stays small.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pydantic import BaseModel
 
 from defectops import __version__
 from defectops.config import ServeSettings, Settings
+from defectops.console import redact_url
 from defectops.errors import DefectOpsError
 from defectops.registry import ModelRegistry
 from defectops.serving.manager import Clock
@@ -109,7 +111,14 @@ def create_app(
     docs.mount_assets(app)
     app.add_exception_handler(DefectOpsError, _defectops_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
-    app.add_middleware(MeasureAndLimit, metrics=service.metrics, max_body_bytes=serve.max_body_bytes)
+    app.add_middleware(
+        MeasureAndLimit,
+        metrics=service.metrics,
+        max_body_bytes=serve.max_body_bytes,
+        body_timeout_seconds=serve.body_timeout_seconds,
+        max_object_keys=serve.json_max_object_keys,
+        max_depth=serve.json_max_depth,
+    )
     _document_bodies(app, [PredictRequest])
     return app
 
@@ -149,16 +158,33 @@ def app_from_env() -> FastAPI:
 
 
 async def _defectops_error(_request: Request, exc: DefectOpsError) -> JSONResponse:
-    return JSONResponse({"detail": str(exc)}, status_code=exc.http_status)
+    reason = redact_url(str(exc))
+    if exc.http_status == 422:
+        # The OpenAPI of every 422 is FastAPI's list of problems: a refusal decided here takes the same shape.
+        problem = {"loc": ["body"], "msg": reason[:_MAX_ERROR_TEXT], "type": "value_error"}
+        return JSONResponse({"detail": [problem]}, status_code=422)
+    return JSONResponse({"detail": reason}, status_code=exc.http_status)
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = [
+    """422 with at most :data:`MAX_LISTED_ERRORS` problems, each with bounded text: the answer to a hostile
+    body never grows with it (issue #14: 400,000 unknown keys once came back as a 41.9 MB error list)."""
+    problems = exc.errors()
+    listed = [
         {
-            "loc": [str(part) for part in error.get("loc", ())],
-            "msg": str(error.get("msg", "")),
-            "type": str(error.get("type", "")),
+            "loc": [str(part)[:_MAX_ERROR_TEXT] for part in error.get("loc", ())[:_MAX_LOC_PARTS]],
+            "msg": str(error.get("msg", ""))[:_MAX_ERROR_TEXT],
+            "type": str(error.get("type", ""))[:_MAX_ERROR_TEXT],
         }
-        for error in exc.errors()
+        for error in problems[:MAX_LISTED_ERRORS]
     ]
-    return JSONResponse({"detail": errors}, status_code=422)
+    document: dict[str, Any] = {"detail": listed}
+    if len(problems) > MAX_LISTED_ERRORS:
+        document["omitted_errors"] = len(problems) - MAX_LISTED_ERRORS
+    return JSONResponse(document, status_code=422)
+
+
+#: Most problems one 422 answer lists (the rest are counted in ``omitted_errors``).
+MAX_LISTED_ERRORS = 20
+_MAX_ERROR_TEXT = 200
+_MAX_LOC_PARTS = 8

@@ -1,21 +1,35 @@
-"""FastAPI dependencies (``Annotated`` aliases the routers use): the service, the clock, admin authentication.
+"""FastAPI dependencies (``Annotated`` aliases the routers use): the service and authentication by role.
 
-The admin token is compared with :func:`hmac.compare_digest`, in time independent of where the first
-difference is, so response times leak nothing about the token. A request without
-``Authorization: Bearer ...`` is 401 (with ``WWW-Authenticate: Bearer``), a wrong token 403.
+Three roles, each with its own bearer token (see :mod:`defectops.config.serve`): ``admin`` may do
+everything; ``feedback`` may write labels; ``predict``, when its token is configured, may score (otherwise
+scoring is open). A token is read from the ``Authorization: Bearer`` header only: a request that carries a
+token-like query parameter (``?token=``, ``?access_token=``...) is refused with 400 whatever it asks for, so a
+token pasted into a URL is never accepted (URLs end up in access logs, browser history and proxies).
+
+Tokens are compared with :func:`hmac.compare_digest`, in time independent of where the first difference is.
+Without a token: 401 (with ``WWW-Authenticate: Bearer``); with a token of no role allowed here: 403.
 """
 
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from defectops.serving.service import PredictionService
 
-_bearer = HTTPBearer(auto_error=False, description="The service's admin token (DEFECTOPS_SERVE_ADMIN_TOKEN).")
+Role = Literal["admin", "feedback", "predict"]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="A role's token: admin (DEFECTOPS_SERVE_ADMIN_TOKEN), feedback "
+    "(DEFECTOPS_SERVE_FEEDBACK_TOKEN) or predict (DEFECTOPS_SERVE_PREDICT_TOKEN).",
+)
+
+#: Query parameters that look like credentials; their presence alone refuses a request.
+TOKEN_PARAMETERS = frozenset({"token", "access_token", "admin_token", "api_key", "apikey", "auth", "key"})
 
 
 async def get_service(request: Request) -> PredictionService:
@@ -25,22 +39,76 @@ async def get_service(request: Request) -> PredictionService:
 
 
 ServiceDep = Annotated[PredictionService, Depends(get_service)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-async def require_admin(
-    service: ServiceDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """Let the request through only with the admin bearer token."""
+def _refuse_query_tokens(request: Request) -> None:
+    if any(name.lower() in TOKEN_PARAMETERS for name in request.query_params):
+        raise HTTPException(
+            status_code=status.HTTP_400_BAD_REQUEST,
+            detail="tokens in the URL are refused; send 'Authorization: Bearer <token>'",
+        )
+
+
+def _role_of(service: PredictionService, given: str, allowed: tuple[Role, ...]) -> Role | None:
+    """The first role in ``allowed`` whose token equals ``given`` (every candidate compared)."""
+    tokens: dict[Role, str | None] = {
+        "admin": service.admin_token,
+        "feedback": _secret(service.serve.feedback_token),
+        "predict": _secret(service.serve.predict_token),
+    }
+    found: Role | None = None
+    for role in allowed:
+        token = tokens[role]
+        if (
+            token is not None
+            and hmac.compare_digest(given.encode("utf-8"), token.encode("utf-8"))
+            and not found
+        ):
+            found = role
+    return found
+
+
+def _secret(value: object) -> str | None:
+    getter = getattr(value, "get_secret_value", None)
+    return None if getter is None else str(getter())
+
+
+def _authenticate(
+    request: Request, service: PredictionService, credentials: HTTPAuthorizationCredentials | None,
+    allowed: tuple[Role, ...], what: str,
+) -> Role:  # fmt: skip
+    _refuse_query_tokens(request)
     if credentials is None or not credentials.credentials:
         raise HTTPException(
             status_code=status.HTTP_401_UNAUTHORIZED,
-            detail="admin endpoint: send 'Authorization: Bearer <token>'",
+            detail=f"{what} endpoint: send 'Authorization: Bearer <token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    given = credentials.credentials.encode("utf-8")
-    if not hmac.compare_digest(given, service.admin_token.encode("utf-8")):
-        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail="invalid admin token")
+    role = _role_of(service, credentials.credentials, allowed)
+    if role is None:
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=f"invalid {what} token")
+    return role
+
+
+async def require_admin(request: Request, service: ServiceDep, credentials: Credentials) -> None:
+    """Let the request through only with the admin token."""
+    _authenticate(request, service, credentials, ("admin",), "admin")
+
+
+async def require_feedback(request: Request, service: ServiceDep, credentials: Credentials) -> Role:
+    """The role writing a label: the feedback token or the admin token."""
+    return _authenticate(request, service, credentials, ("feedback", "admin"), "feedback")
+
+
+async def require_predict(request: Request, service: ServiceDep, credentials: Credentials) -> None:
+    """Open scoring unless a predict token is configured; then the predict or admin token."""
+    if service.serve.predict_token is None:
+        _refuse_query_tokens(request)
+        return
+    _authenticate(request, service, credentials, ("predict", "admin"), "scoring")
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+FeedbackRoleDep = Annotated[Role, Depends(require_feedback)]
+PredictDep = Annotated[None, Depends(require_predict)]

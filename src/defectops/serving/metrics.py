@@ -25,9 +25,11 @@ from __future__ import annotations
 import time
 from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import numpy as np
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -38,6 +40,17 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from defectops.errors import BodyTimeoutError, PayloadTooLargeError, UnsupportedMediaTypeError
+from defectops.serving.guard import (
+    BODY_METHODS,
+    check_content_type,
+    check_json_shape,
+    header,
+    needs_scan,
+    read_body,
+    replay,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 SCORE_BUCKETS = tuple(round(0.05 * i, 2) for i in range(1, 21))
@@ -181,16 +194,30 @@ class ServiceMetrics:
 
 
 class MeasureAndLimit:
-    """Pure ASGI middleware: request metrics and the body-size limit (413) in one cheap layer.
+    """Pure ASGI middleware: request metrics and every check of a request body, in one cheap layer.
 
-    A ``Content-Length`` above the limit is refused before the body is read; a chunked body is read here as it
-    arrives, refused once it passes the limit, and otherwise handed on whole.
+    A body sent to ``POST``/``PUT``/``PATCH`` must be ``application/json`` (415), arrive within
+    ``body_timeout_seconds`` (408) and stay within ``max_body_bytes`` (413; a ``Content-Length`` above it is
+    refused before anything is read), and its JSON must keep to ``max_object_keys`` keys per object and
+    ``max_depth`` levels (413); see :mod:`defectops.serving.guard`. The body is read here and handed on whole.
     """
 
-    def __init__(self, app: ASGIApp, *, metrics: ServiceMetrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: ServiceMetrics,
+        max_body_bytes: int,
+        body_timeout_seconds: float,
+        max_object_keys: int,
+        max_depth: int,
+    ) -> None:
         self.app = app
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_seconds = body_timeout_seconds
+        self.max_object_keys = max_object_keys
+        self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -205,19 +232,14 @@ class MeasureAndLimit:
                 status = int(message["status"])
             await send(message)
 
-        limit = self.max_body_bytes
-        length = _content_length(scope)
         try:
-            if length is not None and length > limit:
-                await _too_large(send_wrapper, f"request body of {length} bytes exceeds the limit of {limit}")
-                return
-            if length is None and scope.get("method") in ("POST", "PUT", "PATCH"):
-                # No Content-Length (chunked): read the body here, within the limit, and replay it.
-                body, complete = await _read_limited(receive, limit)
-                if not complete:
-                    await _too_large(send_wrapper, f"request body exceeds the limit of {limit} bytes")
+            if scope.get("method") in BODY_METHODS:
+                try:
+                    body = await self._checked_body(scope, receive)
+                except (PayloadTooLargeError, UnsupportedMediaTypeError, BodyTimeoutError) as rejected:
+                    await _reject(send_wrapper, rejected.http_status, str(rejected))
                     return
-                await self.app(scope, _replay(body, receive), send_wrapper)
+                await self.app(scope, replay(body, receive), send_wrapper)
             else:
                 await self.app(scope, receive, send_wrapper)
         finally:
@@ -227,55 +249,40 @@ class MeasureAndLimit:
             self.metrics.requests.labels(method, template, str(status)).inc()
             self.metrics.latency.labels(method, template).observe(time.perf_counter() - started)
 
-
-async def _read_limited(receive: Receive, limit: int) -> tuple[bytes, bool]:
-    """The whole body, or (partial body, False) as soon as it passes ``limit`` bytes."""
-    parts: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] != "http.request":
-            return b"".join(parts), True
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return b"", False
-        parts.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(parts), True
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if sent:
-            return await receive()  # after the body: wait for the disconnect like the server would
-        sent = True
-        return {"type": "http.request", "body": body, "more_body": False}
-
-    return replay
+    async def _checked_body(self, scope: Scope, receive: Receive) -> bytes:
+        length = _content_length(scope)
+        if length == 0 or (length is None and header(scope, b"transfer-encoding") is None):
+            return b""  # no body at all (POST /v1/models/reload): nothing to check
+        check_content_type(scope)
+        if length is not None and length > self.max_body_bytes:
+            limit = self.max_body_bytes
+            raise PayloadTooLargeError(f"request body of {length} bytes exceeds the limit of {limit}")
+        body = await read_body(receive, limit=self.max_body_bytes, timeout=self.body_timeout_seconds)
+        if needs_scan(body, max_keys=self.max_object_keys, max_depth=self.max_depth):
+            # Batches and hostile bodies: scanned on a worker thread (NumPy releases the GIL), so the event
+            # loop keeps answering other requests meanwhile.
+            await anyio.to_thread.run_sync(
+                partial(check_json_shape, body, max_keys=self.max_object_keys, max_depth=self.max_depth)
+            )
+        return body
 
 
 def _content_length(scope: Scope) -> int | None:
-    for key, value in scope.get("headers", ()):
-        if key == b"content-length":
-            try:
-                return int(value)
-            except ValueError:
-                return None
-    return None
+    raw = header(scope, b"content-length")
+    try:
+        return None if raw is None else int(raw)
+    except ValueError:
+        return None
 
 
-async def _too_large(send: Any, detail: str) -> None:
+async def _reject(send: Any, status: int, detail: str) -> None:
     import json
 
     body = json.dumps({"detail": detail}).encode()
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
         }
     )

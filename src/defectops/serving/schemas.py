@@ -18,6 +18,11 @@ Metric = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Flag = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
 Sha = Annotated[str, Field(pattern=r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")]
 TopK = Annotated[int, Field(ge=0, le=50, strict=True)]
+#: A name that identifies something (a repository, a writer): no control characters (a NUL byte in a
+#: logged name breaks every tool that reads it later), at most 255 characters.
+Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
+#: A flag given as a JSON boolean (never "yes" or "1": strict) or as a number in [0, 1].
+StrictFlag = Annotated[bool, Field(strict=True)] | Flag
 
 #: Fields of :class:`ChangeRecord` a model may use as numeric inputs.
 NUMERIC_FIELDS: tuple[str, ...] = METRIC_NAMES  # the 14 features and churn
@@ -45,7 +50,7 @@ class ChangeRecord(BaseModel):
     la: Metric | None = Field(default=None, description="Lines added.")
     ld: Metric | None = Field(default=None, description="Lines deleted.")
     lt: Metric | None = Field(default=None, description="Lines in the files before the change.")
-    fix: Flag | None = Field(
+    fix: StrictFlag | None = Field(
         default=None,
         description="Whether the change fixes a defect: 0 or 1 (true/false accepted, logged as 1.0/0.0).",
     )
@@ -68,7 +73,7 @@ class ChangeRecord(BaseModel):
         "compares the features that grow with project age at the commit's time rather than the request's.",
     )
     commit_sha: Sha | None = Field(default=None, description="Full sha of the commit (needs repo).")
-    repo: str | None = Field(default=None, min_length=1, max_length=255, description="Repository name.")
+    repo: Identifier | None = Field(default=None, description="Repository name.")
 
     @field_validator("fix", mode="before")
     @classmethod
@@ -89,7 +94,9 @@ class PredictRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     records: list[ChangeRecord] = Field(
-        min_length=1, description="The changes, at most the service's batch limit."
+        min_length=1,
+        fail_fast=True,  # stop at the first invalid record: rejecting costs no more than one record's errors
+        description="The changes, at most the service's batch limit; a 422 reports the first invalid one.",
     )
     top_k: TopK | None = Field(
         default=None, description="Reasons per prediction (0: none, fastest); default: the service's setting."
@@ -162,6 +169,31 @@ class CommitScoreResponse(BaseModel):
     skipped_merges: list[str] = Field(description="Merge commits of the range (not scored: no own change).")
 
 
+class ErrorOut(BaseModel):
+    """The body of every refusal the service itself decides (4xx/5xx other than request validation)."""
+
+    detail: str = Field(description="Why, in one line.")
+
+
+class FeedbackRequest(BaseModel):
+    """Ground truth for a prediction id, or for a commit (``repo`` and ``commit_sha``) and all its
+    predictions.
+
+    There is no ``source``: the service records who wrote the label (``api:feedback`` or ``api:admin``, the
+    role of the token), so a client cannot pass its label off as one from SZZ mining.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    label: Annotated[int, Field(ge=0, le=1, strict=True)] = Field(description="1: defect-inducing, 0: clean.")
+    prediction_id: str | None = Field(default=None, max_length=64, description="Id of a logged prediction.")
+    repo: Identifier | None = Field(default=None, description="Repository name (with commit_sha).")
+    commit_sha: Sha | None = Field(default=None, description="Full sha of the commit (with repo).")
+    label_time: datetime | None = Field(
+        default=None, description="When the truth became known (aware ISO 8601); default: now."
+    )
+
+
 class FeedbackResponse(BaseModel):
     feedback_id: int
     status: Literal["recorded", "duplicate", "replaced"]
@@ -203,6 +235,7 @@ class TrafficSplit(BaseModel):
     mode: Literal["off", "canary", "shadow"] = "off"
     share: float = Field(
         default=0.0,
+        strict=True,  # a JSON number: false or "0.5" is a 422, not a share
         ge=0,
         le=1,
         allow_inf_nan=False,

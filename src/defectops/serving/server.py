@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
+import logging
 import os
 import shutil
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from pydantic import SecretStr
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from defectops.config import ServeSettings, Settings, Workspace
@@ -58,8 +62,8 @@ def settings_environment(serve: ServeSettings) -> dict[str, str]:
         if value is None or name == "metrics_dir":  # exported under prometheus_client's own name
             continue
         key = f"DEFECTOPS_SERVE_{name.upper()}"
-        if name == "admin_token":
-            env[key] = serve.admin_token.get_secret_value() if serve.admin_token is not None else ""
+        if isinstance(value, SecretStr):  # the role tokens: model_dump keeps them masked
+            env[key] = value.get_secret_value()
         elif name == "repositories":
             env[key] = json.dumps({k: str(v) for k, v in value.items()})
         elif isinstance(value, bool):
@@ -67,6 +71,25 @@ def settings_environment(serve: ServeSettings) -> dict[str, str]:
         else:
             env[key] = str(value)
     return env
+
+
+class StripQueryFilter(logging.Filter):
+    """Cuts the query string off the path of every access-log line: a token pasted into a URL (refused with
+    400 by the service) must not end up in clear in the logs either."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str) and "?" in args[2]:
+            record.args = (*args[:2], args[2].split("?", 1)[0] + "?<query removed>", *args[3:])
+        return True
+
+
+def log_config() -> dict[str, Any]:
+    """uvicorn's logging configuration with :class:`StripQueryFilter` on the access log (every worker)."""
+    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config.setdefault("filters", {})["strip_query"] = {"()": f"{__name__}.StripQueryFilter"}
+    config["handlers"]["access"]["filters"] = ["strip_query"]
+    return config
 
 
 def run(settings: Settings, serve: ServeSettings) -> None:
@@ -78,6 +101,7 @@ def run(settings: Settings, serve: ServeSettings) -> None:
         "port": serve.port,
         "http": NoDelayHttpToolsProtocol,
         "access_log": serve.access_log,
+        "log_config": log_config(),
         "timeout_graceful_shutdown": GRACEFUL_SECONDS,
         "timeout_worker_healthcheck": WORKER_HEALTHCHECK_SECONDS,
         "lifespan": "on",

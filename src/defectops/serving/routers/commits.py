@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from defectops.serving.deps import ServiceDep
+from defectops.serving.deps import PredictDep, ServiceDep
 from defectops.serving.schemas import CommitScoreRequest, CommitScoreResponse
 
 router = APIRouter(prefix="/v1/commits", tags=["predictions"])
@@ -19,7 +19,7 @@ router = APIRouter(prefix="/v1/commits", tags=["predictions"])
         503: {"description": "No model loaded."},
     },
 )
-async def score_commits(body: CommitScoreRequest, service: ServiceDep) -> Response:
+async def score_commits(body: CommitScoreRequest, service: ServiceDep, _role: PredictDep) -> Response:
     """Mine a sha or a BASE..HEAD range with the incremental miner state, then score every non-merge commit.
 
     ``repo`` is an id from the service's settings (DEFECTOPS_SERVE_REPOSITORIES), never a path.

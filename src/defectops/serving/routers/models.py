@@ -9,18 +9,21 @@ from fastapi import APIRouter
 
 from defectops.serving.deployment import Deployment
 from defectops.serving.deps import AdminDep, ServiceDep
-from defectops.serving.schemas import ModelsResponse, PromoteRequest, RollbackRequest, TrafficSplit
+from defectops.serving.schemas import ErrorOut, ModelsResponse, PromoteRequest, RollbackRequest, TrafficSplit
 from defectops.serving.service import PredictionService, model_out
 
 router = APIRouter(prefix="/v1/models", tags=["models"])
 
 _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No bearer token."},
-    403: {"description": "Wrong bearer token."},
-    404: {"description": "Unknown model, version or alias."},
+    400: {"model": ErrorOut, "description": "A token in the URL (refused; send it in the header)."},
+    401: {"model": ErrorOut, "description": "No bearer token."},
+    403: {"model": ErrorOut, "description": "Wrong bearer token."},
+    404: {"model": ErrorOut, "description": "Unknown model, version or alias."},
     409: {
-        "description": "Refused: the version does not load or fails its smoke test; the old one serves on."
+        "model": ErrorOut,
+        "description": "Refused: the version does not load or fails its smoke test; the old one serves on.",
     },
+    503: {"model": ErrorOut, "description": "The registry or its audit history is unavailable."},
 }
 
 

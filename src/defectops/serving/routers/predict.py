@@ -13,7 +13,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 
-from defectops.serving.deps import ServiceDep
+from defectops.serving.deps import PredictDep, ServiceDep
 from defectops.serving.schemas import PredictRequest, PredictResponse
 
 router = APIRouter(prefix="/v1", tags=["predictions"])
@@ -37,7 +37,7 @@ BODY_DOC: dict[str, Any] = {
         503: {"description": "No model loaded, or the prediction log is unavailable."},
     },
 )
-async def predict(request: Request, service: ServiceDep) -> Response:
+async def predict(request: Request, service: ServiceDep, _role: PredictDep) -> Response:
     """Score one or many changes: probability, risk label and band, model version, prediction id, reasons.
 
     Body: ``{"records": [{metric: value, ...}, ...], "top_k": 5}`` (see ``PredictRequest``). Every
