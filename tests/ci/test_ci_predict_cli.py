@@ -212,7 +212,7 @@ def test_store_writes_one_predictions_file_per_commit(
         frame = store.read_predictions(file)
         assert list(frame.columns) == [
             "commit", "repo", "predicted_at", "model_name", "model_version", "probability", "risk", "risk_band",
-            "threshold", "reasons", "la", "ld", "nf",
+            "base_rate", "threshold", "reasons", "la", "ld", "nf",
         ]  # fmt: skip
         row = frame.iloc[0]
         assert row["commit"] == commit["sha"]
