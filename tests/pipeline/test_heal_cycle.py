@@ -292,6 +292,75 @@ def test_repository_source_mines_labels_and_feeds_the_labels_to_logged_predictio
     assert feedback["duplicate"] == len(again_known)
 
 
+def test_without_feedback_repo_labels_find_predictions_by_commit_under_any_repository_id(
+    stack: Stack, synthetic_repo: RepoBuilder, tmp_path: Path
+) -> None:
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(synthetic_repo.path), str(clone)], check=True)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    source = RepositorySource(clone, stack.workspace / "ws", waiting_days=90, workers=1)
+    first = bootstrap_champion(stack.registry, stack.name, source, now)
+    labels = source.refresh(now).labels
+    known = labels.loc[(labels[VERDICT] != "unknown") & ~labels["is_merge"]]
+    shas = known["sha"].head(3).tolist()
+
+    def logged(number: int, repo: str, sha: str, when: datetime) -> PredictionRecord:
+        return PredictionRecord(
+            prediction_id=f"00000000-0000-4000-8000-{number:012d}",
+            created_at=when,
+            model_name=stack.name,
+            model_version=str(first),
+            served=True,
+            inputs={"la": 1.0},
+            score=0.2,
+            threshold=0.5,
+            risk_label=0,
+            risk_band="low",
+            repo=repo,
+            commit_sha=sha,
+        )
+
+    # The Action logged two commits as "acme/app", a service's --repository one as "syn"; another
+    # repository's commit (not in this history) must not be touched.
+    other = "f" * 40
+    stack.log.record(
+        [
+            logged(1, "acme/app", shas[0], now - timedelta(days=1)),
+            logged(2, "acme/app", shas[1], now - timedelta(days=1)),
+            logged(3, "syn", shas[2], now - timedelta(days=1)),
+            logged(4, "elsewhere", other, now - timedelta(days=1)),
+        ]
+    )
+    healer = stack.healer(source, HealSettings(min_new_labels=100_000))
+    refresh = healer.cycle(now).record("refresh")
+    assert refresh is not None
+    assert refresh.evidence["feedback_repos"] == ["acme/app", "syn"]
+    assert refresh.evidence["feedback_repos_first_sync"] == ["acme/app", "syn"]
+    # every known label went to both ids once; each id's predictions found theirs
+    assert refresh.evidence["feedback"] == {
+        "recorded": 2 * len(known),
+        "duplicate": 0,
+        "replaced": 0,
+        "matched_predictions": 3,
+    }
+    window = stack.log.window(now - timedelta(days=2), now, as_of=now).set_index("prediction_id")
+    expected = known.set_index("sha")[VERDICT].eq("defect").astype(int)
+    for number, sha in ((1, shas[0]), (2, shas[1]), (3, shas[2])):
+        assert int(window.loc[f"00000000-0000-4000-8000-{number:012d}", "label"]) == expected[sha]
+    assert pd.isna(window.loc["00000000-0000-4000-8000-000000000004", "label"])
+
+    # A day later a third id appears for an old commit: it gets the whole history, the others only what is new.
+    later = now + timedelta(days=1)
+    stack.log.record([logged(5, "octo/app", shas[0], later - timedelta(hours=1))])
+    refresh = healer.cycle(later).record("refresh")
+    assert refresh is not None
+    assert refresh.evidence["feedback_repos"] == ["acme/app", "octo/app", "syn"]
+    assert refresh.evidence["feedback_repos_first_sync"] == ["octo/app"]
+    assert refresh.evidence["feedback"]["recorded"] == len(known)  # octo/app's, once each
+    window = stack.log.window(later - timedelta(days=1), later, as_of=later).set_index("prediction_id")
+    assert int(window.loc["00000000-0000-4000-8000-000000000005", "label"]) == expected[shas[0]]
+
+
 def test_one_cycle_at_a_time_per_model(stack: Stack) -> None:
     import fcntl
 

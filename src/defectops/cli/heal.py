@@ -37,7 +37,8 @@ FeedbackRepoOption = Annotated[
     typer.Option(
         "--feedback-repo",
         help="Repository id the service logs this repository's commits under; its labels are sent there as "
-        "feedback each cycle.",
+        "feedback each cycle. Default: every id under which a prediction of one of its commits was logged "
+        "(found by commit sha).",
     ),
 ]
 GateOption = Annotated[

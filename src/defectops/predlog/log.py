@@ -27,7 +27,7 @@ counts); this module is the facade over them.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -42,7 +42,14 @@ from defectops.predlog.feedback import (
     read_feedback_history,
     record_feedback,
 )
-from defectops.predlog.reads import LogCounts, get_prediction, predictions_by_commit, read_counts, read_window
+from defectops.predlog.reads import (
+    LogCounts,
+    get_prediction,
+    predictions_by_commit,
+    read_counts,
+    read_window,
+    repos_of_commits,
+)
 from defectops.predlog.records import PredictionRecord
 from defectops.predlog.writes import record_predictions
 
@@ -123,6 +130,10 @@ class PredictionLog:
     def by_commit(self, repo: str, commit_sha: str) -> list[PredictionRecord]:
         """Every prediction logged for one commit (served and shadow), oldest first."""
         return predictions_by_commit(self._store, repo, commit_sha)
+
+    def repos_of(self, commit_shas: Iterable[str]) -> set[str]:
+        """The repository ids under which predictions of these commits were logged."""
+        return repos_of_commits(self._store, commit_shas)
 
     # -- feedback -----------------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ as they stood at a past time.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -98,6 +99,23 @@ def predictions_by_commit(store: Store, repo: str, commit_sha: str) -> list[Pred
             .order_by(table.c.created_at, table.c.prediction_id)
         ).all()
     return [_record_from_row(row) for row in rows]
+
+
+def repos_of_commits(store: Store, commit_shas: Iterable[str], *, chunk: int = 500) -> set[str]:
+    """The repository ids under which predictions of any of these commits were logged (a sha names a commit
+    whatever the repository id a client sent, so this is how labels find the predictions they answer)."""
+    wanted = sorted({str(sha).lower() for sha in commit_shas})
+    table = predictions_table
+    found: set[str] = set()
+    with store.transaction(write=False) as connection:
+        for start in range(0, len(wanted), chunk):
+            rows = connection.execute(
+                sa.select(table.c.repo)
+                .where(table.c.commit_sha.in_(wanted[start : start + chunk]), table.c.repo.is_not(None))
+                .distinct()
+            ).all()
+            found.update(str(row[0]) for row in rows)
+    return found
 
 
 def read_window(

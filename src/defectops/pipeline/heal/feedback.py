@@ -28,6 +28,14 @@ class FeedbackCounts:
     replaced: int = 0
     matched_predictions: int = 0
 
+    def __add__(self, other: FeedbackCounts) -> FeedbackCounts:
+        return FeedbackCounts(
+            recorded=self.recorded + other.recorded,
+            duplicate=self.duplicate + other.duplicate,
+            replaced=self.replaced + other.replaced,
+            matched_predictions=self.matched_predictions + other.matched_predictions,
+        )
+
     def as_dict(self) -> dict[str, int]:
         return {
             "recorded": self.recorded,

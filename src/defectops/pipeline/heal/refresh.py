@@ -15,12 +15,13 @@ from defectops.pipeline.heal.context import HealContext
 from defectops.pipeline.heal.cycle import Cycle
 from defectops.pipeline.heal.feedback import FeedbackCounts, sync_feedback
 from defectops.pipeline.heal.sources import History
+from defectops.training import known_labels
 
 
 @dataclass(frozen=True, slots=True)
 class RefreshResult:
-    """The history as of the cycle (None without a source), and the feedback sent from it (None without
-    ``feedback_repo``), sent for labels dated after ``feedback_since``."""
+    """The history as of the cycle (None without a source), and the feedback sent from it (None when no
+    prediction of its commits was logged), sent for labels dated after ``feedback_since``."""
 
     history: History | None
     feedback: FeedbackCounts | None = None
@@ -33,13 +34,44 @@ def refresh_step(ctx: HealContext, cycle: Cycle, champion: int) -> RefreshResult
     history = ctx.source.refresh(cycle.now)
     evidence: dict[str, Any] = history.summary.as_dict() if history.summary is not None else {}
     result = RefreshResult(history=history)
-    if ctx.feedback_repo is not None:
-        previous = ctx.records(step="refresh")
+    previous = ctx.records(step="refresh")
+    synced_before = _repos_synced(previous)
+    repos = _feedback_repos(ctx, history, cycle.now)
+    if repos:
         lookback = timedelta(days=ctx.settings.feedback_lookback_days)
-        since = previous[-1].at - lookback if previous else None
-        counts = sync_feedback(ctx.log, history.labels, repo=ctx.feedback_repo, now=cycle.now, since=since)
-        result = RefreshResult(history=history, feedback=counts, feedback_since=since)
-        evidence["feedback"] = counts.as_dict()
-        evidence["feedback_since"] = since
+        last = previous[-1].at - lookback if previous else None
+        total = FeedbackCounts()
+        first = [repo for repo in repos if repo not in synced_before]
+        for repo in repos:
+            # A repository id seen for the first time gets every label the history knows, not only new ones.
+            since = None if repo in first else last
+            total = total + sync_feedback(ctx.log, history.labels, repo=repo, now=cycle.now, since=since)
+        result = RefreshResult(history=history, feedback=total, feedback_since=last)
+        evidence["feedback"] = total.as_dict()
+        evidence["feedback_since"] = last
+        evidence["feedback_repos"] = repos
+        evidence["feedback_repos_first_sync"] = first
     cycle.add("refresh", "ok", "history brought up to now", champion=champion, evidence=evidence)
     return result
+
+
+def _feedback_repos(ctx: HealContext, history: History, now: datetime) -> list[str]:
+    """Where the history's labels go: ``--feedback-repo`` when given; else every repository id under which
+    the service logged a prediction of one of this history's commits (found by sha), so labels reach the
+    predictions whatever id the client sent ("owner/name" from the Action, a service's --repository id)."""
+    if ctx.feedback_repo is not None:
+        return [ctx.feedback_repo]
+    known = known_labels(history.labels, now)
+    if known.empty:
+        return []
+    return sorted(ctx.log.repos_of(known["sha"].astype(str)))
+
+
+def _repos_synced(previous: list[Any]) -> set[str]:
+    """The repository ids earlier refresh steps already sent labels to."""
+    synced: set[str] = set()
+    for record in previous:
+        repos = (record.evidence or {}).get("feedback_repos")
+        if isinstance(repos, list):
+            synced.update(str(r) for r in repos)
+    return synced
