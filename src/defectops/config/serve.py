@@ -63,6 +63,17 @@ class ServeSettings(BaseSettings):
     admin_token: SecretStr | None = Field(
         default=None, description="Bearer token of the admin endpoints (required outside local mode)."
     )
+    read_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the web UI's data (/ui/api/...) needs; unset: the read-only pages are "
+        "open. The admin token reads too.",
+    )
+    repository_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="Web address of a commit per repository id, as a template with {sha} (e.g. "
+        "https://git.example.org/team/app/commit/{sha}); the UI links commits with it. JSON in the "
+        "environment.",
+    )
     log_url: str | None = Field(
         default=None,
         description="Prediction log database URL; default: SQLite predictions.db in the workspace.",
@@ -123,12 +134,30 @@ class ServeSettings(BaseSettings):
                 )
         return {repo_id: path.expanduser() for repo_id, path in value.items()}
 
+    @field_validator("repository_urls")
+    @classmethod
+    def _check_repository_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for repo_id, template in value.items():
+            if not template.startswith(("https://", "http://")) or "{sha}" not in template:
+                raise ValueError(
+                    f"repository {repo_id!r}: a commit URL is an http(s) address with {{sha}}, "
+                    f"got {template!r}"
+                )
+        return value
+
+    def read_token_value(self) -> str | None:
+        """The UI's read token, or None when the read-only pages are open."""
+        return self.read_token.get_secret_value() if self.read_token is not None else None
+
     def check(self, settings: Settings) -> str:
         """Refuse unsafe settings (ConfigError); return the admin token in effect."""
         local = settings.mode.strip().lower() == "local"
         token = self.admin_token.get_secret_value() if self.admin_token is not None else None
         if token is not None and not token.strip():
             raise ConfigError("DEFECTOPS_SERVE_ADMIN_TOKEN is empty; set a random token or unset it")
+        read = self.read_token_value()
+        if read is not None and not read.strip():
+            raise ConfigError("DEFECTOPS_SERVE_READ_TOKEN is empty; set a token or unset it (open pages)")
         if not local:
             if token is None:
                 raise ConfigError(

@@ -28,7 +28,17 @@ from defectops.errors import DefectOpsError
 from defectops.registry import ModelRegistry
 from defectops.serving.manager import Clock
 from defectops.serving.metrics import MeasureAndLimit
-from defectops.serving.routers import commits, feedback, health, metrics, models, predict, traffic
+from defectops.serving.routers import (
+    commits,
+    feedback,
+    health,
+    metrics,
+    models,
+    predict,
+    reviews,
+    traffic,
+    ui,
+)
 from defectops.serving.schemas import PredictRequest
 from defectops.serving.service import PredictionService
 
@@ -97,10 +107,13 @@ def create_app(
         predict.router,
         commits.router,
         feedback.router,
+        reviews.router,
         models.router,
         traffic.router,
         health.router,
         metrics.router,
+        ui.router,
+        ui.api,
     ):
         app.include_router(router)
     app.add_exception_handler(DefectOpsError, _defectops_error)  # type: ignore[arg-type]

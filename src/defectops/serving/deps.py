@@ -1,4 +1,4 @@
-"""FastAPI dependencies (``Annotated`` aliases the routers use): the service, the clock, admin authentication.
+"""FastAPI dependencies (``Annotated`` aliases the routers use): the service, admin and reader authentication.
 
 The admin token is compared with :func:`hmac.compare_digest`, in time independent of where the first
 difference is, so response times leak nothing about the token. A request without
@@ -44,3 +44,28 @@ async def require_admin(
 
 
 AdminDep = Annotated[None, Depends(require_admin)]
+
+
+async def require_reader(
+    service: ServiceDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Let a read of the web UI's data through: always when no read token is configured, otherwise only with
+    ``Authorization: Bearer`` and the read token (or the admin token, which may do more)."""
+    token = service.serve.read_token_value()
+    if token is None:
+        return
+    if credentials is None or not credentials.credentials:
+        raise HTTPException(
+            status_code=status.HTTP_401_UNAUTHORIZED,
+            detail="this service's pages need the read token: send 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    given = credentials.credentials.encode("utf-8")
+    readable = hmac.compare_digest(given, token.encode("utf-8"))
+    admin = hmac.compare_digest(given, service.admin_token.encode("utf-8"))
+    if not (readable or admin):
+        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail="invalid read token")
+
+
+ReaderDep = Annotated[None, Depends(require_reader)]
