@@ -12,13 +12,19 @@ function query() {
 
 function fillForm() {
   const params = new URLSearchParams(location.search);
-  for (const [key, value] of params) if (form.elements[key]) form.elements[key].value = value;
+  for (const [key, value] of params) {
+    const field = form.elements[key];
+    if (!field) continue;
+    // The repository list arrives with the first document: keep the asked-for one selectable until then.
+    if (field.tagName === "SELECT" && ![...field.options].some((o) => o.value === value)) field.append(el("option", { value }, value));
+    field.value = value;
+  }
 }
 
 function renderList(doc) {
   const repos = form.elements.repo;
-  const current = repos.value || new URLSearchParams(location.search).get("repo") || "";
-  repos.replaceChildren(el("option", { value: "" }, "all"), doc.repositories.map((r) => el("option", { value: r }, r)));
+  const current = repos.value;
+  repos.replaceChildren(el("option", { value: "" }, "all"), ...doc.repositories.map((r) => el("option", { value: r }, r)));
   repos.value = current;
   document.getElementById("summary").textContent = `${doc.commits.length} commits` +
     (doc.base_rate !== null ? ` · base rate of the champion's training commits: ${fmt.pct(doc.base_rate)}` : "");
@@ -37,8 +43,11 @@ function renderList(doc) {
 
 function loadList() {
   const params = query();
+  const list = document.getElementById("commits");
+  list.dataset.state = "loading";  // "ready" once the rows of this query are drawn (tests wait for it)
   history.replaceState(null, "", "?" + params.toString());
-  return UI.get("/ui/api/commits?" + params.toString()).then(renderList).catch((e) => UI.fail("commits", e));
+  return UI.get("/ui/api/commits?" + params.toString()).then(renderList).catch((e) => UI.fail("commits", e))
+    .finally(() => { list.dataset.state = "ready"; });
 }
 
 function renderReviews(reviews) {

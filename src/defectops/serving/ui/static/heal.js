@@ -37,11 +37,11 @@ function render(doc) {
     : el("p", { class: "muted" }, "No promotion or rollback yet."));
   const cycles = new Map();
   for (const r of records) { if (!cycles.has(r.cycle_id)) cycles.set(r.cycle_id, []); cycles.get(r.cycle_id).push(r); }
-  document.getElementById("cycles").replaceChildren(cycles.size ? [...cycles.values()].map((steps) => el("div", { class: "card" },
+  document.getElementById("cycles").replaceChildren(...(cycles.size ? [...cycles.values()].map((steps) => el("div", { class: "card" },
       el("h2", {}, "Cycle of " + fmt.time(steps[steps.length - 1].at)),
       UI.table(["step", "outcome", "reason", ""], steps.slice().reverse().map((r) => el("tr", {}, el("td", {}, r.step),
         el("td", {}, UI.chip(r.outcome)), el("td", {}, r.reason), el("td", {}, evidence(r)))))))
-    : el("p", { class: "muted" }, "The heal loop has not run for this model."));
+    : [el("p", { class: "muted" }, "The heal loop has not run for this model.")]));
 }
 
 UI.get("/ui/api/heal").then(render).catch((e) => UI.fail("cycles", e));
