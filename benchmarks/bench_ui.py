@@ -153,7 +153,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=10)
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    from serving.ui_world import served_app
+    from serving.live_server import served_app
 
     with tempfile.TemporaryDirectory(prefix="bench-ui-") as tmp:
         workspace = Path(tmp)
