@@ -87,6 +87,7 @@ def _corrupt(run: TrainingRun, config: TrackingConfig) -> None:
     from defectops.registry.tracking import activate
 
     activate(config)
+    assert run.model_id is not None, "MLflow 3 logs every model as a logged model with an id"
     logged = mlflow.get_logged_model(run.model_id)
     root = Path(logged.artifact_location.removeprefix("file://"))
     files = [p for p in root.rglob("model.*") if p.suffix in (".skops", ".pkl")]

@@ -77,6 +77,17 @@ class ServeSettings(BaseSettings):
         description="Bearer token /v1/predict and /v1/commits/score require when set (the admin token works "
         "too); unset: scoring is open.",
     )
+    read_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the web UI's data (/ui/api/...) needs; unset: the read-only pages are "
+        "open. The admin token reads too.",
+    )
+    repository_urls: dict[str, str] = Field(
+        default_factory=dict,
+        description="Web address of a commit per repository id, as a template with {sha} (e.g. "
+        "https://git.example.org/team/app/commit/{sha}); the UI links commits with it. JSON in the "
+        "environment.",
+    )
     log_url: str | None = Field(
         default=None,
         description="Prediction log database URL; default: SQLite predictions.db in the workspace.",
@@ -146,6 +157,17 @@ class ServeSettings(BaseSettings):
                 )
         return {repo_id: path.expanduser() for repo_id, path in value.items()}
 
+    @field_validator("repository_urls")
+    @classmethod
+    def _check_repository_urls(cls, value: dict[str, str]) -> dict[str, str]:
+        for repo_id, template in value.items():
+            if not template.startswith(("https://", "http://")) or "{sha}" not in template:
+                raise ValueError(
+                    f"repository {repo_id!r}: a commit URL is an http(s) address with {{sha}}, "
+                    f"got {template!r}"
+                )
+        return value
+
     def check(self, settings: Settings) -> str:
         """Refuse unsafe settings (ConfigError); return the admin token in effect.
 
@@ -158,6 +180,7 @@ class ServeSettings(BaseSettings):
             "ADMIN_TOKEN": self.admin_token,
             "FEEDBACK_TOKEN": self.feedback_token,
             "PREDICT_TOKEN": self.predict_token,
+            "READ_TOKEN": self.read_token,
         }
         given = {name: secret.get_secret_value() for name, secret in tokens.items() if secret is not None}
         for name, value in given.items():
@@ -168,7 +191,7 @@ class ServeSettings(BaseSettings):
             if exposed:
                 check_token_strength(f"DEFECTOPS_SERVE_{name}", value)
         if len(set(given.values())) < len(given):
-            raise ConfigError("the admin, feedback and predict tokens must differ from each other")
+            raise ConfigError("the admin, feedback, predict and read tokens must differ from each other")
         token = given.get("ADMIN_TOKEN")
         if not local and token is None:
             raise ConfigError(

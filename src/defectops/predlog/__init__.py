@@ -6,9 +6,12 @@ from defectops.predlog.feedback import FeedbackOutcome, FeedbackRecord, StoredFe
 from defectops.predlog.log import PredictionLog
 from defectops.predlog.reads import LogCounts
 from defectops.predlog.records import CheckedInputs, InputValue, PredictionRecord
+from defectops.predlog.reviews import ReviewRecord, StoredReview, Verdict
+from defectops.predlog.summary import SCORE_BINS, WindowSummary
 
 __all__ = [
     "DEFAULT_DURABILITY",
+    "SCORE_BINS",
     "CheckedInputs",
     "Durability",
     "FeedbackOutcome",
@@ -18,6 +21,10 @@ __all__ = [
     "PredictionLog",
     "PredictionLogError",
     "PredictionRecord",
+    "ReviewRecord",
     "StoredFeedback",
+    "StoredReview",
+    "Verdict",
+    "WindowSummary",
     "default_url",
 ]

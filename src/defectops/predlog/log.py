@@ -51,6 +51,8 @@ from defectops.predlog.reads import (
     repos_of_commits,
 )
 from defectops.predlog.records import PredictionRecord
+from defectops.predlog.reviews import ReviewRecord, StoredReview, read_reviews, record_review
+from defectops.predlog.summary import WindowSummary, count_between, riskiest, window_summaries
 from defectops.predlog.writes import record_predictions
 
 __all__ = ["PredictionLog"]
@@ -164,6 +166,40 @@ class PredictionLog:
         return read_feedback_history(
             self._store, prediction_id=prediction_id, repo=repo, commit_sha=commit_sha
         )
+
+    # -- reviewer feedback (apart from labels; see defectops.predlog.reviews) ------------------------
+
+    def add_review(self, review: ReviewRecord, *, now: datetime) -> StoredReview:
+        """Append a reviewer's answer to "was this right?" (:class:`NotFoundError` for an unknown id)."""
+        return record_review(self._store, review, now=now)
+
+    def reviews(self, prediction_ids: Sequence[str]) -> list[StoredReview]:
+        """Every reviewer answer about these predictions, in the order received."""
+        return read_reviews(self._store, prediction_ids)
+
+    # -- aggregates for the web UI (see defectops.predlog.summary) ----------------------------------
+
+    def riskiest(
+        self,
+        *,
+        since: datetime,
+        repo: str | None = None,
+        band: str | None = None,
+        model_name: str | None = None,
+        limit: int = 200,
+    ) -> list[PredictionRecord]:
+        """The riskiest served commit predictions since ``since``, one per commit (its latest)."""
+        return riskiest(self._store, since=since, repo=repo, band=band, model_name=model_name, limit=limit)
+
+    def count_between(self, edges: Sequence[datetime], *, served: bool = True) -> list[int]:
+        """Predictions created between consecutive ``edges``."""
+        return count_between(self._store, edges, served=served)
+
+    def window_summaries(
+        self, edges: Sequence[datetime], *, model_name: str | None = None
+    ) -> list[WindowSummary]:
+        """Score histogram, label sources and reviewer answers of the served predictions per window."""
+        return window_summaries(self._store, edges, model_name=model_name)
 
     # -- reading for monitoring ---------------------------------------------------------------------
 

@@ -44,7 +44,7 @@ class LogCounts:
     by_model_version: dict[str, int]
 
 
-def _record_from_row(row: sa.Row[Any]) -> PredictionRecord:
+def record_from_row(row: sa.Row[Any]) -> PredictionRecord:
     values = row._mapping
     return PredictionRecord(
         prediction_id=values["prediction_id"],
@@ -85,7 +85,7 @@ def get_prediction(store: Store, prediction_id: str) -> PredictionRecord:
         ).one_or_none()
     if row is None:
         raise NotFoundError(f"no logged prediction with id {canonical}")
-    return _record_from_row(row)
+    return record_from_row(row)
 
 
 def predictions_by_commit(store: Store, repo: str, commit_sha: str) -> list[PredictionRecord]:
@@ -98,7 +98,7 @@ def predictions_by_commit(store: Store, repo: str, commit_sha: str) -> list[Pred
             .where(table.c.repo == repo, table.c.commit_sha == sha)
             .order_by(table.c.created_at, table.c.prediction_id)
         ).all()
-    return [_record_from_row(row) for row in rows]
+    return [record_from_row(row) for row in rows]
 
 
 def repos_of_commits(store: Store, commit_shas: Iterable[str], *, chunk: int = 500) -> set[str]:
@@ -131,7 +131,7 @@ def read_window(
 ) -> pd.DataFrame:
     """The window :meth:`defectops.predlog.PredictionLog.window` returns (its docstring says what)."""
     where = _prediction_filter(since, until, model_version, model_name, served)
-    columns = _labelled_columns()
+    columns = labelled_columns()
     table = predictions_table
     sqlite = store.dialect == "sqlite"
 
@@ -147,7 +147,7 @@ def read_window(
     statement = (
         # Inputs as JSON text: one json.loads of all rows is several times faster than one per row.
         sa.select(*selected, *columns, sa.cast(table.c.inputs, sa.Text()).label("inputs"))
-        .select_from(_labelled_join(as_of))
+        .select_from(labelled_join(as_of))
         .where(*where)
         .order_by(table.c.created_at, table.c.prediction_id)
     )
@@ -184,7 +184,7 @@ def read_counts(
         where.append(table.c.created_at >= aware(since, "since"))
     if until is not None:
         where.append(table.c.created_at < aware(until, "until"))
-    label = _labelled_columns()[0]
+    label = labelled_columns()[0]
     with store.transaction(write=False, bulk_read=True) as connection:
         totals = connection.execute(
             sa.select(
@@ -192,7 +192,7 @@ def read_counts(
                 sa.func.coalesce(sa.func.sum(sa.case((table.c.served, 1), else_=0)), 0),
                 sa.func.count(label),
             )
-            .select_from(_labelled_join(as_of))
+            .select_from(labelled_join(as_of))
             .where(*where)
         ).one()
         versions = connection.execute(
@@ -254,7 +254,7 @@ def _current(alias: sa.FromClause, as_of: datetime | None) -> sa.ColumnElement[b
     )
 
 
-def _labelled_join(as_of: datetime | None) -> sa.FromClause:
+def labelled_join(as_of: datetime | None) -> sa.FromClause:
     table = predictions_table
     by_id, by_shadow, by_sha = FB_BY_ID, FB_BY_SHADOW, FB_BY_SHA
     return (
@@ -278,7 +278,7 @@ def _labelled_join(as_of: datetime | None) -> sa.FromClause:
     )
 
 
-def _labelled_columns() -> list[sa.ColumnElement[Any]]:
+def labelled_columns() -> list[sa.ColumnElement[Any]]:
     """Label, label time, source and feedback id by precedence (the join carries the as-of condition)."""
     by_id, by_shadow, by_sha = FB_BY_ID, FB_BY_SHADOW, FB_BY_SHA
 

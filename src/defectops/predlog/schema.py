@@ -24,6 +24,7 @@ __all__ = [
     "feedback_table",
     "metadata",
     "predictions_table",
+    "reviews_table",
 ]
 
 
@@ -118,6 +119,20 @@ feedback_table: Final = sa.Table(
         sqlite_where=_CURRENT_BY_SHA,
         postgresql_where=_CURRENT_BY_SHA,
     ),
+)
+
+# Reviewer feedback ("was this right?"), apart from the labels: see defectops.predlog.reviews.
+reviews_table: Final = sa.Table(
+    "reviews",
+    metadata,
+    sa.Column("review_id", sa.Integer(), primary_key=True, autoincrement=True),
+    sa.Column("prediction_id", sa.String(36), sa.ForeignKey("predictions.prediction_id"), nullable=False),
+    sa.Column("verdict", sa.String(8), nullable=False),
+    sa.Column("reviewer", sa.String(128), nullable=True),
+    sa.Column("comment", sa.Text(), nullable=True),
+    sa.Column("received_at", UTCDateTime(), nullable=False),
+    sa.CheckConstraint("verdict IN ('right', 'wrong')", name="ck_reviews_verdict"),
+    sa.Index("ix_reviews_prediction_id", "prediction_id"),
 )
 
 # The three ways a prediction finds its label (see PredictionLog.window): own id, the served prediction it

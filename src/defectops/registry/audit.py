@@ -251,11 +251,28 @@ class AuditLog:
     def events(self, kind: type[Event], model_name: str, **where: str | int | None) -> list[Event]:
         """Events of one kind and model, oldest first; ``where`` keeps those whose column has that value
         (a None value does not filter)."""
+        return self._select(kind, model_name, None, where)
+
+    def latest(
+        self, kind: type[Event], model_name: str, count: int, **where: str | int | None
+    ) -> list[Event]:
+        """The newest ``count`` events of :meth:`events`, oldest first (the web UI's pages read a recent
+        slice of a history that grows every cycle)."""
+        return self._select(kind, model_name, max(count, 0), where)
+
+    def _select(
+        self, kind: type[Event], model_name: str, count: int | None, where: Mapping[str, str | int | None]
+    ) -> list[Event]:
         table = _TABLES[kind]
         query = select(table).where(table.c.model_name == model_name)
         for column, value in where.items():
             if value is not None:
                 query = query.where(table.c[column] == value)
+        if count is not None:
+            query = query.order_by(table.c.id.desc()).limit(count)
+        else:
+            query = query.order_by(table.c.id)
         with self.engine.connect() as conn:
-            rows = conn.execute(query.order_by(table.c.id)).mappings().all()
-        return [_from_row(kind, dict(row)) for row in rows]
+            rows = conn.execute(query).mappings().all()
+        events = [_from_row(kind, dict(row)) for row in rows]
+        return events[::-1] if count is not None else events

@@ -30,7 +30,18 @@ from defectops.errors import DefectOpsError
 from defectops.registry import ModelRegistry
 from defectops.serving.manager import Clock
 from defectops.serving.metrics import MeasureAndLimit
-from defectops.serving.routers import commits, docs, feedback, health, metrics, models, predict, traffic
+from defectops.serving.routers import (
+    commits,
+    docs,
+    feedback,
+    health,
+    metrics,
+    models,
+    predict,
+    reviews,
+    traffic,
+    ui,
+)
 from defectops.serving.schemas import PredictRequest
 from defectops.serving.service import PredictionService
 
@@ -101,11 +112,14 @@ def create_app(
         predict.router,
         commits.router,
         feedback.router,
+        reviews.router,
         models.router,
         traffic.router,
         health.router,
         metrics.router,
         docs.router,
+        ui.router,
+        ui.api,
     ):
         app.include_router(router)
     docs.mount_assets(app)

@@ -1,8 +1,8 @@
 """FastAPI dependencies (``Annotated`` aliases the routers use): the service and authentication by role.
 
-Three roles, each with its own bearer token (see :mod:`defectops.config.serve`): ``admin`` may do
+Four roles, each with its own bearer token (see :mod:`defectops.config.serve`): ``admin`` may do
 everything; ``feedback`` may write labels; ``predict``, when its token is configured, may score (otherwise
-scoring is open). A token is read from the ``Authorization: Bearer`` header only: a request that carries a
+scoring is open); ``read``, when its token is configured, may read the web UI's data (otherwise it is open). A token is read from the ``Authorization: Bearer`` header only: a request that carries a
 token-like query parameter (``?token=``, ``?access_token=``...) is refused with 400 whatever it asks for, so a
 token pasted into a URL is never accepted (URLs end up in access logs, browser history and proxies).
 
@@ -20,12 +20,13 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from defectops.serving.service import PredictionService
 
-Role = Literal["admin", "feedback", "predict"]
+Role = Literal["admin", "feedback", "predict", "read"]
 
 _bearer = HTTPBearer(
     auto_error=False,
     description="A role's token: admin (DEFECTOPS_SERVE_ADMIN_TOKEN), feedback "
-    "(DEFECTOPS_SERVE_FEEDBACK_TOKEN) or predict (DEFECTOPS_SERVE_PREDICT_TOKEN).",
+    "(DEFECTOPS_SERVE_FEEDBACK_TOKEN), predict (DEFECTOPS_SERVE_PREDICT_TOKEN) or read "
+    "(DEFECTOPS_SERVE_READ_TOKEN, the web UI's data).",
 )
 
 #: Query parameters that look like credentials; their presence alone refuses a request.
@@ -56,6 +57,7 @@ def _role_of(service: PredictionService, given: str, allowed: tuple[Role, ...]) 
         "admin": service.admin_token,
         "feedback": _secret(service.serve.feedback_token),
         "predict": _secret(service.serve.predict_token),
+        "read": _secret(service.serve.read_token),
     }
     found: Role | None = None
     for role in allowed:
@@ -112,3 +114,14 @@ async def require_predict(request: Request, service: ServiceDep, credentials: Cr
 AdminDep = Annotated[None, Depends(require_admin)]
 FeedbackRoleDep = Annotated[Role, Depends(require_feedback)]
 PredictDep = Annotated[None, Depends(require_predict)]
+
+
+async def require_reader(request: Request, service: ServiceDep, credentials: Credentials) -> None:
+    """Open reads of the web UI's data unless a read token is configured; then the read or admin token."""
+    if service.serve.read_token is None:
+        _refuse_query_tokens(request)
+        return
+    _authenticate(request, service, credentials, ("read", "admin"), "read")
+
+
+ReaderDep = Annotated[None, Depends(require_reader)]

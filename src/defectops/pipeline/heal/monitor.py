@@ -98,9 +98,20 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
             "alarm_reasons": result.alarm_reasons,
             "reasons": result.reasons,
             "drifted_features": result.drifted_features,
+            # every feature's drift on one scale (1 = its test's threshold): the web UI's heat map of cycles
+            "feature_drift": {
+                f.feature: f.drift_score
+                for f in result.features
+                if f.drift_score is not None and math.isfinite(f.drift_score)
+            },
+            "prediction_drift": _finite(result.prediction.drift_score if result.prediction else None),
             "realized": realized.model_dump(mode="json"),
             "estimated": {"roc_auc": result.estimated.roc_auc, "f1": result.estimated.f1},
             "monitoring_settings": result.settings,
         },
     )
     return MonitorResult(monitoring=result)
+
+
+def _finite(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) else None
