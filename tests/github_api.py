@@ -121,7 +121,8 @@ class _Handler(BaseHTTPRequestHandler):
         chunk = items[(page - 1) * per_page : page * per_page]
         headers = {}
         if page * per_page < len(items):
-            base = f"http://{self.server.server_address[0]}:{self.server.server_address[1]}{parts.path}"
+            host, port = self.server.server_address[:2]
+            base = f"http://{host!s}:{port}{parts.path}"
             headers["Link"] = f'<{base}?{urlencode({**query, "page": page + 1})}>; rel="next"'
         body: Any = {"total_count": len(items), key: chunk} if key else chunk
         self._send(200, body, headers)
@@ -165,7 +166,12 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send(422, {"message": "Only 50 annotations are allowed per request"})
                 return
             with api.lock:
-                run = {**body, "id": len(api.check_runs) + 1, "repo": match.group(1).lower()}
+                run = {
+                    **body,
+                    "id": len(api.check_runs) + 1,
+                    "repo": match.group(1).lower(),
+                    "received_at": time.time(),
+                }
                 run["output"] = dict(body.get("output", {}))
                 api.check_runs.append(run)
             api.created.set()

@@ -28,7 +28,7 @@ def free_port() -> int:
 
 
 class RedisServer:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, *, fsync: str = "always") -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RedisUnavailableError("redis-server is not installed (apt-get install redis-server)")

@@ -21,9 +21,8 @@ class World:
         self.settings = settings
         self.github = github
         self.stream = open_stream(settings.events)
-        self.client = TestClient(
-            create_receiver(settings.events, settings.events.check(settings), self.stream)
-        )
+        app = create_receiver(settings.events, settings.events.check(settings), self.stream)
+        self.client = TestClient(app).__enter__()  # one event loop for every request (and the lifespan)
         self.api = GitHubClient(github.url, TOKEN, sleep=lambda _s: None)
         self.log = PredictionLog.from_url(default_url(Workspace.from_settings(settings).root))
 
@@ -37,7 +36,7 @@ class World:
         return worker
 
     def close(self) -> None:
-        self.client.close()
+        self.client.__exit__(None, None, None)
         self.api.close()
         self.stream.close()
         self.log.close()

@@ -15,6 +15,7 @@ A worker claims events idle longer than the visibility timeout with ``XAUTOCLAIM
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -61,6 +62,8 @@ class RedisEventStream:
         self._dedupe_seconds = dedupe_seconds
         self._where = where
         self._publish = client.register_script(_PUBLISH)
+        self._url = ""
+        self._async: Any = None  # (redis.asyncio client, script, event loop), made in the receiver's loop
 
     @classmethod
     def connect(cls, settings: EventsSettings) -> RedisEventStream:
@@ -79,6 +82,7 @@ class RedisEventStream:
                 dedupe_seconds=max(1, int(settings.dedupe_hours * 3600)),
                 where=where,
             )
+            stream._url = settings.redis_url
             stream.ensure_group()
         except (redis.RedisError, OSError, ValueError) as exc:
             raise EventStreamError(f"event stream {where}: {type(exc).__name__}: {exc}") from None
@@ -105,6 +109,23 @@ class RedisEventStream:
         key = f"{self.stream}:delivery:{delivery_id}"
         try:
             added = self._publish(keys=[key, self.stream], args=[self._dedupe_seconds, delivery_id, body])
+        except redis.RedisError as exc:
+            raise self._fail("publish", exc) from None
+        return added is not None
+
+    async def publish_async(self, delivery_id: str, body: str) -> bool:
+        import redis
+        import redis.asyncio
+
+        key = f"{self.stream}:delivery:{delivery_id}"
+        try:
+            loop = asyncio.get_running_loop()
+            if self._async is None or self._async[2] is not loop:  # a client belongs to one event loop
+                client = redis.asyncio.Redis.from_url(self._url, socket_connect_timeout=5)
+                self._async = (client, client.register_script(_PUBLISH), loop)
+            added = await self._async[1](
+                keys=[key, self.stream], args=[self._dedupe_seconds, delivery_id, body]
+            )
         except redis.RedisError as exc:
             raise self._fail("publish", exc) from None
         return added is not None
@@ -223,6 +244,11 @@ class RedisEventStream:
 
     def close(self) -> None:
         self._client.close()
+
+    async def aclose(self) -> None:
+        if self._async is not None:
+            await self._async[0].aclose()
+            self._async = None
 
 
 def _safe_url(url: str) -> str:

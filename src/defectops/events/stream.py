@@ -55,6 +55,10 @@ class EventStream(Protocol):
         """Store one event durably; False (nothing stored) when ``delivery_id`` was seen before."""
         ...
 
+    async def publish_async(self, delivery_id: str, body: str) -> bool:
+        """:meth:`publish` for the receiver's event loop (no thread hop per webhook)."""
+        ...
+
     def receive(self, consumer: str, *, count: int, block_ms: int) -> list[StreamMessage]:
         """Up to ``count`` events for ``consumer``: first those abandoned by dead workers, then new ones."""
         ...
@@ -78,6 +82,10 @@ class EventStream(Protocol):
     def stats(self) -> StreamStats: ...
 
     def close(self) -> None: ...
+
+    async def aclose(self) -> None:
+        """Close what :meth:`publish_async` opened (in the loop that used it)."""
+        ...
 
 
 def open_stream(settings: EventsSettings) -> EventStream:
