@@ -188,3 +188,17 @@ class InsufficientDataError(DataError):
 
     The main job and the heal loop catch it and report the reason instead of failing.
     """
+
+
+class EventStreamError(DefectOpsError):
+    """The event stream (Redis or Kafka) cannot be reached or refused an operation; nothing was enqueued."""
+
+    exit_code = 11
+    http_status = 503
+
+
+class GitHubApiError(DefectOpsError):
+    """GitHub's REST API refused a call (the message names the call and status, never the token)."""
+
+    exit_code = 12
+    http_status = 502

@@ -6,13 +6,14 @@ from defectops.ci.formats.jsondoc import render_json
 from defectops.ci.formats.markdown import render_markdown
 from defectops.ci.formats.sarif import DEFAULT_INFORMATION_URI, render_sarif
 from defectops.ci.formats.table import render_table
-from defectops.ci.model_source import export_model, resolve_model
+from defectops.ci.model_source import ModelSource, export_model, resolve_model
 from defectops.ci.predict import PredictRequest, run_predict, store_predictions
 from defectops.ci.report import FailOn, OutputFormat, PredictionReport, RiskFoundError, parse_choice
 
 __all__ = [
     "DEFAULT_INFORMATION_URI",
     "FailOn",
+    "ModelSource",
     "OutputFormat",
     "PredictRequest",
     "PredictionReport",

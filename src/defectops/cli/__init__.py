@@ -20,6 +20,7 @@ from rich.markup import escape as markup_escape
 from defectops import __version__
 from defectops.cli._support import quiet_mlflow, use_settings
 from defectops.cli.ci import models_export, predict
+from defectops.cli.events import events_serve, events_work
 from defectops.cli.heal import heal, scheduler
 from defectops.cli.label import label
 from defectops.cli.mine import mine, state_export, state_import
@@ -97,6 +98,11 @@ app.command("serve")(serve)
 app.command("heal")(heal)
 app.command("scheduler")(scheduler)
 app.command("ui")(ui)
+
+events_app = typer.Typer(help="Event-driven scoring: webhook receiver and workers.", no_args_is_help=True)
+events_app.command("serve")(events_serve)
+events_app.command("work")(events_work)
+app.add_typer(events_app, name="events")
 
 
 def settings_error(exc: ValidationError) -> ConfigError | None:

@@ -6,6 +6,7 @@ to child processes.
 """
 
 from defectops.config.core import Settings, Workspace
+from defectops.config.events import LOCAL_WEBHOOK_SECRET, EventsSettings
 from defectops.config.heal import GateCriteria, GateSource, HealSettings
 from defectops.config.monitor import (
     AlertSettings,
@@ -35,10 +36,12 @@ __all__ = [
     "DEFAULT_DURABILITY",
     "DEFAULT_MODEL_NAME",
     "LOCAL_ADMIN_TOKEN",
+    "LOCAL_WEBHOOK_SECRET",
     "MIN_TOKEN_BITS",
     "AlertSettings",
     "Channel",
     "Durability",
+    "EventsSettings",
     "GateCriteria",
     "GateSource",
     "GitHubSettings",

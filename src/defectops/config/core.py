@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from defectops.config.events import EventsSettings
 from defectops.config.heal import HealSettings
 from defectops.config.monitor import AlertSettings, MonitoringSettings
 from defectops.config.serve import ServeSettings
@@ -75,6 +76,11 @@ class Settings(BaseSettings):
     def github(self) -> GitHubSettings:
         """GitHub (``DEFECTOPS_GITHUB_*``, ``GITHUB_TOKEN``, ``GITHUB_STEP_SUMMARY``)."""
         return GitHubSettings()
+
+    @cached_property
+    def events(self) -> EventsSettings:
+        """Event-driven scoring: webhooks, the stream, the workers (``DEFECTOPS_EVENTS_*``)."""
+        return EventsSettings()
 
     @cached_property
     def report(self) -> ReportSettings:

@@ -2,8 +2,9 @@
 
 Four roles, each with its own bearer token (see :mod:`defectops.config.serve`): ``admin`` may do
 everything; ``feedback`` may write labels; ``predict``, when its token is configured, may score (otherwise
-scoring is open); ``read``, when its token is configured, may read the web UI's data (otherwise it is open). A token is read from the ``Authorization: Bearer`` header only: a request that carries a
-token-like query parameter (``?token=``, ``?access_token=``...) is refused with 400 whatever it asks for, so a
+scoring is open); ``read``, when its token is configured, may read the web UI's data (otherwise it is
+open). A token is read from the ``Authorization: Bearer`` header only: a request that carries a token-like
+query parameter (``?token=``, ``?access_token=``...) is refused with 400 whatever it asks for, so a
 token pasted into a URL is never accepted (URLs end up in access logs, browser history and proxies).
 
 Tokens are compared with :func:`hmac.compare_digest`, in time independent of where the first difference is.

@@ -1,0 +1,319 @@
+"""A scoring worker: take an event from the stream, score its commits, log them, report them, acknowledge.
+
+Exactly-once effects from at-least-once delivery. An event is acknowledged only after its effects are done,
+so a worker killed in the middle leaves it pending and another worker takes it over after the visibility
+timeout. Every effect is made idempotent instead of hoping a retry never happens:
+
+* prediction rows have ids derived from (repository, commit, model, version, served or shadow), and rows
+  already in the log are not written again: a commit has one row per model version, however often scored;
+* a check run carries ``external_id`` ``defectops:<commit>`` (``defectops:pr-<n>:<head>`` for a pull
+  request), and a retry that finds it on the commit does not post another one (a commit status likewise).
+
+Workers sharing a workspace hold a per-repository lock around all of it (:mod:`defectops.events.mirror`).
+An event that fails ``max_attempts`` times (including workers dying on it) goes to the dead letters.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
+
+from defectops.ci import ModelSource, PredictionReport, PredictRequest, resolve_model, run_predict
+from defectops.config import Settings, Workspace
+from defectops.errors import DefectOpsError, InputError, NotFoundError
+from defectops.events.checks import check_run_body, external_id, single, status_body
+from defectops.events.github import GitHubClient
+from defectops.events.mirror import default_branch, repository_lock, update_mirror
+from defectops.events.records import JobKind, ScoreJob
+from defectops.events.stream import EventStream, StreamMessage
+from defectops.mining import MineOptions, Miner
+from defectops.predlog import PredictionLog, PredictionRecord, default_url
+
+log = logging.getLogger("defectops.events")
+
+_IDS = uuid.UUID("5d7f3a8e-2f4b-4c36-9d0e-5f1c0b9a7e21")  # namespace of event prediction ids
+
+
+def prediction_id(repo: str, sha: str, model: str, version: str, served: bool) -> str:
+    """The prediction id of one commit scored by one model version (the same on every retry)."""
+    return str(uuid.uuid5(_IDS, f"{repo}|{sha}|{model}|{version}|{'served' if served else 'shadow'}"))
+
+
+@dataclass
+class Models:
+    """The champion, and the challenger scored in shadow (if there is one)."""
+
+    champion: ModelSource
+    challenger: ModelSource | None
+    loaded_at: float
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What processing one job did (for logs, tests and benchmarks)."""
+
+    delivery_id: str
+    scored: tuple[str, ...]
+    logged: int
+    reported: int
+    already_reported: int
+    notes: tuple[str, ...] = ()
+
+
+@dataclass
+class WorkerStats:
+    processed: int = 0
+    failed: int = 0
+    dead_lettered: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+
+
+class Worker:
+    """Processes events of one stream until stopped; one per process (``defectops events work``)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stream: EventStream,
+        github: GitHubClient,
+        *,
+        consumer: str | None = None,
+        predictions: PredictionLog | None = None,
+    ) -> None:
+        self.settings = settings
+        self.events = settings.events
+        self.workspace = Workspace.from_settings(settings).ensure()
+        self.stream = stream
+        self.github = github
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.predictions = predictions or PredictionLog.from_url(
+            self.events.log_url or default_url(self.workspace.root)
+        )
+        self.stats = WorkerStats()
+        self._stop = threading.Event()
+        self._models: Models | None = None
+
+    # -- models -------------------------------------------------------------------------------------------
+
+    def models(self) -> Models:
+        """Loaded on first use and again every five minutes (a promoted champion is picked up)."""
+        if self._models is not None and (
+            self.events.model_dir is not None or time.monotonic() - self._models.loaded_at < 300
+        ):
+            return self._models
+        events = self.events
+        if events.model_dir is not None:
+            champion = resolve_model(
+                model_dir=events.model_dir, model_name=None, alias="", settings=self.settings
+            )
+            challenger = (
+                resolve_model(
+                    model_dir=events.challenger_dir, model_name=None, alias="", settings=self.settings
+                )
+                if events.challenger_dir is not None
+                else None
+            )
+        else:
+            name = events.model_name or self._only_model()
+            champion = resolve_model(
+                model_dir=None, model_name=name, alias="champion", settings=self.settings
+            )
+            try:
+                challenger = resolve_model(
+                    model_dir=None, model_name=name, alias="challenger", settings=self.settings
+                )
+            except DefectOpsError:
+                challenger = None
+        self._models = Models(champion, challenger, time.monotonic())
+        return self._models
+
+    def _only_model(self) -> str:
+        from defectops.registry import ModelRegistry, choose_model_name
+
+        chosen = choose_model_name(ModelRegistry.from_settings(self.settings).list_models(), "")
+        if not chosen:
+            raise NotFoundError("no registered model has a champion: set DEFECTOPS_EVENTS_MODEL_NAME")
+        return chosen
+
+    # -- the loop -----------------------------------------------------------------------------------------
+
+    def stop(self, *_args: object) -> None:
+        self._stop.set()
+
+    def install_signal_handlers(self) -> None:
+        def handler(_signum: int, _frame: FrameType | None) -> None:
+            self.stop()
+
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
+
+    def run(self, *, max_events: int | None = None, idle_exit: bool = False) -> WorkerStats:
+        """Process events until stopped, ``max_events`` were handled, or (``idle_exit``) none is waiting."""
+        handled = 0
+        while not self._stop.is_set():
+            messages = self.stream.receive(self.consumer, count=1, block_ms=self.events.block_ms)
+            if not messages and idle_exit:
+                break
+            for message in messages:
+                self.handle(message)
+                handled += 1
+            if max_events is not None and handled >= max_events:
+                break
+        return self.stats
+
+    def handle(self, message: StreamMessage) -> None:
+        """One delivery: process and acknowledge, or note the failure, or give up on it."""
+        limit = self.events.max_attempts
+        if message.attempts > limit:
+            self._give_up(message, f"no attempt finished in {limit} deliveries (workers died on it)")
+            return
+        try:
+            job = ScoreJob.from_json(message.body)
+        except InputError as exc:
+            self._give_up(message, str(exc))
+            return
+        try:
+            outcome = self.process(job)
+        except Exception as exc:  # any failure: retried, then dead-lettered
+            reason = f"{type(exc).__name__}: {exc}"
+            self.stats.failed += 1
+            log.warning("delivery %s attempt %d failed: %s", job.delivery_id, message.attempts, reason)
+            if message.attempts >= limit:
+                self._give_up(message, f"failed {message.attempts} times: {reason}")
+            else:
+                self.stream.note_failure(message, reason)
+            return
+        self.stream.ack(message)
+        self.stats.processed += 1
+        self.stats.outcomes.append(outcome)
+        log.info(
+            "delivery %s: scored %d commit(s), logged %d prediction(s), reported %d (%d already reported)",
+            job.delivery_id,
+            len(outcome.scored),
+            outcome.logged,
+            outcome.reported,
+            outcome.already_reported,
+        )
+
+    def _give_up(self, message: StreamMessage, reason: str) -> None:
+        self.stream.dead_letter(message, reason)
+        self.stats.dead_lettered += 1
+        log.error("delivery %s moved to the dead letters: %s", message.delivery_id, reason)
+
+    # -- one job ------------------------------------------------------------------------------------------
+
+    def process(self, job: ScoreJob) -> Outcome:
+        source = self.events.repositories.get(job.repo)
+        if source is None:
+            raise NotFoundError(f"repository {job.repo} is not configured (DEFECTOPS_EVENTS_REPOSITORIES)")
+        models = self.models()
+        wanted = job.commits if job.kind is JobKind.PUSH else (job.head,)
+        with repository_lock(self.workspace.root, job.repo):
+            mirror = update_mirror(self.workspace.root, job.repo, source, wanted)
+            notes: list[str] = []
+            request = (
+                PredictRequest(repo=mirror.path, commits=job.commits)
+                if job.kind is JobKind.PUSH
+                else PredictRequest(repo=mirror.path, range_=f"{job.base}..{job.head}")
+            )
+            try:
+                report = run_predict(request, models.champion, self.workspace, note=notes.append)
+            except InputError as exc:
+                if job.kind is JobKind.PULL_REQUEST:  # e.g. no commit between base and head: nothing to do
+                    return Outcome(job.delivery_id, (), 0, 0, 0, (str(exc),))
+                raise
+            shadow = (
+                run_predict(request, models.challenger, self.workspace)
+                if models.challenger is not None
+                else None
+            )
+            logged = self._log(job, report, shadow)
+            reported, already = self._report(job, report)
+            if job.kind is JobKind.PUSH and job.ref == default_branch(mirror):
+                # keep the miner state near the branch tip, so the next push applies few commits
+                Miner(mirror, self.workspace, MineOptions(rev="HEAD", allow_shallow=True)).mine()
+        for note in notes:
+            log.info("delivery %s: %s", job.delivery_id, note)
+        return Outcome(
+            job.delivery_id, tuple(c.sha for c in report.commits), logged, reported, already, tuple(notes)
+        )
+
+    def _log(self, job: ScoreJob, report: PredictionReport, shadow: PredictionReport | None) -> int:
+        """Write the rows of this job that are not in the log yet; the number written."""
+        now = datetime.now(UTC)
+        rows: list[PredictionRecord] = []
+        served_ids: dict[str, str] = {}
+        for served, scored in ((True, report), (False, shadow)):
+            if scored is None:
+                continue
+            for commit in scored.commits:
+                name, version = commit.scored.model_name, commit.scored.model_version
+                pid = prediction_id(job.repo, commit.sha, name, version, served)
+                if served:
+                    served_ids[commit.sha] = pid
+                probability = float(commit.scored.probability)
+                rows.append(
+                    PredictionRecord(
+                        prediction_id=pid,
+                        created_at=now,
+                        model_name=name,
+                        model_version=version,
+                        served=served,
+                        inputs=commit.features,
+                        score=probability,
+                        threshold=float(commit.scored.threshold),
+                        risk_label=1 if probability >= commit.scored.threshold else 0,
+                        risk_band=commit.band.value,
+                        repo=job.repo,
+                        commit_sha=commit.sha,
+                        shadow_of=None if served else served_ids.get(commit.sha),
+                    )
+                )
+        for _ in range(3):
+            present = {
+                r.prediction_id
+                for sha in {row.commit_sha for row in rows if row.commit_sha}
+                for r in self.predictions.by_commit(job.repo, sha)
+            }
+            fresh = [row for row in rows if row.prediction_id not in present]
+            try:
+                return self.predictions.record(fresh)
+            except InputError:  # another worker wrote one of them in between: read again
+                continue
+        raise InputError(f"delivery {job.delivery_id}: could not log its predictions without duplicates")
+
+    def _report(self, job: ScoreJob, report: PredictionReport) -> tuple[int, int]:
+        """Post the check runs (or statuses) that are not on GitHub yet: (posted, already there)."""
+        events = self.events
+        information_uri = self.settings.report.information_uri
+        if job.kind is JobKind.PUSH:
+            targets = [(c.sha, c.sha, single(report, c.sha), events.check_name) for c in report.commits]
+        else:
+            key = f"pr-{job.pull_number}:{job.head}"
+            targets = [(job.head, key, report, f"{events.check_name} (pull request)")]
+        posted = already = 0
+        for sha, key, part, name in targets:
+            if events.report == "status":
+                body = status_body(part, context=name)
+                if self.github.find_status(job.repo, sha, name, body["description"]):
+                    already += 1
+                    continue
+                self.github.create_status(job.repo, sha, body)
+            else:
+                if self.github.find_check_run(job.repo, sha, name, external_id(key)) is not None:
+                    already += 1
+                    continue
+                self.github.create_check_run(
+                    job.repo,
+                    check_run_body(part, name=name, head_sha=sha, key=key, information_uri=information_uri),
+                )
+            posted += 1
+        return posted, already

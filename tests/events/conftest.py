@@ -1,0 +1,95 @@
+"""Fixtures of the event tests: a real redis-server, a real GitHub API server on loopback, a real repository
+and two tiny real models (champion and challenger), and the settings tree pointing at all of them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from defectops.config import Settings
+from defectops.training.models import make_model
+from event_world import TOKEN, environment
+from github_api import GitHubServer
+from gitrepo import BOB, RepoBuilder, lines
+from redis_server import RedisServer, RedisUnavailableError
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    try:
+        server = RedisServer(tmp_path / "redis")
+    except RedisUnavailableError as exc:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"CI needs a real Redis: {exc}")
+        pytest.skip(str(exc))
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def github() -> Iterator[GitHubServer]:
+    with GitHubServer(TOKEN, max_per_page=2) as server:
+        yield server
+
+
+def _table(seed: int) -> tuple[pd.DataFrame, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    la = np.floor(np.exp(rng.uniform(0, 7, 300)))
+    frame = pd.DataFrame(
+        {
+            "la": la,
+            "ld": np.floor(la * rng.uniform(0, 0.5, 300)),
+            "nf": rng.integers(1, 10, 300).astype(float),
+        }
+    )
+    return frame, (np.log(la) + rng.normal(0, 0.7, 300) > 5).astype(int)
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Champion and challenger: two real logistic models saved as model folders."""
+    root = tmp_path_factory.mktemp("models")
+    found = []
+    for name, seed in (("champion", 0), ("challenger", 1)):
+        frame, y = _table(seed)
+        found.append(make_model("logreg", features=("la", "ld", "nf")).fit(frame, y).save(root / name))
+    return found[0], found[1]
+
+
+@pytest.fixture
+def upstream(tmp_path: Path) -> RepoBuilder:
+    """The repository GitHub would host: three commits on main."""
+    repo = RepoBuilder.create(tmp_path / "upstream")
+    repo.commit("initial import", {"src/app.py": lines(20), "README": "one\ntwo\n"}, days=0)
+    repo.commit("Tweak readme", {"README": "one\ntwo\nthree\n"}, days=1)
+    repo.commit("Add module", {"src/mod.py": lines(30, "m")}, author=BOB, days=1)
+    return repo
+
+
+@pytest.fixture
+def settings_env(
+    tmp_path: Path,
+    redis_url: str,
+    github: GitHubServer,
+    upstream: RepoBuilder,
+    models: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> dict[str, str]:
+    env = environment(tmp_path, redis_url, github, upstream, models)
+    for name in ("GITHUB_TOKEN", "MLFLOW_TRACKING_URI", "DEFECTOPS_MODE", "DEFECTOPS_INFORMATION_URI"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env
+
+
+@pytest.fixture
+def settings(settings_env: dict[str, str]) -> Settings:
+    return Settings()

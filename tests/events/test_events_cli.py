@@ -1,0 +1,37 @@
+"""``defectops events serve|work`` refuse unsafe or unusable settings with one line, before listening."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from defectops.cli import main
+from redis_server import free_port
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    return int(exit_info.value.code or 0), capsys.readouterr().err
+
+
+def test_outside_local_mode_the_receiver_needs_a_secret(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DEFECTOPS_MODE", "production")
+    monkeypatch.delenv("DEFECTOPS_EVENTS_SECRET", raising=False)
+    code, err = _run(["--workspace", str(tmp_path), "events", "serve"], capsys)
+    assert code == 2
+    assert "needs a webhook secret" in err
+
+
+def test_an_unreachable_stream_is_one_line_without_the_password(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DEFECTOPS_MODE", raising=False)
+    monkeypatch.setenv("DEFECTOPS_EVENTS_REDIS_URL", f"redis://:hunter2-password@127.0.0.1:{free_port()}/0")
+    code, err = _run(["--workspace", str(tmp_path), "events", "serve"], capsys)
+    assert code == 11
+    assert "event stream redis://***@127.0.0.1" in err
+    assert "hunter2" not in err
