@@ -11,9 +11,18 @@ from defectops.training.candidate import (
 )
 from defectops.training.evaluate import SPLIT_KINDS, evaluate, fit_model, run_fold, train
 from defectops.training.metrics import METRIC_KEYS, effort_aware_score, evaluate_predictions, recall_at_effort
-from defectops.training.models import DEFAULT_MODEL, MODEL_KINDS, JITModel, LightGBMJIT, OnlineJIT, load_model
+from defectops.training.models import (
+    DEFAULT_MODEL,
+    MODEL_KINDS,
+    JITModel,
+    LightGBMJIT,
+    OnlineJIT,
+    StarterJIT,
+    load_model,
+)
 from defectops.training.report import RecentCommit, render, render_plots
 from defectops.training.risk import RiskBand, RiskBands, Scored, check_finite, score
+from defectops.training.starter import STARTER_LABEL, describe_starter, load_starter, starter_card
 from defectops.training.treeshap import TreeShapTables
 
 __all__ = [
@@ -21,6 +30,7 @@ __all__ = [
     "METRIC_KEYS",
     "MODEL_KINDS",
     "SPLIT_KINDS",
+    "STARTER_LABEL",
     "Candidate",
     "CandidateOptions",
     "Evaluation",
@@ -32,20 +42,24 @@ __all__ = [
     "RiskBand",
     "RiskBands",
     "Scored",
+    "StarterJIT",
     "TreeShapTables",
     "check_finite",
+    "describe_starter",
     "effort_aware_score",
     "evaluate",
     "evaluate_predictions",
     "fit_model",
     "known_labels",
     "load_model",
+    "load_starter",
     "online_candidate",
     "recall_at_effort",
     "render",
     "render_plots",
     "run_fold",
     "score",
+    "starter_card",
     "train",
     "train_candidate",
 ]

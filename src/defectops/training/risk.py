@@ -87,6 +87,8 @@ class Scored:
     reasons: tuple[Reason, ...] = ()
     sha: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Scored by a model trained on other projects (the starter), not on this repository's labels.
+    cross_project: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -98,6 +100,7 @@ class Scored:
             "model_name": self.model_name,
             "model_version": self.model_version,
             "reasons": [r.as_dict() for r in self.reasons],
+            "cross_project": self.cross_project,
             **self.extra,
         }
 
@@ -134,6 +137,7 @@ def score(
     if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
         raise InputError(f"threshold must be within [0, 1], got {threshold}")
     explanations = model.explain(frame, top_k=top_k)
+    cross_project = bool(getattr(model, "cross_project", False))
     results: list[Scored] = []
     for i, explanation in enumerate(explanations):
         probability = float(explanation.probability)
@@ -150,6 +154,7 @@ def score(
                 model_version=model_version,
                 reasons=reasons,
                 sha=None if shas is None else shas[i],
+                cross_project=cross_project,
             )
         )
     return results
