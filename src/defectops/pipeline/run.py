@@ -208,6 +208,7 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
             now=now,
             options=options.candidate_options(),
             unseen_since=unseen_since,
+            champion_saw_no_labels=starter_serves,
         )
     except InsufficientDataError as exc:
         if champion is not None and not starter_serves:
@@ -244,7 +245,7 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
             registry,
             name,
             candidate,
-            candidate.window if (champion is None or candidate.comparable or starter_serves) else None,
+            candidate.window if (champion is None or candidate.comparable) else None,
             mined.dataset,
             now,
             champion,
