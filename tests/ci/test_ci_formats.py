@@ -213,6 +213,7 @@ def test_sarif_has_the_required_fields_and_one_result_per_located_commit(report:
         "threshold": 0.5,
         "model": "jit",
         "modelVersion": "7",
+        "crossProject": False,
         "reasons": [
             {"feature": "la", "value": 812.0, "contribution": 1.25, "direction": "raises"},
             {"feature": "nf", "value": 2.0, "contribution": -0.1, "direction": "lowers"},
@@ -317,6 +318,8 @@ def test_json_document_structure(report: PredictionReport) -> None:
         "threshold": 0.5,
         "bands": {"medium": 0.2, "high": 0.4, "base_rate": 0.2, "support": []},
         "origin": "models:/jit/7",
+        "cross_project": False,
+        "description": None,
     }
     assert doc["counts"] == {"high": 1, "medium": 1, "low": 2}
     assert doc["failed"] is True
@@ -325,7 +328,7 @@ def test_json_document_structure(report: PredictionReport) -> None:
     assert sorted(first) == sorted(
         [
             "sha", "probability", "risk", "risk_band", "base_rate", "relative_risk", "threshold", "model_name",
-            "model_version", "reasons",
+            "model_version", "reasons", "cross_project",
             "subject", "author_name", "author_email", "reasons_text", "features", "files", "notes",
         ]
     )  # fmt: skip

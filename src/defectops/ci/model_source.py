@@ -23,7 +23,7 @@ from typing import Any
 from defectops import __version__
 from defectops.config import Settings
 from defectops.errors import InputError, ModelError, NotFoundError
-from defectops.training import JITModel, RiskBands, load_model
+from defectops.training import JITModel, RiskBands, describe_starter, load_model, load_starter
 
 #: The metadata file ``models export`` writes next to ``model.json``.
 EXPORT_FILE = "export.json"
@@ -41,6 +41,17 @@ class ModelSource:
     bands: RiskBands
     origin: str
 
+    @property
+    def cross_project(self) -> bool:
+        """Trained on other projects (the starter), not on this repository's labels."""
+        return bool(getattr(self.model, "cross_project", False))
+
+    @property
+    def label(self) -> str:
+        """How the reports name the model: ``name version``, marked when it is cross-project."""
+        text = f"{self.name} {self.version}"
+        return f"{text} (CROSS-PROJECT starter: trained on other projects)" if self.cross_project else text
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -48,6 +59,8 @@ class ModelSource:
             "threshold": self.threshold,
             "bands": self.bands.as_dict(),
             "origin": self.origin,
+            "cross_project": self.cross_project,
+            "description": describe_starter(self.model) or None,
         }
 
 
@@ -129,12 +142,34 @@ def load_registry_model(name: str, *, alias: str, settings: Settings) -> ModelSo
     )
 
 
+def starter_source() -> ModelSource:
+    """The shipped cross-project starter (no registry, no MLflow); ``run_predict`` fits it to the repository's
+    mined history before scoring."""
+    model = load_starter()
+    version = f"starter-v{model.starter_version}"
+    return ModelSource(
+        model=model,
+        name="defectops-starter",
+        version=version,
+        threshold=model.threshold_,
+        bands=bands_of(model, "the starter"),
+        origin="defectops.training.starter (shipped with defectops)",
+    )
+
+
 def resolve_model(
-    *, model_dir: Path | None, model_name: str | None, alias: str, settings: Settings
+    *,
+    model_dir: Path | None,
+    model_name: str | None,
+    alias: str,
+    settings: Settings,
+    starter: bool = False,
 ) -> ModelSource:
-    """Exactly one of ``model_dir`` / ``model_name``; a clear error for none or both."""
-    if model_dir is not None and model_name is not None:
-        raise InputError("give either --model-dir or --model-name, not both")
+    """Exactly one of ``model_dir`` / ``model_name`` / ``starter``; a clear error for none or several."""
+    if sum((model_dir is not None, model_name is not None, starter)) > 1:
+        raise InputError("give only one of --model-dir, --model-name and --starter")
+    if starter:
+        return starter_source()
     if model_dir is not None:
         return load_model_dir(model_dir)
     if model_name is not None:

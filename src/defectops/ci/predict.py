@@ -9,6 +9,7 @@ history once (the miner is fast, and the workspace keeps the state for the next 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -207,6 +208,28 @@ def feature_frame(
     return frame
 
 
+def _adapted(model: ModelSource, miner: Miner, note: Note) -> ModelSource:
+    """The cross-project starter fitted to the repository's mined history (features only, no labels)."""
+    adapt = getattr(model.model, "adapt", None)
+    if adapt is None or getattr(model.model, "adapted", True):
+        return model
+    if not miner.dataset_path.exists():
+        raise ModelError(
+            "the cross-project starter needs the repository's mined history to fit its per-repository "
+            "transformation: run `defectops mine` first or clone the full history (fetch-depth: 0)"
+        )
+    from defectops.data import read_table
+
+    mined = read_table(miner.dataset_path)
+    history = normalise_frame(mined.loc[~mined["is_merge"].astype(bool), list(METRIC_NAMES)])
+    history = history.loc[np.isfinite(history.to_numpy(dtype=np.float64)).all(axis=1)]
+    note(
+        f"scoring with the CROSS-PROJECT starter (trained on other projects), fitted to {len(history)} "
+        "mined commits of this repository"
+    )
+    return dataclasses.replace(model, model=adapt(history))
+
+
 def run_predict(
     request: PredictRequest,
     model: ModelSource,
@@ -234,6 +257,7 @@ def run_predict(
     if imported:
         note(imported)
     ensure_state(miner, repo, revs, note)
+    model = _adapted(model, miner, note)
     jit = miner.score_jit(revs)
     mined = jit.metrics
     is_merge = mined["is_merge"].astype(bool)

@@ -75,6 +75,14 @@ def predict(
         ),
     ] = None,
     model_alias: Annotated[str, typer.Option("--model-alias", help="Registry alias to load.")] = "champion",
+    starter: Annotated[
+        bool,
+        typer.Option(
+            "--starter",
+            help="Score with the cross-project starter shipped with defectops (no registry, no MLflow): "
+            "for a repository without a model of its own yet; fitted to the repository's mined history.",
+        ),
+    ] = False,
     state: Annotated[
         Path | None,
         typer.Option(
@@ -149,9 +157,11 @@ def predict(
         raise InputError(f"--top-k must be at least 1, got {top_k}")
     settings = app_settings()
     quiet_mlflow()
-    if model_dir is None and model_name is None:
+    if model_dir is None and model_name is None and not starter:
         model_name = repository_model(settings, repo)
-    source = resolve_model(model_dir=model_dir, model_name=model_name, alias=model_alias, settings=settings)
+    source = resolve_model(
+        model_dir=model_dir, model_name=model_name, alias=model_alias, settings=settings, starter=starter
+    )
     workspace = Workspace.from_settings(settings).ensure()
     report = run_predict(request, source, workspace, storage=settings.storage, note=_note)
     now = datetime.now(UTC)

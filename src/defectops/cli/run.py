@@ -99,7 +99,18 @@ def _print(result: RunResult) -> None:
     if labelled is not None:
         stdout.print(f"labels: {labelled.labels}", highlight=False)
     if not result.trained or result.evaluation is None or result.registered is None:
-        stdout.print(f"[yellow]no model trained:[/] {result.reason}", highlight=False)
+        stdout.print(f"[yellow]no model of this repository trained:[/] {result.reason}", highlight=False)
+        starter = result.starter
+        if starter is None:
+            return
+        done = "registered and promoted" if starter.registered else "still serving"
+        stdout.print(
+            f"[bold yellow]CROSS-PROJECT[/] starter {done} as champion: "
+            f"{starter.model_name} v{starter.version} ({starter.description}; its transformation fitted on "
+            f"{starter.history_rows} mined commits)",
+            highlight=False,
+        )
+        _print_recent(result)
         return
     metrics, rows = result.evaluation.metrics, result.evaluation.test_rows
     stdout.print(
@@ -113,12 +124,20 @@ def _print(result: RunResult) -> None:
         f"({registry.gate_reason}); champion: v{registry.champion_version}",
         highlight=False,
     )
+    _print_recent(result)
+
+
+def _print_recent(result: RunResult) -> None:
     shown = sorted(result.recent, key=lambda r: -r.scored.probability)[:SUMMARY_COMMITS]
     if shown:
         more = f" (all {len(result.recent)} in the report)" if len(result.recent) > len(shown) else ""
         rate = shown[0].scored.known_base_rate
         base = "" if rate is None else f"; base rate {rate:.1%}, medium from 1x, high from about 2x"
-        stdout.print(f"riskiest {len(shown)} of the {len(result.recent)} most recent commits{more}{base}:")
+        scored_by = " (scored by the CROSS-PROJECT starter)" if shown[0].scored.cross_project else ""
+        stdout.print(
+            f"riskiest {len(shown)} of the {len(result.recent)} most recent commits{more}{scored_by}{base}:",
+            highlight=False,
+        )
     for item in shown:
         scored = item.scored
         reasons = ", ".join(f"{r.feature} {r.direction}" for r in scored.reasons[:2])

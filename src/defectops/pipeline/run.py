@@ -27,6 +27,7 @@ from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, LabelSummary, label_repository
 from defectops.locks import exclusive
 from defectops.mining import MineOptions, Miner, MineResult, RepositoryNames
+from defectops.pipeline.coldstart import StarterStage, register_starter, serving_starter
 from defectops.training import (
     DEFAULT_MODEL,
     MODEL_KINDS,
@@ -119,8 +120,9 @@ class RegistryStage:
 class RunResult:
     """What the main job did, stage by stage, for the summary and ``--json`` (:meth:`as_dict`).
 
-    ``trained`` is False, with the ``reason``, when the repository had too few labelled commits; the stages
-    after labelling are then absent.
+    ``trained`` is False, with the ``reason``, when the repository had too few labelled commits; then the
+    cross-project starter serves as champion (``starter``) and scores the recent commits, unless the
+    repository already has a champion of its own.
     """
 
     repo: str
@@ -132,6 +134,12 @@ class RunResult:
     trained: bool = False
     reason: str | None = None
     report: str | None = None
+    starter: StarterStage | None = None
+
+    @property
+    def cross_project(self) -> bool:
+        """Whether the recent commits were scored by the cross-project starter."""
+        return self.starter is not None
 
     def as_dict(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -139,6 +147,7 @@ class RunResult:
             "trained": self.trained,
             "reason": self.reason,
             "report": self.report,
+            "cross_project": self.cross_project,
         }
         if self.mined is not None:
             document["mine"] = self.mined.as_dict()
@@ -148,7 +157,9 @@ class RunResult:
             document["evaluate"] = self.evaluation.as_dict()
         if self.registered is not None:
             document["registry"] = self.registered.as_dict()
-        if self.trained:
+        if self.starter is not None:
+            document["starter"] = self.starter.as_dict()
+        if self.trained or self.starter is not None:
             document["recent"] = [
                 {**r.scored.as_dict(), "author": r.author, "time": r.time.isoformat(), "subject": r.subject}
                 for r in self.recent
@@ -203,8 +214,10 @@ def _run(
     except NotFoundError:  # no model of that name yet: this run trains the first one
         champion_version = None
     champion = registry.load(name, alias=CHAMPION) if champion_version is not None else None
+    # The cross-project starter never saw a label of this repository: every held-out window is fair to it.
+    starter_serves = champion is not None and champion.meta.cross_project
     # The gate compares on commits the champion never saw: those made after it was trained.
-    unseen_since = champion.meta.created_at if champion is not None else None
+    unseen_since = champion.meta.created_at if champion is not None and not starter_serves else None
     try:
         candidate = train_candidate(
             commits,
@@ -213,9 +226,19 @@ def _run(
             now=now,
             options=options.candidate_options(),
             unseen_since=unseen_since,
+            champion_saw_no_labels=starter_serves,
         )
     except InsufficientDataError as exc:
-        return RunResult(repo=str(repo.path), mined=mined, labelled=labelled.summary, reason=str(exc))
+        if champion is not None and not starter_serves:
+            return RunResult(repo=str(repo.path), mined=mined, labelled=labelled.summary, reason=str(exc))
+        say("cold start: the cross-project starter model")
+        if champion is None:
+            stage, champion = register_starter(registry, name, commits, mined.dataset, now=now, who=WHO)
+        else:
+            stage = serving_starter(champion)
+        return _cold_start_result(
+            options, repo, workspace, mined, labelled.summary, stage, champion, exc, now
+        )
     table_now, test = candidate.table_now, candidate.window
 
     # One report per run, named by its time, so a second run never overwrites the first; report.html beside
@@ -355,6 +378,59 @@ def _register_and_gate(
         champion_version=serving_version,
     )
     return stage, serving
+
+
+def _cold_start_result(
+    options: RunOptions,
+    repo: GitRepo,
+    workspace: Workspace,
+    mined: MineResult,
+    labelled: LabelSummary,
+    stage: StarterStage,
+    champion: Any,
+    why: InsufficientDataError,
+    now: datetime,
+) -> RunResult:
+    """Score the recent commits with the starter and write a report that says it is cross-project."""
+    commits = read_table(mined.dataset)
+    bands = risk_bands_of(champion.estimator, threshold=float(champion.estimator.threshold_))
+    recent = _score_recent(commits, champion, bands, options.recent)
+    report_dir = workspace.root / "reports" / repo.repo_id()
+    report_path = options.report or report_dir / f"report-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.html"
+    page = render(
+        title=f"defectops: {repo.path.name}",
+        summary={
+            "repository": str(repo.path),
+            "head": mined.head,
+            "commits mined": mined.commits,
+            "model": f"{stage.model_name} v{stage.version} (CROSS-PROJECT starter)",
+            "champion": stage.champion_version,
+        },
+        metrics={},
+        plots={},
+        recent=recent,
+        generated_at=now,
+        bands=bands,
+        note=(
+            f"These predictions come from the {stage.description}. No model of this repository's own was "
+            f"trained: {why}. The starter's transformation was fitted on {stage.history_rows} mined commits "
+            "of this repository (no labels). Once enough labels mature, the repository's own model replaces "
+            "it only if it beats it on those labels."
+        ),
+    )
+    report_path.parent.mkdir(parents=True, exist_ok=True)
+    report_path.write_text(page, encoding="utf-8")
+    if options.report is None:
+        (report_dir / "report.html").write_text(page, encoding="utf-8")
+    return RunResult(
+        repo=str(repo.path),
+        mined=mined,
+        labelled=labelled,
+        recent=tuple(recent),
+        reason=str(why),
+        report=str(report_path),
+        starter=stage,
+    )
 
 
 def _score_recent(

@@ -22,6 +22,8 @@ from defectops.registry.loading import LoadedModel
 from defectops.registry.records import (
     CHALLENGER,
     CHAMPION,
+    CROSS_PROJECT,
+    TAG_ORIGIN,
     ModelVersionInfo,
     RegisteredModelInfo,
     choose_model_name,
@@ -33,6 +35,8 @@ from defectops.registry.tracking import TrackingConfig, activate, ensure_experim
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
+    "CROSS_PROJECT",
+    "TAG_ORIGIN",
     "AuditEvent",
     "AuditLog",
     "GateDecision",

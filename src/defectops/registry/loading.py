@@ -11,7 +11,14 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, ConfigDict
 
 from defectops.errors import InputError, ModelError
-from defectops.registry.records import TAG_FINGERPRINT, TAG_THRESHOLD, float_or_none, from_millis
+from defectops.registry.records import (
+    CROSS_PROJECT,
+    TAG_FINGERPRINT,
+    TAG_ORIGIN,
+    TAG_THRESHOLD,
+    float_or_none,
+    from_millis,
+)
 from defectops.registry.tracking import METADATA_KEY, TrackingConfig
 
 if TYPE_CHECKING:
@@ -36,6 +43,8 @@ class ModelMeta(BaseModel):
     dataset_fingerprint: str | None
     serialization_format: str | None
     created_at: datetime | None
+    #: Trained on other projects (the starter), not on this repository's labels.
+    cross_project: bool = False
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,8 @@ def load_version(
         dataset_fingerprint=own.get("dataset_fingerprint") or mv.tags.get(TAG_FINGERPRINT),
         serialization_format=flavor.get("serialization_format"),
         created_at=from_millis(mv.creation_timestamp),
+        cross_project=(mv.tags or {}).get(TAG_ORIGIN) == CROSS_PROJECT
+        or bool(getattr(estimator, "cross_project", False)),
     )
     return LoadedModel(estimator=estimator, meta=meta, positive_column=positive)
 

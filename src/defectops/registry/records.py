@@ -22,6 +22,10 @@ TAG_GATE = "defectops.gate"
 TAG_GATE_RUN = "defectops.gate_run_id"
 TAG_THRESHOLD = "defectops.threshold"
 TAG_FINGERPRINT = "defectops.dataset_fingerprint"
+#: Where a version's model learnt from: ``cross-project`` for the starter (other projects' data); absent for
+#: a repository's own model.
+TAG_ORIGIN = "defectops.origin"
+CROSS_PROJECT = "cross-project"
 
 
 class ModelVersionInfo(BaseModel):
@@ -41,6 +45,7 @@ class ModelVersionInfo(BaseModel):
     dataset_fingerprint: str | None
     metrics: dict[str, float]
     tags: dict[str, str]
+    cross_project: bool = False
 
 
 class RegisteredModelInfo(BaseModel):
@@ -70,6 +75,7 @@ def version_info(mv: Any, aliases: list[str], metrics: dict[str, float]) -> Mode
         dataset_fingerprint=tags.get(TAG_FINGERPRINT),
         metrics=metrics,
         tags=tags,
+        cross_project=tags.get(TAG_ORIGIN) == CROSS_PROJECT,
     )
 
 

@@ -80,11 +80,13 @@ class ModelRegistry(RegistryReader):
         now: datetime,
         evidence: Mapping[str, Any] | None = None,
         alias: str | None = CHALLENGER,
+        tags: Mapping[str, str] | None = None,
     ) -> ModelVersionInfo:
         """Register ``model_uri`` (e.g. ``TrainingRun.model_uri``) as a new version; make it the challenger.
 
         The previous challenger (if any) loses the alias; the move is audited with action ``register``.
-        Pass ``alias=None`` to register without an alias (nothing to audit then).
+        Pass ``alias=None`` to register without an alias (nothing to audit then). ``tags`` are added to the
+        version's own (e.g. ``defectops.origin = cross-project`` for the starter).
         """
         import mlflow
         from mlflow.models import get_model_info
@@ -98,7 +100,7 @@ class ModelRegistry(RegistryReader):
                 f"{model_uri} is not a loadable MLflow model ({type(exc).__name__}: {exc})"
             ) from exc
         own = info.metadata.get(METADATA_KEY, {}) if isinstance(info.metadata, dict) else {}
-        tags = {TAG_STATUS: "registered"}
+        tags = {**{str(k): str(v) for k, v in (tags or {}).items()}, TAG_STATUS: "registered"}
         if "threshold" in own:
             tags[TAG_THRESHOLD] = repr(float(own["threshold"]))
         if own.get("dataset_fingerprint"):

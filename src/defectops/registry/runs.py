@@ -247,8 +247,10 @@ def register_trained_model(
     ``evidence``; promotion stays a separate, gated step. ``run_name`` defaults to ``"<job> <now>"``.
     """
     from defectops.data import EFFORT, LABEL, TIME, normalise_frame
+    from defectops.registry.records import CROSS_PROJECT, TAG_ORIGIN
 
     feature_list = list(features)
+    origin = {TAG_ORIGIN: CROSS_PROJECT} if getattr(model, "cross_project", False) else {}
     run = log_training_run(
         model,
         features=feature_list,
@@ -260,7 +262,7 @@ def register_trained_model(
         config=registry.config,
         threshold=float(model.threshold_),
         plots=dict(plots or {}),
-        tags={"defectops.kind": str(model.kind), "defectops.job": job},
+        tags={"defectops.kind": str(model.kind), "defectops.job": job, **origin},
         run_name=run_name or f"{job} {now:%Y-%m-%d %H:%M}",
     )
     version = registry.register(
@@ -274,6 +276,7 @@ def register_trained_model(
             "metrics": {k: v for k, v in metrics.items() if math.isfinite(v)},
             **dict(evidence or {}),
         },
+        tags=origin,
     )
     return Registration(run=run, version=version)
 

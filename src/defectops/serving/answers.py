@@ -207,6 +207,7 @@ def answer(deployment: Deployment, batch: RowBatch, *, top_k: int, now: datetime
                 "reasons": scores.reasons[position],
                 "commit_sha": batch.shas[i],
                 "repo": batch.repos[i],
+                "cross_project": model.loaded.meta.cross_project,
             }
             rows[i] = PredictionRecord(
                 prediction_id=ids[i],

@@ -131,6 +131,10 @@ class PredictionOut(BaseModel):
     reasons: list[ReasonOut]
     commit_sha: str | None = None
     repo: str | None = None
+    cross_project: bool = Field(
+        default=False,
+        description="Scored by the cross-project starter (trained on other projects, not this repository).",
+    )
 
 
 class PredictResponse(BaseModel):

@@ -11,7 +11,15 @@ from defectops.training.candidate import (
 )
 from defectops.training.evaluate import SPLIT_KINDS, evaluate, fit_model, run_fold, train
 from defectops.training.metrics import METRIC_KEYS, effort_aware_score, evaluate_predictions, recall_at_effort
-from defectops.training.models import DEFAULT_MODEL, MODEL_KINDS, JITModel, LightGBMJIT, OnlineJIT, load_model
+from defectops.training.models import (
+    DEFAULT_MODEL,
+    MODEL_KINDS,
+    JITModel,
+    LightGBMJIT,
+    OnlineJIT,
+    StarterJIT,
+    load_model,
+)
 from defectops.training.report import RecentCommit, render, render_plots
 from defectops.training.risk import (
     BandSupport,
@@ -24,6 +32,7 @@ from defectops.training.risk import (
     risk_bands_of,
     score,
 )
+from defectops.training.starter import STARTER_LABEL, describe_starter, load_starter, starter_card
 from defectops.training.treeshap import TreeShapTables
 
 __all__ = [
@@ -32,6 +41,7 @@ __all__ = [
     "MODEL_KINDS",
     "SPLIT_KINDS",
     "BandSupport",
+    "STARTER_LABEL",
     "Candidate",
     "CandidateOptions",
     "Evaluation",
@@ -43,8 +53,10 @@ __all__ = [
     "RiskBand",
     "RiskBands",
     "Scored",
+    "StarterJIT",
     "TreeShapTables",
     "check_finite",
+    "describe_starter",
     "effort_aware_score",
     "evaluate",
     "evaluate_predictions",
@@ -52,6 +64,7 @@ __all__ = [
     "known_labels",
     "load_model",
     "multiple_text",
+    "load_starter",
     "online_candidate",
     "recall_at_effort",
     "relative_text",
@@ -60,6 +73,7 @@ __all__ = [
     "risk_bands_of",
     "run_fold",
     "score",
+    "starter_card",
     "train",
     "train_candidate",
 ]

@@ -138,12 +138,16 @@ def train_candidate(
     now: datetime,
     options: CandidateOptions,
     unseen_since: datetime | None = None,
+    champion_saw_no_labels: bool = False,
 ) -> Candidate:
     """Train one candidate on the labels known at ``now`` (the training step of ``run`` and of ``heal``).
 
     The held-out window is every commit made since ``unseen_since`` when there are at least
-    ``options.min_new_labelled`` labelled ones, else the latest ``options.test_fraction``. Raises
-    InsufficientDataError (with the reason) when there is too little to train or evaluate on.
+    ``options.min_new_labelled`` labelled ones, else the latest ``options.test_fraction``. With
+    ``champion_saw_no_labels`` (the champion is the cross-project starter, which never learnt a label of this
+    repository) the latest ``test_fraction`` is held out and counts as ``comparable``: the champion saw none
+    of its labels. Raises InsufficientDataError (with the reason) when there is too little to train or
+    evaluate on.
     """
     gap = timedelta(days=options.waiting_days)
     try:
@@ -163,7 +167,7 @@ def train_candidate(
         if unseen_since is not None
         else None
     )
-    comparable = fold is not None
+    comparable = fold is not None or (champion_saw_no_labels and unseen_since is None)
     if fold is None:
         fold = _held_out_fold(commits, labels, files_frame, table_now, options, gap)
     if fold is None:

@@ -213,8 +213,10 @@ def render(
     recent: Sequence[RecentCommit],
     generated_at: datetime,
     bands: RiskBands | None = None,
+    note: str = "",
 ) -> str:
-    """The whole report page."""
+    """The whole report page; ``note`` (e.g. that a cross-project starter made the predictions) is shown
+    above everything else, and the held-out section is left out when there are no ``metrics``."""
     recent_rows = "".join(
         "<tr>"
         f"<td><code>{html.escape((c.scored.sha or '')[:12])}</code></td>"
@@ -230,9 +232,15 @@ def render(
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head><body>"
         f"<h1>{html.escape(title)}</h1>"
         f"<p class='muted'>generated {generated_at:%Y-%m-%d %H:%M} UTC by defectops</p>"
-        f"<h2>Summary</h2><table>{_rows(summary)}</table>"
-        f"<h2>Held-out evaluation (later commits, chronological split)</h2><table>{_rows(metrics)}</table>"
-        f"<div class='grid'>{''.join(f'<div>{p}</div>' for p in plots.values())}</div>"
+        + (f"<p class='note'><strong>{html.escape(note)}</strong></p>" if note else "")
+        + f"<h2>Summary</h2><table>{_rows(summary)}</table>"
+        + (
+            "<h2>Held-out evaluation (later commits, chronological split)</h2>"
+            f"<table>{_rows(metrics)}</table>"
+            if metrics
+            else ""
+        )
+        + f"<div class='grid'>{''.join(f'<div>{p}</div>' for p in plots.values())}</div>"
         "<h2>Riskiest recent commits</h2>"
         f"<p class='muted'>{html.escape(_bands_text(bands))}</p>"
         "<table><tr><th>commit</th><th>date</th><th>author</th><th>subject</th><th>risk</th>"

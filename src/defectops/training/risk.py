@@ -225,6 +225,8 @@ class Scored:
     sha: str | None = None
     base_rate: float = float("nan")
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Scored by a model trained on other projects (the starter), not on this repository's labels.
+    cross_project: bool = False
 
     @property
     def known_base_rate(self) -> float | None:
@@ -249,6 +251,7 @@ class Scored:
             "model_name": self.model_name,
             "model_version": self.model_version,
             "reasons": [r.as_dict() for r in self.reasons],
+            "cross_project": self.cross_project,
             **self.extra,
         }
 
@@ -285,6 +288,7 @@ def score(
     if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
         raise InputError(f"threshold must be within [0, 1], got {threshold}")
     explanations = model.explain(frame, top_k=top_k)
+    cross_project = bool(getattr(model, "cross_project", False))
     results: list[Scored] = []
     for i, explanation in enumerate(explanations):
         probability = float(explanation.probability)
@@ -302,6 +306,7 @@ def score(
                 reasons=reasons,
                 sha=None if shas is None else shas[i],
                 base_rate=bands.base_rate,
+                cross_project=cross_project,
             )
         )
     return results

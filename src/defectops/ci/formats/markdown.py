@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from defectops.ci.reasons import describe
 from defectops.ci.report import PredictionReport
-from defectops.training import multiple_text
+from defectops.training import describe_starter, multiple_text
 
 MARKER = "<!-- defectops:predict -->"
 
@@ -44,6 +44,12 @@ def render_markdown(report: PredictionReport) -> str:
         f"risk bands: {model.bands.describe()}.",
         "",
     ]
+    if model.cross_project:
+        lines += [
+            f"> **Cross-project model.** {escape(describe_starter(model.model))}: its scores rank this "
+            "repository's commits against its own history, but it has not learnt from its defects.",
+            "",
+        ]
     if report.commits:
         lines += [
             "| Commit | Subject | Risk | Probability | vs base rate | Top reasons |",

@@ -109,6 +109,8 @@ def _message(commit: CommitPrediction, report: PredictionReport) -> str:
         f"{commit.scored.probability:.3f}{f', {relative}' if relative else ''} "
         f"(threshold {report.threshold:.3f})."
     )
+    if report.model.cross_project:
+        text = f"{text} Scored by the cross-project starter model (trained on other projects, not this one)."
     text = f"{text} Reasons: {reasons}." if reasons else text
     return " ".join([text, *(f"Note: {note}." for note in commit.notes)])
 
@@ -148,6 +150,7 @@ def render_sarif(
                     "threshold": commit.scored.threshold,
                     "model": commit.scored.model_name,
                     "modelVersion": commit.scored.model_version,
+                    "crossProject": commit.scored.cross_project,
                     "reasons": [r.as_dict() for r in commit.scored.reasons],
                     "reasonsText": [describe(r) for r in commit.scored.reasons],
                 },

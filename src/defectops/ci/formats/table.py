@@ -20,7 +20,8 @@ def render_table(report: PredictionReport) -> Table:
     model = report.model
     title = (
         f"defect risk · {model.name} {_version(model.version)} · "
-        f"threshold {format_value(round(report.threshold, 4))} · "
+        + ("CROSS-PROJECT starter (trained on other projects) · " if model.cross_project else "")
+        + f"threshold {format_value(round(report.threshold, 4))} · "
         f"{model.bands.describe()}"
     )
     table = Table(title=title, title_justify="left")

@@ -19,7 +19,14 @@ from defectops.pipeline.heal.gate import offline_gate
 from defectops.pipeline.heal.sources import History
 from defectops.registry import LoadedModel, register_trained_model
 from defectops.serving import Traffic
-from defectops.training import Candidate, CandidateOptions, online_candidate, train_candidate
+from defectops.training import (
+    DEFAULT_MODEL,
+    MODEL_KINDS,
+    Candidate,
+    CandidateOptions,
+    online_candidate,
+    train_candidate,
+)
 
 TrainOutcome = Literal["skipped", "archived", "shadow", "promoted"]
 
@@ -65,8 +72,12 @@ def train_step(
         return TrainResult(outcome="skipped")
     loaded = ctx.model(champion)
     estimator = loaded.estimator
-    trained = ctx.trained_at(champion)
-    kind = ctx.settings.model_kind or str(getattr(estimator, "kind", "") or "lightgbm")
+    # The cross-project starter never learnt a label of this repository: any held-out window is fair to it,
+    # and its challengers are the repository's own models (the default kind unless configured).
+    starter_serves = loaded.meta.cross_project
+    trained = None if starter_serves else ctx.trained_at(champion)
+    champion_kind = str(getattr(estimator, "kind", "") or DEFAULT_MODEL)
+    kind = ctx.settings.model_kind or (champion_kind if champion_kind in MODEL_KINDS else DEFAULT_MODEL)
     options = CandidateOptions(
         kind="online" if ctx.online else kind,
         budget_seconds=ctx.settings.budget_seconds,
@@ -76,7 +87,7 @@ def train_step(
         min_new_labelled=ctx.settings.min_new_labelled,
     )
     try:
-        if ctx.online:
+        if ctx.online and trained is not None:
             candidate = online_candidate(
                 estimator,
                 history.commits,
@@ -94,6 +105,7 @@ def train_step(
                 now=now,
                 options=options,
                 unseen_since=trained,
+                champion_saw_no_labels=starter_serves,
             )
     except InsufficientDataError as exc:
         cycle.add("train", "skipped", str(exc), champion=champion)

@@ -32,7 +32,9 @@ Models:
 * :class:`ForestJIT` (``rf``): random forest (or extremely randomised trees);
 * :class:`OnlineJIT` (``online``): SGD log-loss with ``partial_fit`` for newly labelled changes; Platt
   scaling from its first fit, with the offset following the running class counts;
-* :class:`TextJIT` (``text``): JITLine-style, adding TF-IDF of the commit message and the changed paths.
+* :class:`TextJIT` (``text``): JITLine-style, adding TF-IDF of the commit message and the changed paths;
+* :class:`StarterJIT` (``starter``, loaded but never trained on one repository): the cross-project starter,
+  built from other projects' data behind a per-repository transformation (:class:`RepoTransform`).
 
 Modules: :mod:`~defectops.training.models.base` (:class:`JITModel`), one module per family
 (:mod:`~defectops.training.models.boosting`, :mod:`~defectops.training.models.linear`,
@@ -54,10 +56,13 @@ from defectops.training.models.inputs import FloatArray, balanced_weights, recen
 from defectops.training.models.linear import LogisticJIT
 from defectops.training.models.linear import _Standardiser as _Standardiser  # persisted name
 from defectops.training.models.online import OnlineJIT
+from defectops.training.models.repo_transform import TRANSFORM_KINDS, RepoTransform
+from defectops.training.models.starter import StarterJIT
 from defectops.training.models.text import TextJIT
 from defectops.training.models.text import _path_tokens as _path_tokens  # persisted name
 from defectops.training.models.zoo import (
     DEFAULT_MODEL,
+    LOADABLE_CLASSES,
     MODEL_CLASSES,
     MODEL_KINDS,
     ModelKind,
@@ -67,8 +72,10 @@ from defectops.training.models.zoo import (
 
 __all__ = [
     "DEFAULT_MODEL",
+    "LOADABLE_CLASSES",
     "MODEL_CLASSES",
     "MODEL_KINDS",
+    "TRANSFORM_KINDS",
     "Contribution",
     "Explanation",
     "FloatArray",
@@ -78,6 +85,8 @@ __all__ = [
     "LogisticJIT",
     "ModelKind",
     "OnlineJIT",
+    "RepoTransform",
+    "StarterJIT",
     "TextJIT",
     "balanced_weights",
     "load_model",

@@ -40,6 +40,8 @@ class JITModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
     #: The raw score at which a balanced model is undecided (0 for log-odds, 0.5 for a forest vote).
     _neutral_raw: ClassVar[float] = 0.0
     _uses_text: ClassVar[bool] = False
+    #: True for a model trained on other projects (the starter): every surface that shows a model says so.
+    cross_project: ClassVar[bool] = False
 
     # Common constructor parameters (each subclass repeats them in its __init__ for get_params).
     features: Sequence[str] | None

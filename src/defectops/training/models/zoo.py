@@ -15,6 +15,7 @@ from defectops.training.models.forest import ForestJIT
 from defectops.training.models.linear import LogisticJIT
 from defectops.training.models.online import OnlineJIT
 from defectops.training.models.persistence import FORMAT
+from defectops.training.models.starter import StarterJIT
 from defectops.training.models.text import TextJIT
 from defectops.training.risk import RiskBands
 
@@ -29,6 +30,8 @@ MODEL_CLASSES: dict[str, type[JITModel]] = {
     "online": OnlineJIT,
     "text": TextJIT,
 }
+#: Kinds that are loaded but never trained on one repository (``starter``: built from other projects).
+LOADABLE_CLASSES: dict[str, type[JITModel]] = {**MODEL_CLASSES, "starter": StarterJIT}
 
 
 def make_model(kind: str = DEFAULT_MODEL, **params: Any) -> JITModel:
@@ -54,12 +57,14 @@ def load_model(path: Path) -> JITModel:
     if document.get("format") != FORMAT:
         raise ModelError(f"{path}: model format {document.get('format')!r} is not supported")
     kind = str(document.get("kind"))
-    if kind not in MODEL_CLASSES:
+    if kind not in LOADABLE_CLASSES:
         raise ModelError(f"{path}: unknown model kind {kind!r}")
     params = dict(document["params"])
     if params.get("features") is not None:
         params["features"] = tuple(params["features"])
-    model = MODEL_CLASSES[kind](**params)
+    if params.get("training_data") is not None:
+        params["training_data"] = tuple(params["training_data"])
+    model = LOADABLE_CLASSES[kind](**params)
     model.features_ = list(document["features"])
     model.classes_ = np.array([0, 1])
     model.n_features_in_ = len(model.features_)

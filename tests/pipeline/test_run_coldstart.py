@@ -1,0 +1,109 @@
+"""Cold start: the main job serves the cross-project starter while a repository lacks labels, marks it as
+cross-project everywhere, and lets the repository's own model replace it only through the gate."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from defectops.cli import main
+from defectops.config import Settings
+from defectops.pipeline import RunOptions
+from defectops.pipeline import run as run_job
+from defectops.registry import CHAMPION, CROSS_PROJECT, TAG_ORIGIN, ModelRegistry
+from gitrepo import RepoBuilder
+
+
+@pytest.fixture
+def quiet_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def young_repo(path: Path) -> RepoBuilder:
+    repo = RepoBuilder.create(path)
+    now = datetime.now(UTC)
+    repo.commit("one", {"a.py": "x\n"}, when=now - timedelta(days=5))
+    repo.commit("two", {"a.py": "x\ny\n", "b.py": "z\n"}, when=now - timedelta(days=3))
+    repo.commit("three", {"a.py": "".join(f"line {i}\n" for i in range(60))}, when=now - timedelta(days=1))
+    return repo
+
+
+@pytest.mark.usefixtures("quiet_mlflow")
+def test_a_young_repository_gets_the_starter_as_champion_clearly_marked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = young_repo(tmp_path / "young")
+    ws = tmp_path / "ws"
+    main(["-w", str(ws), "run", "--repo", str(repo.path), "--json", "--recent", "3"])
+    first = json.loads(capsys.readouterr().out)
+    assert first["trained"] is False
+    assert "known label" in first["reason"]
+    assert first["cross_project"] is True
+    starter = first["starter"]
+    assert starter["registered"] is True
+    assert starter["version"] == starter["champion_version"] == 1
+    assert starter["history_rows"] == 3
+    assert "cross-project starter" in starter["description"]
+    assert len(first["recent"]) == 3
+    for commit in first["recent"]:
+        assert commit["cross_project"] is True
+        assert 0.0 < commit["probability"] < 1.0
+        assert commit["reasons"]  # scored with reasons
+    # the largest change of the three is the riskiest
+    riskiest = max(first["recent"], key=lambda c: c["probability"])
+    assert riskiest["subject"] == "three"
+    report = Path(first["report"]).read_text()
+    assert "CROSS-PROJECT starter" in report
+    assert "Held-out evaluation" not in report  # nothing of the repository's own was evaluated
+
+    registry = ModelRegistry.from_settings(Settings(workspace=ws))
+    version = registry.get_version(starter["model_name"], 1)
+    assert version.tags[TAG_ORIGIN] == CROSS_PROJECT
+    assert version.cross_project
+    loaded = registry.load(starter["model_name"], alias=CHAMPION)
+    assert loaded.meta.cross_project
+
+    # a second run without labels keeps the same starter (no new version) and says so in words too
+    main(["-w", str(ws), "run", "--repo", str(repo.path), "--recent", "2"])
+    out = capsys.readouterr().out
+    assert "CROSS-PROJECT starter still serving as champion" in out
+    assert "scored by the CROSS-PROJECT starter" in out
+    assert registry.alias_version(starter["model_name"], CHAMPION) == 1
+
+
+@pytest.mark.usefixtures("quiet_mlflow")
+def test_the_own_model_is_gated_against_the_starter_on_the_repository_labels(
+    synthetic_repo: RepoBuilder, tmp_path: Path
+) -> None:
+    settings = Settings(workspace=tmp_path / "ws")
+    now = datetime.now(UTC)
+    # too few labels for an own model (a threshold above the repository's size): the starter serves
+    cold = run_job(
+        RunOptions(repo=synthetic_repo.path, budget_seconds=0, recent=3, min_labelled=10_000),
+        settings,
+        now=now,
+    )
+    assert cold.starter is not None
+    assert not cold.trained
+    name = cold.starter.model_name
+    # enough labels now: the own model is trained and gated against the starter on the same held-out window
+    warm = run_job(RunOptions(repo=synthetic_repo.path, budget_seconds=0, recent=3), settings, now=now)
+    assert warm.trained
+    assert warm.starter is None
+    assert warm.registered is not None
+    assert warm.registered.version == 2
+    assert warm.registered.gate in ("passed", "failed")  # a real comparison, never "not run"
+    registry = ModelRegistry.from_settings(settings)
+    champion = registry.load(name, alias=CHAMPION)
+    if warm.registered.gate == "passed":
+        assert champion.meta.version == 2
+        assert not champion.meta.cross_project
+    else:
+        assert champion.meta.version == 1
+        assert champion.meta.cross_project
+        assert all(r.scored.cross_project for r in warm.recent)

@@ -1,0 +1,145 @@
+"""The cross-project starter: its per-repository transformations (hand-worked values), the shipped model, and
+that the build script reproduces the shipped files bit for bit."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from defectops.data.schemas import FEATURES
+from defectops.errors import InputError, ModelError
+from defectops.training import describe_starter, load_starter, starter_card
+from defectops.training.models import RepoTransform, StarterJIT, load_model, make_model
+from defectops.training.starter import build
+
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "jit"
+SHIPPED = Path(build.__file__).parent / "v1"
+
+
+def test_rank_transform_is_the_mid_rank_percentile_of_the_history() -> None:
+    fitted = RepoTransform.fit("rank", np.array([[1.0], [2.0], [2.0], [3.0]]), ["la"])
+    # p(v) = (#{r < v} + #{r <= v}) / (2n): p(2) = (1 + 3) / 8; p(2.5) = (3 + 3) / 8; below all 0, above all 1
+    out = fitted.apply(np.array([[2.0], [2.5], [0.0], [9.0], [1.0], [3.0]]))
+    assert out[:, 0].tolist() == [0.5, 0.75, 0.0, 1.0, 0.125, 0.875]
+
+
+def test_log_z_transform_standardises_log1p_with_the_history() -> None:
+    e1 = math.e - 1.0
+    fitted = RepoTransform.fit("log-z", np.array([[0.0, 5.0], [e1, 5.0]]), ["la", "fix"])
+    # logs 0 and 1: mean 0.5, population std 0.5; a constant column gets std 1 (so values are centred only)
+    out = fitted.apply(np.array([[e1, 5.0], [0.0, 6.0], [-3.0, 5.0]]))
+    assert out[0].tolist() == pytest.approx([1.0, 0.0])
+    assert out[1].tolist() == pytest.approx([-1.0, math.log(7.0) - math.log(6.0)])
+    assert out[2, 0] == pytest.approx(-1.0)  # negative values count as 0 (log1p(max(v, 0)))
+
+
+def test_transform_state_round_trips_and_bad_histories_are_refused() -> None:
+    history = np.array([[1.0, 0.0], [4.0, 1.0], [4.0, 1.0]])
+    for kind in ("rank", "log-z"):
+        fitted = RepoTransform.fit(kind, history, ["la", "fix"])
+        again = RepoTransform.from_state(fitted.state())
+        probe = np.array([[3.0, 1.0], [10.0, 0.0]])
+        assert np.array_equal(again.apply(probe), fitted.apply(probe))
+    with pytest.raises(InputError, match="unknown transformation"):
+        RepoTransform.fit("quantile", history, ["la", "fix"])
+    with pytest.raises(InputError, match="empty"):
+        RepoTransform.fit("rank", np.empty((0, 2)), ["la", "fix"])
+    with pytest.raises(InputError, match="missing or infinite"):
+        RepoTransform.fit("rank", np.array([[np.nan, 1.0]]), ["la", "fix"])
+
+
+def test_project_weights_give_every_project_and_class_the_same_mass() -> None:
+    a = np.array([1, 0, 0, 0])
+    b = np.array([1, 1, 0, 0, 0, 0, 0, 0])
+    w = build.project_weights([a, b])
+    assert w.mean() == pytest.approx(1.0)
+    # each (project, class) cell holds a quarter of the total weight
+    cells = [w[:4][a == 1].sum(), w[:4][a == 0].sum(), w[4:][b == 1].sum(), w[4:][b == 0].sum()]
+    assert cells == pytest.approx([len(w) / 4] * 4)
+    with pytest.raises(InputError, match="defect-inducing and clean"):
+        build.project_weights([np.array([0, 0])])
+
+
+def _history(n: int = 300, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame({name: rng.lognormal(1.0, 1.0, n).round() for name in FEATURES})
+    frame["fix"] = rng.integers(0, 2, n).astype(float)
+    frame["entropy"] = rng.uniform(0, 3, n)
+    return frame
+
+
+def test_the_shipped_starter_loads_and_needs_a_repository_history_to_score() -> None:
+    starter = load_starter()
+    assert isinstance(starter, StarterJIT)
+    assert starter.cross_project
+    assert starter.kind == "starter"
+    assert not starter.adapted
+    assert list(starter.features_) == list(FEATURES)
+    card = starter_card()
+    assert starter.transform == card["transform"] == card["selection"]["chosen"]
+    assert tuple(starter.training_data) == tuple(p["project"] for p in card["training_data"])
+    assert starter.threshold_ == pytest.approx(card["threshold"])
+    assert "cross-project starter v1" in describe_starter(starter)
+    assert describe_starter(make_model("lightgbm")) == ""
+    with pytest.raises(ModelError, match="not fitted to a repository"):
+        starter.predict_proba(_history(5))
+    # the file is small enough to ship in the package
+    assert sum(f.stat().st_size for f in SHIPPED.iterdir()) < 400_000
+
+
+def test_an_adapted_starter_scores_explains_exactly_and_round_trips(tmp_path: Path) -> None:
+    history = _history()
+    starter = load_starter().adapt(history)
+    assert starter.adapted
+    assert not load_starter().adapted  # adapting returns a copy
+    rows = history.iloc[:20]
+    proba = starter.predict_proba(rows)[:, 1]
+    assert ((proba > 0) & (proba < 1)).all()
+    for explanation, p, (_, row) in zip(starter.explain(rows, top_k=14), proba, rows.iterrows(), strict=True):
+        assert explanation.probability == pytest.approx(p, abs=1e-12)
+        logit = explanation.base + sum(c.contribution for c in explanation.contributions) + explanation.rest
+        assert 1 / (1 + math.exp(-logit)) == pytest.approx(p, abs=1e-12)
+        for c in explanation.contributions:  # reasons show the repository's raw values, not z-scores
+            assert c.value == row[c.feature]
+    # a larger change than everything in the history is riskier than the smallest change, all else equal
+    small = rows.iloc[[0]].copy()
+    big = small.copy()
+    for name in ("la", "ld", "nf", "ns", "nd", "lt"):
+        small[name] = history[name].min()
+        big[name] = history[name].max() * 10
+    assert starter.predict_proba(big)[0, 1] > starter.predict_proba(small)[0, 1]
+    saved = load_model(starter.save(tmp_path / "m"))
+    assert isinstance(saved, StarterJIT)
+    assert saved.adapted
+    assert np.array_equal(saved.predict_proba(rows), starter.predict_proba(rows))
+    assert np.array_equal(
+        pickle.loads(pickle.dumps(starter)).predict_proba(rows), starter.predict_proba(rows)
+    )
+    with pytest.raises(ModelError, match="build_starter"):
+        starter.fit(rows, np.zeros(len(rows)))
+    with pytest.raises(InputError, match="unknown model"):
+        make_model("starter")
+
+
+def test_the_transformation_of_a_repository_changes_its_scores() -> None:
+    history = _history()
+    rows = history.iloc[:50]
+    same = load_starter().adapt(history).predict_proba(rows)[:, 1]
+    bigger = history.copy()
+    bigger[["la", "ld", "lt"]] *= 20  # a project whose changes are all 20 times larger
+    relative = load_starter().adapt(bigger).predict_proba(rows)[:, 1]
+    assert not np.allclose(same, relative)  # the same change is smaller relative to that project
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHARED.is_dir(), reason="the public datasets are not beside the checkout")
+def test_the_build_script_reproduces_the_shipped_model_bit_for_bit(tmp_path: Path) -> None:
+    out = tmp_path / "v1"
+    assert build.main(["--data", str(SHARED), "--out", str(out)]) == 0
+    for name in ("model.json", "booster.txt", "card.json"):
+        assert (out / name).read_bytes() == (SHIPPED / name).read_bytes(), name
