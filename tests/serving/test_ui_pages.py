@@ -40,7 +40,11 @@ CHARTS = {
     "model": ["served", "calibration", "effort", "importance"],
 }
 
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/ui-browser.sh)")
+# Slow (a real heal history and a browser: minutes on 2 cores), so outside the everyday run; CI runs it.
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/ui-browser.sh)"),
+]
 
 
 @pytest.fixture(scope="module")

@@ -89,7 +89,6 @@ def run(
 
 
 def _print(result: RunResult) -> None:
-    from defectops.training import multiple_text  # the model stack loads only when printing
 
     mined, labelled = result.mined, result.labelled
     stdout.print(
@@ -128,6 +127,8 @@ def _print(result: RunResult) -> None:
 
 
 def _print_recent(result: RunResult) -> None:
+    from defectops.training import multiple_text  # the model stack loads only when printing
+
     shown = sorted(result.recent, key=lambda r: -r.scored.probability)[:SUMMARY_COMMITS]
     if shown:
         more = f" (all {len(result.recent)} in the report)" if len(result.recent) > len(shown) else ""
