@@ -340,7 +340,9 @@ def test_no_model_and_bad_model_folders(cli: Cli, risky_repo: RepoBuilder, tmp_p
     empty.mkdir()
     one_line_error(cli("predict", "--repo", repo, "--model-dir", str(empty)), 6, "no model.json")
     one_line_error(
-        cli("predict", "--repo", repo, "--model-name", "jit", "--model-dir", str(empty)), 2, "not both"
+        cli("predict", "--repo", repo, "--model-name", "jit", "--model-dir", str(empty)),
+        2,
+        "give only one of",
     )
     one_line_error(cli("predict", "--repo", repo, "--model-name", "jit"), 7, "nothing is registered")
 

@@ -114,6 +114,13 @@ def test_openapi_documents_every_route(deployed: Deployed, make_client: MakeClie
         "/health/live",
         "/health/ready",
         "/metrics",
+        "/v1/reviews",
+        "/ui/api/overview",
+        "/ui/api/commits",
+        "/ui/api/commits/{prediction_id}",
+        "/ui/api/monitoring",
+        "/ui/api/heal",
+        "/ui/api/models/{version}",
     }
     predict = document["paths"]["/v1/predict"]["post"]
     assert predict["responses"]["200"]["content"]["application/json"]["schema"] == {

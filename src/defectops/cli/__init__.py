@@ -18,7 +18,7 @@ from pydantic_settings import SettingsError
 from rich.markup import escape as markup_escape
 
 from defectops import __version__
-from defectops.cli._support import quiet_mlflow, use_settings
+from defectops.cli._support import quiet_mlflow, set_variables, use_settings
 from defectops.cli.ci import models_export, predict
 from defectops.cli.events import events_serve, events_work
 from defectops.cli.heal import heal, scheduler
@@ -133,14 +133,16 @@ def unparseable_setting(exc: SettingsError) -> ConfigError:
 
     match = re.search(r'field "(\w+)"', str(exc))
     field = match.group(1) if match else ""
-    variable = field.upper()
+    candidates: list[str] = []
     stack: list[type[BaseSettings]] = [BaseSettings]
     while stack:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
         if field in getattr(cls, "model_fields", {}):
-            variable = f"{cls.model_config.get('env_prefix', '')}{field}".upper()
-            break
+            candidates.append(f"{cls.model_config.get('env_prefix', '')}{field}".upper())
+    # Several subtrees may share a field name (serve's and events' repositories): name the one that is set.
+    chosen = set_variables(candidates) or candidates
+    variable = chosen[0] if chosen else field.upper()
     expected = 'JSON, e.g. {"app": "/srv/clones/app"}' if field else "a valid value"
     return ConfigError(
         f"invalid setting {variable or 'in the environment'}: not parseable, expected {expected}"

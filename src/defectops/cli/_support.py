@@ -69,6 +69,13 @@ def repository_model(settings: Settings, repo: Path | None) -> str:
     return chosen
 
 
+def set_variables(names: list[str]) -> list[str]:
+    """Which of these environment variables are set (to say which one a settings error is about)."""
+    import os
+
+    return [name for name in names if name in os.environ]
+
+
 def quiet_mlflow() -> None:
     """MLflow as a quiet library of this CLI, before it is imported: no telemetry, no progress bars, no INFO.
 
