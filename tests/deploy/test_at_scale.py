@@ -139,11 +139,15 @@ def test_the_at_scale_stack_runs_as_one_system(postgres_server_url: str, tmp_pat
             statuses = []
             for number, prediction_id in enumerate(ids[:20]):
                 answer = client.post(
-                    "/v1/feedback", json={"prediction_id": prediction_id, "label": number % 2}
+                    "/v1/feedback",
+                    json={"prediction_id": prediction_id, "label": number % 2},
+                    headers=service.headers(),  # writing labels needs the feedback or admin token
                 )
                 statuses.append(answer.status_code)
             answer = client.post(
-                "/v1/feedback", json={"repo": repo_id, "commit_sha": records[-1]["commit_sha"], "label": 1}
+                "/v1/feedback",
+                json={"repo": repo_id, "commit_sha": records[-1]["commit_sha"], "label": 1},
+                headers=service.headers(),
             )
             statuses.append(answer.status_code)
             assert set(statuses) == {201}, statuses
