@@ -143,6 +143,12 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.degraded = Gauge(
+            "defectops_degraded",
+            "1 while a worker serves a fallback because its registry champion does not load.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self._model_labels: set[tuple[str, str, str]] = set()
 
     def observe_commit(self, rows: int, seconds: float) -> None:
@@ -182,6 +188,9 @@ class ServiceMetrics:
         for labels in wanted:
             self.model_info.labels(*labels).set(1)
         self._model_labels = wanted
+
+    def set_degraded(self, degraded: bool) -> None:
+        self.degraded.set(1 if degraded else 0)
 
     def exposition(self) -> tuple[bytes, str]:
         if self.multiprocess_dir is not None:

@@ -225,6 +225,9 @@ class ModelOut(BaseModel):
     risk_bands: RiskBandsOut
     scorer: str = Field(description="'booster' (LightGBM fast path), 'explain' or 'proba'.")
     loaded_at: datetime
+    artifact_digest: str | None = Field(
+        default=None, description="SHA-256 of the artifact files this model was read from."
+    )
 
 
 class TrafficSplit(BaseModel):
@@ -262,6 +265,10 @@ class ModelsResponse(BaseModel):
     last_error: str | None = Field(
         description="Why the last reload or synchronisation was refused, if it was."
     )
+    degraded: str | None = Field(
+        default=None,
+        description="Why an earlier champion serves instead of the registry's (it did not load at start-up).",
+    )
 
 
 class AdminAction(BaseModel):
@@ -281,7 +288,11 @@ class RollbackRequest(AdminAction):
 
 
 class HealthOut(BaseModel):
-    status: Literal["live", "ready", "not ready"]
+    status: Literal["live", "ready", "degraded", "not ready"]
     detail: str | None = None
+    degraded: bool = Field(
+        default=False,
+        description="The champion does not load; an earlier champion of the audit history serves (200).",
+    )
     model_name: str | None = None
     model_version: int | None = None
