@@ -7,8 +7,10 @@ refused rather than guessed), because the change metrics of Kamei et al. are cou
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -37,7 +39,8 @@ _REV = r"[A-Za-z0-9][A-Za-z0-9_./@{}^~-]{0,199}"
 class ChangeRecord(BaseModel):
     """The change metrics of one commit (Kamei et al. 2013), as mined by ``defectops mine``.
 
-    Give the metrics the served model uses (``GET /v1/models`` lists them); a missing one is a 422. ``repo``
+    Give the metrics the served model uses (``GET /v1/models`` lists them; the OpenAPI of a service with a
+    model marks them required); a missing one is a 422. ``repo``
     and ``commit_sha`` are optional; with them, late feedback for the commit finds this prediction.
     """
 
@@ -296,3 +299,26 @@ class HealthOut(BaseModel):
     )
     model_name: str | None = None
     model_version: int | None = None
+
+
+def require_metrics(document: dict[str, Any], features: Sequence[str]) -> dict[str, Any]:
+    """A copy of the OpenAPI ``document`` whose ``ChangeRecord`` requires ``features`` (the served model's
+    inputs) as non-null numbers: a record without one of them is a 422 at scoring time, so the contract says
+    so, and a client generated from it (or schemathesis) sends them. Without a served model, none is."""
+    out = copy.deepcopy(document)
+    record = out.get("components", {}).get("schemas", {}).get("ChangeRecord")
+    if record is None or not features:
+        return out
+    properties = record.get("properties", {})
+    for name in features:
+        field = properties.get(name)
+        if field is None:
+            continue
+        choices = [c for c in field.pop("anyOf", []) if c != {"type": "null"}]
+        field.pop("default", None)
+        if len(choices) == 1:
+            field.update(choices[0])
+        elif choices:
+            field["anyOf"] = choices
+    record["required"] = [name for name in features if name in properties]
+    return out
