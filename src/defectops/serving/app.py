@@ -31,7 +31,7 @@ from defectops.registry import ModelRegistry
 from defectops.serving.manager import Clock
 from defectops.serving.metrics import MeasureAndLimit
 from defectops.serving.routers import commits, docs, feedback, health, metrics, models, predict, traffic
-from defectops.serving.schemas import PredictRequest, require_metrics
+from defectops.serving.schemas import PredictRequest, open_scoring, require_metrics
 from defectops.serving.service import PredictionService
 
 DESCRIPTION = """Just-in-time defect prediction for commits.
@@ -142,7 +142,8 @@ def _document_bodies(app: FastAPI, models: list[type[BaseModel]], service: Predi
                 schemas.setdefault(name, schema)
             app.openapi_schema = document
         champion = service.deployment.champion
-        return require_metrics(app.openapi_schema, champion.features if champion is not None else ())
+        document = require_metrics(app.openapi_schema, champion.features if champion is not None else ())
+        return document if service.serve.predict_token is not None else open_scoring(document)
 
     app.openapi = openapi  # type: ignore[method-assign]
 

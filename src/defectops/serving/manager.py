@@ -26,8 +26,8 @@ from datetime import datetime
 from typing import Any
 
 from defectops.errors import (
+    AliasConflictError,
     DefectOpsError,
-    ModelError,
     NotFoundError,
     ReloadRefusedError,
     TrafficConflictError,
@@ -217,6 +217,8 @@ class ModelManager:
     def promote(self, version: int, *, who: str, why: str, force: bool) -> tuple[Deployment, list[Any]]:
         """Make ``version`` the champion in the registry (audited) and serve it; it is tested first."""
         with self._lock:
+            if self._aliases()[0] == version:
+                raise AliasConflictError(f"{self.model_name} v{version} is already the champion")
             try:
                 candidate = self._reuse_or_load(version)
             except DefectOpsError as exc:
@@ -238,7 +240,7 @@ class ModelManager:
         with self._lock:
             stack = champion_stack(self.registry.history(self.model_name, alias=CHAMPION))
             if len(stack) < 2:
-                raise ModelError(f"model {self.model_name!r} has no earlier champion to roll back to")
+                raise AliasConflictError(f"model {self.model_name!r} has no earlier champion to roll back to")
             try:
                 candidate = self._reuse_or_load(stack[-2])
             except DefectOpsError as exc:
