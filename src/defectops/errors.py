@@ -129,6 +129,14 @@ class ReloadRefusedError(DefectOpsError):
     http_status = 409
 
 
+class AliasConflictError(DefectOpsError):
+    """An alias move the registry's current state does not allow: no earlier champion to roll back to, or
+    the version is already the champion."""
+
+    exit_code = 2
+    http_status = 409
+
+
 class TrafficConflictError(DefectOpsError):
     """A traffic split that needs a challenger while none is loaded."""
 

@@ -24,6 +24,7 @@ def test_live_and_ready(deployed: Deployed, make_client: MakeClient) -> None:
     assert client.get("/health/live").json() == {
         "status": "live",
         "detail": None,
+        "degraded": False,
         "model_name": None,
         "model_version": None,
     }
@@ -32,6 +33,7 @@ def test_live_and_ready(deployed: Deployed, make_client: MakeClient) -> None:
     assert ready.json() == {
         "status": "ready",
         "detail": None,
+        "degraded": False,
         "model_name": deployed.name,
         "model_version": 1,
     }

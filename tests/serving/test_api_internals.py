@@ -384,12 +384,13 @@ def test_change_records_hold_their_values_to_the_log_rules() -> None:
     names = [name for name in ChangeRecord.model_fields if name not in ID_FIELDS]
     for name in names:
         _check_input_name(name)  # raises for a reserved or malformed name
-    numeric = [n for n in names if n not in ("message", "paths")]
-    for name in numeric:
+    numeric = [n for n in names if n not in ("message", "paths", "commit_time")]
+    for name in [*numeric, "commit_time"]:  # a time is a string: a number is refused too (#14)
         for bad in ("NaN", "Infinity", "-Infinity", "1e999"):
             with pytest.raises(ValidationError):
                 ChangeRecord.model_validate_json(f'{{"{name}": {bad}}}')
     document = dict.fromkeys(numeric, 3) | {"fix": True, "message": "Fix it", "paths": "a.py"}
+    document["commit_time"] = "2026-11-25T12:00:00+01:00"
     record = ChangeRecord.model_validate_json(json.dumps(document))
     (inputs,) = records_batch([record]).inputs
     assert type(inputs) is CheckedInputs

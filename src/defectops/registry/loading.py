@@ -3,9 +3,12 @@ metadata serving, monitoring and the gate need (:class:`ModelMeta`) into a :clas
 
 from __future__ import annotations
 
+import hashlib
+import os
 import tempfile
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
@@ -45,6 +48,9 @@ class ModelMeta(BaseModel):
     created_at: datetime | None
     #: Trained on other projects (the starter), not on this repository's labels.
     cross_project: bool = False
+    artifact_digest: str | None = None
+    """SHA-256 of the downloaded artifact's files (names and bytes): what a reload compares, since a version
+    number stays the same when its files are replaced or damaged in the artifact store."""
 
 
 @dataclass(frozen=True)
@@ -93,6 +99,7 @@ def load_version(
                 tracking_uri=config.tracking_uri,
                 registry_uri=config.registry_uri,
             )
+            digest = artifact_digest(local)
             mlmodel = Model.load(local)
             estimator = mlflow.sklearn.load_model(local)
     except Exception as exc:  # missing files, corrupt zip/skops/pickle, unknown classes: all unusable
@@ -126,8 +133,22 @@ def load_version(
         created_at=from_millis(mv.creation_timestamp),
         cross_project=(mv.tags or {}).get(TAG_ORIGIN) == CROSS_PROJECT
         or bool(getattr(estimator, "cross_project", False)),
+        artifact_digest=digest,
     )
     return LoadedModel(estimator=estimator, meta=meta, positive_column=positive)
+
+
+def artifact_digest(directory: str | os.PathLike[str]) -> str:
+    """SHA-256 over the relative paths and contents of every file under ``directory``, in sorted order."""
+    root = Path(directory)
+    digest = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(path.relative_to(root).as_posix().encode("utf-8") + b"\0")
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        digest.update(b"\0")
+    return digest.hexdigest()
 
 
 def _positive_column(estimator: Any) -> int | None:

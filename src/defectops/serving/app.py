@@ -42,7 +42,7 @@ from defectops.serving.routers import (
     traffic,
     ui,
 )
-from defectops.serving.schemas import PredictRequest
+from defectops.serving.schemas import PredictRequest, open_scoring, require_metrics
 from defectops.serving.service import PredictionService
 
 DESCRIPTION = """Just-in-time defect prediction for commits.
@@ -133,12 +133,13 @@ def create_app(
         max_object_keys=serve.json_max_object_keys,
         max_depth=serve.json_max_depth,
     )
-    _document_bodies(app, [PredictRequest])
+    _document_bodies(app, [PredictRequest], service)
     return app
 
 
-def _document_bodies(app: FastAPI, models: list[type[BaseModel]]) -> None:
-    """Add the schemas of bodies that routes parse themselves (see routers/predict.py) to OpenAPI."""
+def _document_bodies(app: FastAPI, models: list[type[BaseModel]], service: PredictionService) -> None:
+    """Add the schemas of bodies that routes parse themselves (see routers/predict.py) to OpenAPI, with the
+    metrics the served champion needs marked required (:func:`require_metrics`)."""
     from fastapi.openapi.utils import get_openapi
     from pydantic.json_schema import models_json_schema
 
@@ -154,7 +155,9 @@ def _document_bodies(app: FastAPI, models: list[type[BaseModel]]) -> None:
             for name, schema in definitions.get("$defs", {}).items():
                 schemas.setdefault(name, schema)
             app.openapi_schema = document
-        return app.openapi_schema
+        champion = service.deployment.champion
+        document = require_metrics(app.openapi_schema, champion.features if champion is not None else ())
+        return document if service.serve.predict_token is not None else open_scoring(document)
 
     app.openapi = openapi  # type: ignore[method-assign]
 

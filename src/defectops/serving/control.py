@@ -40,6 +40,11 @@ class ControlState:
     traffic: Traffic
     updated_at: str
     reason: str
+    #: The artifact digests of the champion and the challenger as loaded by the writer (None: not known).
+    #: Workers that already serve a version re-read it when its digest differs (a reload after the artifact
+    #: was replaced keeps the version number).
+    champion_digest: str | None = None
+    challenger_digest: str | None = None
 
     def to_document(self) -> dict[str, Any]:
         return {
@@ -47,6 +52,8 @@ class ControlState:
             "generation": self.generation,
             "champion": self.champion,
             "challenger": self.challenger,
+            "champion_digest": self.champion_digest,
+            "challenger_digest": self.challenger_digest,
             "traffic": {"mode": self.traffic.mode, "share": self.traffic.share},
             "updated_at": self.updated_at,
             "reason": self.reason,
@@ -65,6 +72,8 @@ class ControlState:
                 traffic=Traffic(mode=traffic.get("mode", "off"), share=float(traffic.get("share", 0.0))),
                 updated_at=str(document.get("updated_at", "")),
                 reason=str(document.get("reason", "")),
+                champion_digest=_digest(document.get("champion_digest")),
+                challenger_digest=_digest(document.get("challenger_digest")),
             )
         except (KeyError, TypeError, ValueError, InputError) as exc:
             raise ConfigError(f"the serving control file is invalid: {exc}") from None
@@ -75,6 +84,14 @@ def _version(value: Any) -> int | None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"not a model version: {value!r}")
+    return value
+
+
+def _digest(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not re.fullmatch(r"[0-9a-f]{64}", value):
+        raise ValueError(f"not an artifact digest: {value!r}")
     return value
 
 
@@ -117,8 +134,10 @@ class ControlFile:
         change: Callable[[ControlState | None], tuple[int | None, int | None, Traffic, str]],
         *,
         now: datetime,
+        digests: tuple[str | None, str | None] = (None, None),
     ) -> ControlState:
-        """Apply ``change`` (current state -> champion, challenger, traffic, reason) as the next one."""
+        """Apply ``change`` (current state -> champion, challenger, traffic, reason) as the next one;
+        ``digests``: the artifact digests of that champion and challenger."""
         with self._locked():
             current = self.read()
             champion, challenger, traffic, reason = change(current)
@@ -129,6 +148,8 @@ class ControlFile:
                 traffic=traffic,
                 updated_at=now.isoformat(),
                 reason=reason,
+                champion_digest=digests[0] if champion is not None else None,
+                challenger_digest=digests[1] if challenger is not None else None,
             )
             self._write(state)
             return state

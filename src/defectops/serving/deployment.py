@@ -62,6 +62,11 @@ class ServingModel:
         return self.loaded.meta.version
 
     @property
+    def digest(self) -> str | None:
+        """The artifact digest this model was read from (see ModelMeta.artifact_digest)."""
+        return self.loaded.meta.artifact_digest
+
+    @property
     def version_label(self) -> str:
         return str(self.loaded.meta.version)
 
@@ -203,6 +208,9 @@ class Deployment:
     traffic: Traffic = OFF
     generation: int = 0
     last_error: str | None = None
+    #: Why this worker serves a fallback instead of the registry's champion (None when it serves it): set at
+    #: start-up when the champion does not load and the last good champion of the audit history does.
+    degraded: str | None = None
 
 
 def route_fraction(prediction_id: str) -> float:

@@ -6,6 +6,11 @@ when all of them passed does one attribute store replace the :class:`Deployment`
 once, so each request is answered entirely by the old or entirely by the new deployment. A broken artifact
 raises :class:`ReloadRefusedError` and changes nothing.
 
+An explicit reload always re-reads the artifacts (the version number stays the same when the files behind it
+are replaced or damaged); workers that follow the control file re-read a version whose artifact digest
+changed. If the champion does not load at start-up, the worker serves the last champion of the registry's
+audit history that does, says so in the log, and reports itself degraded (``/health/ready``, ``/metrics``).
+
 Promotion and rollback prepare the version that will become champion *before* moving the registry alias, so
 the registry never names a champion this service could not load. Changes are serialised by a lock and
 published to the other workers through the :class:`~defectops.serving.control.ControlFile`.
@@ -13,6 +18,7 @@ published to the other workers through the :class:`~defectops.serving.control.Co
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 from collections.abc import Callable
@@ -20,8 +26,8 @@ from datetime import datetime
 from typing import Any
 
 from defectops.errors import (
+    AliasConflictError,
     DefectOpsError,
-    ModelError,
     NotFoundError,
     ReloadRefusedError,
     TrafficConflictError,
@@ -81,12 +87,16 @@ class ModelManager:
         except DefectOpsError as exc:
             raise ReloadRefusedError(f"{self.model_name} v{version} is refused: {exc}") from exc
 
-    def _reuse_or_load(self, version: int | None) -> ServingModel | None:
+    def _reuse_or_load(
+        self, version: int | None, digest: str | None = None, *, fresh: bool = False
+    ) -> ServingModel | None:
+        """The served model of ``version`` when it is loaded (and its artifact digest is ``digest``, when
+        given), else the version loaded anew; ``fresh`` always loads anew."""
         if version is None:
             return None
         current = self.deployment
-        for model in (current.champion, current.challenger):
-            if model is not None and model.version == version:
+        for model in () if fresh else (current.champion, current.challenger):
+            if model is not None and model.version == version and digest in (None, model.digest):
                 return model
         return self.load_version(version)
 
@@ -101,14 +111,41 @@ class ModelManager:
             if model is not None:
                 models.append((model.name, model.version_label, role))
         self.metrics.set_models(models)
+        self.metrics.set_degraded(deployment.degraded is not None)
         return deployment
 
     def _fail(self, error: DefectOpsError) -> None:
         self.metrics.reloads.labels("refused").inc()
-        current = self.deployment
-        self.deployment = Deployment(
-            current.champion, current.challenger, current.traffic, current.generation, str(error)
-        )
+        self.deployment = dataclasses.replace(self.deployment, last_error=str(error))
+
+    def _last_good(self, broken: int, error: DefectOpsError) -> tuple[ServingModel, str]:
+        """The latest earlier champion of the audit history that loads, and why it serves (else ``error``)."""
+        try:
+            stack = champion_stack(self.registry.history(self.model_name, alias=CHAMPION))
+        except DefectOpsError as exc:
+            logger.error("no fallback for the broken champion: the audit history is unavailable: %s", exc)
+            raise error from exc
+        tried = {broken}
+        for version in reversed(stack):
+            if version in tried:
+                continue
+            tried.add(version)
+            try:
+                model = self.load_version(version)
+            except DefectOpsError as exc:
+                logger.error(
+                    "earlier champion %s v%s does not load either: %s", self.model_name, version, exc
+                )
+                continue
+            reason = (
+                f"DEGRADED: the champion {self.model_name} v{broken} does not load ({error}); serving "
+                f"v{version}, the last champion of the audit history that does, until a reload, promotion or "
+                "rollback succeeds"
+            )
+            logger.error("%s", reason)
+            return model, reason
+        logger.error("no earlier champion of %s loads either (tried %s)", self.model_name, sorted(tried))
+        raise error
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -125,16 +162,23 @@ class ModelManager:
                 champion_version, challenger_version = self._aliases()
                 if champion_version is None:
                     raise NotFoundError(f"model {self.model_name!r} has no {CHAMPION!r} alias")
-                champion = self.load_version(champion_version)
+                degraded = None
+                try:
+                    champion = self.load_version(champion_version)
+                except ReloadRefusedError as exc:
+                    champion, degraded = self._last_good(champion_version, exc)
                 challenger = None
-                if challenger_version is not None and challenger_version != champion_version:
+                if challenger_version is not None and challenger_version not in (
+                    champion_version,
+                    champion.version,
+                ):
                     try:
                         challenger = self.load_version(challenger_version)
                     except DefectOpsError as exc:
                         logger.error("challenger not loaded: %s", exc)
                 traffic = state.traffic if state is not None and challenger is not None else OFF
                 generation = state.generation if state is not None else 0
-                self._swap(Deployment(champion, challenger, traffic, generation))
+                self._swap(Deployment(champion, challenger, traffic, generation, degraded, degraded))
                 self.metrics.reloads.labels("loaded").inc()
             except DefectOpsError as exc:
                 logger.error("no model loaded: %s", exc)
@@ -154,7 +198,8 @@ class ModelManager:
     # -- admin changes (all under the lock, all published through the control file) ------------------------
 
     def reload(self, *, reason: str = "reload") -> Deployment:
-        """Load the versions the registry aliases name now; all or nothing."""
+        """Read the versions the registry aliases name now anew (artifacts included); all or nothing: when
+        one fails, the served models stay and the reason is in ``last_error``."""
         with self._lock:
             try:
                 champion_version, challenger_version = self._aliases()
@@ -162,8 +207,8 @@ class ModelManager:
                     raise NotFoundError(f"model {self.model_name!r} has no {CHAMPION!r} alias")
                 if challenger_version == champion_version:
                     challenger_version = None
-                champion = self._reuse_or_load(champion_version)
-                challenger = self._reuse_or_load(challenger_version)
+                champion = self._reuse_or_load(champion_version, fresh=True)
+                challenger = self._reuse_or_load(challenger_version, fresh=True)
             except DefectOpsError as exc:
                 self._fail(exc)
                 raise
@@ -172,6 +217,8 @@ class ModelManager:
     def promote(self, version: int, *, who: str, why: str, force: bool) -> tuple[Deployment, list[Any]]:
         """Make ``version`` the champion in the registry (audited) and serve it; it is tested first."""
         with self._lock:
+            if self._aliases()[0] == version:
+                raise AliasConflictError(f"{self.model_name} v{version} is already the champion")
             try:
                 candidate = self._reuse_or_load(version)
             except DefectOpsError as exc:
@@ -193,7 +240,7 @@ class ModelManager:
         with self._lock:
             stack = champion_stack(self.registry.history(self.model_name, alias=CHAMPION))
             if len(stack) < 2:
-                raise ModelError(f"model {self.model_name!r} has no earlier champion to roll back to")
+                raise AliasConflictError(f"model {self.model_name!r} has no earlier champion to roll back to")
             try:
                 candidate = self._reuse_or_load(stack[-2])
             except DefectOpsError as exc:
@@ -223,7 +270,9 @@ class ModelManager:
                     f"traffic mode {traffic.mode!r} needs a challenger, and {self.model_name!r} has none "
                     "loaded (register one, then POST /v1/models/reload)"
                 )
-            return self._publish(current.champion, current.challenger, traffic, f"traffic {traffic.mode}")
+            return self._publish(
+                current.champion, current.challenger, traffic, f"traffic {traffic.mode}", current.degraded
+            )
 
     def _publish(
         self,
@@ -231,6 +280,7 @@ class ModelManager:
         challenger: ServingModel | None,
         traffic: Traffic,
         reason: str,
+        degraded: str | None = None,
     ) -> Deployment:
         if challenger is None:
             traffic = OFF
@@ -242,10 +292,14 @@ class ModelManager:
                 reason,
             ),
             now=self.clock(),
+            digests=(
+                None if champion is None else champion.digest,
+                None if challenger is None else challenger.digest,
+            ),
         )
         self._stamp = self.control.stamp()
         self.metrics.reloads.labels("loaded").inc()
-        return self._swap(Deployment(champion, challenger, traffic, state.generation))
+        return self._swap(Deployment(champion, challenger, traffic, state.generation, degraded=degraded))
 
     # -- following the other workers --------------------------------------------------------------------
 
@@ -267,14 +321,17 @@ class ModelManager:
 
     def _follow(self, state: ControlState) -> bool:
         try:
-            champion = self._reuse_or_load(state.champion)
-            challenger = self._reuse_or_load(state.challenger)
+            champion = self._reuse_or_load(state.champion, state.champion_digest)
+            challenger = self._reuse_or_load(state.challenger, state.challenger_digest)
         except DefectOpsError as exc:
             logger.error("cannot follow control generation %s: %s", state.generation, exc)
             self._fail(exc)
             return False
         traffic = state.traffic if challenger is not None else OFF
-        self._swap(Deployment(champion, challenger, traffic, state.generation))
+        current = self.deployment
+        still = current.champion is not None and champion is current.champion
+        degraded = current.degraded if still else None
+        self._swap(Deployment(champion, challenger, traffic, state.generation, degraded, degraded))
         self.metrics.reloads.labels("followed").inc()
         return True
 

@@ -27,7 +27,7 @@ from collections import Counter as Tally
 from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import anyio.to_thread
 import numpy as np
@@ -143,6 +143,12 @@ class ServiceMetrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.degraded = Gauge(
+            "defectops_degraded",
+            "1 while a worker serves a fallback because its registry champion does not load.",
+            registry=r,
+            multiprocess_mode="livemax",
+        )
         self._model_labels: set[tuple[str, str, str]] = set()
 
     def observe_commit(self, rows: int, seconds: float) -> None:
@@ -182,6 +188,9 @@ class ServiceMetrics:
         for labels in wanted:
             self.model_info.labels(*labels).set(1)
         self._model_labels = wanted
+
+    def set_degraded(self, degraded: bool) -> None:
+        self.degraded.set(1 if degraded else 0)
 
     def exposition(self) -> tuple[bytes, str]:
         if self.multiprocess_dir is not None:
@@ -239,6 +248,9 @@ class MeasureAndLimit:
                 except (PayloadTooLargeError, UnsupportedMediaTypeError, BodyTimeoutError) as rejected:
                     await _reject(send_wrapper, rejected.http_status, str(rejected))
                     return
+                if not _is_utf8(body):  # else FastAPI answers an undocumented 400 (schemathesis, #14)
+                    await _reject(send_wrapper, 422, _NOT_UTF8)
+                    return
                 await self.app(scope, replay(body, receive), send_wrapper)
             else:
                 await self.app(scope, receive, send_wrapper)
@@ -267,6 +279,18 @@ class MeasureAndLimit:
         return body
 
 
+#: The 422 of a body that is not UTF-8, in the shape of every 422 (a list of problems).
+_NOT_UTF8: Final = [{"loc": ["body"], "msg": "the body is not UTF-8 encoded JSON", "type": "json_invalid"}]
+
+
+def _is_utf8(body: bytes) -> bool:
+    try:
+        body.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 def _content_length(scope: Scope) -> int | None:
     raw = header(scope, b"content-length")
     try:
@@ -275,7 +299,7 @@ def _content_length(scope: Scope) -> int | None:
         return None
 
 
-async def _reject(send: Any, status: int, detail: str) -> None:
+async def _reject(send: Any, status: int, detail: object) -> None:
     import json
 
     body = json.dumps({"detail": detail}).encode()

@@ -7,17 +7,46 @@ refused rather than guessed), because the change metrics of Kamei et al. are cou
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from defectops.data import CONTRACT, MESSAGE, METRIC_NAMES, PATHS
 
 Metric = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Flag = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
 Sha = Annotated[str, Field(pattern=r"^(?:[0-9a-fA-F]{40}|[0-9a-fA-F]{64})$")]
-TopK = Annotated[int, Field(ge=0, le=50, strict=True)]
+
+
+def _integral(value: object) -> object:
+    """A JSON number with no fraction (``20.0``) is an integer in JSON Schema, so it is one here too; anything
+    else goes on to the strict check (``true`` and ``"20"`` stay refused)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _timestamp_text(value: object) -> object:
+    """A time is an ISO 8601 string, as the schema says (a number is not read as seconds since 1970)."""
+    if value is not None and not isinstance(value, (str, datetime)):
+        raise ValueError("a time is an ISO 8601 string with a zone")
+    return value
+
+
+#: A time given as an ISO 8601 string.
+Timestamp = Annotated[datetime, BeforeValidator(_timestamp_text)]
+TopK = Annotated[int, Field(ge=0, le=50, strict=True), BeforeValidator(_integral)]
 #: A name that identifies something (a repository, a writer): no control characters (a NUL byte in a
 #: logged name breaks every tool that reads it later), at most 255 characters.
 Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x00-\x1f\x7f]+$")]
@@ -31,17 +60,64 @@ TEXT_FIELDS: tuple[str, ...] = (MESSAGE, PATHS)
 #: Fields that identify a change rather than describe it (never model inputs).
 ID_FIELDS: tuple[str, ...] = ("commit_sha", "repo")
 
-_REV = r"[A-Za-z0-9][A-Za-z0-9_./@{}^~-]{0,199}"
+#: A revision (a sha, a branch, HEAD~3...) without "..": a dot is never followed by another.
+_REV_PART = r"[A-Za-z0-9](?:\.?[A-Za-z0-9_/@{}^~-])*\.?"
+
+
+#: JSON Schema of the rules between fields that the validators below enforce, so the OpenAPI says them too
+#: (schemathesis found schema-valid requests refused by these rules, issue #14).
+_SHA_NEEDS_REPO: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"commit_sha": {"type": "null"}}},
+        {"required": ["repo"], "properties": {"repo": {"type": "string"}}},
+    ]
+}
+_ONE_COMMIT_TARGET: dict[str, Any] = {
+    "oneOf": [
+        {"required": ["commit"], "properties": {"commit": {"type": "string"}, "range": {"type": "null"}}},
+        {"required": ["range"], "properties": {"range": {"type": "string"}, "commit": {"type": "null"}}},
+    ]
+}
+_ONE_FEEDBACK_TARGET: dict[str, Any] = {
+    "oneOf": [
+        {
+            "required": ["prediction_id"],
+            "properties": {
+                "prediction_id": {"type": "string"},
+                "repo": {"type": "null"},
+                "commit_sha": {"type": "null"},
+            },
+        },
+        {
+            "required": ["repo", "commit_sha"],
+            "properties": {
+                "prediction_id": {"type": "null"},
+                "repo": {"type": "string"},
+                "commit_sha": {"type": "string"},
+            },
+        },
+    ]
+}
+_SHARE_MATCHES_MODE: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"mode": {"const": "off"}, "share": {"const": 0}}},
+        {
+            "required": ["mode", "share"],
+            "properties": {"mode": {"enum": ["canary", "shadow"]}, "share": {"exclusiveMinimum": 0}},
+        },
+    ]
+}
 
 
 class ChangeRecord(BaseModel):
     """The change metrics of one commit (Kamei et al. 2013), as mined by ``defectops mine``.
 
-    Give the metrics the served model uses (``GET /v1/models`` lists them); a missing one is a 422. ``repo``
+    Give the metrics the served model uses (``GET /v1/models`` lists them; the OpenAPI of a service with a
+    model marks them required); a missing one is a 422. ``repo``
     and ``commit_sha`` are optional; with them, late feedback for the commit finds this prediction.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_SHA_NEEDS_REPO)
 
     ns: Metric | None = Field(default=None, description="Modified subsystems.")
     nd: Metric | None = Field(default=None, description="Modified directories.")
@@ -67,7 +143,7 @@ class ChangeRecord(BaseModel):
     paths: str | None = Field(
         default=None, max_length=1_000_000, description="Changed paths, one a line (text-aware models only)."
     )
-    commit_time: AwareDatetime | None = Field(
+    commit_time: Annotated[AwareDatetime, BeforeValidator(_timestamp_text)] | None = Field(
         default=None,
         description="When the change was authored (with a zone). Not a model input: logged, so monitoring "
         "compares the features that grow with project age at the commit's time rather than the request's.",
@@ -144,14 +220,20 @@ class PredictResponse(BaseModel):
 class CommitScoreRequest(BaseModel):
     """Commits of a configured repository to mine (with the incremental miner state) and score."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, json_schema_extra=_ONE_COMMIT_TARGET)
 
     repo: str = Field(
         pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$", description="Repository id from the service's settings."
     )
-    commit: str | None = Field(default=None, pattern=f"^{_REV}$", description="A sha or revision name.")
+    commit: str | None = Field(
+        default=None, max_length=200, pattern=f"^{_REV_PART}$", description="A sha or revision name."
+    )
     range_: str | None = Field(
-        default=None, alias="range", pattern=f"^{_REV}\\.\\.{_REV}$", description="BASE..HEAD."
+        default=None,
+        alias="range",
+        max_length=401,
+        pattern=f"^{_REV_PART}\\.\\.{_REV_PART}$",
+        description="BASE..HEAD.",
     )
     top_k: TopK | None = None
 
@@ -187,13 +269,20 @@ class FeedbackRequest(BaseModel):
     role of the token), so a client cannot pass its label off as one from SZZ mining.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_ONE_FEEDBACK_TARGET)
 
-    label: Annotated[int, Field(ge=0, le=1, strict=True)] = Field(description="1: defect-inducing, 0: clean.")
-    prediction_id: str | None = Field(default=None, max_length=64, description="Id of a logged prediction.")
+    label: Annotated[int, Field(ge=0, le=1, strict=True), BeforeValidator(_integral)] = Field(
+        description="1: defect-inducing, 0: clean."
+    )
+    prediction_id: str | None = Field(
+        default=None,
+        max_length=64,
+        json_schema_extra={"format": "uuid"},
+        description="Id of a logged prediction.",
+    )
     repo: Identifier | None = Field(default=None, description="Repository name (with commit_sha).")
     commit_sha: Sha | None = Field(default=None, description="Full sha of the commit (with repo).")
-    label_time: datetime | None = Field(
+    label_time: Timestamp | None = Field(
         default=None, description="When the truth became known (aware ISO 8601); default: now."
     )
 
@@ -229,12 +318,15 @@ class ModelOut(BaseModel):
     risk_bands: RiskBandsOut
     scorer: str = Field(description="'booster' (LightGBM fast path), 'explain' or 'proba'.")
     loaded_at: datetime
+    artifact_digest: str | None = Field(
+        default=None, description="SHA-256 of the artifact files this model was read from."
+    )
 
 
 class TrafficSplit(BaseModel):
     """How the challenger takes part: not at all, answering a share of records, or scored in the shadow."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_SHARE_MATCHES_MODE)
 
     mode: Literal["off", "canary", "shadow"] = "off"
     share: float = Field(
@@ -266,17 +358,21 @@ class ModelsResponse(BaseModel):
     last_error: str | None = Field(
         description="Why the last reload or synchronisation was refused, if it was."
     )
+    degraded: str | None = Field(
+        default=None,
+        description="Why an earlier champion serves instead of the registry's (it did not load at start-up).",
+    )
 
 
 class AdminAction(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     why: str = Field(min_length=1, max_length=1000, description="Recorded in the registry's audit history.")
-    who: str = Field(default="api", min_length=1, max_length=200)
+    who: str = Field(default="api", min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")
 
 
 class PromoteRequest(AdminAction):
-    version: int = Field(ge=1, strict=True)
+    version: Annotated[int, Field(ge=1, strict=True), BeforeValidator(_integral)]
     force: bool = Field(default=False, description="Promote even a version whose promotion gate failed.")
 
 
@@ -285,7 +381,48 @@ class RollbackRequest(AdminAction):
 
 
 class HealthOut(BaseModel):
-    status: Literal["live", "ready", "not ready"]
+    status: Literal["live", "ready", "degraded", "not ready"]
     detail: str | None = None
+    degraded: bool = Field(
+        default=False,
+        description="The champion does not load; an earlier champion of the audit history serves (200).",
+    )
     model_name: str | None = None
     model_version: int | None = None
+
+
+def require_metrics(document: dict[str, Any], features: Sequence[str]) -> dict[str, Any]:
+    """A copy of the OpenAPI ``document`` whose ``ChangeRecord`` requires ``features`` (the served model's
+    inputs) as non-null numbers: a record without one of them is a 422 at scoring time, so the contract says
+    so, and a client generated from it (or schemathesis) sends them. Without a served model, none is."""
+    out = copy.deepcopy(document)
+    record = out.get("components", {}).get("schemas", {}).get("ChangeRecord")
+    if record is None or not features:
+        return out
+    properties = record.get("properties", {})
+    for name in features:
+        field = properties.get(name)
+        if field is None:
+            continue
+        choices = [c for c in field.pop("anyOf", []) if c != {"type": "null"}]
+        field.pop("default", None)
+        if len(choices) == 1:
+            field.update(choices[0])
+        elif choices:
+            field["anyOf"] = choices
+    record["required"] = [name for name in features if name in properties]
+    return out
+
+
+#: The operations the ``predict`` role guards: open to anyone while no predict token is configured.
+SCORING_OPERATIONS: tuple[tuple[str, str], ...] = (("/v1/predict", "post"), ("/v1/commits/score", "post"))
+
+
+def open_scoring(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` (changed in place) with authentication optional on :data:`SCORING_OPERATIONS` (an empty
+    security requirement is OpenAPI's "or none"), for a service without a predict token."""
+    for path, method in SCORING_OPERATIONS:
+        operation = document.get("paths", {}).get(path, {}).get(method)
+        if operation is not None and operation.get("security"):
+            operation["security"] = [{}, *operation["security"]]
+    return document

@@ -226,4 +226,5 @@ def model_out(model: ServingModel | None) -> ModelOut | None:
         risk_bands=RiskBandsOut.model_validate(model.bands.as_dict()),
         scorer=model.scorer_kind,
         loaded_at=model.loaded_at,
+        artifact_digest=model.digest,
     )

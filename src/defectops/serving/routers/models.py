@@ -37,6 +37,7 @@ def describe(service: PredictionService, deployment: Deployment | None = None) -
         traffic=TrafficSplit(mode=current.traffic.mode, share=current.traffic.share),
         generation=current.generation,
         last_error=current.last_error,
+        degraded=current.degraded,
     )
 
 
