@@ -370,6 +370,7 @@ print(" ".join(sorted({{d for m in list(sys.modules) for d in owners.get(m.split
     imported = {name.lower().replace("_", "-") for name in proc.stdout.split()}
     assert "pandas" in imported
     # imported only because the development environment has them (each import is guarded by its importer):
-    # numpy.f2py's charset_normalizer, joblib's psutil, pandas' pytz, setuptools' distutils hook at startup
-    optional = {"charset-normalizer", "psutil", "pytz", "setuptools"}
+    # numpy.f2py's charset_normalizer, joblib's psutil, pandas' pytz, setuptools' distutils hook at startup,
+    # pandera's hypothesis strategies (and hypothesis' sortedcontainers; schemathesis brings them to dev)
+    optional = {"charset-normalizer", "psutil", "pytz", "setuptools", "hypothesis", "sortedcontainers"}
     assert imported - closure - optional - {"defectops"} == set()
