@@ -129,11 +129,33 @@ def test_openapi_documents_every_route(deployed: Deployed, make_client: MakeClie
         "$ref": "#/components/schemas/PredictResponse"
     }
     assert {"413", "422", "503"} <= set(predict["responses"])
-    assert document["paths"]["/v1/models/reload"]["post"]["security"] == [{"HTTPBearer": []}]
+    assert document["paths"]["/v1/models/reload"]["post"]["security"] == [{"AdminToken": []}]
     assert predict["requestBody"]["content"]["application/json"]["schema"] == {
         "$ref": "#/components/schemas/PredictRequest"
     }
     assert "ChangeRecord" in document["components"]["schemas"]
+
+
+def test_openapi_marks_a_role_open_while_its_token_is_unset(deployed: Deployed, make_client: MakeClient) -> None:
+    """Scoring and the UI's reads take no token until one is configured; the document says so per operation
+    (an empty requirement is OpenAPI's "or none"), so clients and fuzzers know which calls must be refused."""
+    open_doc = make_client(deployed.name).get("/openapi.json").json()["paths"]
+    assert open_doc["/v1/predict"]["post"]["security"] == [{}, {"PredictToken": []}]
+    assert open_doc["/ui/api/overview"]["get"]["security"] == [{}, {"ReadToken": []}]
+    assert open_doc["/v1/reviews"]["post"]["security"] == [{}, {"ReadToken": []}]
+    assert open_doc["/v1/feedback"]["post"]["security"] == [{"FeedbackToken": []}]
+    token = "r" * 32
+    closed = make_client(deployed.name, read_token=token, predict_token=token[::-1] + "p")
+    closed_doc = closed.get("/openapi.json").json()["paths"]
+    assert closed_doc["/v1/predict"]["post"]["security"] == [{"PredictToken": []}]
+    assert closed_doc["/ui/api/overview"]["get"]["security"] == [{"ReadToken": []}]
+
+
+def test_405_allows_every_method_of_the_path(deployed: Deployed, make_client: MakeClient) -> None:
+    """``/v1/reviews`` has a GET route and a POST route: a 405 names both, not only the first route's."""
+    answer = make_client(deployed.name).delete("/v1/reviews")
+    assert answer.status_code == 405
+    assert {"GET", "POST"} <= {method.strip() for method in answer.headers["allow"].split(",")}
 
 
 def test_docs_page_loads_every_file_from_the_service(deployed: Deployed, make_client: MakeClient) -> None:

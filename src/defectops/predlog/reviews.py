@@ -34,7 +34,7 @@ class ReviewRecord(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    prediction_id: str
+    prediction_id: str = Field(json_schema_extra={"format": "uuid"})
     verdict: Verdict
     reviewer: str | None = Field(default=None, min_length=1, max_length=128)
     comment: str | None = Field(default=None, max_length=2000)

@@ -18,16 +18,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import anyio.to_thread
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from defectops import __version__
 from defectops.config import ServeSettings, Settings
 from defectops.console import redact_url
 from defectops.errors import DefectOpsError
 from defectops.registry import ModelRegistry
+from defectops.serving.deps import SCHEMES
 from defectops.serving.manager import Clock
 from defectops.serving.metrics import MeasureAndLimit
 from defectops.serving.routers import (
@@ -42,7 +46,7 @@ from defectops.serving.routers import (
     traffic,
     ui,
 )
-from defectops.serving.schemas import PredictRequest, open_scoring, require_metrics
+from defectops.serving.schemas import PredictRequest, open_operations, require_metrics
 from defectops.serving.service import PredictionService
 
 DESCRIPTION = """Just-in-time defect prediction for commits.
@@ -125,6 +129,7 @@ def create_app(
     docs.mount_assets(app)
     app.add_exception_handler(DefectOpsError, _defectops_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_middleware(
         MeasureAndLimit,
         metrics=service.metrics,
@@ -157,7 +162,10 @@ def _document_bodies(app: FastAPI, models: list[type[BaseModel]], service: Predi
             app.openapi_schema = document
         champion = service.deployment.champion
         document = require_metrics(app.openapi_schema, champion.features if champion is not None else ())
-        return document if service.serve.predict_token is not None else open_scoring(document)
+        return open_operations(document, open_schemes)
+
+    unset = {"predict": service.serve.predict_token is None, "read": service.serve.read_token is None}
+    open_schemes = [SCHEMES[role] for role in ("predict", "read") if unset[role]]
 
     app.openapi = openapi  # type: ignore[method-assign]
 
@@ -181,6 +189,20 @@ async def _defectops_error(_request: Request, exc: DefectOpsError) -> JSONRespon
         problem = {"loc": ["body"], "msg": reason[:_MAX_ERROR_TEXT], "type": "value_error"}
         return JSONResponse({"detail": [problem]}, status_code=422)
     return JSONResponse({"detail": reason}, status_code=exc.http_status)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
+    """FastAPI's answer, except that a 405's ``Allow`` names every method of the path: Starlette names only
+    those of the first route matching it (``/v1/reviews`` has a GET route and a POST route)."""
+    if exc.status_code == status.HTTP_405_METHOD_NOT_ALLOWED:
+        headers = dict(exc.headers or {})
+        allowed = {method.strip() for method in headers.get("Allow", "").split(",") if method.strip()}
+        for template, operations in request.app.openapi().get("paths", {}).items():
+            if compile_path(template)[0].match(request.url.path):
+                allowed |= {method.upper() for method in operations}
+        headers["Allow"] = ", ".join(sorted(allowed))
+        exc = StarletteHTTPException(exc.status_code, exc.detail, headers=headers)
+    return await http_exception_handler(request, exc)
 
 
 async def _validation_error(_request: Request, exc: RequestValidationError) -> JSONResponse:

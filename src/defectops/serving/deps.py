@@ -23,12 +23,27 @@ from defectops.serving.service import PredictionService
 
 Role = Literal["admin", "feedback", "predict", "read"]
 
-_bearer = HTTPBearer(
-    auto_error=False,
-    description="A role's token: admin (DEFECTOPS_SERVE_ADMIN_TOKEN), feedback "
-    "(DEFECTOPS_SERVE_FEEDBACK_TOKEN), predict (DEFECTOPS_SERVE_PREDICT_TOKEN) or read "
-    "(DEFECTOPS_SERVE_READ_TOKEN, the web UI's data).",
-)
+#: The OpenAPI security scheme of each role, one per role so the document says which token an operation takes
+#: (the admin token is accepted wherever another role's is).
+SCHEMES: dict[Role, str] = {
+    "admin": "AdminToken",
+    "feedback": "FeedbackToken",
+    "predict": "PredictToken",
+    "read": "ReadToken",
+}
+_VARIABLES: dict[Role, str] = {
+    "admin": "DEFECTOPS_SERVE_ADMIN_TOKEN",
+    "feedback": "DEFECTOPS_SERVE_FEEDBACK_TOKEN (or the admin token)",
+    "predict": "DEFECTOPS_SERVE_PREDICT_TOKEN (or the admin token); scoring is open while it is unset",
+    "read": "DEFECTOPS_SERVE_READ_TOKEN (or the admin token); the web UI's data is open while it is unset",
+}
+
+
+def _bearer(role: Role) -> HTTPBearer:
+    return HTTPBearer(
+        scheme_name=SCHEMES[role], auto_error=False, description=f"The {role} token: {_VARIABLES[role]}."
+    )
+
 
 #: Query parameters that look like credentials; their presence alone refuses a request.
 TOKEN_PARAMETERS = frozenset({"token", "access_token", "admin_token", "api_key", "apikey", "auth", "key"})
@@ -41,7 +56,11 @@ async def get_service(request: Request) -> PredictionService:
 
 
 ServiceDep = Annotated[PredictionService, Depends(get_service)]
-Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+_Bearer = HTTPAuthorizationCredentials | None
+AdminCredentials = Annotated[_Bearer, Depends(_bearer("admin"))]
+FeedbackCredentials = Annotated[_Bearer, Depends(_bearer("feedback"))]
+PredictCredentials = Annotated[_Bearer, Depends(_bearer("predict"))]
+ReadCredentials = Annotated[_Bearer, Depends(_bearer("read"))]
 
 
 def _refuse_query_tokens(request: Request) -> None:
@@ -94,17 +113,17 @@ def _authenticate(
     return role
 
 
-async def require_admin(request: Request, service: ServiceDep, credentials: Credentials) -> None:
+async def require_admin(request: Request, service: ServiceDep, credentials: AdminCredentials) -> None:
     """Let the request through only with the admin token."""
     _authenticate(request, service, credentials, ("admin",), "admin")
 
 
-async def require_feedback(request: Request, service: ServiceDep, credentials: Credentials) -> Role:
+async def require_feedback(request: Request, service: ServiceDep, credentials: FeedbackCredentials) -> Role:
     """The role writing a label: the feedback token or the admin token."""
     return _authenticate(request, service, credentials, ("feedback", "admin"), "feedback")
 
 
-async def require_predict(request: Request, service: ServiceDep, credentials: Credentials) -> None:
+async def require_predict(request: Request, service: ServiceDep, credentials: PredictCredentials) -> None:
     """Open scoring unless a predict token is configured; then the predict or admin token."""
     if service.serve.predict_token is None:
         _refuse_query_tokens(request)
@@ -117,7 +136,7 @@ FeedbackRoleDep = Annotated[Role, Depends(require_feedback)]
 PredictDep = Annotated[None, Depends(require_predict)]
 
 
-async def require_reader(request: Request, service: ServiceDep, credentials: Credentials) -> None:
+async def require_reader(request: Request, service: ServiceDep, credentials: ReadCredentials) -> None:
     """Open reads of the web UI's data unless a read token is configured; then the read or admin token."""
     if service.serve.read_token is None:
         _refuse_query_tokens(request)

@@ -8,7 +8,7 @@ refused rather than guessed), because the change metrics of Kamei et al. are cou
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -414,15 +414,14 @@ def require_metrics(document: dict[str, Any], features: Sequence[str]) -> dict[s
     return out
 
 
-#: The operations the ``predict`` role guards: open to anyone while no predict token is configured.
-SCORING_OPERATIONS: tuple[tuple[str, str], ...] = (("/v1/predict", "post"), ("/v1/commits/score", "post"))
-
-
-def open_scoring(document: dict[str, Any]) -> dict[str, Any]:
-    """``document`` (changed in place) with authentication optional on :data:`SCORING_OPERATIONS` (an empty
-    security requirement is OpenAPI's "or none"), for a service without a predict token."""
-    for path, method in SCORING_OPERATIONS:
-        operation = document.get("paths", {}).get(path, {}).get(method)
-        if operation is not None and operation.get("security"):
-            operation["security"] = [{}, *operation["security"]]
+def open_operations(document: dict[str, Any], schemes: Iterable[str]) -> dict[str, Any]:
+    """``document`` (changed in place) with authentication optional on every operation secured by ``schemes``
+    alone (an empty security requirement is OpenAPI's "or none"): the roles whose token is not configured,
+    whose operations are open (scoring without a predict token, the UI's reads without a read token)."""
+    open_schemes = set(schemes)
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            security = operation.get("security") if isinstance(operation, dict) else None
+            if security and {} not in security and all(set(need) <= open_schemes for need in security):
+                operation["security"] = [{}, *security]
     return document

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from functools import partial
 from typing import Annotated, Any
+from uuid import UUID
 
 import anyio.to_thread
 from fastapi import APIRouter, Query, status
@@ -36,8 +37,8 @@ async def add_review(body: ReviewRecord, service: ServiceDep, _reader: ReaderDep
 async def reviews(
     service: ServiceDep,
     _reader: ReaderDep,
-    prediction_id: Annotated[list[str], Query(min_length=1, max_length=500)],
+    prediction_id: Annotated[list[UUID], Query(min_length=1, max_length=500)],
 ) -> dict[str, Any]:
     """Every answer about these predictions, in the order received."""
-    stored = await anyio.to_thread.run_sync(service.log.reviews, prediction_id)
+    stored = await anyio.to_thread.run_sync(service.log.reviews, [str(one) for one in prediction_id])
     return {"reviews": [review.as_dict() for review in stored]}

@@ -11,10 +11,11 @@ from __future__ import annotations
 import functools
 from functools import partial
 from importlib import resources
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
+from uuid import UUID
 
 import anyio.to_thread
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import RedirectResponse, Response
 
 from defectops.errors import NotFoundError
@@ -124,7 +125,7 @@ async def commits_doc(
     repo: Annotated[str | None, Query(max_length=255)] = None,
     author: Annotated[str | None, Query(max_length=200)] = None,
     path: Annotated[str | None, Query(max_length=500)] = None,
-    band: Annotated[str | None, Query(max_length=10)] = None,
+    band: Annotated[Literal["", "low", "medium", "high"] | None, Query(description="'' for any band")] = None,
     days: Annotated[int, Query(ge=1, le=3660)] = 30,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
@@ -136,14 +137,14 @@ async def commits_doc(
     return await anyio.to_thread.run_sync(partial(commit_list, service, state.git, filters, service.clock()))
 
 
-@api.get("/commits/{prediction_id}")
+@api.get("/commits/{prediction_id}", responses={404: {"description": "No logged prediction has this id."}})
 async def commit_doc(
-    request: Request, service: ServiceDep, _reader: ReaderDep, prediction_id: str
+    request: Request, service: ServiceDep, _reader: ReaderDep, prediction_id: UUID
 ) -> dict[str, Any]:
     """One commit's prediction: its reasons against the training distribution, and its reviews."""
     state = ui_state(request)
     return await anyio.to_thread.run_sync(
-        partial(commit_detail, service, state.explainers, state.git, prediction_id)
+        partial(commit_detail, service, state.explainers, state.git, str(prediction_id))
     )
 
 
@@ -166,8 +167,10 @@ async def heal_doc(service: ServiceDep, _reader: ReaderDep) -> dict[str, Any]:
     return await anyio.to_thread.run_sync(partial(heal_timeline, service, service.clock()))
 
 
-@api.get("/models/{version}")
-async def card_doc(request: Request, service: ServiceDep, _reader: ReaderDep, version: int) -> dict[str, Any]:
+@api.get("/models/{version}", responses={404: {"description": "The served model has no such version."}})
+async def card_doc(
+    request: Request, service: ServiceDep, _reader: ReaderDep, version: Annotated[int, Path(ge=1, le=2**31 - 1)]
+) -> dict[str, Any]:
     """The model card of one version."""
     state = ui_state(request)
     return await anyio.to_thread.run_sync(
