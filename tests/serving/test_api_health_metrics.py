@@ -136,7 +136,9 @@ def test_openapi_documents_every_route(deployed: Deployed, make_client: MakeClie
     assert "ChangeRecord" in document["components"]["schemas"]
 
 
-def test_openapi_marks_a_role_open_while_its_token_is_unset(deployed: Deployed, make_client: MakeClient) -> None:
+def test_openapi_marks_a_role_open_while_its_token_is_unset(
+    deployed: Deployed, make_client: MakeClient
+) -> None:
     """Scoring and the UI's reads take no token until one is configured; the document says so per operation
     (an empty requirement is OpenAPI's "or none"), so clients and fuzzers know which calls must be refused."""
     open_doc = make_client(deployed.name).get("/openapi.json").json()["paths"]

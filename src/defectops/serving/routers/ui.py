@@ -169,7 +169,10 @@ async def heal_doc(service: ServiceDep, _reader: ReaderDep) -> dict[str, Any]:
 
 @api.get("/models/{version}", responses={404: {"description": "The served model has no such version."}})
 async def card_doc(
-    request: Request, service: ServiceDep, _reader: ReaderDep, version: Annotated[int, Path(ge=1, le=2**31 - 1)]
+    request: Request,
+    service: ServiceDep,
+    _reader: ReaderDep,
+    version: Annotated[int, Path(ge=1, le=2**31 - 1)],
 ) -> dict[str, Any]:
     """The model card of one version."""
     state = ui_state(request)
