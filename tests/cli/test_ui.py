@@ -24,6 +24,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow  # an integration test of over 15 s: CI's slow run
 def test_the_page_is_mlflows_and_its_api_reads_the_workspace_registry(tmp_path: Path) -> None:
     port = _free_port()
     workspace = tmp_path / "ws"

@@ -25,6 +25,7 @@ def test_promtool_check_rules() -> None:
 
 
 @pytest.mark.parametrize("tests_file", sorted(p.name for p in (PROMETHEUS / "tests").glob("*.yml")))
+@pytest.mark.slow  # an integration test of over 15 s: CI's slow run
 def test_promtool_test_rules(tests_file: str) -> None:
     result = _promtool("test", "rules", f"tests/{tests_file}")
     assert result.returncode == 0, result.stdout + result.stderr

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fastapi.testclient import TestClient
 
 from defectops.config import Settings, Workspace
@@ -53,6 +54,7 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
     process.wait(timeout=30)
 
 
+@pytest.mark.slow  # an integration test of over 15 s: CI's slow run
 def test_a_killed_worker_s_event_is_finished_once_by_another(
     settings_env: dict[str, str],
     github: GitHubServer,

@@ -15,6 +15,7 @@ from datetime import datetime
 
 import numpy as np
 import pandas as pd
+import pytest
 from sklearn.metrics import roc_auc_score
 
 from defectops.config import HealSettings
@@ -83,6 +84,7 @@ def replay_history(
     return reports
 
 
+@pytest.mark.slow  # an integration test of over 15 s: CI's slow run
 def test_the_loop_detects_drift_retrains_and_promotes_only_a_better_model(stack: Stack) -> None:
     spec = WorldSpec(seed=7, days=540, per_day=4, drift_day=DRIFT_DAY)
     world = generate(spec)
@@ -155,6 +157,7 @@ def test_the_loop_detects_drift_retrains_and_promotes_only_a_better_model(stack:
             assert "drift" in record.evidence["triggers"]
 
 
+@pytest.mark.slow  # an integration test of over 15 s: CI's slow run
 def test_a_worse_champion_is_rolled_back(stack: Stack) -> None:
     spec = WorldSpec(seed=11, days=330, per_day=4, drift_day=None)
     world = generate(spec)

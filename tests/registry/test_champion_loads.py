@@ -43,6 +43,7 @@ def truncated_run(tracking_config: TrackingConfig, tiny_model: Fitted) -> Traini
     return run
 
 
+@pytest.mark.slow  # an integration test of over 15 s: CI's slow run
 def test_promoting_a_truncated_artifact_is_refused_from_the_cli(
     registry: ModelRegistry,
     model_name: str,

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 _OPEN_STORES = """
 import sys
 from pathlib import Path
@@ -22,6 +24,7 @@ AuditLog(config.audit_url).engine
 """
 
 
+@pytest.mark.slow  # an integration test of over 15 s: CI's slow run
 def test_concurrent_first_use_of_one_workspace_creates_every_store_once(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DEFECTOPS_", "MLFLOW_"))}
     env["MLFLOW_DISABLE_TELEMETRY"] = "true"

@@ -150,6 +150,7 @@ def _traffic_until(
     return stop, threads
 
 
+@pytest.mark.slow  # an integration test of over 15 s: CI's slow run
 def test_graceful_stop_of_two_workers_loses_no_answered_prediction(
     deployed: Deployed, start_server, api_session: Session, tmp_path: Path
 ) -> None:
@@ -183,6 +184,7 @@ def test_graceful_stop_of_two_workers_loses_no_answered_prediction(
     assert counts.shadow == counts.served  # every served prediction also has its shadow (share 1.0)
 
 
+@pytest.mark.slow  # an integration test of over 15 s: CI's slow run
 def test_a_killed_server_has_logged_every_prediction_it_answered(
     deployed: Deployed, start_server, api_session: Session, tmp_path: Path
 ) -> None:
