@@ -152,6 +152,10 @@ def _configure_postgres(engine: Engine) -> None:
             dbapi_connection.autocommit = autocommit
 
 
+#: Seconds a PostgreSQL connection may take to be set up before it fails (libpq's ``connect_timeout``).
+CONNECT_TIMEOUT_SECONDS = 10
+
+
 def open_engine(url: str | URL, durability: Durability = DEFAULT_DURABILITY) -> Engine:
     """An engine for ``url``, configured for ``durability`` (see :meth:`PredictionLog.from_url`)."""
     if durability not in _SQLITE_SYNCHRONOUS:
@@ -167,7 +171,14 @@ def open_engine(url: str | URL, durability: Durability = DEFAULT_DURABILITY) -> 
         )
         _configure_sqlite(engine, durability)
     else:
-        engine = sa.create_engine(parsed, json_serializer=serializer, pool_pre_ping=True)
+        # A server that accepts and never answers (a dead pooler, a black-holed route) is an error after
+        # CONNECT_TIMEOUT_SECONDS (libpq's connect_timeout covers the whole connection set-up), not a hang.
+        engine = sa.create_engine(
+            parsed,
+            json_serializer=serializer,
+            pool_pre_ping=True,
+            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )
         _configure_postgres(engine)
     return engine
 

@@ -169,6 +169,19 @@ _created: set[str] = set()  # URLs whose tables exist
 _engines_lock = threading.Lock()
 
 
+#: Seconds a PostgreSQL connection may take to be set up before it fails, rather than hang on a silent server.
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+def _connect_args(url: str) -> dict[str, Any]:
+    """SQLite waits up to 30 s for another writer's lock; PostgreSQL gives up connecting after a bound."""
+    if url.startswith("sqlite"):
+        return {"timeout": 30}
+    if url.startswith("postgres"):
+        return {"connect_timeout": CONNECT_TIMEOUT_SECONDS}
+    return {}
+
+
 def _engine(url: str) -> Engine:
     """The process's engine for the audit database at ``url``; its tables are created on first use."""
     with _engines_lock:
@@ -179,7 +192,7 @@ def _engine(url: str) -> Engine:
             if engine is None:
                 if local_file:
                     Path(raw).parent.mkdir(parents=True, exist_ok=True)
-                engine = create_engine(url, connect_args={"timeout": 30} if url.startswith("sqlite") else {})
+                engine = create_engine(url, connect_args=_connect_args(url))
                 _engines[url] = engine
             if url not in _created:
                 # Two processes creating one fresh SQLite file raced ("table already exists"): create under a
