@@ -9,6 +9,7 @@ refused. The screenshots of docs/ui.md are taken here.
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,6 +25,9 @@ __all__ = ["heal_tracking", "mlflow_environment_restored"]  # fixtures pytest fi
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "ui"
+#: docs/ui.md's screenshots are refreshed only when asked (``DEFECTOPS_UI_SCREENSHOTS=docs``): an everyday run
+#: writes them to a temporary folder, so a test run never leaves the checkout changed.
+REFRESH_DOCS = os.environ.get("DEFECTOPS_UI_SCREENSHOTS") == "docs"
 PAGES = {
     "overview": "/ui/",
     "commits": "/ui/commits",
@@ -129,7 +133,9 @@ def test_the_world_has_what_the_pages_show(world: World) -> None:
 
 @pytest.mark.parametrize("width", [1280, 390])
 @pytest.mark.parametrize("name", list(PAGES))
-def test_each_page_loads_cleanly_and_draws_its_charts(base: str, watched: Any, name: str, width: int) -> None:
+def test_each_page_loads_cleanly_and_draws_its_charts(
+    base: str, watched: Any, name: str, width: int, tmp_path: Path
+) -> None:
     view = watched(width)
     page = view.open(base + PAGES[name])
     page.wait_for_timeout(150)  # one animation frame for charts laid out after the data arrived
@@ -139,8 +145,9 @@ def test_each_page_loads_cleanly_and_draws_its_charts(base: str, watched: Any, n
         assert page.evaluate(DRAWN, chart) > 100, f"{name}: chart {chart!r} drew nothing"
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, f"{name} at {width}px is {overflow}px wider than the window"
-    DOCS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(DOCS / f"{name}-{width}.png"), full_page=True)
+    shots = DOCS if REFRESH_DOCS else tmp_path
+    shots.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(shots / f"{name}-{width}.png"), full_page=True)
 
 
 def test_overview_names_what_serves_and_the_history(base: str, watched: Any) -> None:
@@ -250,7 +257,9 @@ def test_an_admin_action_without_the_token_is_refused(base: str, watched: Any) -
 def test_bad_input_is_a_4xx_with_a_reason(base: str) -> None:
     bad_band = httpx.get(f"{base}/ui/api/commits", params={"band": "extreme"})
     assert bad_band.status_code == 422
-    assert "band must be one of low, medium, high" in str(bad_band.json()["detail"])
+    problem = bad_band.json()["detail"][0]
+    assert problem["loc"] == ["query", "band"]
+    assert all(f"'{band}'" in problem["msg"] for band in ("low", "medium", "high"))
     unknown = httpx.post(
         f"{base}/v1/reviews",
         json={"prediction_id": "00000000-0000-4000-8000-000000000000", "verdict": "right"},

@@ -26,17 +26,12 @@ from defectops.serving.ui.commits import CommitFilter, GitInfoCache, commit_deta
 from defectops.serving.ui.history import heal_timeline, monitoring
 from defectops.serving.ui.models import Explainers
 from defectops.serving.ui.overview import overview
+from defectops.serving.ui.pages import render
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 api = APIRouter(prefix="/ui/api", tags=["ui"])
 
 STATIC: Final = resources.files("defectops.serving.ui") / "static"
-PAGES: Final = {
-    "": "index.html",
-    "commits": "commits.html",
-    "monitoring": "monitoring.html",
-    "heal": "heal.html",
-}
 _MEDIA: Final = {".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".md": "text/plain"}
 #: Static files are versioned with the package; a day of caching keeps page loads small.
 _CACHE: Final = "public, max-age=86400"
@@ -57,10 +52,10 @@ def ui_state(request: Request) -> UiState:
     return state
 
 
-def _page(name: str) -> Response:
-    content = _static_file(name)
+def _page(path: str) -> Response:
+    content = render(path)
     if content is None:
-        raise NotFoundError(f"no page {name!r}")
+        raise NotFoundError(f"no page /ui/{path}")
     return Response(content, media_type="text/html", headers={"Cache-Control": "no-cache"})
 
 
@@ -71,12 +66,12 @@ async def root() -> RedirectResponse:
 
 @router.get("/")
 async def index() -> Response:
-    return _page(PAGES[""])
+    return _page("")
 
 
 @router.get("/models/{version}")
 async def card_page(version: int) -> Response:
-    return _page("model.html")
+    return _page("model")
 
 
 @functools.lru_cache(maxsize=64)
@@ -102,10 +97,9 @@ async def static(name: str) -> Response:
 
 @router.get("/{page}")
 async def page(page: str) -> Response:
-    name = PAGES.get(page)
-    if name is None or not page:
+    if not page or page == "model":  # the overview is /ui/, a model card /ui/models/<version>
         raise NotFoundError(f"no page /ui/{page}")
-    return _page(name)
+    return _page(page)
 
 
 # -- documents --------------------------------------------------------------------------------------------
