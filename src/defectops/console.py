@@ -53,7 +53,12 @@ PIPE_WIDTH = 240
 
 def print_table(renderable: Any) -> None:
     """A Rich table on stdout: as wide as the terminal, or :data:`PIPE_WIDTH` when stdout is not one."""
-    stdout.print(renderable, width=None if stdout.is_terminal else PIPE_WIDTH)
+    if stdout.is_terminal:
+        stdout.print(renderable)
+    else:
+        # Rich caps ``print(width=...)`` at the console's own width (80 off a terminal): a console of its own
+        # lets a piped table be as wide as its content, up to PIPE_WIDTH, instead of wrapping every cell.
+        Console(width=PIPE_WIDTH, soft_wrap=True, color_system=None).print(renderable)
 
 
 _URL_CREDENTIALS = re.compile(r"(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<userinfo>[^/?#@\s]*)@")

@@ -75,6 +75,21 @@ def test_a_young_repository_gets_the_starter_as_champion_clearly_marked(
     assert "scored by the CROSS-PROJECT starter" in out
     assert registry.alias_version(starter["model_name"], CHAMPION) == 1
 
+    # the registry listing and the service's /v1/models say it too
+    main(["-w", str(ws), "models", "list", starter["model_name"]])
+    listing = capsys.readouterr().out
+    assert "CROSS-PROJECT starter" in listing, listing
+    from fastapi.testclient import TestClient
+
+    from defectops.config import ServeSettings
+    from defectops.serving.app import create_app
+
+    app = create_app(Settings(workspace=ws, mode="local"), ServeSettings(model_name=starter["model_name"]))
+    with TestClient(app) as client:
+        served = client.get("/v1/models").json()
+    assert served["champion"]["version"] == 1
+    assert served["champion"]["cross_project"] is True
+
 
 @pytest.mark.usefixtures("quiet_mlflow")
 def test_the_own_model_is_gated_against_the_starter_on_the_repository_labels(

@@ -80,13 +80,25 @@ def models_list(
     from rich.table import Table
 
     table = Table(title=f"Versions of {name}")
-    for column in ("version", "aliases", "status", "gate", "roc_auc", "threshold", "created (UTC)", "run"):
+    columns = (
+        "version",
+        "aliases",
+        "origin",
+        "status",
+        "gate",
+        "roc_auc",
+        "threshold",
+        "created (UTC)",
+        "run",
+    )
+    for column in columns:
         table.add_column(column)
     for v in versions:
         auc = v.metrics.get("roc_auc")
         table.add_row(
             str(v.version),
             ", ".join(v.aliases) or "-",
+            "CROSS-PROJECT starter" if v.cross_project else "own",
             v.status or "-",
             v.gate or "-",
             f"{auc:.4f}" if auc is not None else "-",

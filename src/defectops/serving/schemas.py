@@ -321,6 +321,10 @@ class ModelOut(BaseModel):
     artifact_digest: str | None = Field(
         default=None, description="SHA-256 of the artifact files this model was read from."
     )
+    cross_project: bool = Field(
+        default=False,
+        description="The cross-project starter (trained on other projects, not on this repository's labels).",
+    )
 
 
 class TrafficSplit(BaseModel):

@@ -227,4 +227,5 @@ def model_out(model: ServingModel | None) -> ModelOut | None:
         scorer=model.scorer_kind,
         loaded_at=model.loaded_at,
         artifact_digest=model.digest,
+        cross_project=model.loaded.meta.cross_project,
     )
