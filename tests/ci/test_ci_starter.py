@@ -79,3 +79,49 @@ def test_predict_refuses_the_starter_together_with_another_model(tmp_path: Path)
             ]
         )
     assert exit_info.value.code != 0
+
+
+def _small_repo(path: Path) -> RepoBuilder:
+    repo = RepoBuilder.create(path)
+    now = datetime.now(UTC)
+    for i in range(4):
+        repo.commit(
+            f"c{i}",
+            {f"f{i}.py": "".join(f"{k}\n" for k in range(3 + 10 * i))},
+            when=now - timedelta(days=9 - i),
+        )
+    return repo
+
+
+def test_predict_without_a_model_uses_the_starter_in_a_new_workspace(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A new repository's first CI run: no model named, nothing registered in the workspace's own registry."""
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    repo = _small_repo(tmp_path / "repo")
+    ws = tmp_path / "ws"
+    main(["-w", str(ws), "predict", "--repo", str(repo.path), "--format", "json"])
+    captured = capsys.readouterr()
+    document = json.loads(captured.out)
+    assert document["model"]["cross_project"] is True
+    assert document["commits"][0]["cross_project"] is True
+    assert "no model of this repository" in captured.err
+    assert "CROSS-PROJECT starter scores until `defectops run` trains one" in captured.err
+    assert not (ws / "mlflow").exists()
+
+
+def test_predict_without_a_model_on_a_tracking_server_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a tracking server configured, a missing model is an error: the job must not quietly score with
+    another model than the one its server lost."""
+    tracking = tmp_path / "server.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tracking}")
+    repo = _small_repo(tmp_path / "repo")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-w", str(tmp_path / "ws"), "predict", "--repo", str(repo.path), "--format", "json"])
+    assert exit_info.value.code != 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "starter" not in captured.err.lower()
+    assert len(captured.err.strip().splitlines()) == 1

@@ -16,11 +16,12 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from defectops.cli._support import app_settings, quiet_mlflow, repository_model
-from defectops.console import print_json, stderr, stdout
+from defectops.console import print_json, print_table, stderr, stdout
 from defectops.errors import InputError
 
 if TYPE_CHECKING:
-    from defectops.ci import OutputFormat, PredictionReport
+    from defectops.ci import ModelSource, OutputFormat, PredictionReport
+    from defectops.config import Settings
     from defectops.training import RiskBand
 
 
@@ -133,7 +134,6 @@ def predict(
         PredictRequest,
         RiskFoundError,
         parse_choice,
-        resolve_model,
         run_predict,
         store_predictions,
     )
@@ -157,11 +157,7 @@ def predict(
         raise InputError(f"--top-k must be at least 1, got {top_k}")
     settings = app_settings()
     quiet_mlflow()
-    if model_dir is None and model_name is None and not starter:
-        model_name = repository_model(settings, repo)
-    source = resolve_model(
-        model_dir=model_dir, model_name=model_name, alias=model_alias, settings=settings, starter=starter
-    )
+    source = _model_for(settings, repo, model_dir, model_name, model_alias, starter)
     workspace = Workspace.from_settings(settings).ensure()
     report = run_predict(request, source, workspace, storage=settings.storage, note=_note)
     now = datetime.now(UTC)
@@ -205,6 +201,35 @@ def _write(path: Path, text: str) -> None:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
 
 
+def _model_for(
+    settings: Settings, repo: Path, model_dir: Path | None, model_name: str | None, alias: str, starter: bool
+) -> ModelSource:
+    """The model named by the options; with none named, the repository's champion in the workspace, or the
+    cross-project starter when the workspace's own registry has none yet (a new repository's first CI run).
+
+    The fallback is for the embedded registry only: with ``MLFLOW_TRACKING_URI`` set, a missing model is an
+    error, since a CI job whose server lost its model must not quietly score with another one.
+    """
+    from defectops.ci import resolve_model
+    from defectops.errors import NotFoundError
+
+    implicit = model_dir is None and model_name is None and not starter
+    if implicit:
+        model_name = repository_model(settings, repo)
+    try:
+        return resolve_model(
+            model_dir=model_dir, model_name=model_name, alias=alias, settings=settings, starter=starter
+        )
+    except NotFoundError:
+        if not implicit or settings.tracking.tracking_uri is not None:
+            raise
+        _note(
+            f"no model of this repository ({model_name}) in the workspace yet: the CROSS-PROJECT starter "
+            "scores until `defectops run` trains one (--model-name or --model-dir name a model instead)"
+        )
+        return resolve_model(model_dir=None, model_name=None, alias=alias, settings=settings, starter=True)
+
+
 def _emit(
     report: PredictionReport,
     fmt: OutputFormat,
@@ -235,7 +260,7 @@ def _emit(
     else:
         from defectops.ci import render_table
 
-        stdout.print(render_table(report))
+        print_table(render_table(report))
         for message in report.notes:
             stdout.print(message, highlight=False)
         if not report.commits:
