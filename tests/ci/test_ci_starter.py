@@ -13,17 +13,20 @@ from defectops.cli import main
 from gitrepo import RepoBuilder
 
 
+def _small_repo(path: Path, commits: int = 4) -> RepoBuilder:
+    """``commits`` commits, one a day, each adding a file 20 lines longer than the last."""
+    repo = RepoBuilder.create(path)
+    now = datetime.now(UTC)
+    for i in range(commits):
+        lines = "".join(f"{k}\n" for k in range(3 + 20 * i))
+        repo.commit(f"c{i}", {f"f{i}.py": lines}, when=now - timedelta(days=9 - i))
+    return repo
+
+
 def test_predict_scores_with_the_starter_without_a_registry(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    repo = RepoBuilder.create(tmp_path / "repo")
-    now = datetime.now(UTC)
-    for i in range(6):
-        repo.commit(
-            f"c{i}",
-            {f"f{i}.py": "".join(f"{k}\n" for k in range(3 + 20 * i))},
-            when=now - timedelta(days=9 - i),
-        )
+    repo = _small_repo(tmp_path / "repo", commits=6)
     ws = tmp_path / "ws"
     main(
         [
@@ -79,18 +82,6 @@ def test_predict_refuses_the_starter_together_with_another_model(tmp_path: Path)
             ]
         )
     assert exit_info.value.code != 0
-
-
-def _small_repo(path: Path) -> RepoBuilder:
-    repo = RepoBuilder.create(path)
-    now = datetime.now(UTC)
-    for i in range(4):
-        repo.commit(
-            f"c{i}",
-            {f"f{i}.py": "".join(f"{k}\n" for k in range(3 + 10 * i))},
-            when=now - timedelta(days=9 - i),
-        )
-    return repo
 
 
 def test_predict_without_a_model_uses_the_starter_in_a_new_workspace(
