@@ -11,8 +11,8 @@ model trained only on labels known before them):
   size=(resamples, n))``; resamples where a metric is undefined (one class only) are skipped for it.
 * :func:`group_errors`: recall and false-positive rate per group (author experience, top-level directory,
   change size) against the rest of the window, with a bootstrap interval of the difference; a warning when
-  that interval excludes 0. With several groups some warnings are expected by chance (about 1 in 20 at
-  95%): the warning is a reason to look, not a verdict.
+  that interval excludes 0 and the difference is at least 0.05. With several groups some warnings are
+  expected by chance (about 1 in 20 at 95%): the warning is a reason to look, not a verdict.
 
 Everything is pure: arrays in, frozen records out.
 """
@@ -40,6 +40,8 @@ SEED: Final = 0
 NEW_AUTHOR_BELOW: Final = 10
 #: The metrics given an interval: the project's held-out metrics plus precision and recall at the threshold.
 VALIDATED_METRICS: Final[tuple[str, ...]] = (*METRIC_KEYS, "precision", "recall")
+#: The smallest absolute difference in recall or false-positive rate worth a warning.
+MIN_EFFECT: Final = 0.05
 ROOT_GROUP: Final = "(root)"
 OTHER_GROUP: Final = "(other)"
 
@@ -271,6 +273,7 @@ def group_errors(
     seed: int = SEED,
     min_rows: int = 20,
     min_class: int = 5,
+    min_effect: float = MIN_EFFECT,
 ) -> list[GroupError]:
     """Recall and false-positive rate per group of each dimension in ``groups`` (one name per row), with
     the bootstrap interval of (group - rest) from the same resamples of the window's rows.
@@ -279,7 +282,9 @@ def group_errors(
     least ``min_rows`` rows; a recall difference needs at least ``min_class`` defect-inducing rows in the
     group and in the rest, an FPR difference as many clean ones (with one defect in a group its recall is 0
     or 1 in every resample, and the percentile interval looks certain when it is not). In a dimension of two
-    groups the two warnings would mirror each other: only the smaller group is warned about.
+    groups the two warnings would mirror each other: only the smaller group is warned about. A difference
+    smaller than ``min_effect`` (absolute) is never warned about: a group with no false positive at all
+    among many clean changes, against a rest at 1%, has an interval that excludes 0 without mattering.
     """
     labels = np.asarray(y, dtype=np.float64).ravel()
     probs = np.asarray(probability, dtype=np.float64).ravel()
@@ -339,6 +344,7 @@ def group_errors(
                         recall_diff,
                         fpr_diff,
                         confidence,
+                        min_effect,
                     ),
                 )
             )
@@ -359,12 +365,13 @@ def _warning(
     recall: Interval,
     fpr: Interval,
     confidence: float,
+    min_effect: float,
 ) -> str | None:
     if not big_enough:
         return None
     parts = []
     for what, interval, ok in (("recall", recall, recall_ok), ("false-positive rate", fpr, fpr_ok)):
-        if ok and interval.excludes_zero():
+        if ok and interval.excludes_zero() and abs(interval.value) >= min_effect:
             side = "higher" if interval.value > 0 else "lower"
             parts.append(
                 f"{what} {side} than the rest by {abs(interval.value):.2f} "
