@@ -69,10 +69,10 @@ def test_percentile_interval_needs_half_the_resamples_defined() -> None:
 
 def test_author_group_boundary_is_strictly_below() -> None:
     assert author_groups([0, 9, 10, 250], below=10) == [
-        "new (<10 prior changes)",
-        "new (<10 prior changes)",
-        "experienced (>=10)",
-        "experienced (>=10)",
+        "new (exp<10)",
+        "new (exp<10)",
+        "experienced (exp>=10)",
+        "experienced (exp>=10)",
     ]
 
 
@@ -92,7 +92,7 @@ def test_size_terciles_by_hand() -> None:
     churn = np.arange(1, 11, dtype=float)
     assert size_edges(churn) == (4.0, 7.0)
     groups = size_groups(churn)
-    assert groups[:4] == ["small (<=4 lines)"] * 4
+    assert groups[:4] == ["small (<=4)"] * 4
     assert groups[4:7] == ["medium (<=7)"] * 3
     assert groups[7:] == ["large (>7)"] * 3
 

@@ -151,9 +151,9 @@ def _print_report(report: ValidationReport, budget_seconds: float) -> None:
     from rich.table import Table
 
     i = report.intervals
-    tuned = f"tuned {budget_seconds:g} s" if budget_seconds > 0 else "model defaults (--budget-seconds 0)"
+    tuned = f"tuned for {budget_seconds:g} s" if budget_seconds > 0 else "model defaults (--budget-seconds 0)"
     stdout.print(
-        f"[bold]{report.model}[/] ({tuned}) held out {report.window[0][:10]} .. {report.window[1][:10]}: "
+        f"[bold]{report.model}[/], {tuned}, held out {report.window[0][:10]} .. {report.window[1][:10]}: "
         f"{i.n} commits, {i.defective} defect-inducing; threshold {report.threshold:.3f}",
         highlight=False,
     )
@@ -163,20 +163,16 @@ def _print_report(report: ValidationReport, budget_seconds: float) -> None:
     for name, interval in i.intervals.items():
         table.add_row(name, _fmt(interval.value), _fmt(interval.lower), _fmt(interval.upper))
     print_table(table)
-    groups = Table(title="errors by group (difference = group - rest, with its interval)")
-    for column in ("dimension", "group", "n", "defective", "recall", "diff", "FPR", "diff"):
-        groups.add_column(column, justify="left" if column in ("dimension", "group") else "right")
+    from rich import box
+
+    groups = Table(title="errors by group (group vs the rest; ! = warning below)", box=box.SIMPLE)
+    for column in ("", "group", "n", "defect", "recall", "FPR", "!"):
+        groups.add_column(column, justify="left" if column in ("", "group") else "right")
     for g in report.groups:
-
-        def diff(d: Any) -> str:
-            if d.value != d.value:
-                return "n/a"
-            return f"{d.value:+.2f} [{_fmt(d.lower, 2)}, {_fmt(d.upper, 2)}]"
-
-        groups.add_row(
-            g.dimension, g.group, str(g.n), str(g.defective), _fmt(g.recall, 2), diff(g.recall_diff),
-            _fmt(g.fpr, 2), diff(g.fpr_diff), style="red" if g.warning else None,
-        )  # fmt: skip
+        recall = f"{_fmt(g.recall, 2)} vs {_fmt(g.recall_rest, 2)}"
+        fpr = f"{_fmt(g.fpr, 2)} vs {_fmt(g.fpr_rest, 2)}"
+        flag, style = ("!", "red") if g.warning else ("", None)
+        groups.add_row(g.dimension, g.group, str(g.n), str(g.defective), recall, fpr, flag, style=style)
     print_table(groups)
     for warning in report.warnings:
         stdout.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -214,7 +210,8 @@ def _print_stability(report: ValidationReport) -> None:
             )
     if report.skipped_windows:
         stdout.print(
-            f"{report.skipped_windows} quarter(s) skipped: too few rows or one class", highlight=False
+            f"{report.skipped_windows} younger quarter(s) passed over: < 30 commits or < 3 defect-inducing",
+            highlight=False,
         )
 
 

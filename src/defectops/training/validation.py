@@ -203,7 +203,7 @@ def author_groups(exp: object, below: int = NEW_AUTHOR_BELOW) -> list[str]:
     """``new`` when the author had made fewer than ``below`` changes before this one (``exp`` is known at
     the commit's time, so no later activity leaks in), else ``experienced``."""
     values = np.asarray(exp, dtype=np.float64).ravel()
-    return [f"new (<{below} prior changes)" if v < below else f"experienced (>={below})" for v in values]
+    return [f"new (exp<{below})" if v < below else f"experienced (exp>={below})" for v in values]
 
 
 def top_level_directory(paths: str) -> str:
@@ -240,7 +240,7 @@ def size_groups(churn: object) -> list[str]:
     values = np.asarray(churn, dtype=np.float64).ravel()
     low, high = size_edges(values)
     return [
-        f"small (<={low:g} lines)"
+        f"small (<={low:g})"
         if v <= low
         else f"medium (<={high:g})"
         if v <= high
