@@ -240,11 +240,7 @@ def size_groups(churn: object) -> list[str]:
     values = np.asarray(churn, dtype=np.float64).ravel()
     low, high = size_edges(values)
     return [
-        f"small (<={low:g})"
-        if v <= low
-        else f"medium (<={high:g})"
-        if v <= high
-        else f"large (>{high:g})"
+        f"small (<={low:g})" if v <= low else f"medium (<={high:g})" if v <= high else f"large (>{high:g})"
         for v in values
     ]
 
