@@ -30,6 +30,7 @@ from defectops.cli.run import run
 from defectops.cli.serve import serve
 from defectops.cli.train import evaluate, train
 from defectops.cli.ui import ui
+from defectops.cli.validate import validate
 from defectops.console import redact_url, stderr
 from defectops.errors import ConfigError, DefectOpsError
 
@@ -98,6 +99,7 @@ app.command("serve")(serve)
 app.command("heal")(heal)
 app.command("scheduler")(scheduler)
 app.command("ui")(ui)
+app.command("validate")(validate)
 
 events_app = typer.Typer(help="Event-driven scoring: webhook receiver and workers.", no_args_is_help=True)
 events_app.command("serve")(events_serve)

@@ -7,6 +7,7 @@ record.
 Nothing here is imported eagerly, so ``import defectops.monitoring`` stays cheap.
 """
 
+from defectops.monitoring.ab import ABResult, ab_test
 from defectops.monitoring.alerts import (
     AlertReport,
     load_alert_state,
@@ -18,9 +19,11 @@ from defectops.monitoring.reference import ReferenceSpan, parse_since, recent_re
 from defectops.monitoring.report import MonitoringResult, exposition, write_html
 
 __all__ = [
+    "ABResult",
     "AlertReport",
     "MonitoringResult",
     "ReferenceSpan",
+    "ab_test",
     "exposition",
     "load_alert_state",
     "load_frame",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,14 @@ from defectops.training import (
     RecentCommit,
     RiskBands,
     Scored,
+    ValidationReport,
     render,
     render_plots,
     risk_bands_of,
     score,
     train_candidate,
+    validate_candidate,
+    validation_section,
 )
 
 Step = Callable[[str], None]
@@ -135,6 +138,7 @@ class RunResult:
     reason: str | None = None
     report: str | None = None
     starter: StarterStage | None = None
+    validation: ValidationReport | None = None
 
     @property
     def cross_project(self) -> bool:
@@ -159,6 +163,8 @@ class RunResult:
             document["registry"] = self.registered.as_dict()
         if self.starter is not None:
             document["starter"] = self.starter.as_dict()
+        if self.validation is not None:
+            document["validate"] = self.validation.as_dict()
         if self.trained or self.starter is not None:
             document["recent"] = [
                 {**r.scored.as_dict(), "author": r.author, "time": r.time.isoformat(), "subject": r.subject}
@@ -276,6 +282,18 @@ def _run(
         bands = risk_bands_of(champion.estimator, threshold=float(champion.estimator.threshold_))
     recent = _score_recent(commits, champion, bands, options.recent)
 
+    say("validating")
+    # Issue #20: intervals, groups and stability of the held-out window, in the report and in --json.
+    validation = validate_candidate(
+        candidate,
+        commits,
+        labelled.labels,
+        files,
+        now=now,
+        gap=timedelta(days=options.waiting_days),
+        kind=options.kind,
+    )
+
     say("writing the report")
     page = render(
         title=f"defectops: {repo.path.name}",
@@ -294,6 +312,7 @@ def _run(
         recent=recent,
         bands=bands,
         generated_at=now,
+        validation=validation_section(validation),
     )
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(page, encoding="utf-8")
@@ -308,6 +327,7 @@ def _run(
         recent=tuple(recent),
         trained=True,
         report=str(report_path),
+        validation=validation,
     )
 
 

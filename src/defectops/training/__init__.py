@@ -32,8 +32,19 @@ from defectops.training.risk import (
     risk_bands_of,
     score,
 )
+from defectops.training.significance import (
+    TestResult,
+    delong_paired,
+    delong_unpaired,
+    proportion_sample_size,
+    score_shift,
+    two_proportion_test,
+)
 from defectops.training.starter import STARTER_LABEL, describe_starter, load_starter, starter_card
 from defectops.training.treeshap import TreeShapTables
+from defectops.training.validation import VALIDATED_METRICS, GroupError, Interval, MetricIntervals
+from defectops.training.validation_html import validation_section
+from defectops.training.validation_run import ValidationOptions, ValidationReport, validate_candidate
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -41,12 +52,16 @@ __all__ = [
     "MODEL_KINDS",
     "SPLIT_KINDS",
     "STARTER_LABEL",
+    "VALIDATED_METRICS",
     "BandSupport",
     "Candidate",
     "CandidateOptions",
     "Evaluation",
+    "GroupError",
+    "Interval",
     "JITModel",
     "LightGBMJIT",
+    "MetricIntervals",
     "OnlineEvaluation",
     "OnlineJIT",
     "RecentCommit",
@@ -54,8 +69,13 @@ __all__ = [
     "RiskBands",
     "Scored",
     "StarterJIT",
+    "TestResult",
     "TreeShapTables",
+    "ValidationOptions",
+    "ValidationReport",
     "check_finite",
+    "delong_paired",
+    "delong_unpaired",
     "describe_starter",
     "effort_aware_score",
     "evaluate",
@@ -66,6 +86,7 @@ __all__ = [
     "load_starter",
     "multiple_text",
     "online_candidate",
+    "proportion_sample_size",
     "recall_at_effort",
     "relative_text",
     "render",
@@ -73,7 +94,11 @@ __all__ = [
     "risk_bands_of",
     "run_fold",
     "score",
+    "score_shift",
     "starter_card",
     "train",
     "train_candidate",
+    "two_proportion_test",
+    "validate_candidate",
+    "validation_section",
 ]

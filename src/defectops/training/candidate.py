@@ -111,6 +111,8 @@ class Candidate:
     window_probability: npt.NDArray[np.float64]
     comparable: bool
     evaluation: Evaluation | OnlineEvaluation
+    #: The fold model's decision threshold, at which the held-out F1, precision and recall were measured.
+    window_threshold: float = 0.5
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -206,6 +208,7 @@ def train_candidate(
         window_probability=probability,
         comparable=comparable,
         evaluation=evaluation,
+        window_threshold=float(fitted.model.threshold_),
     )
 
 
@@ -274,6 +277,7 @@ def online_candidate(
         evaluation=OnlineEvaluation(
             metrics=report.metrics(), update_rows=len(first), test_rows=len(last), partial_fit_rows=len(new)
         ),
+        window_threshold=float(fold_model.threshold_),
     )
 
 

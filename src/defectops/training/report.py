@@ -214,9 +214,11 @@ def render(
     generated_at: datetime,
     bands: RiskBands | None = None,
     note: str = "",
+    validation: str = "",
 ) -> str:
     """The whole report page; ``note`` (e.g. that a cross-project starter made the predictions) is shown
-    above everything else, and the held-out section is left out when there are no ``metrics``."""
+    above everything else, and the held-out section is left out when there are no ``metrics``; ``validation``
+    is the HTML of the validation section (:func:`defectops.training.validation_section`), shown after it."""
     recent_rows = "".join(
         "<tr>"
         f"<td><code>{html.escape((c.scored.sha or '')[:12])}</code></td>"
@@ -241,7 +243,8 @@ def render(
             else ""
         )
         + f"<div class='grid'>{''.join(f'<div>{p}</div>' for p in plots.values())}</div>"
-        "<h2>Riskiest recent commits</h2>"
+        + validation
+        + "<h2>Riskiest recent commits</h2>"
         f"<p class='muted'>{html.escape(_bands_text(bands))}</p>"
         "<table><tr><th>commit</th><th>date</th><th>author</th><th>subject</th><th>risk</th>"
         "<th>x base rate</th>"

@@ -1,0 +1,219 @@
+"""The service's A/B split, judged (issue #20): is the challenger's difference from the champion real yet?
+
+The prediction log says which arm answered each request (:mod:`defectops.predlog`): ``served`` rows are the
+answers, and a ``shadow_of`` row is the challenger scoring a request the champion answered (shadow mode).
+In canary mode a share of requests is *served* by the challenger, so the log holds served rows of two
+versions. :func:`ab_test` finds the arms in a window of the log and tests them with
+:mod:`defectops.training` (``delong_paired`` on shadow pairs, ``delong_unpaired`` on canary arms, the
+flag-rate and score-distribution proxies while labels are pending). Only labels dated at or before ``now``
+count (matured); the verdict stays "not yet significant" until the label test's p-value is below alpha.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from defectops.errors import InputError
+from defectops.predlog import PredictionLog
+from defectops.training import (
+    TestResult,
+    delong_paired,
+    delong_unpaired,
+    score_shift,
+    two_proportion_test,
+)
+
+Mode = Literal["shadow", "canary", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class ABResult:
+    """The A/B comparison of one window of the log: arms, counts, tests and the verdict in words."""
+
+    model_name: str | None
+    mode: Mode
+    version_a: str | None
+    version_b: str | None
+    since: datetime
+    until: datetime
+    n_a: int
+    n_b: int
+    matured: int
+    matured_defective: int
+    labels: TestResult | None
+    flag_rate: TestResult | None
+    scores: TestResult | None
+    verdict: str
+
+    @property
+    def significant(self) -> bool:
+        return self.labels is not None and self.labels.significant
+
+    def as_dict(self) -> dict[str, Any]:
+        shadow = self.mode == "shadow"
+        role_a, role_b = ("champion", "challenger") if shadow else ("older version", "newer version")
+        return {
+            "model_name": self.model_name,
+            "mode": self.mode,
+            "a": {"version": self.version_a, "role": role_a, "predictions": self.n_a},
+            "b": {"version": self.version_b, "role": role_b, "predictions": self.n_b},
+            "since": self.since.isoformat(),
+            "until": self.until.isoformat(),
+            "matured_labels": self.matured,
+            "matured_defective": self.matured_defective,
+            "labels_test": None if self.labels is None else self.labels.as_dict(),
+            "proxy_flag_rate": None if self.flag_rate is None else self.flag_rate.as_dict(),
+            "proxy_scores": None if self.scores is None else self.scores.as_dict(),
+            "significant": self.significant,
+            "verdict": self.verdict,
+        }
+
+
+def _matured(frame: pd.DataFrame, now: datetime) -> pd.Series:
+    known = frame["label"].notna()
+    times = pd.to_datetime(frame["label_time"], utc=True)
+    return (known & (times <= pd.Timestamp(now)).fillna(False)).astype(bool)
+
+
+def _flags(frame: pd.DataFrame) -> int:
+    return int((frame["score"].astype("float64") >= frame["threshold"].astype("float64")).sum())
+
+
+def shadow_pairs(frame: pd.DataFrame) -> tuple[pd.DataFrame, str, str] | None:
+    """Shadow rows joined with the served answer they shadow (``score_a`` champion, ``score_b`` challenger),
+    for the most common (served version, shadow version) pair; None without shadow rows."""
+    shadow = frame.loc[~frame["served"].astype(bool) & frame["shadow_of"].notna()]
+    served = frame.loc[frame["served"].astype(bool)]
+    partner = served.loc[:, ["prediction_id", "model_version", "score", "threshold"]].rename(
+        columns={"prediction_id": "shadow_of", "model_version": "version_a", "score": "score_a",
+                 "threshold": "threshold_a"}
+    )  # fmt: skip
+    pairs = shadow.merge(partner, on="shadow_of", how="inner", validate="many_to_one")
+    if pairs.empty:
+        return None
+    pairs = pairs.rename(
+        columns={"score": "score_b", "threshold": "threshold_b", "model_version": "version_b"}
+    )
+    top = pairs.groupby(["version_a", "version_b"]).size().sort_values(ascending=False).index[0]
+    chosen = pairs.loc[(pairs["version_a"] == top[0]) & (pairs["version_b"] == top[1])]
+    return chosen.reset_index(drop=True), str(top[0]), str(top[1])
+
+
+def _version_key(version: str) -> tuple[int, str]:
+    return (int(version), "") if version.isdigit() else (10**12, version)
+
+
+def ab_test(
+    log: PredictionLog,
+    *,
+    since: datetime,
+    until: datetime,
+    now: datetime,
+    model_name: str | None = None,
+) -> ABResult:
+    """The A/B test of the predictions created in ``[since, until)`` (module docstring)."""
+    if since >= until:
+        raise InputError("the A/B window is empty: since must be before until")
+    frame = log.window(since, until, model_name=model_name, as_of=now)
+    base: dict[str, Any] = {"model_name": model_name, "since": since, "until": until}
+    paired = shadow_pairs(frame) if len(frame) else None
+    if paired is not None:
+        pairs, version_a, version_b = paired
+        return _shadow_result(pairs, version_a, version_b, now, base)
+    served = frame.loc[frame["served"].astype(bool)] if len(frame) else frame
+    versions = sorted({str(v) for v in served["model_version"]}, key=_version_key) if len(served) else []
+    if len(versions) < 2:
+        why = (
+            "no A/B split in the log: "
+            + (f"every served prediction came from v{versions[0]}" if versions else "no served predictions")
+            + " and none was shadowed (defectops serve: PUT /v1/traffic mode shadow or canary)"
+        )
+        return ABResult(mode="none", version_a=versions[0] if versions else None, version_b=None,
+                        n_a=len(served), n_b=0, matured=0, matured_defective=0, labels=None,
+                        flag_rate=None, scores=None, verdict=why, **base)  # fmt: skip
+    counts = served["model_version"].astype(str).value_counts()
+    version_a, version_b = sorted(counts.index[:2], key=_version_key)
+    return _canary_result(served, str(version_a), str(version_b), now, base)
+
+
+def _shadow_result(
+    pairs: pd.DataFrame, version_a: str, version_b: str, now: datetime, base: dict[str, Any]
+) -> ABResult:
+    matured = pairs.loc[_matured(pairs, now)]
+    labels = None
+    if len(matured) and matured["label"].nunique() == 2:
+        y = matured["label"].to_numpy(dtype=np.float64)
+        labels = delong_paired(y, matured["score_a"].to_numpy(float), matured["score_b"].to_numpy(float))
+    flags_a = int((pairs["score_a"] >= pairs["threshold_a"]).sum())
+    flags_b = int((pairs["score_b"] >= pairs["threshold_b"]).sum())
+    flag_rate = two_proportion_test(flags_a, len(pairs), flags_b, len(pairs))
+    scores = score_shift(pairs["score_a"].to_numpy(float), pairs["score_b"].to_numpy(float), paired=True)
+    return ABResult(
+        mode="shadow", version_a=version_a, version_b=version_b, n_a=len(pairs), n_b=len(pairs),
+        matured=len(matured), matured_defective=int(matured["label"].sum()) if len(matured) else 0,
+        labels=labels, flag_rate=flag_rate, scores=scores,
+        verdict=verdict(labels, flag_rate, scores, len(matured), version_a, version_b), **base,
+    )  # fmt: skip
+
+
+def _canary_result(
+    served: pd.DataFrame, version_a: str, version_b: str, now: datetime, base: dict[str, Any]
+) -> ABResult:
+    arm_a = served.loc[served["model_version"].astype(str) == version_a]
+    arm_b = served.loc[served["model_version"].astype(str) == version_b]
+    ripe_a, ripe_b = arm_a.loc[_matured(arm_a, now)], arm_b.loc[_matured(arm_b, now)]
+    labels = None
+    if len(ripe_a) and len(ripe_b) and ripe_a["label"].nunique() == 2 and ripe_b["label"].nunique() == 2:
+        labels = delong_unpaired(
+            ripe_a["label"].to_numpy(float), ripe_a["score"].to_numpy(float),
+            ripe_b["label"].to_numpy(float), ripe_b["score"].to_numpy(float),
+        )  # fmt: skip
+    flag_rate = two_proportion_test(_flags(arm_a), len(arm_a), _flags(arm_b), len(arm_b))
+    scores = score_shift(arm_a["score"].to_numpy(float), arm_b["score"].to_numpy(float), paired=False)
+    matured = len(ripe_a) + len(ripe_b)
+    defective = int(ripe_a["label"].sum() + ripe_b["label"].sum()) if matured else 0
+    return ABResult(
+        mode="canary", version_a=version_a, version_b=version_b, n_a=len(arm_a), n_b=len(arm_b),
+        matured=matured, matured_defective=defective, labels=labels, flag_rate=flag_rate, scores=scores,
+        verdict=verdict(labels, flag_rate, scores, matured, version_a, version_b), **base,
+    )  # fmt: skip
+
+
+def verdict(
+    labels: TestResult | None,
+    flag_rate: TestResult | None,
+    scores: TestResult | None,
+    matured: int,
+    version_a: str,
+    version_b: str,
+) -> str:
+    """The answer in one sentence: significant only on matured labels; proxies are reported as proxies."""
+    if labels is not None and labels.significant:
+        side = "better" if labels.difference > 0 else "worse"
+        return (
+            f"significant: v{version_b} ranks {side} than v{version_a} on {matured} matured labels "
+            f"(ROC-AUC {labels.b:.3f} vs {labels.a:.3f}, {labels.name} p={labels.p_value:.3g})"
+        )
+    if labels is None:
+        head = f"not yet significant: {matured} matured labels, both classes needed for a ROC-AUC test"
+    else:
+        need = "no sample size detects a zero difference" if labels.needed is None else (
+            f"about {labels.needed:,} matured labels needed at 80% power for the observed difference"
+        )  # fmt: skip
+        head = (
+            f"not yet significant: ROC-AUC {labels.b:.3f} vs {labels.a:.3f} (difference "
+            f"{labels.difference:+.3f}, p={labels.p_value:.3g}) on {matured} matured labels; {need}"
+        )
+    proxies = []
+    if flag_rate is not None and flag_rate.significant:
+        proxies.append(f"flag rate {flag_rate.b:.1%} vs {flag_rate.a:.1%} (p={flag_rate.p_value:.3g})")
+    if scores is not None and scores.significant:
+        proxies.append(f"score distributions differ ({scores.name}, p={scores.p_value:.3g})")
+    if proxies:
+        head += "; the arms behave differently (proxy, not quality): " + ", ".join(proxies)
+    return head

@@ -1,0 +1,131 @@
+"""The A/B test of the service's split (issue #20), read from a real SQLite prediction log."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from defectops.cli import main
+from defectops.monitoring import ab_test
+from defectops.predlog import FeedbackRecord, PredictionLog, PredictionRecord
+from defectops.training import delong_paired, delong_unpaired
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+START = NOW - timedelta(days=20)
+
+
+def _record(version: str, score: float, at: datetime, *, served: bool = True, shadow_of: str | None = None,
+            sha: str | None = None) -> PredictionRecord:  # fmt: skip
+    return PredictionRecord(
+        prediction_id=str(uuid.uuid4()),
+        created_at=at,
+        model_name="app",
+        model_version=version,
+        served=served,
+        inputs={"la": 1.0},
+        score=score,
+        threshold=0.5,
+        risk_label=int(score >= 0.5),
+        risk_band="high" if score >= 0.5 else "low",
+        repo="r",
+        commit_sha=sha,
+        shadow_of=shadow_of,
+    )
+
+
+def _labels(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 2, n)
+
+
+def test_shadow_pairs_are_tested_paired_on_matured_labels_only(tmp_path: Path) -> None:
+    y = _labels(60, 1)
+    rng = np.random.default_rng(2)
+    champion = np.clip(0.5 + 0.1 * (y - 0.5) + rng.normal(0, 0.2, 60), 0.01, 0.99)  # weak
+    challenger = np.clip(0.5 + 0.6 * (y - 0.5) + rng.normal(0, 0.1, 60), 0.01, 0.99)  # strong
+    records, feedback = [], []
+    for i in range(60):
+        at = START + timedelta(hours=i)
+        served = _record("1", float(champion[i]), at)
+        records += [
+            served,
+            _record("2", float(challenger[i]), at, served=False, shadow_of=served.prediction_id),
+        ]
+        # the last 10 labels arrive after NOW: pending, not matured
+        label_time = at + timedelta(days=1) if i < 50 else NOW + timedelta(days=3)
+        feedback.append(
+            FeedbackRecord(label=int(y[i]), prediction_id=served.prediction_id, label_time=label_time)
+        )
+    with PredictionLog.from_url(tmp_path / "log.db") as log:
+        log.record(records)
+        log.add_feedback_batch(feedback, now=NOW)
+        result = ab_test(log, since=START, until=NOW, now=NOW, model_name="app")
+    assert (result.mode, result.version_a, result.version_b, result.n_a, result.n_b) == (
+        "shadow",
+        "1",
+        "2",
+        60,
+        60,
+    )
+    assert result.matured == 50
+    expected = delong_paired(y[:50], champion[:50], challenger[:50])
+    assert result.labels is not None
+    assert result.labels.p_value == pytest.approx(expected.p_value)
+    assert result.labels.b > result.labels.a
+    assert result.significant
+    assert result.verdict.startswith("significant: v2 ranks better than v1 on 50 matured labels")
+    document = result.as_dict()
+    assert document["labels_test"]["test"] == "DeLong (paired)"
+    json.dumps(document)  # the document the UI reads is plain JSON
+
+
+def test_canary_arms_are_unpaired_and_not_yet_significant_on_few_labels(tmp_path: Path) -> None:
+    y = _labels(24, 5)
+    rng = np.random.default_rng(6)
+    scores = np.clip(0.5 + 0.2 * (y - 0.5) + rng.normal(0, 0.2, 24), 0.01, 0.99)
+    records = [
+        _record("1" if i % 2 else "2", float(scores[i]), START + timedelta(hours=i)) for i in range(24)
+    ]
+    feedback = [
+        FeedbackRecord(label=int(y[i]), prediction_id=r.prediction_id, label_time=START + timedelta(days=2))
+        for i, r in enumerate(records)
+    ]
+    with PredictionLog.from_url(tmp_path / "log.db") as log:
+        log.record(records)
+        log.add_feedback_batch(feedback, now=NOW)
+        result = ab_test(log, since=START, until=NOW, now=NOW)
+    assert (result.mode, result.version_a, result.version_b) == ("canary", "1", "2")
+    odd, even = np.arange(24) % 2 == 1, np.arange(24) % 2 == 0
+    expected = delong_unpaired(y[odd], scores[odd], y[even], scores[even])
+    assert result.labels is not None
+    assert result.labels.p_value == pytest.approx(expected.p_value)
+    assert not result.significant
+    assert result.verdict.startswith("not yet significant")
+    assert "matured labels needed at 80% power" in result.verdict or "no sample size" in result.verdict
+
+
+def test_no_split_says_so_and_the_cli_prints_it(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = tmp_path / "ws" / "predictions.db"
+    url.parent.mkdir()
+    with PredictionLog.from_url(url) as log:
+        log.record([_record("3", 0.4, datetime.now(UTC) - timedelta(hours=1))])
+    main(["-w", str(tmp_path / "ws"), "validate", "--ab", "--json"])
+    document = json.loads(capsys.readouterr().out)
+    assert document["mode"] == "none"
+    assert document["significant"] is False
+    assert "every served prediction came from v3" in document["verdict"]
+
+
+def test_validate_ab_without_a_log_is_one_line_and_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-w", str(tmp_path / "empty"), "validate", "--ab"])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no prediction log")
+    assert len(err.splitlines()) == 1

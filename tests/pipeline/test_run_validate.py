@@ -1,0 +1,67 @@
+"""Issue #20 end to end: `defectops run` reports the validation section, `defectops validate` agrees with it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from defectops.cli import main
+from gitrepo import RepoBuilder
+
+
+def _json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
+    main(args)
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.slow
+def test_run_reports_validation_and_validate_reproduces_its_window(
+    synthetic_repo: RepoBuilder,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
+        monkeypatch.delenv(name, raising=False)
+    ws = str(tmp_path / "ws")
+    run = _json(
+        ["-w", ws, "run", "--repo", str(synthetic_repo.path), "--budget-seconds", "0", "--json"], capsys
+    )
+    validation = run["validate"]
+    intervals = validation["intervals"]
+    assert intervals["n"] == run["evaluate"]["test_rows"]
+    assert intervals["metrics"]["roc_auc"]["value"] == pytest.approx(run["evaluate"]["roc_auc"])
+    assert intervals["metrics"]["f1"]["value"] == pytest.approx(run["evaluate"]["f1"])
+    low, high = intervals["metrics"]["roc_auc"]["lower"], intervals["metrics"]["roc_auc"]["upper"]
+    assert low <= run["evaluate"]["roc_auc"] <= high
+    assert {g["dimension"] for g in validation["groups"]} == {"author", "component", "size"}
+    assert len(validation["stability"]["seeds"]) == 5
+    assert "Validation beyond one number" in Path(run["report"]).read_text()
+
+    # the same protocol (model defaults, seed 0) from the stored datasets: the same held-out window and AUC
+    again = _json(["-w", ws, "validate", "--resamples", "200", "--quarters", "2", "--json"], capsys)
+    assert again["intervals"]["n"] == intervals["n"]
+    assert again["intervals"]["metrics"]["roc_auc"]["value"] == pytest.approx(run["evaluate"]["roc_auc"])
+    assert again["intervals"]["resamples"] == 200
+    assert len(again["stability"]["quarters"]) <= 2
+
+
+def test_validate_on_an_empty_workspace_is_one_line_and_non_zero(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-w", str(tmp_path / "nothing"), "validate"])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: no labelled repository in the workspace")
+    assert len(err.splitlines()) == 1
+
+
+def test_validate_refuses_an_unknown_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-w", str(tmp_path / "nothing"), "validate", "--model", "magic"])
+    assert exit_info.value.code != 0
+    assert "--model 'magic'" in capsys.readouterr().err
