@@ -28,7 +28,18 @@ def test_run_reports_validation_and_validate_reproduces_its_window(
         monkeypatch.delenv(name, raising=False)
     ws = str(tmp_path / "ws")
     run = _json(
-        ["-w", ws, "run", "--repo", str(synthetic_repo.path), "--budget-seconds", "0", "--json"], capsys
+        [
+            "-w",
+            ws,
+            "run",
+            "--repo",
+            str(synthetic_repo.path),
+            "--budget-seconds",
+            "0",
+            "--stability",
+            "--json",
+        ],
+        capsys,
     )
     validation = run["validate"]
     intervals = validation["intervals"]

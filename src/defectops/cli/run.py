@@ -44,6 +44,12 @@ def run(
     recent: Annotated[int, typer.Option("--recent", min=0, help="How many recent commits to score.")] = 20,
     report: Annotated[Path | None, typer.Option("--report", help="Where to write the HTML report.")] = None,
     workers: Annotated[int | None, typer.Option("--workers", min=1, help="Parallel git processes.")] = None,
+    stability: Annotated[
+        bool,
+        typer.Option(
+            "--stability", help="Also refit over quarters and seeds for the report's validation (slower)."
+        ),
+    ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -61,6 +67,7 @@ def run(
         recent=recent,
         report=report,
         workers=workers,
+        stability=stability,
     )
     started = datetime.now(UTC)
     last: list[tuple[str, float]] = []  # the step in progress and when it began (monotonic seconds)

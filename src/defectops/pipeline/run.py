@@ -38,6 +38,7 @@ from defectops.training import (
     RecentCommit,
     RiskBands,
     Scored,
+    ValidationOptions,
     ValidationReport,
     render,
     render_plots,
@@ -68,6 +69,8 @@ class RunOptions:
     workers: int | None = None
     min_labelled: int = 100
     min_new_labelled: int = 50
+    #: Refit over quarters and seeds in the validation section (slow: `defectops validate` does it too).
+    stability: bool = False
 
     def __post_init__(self) -> None:
         """Refuse impossible options before any work: mining a large history first would waste minutes."""
@@ -292,6 +295,7 @@ def _run(
         now=now,
         gap=timedelta(days=options.waiting_days),
         kind=options.kind,
+        options=ValidationOptions(stability=options.stability),
     )
 
     say("writing the report")
