@@ -5,8 +5,8 @@ Usage (from the repository root; a local S3 server is started on 127.0.0.1 for t
     .venv/bin/python benchmarks/bench_store.py --repo /work/bench/terraform-aws-eks --model-dir MODEL \\
         [--rounds 3] [--workspace /tmp/bench-store]
 
-MODEL is a folder from ``defectops models export`` (any model of the repository). Setup, once: a trusted
-clone at HEAD~1 is mined and its miner state uploaded to ``s3://bench/<name>/state/miner.sqlite`` (what
+MODEL is a folder from ``defectops models export`` (any model of the repository). Setup, once: the newest
+non-merge commit is the "pushed head"; a trusted clone at its parent is mined and its miner state uploaded to ``s3://bench/<name>/state/miner.sqlite`` (what
 ``defectops state export --store`` does). Then, per round and side by side, what a CI job does for the
 pushed HEAD:
 
@@ -96,8 +96,16 @@ def main() -> None:
         ).create_bucket(Bucket="bench")  # fmt: skip
         url = f"s3://bench/{args.repo.name}"
         store = ArtifactStore.from_url(url, {"key": "bench", "secret": "bench", "endpoint_url": endpoint})
+        # The "pushed head": the newest non-merge commit (a merge is listed, not scored), in a local copy.
+        origin = root / "origin"
+        subprocess.run(["git", "clone", "-q", f"file://{args.repo.resolve()}", str(origin)], check=True)
+        pushed = subprocess.run(
+            ["git", "-C", str(origin), "rev-list", "--no-merges", "-1", "HEAD"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+        subprocess.run(["git", "-C", str(origin), "reset", "-q", "--hard", pushed], check=True)
         trusted = root / "trusted"
-        subprocess.run(["git", "clone", "-q", f"file://{args.repo.resolve()}", str(trusted)], check=True)
+        subprocess.run(["git", "clone", "-q", f"file://{origin}", str(trusted)], check=True)
         subprocess.run(["git", "-C", str(trusted), "reset", "-q", "--hard", "HEAD~1"], check=True)
         miner = Miner(GitRepo.open(trusted), Workspace(root / "ws-trusted").ensure(), MineOptions())
         started = time.perf_counter()
@@ -116,7 +124,7 @@ def main() -> None:
             for side in ("store", "full"):
                 clone, ws = root / f"{side}-{index}", root / f"ws-{side}-{index}"
                 depth = ["--depth", "2"] if side == "store" else []
-                source = f"file://{args.repo.resolve()}"
+                source = f"file://{origin}"
                 clone_s, _ = timed(["git", "clone", "-q", *depth, source, str(clone)], env)
                 extra = ["--store", url] if side == "store" else []
                 argv = [DEFECTOPS, "--workspace", str(ws), "predict", "--repo", str(clone), *model, *extra]
