@@ -141,7 +141,7 @@ def _score(
         "REPO_PATH": str(repo.path), "MODEL_DIR": str(model_dir), "MODEL_NAME": "", "MODEL_ALIAS": "champion",
         "THRESHOLD": "", "FAIL_ON": fail_on, "TOP_K": "3", "STATE_URL": "", "STATE_ARTIFACT": "",
         "STATE_FILE": "", "STORE": "", "GITHUB_STEP_SUMMARY": str(tmp_path / "summary.md"),
-        "SARIF_MIN_BAND": "medium",
+        "SARIF_MIN_BAND": "medium", "SAVE_STATE": "auto", "EVENT_NAME": "push",
     }  # fmt: skip
     return _run(_step("Score the commits")["run"], {**env, **extra}, tmp_path)
 
@@ -180,6 +180,36 @@ def test_score_step_passes_other_failures_through(
     )
     assert calm == 0, log
     assert out["risk-found"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("event", "save_state", "saved"),
+    [("push", "auto", True), ("pull_request", "auto", False), ("pull_request", "true", True),
+     ("push", "false", False)],
+)  # fmt: skip
+def test_store_input_saves_the_miner_state_on_pushes(
+    risky_repo: RepoBuilder, tmp_path: Path, tiny_model_dir: Path, event: str, save_state: str, saved: bool
+) -> None:
+    assert yaml.safe_load(ACTION.read_text())["inputs"]["save-state"]["default"] == "auto"
+    store = tmp_path / "store"
+    code, log, _out = _score(
+        risky_repo, tmp_path, tiny_model_dir, "commit", risky_repo.shas[3], "",
+        STORE=str(store), SAVE_STATE=save_state, EVENT_NAME=event,
+    )  # fmt: skip
+    assert code == 0, log
+    assert (store / "history" / "prediction_history_master.csv").is_file()
+    assert (store / "state" / "miner.sqlite").is_file() is saved
+
+
+def test_store_input_refuses_an_unknown_save_state(
+    risky_repo: RepoBuilder, tmp_path: Path, tiny_model_dir: Path
+) -> None:
+    code, log, _out = _score(
+        risky_repo, tmp_path, tiny_model_dir, "commit", "HEAD", "",
+        STORE=str(tmp_path / "store"), SAVE_STATE="sometimes", EVENT_NAME="push",
+    )  # fmt: skip
+    assert code == 2
+    assert "save-state must be auto, true or false, got 'sometimes'" in log
 
 
 def _sarif_bands(tmp_path: Path) -> list[str]:

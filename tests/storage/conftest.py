@@ -1,85 +1,21 @@
 """Fixtures for the artifact-store tests: one suite, run on a local folder and on a real S3 HTTP server.
 
 The S3 server is moto in server mode in a child process on 127.0.0.1 (a real HTTP endpoint; nothing in this
-process is patched), started once per session on a free port.
+process is patched), started once per session on a free port (:mod:`s3_server`).
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from defectops.storage.artifacts import ArtifactStore
+from s3_server import BUCKET, s3_bucket, s3_credentials, s3_endpoint, s3_options
 
-BUCKET = "defectops-test"
-CREDENTIALS = {"key": "testing", "secret": "testing"}
-
-_SERVER = """
-import sys
-from moto.server import ThreadedMotoServer
-server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-server.start()
-print(server.get_host_and_port()[1], flush=True)
-sys.stdin.read()  # until the test session closes our stdin
-server.stop()
-"""
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """The URL of a moto S3 server in a child process, with the test bucket created."""
-    process = subprocess.Popen(
-        [sys.executable, "-c", _SERVER],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        port = process.stdout.readline().strip()
-        if not port.isdigit():
-            pytest.fail(f"moto server did not start (printed {port!r})")
-        endpoint = f"http://127.0.0.1:{port}"
-        boto3.client(
-            "s3",
-            endpoint_url=endpoint,
-            aws_access_key_id=CREDENTIALS["key"],
-            aws_secret_access_key=CREDENTIALS["secret"],
-            region_name="us-east-1",
-        ).create_bucket(Bucket=BUCKET)
-        yield endpoint
-    finally:
-        if process.stdin is not None:
-            process.stdin.close()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
-
-
-@pytest.fixture
-def s3_options(s3_endpoint: str) -> dict[str, Any]:
-    """s3fs storage options for the test server."""
-    return {**CREDENTIALS, "endpoint_url": s3_endpoint, "client_kwargs": {"region_name": "us-east-1"}}
-
-
-@pytest.fixture
-def s3_bucket() -> str:
-    return BUCKET
-
-
-@pytest.fixture
-def s3_credentials() -> dict[str, str]:
-    return dict(CREDENTIALS)
+__all__ = ["s3_bucket", "s3_credentials", "s3_endpoint", "s3_options"]  # fixtures, re-exported
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])

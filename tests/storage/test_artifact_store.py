@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 import threading
 import uuid
@@ -23,6 +24,7 @@ from defectops.errors import (
 )
 from defectops.storage.artifacts import (
     HISTORY_KEY,
+    LEGACY_HISTORY_KEY,
     METRICS_CURRENT_KEY,
     METRICS_HISTORY_KEY,
     ArtifactStore,
@@ -94,8 +96,8 @@ def test_local_writes_leave_no_temporary_files(tmp_path: Path) -> None:
     assert names == ["x.csv"]
     # The only hidden file is the append lock.
     assert sorted(path.name for path in (tmp_path / "store" / "history").iterdir()) == [
-        ".prediction_history.csv.lock",
-        "prediction_history.csv",
+        ".prediction_history_master.csv.lock",
+        "prediction_history_master.csv",
     ]
 
 
@@ -128,6 +130,25 @@ def test_history_refuses_other_columns_and_keeps_the_file(store: ArtifactStore) 
         store.append_history(pd.DataFrame({"prediction_id": ["p2"], "score": [0.1], "label": [1]}))
 
     assert store.read_bytes(HISTORY_KEY) == before
+
+
+def test_history_of_a_store_written_before_the_master_key_is_migrated_on_first_append(
+    store: ArtifactStore,
+) -> None:
+    """#17 renamed the history to prediction_history_master.csv: an old store keeps working."""
+    assert HISTORY_KEY == "history/prediction_history_master.csv"
+    old = b"prediction_id,score,risk_band\nold1,0.5,medium\n"
+    store.write_bytes(LEGACY_HISTORY_KEY, old)
+
+    assert store.read_history()["prediction_id"].tolist() == ["old1"]  # read from the old key
+    assert not store.exists(HISTORY_KEY)
+
+    assert store.append_history(history_rows("new1")) == 1
+    assert store.read_bytes(HISTORY_KEY) == old + b"new1,0.5,medium\n"
+    assert store.read_bytes(LEGACY_HISTORY_KEY) == old  # left as it was, never written again
+    store.append_history(history_rows("new2"))
+    assert store.read_history()["prediction_id"].tolist() == ["old1", "new1", "new2"]
+    assert store.read_bytes(LEGACY_HISTORY_KEY) == old
 
 
 def test_local_appends_from_threads_lose_nothing(tmp_path: Path) -> None:
@@ -265,6 +286,36 @@ def test_sqlite_state_is_uploaded_with_its_wal_content(store: ArtifactStore, tmp
     assert not Path(f"{target}-wal").exists()
     with sqlite3.connect(target) as copy:
         assert copy.execute("SELECT path FROM files ORDER BY path").fetchall() == [("a.py",), ("b.py",)]
+
+
+def test_state_is_replaced_only_at_the_version_it_was_read(store: ArtifactStore, tmp_path: Path) -> None:
+    """The compare-and-swap ``predict --store`` saves the miner state with: a rival's save is never lost."""
+
+    def database(path: Path, rows: int) -> Path:
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            conn.execute("CREATE TABLE t (n INTEGER)")
+            conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(rows)])
+            conn.commit()
+        return path
+
+    def rows_stored() -> int:
+        target = store.get_state("miner.sqlite", tmp_path / f"down-{uuid.uuid4().hex}.sqlite")
+        with contextlib.closing(sqlite3.connect(target)) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM t").fetchone()[0])
+
+    assert store.state_version("miner.sqlite") is None
+    assert store.put_state_if(database(tmp_path / "a.sqlite", 1), "miner.sqlite", None)
+    first = store.state_version("miner.sqlite")
+    assert first is not None
+    # Create-only when the caller saw none: someone created it meanwhile.
+    assert not store.put_state_if(database(tmp_path / "b.sqlite", 2), "miner.sqlite", None)
+    assert rows_stored() == 1
+    assert store.put_state_if(database(tmp_path / "c.sqlite", 3), "miner.sqlite", first)
+    second = store.state_version("miner.sqlite")
+    assert second not in (None, first)
+    # A job that read the first version loses against the one that saved the second.
+    assert not store.put_state_if(database(tmp_path / "d.sqlite", 4), "miner.sqlite", first)
+    assert rows_stored() == 3
 
 
 def test_plain_state_file_round_trip(store: ArtifactStore, tmp_path: Path) -> None:

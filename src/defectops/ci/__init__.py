@@ -9,6 +9,7 @@ from defectops.ci.formats.table import render_table
 from defectops.ci.model_source import ModelSource, export_model, resolve_model
 from defectops.ci.predict import PredictRequest, run_predict, store_predictions
 from defectops.ci.report import FailOn, OutputFormat, PredictionReport, RiskFoundError, parse_choice
+from defectops.ci.store import StoreSession, StoreWrites
 
 __all__ = [
     "DEFAULT_INFORMATION_URI",
@@ -18,6 +19,8 @@ __all__ = [
     "PredictRequest",
     "PredictionReport",
     "RiskFoundError",
+    "StoreSession",
+    "StoreWrites",
     "append_summary",
     "export_model",
     "parse_choice",

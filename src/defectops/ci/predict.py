@@ -2,9 +2,10 @@
 
 The order of work is chosen so that mistakes cost nothing: revisions and the model are checked before any
 history is mined or downloaded. The miner state comes, in order of preference, from ``--state FILE`` /
-``--state-from URL`` (exported by a trusted job with ``defectops state export``; the only way a shallow clone
-gets correct history metrics), from the workspace, or, on a complete clone without one, from mining the
-history once (the miner is fast, and the workspace keeps the state for the next run).
+``--state-from URL`` (exported by a trusted job with ``defectops state export``), from the artifact store of
+``--store`` (``state/miner.sqlite``, saved back after scoring: :mod:`defectops.ci.store`) - the ways a
+shallow clone gets correct history metrics - from the workspace, or, on a complete clone without one, from
+mining the history once (the miner is fast, and the workspace keeps the state for the next run).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import pandas as pd
 from defectops.ci.changes import CommitInfo, read_commit_infos
 from defectops.ci.model_source import ModelSource
 from defectops.ci.report import CommitPrediction, FailOn, PredictionReport
+from defectops.ci.store import StoreSession
 from defectops.config import StorageSettings, Workspace
 from defectops.data import MESSAGE, METRIC_NAMES, PATHS, normalise_frame
 from defectops.errors import InputError, ModelError, StateError
@@ -127,7 +129,9 @@ def _in_dataset(miner: Miner, shas: Sequence[str]) -> bool:
     return all(sha in stored for sha in shas)
 
 
-def ensure_state(miner: Miner, repo: GitRepo, revs: Sequence[str], note: Note) -> None:
+def ensure_state(
+    miner: Miner, repo: GitRepo, revs: Sequence[str], note: Note, *, store: StoreSession | None = None
+) -> None:
     """A shallow clone needs an imported state; a complete clone without one is mined once.
 
     An imported state that already includes a commit to score (exported after it) cannot score it: the state
@@ -153,6 +157,13 @@ def ensure_state(miner: Miner, repo: GitRepo, revs: Sequence[str], note: Note) -
         if not covered or _in_dataset(miner, covered):
             return
         if repo.is_shallow():
+            if store is not None and store.loaded_head == info.head:
+                raise StateError(
+                    f"the miner state in {store.url} (up to {info.head[:12]}) already includes "
+                    f"{covered[0][:12]} (it was scored and saved before; its predictions are in the store), "
+                    "so this shallow clone cannot score it again; clone the full history (fetch-depth: 0) "
+                    "to rescore it"
+                )
             raise StateError(
                 f"the miner state (up to {info.head[:12]}) already includes {covered[0][:12]}, so it cannot "
                 "score it; export the state from an older commit (e.g. the base branch before the push), or "
@@ -166,9 +177,16 @@ def ensure_state(miner: Miner, repo: GitRepo, revs: Sequence[str], note: Note) -
         miner.mine()
         return
     if repo.is_shallow():
+        if store is not None:
+            raise StateError(
+                f"{repo.path} is a shallow clone and the store {store.url} has no miner state yet: seed it "
+                f"once from a complete clone (defectops state export --repo PATH --store {store.url}), or "
+                "clone the full history (fetch-depth: 0)"
+            )
         raise StateError(
             f"{repo.path} is a shallow clone and there is no miner state for it: import one exported by a "
-            "trusted job (--state FILE or --state-from URL), or clone the full history (fetch-depth: 0)"
+            "trusted job (--state FILE, --state-from URL or --store URL), or clone the full history "
+            "(fetch-depth: 0)"
         )
     note(f"no miner state for {repo.path} yet: mining its history once")
     miner.mine()
@@ -237,6 +255,7 @@ def run_predict(
     *,
     storage: StorageSettings | None = None,
     note: Note = lambda _message: None,
+    store: StoreSession | None = None,
 ) -> PredictionReport:
     """Score and explain the requested commits; merge commits are listed but not scored."""
     if request.top_k < 1:
@@ -254,9 +273,11 @@ def run_predict(
         workspace=workspace,
         storage=storage,
     )
+    if store is not None:
+        imported = store.load_state(miner, workspace) if imported is None else store.keep_version(imported)
     if imported:
         note(imported)
-    ensure_state(miner, repo, revs, note)
+    ensure_state(miner, repo, revs, note, store=store)
     model = _adapted(model, miner, note)
     jit = miner.score_jit(revs)
     mined = jit.metrics
@@ -289,7 +310,12 @@ def run_predict(
             row = features.iloc[i]
             values = {name: float(row[name]) for name in names if name in features.columns}
             noted = (jit.notes[sha],) if sha in jit.notes else ()
-            predictions.append(CommitPrediction(scored=result, info=infos[sha], features=values, notes=noted))
+            mined_row = {str(k): _plain(v) for k, v in scored.iloc[i].items()}
+            predictions.append(
+                CommitPrediction(
+                    scored=result, info=infos[sha], features=values, notes=noted, metrics=mined_row
+                )
+            )
     return PredictionReport(
         repo=str(repo.path),
         revisions=tuple(request.commits or ([request.range_] if request.range_ else ["HEAD"])),
@@ -300,6 +326,15 @@ def run_predict(
         fail_on=request.fail_on,
         notes=tuple(notes),
     )
+
+
+def _plain(value: Any) -> Any:
+    """A mined cell as a plain Python value (numpy scalars and pandas NA made JSON- and CSV-friendly)."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
 
 
 def prediction_rows(report: PredictionReport, *, now: datetime) -> list[tuple[str, pd.DataFrame]]:
@@ -328,11 +363,5 @@ def prediction_rows(report: PredictionReport, *, now: datetime) -> list[tuple[st
 def store_predictions(
     url: str, report: PredictionReport, *, now: datetime, storage: StorageSettings | None = None
 ) -> list[str]:
-    """Write each scored commit's predictions file to the artifact store; return the keys written."""
-    from defectops.storage import ArtifactStore
-
-    store = ArtifactStore.from_url(url, endpoint_url=storage.endpoint_url if storage else None)
-    return [
-        store.put_predictions(table, commit=sha, time=now).key
-        for sha, table in prediction_rows(report, now=now)
-    ]
+    """Write each scored commit's predictions file, history and metrics rows; return the prediction keys."""
+    return list(StoreSession.open(url, storage).write(report, now=now).prediction_keys)

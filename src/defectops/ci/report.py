@@ -67,6 +67,8 @@ class CommitPrediction:
     features: dict[str, float]
     #: Why this commit's metrics may be off (e.g. history between the miner state and the clone missing).
     notes: tuple[str, ...] = ()
+    #: The commit's mined row (every change metric, its times and message), for ``predict --store``.
+    metrics: dict[str, Any] = field(default_factory=dict)
 
     @property
     def sha(self) -> str:

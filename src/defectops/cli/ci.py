@@ -105,10 +105,21 @@ def predict(
         str | None,
         typer.Option(
             "--store",
-            help="Also write predictions/predictions_<commit>_<time>.csv to this artifact store.",
+            help="Artifact store (s3://bucket/prefix or a folder): load the miner state from it (what a "
+            "shallow clone needs), write predictions/predictions_<commit>_<time>.csv, append "
+            "history/prediction_history_master.csv and metrics/metrics_history.csv, replace "
+            "metrics/metrics_current.csv, and save the state advanced to HEAD back (see --save-state).",
             show_default=False,
         ),
     ] = None,
+    save_state: Annotated[
+        bool,
+        typer.Option(
+            "--save-state/--no-save-state",
+            help="With --store: save the miner state, advanced to HEAD, back to the store. Turn off for "
+            "commits that may never reach the main branch (pull requests).",
+        ),
+    ] = True,
     top_k: Annotated[int, typer.Option("--top-k", help="Reasons shown per commit.")] = 3,
     sarif_file: Annotated[
         Path | None, typer.Option("--sarif-file", help="Also write SARIF to this file.", show_default=False)
@@ -133,9 +144,9 @@ def predict(
         OutputFormat,
         PredictRequest,
         RiskFoundError,
+        StoreSession,
         parse_choice,
         run_predict,
-        store_predictions,
     )
     from defectops.config import Workspace
     from defectops.training import RiskBand
@@ -159,7 +170,8 @@ def predict(
     quiet_mlflow()
     source = _model_for(settings, repo, model_dir, model_name, model_alias, starter)
     workspace = Workspace.from_settings(settings).ensure()
-    report = run_predict(request, source, workspace, storage=settings.storage, note=_note)
+    session = None if store is None else StoreSession.open(store, settings.storage)
+    report = run_predict(request, source, workspace, storage=settings.storage, note=_note, store=session)
     now = datetime.now(UTC)
     information_uri = settings.report.information_uri
     _emit(report, fmt, information_uri, settings.github.step_summary, min_band)
@@ -169,9 +181,14 @@ def predict(
         from defectops.ci import render_markdown
 
         _write(markdown_file, render_markdown(report))
-    if store is not None:
-        keys = store_predictions(store, report, now=now, storage=settings.storage)
-        _note(f"wrote {len(keys)} prediction file(s) to {store}")
+    if session is not None:
+        written = session.write(report, now=now)
+        _note(
+            f"wrote {len(written.prediction_keys)} prediction file(s), {written.history_rows} history row(s) "
+            f"and {written.metrics_rows} metrics row(s) to {session.url}"
+        )
+        if save_state:
+            session.save_state(repo, workspace, _note)
     failing = report.failing()
     if failing and fail is not None:
         shas = ", ".join(f"{c.short_sha} ({c.scored.probability:.3f})" for c in failing)

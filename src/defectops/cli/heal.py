@@ -31,6 +31,16 @@ OnlineOption = Annotated[
     bool,
     typer.Option("--online", help="Update the online model with newly matured labels (partial_fit) instead."),
 ]
+StoreOption = Annotated[
+    str | None,
+    typer.Option(
+        "--store",
+        help="Learn from the commits `predict --store` scored into this artifact store (its metrics "
+        "history), labelled from --repo's history; with --online the champion's online model is updated "
+        "with partial_fit and gated like every challenger (--gate offline: at once, on unseen commits).",
+        show_default=False,
+    ),
+]
 JsonOption = Annotated[bool, typer.Option("--json", help="Print each cycle's report as JSON.")]
 FeedbackRepoOption = Annotated[
     str | None,
@@ -67,13 +77,14 @@ def heal(
     gate: GateOption = None,
     budget_seconds: BudgetOption = None,
     max_cycles: MaxCyclesOption = None,
+    store: StoreOption = None,
 ) -> None:
     """Watch, gate, monitor, decide, retrain: keep the served model right (one cycle with --once)."""
     if once:
         # One line, before any mining or MLflow run, when there is nothing to heal (a cron job's typo, or a
         # repository `defectops run` has not trained yet). The scheduler keeps waiting for a champion instead.
         _require_champion(_model_name(repo, model_name), repo)
-    healer = _healer(repo, model_name, online, feedback_repo, gate, budget_seconds)
+    healer = _healer(repo, model_name, online, feedback_repo, gate, budget_seconds, store)
     try:
         if once:
             from defectops.pipeline import utc_now
@@ -113,6 +124,7 @@ def _healer(
     feedback_repo: str | None,
     gate: str | None,
     budget_seconds: float | None,
+    store: str | None = None,
 ) -> Healer:
     from pydantic import ValidationError
 
@@ -143,6 +155,7 @@ def _healer(
         monitoring=settings.monitor,
         online=online,
         feedback_repo=feedback_repo,
+        store=store,
     )
 
 

@@ -245,13 +245,38 @@ def _print_many(summary: dict[str, Any]) -> None:
 
 def state_export(
     repo: Annotated[Path, typer.Option("--repo", help="The repository whose state to export.")],
-    out: Annotated[Path, typer.Option("--out", help="File to write.")],
+    out: Annotated[Path | None, typer.Option("--out", help="File to write.", show_default=False)] = None,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Upload it to this artifact store as state/miner.sqlite instead: what `predict --store` "
+            "loads on a shallow clone (s3://bucket/prefix or a folder).",
+            show_default=False,
+        ),
+    ] = None,
     branch: Annotated[str, typer.Option("--branch")] = "HEAD",
     json_output: Annotated[bool, typer.Option("--json")] = False,
 ) -> None:
-    """Write the miner state to a file (for CI on shallow clones)."""
-    info = _miner(repo, branch).store.export_to(out)
-    _print_state(info, out, "exported", json_output)
+    """Write the miner state to a file or an artifact store (for CI on shallow clones)."""
+    from defectops.errors import StateError
+
+    if (out is None) == (store is None):
+        raise InputError("give exactly one of --out FILE or --store URL")
+    miner = _miner(repo, branch)
+    if out is not None:
+        _print_state(miner.store.export_to(out), out, "exported", json_output)
+        return
+    from defectops.storage import STATE_NAME, ArtifactStore
+
+    assert store is not None
+    info = miner.store.info()
+    if info is None:
+        raise StateError(f"no miner state for {repo}; run `defectops mine --repo {repo}` first")
+    target = ArtifactStore.from_url(store, endpoint_url=app_settings().storage.endpoint_url)
+    with miner.locked():
+        key = target.put_state(miner.store.path, STATE_NAME)
+    _print_state(info, f"{target.url}/{key}", "exported", json_output)
 
 
 def state_import(
@@ -278,7 +303,7 @@ def _miner(repo: Path, branch: str) -> Any:
     return Miner(GitRepo.open(repo), workspace, options)
 
 
-def _print_state(info: Any, path: Path, verb: str, json_output: bool) -> None:
+def _print_state(info: Any, path: Path | str, verb: str, json_output: bool) -> None:
     document = {"action": verb, "file": str(path), "head": info.head, "commits": info.commits}
     if json_output:
         print_json(document)

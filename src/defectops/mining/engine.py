@@ -356,9 +356,12 @@ class Miner:
             blobs = counts.blobs_read
 
         now = self._now()
+        # An imported state (a shallow CI clone's) has no dataset here: its count is carried forward.
+        carried = 0 if info is None else info.commits
         if info is not None and self.dataset_path.exists():
             commit_parts.insert(0, read_table(self.dataset_path))
             file_parts.insert(0, read_table(self.files_dataset_path))
+            carried = 0
         commits = _concat(commit_parts, rows.commit_frame)
         files = _concat(file_parts, rows.file_frame)
         source = str(self.repo.path)
@@ -366,7 +369,7 @@ class Miner:
             repo_path=source,
             branch=self.options.rev,
             head=head,
-            commits=len(commits),
+            commits=carried + len(commits),
             defectops_version=__version__,
             roots=self._roots(info, roots),
             remote=remote_of(self.repo),
@@ -392,9 +395,10 @@ class Miner:
 
     def _roots(self, previous: StateInfo | None, seen: list[str]) -> tuple[str, ...]:
         """The root commits of the mined history: those seen now plus the earlier ones (unknown, so empty,
-        on a shallow clone, whose oldest commits only look parentless)."""
+        on a shallow clone, whose oldest commits only look parentless, unless a state imported from a
+        complete clone carries them)."""
         if self.repo.is_shallow():
-            return ()
+            return previous.roots if previous is not None else ()
         if previous is None:
             return tuple(sorted(seen))
         if previous.roots:

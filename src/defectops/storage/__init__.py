@@ -9,8 +9,20 @@ Its errors (``ArtifactStoreError``, ``ArtifactConflictError``, ``StateSnapshotEr
 :mod:`defectops.errors`.
 """
 
-from defectops.storage.artifacts import ArtifactStore
+from defectops.storage.artifacts import (
+    HISTORY_KEY,
+    LEGACY_HISTORY_KEY,
+    METRICS_CURRENT_KEY,
+    METRICS_HISTORY_KEY,
+    STATE_NAME,
+    ArtifactStore,
+)
 
 __all__ = [
+    "HISTORY_KEY",
+    "LEGACY_HISTORY_KEY",
+    "METRICS_CURRENT_KEY",
+    "METRICS_HISTORY_KEY",
+    "STATE_NAME",
     "ArtifactStore",
 ]

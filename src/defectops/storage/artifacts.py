@@ -4,11 +4,11 @@ Why: CI jobs and the service are short-lived and run on machines that forget; wh
 files, metric tables, the miner state a shallow clone needs) must outlive them, in the layout users of the
 original pipeline know::
 
-    history/prediction_history.csv                   every prediction, appended
+    history/prediction_history_master.csv            every prediction, appended (was prediction_history.csv)
     metrics/metrics_current.csv                      the latest metrics (overwritten)
     metrics/metrics_history.csv                      every metrics row ever written (appended)
     predictions/predictions_<commit>_<time>.csv      one file per scored commit (time: UTC, YYYYmmddTHHMMSSZ)
-    state/<name>                                     miner state files (e.g. <repo>.sqlite)
+    state/<name>                                     miner state files (``predict --store``: miner.sqlite)
 
 Writes are atomic-ish: a reader sees the old object or the new one, never a torn one. On a local folder
 each write goes to a temporary file in the same folder, is fsynced and renamed over the target; on S3 each
@@ -49,14 +49,20 @@ from defectops.storage.backends import Backend, FsspecBackend, LocalBackend
 __all__ = [
     "ENDPOINT_ENV",
     "HISTORY_KEY",
+    "LEGACY_HISTORY_KEY",
     "METRICS_CURRENT_KEY",
     "METRICS_HISTORY_KEY",
+    "STATE_NAME",
     "ArtifactStore",
     "PredictionsFile",
 ]
 
 ENDPOINT_ENV: Final = "DEFECTOPS_S3_ENDPOINT_URL"
-HISTORY_KEY: Final = "history/prediction_history.csv"
+HISTORY_KEY: Final = "history/prediction_history_master.csv"
+#: The history's key before #17; read while the new key is absent, copied to the new key on the first append.
+LEGACY_HISTORY_KEY: Final = "history/prediction_history.csv"
+#: The miner state ``predict --store`` loads and saves back (``state/miner.sqlite``).
+STATE_NAME: Final = "miner.sqlite"
 METRICS_CURRENT_KEY: Final = "metrics/metrics_current.csv"
 METRICS_HISTORY_KEY: Final = "metrics/metrics_history.csv"
 _TIME_FORMAT: Final = "%Y%m%dT%H%M%SZ"
@@ -284,11 +290,31 @@ class ArtifactStore:
             return pd.DataFrame()
 
     def append_history(self, frame: pd.DataFrame) -> int:
-        """Append prediction rows to ``history/prediction_history.csv``; return how many were appended."""
+        """Append prediction rows to ``history/prediction_history_master.csv``; return how many were appended.
+
+        A store written before #17 has ``history/prediction_history.csv``: the first append copies it to the
+        new key (create-only, so concurrent first appends copy it once) and appends there; the old object is
+        left as it was and no longer written.
+        """
+        if not frame.empty:
+            self._migrate_history()
         return self._append_csv(HISTORY_KEY, frame)
 
+    def _migrate_history(self) -> None:
+        with self._errors("migrate", LEGACY_HISTORY_KEY):
+            if self._backend.exists(HISTORY_KEY) or not self._backend.exists(LEGACY_HISTORY_KEY):
+                return
+            with self._backend.locked(HISTORY_KEY):
+                if self._backend.exists(HISTORY_KEY):
+                    return
+                # Create-only: a rival that migrated (and maybe appended) first wins, and its copy is kept.
+                self._backend.replace_if(HISTORY_KEY, self._backend.read(LEGACY_HISTORY_KEY), None)
+
     def read_history(self) -> pd.DataFrame:
-        """The whole prediction history (empty frame before the first append)."""
+        """The whole prediction history (empty frame before the first append); the pre-#17 key
+        ``history/prediction_history.csv`` while the new one does not exist."""
+        if not self.exists(HISTORY_KEY) and self.exists(LEGACY_HISTORY_KEY):
+            return self._read_csv_or_empty(LEGACY_HISTORY_KEY)
         return self._read_csv_or_empty(HISTORY_KEY)
 
     def write_metrics(self, frame: pd.DataFrame) -> None:
@@ -380,6 +406,42 @@ class ArtifactStore:
         finally:
             snapshot.unlink(missing_ok=True)
         return key
+
+    def state_version(self, name: str) -> str | None:
+        """An opaque version of ``state/<name>`` (S3: its ETag; a folder: its content hash), None if absent.
+
+        Read it before :meth:`get_state` and hand it to :meth:`put_state_if`: the state is then replaced only
+        if nobody replaced it in between.
+        """
+        key = f"state/{_check_name(name, 'state name')}"
+        with self._errors("check", key):
+            return self._backend.version(key)
+
+    def put_state_if(self, source: Path, name: str, version: str | None) -> bool:
+        """Upload a miner state file as ``state/<name>`` only if the stored one is still at ``version``
+        (None: only if there is none); False, and nothing written, when another writer got there first.
+
+        The file is uploaded as a SQLite snapshot like :meth:`put_state`, in one conditional PUT on S3.
+        """
+        if not source.is_file():
+            raise InputError(f"state file {source} does not exist")
+        key = f"state/{_check_name(name, 'state name')}"
+        snapshot = source.with_name(f".{source.name}.snapshot-{uuid.uuid4().hex}")
+        try:
+            with (
+                contextlib.closing(sqlite3.connect(source)) as origin,
+                contextlib.closing(sqlite3.connect(snapshot)) as copy,
+            ):
+                origin.backup(copy)
+            data = snapshot.read_bytes()
+        except sqlite3.Error as error:
+            raise StateSnapshotError(f"cannot snapshot SQLite state {source}: {error}") from error
+        finally:
+            snapshot.unlink(missing_ok=True)
+        with self._errors("upload", key), self._backend.locked(key):
+            if self._backend.version(key) != version:
+                return False
+            return self._backend.replace_if(key, data, version)
 
     def has_state(self, name: str) -> bool:
         """Whether ``state/<name>`` exists."""

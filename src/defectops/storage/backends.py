@@ -33,6 +33,8 @@ class Backend(Protocol):
 
     def read_versioned(self, key: str) -> tuple[bytes, str] | None: ...
 
+    def version(self, key: str) -> str | None: ...
+
     def write(self, key: str, data: bytes) -> None: ...
 
     def create(self, key: str, data: bytes) -> None: ...
@@ -90,6 +92,16 @@ class LocalBackend:
             return None
         data = path.read_bytes()
         return data, hashlib.sha256(data).hexdigest()
+
+    def version(self, key: str) -> str | None:
+        path = self._path(key)
+        if not path.is_file():
+            return None
+        digest = hashlib.sha256()
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
 
     def _write_temp(self, path: Path, data: bytes) -> Path:
         temp = self._temp(path)
@@ -208,6 +220,12 @@ class FsspecBackend:
         except FileNotFoundError:
             return None
         return data, etag
+
+    def version(self, key: str) -> str | None:
+        try:
+            return str(self.fs.info(self._path(key))["ETag"])
+        except FileNotFoundError:
+            return None
 
     def write(self, key: str, data: bytes) -> None:
         self.fs.pipe_file(self._path(key), data, chunksize=_SINGLE_PUT_CHUNKSIZE)

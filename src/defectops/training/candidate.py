@@ -227,6 +227,10 @@ def online_candidate(
     The update is ``partial_fit`` on a copy (the champion itself never changes). Honest evaluation as in
     :func:`train_candidate`: a copy updated with the earlier ``1 - test_fraction`` of the new labels (in the
     order they became known) is scored on the later ones; the candidate is a copy updated with all of them.
+    When enough of the new labels belong to commits made after ``since`` (CI-scored commits, e.g. from the
+    artifact store), the held-out part is instead the latest of those (by commit time) and the fold copy
+    learns only the labels known when they began: the champion never saw them, so the candidate is
+    ``comparable`` and the offline gate can judge it like any other challenger.
     A champion that is not an online model gets a fully trained online candidate instead.
     """
     if not isinstance(champion, OnlineJIT):
@@ -246,8 +250,9 @@ def online_candidate(
     stamps = pd.to_datetime(table_now[COMMIT].map(known_at), utc=True)
     new_rows = stamps > pd.Timestamp(since)
     new = table_now.loc[new_rows].assign(_known_at=stamps[new_rows])
-    new = new.sort_values(["_known_at", TIME], kind="stable").drop(columns="_known_at")
-    new = new.reset_index(drop=True)
+    new = new.sort_values(["_known_at", TIME], kind="stable").reset_index(drop=True)
+    unseen = _unseen_window(new, since, options.test_fraction)
+    new = new.drop(columns="_known_at")
     if len(new) < options.min_new_labelled or new[LABEL].nunique() < 2:
         raise InsufficientDataError(
             f"{len(new)} labels became known since the champion was trained "
@@ -255,8 +260,11 @@ def online_candidate(
             f"{options.min_new_labelled} with both classes"
         )
     features = list(champion.features_)
-    cut = max(1, round(len(new) * (1.0 - options.test_fraction)))
-    first, last = new.iloc[:cut], new.iloc[cut:]
+    if unseen is not None:
+        first, last = unseen
+    else:
+        cut = max(1, round(len(new) * (1.0 - options.test_fraction)))
+        first, last = new.iloc[:cut], new.iloc[cut:]
     if len(last) == 0 or last[LABEL].nunique() < 2:
         raise InsufficientDataError("the latest new labels are all of one class: no honest evaluation")
     fold_model = copy.deepcopy(champion)
@@ -273,12 +281,35 @@ def online_candidate(
         table_now=table_now,
         window=last.reset_index(drop=True),
         window_probability=probability,
-        comparable=False,  # the new labels may belong to commits older than the champion: not unseen
+        # Comparable only on a window of commits made after the champion was trained (it never saw them),
+        # the fold model updated with the labels known when that window began.
+        comparable=unseen is not None,
         evaluation=OnlineEvaluation(
             metrics=report.metrics(), update_rows=len(first), test_rows=len(last), partial_fit_rows=len(new)
         ),
         window_threshold=float(fold_model.threshold_),
     )
+
+
+def _unseen_window(
+    new: pd.DataFrame, since: datetime, fraction: float
+) -> tuple[pd.DataFrame, pd.DataFrame] | None:
+    """The gate's protocol for an online update, when it can hold: the latest ``fraction`` (by commit time)
+    of the newly labelled commits made after ``since`` (the champion never saw them), and the new labels
+    that were known when the first of them was made (what an update at that moment could have learnt).
+    None when there is no such window with both classes and something to learn before it (e.g. every new
+    label belongs to a commit older than the champion)."""
+    after = new.loc[new[TIME] > pd.Timestamp(since)].sort_values([TIME, COMMIT], kind="stable")
+    size = round(len(after) * fraction)
+    if size < 2:
+        return None
+    last = after.iloc[-size:]
+    start = last[TIME].min()
+    first = new.loc[(new["_known_at"] <= start) & ~new[COMMIT].isin(last[COMMIT])]
+    if last[LABEL].nunique() < 2 or first.empty:
+        return None
+    drop = ["_known_at"]
+    return first.drop(columns=drop).reset_index(drop=True), last.drop(columns=drop).reset_index(drop=True)
 
 
 def _held_out_fold(

@@ -45,6 +45,8 @@ from defectops.pipeline.heal.sources import (
     HistorySource,
     HistorySummary,
     RepositorySource,
+    StoreSource,
+    repository_labels,
 )
 from defectops.pipeline.heal.train import Screen, TrainResult
 from defectops.pipeline.heal.watch import RollbackCheck, ScoresOf, WatchResult, rollback_check
@@ -73,11 +75,13 @@ __all__ = [
     "RollbackCheck",
     "ScoresOf",
     "Screen",
+    "StoreSource",
     "TrainResult",
     "Trigger",
     "WatchResult",
     "decide",
     "replay",
+    "repository_labels",
     "rollback_check",
     "sync_feedback",
 ]

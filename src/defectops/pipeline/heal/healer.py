@@ -24,7 +24,7 @@ from defectops.pipeline.heal.decide import decide_step
 from defectops.pipeline.heal.gate import gate_step
 from defectops.pipeline.heal.monitor import monitor_step
 from defectops.pipeline.heal.refresh import refresh_step
-from defectops.pipeline.heal.sources import RepositorySource
+from defectops.pipeline.heal.sources import HistorySource, RepositorySource, StoreSource, repository_labels
 from defectops.pipeline.heal.train import train_step
 from defectops.pipeline.heal.watch import watch_step
 from defectops.registry import CHALLENGER, CHAMPION, AuditLog, ModelRegistry
@@ -63,11 +63,14 @@ class Healer(HealContext):
         feedback_repo: str | None = None,
         log_url: str | None = None,
         workers: int | None = None,
+        store: str | None = None,
     ) -> Healer:
         """Everything from the settings tree: registry, prediction log, control file, audit store.
 
         The prediction log is the service's (``DEFECTOPS_SERVE_LOG_URL``, else the workspace's); ``heal`` and
-        ``monitoring`` default to the tree's ``DEFECTOPS_HEAL_*`` and ``DEFECTOPS_MONITOR_*`` subtrees.
+        ``monitoring`` default to the tree's ``DEFECTOPS_HEAL_*`` and ``DEFECTOPS_MONITOR_*`` subtrees. With
+        ``store`` (an artifact store URL) challengers learn from the commits CI scored into it, labelled from
+        ``repo``'s history (:class:`StoreSource`) instead of from the whole mined repository.
         """
         from defectops.config import Workspace
         from defectops.predlog import PredictionLog, default_url
@@ -76,11 +79,20 @@ class Healer(HealContext):
         registry = ModelRegistry.from_settings(settings)
         heal = heal if heal is not None else settings.heal
         url = log_url or settings.serve.log_url or default_url(workspace.root)
-        source = (
-            RepositorySource(repo, workspace.root, settings.label_waiting_days, workers)
-            if repo is not None
-            else None
-        )
+        source: HistorySource | None = None
+        if store is not None:
+            from defectops.errors import InputError
+            from defectops.storage import ArtifactStore
+
+            if repo is None:
+                raise InputError(
+                    "--store needs --repo: the labels of the stored commits come from its history"
+                )
+            labels = repository_labels(repo, workspace.root, settings.label_waiting_days)
+            artifacts = ArtifactStore.from_url(store, endpoint_url=settings.storage.endpoint_url)
+            source = StoreSource(artifacts, labels)
+        elif repo is not None:
+            source = RepositorySource(repo, workspace.root, settings.label_waiting_days, workers)
         return cls(
             model_name=model_name,
             registry=registry,

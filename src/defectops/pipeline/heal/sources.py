@@ -1,19 +1,23 @@
 """Where the history challengers learn from comes from: a repository mined and labelled incrementally each
-cycle (:class:`RepositorySource`), or a history held in memory and revealed as time passes
+cycle (:class:`RepositorySource`), the commits CI scored into an artifact store, labelled from the repository
+(:class:`StoreSource`, ``heal --store``), or a history held in memory and revealed as time passes
 (:class:`FrameSource`, for replays and tests)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
 from defectops.data import VERDICT, upgrade_labels
+
+if TYPE_CHECKING:
+    from defectops.storage import ArtifactStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,4 +130,83 @@ class FrameSource:
                 "content_sha256": digest.hexdigest(),
             },
             summary=HistorySummary(commits=int(visible.sum())),
+        )
+
+
+#: Gives the labels table (with ``label_known_at``) as known at a moment.
+LabelsAt = Callable[[datetime], pd.DataFrame]
+
+
+def repository_labels(repo: Path, workspace_root: Path, waiting_days: int) -> LabelsAt:
+    """Labels of a repository's commits as known at ``now`` (SZZ on its history, incremental)."""
+
+    def labels_at(now: datetime) -> pd.DataFrame:
+        from defectops.config import Workspace
+        from defectops.git import GitRepo
+        from defectops.labeling import LabelOptions, label_repository
+
+        workspace = Workspace(workspace_root).ensure()
+        options = LabelOptions(waiting_days=waiting_days)
+        return label_repository(GitRepo.open(repo), workspace, now=now, options=options).labels
+
+    return labels_at
+
+
+@dataclass
+class StoreSource:
+    """The commits CI scored into an artifact store (``metrics/metrics_history.csv``, written by
+    ``predict --store``), with the metrics they were scored with, labelled by ``labels_at``.
+
+    Why these and not a fresh mining: they are the commits the champion scored just in time, after it was
+    trained, so once their labels mature an online update can learn them and be gated on commits the
+    champion never saw. Rows scored with approximate history metrics (``exact`` 0) are left out; a commit
+    scored twice counts once (its latest row).
+    """
+
+    store: ArtifactStore
+    labels_at: LabelsAt
+
+    def refresh(self, now: datetime) -> History:
+        from defectops.data import METRIC_NAMES
+        from defectops.errors import InsufficientDataError
+
+        rows = self.store.read_metrics_history()
+        if rows.empty:
+            raise InsufficientDataError(
+                f"{self.store.url} has no metrics/metrics_history.csv yet: nothing was scored with "
+                "predict --store"
+            )
+        rows = rows.loc[rows["exact"].astype(int) == 1].drop_duplicates("sha", keep="last")
+        commits = pd.DataFrame(
+            {
+                "sha": rows["sha"].astype(str),
+                "is_merge": rows["is_merge"].astype(str).str.lower().eq("true"),
+                "author_time": pd.to_datetime(rows["author_time"], utc=True, format="ISO8601"),
+                "message": rows["message"].fillna("").astype(str),
+                **{
+                    name: pd.to_numeric(rows[name].astype(str).replace({"True": "1", "False": "0"}))
+                    for name in METRIC_NAMES
+                },
+            }
+        ).reset_index(drop=True)
+        paths = rows["paths"].fillna("").astype(str).str.split("\n")
+        files = pd.DataFrame({"sha": rows["sha"].astype(str), "path": paths}).explode("path").dropna()
+        files = files.loc[files["path"] != ""].reset_index(drop=True)
+        labels = upgrade_labels(self.labels_at(now))
+        digest = hashlib.sha256(
+            pd.util.hash_pandas_object(commits[["sha"]], index=False).to_numpy().tobytes()
+        )
+        return History(
+            commits=commits,
+            labels=labels,
+            files=files,
+            fingerprint={
+                "source": self.store.url,
+                "rows": len(commits),
+                "content_sha256": digest.hexdigest(),
+            },
+            summary=HistorySummary(
+                commits=len(commits),
+                labels={str(k): int(v) for k, v in labels[VERDICT].value_counts().items()},
+            ),
         )
