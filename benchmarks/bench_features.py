@@ -62,7 +62,11 @@ def _local_times(repo: GitRepo) -> pd.DataFrame:
     out = repo.run("log", "--all", "--format=%H %ad", "--date=format:%H %w").decode().split("\n")
     rows = [line.split() for line in out if line.strip()]
     return pd.DataFrame(
-        {"commit": [r[0] for r in rows], "hour": [float(r[1]) for r in rows], "weekday": [float(r[2]) for r in rows]}
+        {
+            "commit": [r[0] for r in rows],
+            "hour": [float(r[1]) for r in rows],
+            "weekday": [float(r[2]) for r in rows],
+        }
     ).drop_duplicates("commit")
 
 
@@ -106,9 +110,9 @@ def repository(path: Path, work: Path, now: datetime, seeds: int, ablations: boo
             single[name] = round(_score(table, split, (*FEATURES, name), seeds)["roc_auc"] - base, 4)
     result = {
         "repository": repo.path.name,
-        "commits": int(len(commits)),
-        "train_rows": int(len(split.train)),
-        "test_rows": int(len(test)),
+        "commits": len(commits),
+        "train_rows": len(split.train),
+        "test_rows": len(test),
         "test_defects": int(test[LABEL].sum()),
         "test_from": str(test[TIME].min().date()),
         "effort_total": float(test[EFFORT].sum()),

@@ -40,9 +40,9 @@ COMMIT_TIME = "commit_time"
 #: Every metric the miner computes, in the column order of every mined dataset: :data:`FEATURES`, then churn.
 METRIC_NAMES: tuple[str, ...] = (*FEATURES, CHURN)
 
-#: Richer change features (#20), mined from the same running history as the Kamei metrics and written after
-#: them in every mined dataset (definitions in docs/metrics.md, "Richer features"). Like the Kamei metrics they
-#: use only history known at the commit's time, and they need no label.
+#: Richer change features (#20), mined from the same running history as the Kamei metrics and written
+#: after them in every mined dataset (definitions in docs/metrics.md, "Richer features"). Like the Kamei
+#: metrics they use only history known at the commit's time, and they need no label.
 RICH_FEATURES: tuple[str, ...] = (
     "file_fixes",
     "dir_fixes",

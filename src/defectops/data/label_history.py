@@ -3,8 +3,8 @@ of the author, each counted only once its label was known.
 
 Why here and not in mining: labels come from the labelling stage, which runs after mining and may import it,
 never the reverse (docs/architecture.md). The labels table already says when each defect became known
-(``label_known_at``: the commit time of the first fix that revealed it), so this data-layer step can count, for
-a commit C made at time t, exactly the defect-inducing commits whose revealing fix had been committed before t.
+(``label_known_at``: the commit time of the first fix that revealed it), so this data-layer step can count,
+for a commit C made at time t, exactly the defect-inducing commits whose revealing fix was committed before t.
 
 The leak this avoids: a commit X made before C whose fix came after C was, at C's time, not known to be
 defect-inducing. Counting it would let the model see the future (and, in a held-out window, labels of the
@@ -48,7 +48,9 @@ def _count_before(events: pd.DataFrame, queries: pd.DataFrame) -> np.ndarray:
     both = pd.concat(
         [
             pd.DataFrame({"key": events["key"], "t": events["t"], "event": 1, "q": -1}),
-            pd.DataFrame({"key": queries["key"], "t": queries["t"], "event": 0, "q": np.arange(len(queries))}),
+            pd.DataFrame(
+                {"key": queries["key"], "t": queries["t"], "event": 0, "q": np.arange(len(queries))}
+            ),
         ],
         ignore_index=True,
     )

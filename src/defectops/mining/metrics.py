@@ -313,9 +313,7 @@ class HistoryState:
         subsystems = frozenset(subsystem_of(f.path) for f in files)
         self._apply(commit, files, subsystems, is_fix_message(commit.message))
 
-    def _apply(
-        self, commit: Commit, files: list[FileChange], subsystems: frozenset[str], fix: bool
-    ) -> None:
+    def _apply(self, commit: Commit, files: list[FileChange], subsystems: frozenset[str], fix: bool) -> None:
         now = commit.author_time.timestamp()
         author = commit.author_email
         if fix:

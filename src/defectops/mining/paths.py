@@ -4,8 +4,8 @@ Why path rules and not content: the split must be computed for every file of eve
 path, and a path is all the diff gives for free. The rules are checked in this order, the first that matches
 wins (so ``tests/conftest.py`` is a test, ``requirements-docs.txt`` is build and ``docs/conf.py`` is docs):
 
-1. **test**: a directory named ``test``, ``tests``, ``testing``, ``__tests__``, ``spec`` or ``specs``; or a file
-   named ``test_*``, ``*_test.*``, ``*_tests.*``, ``*Test.*``, ``*Tests.*``, ``*.test.*``, ``*.spec.*``,
+1. **test**: a directory named ``test``, ``tests``, ``testing``, ``__tests__``, ``spec`` or ``specs``; or a
+   file named ``test_*``, ``*_test.*``, ``*_tests.*``, ``*Test.*``, ``*Tests.*``, ``*.test.*``, ``*.spec.*``,
    ``*_spec.*`` or ``conftest.py``;
 2. **build**: build, packaging and CI files: names in :data:`BUILD_NAMES`, ``requirements*.txt``,
    ``Dockerfile*``, ``*.gradle``, ``*.cmake``, ``*.mk``, or anything under ``.github/``, ``.circleci/``,

@@ -23,14 +23,21 @@ import pandas as pd
 
 from defectops.data import FEATURES, LABEL, LABEL_HISTORY_FEATURES, RICH_FEATURES, TIME, time_split
 from defectops.errors import DefectOpsError
+from defectops.training.evaluate import fit_model
 from defectops.training.metrics import roc_auc
 
+FeatureSets = tuple[tuple[str, tuple[tuple[str, ...], ...]], ...]
+
 #: The nested candidate sets, smallest first: (name, feature groups).
-FEATURE_SETS: tuple[tuple[str, tuple[tuple[str, ...], ...]], ...] = (
+FEATURE_SETS: FeatureSets = (
     ("kamei", (FEATURES,)),
     ("kamei+mined", (FEATURES, RICH_FEATURES)),
     ("kamei+mined+label-history", (FEATURES, RICH_FEATURES, LABEL_HISTORY_FEATURES)),
 )
+#: What ``defectops run`` chooses among: the sets every scoring path (CI, the service, the event workers)
+#: computes from git and the miner state alone. The label-history set would also need the labels table at
+#: scoring time, which those paths do not read yet (docs/metrics.md, "Richer features").
+SCORABLE_SETS: FeatureSets = FEATURE_SETS[:2]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +50,23 @@ class FeatureChoice:
     reason: str = ""
 
     def as_dict(self) -> dict[str, Any]:
-        return {"chosen": self.name, "features": list(self.features), "scores": self.scores, "reason": self.reason}
+        return {
+            "chosen": self.name,
+            "features": list(self.features),
+            "scores": self.scores,
+            "reason": self.reason,
+        }
 
 
 def _columns(groups: tuple[tuple[str, ...], ...]) -> tuple[str, ...]:
     return tuple(name for group in groups for name in group)
 
 
-def available_sets(table: pd.DataFrame) -> list[tuple[str, tuple[str, ...]]]:
+def available_sets(
+    table: pd.DataFrame, candidates: FeatureSets = FEATURE_SETS
+) -> list[tuple[str, tuple[str, ...]]]:
     """The candidate sets whose columns are all in ``table`` (at least Kamei-14 when it has them)."""
-    return [(name, _columns(g)) for name, g in FEATURE_SETS if all(c in table.columns for c in _columns(g))]
+    return [(name, _columns(g)) for name, g in candidates if all(c in table.columns for c in _columns(g))]
 
 
 def with_features(table: pd.DataFrame, features: tuple[str, ...] | list[str]) -> pd.DataFrame:
@@ -69,15 +83,14 @@ def choose_features(
     seed: int = 0,
     validation_fraction: float = 0.25,
     min_gain: float = 0.005,
+    candidates: FeatureSets = FEATURE_SETS,
 ) -> FeatureChoice:
     """Choose among :data:`FEATURE_SETS` on a time-ordered validation window inside ``train`` (module
     docstring); Kamei-14 when only it is available or the validation window cannot rank (one class)."""
-    from defectops.training.evaluate import fit_model
-
-    sets = available_sets(train)
+    sets = available_sets(train, candidates)
     if not sets:
         raise DefectOpsError("the training table lacks the Kamei change metrics")
-    scores: dict[str, float | None] = {name: None for name, _ in FEATURE_SETS}
+    scores: dict[str, float | None] = {name: None for name, _ in candidates}
     if len(sets) == 1:
         return FeatureChoice(sets[0][0], sets[0][1], scores, "only the Kamei metrics are available")
     try:
