@@ -30,12 +30,15 @@ def test_the_mined_set_is_chosen_when_only_a_richer_feature_carries_the_signal()
     assert choice.name == "kamei+mined"
     assert choice.features == (*FEATURES, *RICH_FEATURES)
     scores = choice.scores
-    assert scores["kamei+mined"] is not None and scores["kamei"] is not None
+    assert scores["kamei+mined"] is not None
+    assert scores["kamei"] is not None
     assert scores["kamei+mined"] >= scores["kamei"] + 0.005
 
 
 def test_kamei_is_kept_when_the_richer_features_add_nothing() -> None:
-    choice = choose_features(_table(800, "la"), kind="logreg", gap=timedelta(days=30), candidates=SCORABLE_SETS)
+    choice = choose_features(
+        _table(800, "la"), kind="logreg", gap=timedelta(days=30), candidates=SCORABLE_SETS
+    )
     assert choice.name == "kamei"
     assert choice.features == FEATURES
 
