@@ -63,7 +63,8 @@ def _count_before(events: pd.DataFrame, queries: pd.DataFrame) -> np.ndarray:
 
 
 def _directory(paths: pd.Series) -> pd.Series:
-    return paths.astype(str).str.rpartition("/")[0]
+    """Parent directories ('' at the root): the last '/' and what follows it removed (safe when empty)."""
+    return paths.astype(str).str.replace(r"/?[^/]*$", "", regex=True)
 
 
 def label_history_features(
