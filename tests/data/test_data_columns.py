@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from defectops.data.columns import CHURN, FEATURES, METRIC_NAMES
+from defectops.data.columns import CHURN, FEATURES, METRIC_NAMES, RICH_FEATURES
 from defectops.data.mined import COMMITS_SCHEMA
 from defectops.data.schemas import EFFORT
 from defectops.mining.metrics import ChangeMetrics
@@ -19,7 +19,8 @@ def test_metric_names_are_the_features_then_churn() -> None:
 
 
 def test_hand_written_declarations_follow_the_names() -> None:
-    assert tuple(f.name for f in dataclasses.fields(ChangeMetrics)) == METRIC_NAMES
+    assert tuple(f.name for f in dataclasses.fields(ChangeMetrics)) == (*METRIC_NAMES, *RICH_FEATURES)
     columns = list(COMMITS_SCHEMA.columns)
-    assert columns[-len(METRIC_NAMES) :] == list(METRIC_NAMES)
+    mined = [*METRIC_NAMES, *RICH_FEATURES]
+    assert columns[-len(mined) :] == mined
     assert set(NUMERIC_FIELDS) <= set(ChangeRecord.model_fields)

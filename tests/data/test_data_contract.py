@@ -6,15 +6,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from defectops.data import CONTRACT, METRIC_NAMES, normalise_frame, normalise_inputs
+from defectops.data import CONTRACT, METRIC_NAMES, RICH_FEATURES, normalise_frame, normalise_inputs
 
 
 def test_the_contract_covers_every_metric_as_float64_with_its_range() -> None:
-    assert tuple(CONTRACT) == METRIC_NAMES
+    assert tuple(CONTRACT) == (*METRIC_NAMES, *RICH_FEATURES)
     assert {spec.dtype for spec in CONTRACT.values()} == {"float64"}
     assert [name for name, spec in CONTRACT.items() if spec.flag] == ["fix"]
     grows = {name for name, spec in CONTRACT.items() if spec.grows_with_age}
-    assert grows == {"lt", "ndev", "age", "nuc", "exp", "rexp", "sexp"}
+    assert grows == {"lt", "ndev", "age", "nuc", "exp", "rexp", "sexp", "file_fixes", "dir_fixes"}
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from defectops.config import Workspace
-from defectops.data.columns import METRIC_NAMES
+from defectops.data.columns import METRIC_NAMES, RICH_FEATURES
 from defectops.data.mined import read_table
 from defectops.errors import StateError
 from defectops.git.repo import GitRepo
@@ -29,7 +29,7 @@ def any_repo(request: pytest.FixtureRequest, tmp_path: Path) -> RepoBuilder:
 
 
 def assert_same_metrics(actual: pd.Series, expected: pd.Series, sha: str) -> None:
-    for name in METRIC_NAMES:
+    for name in (*METRIC_NAMES, *RICH_FEATURES):
         a, e = actual[name], expected[name]
         if pd.isna(e):
             assert pd.isna(a), (sha, name)

@@ -27,7 +27,7 @@ from defectops.ci.model_source import ModelSource
 from defectops.ci.report import CommitPrediction, FailOn, PredictionReport
 from defectops.ci.store import StoreSession
 from defectops.config import StorageSettings, Workspace
-from defectops.data import MESSAGE, METRIC_NAMES, PATHS, normalise_frame
+from defectops.data import MESSAGE, METRIC_NAMES, PATHS, RICH_FEATURES, normalise_frame
 from defectops.errors import InputError, ModelError, StateError
 from defectops.git import GitRepo
 from defectops.mining import MineOptions, Miner
@@ -205,6 +205,12 @@ def feature_frame(
     metrics = normalise_frame(mined.loc[:, list(METRIC_NAMES)].reset_index(drop=True))  # the feature contract
     for name in METRIC_NAMES:
         frame[name] = metrics[name].to_numpy(dtype=np.float64)
+    # The richer features (#20): mined with the metrics from the same state, for a model that chose them.
+    rich = [name for name in RICH_FEATURES if name in mined.columns]
+    if rich:
+        richer = normalise_frame(mined.loc[:, rich].reset_index(drop=True))
+        for name in rich:
+            frame[name] = richer[name].to_numpy(dtype=np.float64)
     frame[MESSAGE] = mined["message"].astype(str).to_numpy()
     frame[PATHS] = ["\n".join(f.path for f in infos[sha].files) for sha in mined["sha"]]
     missing = [c for c in columns if c not in frame.columns]
@@ -222,7 +228,7 @@ def feature_frame(
         raise ModelError(
             f"the model needs input column(s) {', '.join(missing)} that cannot be computed from a repository"
         )
-    check_finite(frame, [c for c in columns if c in METRIC_NAMES])
+    check_finite(frame, [c for c in columns if c in METRIC_NAMES or c in RICH_FEATURES])
     return frame
 
 

@@ -1,6 +1,13 @@
 """Datasets: schemas (Pandera), Parquet storage, fingerprints, time-aware splits."""
 
-from defectops.data.columns import CHURN, COMMIT_TIME, METRIC_NAMES, PREDICTION_COLUMNS
+from defectops.data.columns import (
+    CHURN,
+    COMMIT_TIME,
+    LABEL_HISTORY_FEATURES,
+    METRIC_NAMES,
+    PREDICTION_COLUMNS,
+    RICH_FEATURES,
+)
 from defectops.data.contract import CONTRACT, FeatureSpec, normalise_frame, normalise_inputs
 from defectops.data.external import load_table
 from defectops.data.fingerprint import file_sha256, read_fingerprint
@@ -30,11 +37,13 @@ __all__ = [
     "FEATURES",
     "FILES_SCHEMA",
     "LABEL",
+    "LABEL_HISTORY_FEATURES",
     "LINK_COLUMNS",
     "MESSAGE",
     "METRIC_NAMES",
     "PATHS",
     "PREDICTION_COLUMNS",
+    "RICH_FEATURES",
     "TIME",
     "VERDICT",
     "VERDICTS",

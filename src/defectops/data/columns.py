@@ -40,6 +40,26 @@ COMMIT_TIME = "commit_time"
 #: Every metric the miner computes, in the column order of every mined dataset: :data:`FEATURES`, then churn.
 METRIC_NAMES: tuple[str, ...] = (*FEATURES, CHURN)
 
+#: Richer change features (#20), mined from the same running history as the Kamei metrics and written
+#: after them in every mined dataset (definitions in docs/metrics.md, "Richer features"). Like the Kamei
+#: metrics they use only history known at the commit's time, and they need no label.
+RICH_FEATURES: tuple[str, ...] = (
+    "file_fixes",
+    "dir_fixes",
+    "rel_churn",
+    "src_churn",
+    "test_churn",
+    "doc_churn",
+    "build_churn",
+    "author_30d",
+    "author_90d",
+)
+
+#: Richer features that need labels (#20): computed in the training table from the labels table, each
+#: commit seeing only the defect-inducing labels whose revealing fix was committed before it
+#: (:mod:`defectops.data.label_history`). Mining cannot compute them: labels come after mining.
+LABEL_HISTORY_FEATURES: tuple[str, ...] = ("file_bugs", "dir_bugs", "author_bug_rate")
+
 #: The fixed columns of a prediction-log window, in their order
 #: (:meth:`defectops.predlog.log.PredictionLog.window`); every other column of a window is a model
 #: input. Monitoring treats them as reserved (:data:`defectops.monitoring.monitor.RESERVED_COLUMNS`).

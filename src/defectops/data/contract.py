@@ -25,7 +25,7 @@ from typing import ClassVar, Final
 import numpy as np
 import pandas as pd
 
-from defectops.data.columns import CHURN, FEATURES
+from defectops.data.columns import CHURN, FEATURES, RICH_FEATURES
 
 __all__ = ["CONTRACT", "FeatureSpec", "normalise_frame", "normalise_inputs"]
 
@@ -88,11 +88,23 @@ _SPECS: Final = (
     FeatureSpec("rexp", "weighted changes", "Author's recent experience.", grows_with_age=True),
     FeatureSpec("sexp", "changes", "Author's earlier changes to the subsystems.", grows_with_age=True),
     FeatureSpec(CHURN, "lines", "la + ld (effort)."),
+    # The mined richer features (#20, docs/metrics.md "Richer features").
+    FeatureSpec("file_fixes", "changes", "Earlier fix commits of the changed files.", grows_with_age=True),
+    FeatureSpec(
+        "dir_fixes", "changes", "Earlier fix commits of the changed directories.", grows_with_age=True
+    ),
+    FeatureSpec("rel_churn", "ratio", "(la + ld) / max(lt, 1): churn relative to the files' size."),
+    FeatureSpec("src_churn", "lines", "Churn in source files."),
+    FeatureSpec("test_churn", "lines", "Churn in test files."),
+    FeatureSpec("doc_churn", "lines", "Churn in documentation files."),
+    FeatureSpec("build_churn", "lines", "Churn in build, packaging and CI files."),
+    FeatureSpec("author_30d", "changes", "Author's changes in the 30 days before."),
+    FeatureSpec("author_90d", "changes", "Author's changes in the 90 days before."),
 )
 
-#: The contract of every mined metric (the 14 features of Kamei et al. and churn), by name.
+#: The contract of every mined metric (the 14 features of Kamei et al., churn, the richer features), by name.
 CONTRACT: Final[Mapping[str, FeatureSpec]] = {spec.name: spec for spec in _SPECS}
-assert tuple(CONTRACT) == (*FEATURES, CHURN)  # the contract covers exactly the canonical metrics
+assert tuple(CONTRACT) == (*FEATURES, CHURN, *RICH_FEATURES)  # exactly the mined metrics
 
 
 def normalise_inputs(inputs: Mapping[str, object]) -> dict[str, object]:

@@ -14,6 +14,7 @@ import pandera.pandas as pa
 import pyarrow as pa_arrow
 import pyarrow.parquet as pq
 
+from defectops.data.columns import RICH_FEATURES
 from defectops.data.fingerprint import Fingerprint, write_fingerprint
 from defectops.errors import DataError
 from defectops.locks import replace_atomically
@@ -46,6 +47,13 @@ COMMITS_SCHEMA = pa.DataFrameSchema(
         "rexp": pa.Column(float, _NON_NEGATIVE, nullable=True),
         "sexp": pa.Column("Int64", _NON_NEGATIVE, nullable=True),
         "churn": pa.Column("Int64", _NON_NEGATIVE, nullable=True),
+        # The richer features (#20); absent from datasets mined by older versions.
+        **{
+            name: pa.Column(
+                float if name == "rel_churn" else "Int64", _NON_NEGATIVE, nullable=True, required=False
+            )
+            for name in RICH_FEATURES
+        },
     },
     checks=[
         pa.Check(lambda df: df["is_merge"] | df["nf"].notna(), error="non-merge commits must be scored"),

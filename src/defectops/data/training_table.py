@@ -12,6 +12,8 @@ from datetime import datetime
 
 import pandas as pd
 
+from defectops.data.columns import LABEL_HISTORY_FEATURES, RICH_FEATURES
+from defectops.data.label_history import label_history_features
 from defectops.data.labels import VERDICT, labels_as_of
 from defectops.data.schemas import (
     COMMIT,
@@ -40,12 +42,25 @@ def training_table(
     as_of: datetime,
     files: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """One row per non-merge commit whose label was known at ``as_of``, in time order, schema-checked."""
+    """One row per non-merge commit whose label was known at ``as_of``, in time order, schema-checked.
+
+    With ``files`` and a dataset mined with the richer features, the table also carries
+    :data:`RICH_FEATURES` and the label-history features (each commit seeing only the labels known at its
+    own time, :mod:`defectops.data.label_history`); which of them the model uses is chosen in training.
+    """
     known = labels_as_of(labels, as_of)
     known = known.loc[known[VERDICT] != "unknown", ["sha", VERDICT]]
     scored = commits.loc[~commits["is_merge"].astype(bool)]
     merged = scored.merge(known, on="sha", how="inner", validate="one_to_one")
     table = pd.DataFrame({name: merged[name].astype("float64") for name in FEATURES})
+    # The richer features (#20) when the dataset was mined with them (datasets of older versions lack them).
+    if all(name in merged.columns for name in RICH_FEATURES):
+        for name in RICH_FEATURES:
+            table[name] = merged[name].astype("float64")
+        if files is not None:
+            history = label_history_features(commits, files, labels, merged, files)
+            for name in LABEL_HISTORY_FEATURES:
+                table[name] = history[name].to_numpy()
     table[EFFORT] = merged["churn"].astype("float64")
     table[LABEL] = (merged[VERDICT] == "defect").astype("int64")
     table[TIME] = pd.to_datetime(merged["author_time"], utc=True).astype("datetime64[ns, UTC]")

@@ -25,7 +25,7 @@ import pandas as pd
 
 from defectops import __version__
 from defectops.config import Workspace
-from defectops.data import COMMITS_SCHEMA, FILES_SCHEMA, METRIC_NAMES, read_table, write_table
+from defectops.data import COMMITS_SCHEMA, FILES_SCHEMA, METRIC_NAMES, RICH_FEATURES, read_table, write_table
 from defectops.errors import EmptyRepositoryError, ShallowCloneError, StateError
 from defectops.git import BASE_OPTIONS, LOG_OPTIONS, BlobReader, Commit, GitRepo, LogParser
 from defectops.locks import DEFAULT_WAIT_SECONDS, exclusive
@@ -39,6 +39,7 @@ Progress = Callable[[int, int], None]
 
 _INT_METRICS = ("ns", "nd", "nf", "la", "ld", "lt", "ndev", "nuc", "exp", "sexp", "churn")
 _FLOAT_METRICS = ("entropy", "age", "rexp")
+_FLOAT_RICH = ("rel_churn",)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ COMMIT_COLUMNS: tuple[str, ...] = (
     "committer_time",
     "message",
     *METRIC_NAMES,
+    *RICH_FEATURES,
 )
 FILE_COLUMNS: tuple[str, ...] = (
     "repo",
@@ -114,7 +116,7 @@ FILE_COLUMNS: tuple[str, ...] = (
     "binary",
     "submodule",
 )
-_NO_METRICS: tuple[None, ...] = (None,) * len(METRIC_NAMES)
+_NO_METRICS: tuple[None, ...] = (None,) * (len(METRIC_NAMES) + len(RICH_FEATURES))
 
 
 class _Rows:
@@ -137,7 +139,7 @@ class _Rows:
                 commit.author_time,
                 commit.committer_time,
                 commit.message,
-                *(_NO_METRICS if metrics is None else metrics.values()),
+                *(_NO_METRICS if metrics is None else (*metrics.values(), *metrics.rich_values())),
             )
         )
         repo, sha = self.repo, commit.sha
@@ -211,6 +213,8 @@ def commits_frame(columns: dict[str, list[Any]]) -> pd.DataFrame:
         frame[name] = frame[name].astype("Int64")
     for name in _FLOAT_METRICS:
         frame[name] = frame[name].astype("float64")
+    for name in RICH_FEATURES:
+        frame[name] = frame[name].astype("float64" if name in _FLOAT_RICH else "Int64")
     frame["fix"] = frame["fix"].astype("boolean")
     frame["is_merge"] = frame["is_merge"].astype(bool)
     for name in ("repo", "sha", "parents", "author_name", "author_email", "message"):
@@ -302,8 +306,11 @@ class Miner:
     def _mine(self, progress: Progress | None) -> MineResult:
         started = perf_counter()
         head = self._check_minable()
-        info = self.store.info()
         rebuilt: str | None = None
+        if self.store.outdated():
+            rebuilt = "the miner state was written by an older defectops; the state was rebuilt from scratch"
+            self.store.delete()
+        info = self.store.info()
         state: HistoryState
         exclude: list[str] = []
         if info is not None and info.head == head:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from defectops.data import METRIC_NAMES
+from defectops.data import METRIC_NAMES, RICH_FEATURES
 from defectops.git import ChangeType, Commit, FileChange
 from defectops.mining.fixes import is_fix_message
+from defectops.mining.paths import path_kind
 
 SECONDS_PER_DAY = 86_400.0
 DAYS_PER_YEAR = 365.25
@@ -44,9 +45,22 @@ class ChangeMetrics:
     rexp: float
     sexp: int
     churn: int
+    # Richer features (#20, docs/metrics.md "Richer features"), in RICH_FEATURES order.
+    file_fixes: int = 0
+    dir_fixes: int = 0
+    rel_churn: float = 0.0
+    src_churn: int = 0
+    test_churn: int = 0
+    doc_churn: int = 0
+    build_churn: int = 0
+    author_30d: int = 0
+    author_90d: int = 0
 
     def as_dict(self) -> dict[str, float | int | bool]:
-        return dict(zip(METRIC_NAMES, self.values(), strict=True))
+        return {
+            **dict(zip(METRIC_NAMES, self.values(), strict=True)),
+            **dict(zip(RICH_FEATURES, self.rich_values(), strict=True)),
+        }
 
     def values(self) -> tuple[float | int | bool, ...]:
         """The metrics in :data:`METRIC_NAMES` order."""
@@ -55,14 +69,23 @@ class ChangeMetrics:
             self.ndev, self.age, self.nuc, self.exp, self.rexp, self.sexp, self.churn,
         )  # fmt: skip
 
+    def rich_values(self) -> tuple[float | int, ...]:
+        """The richer features in :data:`RICH_FEATURES` order."""
+        return (
+            self.file_fixes, self.dir_fixes, self.rel_churn, self.src_churn, self.test_churn,
+            self.doc_churn, self.build_churn, self.author_30d, self.author_90d,
+        )  # fmt: skip
+
 
 @dataclass(slots=True)
 class FileHistory:
-    """What the history knows about one path: developers who changed it and its last change."""
+    """What the history knows about one path: developers who changed it, its last change, and how many
+    fix commits changed it (``fixes``, for ``file_fixes``)."""
 
     developers: set[str]
     last_time: float  # author time, seconds since the epoch
     last_sha: str
+    fixes: int = 0
 
 
 @dataclass(slots=True)
@@ -93,6 +116,16 @@ class DeveloperHistory:
             )
         ages = np.maximum(now - self.times[: self.count], 0.0) / _SECONDS_PER_YEAR
         return float(np.sum(1.0 / (1.0 + ages)))
+
+    def recent_count(self, now: float, days: float) -> int:
+        """Prior changes younger than ``days`` at ``now`` (``author_30d``/``author_90d``); a prior change
+        dated after ``now`` (clock skew) has age zero, as in REXP, so it counts."""
+        if self.count == 0:
+            return 0
+        cutoff = now - days * SECONDS_PER_DAY
+        if self.count <= _SMALL:
+            return sum(1 for t in self.times[: self.count].tolist() if t > cutoff)
+        return int(np.count_nonzero(self.times[: self.count] > cutoff))
 
     def subsystem_experience(self, subsystems: frozenset[str]) -> int:
         """SEXP: prior changes that touched at least one of ``subsystems`` (each change counted once)."""
@@ -141,11 +174,16 @@ class HistoryState:
         developers: dict[str, DeveloperHistory] | None = None,
         file_loader: Callable[[str], FileHistory | None] | None = None,
         developer_loader: Callable[[str], DeveloperHistory | None] | None = None,
+        directories: dict[str, int] | None = None,
+        directory_loader: Callable[[str], int | None] | None = None,
     ) -> None:
         self.files: dict[str, FileHistory] = files if files is not None else {}
         self.developers: dict[str, DeveloperHistory] = developers if developers is not None else {}
+        #: Per directory ('' for the root): fix commits that changed a file in it (``dir_fixes``).
+        self.directories: dict[str, int] = directories if directories is not None else {}
         self._file_loader = file_loader
         self._developer_loader = developer_loader
+        self._directory_loader = directory_loader
         self._missing_files: set[str] = set()
 
     # -- lookups ---------------------------------------------------------------------------------------
@@ -158,6 +196,14 @@ class HistoryState:
                 self._missing_files.add(path)
             else:
                 self.files[path] = found
+        return found
+
+    def directory_fixes(self, directory: str) -> int:
+        found = self.directories.get(directory)
+        if found is None:
+            loaded = self._directory_loader(directory) if self._directory_loader is not None else None
+            found = loaded or 0
+            self.directories[directory] = found
         return found
 
     def developer(self, email: str) -> DeveloperHistory:
@@ -183,7 +229,7 @@ class HistoryState:
         files = scored_files(commit)
         subsystems = frozenset(subsystem_of(f.path) for f in files)
         metrics = self._score(commit, files, subsystems, lines_before, record)
-        self._apply(commit, files, subsystems)
+        self._apply(commit, files, subsystems, metrics.fix)
         return metrics
 
     def _score(
@@ -202,10 +248,13 @@ class HistoryState:
         developers: set[str] = set()
         ages: list[float] = []
         last_changes: set[str] = set()
+        file_fixes = 0
+        kinds = {"source": 0, "test": 0, "docs": 0, "build": 0, "other": 0}
         for f in files:
             la += f.added
             ld += f.deleted
             churns.append(f.added + f.deleted)
+            kinds[path_kind(f.path)] += f.added + f.deleted
             before = lines_before(f)
             if f.change_type is not ChangeType.ADDED and not f.binary:
                 lt += before
@@ -217,6 +266,7 @@ class HistoryState:
             developers |= history.developers
             ages.append(max(now - history.last_time, 0.0) / SECONDS_PER_DAY)
             last_changes.add(history.last_sha)
+            file_fixes += history.fixes
 
         author = self.developer(commit.author_email)
         return ChangeMetrics(
@@ -235,6 +285,15 @@ class HistoryState:
             rexp=author.recent_experience(now),
             sexp=author.subsystem_experience(subsystems),
             churn=la + ld,
+            file_fixes=file_fixes,
+            dir_fixes=sum(self.directory_fixes(d) for d in directories),
+            rel_churn=(la + ld) / max(lt, 1),
+            src_churn=kinds["source"],
+            test_churn=kinds["test"],
+            doc_churn=kinds["docs"],
+            build_churn=kinds["build"],
+            author_30d=author.recent_count(now, 30.0),
+            author_90d=author.recent_count(now, 90.0),
         )
 
     @staticmethod
@@ -251,11 +310,15 @@ class HistoryState:
         if commit.is_merge:
             return
         files = scored_files(commit)
-        self._apply(commit, files, frozenset(subsystem_of(f.path) for f in files))
+        subsystems = frozenset(subsystem_of(f.path) for f in files)
+        self._apply(commit, files, subsystems, is_fix_message(commit.message))
 
-    def _apply(self, commit: Commit, files: list[FileChange], subsystems: frozenset[str]) -> None:
+    def _apply(self, commit: Commit, files: list[FileChange], subsystems: frozenset[str], fix: bool) -> None:
         now = commit.author_time.timestamp()
         author = commit.author_email
+        if fix:
+            for directory in {directory_of(f.path) for f in files}:
+                self.directories[directory] = self.directory_fixes(directory) + 1
         for f in files:
             source = self._history_path(f)
             history = self.file(source)
@@ -268,10 +331,14 @@ class HistoryState:
                 self._missing_files.add(f.path)
                 continue
             if f.change_type is ChangeType.COPIED and history is not None:
-                history = FileHistory(set(history.developers), history.last_time, history.last_sha)
+                history = FileHistory(
+                    set(history.developers), history.last_time, history.last_sha, history.fixes
+                )
             if history is None:
                 history = FileHistory(set(), now, commit.sha)
             history.developers.add(author)
+            if fix:
+                history.fixes += 1
             history.last_time = now
             history.last_sha = commit.sha
             self.files[f.path] = history

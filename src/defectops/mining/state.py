@@ -23,14 +23,18 @@ from defectops.git import GitRepo
 from defectops.mining.identity import RepositoryIdentity, check_same_repository
 from defectops.mining.metrics import DeveloperHistory, FileHistory, HistoryState
 
-FORMAT_VERSION = "1"
+#: 2 (#20): per-file and per-directory fix counts for the richer features; a state of format 1 lacks them,
+#: so the miner rebuilds it (:meth:`StateStore.outdated`).
+FORMAT_VERSION = "2"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS files (
-    path TEXT PRIMARY KEY, developers TEXT NOT NULL, last_time REAL NOT NULL, last_sha TEXT NOT NULL);
+    path TEXT PRIMARY KEY, developers TEXT NOT NULL, last_time REAL NOT NULL, last_sha TEXT NOT NULL,
+    fixes INTEGER NOT NULL DEFAULT 0);
 CREATE TABLE IF NOT EXISTS developers (
     email TEXT PRIMARY KEY, times BLOB NOT NULL, subsystem_sets TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS directories (path TEXT PRIMARY KEY, fixes INTEGER NOT NULL);
 """
 
 
@@ -83,6 +87,18 @@ class StateStore:
     def exists(self) -> bool:
         return self.path.exists()
 
+    def outdated(self) -> bool:
+        """Whether the file is a state of an older format (mined before #20's fix counts): the miner then
+        rebuilds it from scratch instead of refusing it."""
+        if not self.path.exists():
+            return False
+        try:
+            with _connect(self.path) as conn:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
+        except sqlite3.DatabaseError:
+            return False
+        return row is not None and row[0] != FORMAT_VERSION and row[0].isdigit() and int(row[0]) < 2
+
     def info(self) -> StateInfo | None:
         if not self.path.exists():
             return None
@@ -113,16 +129,17 @@ class StateStore:
         """Everything, into memory (full and incremental runs)."""
         with _connect(self.path) as conn:
             files = {
-                path: FileHistory(set(devs.split("\n")) if devs else set(), last_time, last_sha)
-                for path, devs, last_time, last_sha in conn.execute(
-                    "SELECT path, developers, last_time, last_sha FROM files"
+                path: FileHistory(set(devs.split("\n")) if devs else set(), last_time, last_sha, fixes)
+                for path, devs, last_time, last_sha, fixes in conn.execute(
+                    "SELECT path, developers, last_time, last_sha, fixes FROM files"
                 )
             }
+            directories = dict(conn.execute("SELECT path, fixes FROM directories").fetchall())
             developers = {
                 email: _decode_developer(times, sets)
                 for email, times, sets in conn.execute("SELECT email, times, subsystem_sets FROM developers")
             }
-        return HistoryState(files=files, developers=developers)
+        return HistoryState(files=files, developers=developers, directories=directories)
 
     def lazy(self) -> tuple[HistoryState, sqlite3.Connection]:
         """A state that reads rows on demand (just-in-time scoring); close the connection when done."""
@@ -130,11 +147,15 @@ class StateStore:
 
         def file_loader(path: str) -> FileHistory | None:
             row = conn.execute(
-                "SELECT developers, last_time, last_sha FROM files WHERE path = ?", (path,)
+                "SELECT developers, last_time, last_sha, fixes FROM files WHERE path = ?", (path,)
             ).fetchone()
             if row is None:
                 return None
-            return FileHistory(set(row[0].split("\n")) if row[0] else set(), row[1], row[2])
+            return FileHistory(set(row[0].split("\n")) if row[0] else set(), row[1], row[2], row[3])
+
+        def directory_loader(directory: str) -> int | None:
+            row = conn.execute("SELECT fixes FROM directories WHERE path = ?", (directory,)).fetchone()
+            return None if row is None else int(row[0])
 
         def developer_loader(email: str) -> DeveloperHistory | None:
             row = conn.execute(
@@ -142,7 +163,10 @@ class StateStore:
             ).fetchone()
             return None if row is None else _decode_developer(row[0], row[1])
 
-        return HistoryState(file_loader=file_loader, developer_loader=developer_loader), conn
+        state = HistoryState(
+            file_loader=file_loader, developer_loader=developer_loader, directory_loader=directory_loader
+        )
+        return state, conn
 
     def save(self, state: HistoryState, info: StateInfo) -> None:
         """Write the whole state atomically: a new file of this writer's own, renamed over the old one, so
@@ -164,11 +188,15 @@ class StateStore:
         try:
             with conn:
                 conn.executemany(
-                    "INSERT INTO files VALUES (?, ?, ?, ?)",
+                    "INSERT INTO files VALUES (?, ?, ?, ?, ?)",
                     (
-                        (path, "\n".join(sorted(h.developers)), h.last_time, h.last_sha)
+                        (path, "\n".join(sorted(h.developers)), h.last_time, h.last_sha, h.fixes)
                         for path, h in state.files.items()
                     ),
+                )
+                conn.executemany(
+                    "INSERT INTO directories VALUES (?, ?)",
+                    ((path, n) for path, n in state.directories.items() if n),
                 )
                 conn.executemany(
                     "INSERT INTO developers VALUES (?, ?, ?)",

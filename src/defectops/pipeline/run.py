@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from defectops.config import Settings, Workspace
-from defectops.data import EFFORT, FEATURES, LABEL, TIME, read_fingerprint, read_table
+from defectops.data import EFFORT, FEATURES, LABEL, RICH_FEATURES, TIME, read_fingerprint, read_table
 from defectops.errors import InputError, InsufficientDataError, NotFoundError
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, LabelSummary, label_repository
@@ -463,7 +463,9 @@ def _score_recent(
     if champion is None or bands is None or count <= 0:
         return []
     recent = commits.loc[~commits["is_merge"].astype(bool)].tail(count).reset_index(drop=True)
-    frame = pd.DataFrame({name: recent[name].astype("float64") for name in FEATURES})
+    # The Kamei metrics and, when mined, the richer features (#20) a champion may have chosen.
+    names = [*FEATURES, *(name for name in RICH_FEATURES if name in recent.columns)]
+    frame = pd.DataFrame({name: recent[name].astype("float64") for name in names})
     frame[TIME] = pd.to_datetime(recent["author_time"], utc=True)
     estimator = champion.estimator
     scored: list[Scored] = score(

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from defectops.data import CONTRACT, MESSAGE, METRIC_NAMES, PATHS
+from defectops.data import CONTRACT, MESSAGE, METRIC_NAMES, PATHS, RICH_FEATURES
 
 Metric = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Flag = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
@@ -54,7 +54,7 @@ Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x0
 StrictFlag = Annotated[bool, Field(strict=True)] | Flag
 
 #: Fields of :class:`ChangeRecord` a model may use as numeric inputs.
-NUMERIC_FIELDS: tuple[str, ...] = METRIC_NAMES  # the 14 features and churn
+NUMERIC_FIELDS: tuple[str, ...] = (*METRIC_NAMES, *RICH_FEATURES)  # the 14 features, churn, the richer ones
 #: Fields of :class:`ChangeRecord` a text-aware model may read.
 TEXT_FIELDS: tuple[str, ...] = (MESSAGE, PATHS)
 #: Fields that identify a change rather than describe it (never model inputs).
@@ -137,6 +137,16 @@ class ChangeRecord(BaseModel):
     rexp: Metric | None = Field(default=None, description="Author's recent experience.")
     sexp: Metric | None = Field(default=None, description="Author's earlier changes to the subsystems.")
     churn: Metric | None = Field(default=None, description="la + ld (effort).")
+    # The mined richer features (#20); `defectops mine` writes them, a model that chose them needs them.
+    file_fixes: Metric | None = Field(default=None, description=CONTRACT["file_fixes"].description)
+    dir_fixes: Metric | None = Field(default=None, description=CONTRACT["dir_fixes"].description)
+    rel_churn: Metric | None = Field(default=None, description=CONTRACT["rel_churn"].description)
+    src_churn: Metric | None = Field(default=None, description=CONTRACT["src_churn"].description)
+    test_churn: Metric | None = Field(default=None, description=CONTRACT["test_churn"].description)
+    doc_churn: Metric | None = Field(default=None, description=CONTRACT["doc_churn"].description)
+    build_churn: Metric | None = Field(default=None, description=CONTRACT["build_churn"].description)
+    author_30d: Metric | None = Field(default=None, description=CONTRACT["author_30d"].description)
+    author_90d: Metric | None = Field(default=None, description=CONTRACT["author_90d"].description)
     message: str | None = Field(
         default=None, max_length=100_000, description="Commit message (text-aware models only)."
     )

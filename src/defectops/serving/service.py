@@ -24,7 +24,7 @@ import pandas as pd
 from pydantic_core import to_json
 
 from defectops.config import ServeSettings, Settings, Workspace
-from defectops.data import METRIC_NAMES
+from defectops.data import METRIC_NAMES, RICH_FEATURES
 from defectops.errors import ModelError, NotFoundError, PayloadTooLargeError
 from defectops.predlog import FeedbackOutcome, FeedbackRecord, PredictionLog, default_url
 from defectops.registry import ModelRegistry
@@ -165,7 +165,9 @@ class PredictionService:
             return render([])
         # Logged inputs: the change metrics, plus the commit message only for a model that reads it.
         text = champion.text_columns if champion is not None else ()
-        batch = frame_batch(frame, request.repo, [*METRIC_NAMES, *text])
+        # ... and the richer features (#20) the model learnt from, which only a model that chose them needs.
+        rich = [f for f in RICH_FEATURES if champion is not None and f in champion.features]
+        batch = frame_batch(frame, request.repo, [*METRIC_NAMES, *rich, *text])
         top_k = self.serve.top_k if request.top_k is None else request.top_k
         return await self._answer(batch, top_k, render)
 

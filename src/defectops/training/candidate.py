@@ -36,6 +36,7 @@ from defectops.errors import DataError, DefectOpsError, InsufficientDataError
 from defectops.training.evaluate import fit_model, run_fold
 from defectops.training.metrics import evaluate_predictions
 from defectops.training.models import DEFAULT_MODEL, OnlineJIT
+from defectops.training.selection import SCORABLE_SETS, FeatureChoice, choose_features, with_features
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,9 @@ class CandidateOptions:
     seed: int = 0
     min_labelled: int = 100
     min_new_labelled: int = 50
+    #: Choose, on a validation window inside the training part, whether the mined richer features (#20)
+    #: join the Kamei metrics (:mod:`defectops.training.selection`); False keeps the Kamei metrics.
+    select_features: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,9 +65,11 @@ class Evaluation:
     test_window: tuple[str, str]
     model: str
     tuning_trials: int | None
+    #: Which feature set the model learns from and why (None: chosen by no selection).
+    feature_set: FeatureChoice | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
             **self.metrics,
             "train_rows": self.train_rows,
             "test_rows": self.test_rows,
@@ -71,6 +77,9 @@ class Evaluation:
             "model": self.model,
             "tuning_trials": self.tuning_trials,
         }
+        if self.feature_set is not None:
+            document["feature_set"] = self.feature_set.as_dict()
+        return document
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +186,16 @@ def train_candidate(
             "the held-out window or the training part before it lacks defect-inducing or clean commits"
         )
     fold_table, split, test = fold
+    choice: FeatureChoice | None = None
+    if options.select_features:
+        # Chosen on the fold's training part only (never the held-out window), then used for the fold model
+        # and the refitted model alike.
+        train_part = fold_table.iloc[split.train].reset_index(drop=True)
+        choice = choose_features(
+            train_part, kind=options.kind, gap=gap, seed=options.seed, candidates=SCORABLE_SETS
+        )
+        for frame in (fold_table, test, table_now):
+            with_features(frame, choice.features)
     fold_result, fitted = run_fold(
         fold_table,
         split,
@@ -199,6 +218,7 @@ def train_candidate(
         # TuningResult.as_dict() has no "trials" key, so this has always been None (kept so that
         # `run --json` stays the same; the count is fitted.tuning.n_trials).
         tuning_trials=None if fitted.tuning is None else fitted.tuning.as_dict().get("trials"),
+        feature_set=choice,
     )
     return Candidate(
         model=final.model,
