@@ -8,6 +8,7 @@ whose fix came after T was, at T, an unknown or even a "clean" change). Commits 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
@@ -39,13 +40,21 @@ def training_table(
     *,
     as_of: datetime,
     files: pd.DataFrame | None = None,
+    features: Sequence[str] = FEATURES,
 ) -> pd.DataFrame:
-    """One row per non-merge commit whose label was known at ``as_of``, in time order, schema-checked."""
+    """One row per non-merge commit whose label was known at ``as_of``, in time order, schema-checked.
+
+    ``features`` are the model inputs taken from ``commits`` (the Kamei metrics by default; with code or
+    Terraform metrics joined on, those too); they are recorded in ``attrs["features"]`` for training.
+    """
     known = labels_as_of(labels, as_of)
     known = known.loc[known[VERDICT] != "unknown", ["sha", VERDICT]]
     scored = commits.loc[~commits["is_merge"].astype(bool)]
     merged = scored.merge(known, on="sha", how="inner", validate="one_to_one")
-    table = pd.DataFrame({name: merged[name].astype("float64") for name in FEATURES})
+    missing = [name for name in features if name not in merged.columns]
+    if missing:
+        raise DataError(f"the commits lack the feature column(s) {', '.join(missing[:5])}")
+    table = pd.DataFrame({name: merged[name].astype("float64") for name in features})
     table[EFFORT] = merged["churn"].astype("float64")
     table[LABEL] = (merged[VERDICT] == "defect").astype("int64")
     table[TIME] = pd.to_datetime(merged["author_time"], utc=True).astype("datetime64[ns, UTC]")
@@ -58,4 +67,7 @@ def training_table(
     table = table.sort_values([TIME, COMMIT], kind="stable").reset_index(drop=True)
     if table.empty:
         raise DataError(f"no commit has a known label as of {as_of:%Y-%m-%d}; more history is needed")
-    return validate_training_table(table)
+    table = validate_training_table(table, features)
+    if tuple(features) != FEATURES:
+        table.attrs["features"] = list(features)
+    return table

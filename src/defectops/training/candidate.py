@@ -24,6 +24,7 @@ import pandas as pd
 from defectops.data import (
     COMMIT,
     EFFORT,
+    FEATURES,
     LABEL,
     TIME,
     VERDICT,
@@ -49,6 +50,8 @@ class CandidateOptions:
     seed: int = 0
     min_labelled: int = 100
     min_new_labelled: int = 50
+    #: The model inputs (columns of the commit dataset): the Kamei metrics, or a larger feature set.
+    features: tuple[str, ...] = FEATURES
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,7 +154,7 @@ def train_candidate(
     """
     gap = timedelta(days=options.waiting_days)
     try:
-        table_now = training_table(commits, labels, as_of=now, files=files)
+        table_now = training_table(commits, labels, as_of=now, files=files, features=options.features)
     except DataError as exc:
         raise InsufficientDataError(str(exc)) from exc
     if len(table_now) < options.min_labelled or not _both_classes(table_now[LABEL]):
@@ -236,7 +239,7 @@ def online_candidate(
             unseen_since=since,
         )
     try:
-        table_now = training_table(commits, labels, as_of=now, files=files)
+        table_now = training_table(commits, labels, as_of=now, files=files, features=list(champion.features_))
     except DefectOpsError as exc:
         raise InsufficientDataError(str(exc)) from exc
     known_at = known_labels(labels, now).set_index("sha")["label_known_at"]
@@ -298,7 +301,7 @@ def _held_out_fold(
         if len(test) < options.min_new_labelled:
             return None
     try:
-        then = training_table(commits, labels, as_of=start, files=files)
+        then = training_table(commits, labels, as_of=start, files=files, features=options.features)
     except DataError:
         return None
     train = then.loc[then[TIME] + gap <= start].reset_index(drop=True)
