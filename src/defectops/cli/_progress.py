@@ -19,14 +19,15 @@ MIN_STEP = 50
 
 
 def progress_lines(what: str) -> Callable[[int, int], None]:
-    """A ``(done, total)`` callback printing ``<what>: done/total commits, rate, elapsed`` on stderr every
+    """A ``(done, total)`` callback (``done == 0`` restarts the clock) printing ``<what>: done/total commits, rate, elapsed`` on stderr every
     ``max(MIN_STEP, total / LINES_PER_PASS)`` commits and at the end."""
-    started: list[float] = []
+    started = [time.monotonic()]  # the pass starts now, or when it says (done, total) = (0, total)
 
     def report(done: int, total: int) -> None:
         now = time.monotonic()
-        if not started:
-            started.append(now)
+        if done == 0:
+            started[0] = now
+            return
         step = max(MIN_STEP, -(-total // LINES_PER_PASS))
         if done % step and done != total:
             return

@@ -35,7 +35,7 @@ from defectops.mining.engine import Miner
 
 Progress = Callable[[int, int], None]
 _FAILURE_COLUMNS = ("sha", "path", "language", "kind", "error")
-_NUMBERS = re.compile(r"\d+")
+_NUMBERS = re.compile(r"\b\d+\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,6 +115,8 @@ def mine_code_metrics(
         failed = read_table(failures_path) if failures_path.exists() else _empty_failures()
         known = set(stored["sha"].astype(str))
         todo = [sha for sha in scored if sha not in known]
+        if progress is not None:
+            progress(0, len(todo))  # the pass starts: rates are measured from here
 
         def counted() -> Iterator[Commit]:
             for done, commit in enumerate(read_commits(miner.repo, todo), start=1):

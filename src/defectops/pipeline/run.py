@@ -223,7 +223,6 @@ def _run(
     commits = read_table(mined.dataset)
     files = read_table(mined.files_dataset)
     choice = choose_features(options.features, commits, files)
-    say(f"features: {choice.name} ({len(choice.features)} columns): {choice.reason}")
 
     say("labelling")
     labelled = label_repository(
@@ -233,7 +232,7 @@ def _run(
         options=LabelOptions(waiting_days=options.waiting_days, lock_wait_seconds=wait),
     )
 
-    say("training")
+    say("loading the registry")
     from defectops.registry import CHAMPION, ModelRegistry
 
     registry = ModelRegistry.from_settings(settings)
@@ -247,8 +246,9 @@ def _run(
     # The code and Terraform columns, when this run's set or the serving champion (to score) uses them.
     needed = [*choice.features, *(champion.meta.features if champion is not None else ())]
     if any(name not in commits.columns for name in needed):
-        say("measuring code and Terraform metrics")
+        say(f"measuring code and Terraform metrics (features: {choice.name}, {choice.reason})")
     commits, code = with_feature_columns(miner, commits, needed, progress)
+    say(f"training on {len(choice.features)} features ({choice.name})")
     # The cross-project starter never saw a label of this repository: every held-out window is fair to it.
     starter_serves = champion is not None and champion.meta.cross_project
     # The gate compares on commits the champion never saw: those made after it was trained.
