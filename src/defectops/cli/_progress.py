@@ -19,8 +19,8 @@ MIN_STEP = 50
 
 
 def progress_lines(what: str) -> Callable[[int, int], None]:
-    """A ``(done, total)`` callback (``done == 0`` restarts the clock) printing ``<what>: done/total commits, rate, elapsed`` on stderr every
-    ``max(MIN_STEP, total / LINES_PER_PASS)`` commits and at the end."""
+    """A ``(done, total)`` callback printing ``<what>: done/total commits, rate, elapsed`` on stderr every
+    ``max(MIN_STEP, total / LINES_PER_PASS)`` commits and at the end; ``done == 0`` restarts the clock."""
     started = [time.monotonic()]  # the pass starts now, or when it says (done, total) = (0, total)
 
     def report(done: int, total: int) -> None:
