@@ -6,10 +6,10 @@ default) looks at the history: a repository where at least :data:`IAC_SHARE` of 
 a ``.tf`` file is infrastructure as code, and gets ``all``; any other gets ``kamei``, so an application
 repository pays nothing for blob parsing it would not use.
 
-Why commits and 20 %: in the Terraform modules measured (terraform-aws-eks, -vpc, -iam) 59, 52 and 49 % of
-the non-merge commits change a ``.tf`` file (the rest are releases, docs and CI); an application that keeps its
-deployment in a ``terraform/`` folder changes it in a few percent of its commits. 20 % sits between the two
-with room on both sides; a share of files would be skewed by commits that touch hundreds of files.
+Why commits and 20 %: in the Terraform modules measured (terraform-aws-eks, -vpc, -iam) 59, 52 and 49 %
+of the non-merge commits change a ``.tf`` file (the rest are releases, docs and CI); an application that
+keeps its deployment in a ``terraform/`` folder changes it in a few percent of its commits. 20 % sits between
+the two with room on both sides; a share of files would be skewed by commits that touch hundreds of files.
 """
 
 from __future__ import annotations
