@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from defectops.cli._progress import progress_lines
 from defectops.cli._support import app_settings, parse_time_option
 from defectops.console import print_json, print_table, stderr, stdout
 from defectops.errors import InputError
@@ -101,23 +103,28 @@ def mine(
         _print_scores(frame, json_output)
         return
 
+    started = time.monotonic()
     result = _with_progress(miner, quiet or json_output)
     if result.rebuilt:
         stderr.print(f"[yellow]warning:[/] {result.rebuilt}", highlight=False)
     from defectops.data import read_table
 
     frame = read_table(result.dataset)
+    code = None
     if code_metrics:
-        from defectops.mining import add_code_metrics
+        # Stored apart (datasets/<repo>/code.parquet) and measured once per commit: a later mine measures
+        # only the new commits. The commit dataset keeps the change metrics alone.
+        from defectops.mining import mine_code_metrics, read_code_metrics, with_code_metrics
 
-        frame = add_code_metrics(git_repo, frame)
-        from defectops.data import COMMITS_SCHEMA, write_table
-
-        write_table(
-            frame, result.dataset, schema=COMMITS_SCHEMA, what="commit dataset", source=result.repo,
-            source_head=result.head, now=datetime.now(UTC),
-        )  # fmt: skip
+        code = mine_code_metrics(
+            miner, progress=None if quiet or json_output else progress_lines("code metrics")
+        )
+        frame = with_code_metrics(frame, read_code_metrics(miner))
     document: dict[str, Any] = result.as_dict()
+    # The wall time of the whole command (change and code metrics, reading and writing), not of one part.
+    document["wall_seconds"] = round(time.monotonic() - started, 3)
+    if code is not None:
+        document["code_metrics"] = code.as_dict()
     if out is not None:
         selected = frame if options.since is None else frame[frame["author_time"] >= options.since]
         _write_out(selected, out, git_repo, miner)
@@ -133,6 +140,8 @@ def mine(
 def _with_progress(miner: Any, quiet: bool) -> Any:
     if quiet:
         return miner.mine()
+    if not stderr.is_terminal:  # a CI log or a redirected stderr: lines, since a bar would not show
+        return miner.mine(progress=progress_lines("mining"))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     columns = (
@@ -187,7 +196,19 @@ def _print_summary(document: dict[str, Any]) -> None:
 
     table = Table(title=f"mined {document['repo']}", show_header=False, title_justify="left")
     for key in ("head", "commits", "new_commits", "merges", "seconds", "commits_per_second", "dataset"):
-        table.add_row(key, str(document[key]))
+        table.add_row("seconds (change metrics)" if key == "seconds" else key, str(document[key]))
+    if "code_metrics" in document:
+        code = document["code_metrics"]
+        table.add_row(
+            "code_metrics", f"{code['commits']} commits ({code['new_commits']} new) in {code['seconds']} s"
+        )
+        table.add_row("code_metrics_dataset", code["dataset"])
+        table.add_row("hcl1_files", str(code["hcl1_files"]))
+        failures = "; ".join(f"{f['files']} {f['reason']}" for f in code["failures"][:5])
+        table.add_row(
+            "files_not_measured", f"{code['failed_files']}" + (f" ({failures})" if failures else "")
+        )
+    table.add_row("wall_seconds", str(document["wall_seconds"]))
     for key, value in document["summary"].items():
         table.add_row(key, str(value))
     if "out" in document:

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from defectops.cli._progress import code_summary, progress_lines
 from defectops.cli._support import app_settings
 from defectops.console import print_json, stderr, stdout
 
@@ -50,6 +51,14 @@ def run(
             "--stability", help="Also refit over quarters and seeds for the report's validation (slower)."
         ),
     ] = False,
+    features: Annotated[
+        str,
+        typer.Option(
+            "--features",
+            help="Model inputs: auto (Terraform + code metrics added when at least 20% of the commits change "
+            "a .tf file), kamei (the 14 change metrics), code, terraform or all (docs/metrics.md).",
+        ),
+    ] = "auto",
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress messages.")] = False,
     json_output: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
@@ -68,6 +77,7 @@ def run(
         report=report,
         workers=workers,
         stability=stability,
+        features=features,
     )
     started = datetime.now(UTC)
     last: list[tuple[str, float]] = []  # the step in progress and when it began (monotonic seconds)
@@ -83,7 +93,13 @@ def run(
         last.append((message, now))
         stderr.print(f"[dim]{message} …[/]", highlight=False)
 
-    result = run_job(options, settings, now=started, step=step)
+    result = run_job(
+        options,
+        settings,
+        now=started,
+        step=step,
+        progress=None if quiet or json_output else progress_lines("code metrics"),
+    )
     if last and not (quiet or json_output):
         name, began = last.pop()
         stderr.print(f"[dim]{name} took {time.monotonic() - began:.1f} s[/]", highlight=False)
@@ -102,6 +118,11 @@ def _print(result: RunResult) -> None:
         f"mined {mined.commits if mined else None} commits of {result.repo} "
         f"({mined.new_commits if mined else None} new) in {round(mined.seconds, 3) if mined else None} s"
     )
+    if result.features is not None:
+        chosen = result.features
+        stdout.print(f"features: {chosen.name} ({len(chosen.features)}): {chosen.reason}", highlight=False)
+    if result.code_metrics is not None:
+        stdout.print(code_summary(result.code_metrics), highlight=False)
     if labelled is not None:
         stdout.print(f"labels: {labelled.labels}", highlight=False)
     if not result.trained or result.evaluation is None or result.registered is None:

@@ -2,11 +2,17 @@
 
 from defectops.data.columns import (
     CHURN,
+    CODE_BOOKKEEPING,
+    CODE_FEATURES,
+    CODE_METRIC_COLUMNS,
     COMMIT_TIME,
+    FEATURE_SETS,
     LABEL_HISTORY_FEATURES,
     METRIC_NAMES,
     PREDICTION_COLUMNS,
     RICH_FEATURES,
+    TERRAFORM_FEATURES,
+    TERRAFORM_METRIC_COLUMNS,
 )
 from defectops.data.contract import CONTRACT, FeatureSpec, normalise_frame, normalise_inputs
 from defectops.data.external import load_table
@@ -22,19 +28,32 @@ from defectops.data.labels import (
     upgrade_labels,
     validate_links,
 )
-from defectops.data.mined import COMMITS_SCHEMA, FILES_SCHEMA, read_table, write_table
+from defectops.data.mined import (
+    CODE_FAILURES_SCHEMA,
+    CODE_SCHEMA,
+    COMMITS_SCHEMA,
+    FILES_SCHEMA,
+    read_table,
+    write_table,
+)
 from defectops.data.schemas import COMMIT, EFFORT, FEATURES, LABEL, MESSAGE, PATHS, TIME, feature_columns
 from defectops.data.splits import Split, kamei_monthly, random_split, rolling_origin, time_split
 from defectops.data.training_table import training_table
 
 __all__ = [
     "CHURN",
+    "CODE_BOOKKEEPING",
+    "CODE_FAILURES_SCHEMA",
+    "CODE_FEATURES",
+    "CODE_METRIC_COLUMNS",
+    "CODE_SCHEMA",
     "COMMIT",
     "COMMITS_SCHEMA",
     "COMMIT_TIME",
     "CONTRACT",
     "EFFORT",
     "FEATURES",
+    "FEATURE_SETS",
     "FILES_SCHEMA",
     "LABEL",
     "LABEL_HISTORY_FEATURES",
@@ -44,6 +63,8 @@ __all__ = [
     "PATHS",
     "PREDICTION_COLUMNS",
     "RICH_FEATURES",
+    "TERRAFORM_FEATURES",
+    "TERRAFORM_METRIC_COLUMNS",
     "TIME",
     "VERDICT",
     "VERDICTS",

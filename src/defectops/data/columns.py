@@ -59,6 +59,50 @@ RICH_FEATURES: tuple[str, ...] = (
 #: commit seeing only the defect-inducing labels whose revealing fix was committed before it
 #: (:mod:`defectops.data.label_history`). Mining cannot compute them: labels come after mining.
 LABEL_HISTORY_FEATURES: tuple[str, ...] = ("file_bugs", "dir_bugs", "author_bug_rate")
+#: The code metrics of a commit's changed source files (``mine --code-metrics``; docs/metrics.md), in the
+#: stable column order of the code-metrics dataset. Mined by :mod:`defectops.mining.code_metrics`.
+CODE_METRIC_COLUMNS: tuple[str, ...] = (
+    "code_files",
+    "code_files_skipped",
+    "code_parse_errors",
+    *(
+        f"code_{n}{s}"
+        for n in ("nloc", "ccn", "ccn_max", "ccn_mean", "tokens", "functions")
+        for s in ("", "_delta")
+    ),
+)
+
+#: The Terraform block metrics of a commit's changed ``.tf`` files (38 columns), in their stable order.
+TERRAFORM_METRIC_COLUMNS: tuple[str, ...] = (
+    "tf_files",
+    "tf_parse_errors",
+    *(
+        f"tf_{kind}{part}"
+        for kind in ("resources", "data_sources", "modules", "variables", "outputs", "locals", "providers")
+        for part in ("", "_added", "_removed", "_changed")
+    ),
+    *(f"tf_blocks{part}" for part in ("", "_added", "_removed", "_changed")),
+    "tf_attributes",
+    "tf_attributes_delta",
+    "tf_max_depth",
+    "tf_max_depth_delta",
+)
+
+#: Bookkeeping columns of the code metrics: how many files could not be measured. Counted in summaries,
+#: never model inputs (a model must not learn which parser a file needed).
+CODE_BOOKKEEPING: frozenset[str] = frozenset({"code_files_skipped", "code_parse_errors", "tf_parse_errors"})
+
+#: Model inputs of the ``code`` and ``terraform`` feature sets (``defectops run --features``).
+CODE_FEATURES: tuple[str, ...] = tuple(c for c in CODE_METRIC_COLUMNS if c not in CODE_BOOKKEEPING)
+TERRAFORM_FEATURES: tuple[str, ...] = tuple(c for c in TERRAFORM_METRIC_COLUMNS if c not in CODE_BOOKKEEPING)
+
+#: The feature sets ``defectops run --features`` chooses from (``auto`` picks one of them), by name.
+FEATURE_SETS: dict[str, tuple[str, ...]] = {
+    "kamei": FEATURES,
+    "code": (*FEATURES, *CODE_FEATURES),
+    "terraform": (*FEATURES, *TERRAFORM_FEATURES),
+    "all": (*FEATURES, *CODE_FEATURES, *TERRAFORM_FEATURES),
+}
 
 #: The fixed columns of a prediction-log window, in their order
 #: (:meth:`defectops.predlog.log.PredictionLog.window`); every other column of a window is a model

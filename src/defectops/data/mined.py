@@ -14,7 +14,7 @@ import pandera.pandas as pa
 import pyarrow as pa_arrow
 import pyarrow.parquet as pq
 
-from defectops.data.columns import RICH_FEATURES
+from defectops.data.columns import CODE_METRIC_COLUMNS, RICH_FEATURES, TERRAFORM_METRIC_COLUMNS
 from defectops.data.fingerprint import Fingerprint, write_fingerprint
 from defectops.errors import DataError
 from defectops.locks import replace_atomically
@@ -76,6 +76,33 @@ FILES_SCHEMA = pa.DataFrameSchema(
         "deleted": pa.Column("int64", _NON_NEGATIVE),
         "binary": pa.Column(bool),
         "submodule": pa.Column(bool),
+    },
+    strict=False,
+)
+
+
+#: The code-metrics dataset (``datasets/<repo>/code.parquet``): one row per measured non-merge commit, its
+#: code and Terraform metrics (:data:`CODE_METRIC_COLUMNS`, :data:`TERRAFORM_METRIC_COLUMNS`), joined onto the
+#: commit dataset by ``sha`` when a model uses them. Kept apart so mining change metrics stays fast and each
+#: commit is measured once.
+CODE_SCHEMA = pa.DataFrameSchema(
+    {
+        "sha": pa.Column(str, unique=True),
+        **{name: pa.Column("float64" if name.endswith(("mean", "mean_delta")) else "int64")
+           for name in (*CODE_METRIC_COLUMNS, *TERRAFORM_METRIC_COLUMNS)},
+    },
+    strict=False,
+)  # fmt: skip
+
+#: Files the code metrics could not measure (``datasets/<repo>/code_failures.parquet``): why, never silent.
+#: ``kind`` is ``parse_error`` or the skip reason (``binary``, ``symlink``, ``submodule``, ``too_large``).
+CODE_FAILURES_SCHEMA = pa.DataFrameSchema(
+    {
+        "sha": pa.Column(str),
+        "path": pa.Column(str),
+        "language": pa.Column(str),
+        "kind": pa.Column(str),
+        "error": pa.Column(str),
     },
     strict=False,
 )

@@ -8,6 +8,7 @@ whose fix came after T was, at T, an unknown or even a "clean" change). Commits 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import pandas as pd
@@ -41,9 +42,12 @@ def training_table(
     *,
     as_of: datetime,
     files: pd.DataFrame | None = None,
+    features: Sequence[str] = FEATURES,
 ) -> pd.DataFrame:
     """One row per non-merge commit whose label was known at ``as_of``, in time order, schema-checked.
 
+    ``features`` are the model inputs taken from ``commits`` (the Kamei metrics by default; with code or
+    Terraform metrics joined on, those too); they are recorded in ``attrs["features"]`` for training.
     With ``files`` and a dataset mined with the richer features, the table also carries
     :data:`RICH_FEATURES` and the label-history features (each commit seeing only the labels known at its
     own time, :mod:`defectops.data.label_history`); which of them the model uses is chosen in training.
@@ -52,11 +56,16 @@ def training_table(
     known = known.loc[known[VERDICT] != "unknown", ["sha", VERDICT]]
     scored = commits.loc[~commits["is_merge"].astype(bool)]
     merged = scored.merge(known, on="sha", how="inner", validate="one_to_one")
-    table = pd.DataFrame({name: merged[name].astype("float64") for name in FEATURES})
-    # The richer features (#20) when the dataset was mined with them (datasets of older versions lack them).
+    missing = [name for name in features if name not in merged.columns]
+    if missing:
+        raise DataError(f"the commits lack the feature column(s) {', '.join(missing[:5])}")
+    table = pd.DataFrame({name: merged[name].astype("float64") for name in features})
+    # The richer features (#20) when the dataset was mined with them (datasets of older versions lack them);
+    # training chooses whether the model uses them (defectops.training.selection).
     if all(name in merged.columns for name in RICH_FEATURES):
         for name in RICH_FEATURES:
-            table[name] = merged[name].astype("float64")
+            if name not in table.columns:
+                table[name] = merged[name].astype("float64")
         if files is not None:
             history = label_history_features(commits, files, labels, merged, files)
             for name in LABEL_HISTORY_FEATURES:
@@ -73,4 +82,7 @@ def training_table(
     table = table.sort_values([TIME, COMMIT], kind="stable").reset_index(drop=True)
     if table.empty:
         raise DataError(f"no commit has a known label as of {as_of:%Y-%m-%d}; more history is needed")
-    return validate_training_table(table)
+    table = validate_training_table(table, features)
+    if tuple(features) != FEATURES:
+        table.attrs["features"] = list(features)
+    return table

@@ -2,6 +2,13 @@
 
 from defectops.mining.code_features import add_code_metrics, read_commits
 from defectops.mining.code_rows import COMMIT_COLUMNS
+from defectops.mining.code_store import (
+    CodeMineResult,
+    code_dataset_paths,
+    mine_code_metrics,
+    read_code_metrics,
+    with_code_metrics,
+)
 from defectops.mining.engine import MineOptions, Miner, MineResult
 from defectops.mining.fixes import FixRules, is_fix_message
 from defectops.mining.many import mine_many
@@ -9,6 +16,7 @@ from defectops.mining.naming import RepositoryNames, check_model_name, default_m
 
 __all__ = [
     "COMMIT_COLUMNS",
+    "CodeMineResult",
     "FixRules",
     "MineOptions",
     "MineResult",
@@ -16,8 +24,12 @@ __all__ = [
     "RepositoryNames",
     "add_code_metrics",
     "check_model_name",
+    "code_dataset_paths",
     "default_model_name",
     "is_fix_message",
+    "mine_code_metrics",
     "mine_many",
+    "read_code_metrics",
     "read_commits",
+    "with_code_metrics",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
+from defectops.data import CODE_METRIC_COLUMNS, TERRAFORM_METRIC_COLUMNS
 from defectops.mining.terraform import BLOCK_KINDS, TerraformDiff, TerraformMetrics
 
 #: The language name of Terraform rows; every other language name is lizard's (``python``, ``cpp``, ...).
@@ -200,63 +201,10 @@ class CommitCodeMetrics:
         return {name: getattr(self, name) for name in COMMIT_COLUMNS}
 
 
-#: The commit-level columns, in this order, forever: the lead joins them onto the commit dataset by ``sha``.
-#: Documented in docs/metrics.md ("Code metrics (--code-metrics)"). Floats: ``code_ccn_mean*``; else ints.
-COMMIT_COLUMNS: Final[tuple[str, ...]] = (
-    "code_files",
-    "code_files_skipped",
-    "code_parse_errors",
-    "code_nloc",
-    "code_nloc_delta",
-    "code_ccn",
-    "code_ccn_delta",
-    "code_ccn_max",
-    "code_ccn_max_delta",
-    "code_ccn_mean",
-    "code_ccn_mean_delta",
-    "code_tokens",
-    "code_tokens_delta",
-    "code_functions",
-    "code_functions_delta",
-    "tf_files",
-    "tf_parse_errors",
-    "tf_resources",
-    "tf_resources_added",
-    "tf_resources_removed",
-    "tf_resources_changed",
-    "tf_data_sources",
-    "tf_data_sources_added",
-    "tf_data_sources_removed",
-    "tf_data_sources_changed",
-    "tf_modules",
-    "tf_modules_added",
-    "tf_modules_removed",
-    "tf_modules_changed",
-    "tf_variables",
-    "tf_variables_added",
-    "tf_variables_removed",
-    "tf_variables_changed",
-    "tf_outputs",
-    "tf_outputs_added",
-    "tf_outputs_removed",
-    "tf_outputs_changed",
-    "tf_locals",
-    "tf_locals_added",
-    "tf_locals_removed",
-    "tf_locals_changed",
-    "tf_providers",
-    "tf_providers_added",
-    "tf_providers_removed",
-    "tf_providers_changed",
-    "tf_blocks",
-    "tf_blocks_added",
-    "tf_blocks_removed",
-    "tf_blocks_changed",
-    "tf_attributes",
-    "tf_attributes_delta",
-    "tf_max_depth",
-    "tf_max_depth_delta",
-)
+#: The commit-level columns, in this order, forever (named in :mod:`defectops.data.columns`), joined onto
+#: the commit dataset by ``sha``. Documented in docs/metrics.md ("Code metrics (--code-metrics)").
+#: Floats: ``code_ccn_mean*``; else ints.
+COMMIT_COLUMNS: Final[tuple[str, ...]] = (*CODE_METRIC_COLUMNS, *TERRAFORM_METRIC_COLUMNS)
 
 #: Float columns of :data:`COMMIT_COLUMNS`; every other one is an integer.
 FLOAT_COLUMNS: Final[frozenset[str]] = frozenset({"code_ccn_mean", "code_ccn_mean_delta"})

@@ -89,6 +89,8 @@ class TerraformMetrics:
     attributes: int = 0
     max_depth: int = 0
     blocks: Mapping[str, TerraformBlock] = field(default_factory=_empty_blocks)
+    #: Read as HCL1 (Terraform before 0.12) by the pyhcl fallback (:mod:`defectops.mining.terraform_hcl1`).
+    hcl1: bool = False
 
     def count(self, kind: str) -> int:
         """Number of items of one of :data:`BLOCK_KINDS` (or ``other``)."""
@@ -242,6 +244,16 @@ def _loads(text: str) -> dict[str, Any]:
     return tree
 
 
+def _loads_hcl1(text: str, hcl2_error: TerraformParseError) -> dict[str, Any]:
+    """The fallback for pre-0.12 files: pyhcl's tree in python-hcl2's shape; both parsers' reasons if not."""
+    from defectops.mining.terraform_hcl1 import parse_hcl1
+
+    try:
+        return parse_hcl1(text)
+    except ValueError as exc:
+        raise TerraformParseError(f"{hcl2_error}; not HCL1 either: {exc}") from exc
+
+
 def _summarise(tree: Mapping[str, Any]) -> _Summary:
     items: list[tuple[str, str, str]] = []
     attributes = 0
@@ -343,7 +355,8 @@ def split_top_level(text: str) -> list[str] | None:
 
 
 def parse_terraform(text: str, *, incremental: bool = True) -> TerraformMetrics:
-    """Parse one ``.tf`` file and measure its blocks; raise :class:`TerraformParseError` if it is not HCL2.
+    """Parse one ``.tf`` file and measure its blocks; raise :class:`TerraformParseError` if it is neither
+    HCL2 nor, through the pyhcl fallback, HCL1 (Terraform before 0.12; the result says ``hcl1=True``).
 
     Addresses follow Terraform's own: ``aws_s3_bucket.logs``, ``data.aws_iam_policy_document.p``,
     ``module.vpc``, ``var.region``, ``output.id``, ``local.name``, ``provider.aws`` (``provider.aws.<alias>``
@@ -359,8 +372,13 @@ def parse_terraform(text: str, *, incremental: bool = True) -> TerraformMetrics:
             summaries = [_summarise_item(piece) for piece in pieces]
         except TerraformParseError:
             summaries = None  # maybe a cut the whole-file parse would not make: let it decide
+    hcl1 = False
     if summaries is None:
-        summaries = [_summarise(_loads(text))]
+        try:
+            summaries = [_summarise(_loads(text))]
+        except TerraformParseError as exc:
+            summaries = [_summarise(_loads_hcl1(text, exc))]
+            hcl1 = True
 
     counts = dict.fromkeys((*BLOCK_KINDS, OTHER_KIND), 0)
     blocks: dict[str, TerraformBlock] = {}
@@ -386,6 +404,7 @@ def parse_terraform(text: str, *, incremental: bool = True) -> TerraformMetrics:
         attributes=sum(s.attributes for s in summaries),
         max_depth=max((s.max_depth for s in summaries), default=0),
         blocks=MappingProxyType(blocks),
+        hcl1=hcl1,
     )
 
 

@@ -10,6 +10,7 @@ Stage results are typed records (frozen dataclasses); :meth:`RunResult.as_dict` 
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +22,14 @@ import numpy as np
 import pandas as pd
 
 from defectops.config import Settings, Workspace
-from defectops.data import EFFORT, FEATURES, LABEL, RICH_FEATURES, TIME, read_fingerprint, read_table
+from defectops.data import EFFORT, FEATURES, LABEL, TIME, read_fingerprint, read_table
 from defectops.errors import InputError, InsufficientDataError, NotFoundError
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, LabelSummary, label_repository
 from defectops.locks import exclusive
-from defectops.mining import MineOptions, Miner, MineResult, RepositoryNames
+from defectops.mining import CodeMineResult, MineOptions, Miner, MineResult, RepositoryNames
 from defectops.pipeline.coldstart import StarterStage, register_starter, serving_starter
+from defectops.pipeline.features import FeatureChoice, check_choice, choose_features, with_feature_columns
 from defectops.training import (
     DEFAULT_MODEL,
     MODEL_KINDS,
@@ -50,6 +52,7 @@ from defectops.training import (
 )
 
 Step = Callable[[str], None]
+Progress = Callable[[int, int], None]
 WHO = "defectops run"
 
 
@@ -71,9 +74,12 @@ class RunOptions:
     min_new_labelled: int = 50
     #: Refit over quarters and seeds in the validation section (slow: `defectops validate` does it too).
     stability: bool = False
+    #: ``auto``, ``kamei``, ``code``, ``terraform`` or ``all`` (:mod:`defectops.pipeline.features`).
+    features: str = "auto"
 
     def __post_init__(self) -> None:
         """Refuse impossible options before any work: mining a large history first would waste minutes."""
+        check_choice(self.features)
         if self.kind not in MODEL_KINDS:
             raise InputError(f"unknown model {self.kind!r}: choose one of {', '.join(MODEL_KINDS)}")
         if not 0.0 < self.test_fraction < 1.0:
@@ -81,9 +87,10 @@ class RunOptions:
         if self.budget_seconds < 0 or self.recent < 0 or self.waiting_days < 0:
             raise InputError("budget, recent commits and waiting days cannot be negative")
 
-    def candidate_options(self) -> CandidateOptions:
-        """How the job trains its candidate."""
+    def candidate_options(self, features: tuple[str, ...] = FEATURES) -> CandidateOptions:
+        """How the job trains its candidate, on ``features``."""
         return CandidateOptions(
+            features=features,
             kind=self.kind,
             budget_seconds=self.budget_seconds,
             waiting_days=self.waiting_days,
@@ -142,6 +149,8 @@ class RunResult:
     report: str | None = None
     starter: StarterStage | None = None
     validation: ValidationReport | None = None
+    features: FeatureChoice | None = None
+    code_metrics: CodeMineResult | None = None
 
     @property
     def cross_project(self) -> bool:
@@ -158,6 +167,10 @@ class RunResult:
         }
         if self.mined is not None:
             document["mine"] = self.mined.as_dict()
+        if self.features is not None:
+            document["features"] = self.features.as_dict()
+        if self.code_metrics is not None:
+            document["code_metrics"] = self.code_metrics.as_dict()
         if self.labelled is not None:
             document["label"] = self.labelled.as_dict()
         if self.evaluation is not None:
@@ -176,9 +189,17 @@ class RunResult:
         return document
 
 
-def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | None = None) -> RunResult:
+def run(
+    options: RunOptions,
+    settings: Settings,
+    *,
+    now: datetime,
+    step: Step | None = None,
+    progress: Progress | None = None,
+) -> RunResult:
     """Run the whole main job once; returns what happened (training is skipped, with the reason, when the
-    repository has too few labelled commits)."""
+    repository has too few labelled commits). ``progress`` hears (done, total) while code metrics are
+    measured."""
     if now.tzinfo is None:
         raise InputError("now must be timezone-aware")
     say = step or (lambda _message: None)
@@ -188,11 +209,17 @@ def run(options: RunOptions, settings: Settings, *, now: datetime, step: Step | 
     # same model side by side. The second waits (saying so), then does the job on what the first left.
     lock = workspace.state_dir / f"{repo.repo_id()}.run.lock"
     with exclusive(lock, what=f"the main job of {repo.repo_id()}", wait_seconds=settings.lock_wait_seconds):
-        return _run(options, settings, workspace, repo, now, say)
+        return _run(options, settings, workspace, repo, now, say, progress)
 
 
 def _run(
-    options: RunOptions, settings: Settings, workspace: Workspace, repo: GitRepo, now: datetime, say: Step
+    options: RunOptions,
+    settings: Settings,
+    workspace: Workspace,
+    repo: GitRepo,
+    now: datetime,
+    say: Step,
+    progress: Progress | None,
 ) -> RunResult:
 
     say("mining")
@@ -200,9 +227,11 @@ def _run(
     mine_options = MineOptions(lock_wait_seconds=wait)
     if options.workers:
         mine_options = MineOptions(workers=options.workers, lock_wait_seconds=wait)
-    mined = Miner(repo, workspace, mine_options).mine()
+    miner = Miner(repo, workspace, mine_options)
+    mined = miner.mine()
     commits = read_table(mined.dataset)
     files = read_table(mined.files_dataset)
+    choice = choose_features(options.features, commits, files)
 
     say("labelling")
     labelled = label_repository(
@@ -212,7 +241,7 @@ def _run(
         options=LabelOptions(waiting_days=options.waiting_days, lock_wait_seconds=wait),
     )
 
-    say("training")
+    say("loading the registry")
     from defectops.registry import CHAMPION, ModelRegistry
 
     registry = ModelRegistry.from_settings(settings)
@@ -223,6 +252,12 @@ def _run(
     except NotFoundError:  # no model of that name yet: this run trains the first one
         champion_version = None
     champion = registry.load(name, alias=CHAMPION) if champion_version is not None else None
+    # The code and Terraform columns, when this run's set or the serving champion (to score) uses them.
+    needed = [*choice.features, *(champion.meta.features if champion is not None else ())]
+    if any(name not in commits.columns for name in needed):
+        say(f"measuring code and Terraform metrics (features: {choice.name}, {choice.reason})")
+    commits, code = with_feature_columns(miner, commits, needed, progress)
+    say(f"training on {len(choice.features)} features ({choice.name})")
     # The cross-project starter never saw a label of this repository: every held-out window is fair to it.
     starter_serves = champion is not None and champion.meta.cross_project
     # The gate compares on commits the champion never saw: those made after it was trained.
@@ -233,21 +268,25 @@ def _run(
             labelled.labels,
             files,
             now=now,
-            options=options.candidate_options(),
+            options=options.candidate_options(choice.features),
             unseen_since=unseen_since,
             champion_saw_no_labels=starter_serves,
         )
     except InsufficientDataError as exc:
         if champion is not None and not starter_serves:
-            return RunResult(repo=str(repo.path), mined=mined, labelled=labelled.summary, reason=str(exc))
+            return RunResult(
+                repo=str(repo.path), mined=mined, labelled=labelled.summary, reason=str(exc),
+                features=choice, code_metrics=code,
+            )  # fmt: skip
         say("cold start: the cross-project starter model")
         if champion is None:
             stage, champion = register_starter(registry, name, commits, mined.dataset, now=now, who=WHO)
         else:
             stage = serving_starter(champion)
-        return _cold_start_result(
+        cold = _cold_start_result(
             options, repo, workspace, mined, labelled.summary, stage, champion, exc, now
         )
+        return dataclasses.replace(cold, features=choice, code_metrics=code)
     table_now, test = candidate.table_now, candidate.window
 
     # One report per run, named by its time, so a second run never overwrites the first; report.html beside
@@ -277,6 +316,7 @@ def _run(
             now,
             champion,
             plot_files,
+            choice,
         )
 
     say("scoring recent commits")
@@ -308,6 +348,9 @@ def _run(
             "labelled commits": len(table_now),
             "defect-inducing share": float(table_now[LABEL].mean()),
             "model": f"{name} v{registered.version} ({options.kind})",
+            "feature set": f"{choice.name} ({len(candidate.features)} features): {choice.reason}",
+            "features": ", ".join(candidate.features),
+            **({} if code is None else {"code metrics": _code_line(code)}),
             "gate": registered.gate,
             "champion": registered.champion_version,
         },
@@ -332,6 +375,17 @@ def _run(
         trained=True,
         report=str(report_path),
         validation=validation,
+        features=choice,
+        code_metrics=code,
+    )
+
+
+def _code_line(code: CodeMineResult) -> str:
+    """The code-metrics pass in one line: what was measured, and every file that was not, by reason."""
+    failed = "; ".join(f"{count} {reason}" for reason, count in code.failures[:5]) or "none"
+    return (
+        f"{code.commits} commits measured ({code.new_commits} now, {code.seconds:.1f} s; "
+        f"{code.hcl1_files} .tf files read as HCL1); files not measured: {code.failed_files} ({failed})"
     )
 
 
@@ -344,6 +398,7 @@ def _register_and_gate(
     now: datetime,
     champion: Any,
     plots: dict[str, Path],
+    choice: FeatureChoice,
 ) -> tuple[RegistryStage, Any]:
     """Log and register the refitted model as challenger; gate it on ``window`` against the champion.
 
@@ -366,6 +421,12 @@ def _register_and_gate(
         why="trained by the main job",
         job="run",
         plots=plots,
+        tags={
+            "defectops.feature_set": choice.name,
+            "defectops.feature_set_reason": choice.reason,
+            "defectops.feature_count": str(len(candidate.features)),
+        },
+        params={"feature_set": choice.name, "feature_set_requested": choice.requested},
     )
     version = registered.version.version
     if window is None:
@@ -463,9 +524,8 @@ def _score_recent(
     if champion is None or bands is None or count <= 0:
         return []
     recent = commits.loc[~commits["is_merge"].astype(bool)].tail(count).reset_index(drop=True)
-    # The Kamei metrics and, when mined, the richer features (#20) a champion may have chosen.
-    names = [*FEATURES, *(name for name in RICH_FEATURES if name in recent.columns)]
-    frame = pd.DataFrame({name: recent[name].astype("float64") for name in names})
+    names = [name for name in champion.meta.features if name in recent.columns]
+    frame = pd.DataFrame({name: recent[name].astype("float64") for name in (names or FEATURES)})
     frame[TIME] = pd.to_datetime(recent["author_time"], utc=True)
     estimator = champion.estimator
     scored: list[Scored] = score(

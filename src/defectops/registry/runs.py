@@ -237,6 +237,8 @@ def register_trained_model(
     run_name: str | None = None,
     plots: Mapping[str, Any] | None = None,
     evidence: Mapping[str, Any] | None = None,
+    tags: Mapping[str, str] | None = None,
+    params: Mapping[str, Any] | None = None,
 ) -> Registration:
     """Log a trained model's run and register it as ``challenger``: the one path from a trained model to the
     registry (``defectops train --register``, the main job ``defectops run`` and the heal loop).
@@ -245,6 +247,7 @@ def register_trained_model(
     fingerprint, ``plots``, and as reference snapshot the rows of ``table`` it learnt from (its features,
     effort, label and time). The registration is audited (``register``) with the finite ``metrics`` and
     ``evidence``; promotion stays a separate, gated step. ``run_name`` defaults to ``"<job> <now>"``.
+    ``tags`` and ``params`` are added to the run's (e.g. the feature set the main job chose, and why).
     """
     from defectops.data import EFFORT, LABEL, TIME, normalise_frame
     from defectops.registry.records import CROSS_PROJECT, TAG_ORIGIN
@@ -256,13 +259,16 @@ def register_trained_model(
         features=feature_list,
         # the feature contract: the reference holds the metrics as the service logs them (float64)
         reference=normalise_frame(table[[*feature_list, EFFORT, LABEL, TIME]]),
-        params={k: v for k, v in model.get_params(deep=False).items() if k != "features"},
+        params={
+            **{k: v for k, v in model.get_params(deep=False).items() if k != "features"},
+            **dict(params or {}),
+        },
         metrics=metrics,
         dataset_fingerprint=dataset_fingerprint,
         config=registry.config,
         threshold=float(model.threshold_),
         plots=dict(plots or {}),
-        tags={"defectops.kind": str(model.kind), "defectops.job": job, **origin},
+        tags={"defectops.kind": str(model.kind), "defectops.job": job, **dict(tags or {}), **origin},
         run_name=run_name or f"{job} {now:%Y-%m-%d %H:%M}",
     )
     version = registry.register(

@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from defectops.data import CONTRACT, MESSAGE, METRIC_NAMES, PATHS, RICH_FEATURES
+from defectops.serving.code_fields import CODE_FIELDS, CodeMetricFields
 
 Metric = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
 Flag = Annotated[float, Field(ge=0, le=1, allow_inf_nan=False, strict=True)]
@@ -54,7 +55,11 @@ Identifier = Annotated[str, Field(min_length=1, max_length=255, pattern=r"^[^\x0
 StrictFlag = Annotated[bool, Field(strict=True)] | Flag
 
 #: Fields of :class:`ChangeRecord` a model may use as numeric inputs.
-NUMERIC_FIELDS: tuple[str, ...] = (*METRIC_NAMES, *RICH_FEATURES)  # the 14 features, churn, the richer ones
+NUMERIC_FIELDS: tuple[str, ...] = (
+    *METRIC_NAMES,
+    *RICH_FEATURES,
+    *CODE_FIELDS,
+)  # 14 features, churn, richer, code, Terraform
 #: Fields of :class:`ChangeRecord` a text-aware model may read.
 TEXT_FIELDS: tuple[str, ...] = (MESSAGE, PATHS)
 #: Fields that identify a change rather than describe it (never model inputs).
@@ -109,8 +114,9 @@ _SHARE_MATCHES_MODE: dict[str, Any] = {
 }
 
 
-class ChangeRecord(BaseModel):
-    """The change metrics of one commit (Kamei et al. 2013), as mined by ``defectops mine``.
+class ChangeRecord(CodeMetricFields):
+    """The change metrics of one commit (Kamei et al. 2013), as mined by ``defectops mine``, and its code and
+    Terraform metrics (``defectops mine --code-metrics``) for a model trained with them.
 
     Give the metrics the served model uses (``GET /v1/models`` lists them; the OpenAPI of a service with a
     model marks them required); a missing one is a 422. ``repo``

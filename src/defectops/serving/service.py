@@ -29,6 +29,7 @@ from defectops.errors import ModelError, NotFoundError, PayloadTooLargeError
 from defectops.predlog import FeedbackOutcome, FeedbackRecord, PredictionLog, default_url
 from defectops.registry import ModelRegistry
 from defectops.serving.answers import RowBatch, answer, frame_batch, records_batch
+from defectops.serving.code_fields import CODE_FIELDS
 from defectops.serving.control import ControlFile
 from defectops.serving.deployment import Deployment, ServingModel
 from defectops.serving.gauges import PublishedGauges, published_gauges_path
@@ -165,15 +166,17 @@ class PredictionService:
             return render([])
         # Logged inputs: the change metrics, plus the commit message only for a model that reads it.
         text = champion.text_columns if champion is not None else ()
-        # ... and the richer features (#20) the model learnt from, which only a model that chose them needs.
+        # ... and the richer (#20), code and Terraform (#17) features the model learnt from, which only a model
+        # that chose them needs.
         rich = [f for f in RICH_FEATURES if champion is not None and f in champion.features]
-        batch = frame_batch(frame, request.repo, [*METRIC_NAMES, *rich, *text])
+        code = [f for f in champion.features if f in CODE_FIELDS] if champion is not None else []
+        batch = frame_batch(frame, request.repo, [*METRIC_NAMES, *rich, *code, *text])
         top_k = self.serve.top_k if request.top_k is None else request.top_k
         return await self._answer(batch, top_k, render)
 
     def _mine(self, path: Path, revision: str) -> pd.DataFrame:
         from defectops.git import GitRepo
-        from defectops.mining import MineOptions, Miner
+        from defectops.mining import COMMIT_COLUMNS, MineOptions, Miner, add_code_metrics
 
         repo = GitRepo.open(path)
         if ".." in revision:
@@ -183,7 +186,12 @@ class PredictionService:
             )
             self._check_size(count, "commits")
         miner = Miner(repo, self.workspace, MineOptions(workers=min(2, os.cpu_count() or 1)), now=self.clock)
-        return miner.score([revision])
+        frame = miner.score([revision])
+        champion = self.deployment.champion
+        if champion is not None and any(f in COMMIT_COLUMNS for f in champion.features):
+            # A champion trained with code or Terraform metrics: measure the changed files of these commits.
+            frame = add_code_metrics(repo, frame)
+        return frame
 
     async def _answer(self, batch: RowBatch, top_k: int, render: Render) -> bytes:
         """Score, hand the rows to the log writer, render the answer meanwhile; return it once committed."""

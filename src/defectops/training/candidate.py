@@ -24,6 +24,7 @@ import pandas as pd
 from defectops.data import (
     COMMIT,
     EFFORT,
+    FEATURES,
     LABEL,
     TIME,
     VERDICT,
@@ -36,7 +37,7 @@ from defectops.errors import DataError, DefectOpsError, InsufficientDataError
 from defectops.training.evaluate import fit_model, run_fold
 from defectops.training.metrics import evaluate_predictions
 from defectops.training.models import DEFAULT_MODEL, OnlineJIT
-from defectops.training.selection import SCORABLE_SETS, FeatureChoice, choose_features, with_features
+from defectops.training.selection import FeatureChoice, choose_features, scorable_sets, with_features
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +51,8 @@ class CandidateOptions:
     seed: int = 0
     min_labelled: int = 100
     min_new_labelled: int = 50
+    #: The model inputs (columns of the commit dataset): the Kamei metrics, or a larger feature set.
+    features: tuple[str, ...] = FEATURES
     #: Choose, on a validation window inside the training part, whether the mined richer features (#20)
     #: join the Kamei metrics (:mod:`defectops.training.selection`); False keeps the Kamei metrics.
     select_features: bool = True
@@ -162,7 +165,7 @@ def train_candidate(
     """
     gap = timedelta(days=options.waiting_days)
     try:
-        table_now = training_table(commits, labels, as_of=now, files=files)
+        table_now = training_table(commits, labels, as_of=now, files=files, features=options.features)
     except DataError as exc:
         raise InsufficientDataError(str(exc)) from exc
     if len(table_now) < options.min_labelled or not _both_classes(table_now[LABEL]):
@@ -192,7 +195,11 @@ def train_candidate(
         # and the refitted model alike.
         train_part = fold_table.iloc[split.train].reset_index(drop=True)
         choice = choose_features(
-            train_part, kind=options.kind, gap=gap, seed=options.seed, candidates=SCORABLE_SETS
+            train_part,
+            kind=options.kind,
+            gap=gap,
+            seed=options.seed,
+            candidates=scorable_sets(options.features),
         )
         for frame in (fold_table, test, table_now):
             with_features(frame, choice.features)
@@ -263,7 +270,7 @@ def online_candidate(
             unseen_since=since,
         )
     try:
-        table_now = training_table(commits, labels, as_of=now, files=files)
+        table_now = training_table(commits, labels, as_of=now, files=files, features=list(champion.features_))
     except DefectOpsError as exc:
         raise InsufficientDataError(str(exc)) from exc
     known_at = known_labels(labels, now).set_index("sha")["label_known_at"]
@@ -353,7 +360,7 @@ def _held_out_fold(
         if len(test) < options.min_new_labelled:
             return None
     try:
-        then = training_table(commits, labels, as_of=start, files=files)
+        then = training_table(commits, labels, as_of=start, files=files, features=options.features)
     except DataError:
         return None
     train = then.loc[then[TIME] + gap <= start].reset_index(drop=True)

@@ -40,6 +40,16 @@ FEATURE_SETS: FeatureSets = (
 SCORABLE_SETS: FeatureSets = FEATURE_SETS[:2]
 
 
+def scorable_sets(base: tuple[str, ...] | list[str] = FEATURES) -> FeatureSets:
+    """:data:`SCORABLE_SETS` over ``base``: the inputs ``run --features`` chose (Kamei-14, or Kamei-14 with the
+    code or Terraform metrics), alone or with the mined richer features."""
+    base = tuple(base)
+    if base == FEATURES:
+        return SCORABLE_SETS
+    extra = tuple(name for name in RICH_FEATURES if name not in base)
+    return (("base", (base,)), ("base+mined", (base, extra)))
+
+
 @dataclass(frozen=True, slots=True)
 class FeatureChoice:
     """The chosen feature set, and the validation ROC-AUC of every candidate set (None: not evaluated)."""

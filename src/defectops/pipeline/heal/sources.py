@@ -74,18 +74,32 @@ class RepositorySource:
         from defectops.data import read_fingerprint, read_table
         from defectops.git import GitRepo
         from defectops.labeling import LabelOptions, label_repository
-        from defectops.mining import MineOptions, Miner
+        from defectops.mining import (
+            MineOptions,
+            Miner,
+            code_dataset_paths,
+            mine_code_metrics,
+            read_code_metrics,
+            with_code_metrics,
+        )
 
         workspace = Workspace(self.workspace_root).ensure()
         repo = GitRepo.open(self.repo)
         options = MineOptions(workers=self.workers) if self.workers else MineOptions()
-        mined = Miner(repo, workspace, options, now=lambda: now).mine()
+        miner = Miner(repo, workspace, options, now=lambda: now)
+        mined = miner.mine()
+        commits = read_table(mined.dataset)
+        if code_dataset_paths(miner)[0].exists():
+            # A model of this repository uses code or Terraform metrics (`run --features`): keep them current
+            # (only new commits are measured) so a challenger can learn from the same inputs.
+            mine_code_metrics(miner)
+            commits = with_code_metrics(commits, read_code_metrics(miner))
         labelled = label_repository(
             repo, workspace, now=now, options=LabelOptions(waiting_days=self.waiting_days)
         )
         fingerprint = read_fingerprint(mined.dataset)
         return History(
-            commits=read_table(mined.dataset),
+            commits=commits,
             labels=labelled.labels,
             files=read_table(mined.files_dataset),
             fingerprint=fingerprint.as_dict() if fingerprint else str(mined.dataset),

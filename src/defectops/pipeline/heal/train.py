@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from defectops.data import LABEL
+from defectops.data import FEATURES, LABEL
 from defectops.errors import InsufficientDataError
 from defectops.pipeline.heal.context import HealContext
 from defectops.pipeline.heal.cycle import Cycle
@@ -78,7 +78,11 @@ def train_step(
     trained = None if starter_serves else ctx.trained_at(champion)
     champion_kind = str(getattr(estimator, "kind", "") or DEFAULT_MODEL)
     kind = ctx.settings.model_kind or (champion_kind if champion_kind in MODEL_KINDS else DEFAULT_MODEL)
+    # The champion's inputs when the history has them (a Terraform or code model), else the change metrics.
+    inputs = tuple(str(f) for f in getattr(estimator, "features_", FEATURES))
+    features = inputs if all(f in history.commits.columns for f in inputs) else FEATURES
     options = CandidateOptions(
+        features=features,
         kind="online" if ctx.online else kind,
         budget_seconds=ctx.settings.budget_seconds,
         waiting_days=ctx.waiting_days,
