@@ -166,8 +166,8 @@ class PredictionService:
             return render([])
         # Logged inputs: the change metrics, plus the commit message only for a model that reads it.
         text = champion.text_columns if champion is not None else ()
-        # ... and the richer (#20), code and Terraform (#17) features the model learnt from, which only a model
-        # that chose them needs.
+        # ... and the richer (#20), code and Terraform (#17) features the model learnt from, which only a
+        # model that chose them needs.
         rich = [f for f in RICH_FEATURES if champion is not None and f in champion.features]
         code = [f for f in champion.features if f in CODE_FIELDS] if champion is not None else []
         batch = frame_batch(frame, request.repo, [*METRIC_NAMES, *rich, *code, *text])

@@ -41,8 +41,8 @@ SCORABLE_SETS: FeatureSets = FEATURE_SETS[:2]
 
 
 def scorable_sets(base: tuple[str, ...] | list[str] = FEATURES) -> FeatureSets:
-    """:data:`SCORABLE_SETS` over ``base``: the inputs ``run --features`` chose (Kamei-14, or Kamei-14 with the
-    code or Terraform metrics), alone or with the mined richer features."""
+    """:data:`SCORABLE_SETS` over ``base``: the inputs ``run --features`` chose (Kamei-14, or Kamei-14 with
+    the code or Terraform metrics), alone or with the mined richer features."""
     base = tuple(base)
     if base == FEATURES:
         return SCORABLE_SETS
