@@ -207,3 +207,11 @@ def test_the_access_log_never_shows_a_query_string() -> None:
     assert ADMIN_TOKEN not in record.getMessage()
     assert "/v1/models/reload?<query removed>" in record.getMessage()
     assert log_config()["handlers"]["access"]["filters"] == ["strip_query"]
+
+
+def test_a_record_with_every_field_fits_the_default_key_limit() -> None:
+    """The key limit refuses hostile bodies, never a record that fills every field the schema offers."""
+    from defectops.config import ServeSettings
+    from defectops.serving.schemas import ChangeRecord
+
+    assert len(ChangeRecord.model_fields) <= ServeSettings().json_max_object_keys
