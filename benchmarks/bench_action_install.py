@@ -84,6 +84,9 @@ def action_install(work: Path, groups: list[str], *, python: str) -> dict[str, f
     )
     for tests in [p for p in (venv / "lib").glob("*/site-packages/**/tests") if p.is_dir()]:
         shutil.rmtree(tests, ignore_errors=True)
+    for headers in ("pyarrow/include", "numpy/_core/include"):  # as action.yml: never used at run time
+        for found in (venv / "lib").glob(f"*/site-packages/{headers}"):
+            shutil.rmtree(found, ignore_errors=True)
     phases["total"] = time.perf_counter() - started
     phases["size_mb"] = _size_mb(venv)
     return phases
