@@ -71,6 +71,8 @@ _SEGMENT_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COMMIT_RE: Final = re.compile(r"^[0-9a-f]{7,64}$")
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 _APPEND_ATTEMPTS: Final = 10
+#: botocore's connection and read timeouts (seconds) and retries of every S3 call.
+S3_TIMEOUTS: Final = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3}}
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +165,9 @@ class ArtifactStore:
             raise ConfigError(f"artifact store URL {text!r} names no bucket")
         options: dict[str, Any] = {"skip_instance_cache": True, "use_listings_cache": False}
         options.update(storage_options or {})
+        # Bounded waits (issue #14): an S3 endpoint that accepts and never answers is an error after these,
+        # not a CI job hung until its own timeout. Given options win.
+        options["config_kwargs"] = {**S3_TIMEOUTS, **(options.get("config_kwargs") or {})}
         client_kwargs = options.get("client_kwargs") or {}
         endpoint = (endpoint_url or "").strip()
         if endpoint and "endpoint_url" not in options and "endpoint_url" not in client_kwargs:
