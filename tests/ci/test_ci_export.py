@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sklearn.linear_model import LogisticRegression
 
 from defectops.ci.model_source import EXPORT_FILE
@@ -42,6 +43,7 @@ def _log(model: Any, frame: Any, y: Any, config: TrackingConfig, threshold: floa
     return run.model_uri
 
 
+@pytest.mark.slow  # an integration test of over 10 s: CI's slow run
 def test_export_scores_like_the_registry_champion(
     cli: Callable[..., Any], risky_repo: RepoBuilder, tmp_path: Path, training_data: tuple[Any, Any]
 ) -> None:

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+import pytest
 
 from gitrepo import RepoBuilder
 
@@ -31,6 +32,7 @@ def _state_commits(workspace: Path) -> list[str]:
         return [row[0] for row in conn.execute("SELECT value FROM meta WHERE key = 'commits'")]
 
 
+@pytest.mark.slow  # an integration test of over 10 s: CI's slow run
 def test_concurrent_mine_processes_never_corrupt_the_workspace(
     handworked: RepoBuilder, tmp_path: Path
 ) -> None:

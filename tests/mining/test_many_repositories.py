@@ -65,6 +65,7 @@ def test_cli_repos_json(repo_list: Path, tmp_path: Path, capsys: pytest.CaptureF
     assert (document["mined"], document["failed"]) == (2, 1)
 
 
+@pytest.mark.slow  # an integration test of over 10 s: CI's slow run
 def test_unreachable_dask_scheduler_is_one_line_error(
     repo_list: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -129,6 +129,7 @@ def test_new_labels_train_a_challenger_into_the_shadow_and_it_expires_unjudged(
     assert stack.registry.get_version(stack.name, challenger).status == "archived"
 
 
+@pytest.mark.slow  # an integration test of over 10 s: CI's slow run
 def test_offline_gate_judges_at_once_on_commits_the_champion_never_saw(
     stack: Stack, quiet_world: pd.DataFrame
 ) -> None:

@@ -92,6 +92,7 @@ def test_a_young_repository_gets_the_starter_as_champion_clearly_marked(
 
 
 @pytest.mark.usefixtures("quiet_mlflow")
+@pytest.mark.slow  # an integration test of over 10 s: CI's slow run
 def test_the_own_model_is_gated_against_the_starter_on_the_repository_labels(
     synthetic_repo: RepoBuilder, tmp_path: Path
 ) -> None:

@@ -13,6 +13,7 @@ from defectops.cli import main
 from defectops.registry.tracking import TrackingConfig
 
 
+@pytest.mark.slow  # an integration test of over 10 s: CI's slow run
 def test_train_register_logs_the_run_and_registers_a_challenger(
     table: pd.DataFrame, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
