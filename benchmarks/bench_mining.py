@@ -9,7 +9,10 @@ What it runs, in one process tree, on the same revision:
      and with ``--pydriller-full`` over every non-merge commit (the fair comparison: the sample counts
      PyDriller's walk over the skipped commits against it);
   4. just-in-time metrics of the newest commit from the state at its parent (in process, state on disk);
-  5. a cross-check of la, ld, nf, ns, nd and entropy against ``git show --numstat`` per commit, on a sample.
+  5. a cross-check of la, ld, nf, ns, nd and entropy against ``git show --numstat`` per commit, on a sample;
+  6. with ``--baseline-rev REV``, an A/B of ``defectops mine`` through the CLI at this checkout and at an earlier
+     commit of defectops (its ``src/`` exported with ``git archive``), interleaved in the same run, so a code
+     change's cost is not confused with a slower or busier machine.
 It prints every number and the ratios the targets are stated in. Use a local clone: it creates a branch
 ``defectops-bench-base`` there.
 """
@@ -75,6 +78,39 @@ def mine_child(repo: Path, workspace: Path, rev: str, workers: int) -> dict[str,
     document: dict[str, float] = json.loads(proc.stdout)
     document["cpu"] = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return document
+
+
+_CLI_CHILD = "import sys; from defectops.cli import main; sys.argv[0] = 'defectops'; main()"
+
+
+def mine_cli(src: Path, repo: Path, workspace: Path, workers: int) -> float:
+    """Wall seconds of ``defectops mine`` over the whole history, run from the package in ``src``."""
+    command = [sys.executable, "-c", _CLI_CHILD, "--workspace", str(workspace), "mine", "--repo", str(repo)]
+    command += ["--branch", "defectops-bench-base", "--workers", str(workers)]
+    started = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True, env={**os.environ, "PYTHONPATH": str(src)})
+    return time.perf_counter() - started
+
+
+def ab_against(baseline_rev: str, repo: Path, workers: int, repeat: int) -> None:
+    """Mine with this checkout and with ``baseline_rev`` of defectops, interleaved, and print the ratio."""
+    with tempfile.TemporaryDirectory() as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", baseline_rev, "src"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        sources = {"this checkout": ROOT / "src", baseline_rev: Path(tmp) / "src"}
+        runs: dict[str, list[float]] = {name: [] for name in sources}
+        for i in range(repeat):
+            for name, src in sources.items():
+                runs[name].append(
+                    mine_cli(src, repo, Path(tmp) / f"ab-{i}-{len(runs[name])}-{name[:4]}", workers)
+                )
+        best = {name: min(seconds) for name, seconds in runs.items()}
+        for name, seconds in runs.items():
+            listed = ", ".join(f"{s:.1f}" for s in seconds)
+            print(f"A/B defectops mine (CLI) at {name:14s} {best[name]:8.2f} s  (runs {listed})")
+        print(f"A/B ratio this checkout / {baseline_rev}: {best['this checkout'] / best[baseline_rev]:.3f}")
 
 
 def pydriller_rate(repo: Path, rev: str, sample: int) -> tuple[float, int]:
@@ -169,6 +205,7 @@ def main() -> None:
     parser.add_argument("--crosscheck", type=int, default=300)
     parser.add_argument("--jit-runs", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--baseline-rev", help="Also mine with this earlier commit of defectops (A/B).")
     args = parser.parse_args()
     repo = args.repo.resolve()
 
@@ -253,6 +290,8 @@ def main() -> None:
         print(
             f"cross-check vs git show --numstat:      {len(sample)} commits x 6 metrics, {differences} differences"
         )
+    if args.baseline_rev:
+        ab_against(args.baseline_rev, repo, args.workers, args.repeat)
     print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
