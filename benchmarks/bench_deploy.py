@@ -219,8 +219,10 @@ def main() -> None:
                 )
                 report["run_seconds_against_tracking_server"] = round(time.perf_counter() - start, 1)
                 model = json.loads(run_cli(["models", "list", "--json"], env).stdout)["models"][0]["name"]
-                repo_id = model.removeprefix("defectops-")
-                commits = pd.read_parquet(folder / "ws" / "datasets" / repo_id / "commits.parquet")
+                # The model is named after the repository's identity (#13), not its dataset folder: the
+                # workspace holds one repository here, so its one commits dataset is the one to replay.
+                (dataset,) = (folder / "ws" / "datasets").glob("*/commits.parquet")
+                commits = pd.read_parquet(dataset)
                 records = [{name: float(row[name]) for name in FEATURES} for _, row in commits.iterrows()]
                 records = (records * (2000 // len(records) + 1))[:2000]
                 report["serving"] = [
