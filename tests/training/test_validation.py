@@ -186,3 +186,19 @@ def test_no_warning_on_a_difference_below_the_minimum_effect() -> None:
     assert found["E"].fpr_diff.value == pytest.approx(-0.02)
     assert found["E"].fpr_diff.excludes_zero()
     assert found["E"].warning is None
+
+
+def test_held_out_bounds_are_logged_beside_each_metric() -> None:
+    """A window the scores separate perfectly: every resample holding both classes has ROC-AUC 1, so the
+    interval is [1, 1]; a window with no labels logs no bounds."""
+    from defectops.data import EFFORT, LABEL
+    from defectops.training import METRIC_KEYS
+    from defectops.training.candidate import held_out_bounds
+
+    window = pd.DataFrame({LABEL: [0, 0, 0, 0, 0, 0, 1, 1, 1, 1], EFFORT: [10.0] * 10})
+    scores = np.array([0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.7, 0.8, 0.9, 0.95])
+    bounds = held_out_bounds(window, scores, threshold=0.5)
+    assert bounds["roc_auc_ci95_low"] == bounds["roc_auc_ci95_high"] == 1.0
+    assert bounds["f1_ci95_low"] == bounds["f1_ci95_high"] == 1.0
+    assert set(bounds) <= {f"{m}_ci95_{side}" for m in METRIC_KEYS for side in ("low", "high")}
+    assert held_out_bounds(window.drop(columns=[LABEL]), scores, threshold=0.5) == {}

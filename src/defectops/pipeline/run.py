@@ -414,7 +414,7 @@ def _register_and_gate(
         candidate.model,
         features=candidate.features,
         table=candidate.table_now,
-        metrics=candidate.metrics,
+        metrics=candidate.logged_metrics(),
         dataset_fingerprint=fingerprint.as_dict() if fingerprint else str(dataset),
         now=now,
         who=WHO,

@@ -121,7 +121,7 @@ def train_step(
         candidate.model,
         features=candidate.features,
         table=candidate.table_now,
-        metrics=candidate.metrics,
+        metrics=candidate.logged_metrics(),
         dataset_fingerprint=history.fingerprint,
         now=now,
         who=ctx.who,

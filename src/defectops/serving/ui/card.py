@@ -2,7 +2,8 @@
 
 - **Training data**: the window of commit times and the label counts of its training reference snapshot
   (the rows it was fitted on, logged with the run), and the dataset fingerprint.
-- **Held-out metrics**: the metrics logged with the training run (one time-aware held-out fold).
+- **Held-out metrics**: the metrics logged with the training run (one time-aware held-out fold), with the
+  95% bootstrap interval logged beside each (versions trained before intervals were logged show none).
 - **Served performance with confidence intervals**: the version's served predictions whose labels have
   matured (by the monitoring window's precedence: own id, shadowed prediction, commit); 95% percentile
   bootstrap intervals (seeded, so the page is reproducible). Reviewer answers are not labels and are not used.
@@ -56,6 +57,11 @@ def model_card(
         "dataset_fingerprint": info.dataset_fingerprint,
         "registry": _registry_links(service, version, info.run_id),
         "held_out": {key: info.metrics.get(key) for key in METRIC_KEYS if key in info.metrics},
+        "held_out_intervals": {
+            key: [info.metrics[f"{key}_ci95_low"], info.metrics[f"{key}_ci95_high"]]
+            for key in METRIC_KEYS
+            if f"{key}_ci95_low" in info.metrics and f"{key}_ci95_high" in info.metrics
+        },
         "training_data": _training_data(reference),
         "importance": part(lambda: _importance(explainers, version, reference)),
         "served": part(lambda: _served(service, version, now)),

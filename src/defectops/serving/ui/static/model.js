@@ -25,7 +25,11 @@ function render(doc) {
     : el("p", { class: "muted" }, "This version has no training reference snapshot."));
   const held = Object.entries(doc.held_out);
   document.getElementById("held-out").replaceChildren(held.length
-    ? UI.table(["metric", "value"], held.map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", { class: "num" }, fmt.num(v)))))
+    ? UI.table(["metric", "value", "95 % interval"], held.map(([k, v]) => {
+      const ci = (doc.held_out_intervals || {})[k];
+      return el("tr", {}, el("td", {}, k), el("td", { class: "num" }, fmt.num(v)),
+        el("td", { class: "num" }, ci ? `${fmt.num(ci[0])} – ${fmt.num(ci[1])}` : "–"));
+    }))
     : el("p", { class: "muted" }, "No held-out metric was logged with the training run."));
 
   const served = doc.served;
