@@ -146,6 +146,11 @@ class Candidate:
 HELD_OUT_RESAMPLES = 200
 
 
+def bound_names(metric: str) -> tuple[str, str]:
+    """The run-metric names of ``metric``'s held-out 95% bounds (the one place the naming lives)."""
+    return f"{metric}_ci95_low", f"{metric}_ci95_high"
+
+
 def held_out_bounds(window: pd.DataFrame, probability: npt.ArrayLike, threshold: float) -> dict[str, float]:
     """``<metric>_ci95_low`` and ``_high`` of every held-out metric whose interval is defined (seeded
     percentile bootstrap over the window's rows); empty when the window has no labels or no effort."""
@@ -162,8 +167,8 @@ def held_out_bounds(window: pd.DataFrame, probability: npt.ArrayLike, threshold:
     for name in METRIC_KEYS:
         interval = intervals.intervals[name]
         if interval.lower is not None and interval.upper is not None:
-            bounds[f"{name}_ci95_low"] = float(interval.lower)
-            bounds[f"{name}_ci95_high"] = float(interval.upper)
+            low, high = bound_names(name)
+            bounds[low], bounds[high] = float(interval.lower), float(interval.upper)
     return bounds
 
 

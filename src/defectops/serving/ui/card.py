@@ -24,7 +24,7 @@ from defectops.data import CHURN, LABEL, TIME
 from defectops.registry import AuditEvent
 from defectops.serving.ui.models import Explainers, input_matrix, text_inputs
 from defectops.serving.ui.overview import alias_event, part
-from defectops.training import METRIC_KEYS, effort_aware_score, evaluate_predictions
+from defectops.training import METRIC_KEYS, bound_names, effort_aware_score, evaluate_predictions
 
 if TYPE_CHECKING:
     from defectops.serving.service import PredictionService
@@ -58,9 +58,9 @@ def model_card(
         "registry": _registry_links(service, version, info.run_id),
         "held_out": {key: info.metrics.get(key) for key in METRIC_KEYS if key in info.metrics},
         "held_out_intervals": {
-            key: [info.metrics[f"{key}_ci95_low"], info.metrics[f"{key}_ci95_high"]]
+            key: [info.metrics[name] for name in bound_names(key)]
             for key in METRIC_KEYS
-            if f"{key}_ci95_low" in info.metrics and f"{key}_ci95_high" in info.metrics
+            if all(name in info.metrics for name in bound_names(key))
         },
         "training_data": _training_data(reference),
         "importance": part(lambda: _importance(explainers, version, reference)),
