@@ -79,7 +79,7 @@ def datasets(data: Path) -> list[str]:
         la_p = sigmoid((np.log1p(la) - np.log1p(la).mean()) / (np.log1p(la).std() or 1.0))
         la_only = _metrics(y, la_p, effort, 0.5)
         gaps[held.name] = cross["roc_auc"] - within["roc_auc"]
-        choice = f"transform {selection.chosen} (LOPO among the others: " + ", ".join(
+        choice = f"recipe {selection.chosen.label} (LOPO among the others: " + ", ".join(
             f"{t} {selection.mean(t):.4f}" for t in selection.scores
         )
         lines += [

@@ -66,6 +66,24 @@ def test_project_weights_give_every_project_and_class_the_same_mass() -> None:
         build.project_weights([np.array([0, 0])])
 
 
+def test_as_of_training_rows_meet_only_the_history_before_them() -> None:
+    """20 changes whose every metric is the change's index, in 10 parts of 2. By hand, ``log-z``: rows 0–1
+    are fitted on themselves (logs 0 and ln 2: mean = std = ln2/2), so z(0) = -1 and z(1) = 1; rows 2–3 on
+    rows 0–1: z(2) = (ln 3 - ln2/2) / (ln2/2) = 2 log2(3) - 1 = 2.16993, z(3) = (2 ln2 - ln2/2) / (ln2/2) = 3.
+    ``whole`` fits all 20 rows, the future included."""
+    table = pd.DataFrame({name: np.arange(20, dtype=float) for name in FEATURES})
+    project = build.Project("p", table)
+    rows = build.training_rows(build.Recipe("log-z", "as-of"), project)
+    assert rows[:4, 0] == pytest.approx([-1.0, 1.0, 2 * math.log2(3) - 1, 3.0])
+    assert (rows == rows[:, :1]).all()  # every feature the same
+    values = table.to_numpy()
+    last = RepoTransform.fit("log-z", values[:18], FEATURES).apply(values[18:])
+    assert rows[18:] == pytest.approx(last)
+    whole = build.training_rows(build.Recipe("log-z", "whole"), project)
+    assert whole == pytest.approx(RepoTransform.fit("log-z", values, FEATURES).apply(values))
+    assert build.Recipe("rank", "as-of").label == "rank as-of"
+
+
 def _history(n: int = 300, seed: int = 3) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     frame = pd.DataFrame({name: rng.lognormal(1.0, 1.0, n).round() for name in FEATURES})
@@ -82,7 +100,8 @@ def test_the_shipped_starter_loads_and_needs_a_repository_history_to_score() -> 
     assert not starter.adapted
     assert list(starter.features_) == list(FEATURES)
     card = starter_card()
-    assert starter.transform == card["transform"] == card["selection"]["chosen"]
+    assert card["selection"]["chosen"] == f"{starter.transform} {card['training_history']}"
+    assert starter.transform == card["transform"]
     assert tuple(starter.training_data) == tuple(p["project"] for p in card["training_data"])
     assert starter.threshold_ == pytest.approx(card["threshold"])
     assert "cross-project starter v1" in describe_starter(starter)
@@ -151,6 +170,7 @@ def test_the_build_script_reproduces_the_shipped_model(tmp_path: Path) -> None:
     rebuilt = json.loads((builds[0] / "card.json").read_text())
     shipped = json.loads((SHIPPED / "card.json").read_text())
     assert rebuilt["transform"] == shipped["transform"]
+    assert rebuilt["training_history"] == shipped["training_history"]
     assert rebuilt["features"] == shipped["features"]
     assert rebuilt["training_data"] == shipped["training_data"]
     assert rebuilt["selection"]["chosen"] == shipped["selection"]["chosen"]

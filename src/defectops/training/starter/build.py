@@ -13,10 +13,13 @@ The protocol (also in the model card):
    the 14 Kamei change metrics, in time order.
 2. Each project's metrics are transformed with a transformation fitted on that project's own history
    (:class:`~defectops.training.models.RepoTransform`, no labels involved).
-3. The transformation (``rank`` or ``log-z``) is chosen by leave-one-project-out among the training projects:
-   for each project Q, a model trained on the others scores Q's last 20% of changes in time order (Q's
-   transformation fitted on its first 80%); the transformation with the best mean ROC-AUC wins (ties: the
-   first of :data:`TRANSFORMS`). Nothing outside the training projects is looked at.
+3. The recipe is chosen by leave-one-project-out among the training projects: the transformation (``rank`` or
+   ``log-z``) and how a training project's rows meet their history (:data:`HISTORIES`): against the project's
+   ``whole`` history, or ``as-of`` each change (each tenth of the project, in time order, transformed with
+   the changes before it). For each project Q, a model trained on the others scores Q's last 20% of changes
+   in time order (Q's transformation fitted on its first 80%); the recipe with the best mean ROC-AUC wins
+   (ties: the earlier of :data:`TRANSFORMS`, then of :data:`HISTORIES`). Nothing outside the training
+   projects is looked at.
 4. The winner's out-of-project scores give the calibration (Platt scaling), the decision threshold (best F1)
    and the base rate (the mean defect rate of the scored parts).
 5. The final booster learns from every row of every training project; each project weighs the same, and
@@ -29,6 +32,7 @@ leaves, single-threaded and deterministic), so the same data give the same bytes
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from collections.abc import Sequence
@@ -57,6 +61,13 @@ DATASETS: dict[str, tuple[str, str]] = {
 }
 #: The transformations compared by leave-one-project-out, in order of preference on a tie.
 TRANSFORMS: tuple[str, ...] = ("log-z", "rank")
+#: How a training project's rows are transformed, in order of preference on a tie. ``whole``: with the
+#: project's whole history, the future included. ``as-of``: each of :data:`AS_OF_PARTS` consecutive parts
+#: (time order) with the changes before it (the first part with itself), which is how a repository's changes
+#: meet the starter in use: its transformation is fitted on the history mined before the changes it scores,
+#: and metrics such as ``exp`` and ``age`` grow with a project's age, so "large for this project" drifts.
+HISTORIES: tuple[str, ...] = ("whole", "as-of")
+AS_OF_PARTS = 10
 #: The share of a held-out project's latest changes it is tested on.
 TEST_FRACTION = 0.2
 STARTER_VERSION = "1"
@@ -124,22 +135,57 @@ def project_weights(labels: Sequence[npt.NDArray[np.int64]]) -> FloatArray:
     return result
 
 
-def _booster(transform: str, projects: Sequence[Project], seed: int) -> StarterJIT:
-    """A starter whose booster learnt from every row of ``projects`` (each transformed on its own rows)."""
-    model = StarterJIT(features=tuple(FEATURES), transform=transform, random_state=seed)
+@dataclass(frozen=True)
+class Recipe:
+    """How the training rows are made: the transformation and the history it is fitted on (see the module
+    docstring and :data:`HISTORIES`)."""
+
+    transform: str
+    history: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.transform} {self.history}"
+
+
+RECIPES: tuple[Recipe, ...] = tuple(Recipe(t, h) for t in TRANSFORMS for h in HISTORIES)
+
+
+def training_rows(recipe: Recipe, project: Project) -> FloatArray:
+    """``project``'s rows transformed for training by ``recipe``.
+
+    ``as-of``: the parts are cut at ``floor(k * n / AS_OF_PARTS)``; e.g. 20 rows in 10 parts: rows 0–1 are
+    transformed with rows 0–1, rows 2–3 with rows 0–1, rows 18–19 with rows 0–17.
+    """
+    values = project.numeric()
+    if recipe.history == "whole":
+        return RepoTransform.fit(recipe.transform, values, FEATURES).apply(values)
+    out = np.empty_like(values)
+    cuts = [k * len(values) // AS_OF_PARTS for k in range(AS_OF_PARTS + 1)]
+    for start, end in itertools.pairwise(cuts):
+        if end == start:
+            continue
+        past = values[:start] if start > 0 else values[:end]
+        out[start:end] = RepoTransform.fit(recipe.transform, past, FEATURES).apply(values[start:end])
+    return out
+
+
+def _booster(recipe: Recipe, projects: Sequence[Project], seed: int) -> StarterJIT:
+    """A starter whose booster learnt from every row of ``projects`` (each transformed by ``recipe``)."""
+    model = StarterJIT(features=tuple(FEATURES), transform=recipe.transform, random_state=seed)
     model.features_ = list(FEATURES)
-    rows = [RepoTransform.fit(transform, p.numeric(), FEATURES).apply(p.numeric()) for p in projects]
+    rows = [training_rows(recipe, p) for p in projects]
     labels = [p.table[LABEL].to_numpy(dtype=np.int64) for p in projects]
     model._fit_core(Inputs(np.vstack(rows)), np.concatenate(labels), project_weights(labels))
     return model
 
 
-def held_out(transform: str, train: Sequence[Project], test: Project, seed: int = 0) -> HeldOut:
+def held_out(recipe: Recipe, train: Sequence[Project], test: Project, seed: int = 0) -> HeldOut:
     """``test``'s last 20% scored by a booster trained on ``train``; ``test``'s transformation is fitted on
     its first 80% (its history before the scored changes, without labels)."""
-    model = _booster(transform, train, seed)
+    model = _booster(recipe, train, seed)
     history, rows = test.split()
-    fitted = RepoTransform.fit(transform, test.numeric(history), FEATURES)
+    fitted = RepoTransform.fit(recipe.transform, test.numeric(history), FEATURES)
     part = test.table.iloc[rows]
     return HeldOut(
         project=test.name,
@@ -152,42 +198,42 @@ def held_out(transform: str, train: Sequence[Project], test: Project, seed: int 
 
 @dataclass(frozen=True)
 class Selection:
-    """Leave-one-project-out among the training projects: ROC-AUC per transformation and project."""
+    """Leave-one-project-out among the training projects: ROC-AUC per recipe (by label) and project."""
 
     scores: dict[str, dict[str, float]]
-    chosen: str
+    chosen: Recipe
     held_out: list[HeldOut]
 
-    def mean(self, transform: str) -> float:
-        return float(np.mean(list(self.scores[transform].values())))
+    def mean(self, label: str) -> float:
+        return float(np.mean(list(self.scores[label].values())))
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "chosen": self.chosen,
+            "chosen": self.chosen.label,
             "mean_roc_auc": {t: round(self.mean(t), 6) for t in self.scores},
             "roc_auc": {t: {p: round(v, 6) for p, v in s.items()} for t, s in self.scores.items()},
         }
 
 
-def select_transform(projects: Sequence[Project], seed: int = 0) -> Selection:
-    """Choose the transformation by leave-one-project-out among ``projects`` (step 3 of the protocol)."""
+def select_recipe(projects: Sequence[Project], seed: int = 0) -> Selection:
+    """Choose the recipe by leave-one-project-out among ``projects`` (step 3 of the protocol)."""
     if len(projects) < 2:
         raise InputError("choosing a transformation needs at least two training projects")
     scores: dict[str, dict[str, float]] = {}
     parts: dict[str, list[HeldOut]] = {}
-    for transform in TRANSFORMS:
-        parts[transform] = [
-            held_out(transform, [p for p in projects if p is not q], q, seed) for q in projects
+    for recipe in RECIPES:
+        parts[recipe.label] = [
+            held_out(recipe, [p for p in projects if p is not q], q, seed) for q in projects
         ]
-        scores[transform] = {h.project: roc_auc(h.y, h.raw) for h in parts[transform]}
-    means = {t: float(np.mean(list(s.values()))) for t, s in scores.items()}
-    chosen = max(TRANSFORMS, key=lambda t: (means[t], -TRANSFORMS.index(t)))
-    return Selection(scores, chosen, parts[chosen])
+        scores[recipe.label] = {h.project: roc_auc(h.y, h.raw) for h in parts[recipe.label]}
+    means = {label: float(np.mean(list(s.values()))) for label, s in scores.items()}
+    chosen = max(RECIPES, key=lambda r: (means[r.label], -RECIPES.index(r)))
+    return Selection(scores, chosen, parts[chosen.label])
 
 
 def build_starter(projects: Sequence[Project], seed: int = 0) -> tuple[StarterJIT, Selection]:
     """The starter trained on ``projects`` by the protocol of the module docstring."""
-    selection = select_transform(projects, seed)
+    selection = select_recipe(projects, seed)
     raw = np.concatenate([h.raw for h in selection.held_out])
     y = np.concatenate([h.y for h in selection.held_out])
     a, b = platt_scaling(raw, y)
@@ -209,6 +255,7 @@ def card(projects: Sequence[Project], selection: Selection, model: StarterJIT) -
         "starter_version": STARTER_VERSION,
         "features": list(FEATURES),
         "transform": model.transform,
+        "training_history": selection.chosen.history,
         "training_data": [
             {
                 "project": p.name,
@@ -223,9 +270,11 @@ def card(projects: Sequence[Project], selection: Selection, model: StarterJIT) -
             for p in projects
         ],
         "protocol": (
-            "per-project transformation fitted on the project's own metrics (no labels); transformation "
-            "chosen by leave-one-project-out among the training projects (train on the others, test on the "
-            "held-out project's last 20% in time order, its transformation fitted on its first 80%); Platt "
+            "per-project transformation fitted on the project's own metrics (no labels); transformation and "
+            "training history (each training row transformed with its project's whole history, or as of its "
+            "time with the changes before it, by tenths) chosen by leave-one-project-out among the training "
+            "projects (train on the others, test on the held-out project's last 20% in time order, its "
+            "transformation fitted on its first 80%); Platt "
             "calibration, threshold (best F1) and base rate from those out-of-project scores; final LightGBM "
             "(200 trees, 8 leaves) on all rows, every project weighted equally and each class half within it"
         ),
