@@ -1,5 +1,6 @@
 """Datasets: schemas (Pandera), Parquet storage, fingerprints, time-aware splits."""
 
+from defectops.data.block_labels import BLOCK_KEY, BLOCK_LINK_COLUMNS, block_labels_as_of
 from defectops.data.columns import (
     CHURN,
     CODE_BOOKKEEPING,
@@ -41,6 +42,8 @@ from defectops.data.splits import Split, kamei_monthly, random_split, rolling_or
 from defectops.data.training_table import training_table
 
 __all__ = [
+    "BLOCK_KEY",
+    "BLOCK_LINK_COLUMNS",
     "CHURN",
     "CODE_BOOKKEEPING",
     "CODE_FAILURES_SCHEMA",
@@ -70,6 +73,7 @@ __all__ = [
     "VERDICTS",
     "FeatureSpec",
     "Split",
+    "block_labels_as_of",
     "compute_labels",
     "empty_links",
     "feature_columns",

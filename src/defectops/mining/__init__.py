@@ -13,9 +13,11 @@ from defectops.mining.engine import MineOptions, Miner, MineResult
 from defectops.mining.fixes import FixRules, is_fix_message
 from defectops.mining.many import mine_many
 from defectops.mining.naming import RepositoryNames, check_model_name, default_model_name
+from defectops.mining.terraform_blocks import BlockSpan, block_at_lines, block_spans
 
 __all__ = [
     "COMMIT_COLUMNS",
+    "BlockSpan",
     "CodeMineResult",
     "FixRules",
     "MineOptions",
@@ -23,6 +25,8 @@ __all__ = [
     "Miner",
     "RepositoryNames",
     "add_code_metrics",
+    "block_at_lines",
+    "block_spans",
     "check_model_name",
     "code_dataset_paths",
     "default_model_name",

@@ -1,0 +1,54 @@
+"""Block-level labels: whether a changed Terraform block induced a defect, as known at a time.
+
+The rule is the commit-level one (:func:`defectops.data.compute_labels`) applied to one block of one commit,
+keyed by ``(sha, path, address)`` (the commit, and the file and block address as that commit left them): a
+block is defect-inducing (1) at ``t`` when a block-level link names it and its fix was committed by ``t``;
+clean (0) when it is at least ``waiting_days`` old at ``t`` without such a fix; else unknown (missing).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+
+from defectops.errors import InputError
+
+#: The block-level links table (one row per fix, inducing commit, file and block).
+BLOCK_LINK_COLUMNS: list[str] = ["fix_sha", "fix_committed_at", "inducing_sha", "path", "address", "lines"]
+#: What identifies one changed block of one commit.
+BLOCK_KEY: tuple[str, str, str] = ("sha", "path", "address")
+
+
+def block_labels_as_of(
+    blocks: pd.DataFrame, block_links: pd.DataFrame, at: datetime, *, waiting_days: int
+) -> pd.DataFrame:
+    """``blocks`` (``sha``, ``path``, ``address``, ``committed_at``) with ``label`` (1, 0 or missing, Int64)
+    and ``label_known_at`` as known at ``at``; rows committed after ``at`` are left out."""
+    if at.tzinfo is None:
+        raise InputError(f"{at!r}: a time without time zone; pass an aware datetime (UTC)")
+    if waiting_days < 0:
+        raise InputError("waiting_days must be zero or more")
+    t = pd.Timestamp(at.astimezone(UTC))
+    committed = pd.to_datetime(blocks["committed_at"], utc=True)
+    frame = blocks.loc[committed <= t].copy()
+    frame["committed_at"] = committed[committed <= t]
+    fixes = block_links.loc[
+        pd.to_datetime(block_links["fix_committed_at"], utc=True) <= t,
+        ["inducing_sha", "path", "address", "fix_committed_at"],
+    ].rename(columns={"inducing_sha": "sha", "fix_committed_at": "_fixed_at"})
+    fixes["_fixed_at"] = pd.to_datetime(fixes["_fixed_at"], utc=True)
+    first = fixes.groupby(list(BLOCK_KEY), as_index=False)["_fixed_at"].min()
+    merged = frame.merge(first, on=list(BLOCK_KEY), how="left")
+    merged.index = frame.index
+    defect = merged["_fixed_at"].notna()
+    clean_at = frame["committed_at"] + pd.Timedelta(days=waiting_days)
+    clean = ~defect & (clean_at <= t)
+    label = pd.Series(pd.NA, index=frame.index, dtype="Int64")
+    label[defect] = 1
+    label[clean] = 0
+    frame["label"] = label
+    # A fix dated before the commit (clock skew, rebases) cannot make the label known before the commit.
+    fixed = merged["_fixed_at"].where(merged["_fixed_at"] >= frame["committed_at"], frame["committed_at"])
+    frame["label_known_at"] = fixed.where(defect, clean_at.where(clean))
+    return frame

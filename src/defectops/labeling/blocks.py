@@ -1,0 +1,174 @@
+"""Block-level SZZ links: the Terraform block (address) that held each line a fix traced, at the inducing
+commit.
+
+SZZ (:mod:`defectops.labeling.szz`) gives, per fix and file, the lines of the fix's *parent* that the fix
+deleted or changed and the commit that last wrote each of them. Where a line lies at the inducing commit
+(its number there and the file's name there) is what ``git blame --line-porcelain`` on the fix's parent
+reports for exactly those lines (``-w`` for AG-SZZ, with the repository's ignore-revs file when there is
+one: the same rules the line pass reproduces). Each line is then placed in the block that held it in the
+inducing commit's version of the file (:func:`defectops.mining.block_spans`), giving one row per
+(fix, inducing commit, file, block address).
+
+Nothing is guessed: a line whose blame names another commit than the link (a history the pass and blame
+read differently), a file version the block scanner cannot cut, and a line outside every block (a comment
+between blocks) are counted in :class:`BlockLinkStats` and left out.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+
+import pandas as pd
+
+from defectops.data import BLOCK_LINK_COLUMNS
+from defectops.errors import GitError
+from defectops.git import BlobReader, GitRepo, decode_text
+from defectops.mining import block_at_lines, block_spans
+
+TERRAFORM_SUFFIX = ".tf"
+
+
+@dataclass
+class BlockLinkStats:
+    """What became of the traced lines of ``.tf`` files."""
+
+    links: int = 0
+    lines: int = 0
+    mapped_lines: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+
+    def drop(self, why: str, n: int = 1) -> None:
+        self.dropped[why] = self.dropped.get(why, 0) + n
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "links": self.links,
+            "lines": self.lines,
+            "mapped_lines": self.mapped_lines,
+            "dropped": dict(self.dropped),
+        }
+
+
+def _ranges(lines: list[int]) -> list[tuple[int, int]]:
+    """Sorted line numbers as inclusive ``(first, last)`` runs."""
+    ordered = sorted(set(lines))
+    runs: list[tuple[int, int]] = []
+    start = prev = ordered[0]
+    for a, b in pairwise(ordered):
+        if b != a + 1:
+            runs.append((start, prev))
+            start = b
+        prev = b
+    runs.append((start, prev))
+    return runs
+
+
+def _blame(
+    repo: GitRepo, fix: str, path: str, lines: list[int], *, whitespace: bool, ignore_revs: Path | None
+) -> dict[int, tuple[str, int, str]]:
+    """line in ``fix^:path`` -> (origin commit, line number there, path there)."""
+    args = ["blame", "--line-porcelain"]
+    if whitespace:
+        args.append("-w")
+    if ignore_revs is not None:
+        args += ["--ignore-revs-file", str(ignore_revs)]
+    for first, last in _ranges(lines):
+        args += ["-L", f"{first},{last}"]
+    output = repo.run(*args, f"{fix}^", "--", path)
+    found: dict[int, tuple[str, int, str]] = {}
+    sha = ""
+    origin_line = final_line = 0
+    for raw in output.split(b"\n"):
+        if raw.startswith(b"\t"):
+            continue
+        if raw.startswith(b"filename "):
+            found[final_line] = (sha, origin_line, decode_text(raw[len(b"filename ") :]))
+            continue
+        parts = raw.split(b" ")
+        if len(parts) >= 3 and len(parts[0]) == 40 and parts[1].isdigit() and parts[2].isdigit():
+            sha, origin_line, final_line = parts[0].decode("ascii"), int(parts[1]), int(parts[2])
+    return found
+
+
+def block_links(
+    repo: GitRepo, links: pd.DataFrame, *, ignore_whitespace: bool = True, ignore_revs_file: str | None = None
+) -> tuple[pd.DataFrame, BlockLinkStats]:
+    """The block-level links of the ``.tf`` lines in ``links`` (the SZZ links table), with counters.
+
+    Columns (:data:`defectops.data.BLOCK_LINK_COLUMNS`): ``fix_sha``, ``fix_committed_at``, ``inducing_sha``,
+    ``path`` and ``address`` (both as in the inducing commit), ``lines`` (how many traced lines the block
+    held). Explicit links (no file) and links of other files are not block-level and are skipped.
+    """
+    stats = BlockLinkStats()
+    ignore_revs = None
+    if ignore_revs_file:
+        candidate = Path(repo.path) / ignore_revs_file
+        ignore_revs = candidate if candidate.is_file() else None
+    wanted = links.loc[
+        links["inducing_sha"].notna() & links["path"].fillna("").str.endswith(TERRAFORM_SUFFIX)
+    ]
+    # fix -> path at the fix's parent -> {line: inducing commit}
+    traced: dict[tuple[str, str], dict[int, str]] = defaultdict(dict)
+    fixed_at: dict[str, pd.Timestamp] = {}
+    columns = ("fix_sha", "path", "inducing_sha", "fix_committed_at", "lines")
+    for fix_sha, path, inducing_sha, fix_time, line_list in zip(
+        *(wanted[c].tolist() for c in columns), strict=True
+    ):
+        stats.links += 1
+        fixed_at[str(fix_sha)] = pd.Timestamp(fix_time)
+        for line in line_list:
+            traced[(str(fix_sha), str(path))][int(line)] = str(inducing_sha)
+    # (fix, inducing, path at inducing) -> lines there
+    placed: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for (fix, path), by_line in traced.items():
+        stats.lines += len(by_line)
+        try:
+            blamed = _blame(
+                repo, fix, path, list(by_line), whitespace=ignore_whitespace, ignore_revs=ignore_revs
+            )
+        except GitError:
+            stats.drop("blame-failed", len(by_line))
+            continue
+        for line, inducing in by_line.items():
+            origin = blamed.get(line)
+            if origin is None or origin[0] != inducing:
+                stats.drop("blame-disagrees")
+                continue
+            placed[(fix, inducing, origin[2])].append(origin[1])
+    rows: list[dict[str, object]] = []
+    spans_of: dict[tuple[str, str], object] = {}
+    with BlobReader(repo) as reader:
+        for (fix, inducing, path), lines in sorted(placed.items()):
+            key = (inducing, path)
+            if key not in spans_of:
+                try:
+                    text = decode_text(reader.read(f"{inducing}:{path}"))
+                    spans_of[key] = block_spans(text)
+                except (GitError, UnicodeEncodeError):
+                    spans_of[key] = None
+            spans = spans_of[key]
+            if not isinstance(spans, tuple):
+                stats.drop("file-not-cut-into-blocks", len(lines))
+                continue
+            for address, held in block_at_lines(spans, lines).items():
+                if not address:
+                    stats.drop("outside-blocks", len(held))
+                    continue
+                stats.mapped_lines += len(held)
+                rows.append(
+                    {
+                        "fix_sha": fix,
+                        "fix_committed_at": fixed_at[fix],
+                        "inducing_sha": inducing,
+                        "path": path,
+                        "address": address,
+                        "lines": len(held),
+                    }
+                )
+    frame = pd.DataFrame(rows, columns=BLOCK_LINK_COLUMNS)
+    frame["fix_committed_at"] = pd.to_datetime(frame["fix_committed_at"], utc=True)
+    frame["lines"] = frame["lines"].astype("int64")
+    return frame, stats
