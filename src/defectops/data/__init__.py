@@ -1,6 +1,13 @@
 """Datasets: schemas (Pandera), Parquet storage, fingerprints, time-aware splits."""
 
-from defectops.data.block_labels import BLOCK_KEY, BLOCK_LINK_COLUMNS, block_labels_as_of
+from defectops.data.block_labels import (
+    BLOCK_COLUMNS,
+    BLOCK_FEATURES,
+    BLOCK_KEY,
+    BLOCK_KIND_COLUMNS,
+    BLOCK_LINK_COLUMNS,
+    block_labels_as_of,
+)
 from defectops.data.columns import (
     CHURN,
     CODE_BOOKKEEPING,
@@ -42,7 +49,10 @@ from defectops.data.splits import Split, kamei_monthly, random_split, rolling_or
 from defectops.data.training_table import training_table
 
 __all__ = [
+    "BLOCK_COLUMNS",
+    "BLOCK_FEATURES",
     "BLOCK_KEY",
+    "BLOCK_KIND_COLUMNS",
     "BLOCK_LINK_COLUMNS",
     "CHURN",
     "CODE_BOOKKEEPING",

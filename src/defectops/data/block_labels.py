@@ -16,6 +16,61 @@ from defectops.errors import InputError
 
 #: The block-level links table (one row per fix, inducing commit, file and block).
 BLOCK_LINK_COLUMNS: list[str] = ["fix_sha", "fix_committed_at", "inducing_sha", "path", "address", "lines"]
+#: One-hot columns of a block's kind (the kinds of :mod:`defectops.mining.terraform`, plus ``other``).
+BLOCK_KIND_COLUMNS: tuple[str, ...] = tuple(
+    f"blk_kind_{kind}"
+    for kind in (
+        "resources",
+        "data_sources",
+        "modules",
+        "variables",
+        "outputs",
+        "locals",
+        "providers",
+        "other",
+    )
+)
+#: The model inputs of the block-level model, in order (see docs/metrics.md, "Block-level features").
+BLOCK_FEATURES: tuple[str, ...] = (
+    *BLOCK_KIND_COLUMNS,
+    "blk_attributes",
+    "blk_depth",
+    "blk_lines",
+    "blk_file_blocks",
+    "blk_added",
+    "blk_removed",
+    "blk_members_added",
+    "blk_members_removed",
+    "blk_members_changed",
+    "blk_la",
+    "blk_ld",
+    "blk_age",
+    "blk_since_change",
+    "blk_changes",
+    "blk_fixes",
+    "blk_authors",
+    "blk_type_changes",
+    "blk_type_fixes",
+    "blk_author_changes",
+    "blk_author_file_changes",
+    "blk_fix",
+    "blk_commit_blocks",
+)
+#: The columns of the block features table: identity, where the block is, the features, and its churn.
+BLOCK_COLUMNS: tuple[str, ...] = (
+    "sha",
+    "committed_at",
+    "author",
+    "path",
+    "address",
+    "kind",
+    "block_type",
+    "change",
+    "first_line",
+    "last_line",
+    *BLOCK_FEATURES,
+    "churn",
+)
 #: What identifies one changed block of one commit.
 BLOCK_KEY: tuple[str, str, str] = ("sha", "path", "address")
 

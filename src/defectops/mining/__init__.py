@@ -1,5 +1,6 @@
 """Mining: one streaming pass over git history into typed commit records and the Kamei change metrics."""
 
+from defectops.mining.block_features import BlockFeatureResult, block_features
 from defectops.mining.code_features import add_code_metrics, read_commits
 from defectops.mining.code_rows import COMMIT_COLUMNS
 from defectops.mining.code_store import (
@@ -17,6 +18,7 @@ from defectops.mining.terraform_blocks import BlockSpan, block_at_lines, block_s
 
 __all__ = [
     "COMMIT_COLUMNS",
+    "BlockFeatureResult",
     "BlockSpan",
     "CodeMineResult",
     "FixRules",
@@ -26,6 +28,7 @@ __all__ = [
     "RepositoryNames",
     "add_code_metrics",
     "block_at_lines",
+    "block_features",
     "block_spans",
     "check_model_name",
     "code_dataset_paths",
