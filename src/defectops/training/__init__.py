@@ -1,5 +1,6 @@
 """Training and evaluation: models, time-aware tuning, metrics, candidates, the train/evaluate commands."""
 
+from defectops.training.blocks import BlockEvaluation, block_table, evaluate_block_model, train_block_model
 from defectops.training.candidate import (
     Candidate,
     CandidateOptions,
@@ -55,6 +56,7 @@ __all__ = [
     "STARTER_LABEL",
     "VALIDATED_METRICS",
     "BandSupport",
+    "BlockEvaluation",
     "Candidate",
     "CandidateOptions",
     "Evaluation",
@@ -74,6 +76,7 @@ __all__ = [
     "TreeShapTables",
     "ValidationOptions",
     "ValidationReport",
+    "block_table",
     "bound_names",
     "check_finite",
     "delong_paired",
@@ -81,6 +84,7 @@ __all__ = [
     "describe_starter",
     "effort_aware_score",
     "evaluate",
+    "evaluate_block_model",
     "evaluate_predictions",
     "fit_model",
     "known_labels",
@@ -99,6 +103,7 @@ __all__ = [
     "score_shift",
     "starter_card",
     "train",
+    "train_block_model",
     "train_candidate",
     "two_proportion_test",
     "validate_candidate",

@@ -1,0 +1,137 @@
+"""The block-level model: which changed Terraform blocks induce defects, trained and judged over time.
+
+The protocol is the commit-level one (:func:`defectops.training.train_candidate`), with a block of a commit
+as the row: the held-out window is every labelled block of the latest ``test_fraction`` of commits that have
+labelled blocks (labels as known now); the model judged on it learned only from blocks made at least the
+waiting period before the window began, with the labels known when it began (never a random split). The
+model is LightGBM with its defaults (no hyperparameter is chosen on any data); its calibration and
+threshold come from its own time-ordered folds. Metrics are :func:`defectops.training.evaluate_predictions`
+with the block's churn (lines added and deleted inside it) as the effort.
+
+Removed blocks are not rows: SZZ traces lines that exist in the inducing commit, so a removed block can never
+be labelled defect-inducing and would only teach the model that removals are safe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from defectops.data import BLOCK_FEATURES, EFFORT, LABEL, TIME, block_labels_as_of
+from defectops.errors import DataError
+from defectops.training.evaluate import FittedModel, fit_model, score_model
+
+
+@dataclass(frozen=True, slots=True)
+class BlockEvaluation:
+    """The held-out result of the block-level model."""
+
+    metrics: dict[str, float]
+    train_rows: int
+    test_rows: int
+    train_defective: int
+    test_defective: int
+    test_commits: int
+    window: tuple[str, str]
+    train_labels_as_of: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            **self.metrics,
+            "train_rows": self.train_rows,
+            "test_rows": self.test_rows,
+            "train_defective": self.train_defective,
+            "test_defective": self.test_defective,
+            "test_commits": self.test_commits,
+            "window": list(self.window),
+            "train_labels_as_of": self.train_labels_as_of,
+            **self.extra,
+        }
+
+
+def block_table(labelled: pd.DataFrame) -> pd.DataFrame:
+    """The training table of labelled block rows: the block features, ``churn``, ``label``, ``time``."""
+    table = labelled.loc[:, [*BLOCK_FEATURES, EFFORT]].astype("float64").reset_index(drop=True)
+    table[LABEL] = labelled[LABEL].astype("int64").to_numpy()
+    table[TIME] = pd.to_datetime(labelled["committed_at"], utc=True).to_numpy()
+    table[TIME] = pd.to_datetime(table[TIME], utc=True)
+    table.attrs["features"] = list(BLOCK_FEATURES)
+    return table
+
+
+def _rows(blocks: pd.DataFrame) -> pd.DataFrame:
+    return blocks.loc[blocks["change"] != "removed"].reset_index(drop=True)
+
+
+def _labelled(blocks: pd.DataFrame, links: pd.DataFrame, at: datetime, waiting_days: int) -> pd.DataFrame:
+    known = block_labels_as_of(blocks, links, at, waiting_days=waiting_days)
+    return known.loc[known[LABEL].notna()].reset_index(drop=True)
+
+
+def evaluate_block_model(
+    blocks: pd.DataFrame,
+    links: pd.DataFrame,
+    *,
+    now: datetime,
+    waiting_days: int = 90,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> BlockEvaluation:
+    """Train on the past and score the held-out window (see the module docstring).
+
+    ``blocks``: the block features table (:func:`defectops.mining.block_features`); ``links``: the
+    block-level links (:func:`defectops.labeling.block_links`). Raises :class:`DataError` when the window or
+    the training part before it lacks defect-inducing or clean blocks.
+    """
+    rows = _rows(blocks)
+    labelled_now = _labelled(rows, links, now, waiting_days)
+    commits = (
+        labelled_now.groupby("sha", sort=False)["committed_at"]
+        .min()
+        .sort_values(kind="stable")
+        .index.tolist()
+    )
+    n_test = max(1, round(len(commits) * test_fraction))
+    if len(commits) < 2 or n_test >= len(commits):
+        raise DataError(f"{len(commits)} commits with labelled blocks are too few for a time split")
+    test_shas = set(commits[len(commits) - n_test :])
+    test = labelled_now.loc[labelled_now["sha"].isin(test_shas)].reset_index(drop=True)
+    start = pd.Timestamp(test["committed_at"].min()).to_pydatetime()
+    gap = timedelta(days=waiting_days)
+    then = _labelled(rows, links, start, waiting_days)
+    train = then.loc[
+        (pd.to_datetime(then["committed_at"], utc=True) + gap <= pd.Timestamp(start))
+        & ~then["sha"].isin(test_shas)
+    ]
+    train_table, test_table = block_table(train), block_table(test)
+    for name, table in (("training part", train_table), ("held-out window", test_table)):
+        if table[LABEL].nunique() < 2:
+            raise DataError(f"the {name} of the block-level model lacks defect-inducing or clean blocks")
+    fitted = fit_model(train_table, kind="lightgbm", budget_seconds=0.0, gap=gap, seed=seed)
+    report = score_model(fitted.model, test_table)
+    return BlockEvaluation(
+        metrics=report.metrics(),
+        train_rows=len(train_table),
+        test_rows=len(test_table),
+        train_defective=int(train_table[LABEL].sum()),
+        test_defective=int(test_table[LABEL].sum()),
+        test_commits=len(test_shas),
+        window=(str(test["committed_at"].min()), str(test["committed_at"].max())),
+        train_labels_as_of=start.isoformat(),
+        extra={"threshold": float(fitted.model.threshold_), "base_rate": float(np.mean(test_table[LABEL]))},
+    )
+
+
+def train_block_model(
+    blocks: pd.DataFrame, links: pd.DataFrame, *, now: datetime, waiting_days: int = 90, seed: int = 0
+) -> FittedModel:
+    """The block-level model fitted on every block labelled at ``now`` (what is registered and served)."""
+    table = block_table(_labelled(_rows(blocks), links, now, waiting_days))
+    if table[LABEL].nunique() < 2:
+        raise DataError("the block-level model needs defect-inducing and clean blocks")
+    return fit_model(table, kind="lightgbm", budget_seconds=0.0, gap=timedelta(days=waiting_days), seed=seed)
