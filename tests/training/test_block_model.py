@@ -18,7 +18,7 @@ from defectops.data import BLOCK_FEATURES
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, block_links, label_repository
 from defectops.mining import block_features
-from defectops.training import evaluate_block_model, train_block_model
+from defectops.training import block_training_table, evaluate_block_model, train_block_model
 from gitrepo import RepoBuilder
 from synthetic_terraform import build_terraform_history
 
@@ -80,5 +80,5 @@ def test_block_model_is_judged_on_a_later_window(world) -> None:
     assert evaluation.metrics["roc_auc"] > 0.8
     assert 0.0 <= evaluation.metrics["recall_at_20_effort"] <= 1.0
 
-    fitted = train_block_model(blocks, links, now=NOW)
+    fitted = train_block_model(block_training_table(blocks, links, at=NOW))
     assert list(fitted.features) == list(BLOCK_FEATURES)

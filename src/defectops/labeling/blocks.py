@@ -153,11 +153,12 @@ def block_links(
             if not isinstance(spans, tuple):
                 stats.drop("file-not-cut-into-blocks", len(lines))
                 continue
-            for address, held in block_at_lines(spans, lines).items():
-                if not address:
-                    stats.drop("outside-blocks", len(held))
-                    continue
-                stats.mapped_lines += len(held)
+            holders = block_at_lines(spans, lines)
+            outside = holders.pop("", [])
+            if outside:
+                stats.drop("outside-blocks", len(outside))
+            stats.mapped_lines += len(set(lines)) - len(set(outside))
+            for address, held in holders.items():
                 rows.append(
                     {
                         "fix_sha": fix,

@@ -1,6 +1,12 @@
 """Training and evaluation: models, time-aware tuning, metrics, candidates, the train/evaluate commands."""
 
-from defectops.training.blocks import BlockEvaluation, block_table, evaluate_block_model, train_block_model
+from defectops.training.blocks import (
+    BlockEvaluation,
+    block_table,
+    block_training_table,
+    evaluate_block_model,
+    train_block_model,
+)
 from defectops.training.candidate import (
     Candidate,
     CandidateOptions,
@@ -77,6 +83,7 @@ __all__ = [
     "ValidationOptions",
     "ValidationReport",
     "block_table",
+    "block_training_table",
     "bound_names",
     "check_finite",
     "delong_paired",

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from defectops.data import BLOCK_FEATURES, EFFORT, LABEL, TIME, block_labels_as_of
@@ -39,6 +40,9 @@ class BlockEvaluation:
     window: tuple[str, str]
     train_labels_as_of: str
     extra: dict[str, Any] = field(default_factory=dict)
+    #: The held-out rows (training-table layout) and the fold model's probabilities on them (for the gate).
+    window_table: pd.DataFrame | None = None
+    window_probability: npt.NDArray[np.float64] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +77,13 @@ def _labelled(blocks: pd.DataFrame, links: pd.DataFrame, at: datetime, waiting_d
     return known.loc[known[LABEL].notna()].reset_index(drop=True)
 
 
+def block_training_table(
+    blocks: pd.DataFrame, links: pd.DataFrame, *, at: datetime, waiting_days: int = 90
+) -> pd.DataFrame:
+    """The training table of every non-removed block labelled at ``at`` (what the registered model learns)."""
+    return block_table(_labelled(_rows(blocks), links, at, waiting_days))
+
+
 def evaluate_block_model(
     blocks: pd.DataFrame,
     links: pd.DataFrame,
@@ -80,26 +91,34 @@ def evaluate_block_model(
     now: datetime,
     waiting_days: int = 90,
     test_fraction: float = 0.2,
+    since: datetime | None = None,
+    min_window_commits: int = 20,
     seed: int = 0,
 ) -> BlockEvaluation:
     """Train on the past and score the held-out window (see the module docstring).
 
     ``blocks``: the block features table (:func:`defectops.mining.block_features`); ``links``: the
-    block-level links (:func:`defectops.labeling.block_links`). Raises :class:`DataError` when the window or
-    the training part before it lacks defect-inducing or clean blocks.
+    block-level links (:func:`defectops.labeling.block_links`). With ``since`` (a champion's training time)
+    the window is every labelled block of the commits made since then, when there are at least
+    ``min_window_commits`` of them: a window the champion never saw. Raises :class:`DataError` when the window
+    or the training part before it lacks defect-inducing or clean blocks.
     """
     rows = _rows(blocks)
     labelled_now = _labelled(rows, links, now, waiting_days)
-    commits = (
-        labelled_now.groupby("sha", sort=False)["committed_at"]
-        .min()
-        .sort_values(kind="stable")
-        .index.tolist()
-    )
-    n_test = max(1, round(len(commits) * test_fraction))
-    if len(commits) < 2 or n_test >= len(commits):
-        raise DataError(f"{len(commits)} commits with labelled blocks are too few for a time split")
-    test_shas = set(commits[len(commits) - n_test :])
+    first_seen = labelled_now.groupby("sha", sort=False)["committed_at"].min().sort_values(kind="stable")
+    commits = first_seen.index.tolist()
+    if since is not None:
+        test_shas = set(first_seen.index[first_seen >= pd.Timestamp(since)])
+        if len(test_shas) < min_window_commits:
+            raise DataError(
+                f"{len(test_shas)} commits with labelled blocks were made since {since:%Y-%m-%d}; "
+                f"a fair window needs {min_window_commits}"
+            )
+    else:
+        n_test = max(1, round(len(commits) * test_fraction))
+        if len(commits) < 2 or n_test >= len(commits):
+            raise DataError(f"{len(commits)} commits with labelled blocks are too few for a time split")
+        test_shas = set(commits[len(commits) - n_test :])
     test = labelled_now.loc[labelled_now["sha"].isin(test_shas)].reset_index(drop=True)
     start = pd.Timestamp(test["committed_at"].min()).to_pydatetime()
     gap = timedelta(days=waiting_days)
@@ -124,14 +143,13 @@ def evaluate_block_model(
         window=(str(test["committed_at"].min()), str(test["committed_at"].max())),
         train_labels_as_of=start.isoformat(),
         extra={"threshold": float(fitted.model.threshold_), "base_rate": float(np.mean(test_table[LABEL]))},
+        window_table=test_table,
+        window_probability=np.asarray(fitted.model.predict_proba(test_table)[:, 1], dtype=np.float64),
     )
 
 
-def train_block_model(
-    blocks: pd.DataFrame, links: pd.DataFrame, *, now: datetime, waiting_days: int = 90, seed: int = 0
-) -> FittedModel:
-    """The block-level model fitted on every block labelled at ``now`` (what is registered and served)."""
-    table = block_table(_labelled(_rows(blocks), links, now, waiting_days))
+def train_block_model(table: pd.DataFrame, *, waiting_days: int = 90, seed: int = 0) -> FittedModel:
+    """The block-level model fitted on ``table`` (:func:`block_training_table`): what is registered."""
     if table[LABEL].nunique() < 2:
         raise DataError("the block-level model needs defect-inducing and clean blocks")
     return fit_model(table, kind="lightgbm", budget_seconds=0.0, gap=timedelta(days=waiting_days), seed=seed)
