@@ -11,7 +11,7 @@ import pytest
 
 from defectops.cli import main
 from defectops.config import Workspace
-from defectops.data import FEATURE_SETS, FEATURES, TERRAFORM_FEATURES
+from defectops.data import BLOCK_FEATURES, FEATURE_SETS, FEATURES, TERRAFORM_FEATURES
 from defectops.data.mined import read_table
 from defectops.errors import InputError
 from defectops.git.repo import GitRepo
@@ -100,6 +100,18 @@ def test_run_features_terraform_trains_registers_and_predicts_with_tf_columns(
     assert list(champion.meta.features) == list(FEATURE_SETS["terraform"])
     report = Path(document["report"]).read_text()
     assert "tf_resources_added" in report  # the report lists the model's features
+
+    # The block-level model (#17): its own name, evaluated on a later window, registered behind the gate.
+    blocks = document["blocks"]
+    assert blocks["model_name"] == document["registry"]["model_name"] + "-blocks"
+    assert blocks["version"] == 1
+    assert blocks["link_stats"]["dropped"] == {}
+    assert blocks["evaluate"]["test_defective"] > 0
+    assert blocks["gate"] in ("passed", "failed")
+    assert "block-level model" in report
+    if blocks["promoted"]:
+        block_champion = registry.load(blocks["model_name"], alias=CHAMPION)
+        assert list(block_champion.meta.features) == list(BLOCK_FEATURES)
 
     # predict measures the Terraform metrics of the commit it scores: the newest risky commit (a block
     # added by a newcomer) is scored with tf_resources_added = 1 among its inputs.

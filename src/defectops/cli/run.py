@@ -151,6 +151,10 @@ def _print(result: RunResult) -> None:
         f"({registry.gate_reason}); champion: v{registry.champion_version}",
         highlight=False,
     )
+    if result.blocks is not None:
+        from defectops.pipeline import block_line
+
+        stdout.print(f"block-level model: {block_line(result.blocks)}", highlight=False)
     _print_recent(result)
 
 

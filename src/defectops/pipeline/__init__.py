@@ -6,18 +6,22 @@ evidence); a record printed as JSON has an ``as_dict()`` whose keys and order ar
 interface.
 """
 
+from defectops.pipeline.blocks import BlockStage, block_line, block_model_name
 from defectops.pipeline.heal import Healer, HealReport
 from defectops.pipeline.monitor_model import ModelMonitoring, monitor_model, monitored_version
 from defectops.pipeline.run import RegistryStage, RunOptions, RunResult, run
 from defectops.pipeline.scheduler import run_scheduler, utc_now
 
 __all__ = [
+    "BlockStage",
     "HealReport",
     "Healer",
     "ModelMonitoring",
     "RegistryStage",
     "RunOptions",
     "RunResult",
+    "block_line",
+    "block_model_name",
     "monitor_model",
     "monitored_version",
     "run",

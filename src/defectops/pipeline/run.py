@@ -28,6 +28,7 @@ from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, LabelSummary, label_repository
 from defectops.locks import exclusive
 from defectops.mining import CodeMineResult, MineOptions, Miner, MineResult, RepositoryNames
+from defectops.pipeline.blocks import BlockStage, block_line, run_block_stage
 from defectops.pipeline.coldstart import StarterStage, register_starter, serving_starter
 from defectops.pipeline.features import FeatureChoice, check_choice, choose_features, with_feature_columns
 from defectops.training import (
@@ -151,6 +152,8 @@ class RunResult:
     validation: ValidationReport | None = None
     features: FeatureChoice | None = None
     code_metrics: CodeMineResult | None = None
+    #: The block-level model of a Terraform repository (#17), when the run used the Terraform features.
+    blocks: BlockStage | None = None
 
     @property
     def cross_project(self) -> bool:
@@ -181,6 +184,8 @@ class RunResult:
             document["starter"] = self.starter.as_dict()
         if self.validation is not None:
             document["validate"] = self.validation.as_dict()
+        if self.blocks is not None:
+            document["blocks"] = self.blocks.as_dict()
         if self.trained or self.starter is not None:
             document["recent"] = [
                 {**r.scored.as_dict(), "author": r.author, "time": r.time.isoformat(), "subject": r.subject}
@@ -319,6 +324,13 @@ def _run(
             choice,
         )
 
+    blocks = None
+    if choice.name in ("terraform", "all"):
+        blocks = run_block_stage(
+            repo, workspace, registry, name, labelled.links, head=mined.head, now=now,
+            waiting_days=options.waiting_days, say=say,
+        )  # fmt: skip
+
     say("scoring recent commits")
     bands = None
     if champion is not None:
@@ -353,6 +365,7 @@ def _run(
             **({} if code is None else {"code metrics": _code_line(code)}),
             "gate": registered.gate,
             "champion": registered.champion_version,
+            **({} if blocks is None else {"block-level model": block_line(blocks)}),
         },
         metrics=candidate.metrics,
         plots=plots,
@@ -377,6 +390,7 @@ def _run(
         validation=validation,
         features=choice,
         code_metrics=code,
+        blocks=blocks,
     )
 
 

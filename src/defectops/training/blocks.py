@@ -62,8 +62,7 @@ def block_table(labelled: pd.DataFrame) -> pd.DataFrame:
     """The training table of labelled block rows: the block features, ``churn``, ``label``, ``time``."""
     table = labelled.loc[:, [*BLOCK_FEATURES, EFFORT]].astype("float64").reset_index(drop=True)
     table[LABEL] = labelled[LABEL].astype("int64").to_numpy()
-    table[TIME] = pd.to_datetime(labelled["committed_at"], utc=True).to_numpy()
-    table[TIME] = pd.to_datetime(table[TIME], utc=True)
+    table[TIME] = pd.to_datetime(labelled["committed_at"], utc=True).reset_index(drop=True)
     table.attrs["features"] = list(BLOCK_FEATURES)
     return table
 

@@ -1,0 +1,205 @@
+"""The block-level stage of ``defectops run`` on a Terraform repository (#17): block links, block features,
+the block-level model evaluated over time, registered under its own name behind the same gate.
+
+The model name is the repository's model name with ``-blocks`` (so every clone of one repository shares it,
+like the commit-level name). The block features table is kept in the workspace
+(``datasets/<repo_id>/blocks.parquet``) with the head it was mined at, and reused while the head is the same;
+a new head mines it again (the pass is not incremental yet).
+
+The gate is the commit-level one: with a champion, the window is the blocks of the commits made since it was
+trained (it never saw them), at least 20 of them; with fewer the challenger is archived with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from defectops.config import Workspace
+from defectops.data import EFFORT, LABEL
+from defectops.errors import DataError, NotFoundError
+from defectops.git import GitRepo
+from defectops.labeling import block_links
+from defectops.mining import block_features, check_model_name
+from defectops.training import BlockEvaluation, block_training_table, evaluate_block_model, train_block_model
+
+WHO = "defectops run"
+SUFFIX = "-blocks"
+
+
+def block_model_name(name: str) -> str:
+    """The registered name of a repository's block-level model."""
+    return check_model_name(f"{name}{SUFFIX}")
+
+
+@dataclass(frozen=True, slots=True)
+class BlockStage:
+    """What the block stage did (``blocks`` in ``run --json``); ``reason`` says why no model was trained."""
+
+    model_name: str
+    rows: int
+    links: int
+    link_stats: dict[str, Any]
+    evaluation: BlockEvaluation | None = None
+    version: int | None = None
+    gate: str = "not run"
+    gate_reason: str = ""
+    promoted: bool = False
+    champion_version: int | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        evaluation = None
+        if self.evaluation is not None:
+            evaluation = {
+                k: v
+                for k, v in self.evaluation.as_dict().items()
+                if not isinstance(v, float) or np.isfinite(v)
+            }
+        return {
+            "model_name": self.model_name,
+            "rows": self.rows,
+            "links": self.links,
+            "link_stats": self.link_stats,
+            "evaluate": evaluation,
+            "version": self.version,
+            "gate": self.gate,
+            "gate_reason": self.gate_reason,
+            "promoted": self.promoted,
+            "champion_version": self.champion_version,
+            "reason": self.reason,
+        }
+
+
+def cached_block_features(repo: GitRepo, workspace: Workspace, head: str) -> pd.DataFrame:
+    """The block features of ``head``'s history, from the workspace when mined at the same head."""
+    path = workspace.dataset_file(repo.repo_id(), "blocks")
+    marker = path.with_suffix(".json")
+    if path.is_file() and marker.is_file():
+        try:
+            if json.loads(marker.read_text(encoding="utf-8")).get("head") == head:
+                return pd.read_parquet(path)
+        except (OSError, ValueError):
+            pass  # unreadable: mine again
+    frame = block_features(repo, revision=head).frame
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    marker.write_text(json.dumps({"head": head}), encoding="utf-8")
+    return frame
+
+
+def run_block_stage(
+    repo: GitRepo,
+    workspace: Workspace,
+    registry: Any,
+    name: str,
+    links: pd.DataFrame,
+    *,
+    head: str,
+    now: datetime,
+    waiting_days: int,
+    say: Callable[[str], None],
+) -> BlockStage:
+    """Train, register and gate the block-level model of ``repo`` (see the module docstring)."""
+    from defectops.registry import CHAMPION, register_trained_model
+
+    model_name = block_model_name(name)
+    say("Terraform blocks: links and features")
+    block_link_frame, stats = block_links(repo, links)
+    blocks = cached_block_features(repo, workspace, head)
+    rows, n_links, link_stats = len(blocks), len(block_link_frame), stats.as_dict()
+    try:
+        champion_version = registry.alias_version(model_name, CHAMPION)
+    except NotFoundError:
+        champion_version = None
+    champion = registry.load(model_name, alias=CHAMPION) if champion_version is not None else None
+    say("Terraform blocks: the block-level model")
+    comparable = True
+    try:
+        since = champion.meta.created_at if champion is not None else None
+        try:
+            evaluation = evaluate_block_model(
+                blocks, block_link_frame, now=now, waiting_days=waiting_days, since=since
+            )
+        except DataError:
+            if since is None:
+                raise
+            comparable = False
+            evaluation = evaluate_block_model(blocks, block_link_frame, now=now, waiting_days=waiting_days)
+        table = block_training_table(blocks, block_link_frame, at=now, waiting_days=waiting_days)
+        fitted = train_block_model(table, waiting_days=waiting_days)
+    except DataError as exc:
+        return BlockStage(
+            model_name, rows, n_links, link_stats, reason=str(exc), champion_version=champion_version
+        )
+    metrics = {k: v for k, v in evaluation.metrics.items() if np.isfinite(v)}
+    registered = register_trained_model(
+        registry,
+        model_name,
+        fitted.model,
+        features=fitted.features,
+        table=table,
+        metrics=metrics,
+        dataset_fingerprint={"blocks": len(blocks), "block_links": len(block_link_frame), "head": head},
+        now=now,
+        who=WHO,
+        why="block-level model trained by the main job",
+        job="run",
+        tags={"defectops.level": "block", "defectops.feature_set": "terraform-blocks"},
+        params={"level": "block", "feature_set": "terraform-blocks"},
+    )
+    version = registered.version.version
+    window = evaluation.window_table
+    if not comparable or window is None or evaluation.window_probability is None:
+        why = (
+            "fewer than 20 commits with labelled blocks were made since the block champion was trained; "
+            "a fair comparison needs blocks neither model has seen"
+        )
+        registry.archive(model_name, version, WHO, why, now=now)
+        gate, gate_reason, promoted = "not run", why, False
+    else:
+        outcome = registry.apply_gate(
+            model_name,
+            version,
+            y_true=window[LABEL].to_numpy(),
+            effort=window[EFFORT].to_numpy(),
+            challenger_scores=evaluation.window_probability,
+            champion_scores=None if champion is None else champion.score(window),
+            champion_version=champion_version,
+            who=WHO,
+            now=now,
+        )
+        gate = "passed" if outcome.decision.passed else "failed"
+        gate_reason, promoted = outcome.decision.reason, outcome.promoted
+    return BlockStage(
+        model_name,
+        rows,
+        n_links,
+        link_stats,
+        evaluation=evaluation,
+        version=version,
+        gate=gate,
+        gate_reason=gate_reason,
+        promoted=promoted,
+        champion_version=registry.alias_version(model_name, CHAMPION),
+    )
+
+
+def block_line(stage: BlockStage) -> str:
+    """The block stage in one line (the run's summary and report)."""
+    if stage.version is None:
+        return f"{stage.model_name}: not trained ({stage.reason})"
+    held_out = ""
+    if stage.evaluation is not None:
+        m = stage.evaluation.metrics
+        held_out = (
+            f"held-out ROC-AUC {m['roc_auc']:.3f}, Recall@20% effort {m['recall_at_20_effort']:.3f} on "
+            f"{stage.evaluation.test_rows} blocks; "
+        )
+    return f"{stage.model_name} v{stage.version}: {held_out}gate {stage.gate}"
