@@ -120,6 +120,28 @@ def test_run_features_terraform_trains_registers_and_predicts_with_tf_columns(
     scored = json.loads(capsys.readouterr().out)
     (commit,) = scored["commits"]
     assert commit["features"]["tf_resources_added"] == 1.0
+    # The block-level model scores the block the commit added, on its lines, with the commit risk beside it.
+    assert blocks["promoted"] is True
+    subject = terraform_repo.git("log", "-1", "--format=%s", risky).strip()  # "Add r<n> to <file>"
+    _, number, _, path = subject.split(" ")
+    (block,) = commit["blocks"]
+    assert (block["path"], block["address"], block["change"]) == (path, f"aws_instance.{number}", "added")
+    shown = terraform_repo.git("show", f"{risky}:{path}").splitlines()
+    assert shown[block["first_line"] - 1] == f'resource "aws_instance" "{number}" {{'
+    assert shown[block["last_line"] - 1] == "}"
+    assert block["model_name"] == blocks["model_name"]
+    for fmt in ("markdown", "github", "sarif"):
+        main(["-w", ws, "predict", "--repo", str(terraform_repo.path), "--commit", risky, "--format", fmt])
+        out = capsys.readouterr().out
+        assert f"aws_instance.{number} added: risk {block['risk_band']}" in out or fmt == "markdown", fmt
+        assert f"aws_instance.{number}" in out, fmt
+    sarif = json.loads(out)
+    located = [
+        r["locations"][0]["physicalLocation"]["region"]
+        for r in sarif["runs"][0]["results"]
+        if r["ruleId"].endswith("-risk-block")
+    ]
+    assert located == [{"startLine": block["first_line"], "endLine": block["last_line"]}]
     assert commit["features"]["tf_resources_changed"] == 0.0
     # The reasons (TreeSHAP) rank every model input, tf_ columns included: each named feature is an input.
     assert len(commit["reasons"]) == 3

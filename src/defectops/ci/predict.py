@@ -262,8 +262,10 @@ def run_predict(
     storage: StorageSettings | None = None,
     note: Note = lambda _message: None,
     store: StoreSession | None = None,
+    block_model: ModelSource | None = None,
 ) -> PredictionReport:
-    """Score and explain the requested commits; merge commits are listed but not scored."""
+    """Score and explain the requested commits; merge commits are listed but not scored. With
+    ``block_model`` each commit's added and changed Terraform blocks are scored too (:mod:`.blocks`)."""
     if request.top_k < 1:
         raise InputError(f"--top-k must be at least 1, got {request.top_k}")
     threshold = model.threshold if request.threshold is None else request.threshold
@@ -322,6 +324,14 @@ def run_predict(
                     scored=result, info=infos[sha], features=values, notes=noted, metrics=mined_row
                 )
             )
+    if block_model is not None and predictions:
+        from defectops.ci.blocks import score_blocks
+
+        cache = workspace.dataset_file(repo.repo_id(), "blocks")
+        found = score_blocks(
+            repo, block_model, [p.sha for p in predictions], cache, top_k=request.top_k, note=note
+        )
+        predictions = [dataclasses.replace(p, blocks=found.get(p.sha, ())) for p in predictions]
     return PredictionReport(
         repo=str(repo.path),
         revisions=tuple(request.commits or ([request.range_] if request.range_ else ["HEAD"])),

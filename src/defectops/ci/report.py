@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, TypeVar
 
+from defectops.ci.block_report import BlockPrediction
 from defectops.ci.changes import ChangedFile, CommitInfo
 from defectops.ci.model_source import ModelSource
 from defectops.ci.reasons import describe
@@ -69,6 +70,8 @@ class CommitPrediction:
     notes: tuple[str, ...] = ()
     #: The commit's mined row (every change metric, its times and message), for ``predict --store``.
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: The commit's added and changed Terraform blocks scored by the block-level model (#17), riskiest first.
+    blocks: tuple[BlockPrediction, ...] = ()
 
     @property
     def sha(self) -> str:
@@ -100,6 +103,7 @@ class CommitPrediction:
             "features": self.features,
             "files": [f.as_dict() for f in self.info.files],
             "notes": list(self.notes),
+            **({"blocks": [b.as_dict() for b in self.blocks]} if self.blocks else {}),
         }
 
 

@@ -171,7 +171,10 @@ def predict(
     source = _model_for(settings, repo, model_dir, model_name, model_alias, starter)
     workspace = Workspace.from_settings(settings).ensure()
     session = None if store is None else StoreSession.open(store, settings.storage)
-    report = run_predict(request, source, workspace, storage=settings.storage, note=_note, store=session)
+    blocks = None if model_dir is not None or starter else _block_model_for(settings, source, model_alias)
+    report = run_predict(
+        request, source, workspace, storage=settings.storage, note=_note, store=session, block_model=blocks
+    )
     now = datetime.now(UTC)
     information_uri = settings.report.information_uri
     _emit(report, fmt, information_uri, settings.github.step_summary, min_band)
@@ -245,6 +248,22 @@ def _model_for(
             "scores until `defectops run` trains one (--model-name or --model-dir name a model instead)"
         )
         return resolve_model(model_dir=None, model_name=None, alias=alias, settings=settings, starter=True)
+
+
+def _block_model_for(settings: Settings, source: ModelSource, alias: str) -> ModelSource | None:
+    """The block-level model registered beside the commit-level one (``<name>-blocks``, #17), if any."""
+    from defectops.ci import resolve_model
+    from defectops.errors import NotFoundError
+    from defectops.pipeline import block_model_name
+
+    if source.cross_project:
+        return None
+    try:
+        return resolve_model(
+            model_dir=None, model_name=block_model_name(source.name), alias=alias, settings=settings
+        )
+    except NotFoundError:
+        return None
 
 
 def _emit(

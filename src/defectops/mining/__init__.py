@@ -1,6 +1,6 @@
 """Mining: one streaming pass over git history into typed commit records and the Kamei change metrics."""
 
-from defectops.mining.block_features import BlockFeatureResult, block_features
+from defectops.mining.block_features import BlockFeatureResult, block_features, cached_block_features
 from defectops.mining.code_features import add_code_metrics, read_commits
 from defectops.mining.code_rows import COMMIT_COLUMNS
 from defectops.mining.code_store import (
@@ -30,6 +30,7 @@ __all__ = [
     "block_at_lines",
     "block_features",
     "block_spans",
+    "cached_block_features",
     "check_model_name",
     "code_dataset_paths",
     "default_model_name",

@@ -26,9 +26,11 @@ and its blocks' history continues from the next version that reads.
 from __future__ import annotations
 
 import difflib
+import json
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Final
 
 import pandas as pd
@@ -279,3 +281,21 @@ def block_features(
         frame[name] = frame[name].astype("float64")
     frame["churn"] = frame["churn"].astype("float64")
     return BlockFeatureResult(frame=frame, commits=done, tf_files=state.tf_files, unread_files=state.unread)
+
+
+def cached_block_features(repo: GitRepo, path: Path, head: str) -> pd.DataFrame:
+    """The block features of ``head``'s history, kept at ``path`` (Parquet, with ``<path>.json`` naming the
+    head it was mined at) and reused while the head is the same; another head mines them again. The rows of
+    a commit do not depend on later commits, so a table mined at a descendant serves every ancestor."""
+    marker = path.with_suffix(".json")
+    if path.is_file() and marker.is_file():
+        try:
+            if json.loads(marker.read_text(encoding="utf-8")).get("head") == head:
+                return pd.read_parquet(path)
+        except (OSError, ValueError):
+            pass  # unreadable: mine again
+    frame = block_features(repo, revision=head).frame
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_parquet(path, index=False)
+    marker.write_text(json.dumps({"head": head}), encoding="utf-8")
+    return frame

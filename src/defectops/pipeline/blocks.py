@@ -12,7 +12,6 @@ trained (it never saw them), at least 20 of them; with fewer the challenger is a
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -26,7 +25,7 @@ from defectops.data import EFFORT, LABEL
 from defectops.errors import DataError, NotFoundError
 from defectops.git import GitRepo
 from defectops.labeling import block_links
-from defectops.mining import block_features, check_model_name
+from defectops.mining import cached_block_features, check_model_name
 from defectops.training import BlockEvaluation, block_training_table, evaluate_block_model, train_block_model
 
 WHO = "defectops run"
@@ -77,23 +76,6 @@ class BlockStage:
         }
 
 
-def cached_block_features(repo: GitRepo, workspace: Workspace, head: str) -> pd.DataFrame:
-    """The block features of ``head``'s history, from the workspace when mined at the same head."""
-    path = workspace.dataset_file(repo.repo_id(), "blocks")
-    marker = path.with_suffix(".json")
-    if path.is_file() and marker.is_file():
-        try:
-            if json.loads(marker.read_text(encoding="utf-8")).get("head") == head:
-                return pd.read_parquet(path)
-        except (OSError, ValueError):
-            pass  # unreadable: mine again
-    frame = block_features(repo, revision=head).frame
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=False)
-    marker.write_text(json.dumps({"head": head}), encoding="utf-8")
-    return frame
-
-
 def run_block_stage(
     repo: GitRepo,
     workspace: Workspace,
@@ -112,7 +94,7 @@ def run_block_stage(
     model_name = block_model_name(name)
     say("Terraform blocks: links and features")
     block_link_frame, stats = block_links(repo, links)
-    blocks = cached_block_features(repo, workspace, head)
+    blocks = cached_block_features(repo, workspace.dataset_file(repo.repo_id(), "blocks"), head)
     rows, n_links, link_stats = len(blocks), len(block_link_frame), stats.as_dict()
     try:
         champion_version = registry.alias_version(model_name, CHAMPION)

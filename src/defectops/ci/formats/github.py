@@ -67,6 +67,9 @@ def render_github(report: PredictionReport) -> list[str]:
         command = "error" if fails else _COMMAND.get(commit.band)
         if command is not None:
             lines.append(_annotation(commit, report, command, fails))
+    from defectops.ci.formats.blocks import block_annotations  # the Terraform blocks (#17), when scored
+
+    lines += block_annotations(report, escape_data, escape_property)
     counts = report.counts()
     lines.append(
         f"defectops: {len(report.commits)} commit(s) scored: {counts['high']} high, "

@@ -64,6 +64,9 @@ def render_markdown(report: PredictionReport) -> str:
             )
     else:
         lines.append("No commit to score.")
+    from defectops.ci.formats.blocks import block_markdown  # the Terraform blocks (#17), when scored
+
+    lines += block_markdown(report)
     noted = [c for c in report.commits if c.notes]
     if noted:
         lines += ["", "Notes:"]

@@ -156,6 +156,12 @@ def render_sarif(
                 },
             }
         )
+    rules = _rules(report)
+    if any(c.blocks for c in report.commits):  # the Terraform blocks (#17), with their own rules
+        from defectops.ci.formats.blocks import block_results, block_rules
+
+        results += block_results(report, first_rule_index=len(rules), min_band=min_band)
+        rules += block_rules()
     run: dict[str, Any] = {
         "tool": {
             "driver": {
@@ -163,7 +169,7 @@ def render_sarif(
                 "version": __version__,
                 "semanticVersion": __version__,
                 "informationUri": information_uri,
-                "rules": _rules(report),
+                "rules": rules,
             }
         },
         "columnKind": "utf16CodeUnits",

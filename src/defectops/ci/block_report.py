@@ -1,0 +1,44 @@
+"""The block-level part of a CI prediction (#17): the risk of each Terraform block a commit added or
+changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from defectops.ci.reasons import describe
+from defectops.training import RiskBand, Scored
+
+
+@dataclass(frozen=True, slots=True)
+class BlockPrediction:
+    """One changed block of one commit, scored by the block-level model; ``first_line``/``last_line`` are its
+    lines after the commit."""
+
+    path: str
+    address: str
+    change: str
+    first_line: int
+    last_line: int
+    scored: Scored
+
+    @property
+    def band(self) -> RiskBand:
+        return self.scored.band
+
+    def headline(self) -> str:
+        """``module.eks_managed_node_group changed: risk high, because ...``."""
+        text = f"{self.address} {self.change}: risk {self.band.value} ({self.scored.probability:.3f})"
+        reasons = "; ".join(describe(r) for r in self.scored.reasons)
+        return f"{text}, because {reasons}" if reasons else text
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "address": self.address,
+            "change": self.change,
+            "first_line": self.first_line,
+            "last_line": self.last_line,
+            **self.scored.as_dict(),
+            "reasons_text": [describe(r) for r in self.scored.reasons],
+        }

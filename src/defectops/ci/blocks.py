@@ -1,0 +1,73 @@
+"""Score the Terraform blocks of the commits ``defectops predict`` scores, with the block-level model (#17).
+
+The block features need the repository's history (each block's age, past changes and fixes, its authors), so
+they are read from the workspace's block table (``datasets/<repo_id>/blocks.parquet``, written by ``defectops
+run`` or by an earlier predict) when it was mined at HEAD, else mined once from the complete history and kept
+there. A shallow clone has no such history: its blocks are not scored, and a note says why. Removed blocks
+are not scored (the model does not learn from them: SZZ cannot link a block whose lines are gone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from defectops.ci.block_report import BlockPrediction
+from defectops.ci.model_source import ModelSource
+from defectops.git import GitRepo
+from defectops.mining import cached_block_features
+from defectops.training import score
+
+
+def score_blocks(
+    repo: GitRepo,
+    model: ModelSource,
+    shas: Sequence[str],
+    cache: Path,
+    *,
+    top_k: int,
+    note: Callable[[str], None],
+) -> dict[str, tuple[BlockPrediction, ...]]:
+    """Per commit of ``shas``: its added and changed blocks, riskiest first."""
+    if not shas:
+        return {}
+    if repo.is_shallow():
+        note("Terraform blocks not scored: their history features need the complete history (fetch-depth: 0)")
+        return {}
+    head = repo.resolve("HEAD")
+    inside = [sha for sha in shas if repo.is_ancestor(sha, head)]
+    if len(inside) < len(shas):
+        note(
+            f"Terraform blocks not scored for {len(shas) - len(inside)} commit(s) outside the history of HEAD"
+        )
+    frame = cached_block_features(repo, cache, head)
+    rows = frame.loc[frame["sha"].isin(inside) & (frame["change"] != "removed")].reset_index(drop=True)
+    if not len(rows):
+        return {}
+    columns = model.model.input_columns()
+    results = score(
+        model.model,
+        rows.loc[:, columns].astype("float64"),
+        model_name=model.name,
+        model_version=model.version,
+        threshold=model.threshold,
+        bands=model.bands,
+        top_k=top_k,
+        shas=rows["sha"].tolist(),
+    )
+    found: dict[str, list[BlockPrediction]] = {}
+    for row, result in zip(rows.to_dict("records"), results, strict=True):
+        found.setdefault(str(row["sha"]), []).append(
+            BlockPrediction(
+                path=str(row["path"]),
+                address=str(row["address"]),
+                change=str(row["change"]),
+                first_line=int(row["first_line"]),
+                last_line=int(row["last_line"]),
+                scored=result,
+            )
+        )
+    return {
+        sha: tuple(sorted(items, key=lambda b: (-b.scored.probability, b.path, b.first_line)))
+        for sha, items in found.items()
+    }
