@@ -142,6 +142,36 @@ def test_run_features_terraform_trains_registers_and_predicts_with_tf_columns(
         if r["ruleId"].endswith("-risk-block")
     ]
     assert located == [{"startLine": block["first_line"], "endLine": block["last_line"]}]
+
+    # The seed's store layout: both models exported to pre_trained_defect_models/, and a CI job with a
+    # fresh workspace (no registry) scores the commit and its blocks from the store alone.
+    store = tmp_path / "store"
+    name = document["registry"]["model_name"]
+    main(
+        [
+            "-w",
+            ws,
+            "models",
+            "export",
+            "--out",
+            str(tmp_path / "export"),
+            "--model-name",
+            name,
+            "--store",
+            str(store),
+        ]
+    )
+    capsys.readouterr()
+    stored = sorted(p.relative_to(store).parts[:2] for p in store.rglob("export.json"))
+    assert stored == [("pre_trained_defect_models", name), ("pre_trained_defect_models", f"{name}-blocks")]
+    fresh = str(tmp_path / "ci-ws")
+    main(["-w", fresh, "predict", "--repo", str(terraform_repo.path), "--commit", risky, "--store", str(store),
+          "--no-save-state", "--format", "json"])  # fmt: skip
+    from_store = json.loads(capsys.readouterr().out)
+    (again,) = from_store["commits"]
+    assert again["probability"] == pytest.approx(commit["probability"])
+    assert [b["address"] for b in again["blocks"]] == [block["address"]]
+    assert again["blocks"][0]["probability"] == pytest.approx(block["probability"])
     assert commit["features"]["tf_resources_changed"] == 0.0
     # The reasons (TreeSHAP) rank every model input, tf_ columns included: each named feature is an input.
     assert len(commit["reasons"]) == 3

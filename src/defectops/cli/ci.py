@@ -168,10 +168,22 @@ def predict(
         raise InputError(f"--top-k must be at least 1, got {top_k}")
     settings = app_settings()
     quiet_mlflow()
-    source = _model_for(settings, repo, model_dir, model_name, model_alias, starter)
     workspace = Workspace.from_settings(settings).ensure()
     session = None if store is None else StoreSession.open(store, settings.storage)
-    blocks = None if model_dir is not None or starter else _block_model_for(settings, source, model_alias)
+    stored = None
+    if session is not None and model_dir is None and model_name is None and not starter:
+        # The seed's layout: the repository's models under pre_trained_defect_models/ in the store (#17).
+        stored = _from_store(session, repository_model(settings, repo), workspace)
+    source = stored or _model_for(settings, repo, model_dir, model_name, model_alias, starter)
+    if stored is not None:
+        from defectops.pipeline import block_model_name
+
+        _note(f"model {stored.name} v{stored.version} from {stored.origin}")
+        blocks = _from_store(session, block_model_name(stored.name), workspace)
+    elif model_dir is None and not starter:
+        blocks = _block_model_for(settings, source, model_alias)
+    else:
+        blocks = None
     report = run_predict(
         request, source, workspace, storage=settings.storage, note=_note, store=session, block_model=blocks
     )
@@ -250,6 +262,42 @@ def _model_for(
         return resolve_model(model_dir=None, model_name=None, alias=alias, settings=settings, starter=True)
 
 
+def _publish(url: str, name: str, alias: str, out: Path, settings: Settings) -> None:
+    """Copy the exported model, and the block-level model beside it if registered, to the store."""
+    import tempfile
+
+    from defectops.ci import export_model
+    from defectops.ci.model_store import publish_model
+    from defectops.errors import NotFoundError
+    from defectops.pipeline import block_model_name
+    from defectops.storage import ArtifactStore
+
+    artifacts = ArtifactStore.from_url(url, endpoint_url=settings.storage.endpoint_url)
+    keys = publish_model(artifacts, out, name)
+    _note(f"copied {name} to {artifacts.url} ({len(keys)} files under pre_trained_defect_models/{name}/)")
+    blocks = block_model_name(name)
+    with tempfile.TemporaryDirectory(prefix="defectops-export-") as tmp:
+        try:
+            export_model(
+                blocks, alias=alias, out=Path(tmp) / "blocks", now=datetime.now(UTC), settings=settings
+            )
+        except NotFoundError:
+            return
+        keys = publish_model(artifacts, Path(tmp) / "blocks", blocks)
+    _note(f"copied {blocks} to {artifacts.url} ({len(keys)} files under pre_trained_defect_models/{blocks}/)")
+
+
+def _from_store(session: Any, name: str, workspace: Any) -> ModelSource | None:
+    """The model stored as ``name`` under pre_trained_defect_models/ in the store, or None."""
+    import shutil
+
+    from defectops.ci.model_store import fetch_model
+
+    target = workspace.root / "store-models" / name  # replaced by every run: the store is the truth
+    shutil.rmtree(target, ignore_errors=True)
+    return fetch_model(session.store, name, target)
+
+
 def _block_model_for(settings: Settings, source: ModelSource, alias: str) -> ModelSource | None:
     """The block-level model registered beside the commit-level one (``<name>-blocks``, #17), if any."""
     from defectops.ci import resolve_model
@@ -320,6 +368,15 @@ def models_export(
         str, typer.Option("--alias", help="Which version: the one this alias points to.")
     ] = "champion",
     json_output: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+    store: Annotated[
+        str | None,
+        typer.Option(
+            "--store",
+            help="Also copy it to this artifact store (s3://bucket/prefix or a folder) under "
+            "pre_trained_defect_models/<name>/, with the block-level model <name>-blocks when there is one; "
+            "`predict --store` loads them from there.",
+        ),
+    ] = None,
 ) -> None:
     """Write a registered model as a folder that `defectops predict --model-dir` loads without MLflow."""
     from defectops.ci import export_model
@@ -328,6 +385,8 @@ def models_export(
     quiet_mlflow()
     name = model_name if model_name is not None else repository_model(settings, None)
     result = export_model(name, alias=alias, out=out, now=datetime.now(UTC), settings=settings)
+    if store is not None:
+        _publish(store, name, alias, out, settings)
     if json_output:
         print_json({"out": str(result.out), **result.metadata})
         return
