@@ -7,12 +7,14 @@ from defectops.ci.formats.markdown import render_markdown
 from defectops.ci.formats.sarif import DEFAULT_INFORMATION_URI, render_sarif
 from defectops.ci.formats.table import render_table
 from defectops.ci.model_source import ModelSource, export_model, resolve_model
+from defectops.ci.model_store import MODELS_PREFIX, fetch_model, publish_model
 from defectops.ci.predict import PredictRequest, run_predict, store_predictions
 from defectops.ci.report import FailOn, OutputFormat, PredictionReport, RiskFoundError, parse_choice
 from defectops.ci.store import StoreSession, StoreWrites
 
 __all__ = [
     "DEFAULT_INFORMATION_URI",
+    "MODELS_PREFIX",
     "FailOn",
     "ModelSource",
     "OutputFormat",
@@ -23,7 +25,9 @@ __all__ = [
     "StoreWrites",
     "append_summary",
     "export_model",
+    "fetch_model",
     "parse_choice",
+    "publish_model",
     "render_github",
     "render_json",
     "render_markdown",

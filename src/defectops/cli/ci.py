@@ -266,8 +266,7 @@ def _publish(url: str, name: str, alias: str, out: Path, settings: Settings) -> 
     """Copy the exported model, and the block-level model beside it if registered, to the store."""
     import tempfile
 
-    from defectops.ci import export_model
-    from defectops.ci.model_store import publish_model
+    from defectops.ci import export_model, publish_model
     from defectops.errors import NotFoundError
     from defectops.pipeline import block_model_name
     from defectops.storage import ArtifactStore
@@ -291,7 +290,7 @@ def _from_store(session: Any, name: str, workspace: Any) -> ModelSource | None:
     """The model stored as ``name`` under pre_trained_defect_models/ in the store, or None."""
     import shutil
 
-    from defectops.ci.model_store import fetch_model
+    from defectops.ci import fetch_model
 
     target = workspace.root / "store-models" / name  # replaced by every run: the store is the truth
     shutil.rmtree(target, ignore_errors=True)
