@@ -68,7 +68,7 @@ def test_markdown_lists_every_block_beside_the_commit(report: PredictionReport) 
     assert "#### Terraform blocks (block-level model `jit-blocks`)" in text
     assert (
         "| `111111111111` | `module.eks_managed_node_group` | main.tf:6-9 | changed | high | 0.620 | "
-        "medium (0.310) | blk\\_changes=4 raised the risk |"
+        "medium (0.310) | the block's earlier changes (blk\\_changes=4) raised the risk |"
     ) in text
     assert (
         "| `111111111111` | `aws_s3_bucket.a'b\\|c` | main.tf:1-4 | added | low | 0.050 | medium (0.310) | - |"
@@ -81,8 +81,8 @@ def test_github_annotates_medium_and_high_blocks_on_their_lines(report: Predicti
     blocks = [line for line in lines if "endLine=" in line]
     assert blocks == [
         "::error file=main.tf,line=6,endLine=9,title=defectops%3A module.eks_managed_node_group high risk "
-        "(0.62)::module.eks_managed_node_group changed: risk high (0.620), because blk_changes=4 raised the "
-        "risk; commit 111111111111: medium (0.310)"
+        "(0.62)::module.eks_managed_node_group changed: risk high (0.620), because the block's earlier changes "
+        "(blk_changes=4) raised the risk; commit 111111111111: medium (0.310)"
     ]
 
 
@@ -103,3 +103,19 @@ def test_sarif_results_on_block_lines_with_their_own_rules(report: PredictionRep
     }
     assert block["properties"]["commitRiskBand"] == "medium"
     assert block["message"]["text"].startswith("module.eks_managed_node_group changed: risk high (0.620)")
+
+
+def test_block_reasons_in_words() -> None:
+    from defectops.ci.reasons import describe
+
+    assert describe(Reason("blk_added", 1.0, 0.5)) == "a new block (blk_added=1) raised the risk"
+    assert (
+        describe(Reason("blk_kind_modules", 0.0, -0.2))
+        == "not a module block (blk_kind_modules=0) lowered the risk"
+    )
+    assert (
+        describe(Reason("blk_la", 40.0, 0.3)) == "many lines added in the block (blk_la=40) raised the risk"
+    )
+    assert (
+        describe(Reason("blk_age", 12.5, -0.1)) == "the block's age in days (blk_age=12.5) lowered the risk"
+    )

@@ -28,6 +28,8 @@ _MONOTONE: dict[str, tuple[str, str, str]] = {
     "ndev": ("many", "few", "earlier developers of the changed files"),
     "nuc": ("many", "few", "earlier changes to the changed files"),
     "churn": ("many", "few", "lines changed"),
+    "blk_la": ("many", "few", "lines added in the block"),
+    "blk_ld": ("many", "few", "lines deleted in the block"),
 }
 
 #: Metric -> what it measures, for metrics without an agreed direction.
@@ -36,6 +38,44 @@ _NEUTRAL: dict[str, str] = {
     "exp": "the author's experience",
     "rexp": "the author's recent experience",
     "sexp": "the author's experience in these subsystems",
+    # Terraform blocks (#17): no direction is claimed for them either.
+    "blk_attributes": "the block's attributes",
+    "blk_depth": "the block's nesting depth",
+    "blk_lines": "the block's length in lines",
+    "blk_file_blocks": "the blocks in its file",
+    "blk_members_added": "the attributes and nested blocks added to the block",
+    "blk_members_removed": "the attributes and nested blocks removed from the block",
+    "blk_members_changed": "the attributes and nested blocks changed in the block",
+    "blk_age": "the block's age in days",
+    "blk_since_change": "the days since the block last changed",
+    "blk_changes": "the block's earlier changes",
+    "blk_fixes": "the block's earlier bug-fix changes",
+    "blk_authors": "the block's earlier authors",
+    "blk_type_changes": "earlier changes to blocks of this type",
+    "blk_type_fixes": "earlier bug-fix changes to blocks of this type",
+    "blk_author_changes": "the author's earlier changes to the block",
+    "blk_author_file_changes": "the author's earlier changes to the file",
+    "blk_commit_blocks": "the blocks the commit changed",
+}
+
+#: 0/1 features described by their value: (when 1, when 0).
+_FLAGS: dict[str, tuple[str, str]] = {
+    "blk_added": ("a new block", "not a new block"),
+    "blk_removed": ("a removed block", "not a removed block"),
+    "blk_fix": ("a bug fix", "not a bug fix"),
+    **{
+        f"blk_kind_{kind}": (f"a {noun} block", f"not a {noun} block")
+        for kind, noun in (
+            ("resources", "resource"),
+            ("data_sources", "data"),
+            ("modules", "module"),
+            ("variables", "variable"),
+            ("outputs", "output"),
+            ("locals", "locals"),
+            ("providers", "provider"),
+            ("other", "top-level"),
+        )
+    },
 }
 
 
@@ -80,6 +120,9 @@ def describe(reason: ReasonLike) -> str:
         return f"{adjective} {noun} ({shown}) {effect(contribution)}"
     if name in _NEUTRAL:
         return f"{_NEUTRAL[name]} ({shown}) {effect(contribution)}"
+    if name in _FLAGS:
+        when_set, when_unset = _FLAGS[name]
+        return f"{when_set if value >= 0.5 else when_unset} ({shown}) {effect(contribution)}"
     if name == "fix":
         what = "a bug fix" if value >= 0.5 else "not a bug fix"
         return f"{what} ({shown}) {effect(contribution)}"
