@@ -9,7 +9,7 @@ import pytest
 
 from defectops.data import BLOCK_COLUMNS, BLOCK_FEATURES
 from defectops.git import GitRepo
-from defectops.mining import block_features
+from defectops.mining import block_features, cached_block_features
 from gitrepo import ALICE, BOB, RepoBuilder
 
 ROLE = 'resource "aws_iam_role" "this" {\n  name = "%s"\n  path = "/"\n%s}\n'
@@ -163,3 +163,17 @@ def test_nothing_leaks_from_later_commits(history: tuple[Path, list[str]]) -> No
         early = block_features(repo, revision=shas[k]).frame
         same = full.loc[full["sha"].isin(shas[: k + 1])].reset_index(drop=True)
         pd.testing.assert_frame_equal(early, same)
+
+
+def test_the_cache_serves_its_head_only(history: tuple[Path, list[str]], tmp_path: Path) -> None:
+    path, shas = history
+    repo = GitRepo.open(path)
+    cache = tmp_path / "blocks.parquet"
+    first = cached_block_features(repo, cache, shas[3])
+    assert set(first["sha"]) == set(shas[:4])
+    # Same head: read back as written; a table of another version's columns is mined again.
+    pd.testing.assert_frame_equal(cached_block_features(repo, cache, shas[3]), first)
+    first.drop(columns=["blk_fix"]).to_parquet(cache)
+    pd.testing.assert_frame_equal(cached_block_features(repo, cache, shas[3]), first)
+    # Another head: mined at that head.
+    assert len(cached_block_features(repo, cache, shas[-1])) == 7

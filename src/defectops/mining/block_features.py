@@ -291,7 +291,9 @@ def cached_block_features(repo: GitRepo, path: Path, head: str) -> pd.DataFrame:
     if path.is_file() and marker.is_file():
         try:
             if json.loads(marker.read_text(encoding="utf-8")).get("head") == head:
-                return pd.read_parquet(path)
+                cached = pd.read_parquet(path)
+                if list(cached.columns) == list(BLOCK_COLUMNS):  # else written by another version
+                    return cached
         except (OSError, ValueError):
             pass  # unreadable: mine again
     frame = block_features(repo, revision=head).frame
