@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 from defectops.data import BLOCK_COLUMNS, BLOCK_FEATURES
 from defectops.git import GitRepo
 from defectops.mining import block_features, cached_block_features
-from gitrepo import ALICE, BOB, RepoBuilder
+from gitrepo import ALICE, BOB, EPOCH, RepoBuilder
 
 ROLE = 'resource "aws_iam_role" "this" {\n  name = "%s"\n  path = "/"\n%s}\n'
 GROUP = '\nmodule "eks_managed_node_group" {\n  source = "./node"\n  size   = %d\n}\n'
@@ -175,5 +176,40 @@ def test_the_cache_serves_its_head_only(history: tuple[Path, list[str]], tmp_pat
     pd.testing.assert_frame_equal(cached_block_features(repo, cache, shas[3]), first)
     first.drop(columns=["blk_fix"]).to_parquet(cache)
     pd.testing.assert_frame_equal(cached_block_features(repo, cache, shas[3]), first)
-    # Another head: mined at that head.
-    assert len(cached_block_features(repo, cache, shas[-1])) == 7
+    # A head that adds newer commits continues the pass from the saved history: the same rows as one pass.
+    pd.testing.assert_frame_equal(cached_block_features(repo, cache, shas[-1]), block_features(repo).frame)
+
+
+def test_a_merged_older_branch_mines_the_whole_history(tmp_path: Path) -> None:
+    repo = RepoBuilder.create(tmp_path / "r")
+    text = ROLE % ("a", "") + GROUP % 2
+    base = repo.commit("Add role and group", {"main.tf": text}, when=EPOCH)
+    repo.git("checkout", "-q", "-b", "side")
+    side = repo.commit(
+        "Grow group", {"main.tf": ROLE % ("a", "") + GROUP % 3}, when=EPOCH + timedelta(days=5)
+    )
+    repo.git("checkout", "-q", "main")
+    head = repo.commit(
+        "Rename role", {"main.tf": ROLE % ("b", "") + GROUP % 2}, when=EPOCH + timedelta(days=10)
+    )
+    cache = tmp_path / "blocks.parquet"
+    git = GitRepo.open(repo.path)
+    cached_block_features(git, cache, head)
+    stamp = (EPOCH + timedelta(days=11)).isoformat()
+    repo.git(
+        "merge",
+        "-q",
+        "--no-ff",
+        "-m",
+        "Merge side",
+        "side",
+        env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
+    )
+    merged = repo.head()
+    # The merge brings `side`, dated before `head`: in one pass over the history it comes before `head`, so
+    # continuing the saved pass after `head` would give other rows. The whole history is read again.
+    frame = cached_block_features(git, cache, merged)
+    pd.testing.assert_frame_equal(frame, block_features(git).frame)
+    assert list(frame["sha"]) == [base, base, side, head]
+    # Alice made all three: by `head` (day 10) she had changed main.tf twice (day 0 and, on the side, day 5).
+    assert frame.iloc[3]["blk_author_file_changes"] == 2

@@ -2,9 +2,10 @@
 
 The block features need the repository's history (each block's age, past changes and fixes, its authors), so
 they are read from the workspace's block table (``datasets/<repo_id>/blocks.parquet``, written by ``defectops
-run`` or by an earlier predict) when it was mined at HEAD, else mined once from the complete history and kept
-there. A shallow clone has no such history: its blocks are not scored, and a note says why. Removed blocks
-are not scored (the model does not learn from them: SZZ cannot link a block whose lines are gone).
+run`` or by an earlier predict): read back when it was mined at HEAD, continued with the new commits when
+HEAD only adds newer ones (a push on top), else mined once from the complete history; kept there. A shallow
+clone has no such history: its blocks are not scored, and a note says why. Removed blocks are not scored (the
+model does not learn from them: SZZ cannot link a block whose lines are gone).
 """
 
 from __future__ import annotations

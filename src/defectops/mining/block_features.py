@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pandas as pd
 
@@ -68,6 +68,8 @@ class BlockFeatureResult:
     commits: int = 0
     tf_files: int = 0
     unread_files: int = 0
+    #: The pass's history at the end (JSON-ready), to continue from with ``block_features(state=...)``.
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,48 +258,109 @@ def _commits(repo: GitRepo, revision: str) -> Iterator[Commit]:
     return parse_log(repo.stream(*LOG_OPTIONS, "--date-order", "--reverse", revision, "--"))
 
 
+def _dump(state: _Pass, head: str, last_time: float) -> dict[str, Any]:
+    files = {
+        path: {
+            "authors": dict(history.authors),
+            "blocks": {
+                address: [b.first_seen, b.last_change, b.changes, b.fixes, dict(b.authors)]
+                for address, b in history.blocks.items()
+            },
+        }
+        for path, history in state.files.items()
+    }
+    return {"head": head, "last_time": last_time, "types": state.types, "files": files}
+
+
+def _load(state: _Pass, saved: dict[str, Any]) -> float:
+    state.types = {str(k): [int(v[0]), int(v[1])] for k, v in saved["types"].items()}
+    for path, history in saved["files"].items():
+        loaded = _FileHistory(authors=Counter(history["authors"]))
+        for address, (first, last, changes, fixes, authors) in history["blocks"].items():
+            loaded.blocks[address] = _BlockHistory(first, last, changes, fixes, Counter(authors))
+        state.files[path] = loaded
+    return float(saved["last_time"])
+
+
 def block_features(
     repo: GitRepo,
     *,
     revision: str = "HEAD",
     rules: FixRules | None = None,
     progress: Callable[[int], None] | None = None,
+    state: dict[str, Any] | None = None,
 ) -> BlockFeatureResult:
     """The rows of every block changed by the non-merge commits reachable from ``revision`` (see the module
-    docstring). ``progress(commits done)`` is called every 100 commits."""
+    docstring). ``progress(commits done)`` is called every 100 commits. With ``state`` (an earlier result's
+    :attr:`BlockFeatureResult.state`, whose head is an ancestor of ``revision``) only the commits after that
+    head are read, continuing its history: the caller checks that they are all newer than it (else the
+    order, and so the rows, could differ from one pass over the whole history)."""
     done = 0
+    last_time = float("-inf")
+    head = repo.resolve(revision)
     with BlobReader(repo, blobs_only=True) as reader:
-        state = _Pass(reader, rules)
-        for commit in _commits(repo, revision):
+        walk = _Pass(reader, rules)
+        if state is not None:
+            last_time = _load(walk, state)
+        for commit in _commits(repo, head if state is None else f"{state['head']}..{head}"):
             if commit.is_merge:
                 continue
-            state.commit(commit)
+            walk.commit(commit)
+            last_time = max(last_time, commit.committer_time.timestamp())
             done += 1
             if progress is not None and done % 100 == 0:
                 progress(done)
-    frame = pd.DataFrame(state.result_rows, columns=list(BLOCK_COLUMNS))
+    frame = pd.DataFrame(walk.result_rows, columns=list(BLOCK_COLUMNS))
     frame["committed_at"] = pd.to_datetime(frame["committed_at"], utc=True)
     for name in BLOCK_FEATURES:
         frame[name] = frame[name].astype("float64")
     frame["churn"] = frame["churn"].astype("float64")
-    return BlockFeatureResult(frame=frame, commits=done, tf_files=state.tf_files, unread_files=state.unread)
+    return BlockFeatureResult(
+        frame=frame,
+        commits=done,
+        tf_files=walk.tf_files,
+        unread_files=walk.unread,
+        state=_dump(walk, head, last_time),
+    )
+
+
+def _continue_from(repo: GitRepo, state_path: Path, head: str) -> dict[str, Any] | None:
+    """The saved state when ``head`` only adds commits newer than everything it holds, else None."""
+    try:
+        state: dict[str, Any] = json.loads(state_path.read_text(encoding="utf-8"))
+        old = str(state["head"])
+        if not repo.object_exists(old) or not repo.is_ancestor(old, head):
+            return None
+        times = repo.run("log", "--no-merges", "--format=%ct", f"{old}..{head}").decode().split()
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return state if all(float(t) >= float(state["last_time"]) for t in times) else None
 
 
 def cached_block_features(repo: GitRepo, path: Path, head: str) -> pd.DataFrame:
-    """The block features of ``head``'s history, kept at ``path`` (Parquet, with ``<path>.json`` naming the
-    head it was mined at) and reused while the head is the same; another head mines them again. The rows of
-    a commit do not depend on later commits, so a table mined at a descendant serves every ancestor."""
+    """The block features of ``head``'s history, kept at ``path`` (Parquet; ``<path>.json`` names the head it
+    was mined at, ``<path>.state.json`` holds the pass's history). The same head is read back; a head that
+    only adds commits newer than every commit read (a push on top) continues the pass from the saved history
+    (the same rows as one pass over everything); any other head mines the whole history again."""
     marker = path.with_suffix(".json")
+    state_path = path.with_suffix(".state.json")
+    cached: pd.DataFrame | None = None
     if path.is_file() and marker.is_file():
         try:
-            if json.loads(marker.read_text(encoding="utf-8")).get("head") == head:
-                cached = pd.read_parquet(path)
-                if list(cached.columns) == list(BLOCK_COLUMNS):  # else written by another version
-                    return cached
+            cached = pd.read_parquet(path)
+            if list(cached.columns) != list(BLOCK_COLUMNS):  # written by another version
+                cached = None
+            elif json.loads(marker.read_text(encoding="utf-8")).get("head") == head:
+                return cached
         except (OSError, ValueError):
-            pass  # unreadable: mine again
-    frame = block_features(repo, revision=head).frame
+            cached = None  # unreadable: mine again
+    state = _continue_from(repo, state_path, head) if cached is not None and state_path.is_file() else None
+    result = block_features(repo, revision=head, state=state)
+    frame = result.frame
+    if state is not None and cached is not None:
+        frame = pd.concat([cached, frame], ignore_index=True) if len(frame) else cached
     path.parent.mkdir(parents=True, exist_ok=True)
     frame.to_parquet(path, index=False)
+    state_path.write_text(json.dumps(result.state), encoding="utf-8")
     marker.write_text(json.dumps({"head": head}), encoding="utf-8")
     return frame

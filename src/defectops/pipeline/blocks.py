@@ -3,8 +3,8 @@ the block-level model evaluated over time, registered under its own name behind 
 
 The model name is the repository's model name with ``-blocks`` (so every clone of one repository shares it,
 like the commit-level name). The block features table is kept in the workspace
-(``datasets/<repo_id>/blocks.parquet``) with the head it was mined at, and reused while the head is the same;
-a new head mines it again (the pass is not incremental yet).
+(``datasets/<repo_id>/blocks.parquet``) with the head it was mined at and the pass's history: the same head
+is read back, a head that adds newer commits continues the pass, any other head mines it again.
 
 The gate is the commit-level one: with a champion, the window is the blocks of the commits made since it was
 trained (it never saw them), at least 20 of them; with fewer the challenger is archived with that reason.
