@@ -38,7 +38,7 @@ def events_serve(
     given = {"host": host, "port": port}
     events = settings.events.model_copy(update={k: v for k, v in given.items() if v is not None})
     secret = events.check(settings)
-    stream = open_stream(events)
+    stream = open_stream(events, workspace=settings.resolved_workspace())
     _logging()
     stderr.print(
         f"defectops events: receiving webhooks on http://{events.host}:{events.port}/webhook "
@@ -76,7 +76,7 @@ def events_work(
     quiet_mlflow()
     settings.events.check(settings)
     _logging()
-    stream = open_stream(settings.events)
+    stream = open_stream(settings.events, workspace=settings.resolved_workspace())
     token = settings.github.token.get_secret_value() if settings.github.token is not None else None
     github = GitHubClient(settings.github.api_url, token)
     worker = Worker(settings, stream, github, consumer=consumer)

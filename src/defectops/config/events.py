@@ -43,8 +43,18 @@ class EventsSettings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address the receiver listens on.")
     port: int = Field(default=8100, ge=0, le=65535, description="TCP port of the receiver.")
-    backend: Literal["redis"] = Field(default="redis", description="The durable stream.")
+    backend: Literal["redis", "kafka"] = Field(default="redis", description="The durable stream.")
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis of the stream.")
+    kafka_servers: str = Field(
+        default="127.0.0.1:9092", description="Kafka bootstrap servers (host:port, comma-separated)."
+    )
+    kafka_partitions: int = Field(
+        default=6, ge=1, le=1000, description="Partitions of the event topic when the adapter creates it."
+    )
+    kafka_state_url: str | None = Field(
+        default=None,
+        description="SQL database of the Kafka adapter's delivery ids and claims; default: the workspace's.",
+    )
     stream: str = Field(default="defectops:events", description="Stream (Redis key or Kafka topic).")
     group: str = Field(default="defectops-workers", description="Consumer group of the workers.")
     visibility_timeout: float = Field(

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from defectops.config import EventsSettings
 
 
@@ -88,8 +90,15 @@ class EventStream(Protocol):
         ...
 
 
-def open_stream(settings: EventsSettings) -> EventStream:
-    """The stream the settings name, connected; EventStreamError when it is unreachable."""
+def open_stream(settings: EventsSettings, *, workspace: Path | None = None) -> EventStream:
+    """The stream the settings name, connected; EventStreamError when it is unreachable.
+
+    ``workspace`` holds the Kafka adapter's default SQL state (``kafka_state_url`` unset).
+    """
+    if settings.backend == "kafka":
+        from defectops.events.kafka_stream import KafkaEventStream
+
+        return KafkaEventStream.connect(settings, workspace=workspace)
     from defectops.events.redis_stream import RedisEventStream
 
     return RedisEventStream.connect(settings)
