@@ -29,11 +29,15 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".defectops-installed"
 
 
+#: Optional extras the development environment installs too (the Kafka adapter's client, for its tests).
+EXTRAS = ["kafka"]
+
+
 def _fingerprint(groups: list[str]) -> str:
     digest = hashlib.sha256()
     for name in ("uv.lock", "pyproject.toml"):
         digest.update((ROOT / name).read_bytes())
-    digest.update(",".join(groups).encode())
+    digest.update(",".join(groups + EXTRAS).encode())
     digest.update(UV_VERSION.encode())
     return digest.hexdigest()
 
@@ -72,6 +76,8 @@ def ensure_environment(groups: list[str]) -> None:
     group_args: list[str] = ["--no-default-groups"]
     for group in groups:
         group_args += ["--group", group]
+    for extra in EXTRAS:
+        group_args += ["--extra", extra]
     env = dict(os.environ, UV_PROJECT_ENVIRONMENT=str(VENV), VIRTUAL_ENV=str(VENV))
     _run(
         [str(uv), "sync", "--frozen", "--compile-bytecode", "--python", str(BIN / "python"), *group_args],
@@ -93,13 +99,13 @@ def main(argv: list[str]) -> None:
         return
     action, rest = argv[0], argv[1:]
     if action == "run":
-        ensure_environment(["dev", "bench"])
+        ensure_environment(["dev", "bench", "kafka-test"])
         _exec([str(BIN / "defectops"), "run", *(rest or ["--repo", "."])])
     elif action == "test":
-        ensure_environment(["dev", "bench"])
+        ensure_environment(["dev", "bench", "kafka-test"])
         _exec([str(BIN / "python"), "-m", "pytest", *rest])
     elif action == "lint":
-        ensure_environment(["dev", "bench"])
+        ensure_environment(["dev", "bench", "kafka-test"])
         # The benchmarks are type-checked too (they call the public API and rot silently otherwise), less
         # strictly: they call untyped third-party code and the test helpers under tests/.
         benchmarks = [
@@ -114,7 +120,7 @@ def main(argv: list[str]) -> None:
             if result.returncode != 0:
                 sys.exit(result.returncode)
     elif action == "shell":
-        ensure_environment(["dev", "bench"])
+        ensure_environment(["dev", "bench", "kafka-test"])
         _exec(rest or [os.environ.get("SHELL", "/bin/sh")])
     else:
         sys.exit(f"dev.py: unknown action {action!r}; try: run, test, lint, shell")

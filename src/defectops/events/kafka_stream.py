@@ -1,4 +1,4 @@
-"""Kafka behind :class:`~defectops.events.stream.EventStream`: the topic is the durable log, SQL holds the claims.
+"""Kafka behind :class:`~defectops.events.stream.EventStream`: the topic is the log, SQL holds the claims.
 
 Why not Kafka's consumer-group rebalancing for the "pending" state: a group hands whole partitions to members
 and only moves them when a member's session expires, and the Kafka-protocol broker these machines can run
@@ -25,6 +25,7 @@ PostgreSQL URL (``kafka_state_url``) across machines.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import threading
@@ -144,10 +145,8 @@ class KafkaEventStream:
                 if name not in existing
             ]
             if wanted:
-                try:
+                with contextlib.suppress(TopicAlreadyExistsError):
                     admin.create_topics(wanted)
-                except TopicAlreadyExistsError:
-                    pass
         except KafkaError as exc:
             raise self._fail("create topics", exc) from None
         finally:
@@ -360,7 +359,7 @@ class KafkaEventStream:
             ).scalar()
         if first_open is None and last_done is None:
             return
-        upto = int(first_open) if first_open is not None else int(last_done) + 1
+        upto = int(first_open) if first_open is not None else int(last_done or 0) + 1
         probe = self._probe_client()
         tp = TopicPartition(self.topic, partition)
         committed = probe.committed(tp) or 0
