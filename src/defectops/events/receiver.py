@@ -97,7 +97,7 @@ async def receive(
     found = classify(settings, event=event, delivery=delivery, body=body)
     if isinstance(found, Receipt):
         return found
-    if await stream.publish_async(delivery, found.to_json()):
+    if await stream.publish_async(delivery, found.to_json(), key=found.repo):
         return Receipt(delivery, Outcome.QUEUED, job=found)
     return Receipt(delivery, Outcome.DUPLICATE, "delivery already received")
 

@@ -101,9 +101,9 @@ class RedisEventStream:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    # -- the interface ----------------------------------------------------------------------------------
+    # -- the interface (``key`` is not needed: one stream is one order) --------------------------------
 
-    def publish(self, delivery_id: str, body: str) -> bool:
+    def publish(self, delivery_id: str, body: str, *, key: str | None = None) -> bool:
         import redis
 
         key = f"{self.stream}:delivery:{delivery_id}"
@@ -113,7 +113,7 @@ class RedisEventStream:
             raise self._fail("publish", exc) from None
         return added is not None
 
-    async def publish_async(self, delivery_id: str, body: str) -> bool:
+    async def publish_async(self, delivery_id: str, body: str, *, key: str | None = None) -> bool:
         import redis
         import redis.asyncio
 

@@ -53,11 +53,15 @@ class StreamStats:
 class EventStream(Protocol):
     """At-least-once delivery of score jobs, idempotent by delivery id."""
 
-    def publish(self, delivery_id: str, body: str) -> bool:
-        """Store one event durably; False (nothing stored) when ``delivery_id`` was seen before."""
+    def publish(self, delivery_id: str, body: str, *, key: str | None = None) -> bool:
+        """Store one event durably; False (nothing stored) when ``delivery_id`` was seen before.
+
+        ``key`` (the repository) orders events: those of one key are delivered in the order published
+        (Redis keeps one order for the whole stream; Kafka one per partition, chosen by the key).
+        """
         ...
 
-    async def publish_async(self, delivery_id: str, body: str) -> bool:
+    async def publish_async(self, delivery_id: str, body: str, *, key: str | None = None) -> bool:
         """:meth:`publish` for the receiver's event loop (no thread hop per webhook)."""
         ...
 
