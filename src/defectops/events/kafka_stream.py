@@ -10,10 +10,10 @@ the rest:
   ``.``), keyed by the publisher's key (the repository: its events stay in one partition, in order), with
   the delivery id in a record header, ``acks=all`` and the idempotent producer. :meth:`publish` returns
   after the broker acknowledged the record. Dead letters go to ``T.dead`` with the reason in the value.
-* **Delivery ids** (``deliveries`` table). :meth:`publish` inserts the id and produces inside one database
-  transaction: a replay finds the id and stores nothing. A receiver killed after the broker's
-  acknowledgement and before the commit leaves the event in the topic without its id, so only a redelivery of
-  that very webhook can store it a second time (the workers' effects are idempotent).
+* **Delivery ids** (a table of :mod:`~defectops.events.kafka_ledger`). :meth:`publish` inserts the id and
+  produces inside one database transaction: a replay finds the id and stores nothing. A receiver killed
+  after the broker's acknowledgement and before the commit leaves the event in the topic without its id, so
+  only a redelivery of that very webhook can store it a second time (the workers' effects are idempotent).
 * **Claims** (``claims`` table, one row per record handed out). Every worker reads every partition from the
   group's committed offset (manual assignment, no group membership) and claims a record by inserting its row;
   the row's lease runs for the visibility timeout. A record whose lease ran out unacknowledged (its worker
@@ -29,92 +29,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import re
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-from sqlalchemy import event
 from sqlalchemy import exc as sa_exc
 
 from defectops.errors import ConfigError, EventStreamError
+from defectops.events.kafka_ledger import ClaimLedger, default_state_url, safe_url
 from defectops.events.stream import StreamMessage, StreamStats
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from pathlib import Path
 
     from defectops.config import EventsSettings
 
-STATE_FILENAME = "events/kafka-state.db"
 _DELIVERY_HEADER = "delivery"
-
-_metadata = sa.MetaData()
-_deliveries = sa.Table(
-    "defectops_kafka_deliveries",
-    _metadata,
-    sa.Column("topic", sa.String(255), primary_key=True),
-    sa.Column("delivery_id", sa.String(255), primary_key=True),
-    sa.Column("received_at", sa.Float, nullable=False, index=True),
-)
-_claims = sa.Table(
-    "defectops_kafka_claims",
-    _metadata,
-    sa.Column("topic", sa.String(255), primary_key=True),
-    sa.Column("partition", sa.Integer, primary_key=True, autoincrement=False),
-    sa.Column("offset", sa.BigInteger, primary_key=True, autoincrement=False),
-    sa.Column("delivery_id", sa.String(255), nullable=False),
-    sa.Column("body", sa.Text, nullable=False),
-    sa.Column("consumer", sa.String(255), nullable=False),
-    sa.Column("leased_until", sa.Float, nullable=False),
-    sa.Column("attempts", sa.Integer, nullable=False),
-    sa.Column("error", sa.Text, nullable=True),
-    sa.Column("done", sa.Boolean, nullable=False, default=False),
-)
-_c = _claims.c
 
 
 def topic_name(stream: str) -> str:
     """The Kafka topic of a stream setting (Kafka allows letters, digits, ``.``, ``_`` and ``-``)."""
     return re.sub(r"[^A-Za-z0-9._-]", ".", stream)[:200]
-
-
-def default_state_url(workspace_root: Path) -> str:
-    return f"sqlite:///{(workspace_root.expanduser().resolve() / STATE_FILENAME).as_posix()}"
-
-
-def _open_engine(url: str) -> Engine:
-    """The state database; SQLite in WAL mode with every transaction ``BEGIN IMMEDIATE`` (all are short writes
-    or reads of a few rows, and taking the write lock up front waits instead of failing with SQLITE_BUSY)."""
-    parsed = sa.engine.make_url(url)
-    if parsed.get_backend_name() != "sqlite":
-        return sa.create_engine(parsed, pool_pre_ping=True)
-    if parsed.database and parsed.database != ":memory:":
-        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(parsed, connect_args={"timeout": 30, "check_same_thread": False})
-
-    @event.listens_for(engine, "connect")
-    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        dbapi_connection.isolation_level = None
-        deadline = time.monotonic() + 30
-        while True:  # two processes switching a new file to WAL at once: one sees "locked" briefly
-            try:
-                dbapi_connection.execute("PRAGMA journal_mode=WAL")
-                break
-            except sqlite3.OperationalError as error:
-                if "locked" not in str(error) or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.01)
-        dbapi_connection.execute("PRAGMA synchronous=NORMAL")
-
-    @event.listens_for(engine, "begin")
-    def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
-
-    return engine
 
 
 class KafkaEventStream:
@@ -126,15 +64,17 @@ class KafkaEventStream:
         self.group = settings.group
         self._servers = [s.strip() for s in settings.kafka_servers.split(",") if s.strip()]
         self._partitions = settings.kafka_partitions
-        self._visibility = float(settings.visibility_timeout)
-        self._dedupe_seconds = max(1.0, settings.dedupe_hours * 3600)
         self._where = f"kafka://{','.join(self._servers)}/{self.topic}"
-        self._engine = _open_engine(state_url)
+        self.ledger = ClaimLedger(
+            state_url,
+            topic=self.topic,
+            visibility=float(settings.visibility_timeout),
+            dedupe_seconds=max(1.0, settings.dedupe_hours * 3600),
+        )
         self._lock = threading.RLock()
         self._producer: Any = None
         self._reader: Any = None  # this process's consumer of every partition (manual assignment)
         self._probe: Any = None  # offsets and the dead letters, never assigned for reading
-        self._last_expiry = 0.0
 
     @classmethod
     def connect(cls, settings: EventsSettings, *, workspace: Path | None = None) -> KafkaEventStream:
@@ -143,16 +83,18 @@ class KafkaEventStream:
             if workspace is None:
                 raise ConfigError("the Kafka stream needs DEFECTOPS_EVENTS_KAFKA_STATE_URL or a workspace")
             url = default_state_url(workspace)
+        kafka_log = logging.getLogger("kafka")
+        if kafka_log.level == logging.NOTSET:  # kafka-python logs every connection at INFO
+            kafka_log.setLevel(logging.WARNING)
         try:
             stream = cls(settings, url)
-            _metadata.create_all(stream._engine, checkfirst=True)
             stream.ensure_topics()
         except ImportError:
             raise ConfigError(
                 "the Kafka stream needs the kafka extra: pip install 'defectops[kafka]'"
             ) from None
         except (sa_exc.SQLAlchemyError, OSError, ValueError) as exc:
-            raise EventStreamError(f"event stream {_safe(url)}: {type(exc).__name__}: {exc}") from None
+            raise EventStreamError(f"event stream {safe_url(url)}: {type(exc).__name__}: {exc}") from None
         return stream
 
     # -- clients ------------------------------------------------------------------------------------------
@@ -237,49 +179,25 @@ class KafkaEventStream:
     # -- publishing ---------------------------------------------------------------------------------------
 
     def publish(self, delivery_id: str, body: str, *, key: str | None = None) -> bool:
-        now = time.time()
-        with self._guard("publish"):
-            self._expire(now)
-            with self._engine.begin() as connection:
-                try:
-                    connection.execute(
-                        _deliveries.insert().values(
-                            topic=self.topic, delivery_id=delivery_id, received_at=now
-                        )
-                    )
-                except sa_exc.IntegrityError:
-                    return False
-                # the id commits only after the broker stored the record (acks=all)
+        with self._guard("publish"), self.ledger.remember(delivery_id) as new:
+            if new:  # the id commits only after the broker stored the record (acks=all)
                 self._producer_client().send(
                     self.topic,
                     key=(key or delivery_id).encode(),
                     value=body.encode(),
                     headers=[(_DELIVERY_HEADER, delivery_id.encode())],
                 ).get(timeout=30)
-        return True
+        return new
 
     async def publish_async(self, delivery_id: str, body: str, *, key: str | None = None) -> bool:
         # kafka-python and the SQL driver block: one thread hop per webhook
         return await asyncio.to_thread(self.publish, delivery_id, body, key=key)
 
-    def _expire(self, now: float) -> None:
-        """Forget delivery ids older than ``dedupe_hours`` (at most once a minute)."""
-        if now - self._last_expiry < 60:
-            return
-        self._last_expiry = now
-        with self._engine.begin() as connection:
-            connection.execute(
-                _deliveries.delete().where(
-                    _deliveries.c.topic == self.topic,
-                    _deliveries.c.received_at < now - self._dedupe_seconds,
-                )
-            )
-
     # -- consuming ----------------------------------------------------------------------------------------
 
     def receive(self, consumer: str, *, count: int, block_ms: int) -> list[StreamMessage]:
         with self._guard("receive"):
-            messages = self._reclaim(consumer, count)
+            messages = self.ledger.reclaim(consumer, count)
             if messages:
                 return messages
             reader = self._reader_client()
@@ -288,7 +206,7 @@ class KafkaEventStream:
                 left = max(0, int((deadline - time.monotonic()) * 1000))
                 for records in reader.poll(timeout_ms=left, max_records=count).values():
                     for record in records:
-                        claimed = self._claim_new(consumer, record)
+                        claimed = self._claim(consumer, record)
                         if claimed is not None:
                             messages.append(claimed)
                 if messages or (time.monotonic() >= deadline and not self._unread(reader, deadline)):
@@ -304,104 +222,37 @@ class KafkaEventStream:
         ends = reader.end_offsets(assigned)
         return any(reader.position(tp) < ends[tp] for tp in assigned)
 
-    def _reclaim(self, consumer: str, count: int) -> list[StreamMessage]:
-        """Claim records whose lease ran out unacknowledged (their worker died), oldest first."""
-        now = time.time()
-        found = []
-        with self._engine.begin() as connection:
-            rows = connection.execute(
-                sa.select(_claims)
-                .where(_c.topic == self.topic, _c.done.is_(False), _c.leased_until < now)
-                .order_by(_c.leased_until, _c.partition, _c.offset)
-                .limit(count)
-            ).all()
-            for row in rows:
-                taken = connection.execute(
-                    _claims.update()
-                    .where(
-                        *self._row(f"{row.partition}:{row.offset}"), _c.done.is_(False), _c.leased_until < now
-                    )
-                    .values(consumer=consumer, leased_until=now + self._visibility, attempts=_c.attempts + 1)
-                )
-                if taken.rowcount == 1:
-                    message_id = f"{row.partition}:{row.offset}"
-                    found.append(StreamMessage(message_id, row.delivery_id, row.body, int(row.attempts) + 1))
-        return found
-
-    def _claim_new(self, consumer: str, record: Any) -> StreamMessage | None:
-        """Claim a record read from the topic; None when another worker holds (or finished) it."""
+    def _claim(self, consumer: str, record: Any) -> StreamMessage | None:
         headers = dict(record.headers or ())
         raw = headers.get(_DELIVERY_HEADER, record.key)  # records without the header: the key is the id
         delivery = raw.decode() if raw is not None else ""
         body = record.value.decode() if record.value is not None else ""
-        try:
-            with self._engine.begin() as connection:
-                connection.execute(
-                    _claims.insert().values(
-                        topic=self.topic,
-                        partition=record.partition,
-                        offset=record.offset,
-                        delivery_id=delivery,
-                        body=body,
-                        consumer=consumer,
-                        leased_until=time.time() + self._visibility,
-                        attempts=1,
-                        error=None,
-                        done=False,
-                    )
-                )
-        except sa_exc.IntegrityError:
-            return None
-        return StreamMessage(f"{record.partition}:{record.offset}", delivery, body, 1)
-
-    def _row(self, message_id: str) -> tuple[Any, ...]:
-        partition, offset = (int(part) for part in message_id.split(":"))
-        return (_c.topic == self.topic, _c.partition == partition, _c.offset == offset)
+        return self.ledger.claim(consumer, f"{record.partition}:{record.offset}", delivery, body)
 
     def _finish(self, message: StreamMessage) -> None:
         """Mark the record done and commit its partition's offset up to the first record not done."""
         from kafka import OffsetAndMetadata, TopicPartition
 
-        partition = int(message.message_id.split(":")[0])
-        where = (_c.topic == self.topic, _c.partition == partition)
-        with self._engine.begin() as connection:
-            connection.execute(_claims.update().where(*self._row(message.message_id)).values(done=True))
-            first_open = connection.execute(
-                sa.select(sa.func.min(_c.offset)).where(*where, _c.done.is_(False))
-            )
-            last_done = connection.execute(sa.select(sa.func.max(_c.offset)).where(*where, _c.done.is_(True)))
-            first, last = first_open.scalar(), last_done.scalar()
-        if first is None and last is None:
+        upto = self.ledger.finish(message.message_id)
+        if upto is None:
             return
-        upto = int(first) if first is not None else int(last or 0) + 1
+        tp = TopicPartition(self.topic, int(message.message_id.split(":")[0]))
         probe = self._probe_client()
-        tp = TopicPartition(self.topic, partition)
         if upto > (probe.committed(tp) or 0):
             probe.commit({tp: OffsetAndMetadata(upto, "", -1)})
-        with self._engine.begin() as connection:  # done rows stay a while: a lagging reader skips them
-            connection.execute(
-                _claims.delete().where(
-                    *where,
-                    _c.done.is_(True),
-                    _c.offset < upto,
-                    _c.leased_until < time.time() - self._dedupe_seconds,
-                )
-            )
+        self.ledger.forget_done(tp.partition, upto)
 
     def ack(self, message: StreamMessage) -> None:
         with self._guard("ack"):
             self._finish(message)
 
     def note_failure(self, message: StreamMessage, error: str) -> None:
-        with self._guard("note failure"), self._engine.begin() as connection:
-            connection.execute(
-                _claims.update().where(*self._row(message.message_id)).values(error=error[:2000])
-            )
+        with self._guard("note failure"):
+            self.ledger.note_error(message.message_id, error)
 
     def dead_letter(self, message: StreamMessage, reason: str) -> None:
         with self._guard("dead-letter"):
-            with self._engine.begin() as connection:
-                last = connection.execute(sa.select(_c.error).where(*self._row(message.message_id))).scalar()
+            last = self.ledger.last_error(message.message_id)
             full = reason if last is None else f"{reason}; last error: {last}"
             letter = {
                 "delivery": message.delivery_id,
@@ -446,27 +297,11 @@ class KafkaEventStream:
             dead_parts = self._partitions_of(probe, self.dead)
             dead_ends = probe.end_offsets(dead_parts)
             dead_starts = probe.beginning_offsets(dead_parts)
-            with self._engine.begin() as connection:
-                pending = connection.execute(
-                    sa.select(sa.func.count()).where(_c.topic == self.topic, _c.done.is_(False))
-                ).scalar()
-                done_ahead = sum(  # acknowledged out of order, past the committed offset
-                    connection.execute(
-                        sa.select(sa.func.count()).where(
-                            _c.topic == self.topic,
-                            _c.partition == tp.partition,
-                            _c.done.is_(True),
-                            _c.offset >= committed[tp],
-                        )
-                    ).scalar()
-                    or 0
-                    for tp in partitions
-                )
+            # acknowledged out of order: done, yet past the committed offset
+            pending, done_ahead = self.ledger.counts({tp.partition: committed[tp] for tp in partitions})
         length = sum(ends[tp] - committed[tp] for tp in partitions) - done_ahead
         dead = sum(dead_ends[tp] - dead_starts[tp] for tp in dead_parts)
-        return StreamStats(
-            backend="kafka", length=int(length), pending=int(pending or 0), dead_letters=int(dead)
-        )
+        return StreamStats(backend="kafka", length=int(length), pending=pending, dead_letters=int(dead))
 
     def close(self) -> None:
         with self._lock:
@@ -476,14 +311,7 @@ class KafkaEventStream:
             if self._producer is not None:
                 self._producer.close(timeout=10)
             self._reader = self._probe = self._producer = None
-            self._engine.dispose()
+            self.ledger.dispose()
 
     async def aclose(self) -> None:
         return None
-
-
-def _safe(url: str) -> str:
-    try:
-        return sa.engine.make_url(url).render_as_string(hide_password=True)
-    except sa_exc.ArgumentError:
-        return "?"
