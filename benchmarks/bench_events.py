@@ -1,7 +1,7 @@
 """Event-driven scoring on loopback: receiver throughput, webhook-to-check-run latency, a burst, recovery.
 
     python benchmarks/bench_events.py [--events 5000] [--concurrency 32] [--pushes 30] [--burst 1000]
-                                      [--visibility 5] [--json out.json]
+                                      [--visibility 5] [--backend redis[,kafka]] [--json out.json]
 
 What it does, all on 127.0.0.1, with a real redis-server (Debian's, append-only file with
 ``appendfsync always``), ``defectops events serve`` and ``defectops events work`` as separate processes, the
@@ -17,6 +17,10 @@ loopback GitHub API server of the tests (tests/github_api.py) and a real git rep
   4. recovery: the GitHub server holds the next check-run creation; the worker that holds the event (found by
      XPENDING) is killed with SIGKILL; time from the kill until the other worker has finished the event
      (visibility timeout ``--visibility`` s plus the work).
+
+``--backend kafka`` runs phases 1 and 2 on the Kafka adapter instead, against the Tansu broker of the tests
+(tests/kafka_server.py, memory storage; the SQL ledger in the workspace); ``--backend redis,kafka`` runs both,
+one after the other, in the same run (phases 3 and 4 read Redis directly and run on Redis only).
 
 Prints a table and writes JSON (``--json``). Nothing here is a unit test; timings depend on the machine.
 """
@@ -51,6 +55,7 @@ from defectops.training.models import make_model  # noqa: E402
 from event_world import TOKEN, environment, push_payload, signed  # noqa: E402
 from github_api import GitHubServer  # noqa: E402
 from gitrepo import RepoBuilder, lines  # noqa: E402
+from kafka_server import KafkaServer  # noqa: E402
 from redis_server import RedisServer, free_port  # noqa: E402
 
 WORK = ROOT / "benchmarks" / ".work" / "events"
@@ -77,12 +82,13 @@ def _models(folder: Path) -> tuple[Path, Path]:
 class Processes:
     """The receiver and workers this benchmark starts, each in its own process group."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], logs: Path = WORK) -> None:
         self.env = env
+        self.logs = logs
         self.running: dict[str, subprocess.Popen[bytes]] = {}
 
     def start(self, name: str, *args: str) -> subprocess.Popen[bytes]:
-        err = (WORK / f"{name}.err").open("ab")
+        err = (self.logs / f"{name}.err").open("ab")
         process = subprocess.Popen(
             [sys.executable, "-c", CLI, "events", *args],
             env=self.env,
@@ -96,9 +102,9 @@ class Processes:
     def worker(self, name: str) -> subprocess.Popen[bytes]:
         process = self.start(name, "work", "--consumer", name)
         deadline = time.monotonic() + 120
-        while "is waiting for events" not in (WORK / f"{name}.err").read_text():
+        while "is waiting for events" not in (self.logs / f"{name}.err").read_text():
             if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((WORK / f"{name}.err").read_text())
+                raise RuntimeError((self.logs / f"{name}.err").read_text())
             time.sleep(0.05)
         return process
 
@@ -200,6 +206,45 @@ def _push(url: str, upstream: RepoBuilder, i: int, client: httpx.Client) -> tupl
     return sha, sent
 
 
+def _latency(
+    processes: Processes,
+    url: str,
+    upstream: RepoBuilder,
+    github: GitHubServer,
+    client: httpx.Client,
+    pushes: int,
+    counts: tuple[int, ...],
+    phases: set[str],
+) -> dict[str, Any]:
+    """Phase 2: webhook -> check run with 1 and 2 workers; the 2 workers stay up for the next phases."""
+    results: dict[str, Any] = {}
+    for count in counts:
+        names = [f"worker{count}-{i}" for i in range(count)]
+        for name in names:
+            processes.worker(name)
+        sha, _ = _push(url, upstream, 10_000 * count, client)  # warm-up (mines history, loads models)
+        _wait_run(github, sha, timeout=600)
+        samples = []
+        for i in range(pushes if "latency" in phases else 0):
+            sha, sent = _push(url, upstream, 10_000 * count + i + 1, client)
+            samples.append(_wait_run(github, sha)["received_at"] - sent)
+            time.sleep(0.1)
+        if not samples:
+            continue
+        results[f"latency_{count}_workers"] = {
+            "n": len(samples),
+            "p50_s": _percentile(samples, 50),
+            "p99_s": _percentile(samples, 99),
+            "max_s": max(samples),
+            "mean_s": statistics.fmean(samples),
+        }
+        print(f"latency with {count} worker(s): {results[f'latency_{count}_workers']}", flush=True)
+        if count == 1:
+            for name in names:
+                processes.stop(name)
+    return results
+
+
 def _receiver_phase(
     port: int, upstream: RepoBuilder, store: Any, events: int, concurrency: int
 ) -> dict[str, Any]:
@@ -227,6 +272,7 @@ def main() -> None:
     )
     parser.add_argument("--fsync", default="always", choices=["always", "everysec", "no"])
     parser.add_argument("--phases", default="receiver,latency,burst,recovery")
+    parser.add_argument("--backend", default="redis", help="redis, kafka, or both: redis,kafka")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
@@ -240,30 +286,101 @@ def main() -> None:
         "args": {k: str(v) for k, v in vars(args).items()},
     }
     phases = set(args.phases.split(","))
-    redis_dir = (args.redis_dir or WORK) / "bench-events-redis"
-    if redis_dir.exists():
-        shutil.rmtree(redis_dir)
-    redis = RedisServer(redis_dir, fsync=args.fsync)
+    backends = args.backend.split(",")
+    for backend in backends:
+        root = WORK / backend if len(backends) > 1 else WORK
+        root.mkdir(parents=True, exist_ok=True)
+        print(f"== {backend}", flush=True)
+        found = (_run_redis if backend == "redis" else _run_kafka)(args, phases, root)
+        found["load_after"] = os.getloadavg()
+        if len(backends) == 1:
+            results.update(found)
+        else:
+            results[backend] = found
+    text = json.dumps(results, indent=2, default=str)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+
+
+def _world(
+    root: Path, stream_env: dict[str, str], visibility: float
+) -> tuple[GitHubServer, RepoBuilder, int, Processes]:
+    """The GitHub server, the repository (30 commits), the receiver's port and the process set of one backend."""
     github = GitHubServer(TOKEN).start()
-    upstream = RepoBuilder.create(WORK / "upstream")
+    upstream = RepoBuilder.create(root / "upstream")
     for i in range(30):
         upstream.commit(f"History {i}", {f"src/h{i % 5}.py": lines(10 + i, f"h{i}")}, days=1)
     port = free_port()
     env = {
         **os.environ,
         **environment(
-            WORK,
-            redis.url,
+            root,
+            stream_env.get("DEFECTOPS_EVENTS_REDIS_URL", ""),
             github,
             upstream,
-            _models(WORK / "models"),
+            _models(root / "models"),
             DEFECTOPS_EVENTS_PORT=str(port),
-            DEFECTOPS_EVENTS_VISIBILITY_TIMEOUT=str(args.visibility),
+            DEFECTOPS_EVENTS_VISIBILITY_TIMEOUT=str(visibility),
             DEFECTOPS_EVENTS_MAX_BODY_BYTES=str(1024 * 1024),
+            **stream_env,
         ),
     }
+    return github, upstream, port, Processes(env, root)
+
+
+def _run_kafka(args: argparse.Namespace, phases: set[str], root: Path) -> dict[str, Any]:
+    """Phases 1 and 2 on the Kafka adapter (Tansu, memory storage)."""
+    from defectops.config import EventsSettings
+    from defectops.events import open_stream
+
+    results: dict[str, Any] = {"backend": "kafka (Tansu, memory storage)"}
+    broker = KafkaServer(root / "tansu")
+    stream_env = {"DEFECTOPS_EVENTS_BACKEND": "kafka", "DEFECTOPS_EVENTS_KAFKA_SERVERS": broker.servers}
+    github, upstream, port, processes = _world(root, stream_env, args.visibility)
     url = f"http://127.0.0.1:{port}/webhook"
-    processes = Processes(env)
+    try:
+        processes.start("receiver", "serve")
+        _wait_http(f"http://127.0.0.1:{port}/healthz")
+        if "receiver" in phases:
+            payload = push_payload(upstream, [upstream.head()], before=upstream.shas[-2])
+            found = _blast(
+                port, [signed(payload, delivery=f"tp-{i}") for i in range(args.events)], args.concurrency
+            )
+            settings = EventsSettings(backend="kafka", kafka_servers=broker.servers)
+            stream = open_stream(settings, workspace=root / "ws")
+            found["stream_length_after"] = stream.stats().length
+            stream.close()
+            results["receiver"] = found
+            print(f"receiver: {found}", flush=True)
+            # the throughput events are not worked off: the next phases use a topic of their own
+            processes.stop("receiver")
+            processes.env["DEFECTOPS_EVENTS_STREAM"] = "defectops:latency"
+            processes.start("receiver", "serve")
+            _wait_http(f"http://127.0.0.1:{port}/healthz")
+        if "latency" in phases:
+            with httpx.Client(timeout=30) as client:
+                results.update(
+                    _latency(processes, url, upstream, github, client, args.pushes, (1, 2), phases)
+                )
+    finally:
+        processes.stop_all()
+        github.stop()
+        broker.stop()
+    return results
+
+
+def _run_redis(args: argparse.Namespace, phases: set[str], root: Path) -> dict[str, Any]:
+    """Every phase on Redis (append-only file, ``--fsync``)."""
+    results: dict[str, Any] = {"backend": "redis"}
+    redis_dir = (args.redis_dir or root) / "bench-events-redis"
+    if redis_dir.exists():
+        shutil.rmtree(redis_dir)
+    redis = RedisServer(redis_dir, fsync=args.fsync)
+    github, upstream, port, processes = _world(
+        root, {"DEFECTOPS_EVENTS_REDIS_URL": redis.url}, args.visibility
+    )
+    url = f"http://127.0.0.1:{port}/webhook"
     import redis as redis_py
 
     store = redis_py.Redis.from_url(redis.url)
@@ -276,107 +393,87 @@ def main() -> None:
             results["receiver"] = _receiver_phase(port, upstream, store, args.events, args.concurrency)
             print(f"receiver: {results['receiver']}", flush=True)
         if not phases & {"latency", "burst", "recovery"}:
-            return
+            return results
 
         # 2. latency, 1 and 2 workers, one push at a time
         with httpx.Client(timeout=30) as client:
-            for count in (1, 2) if "latency" in phases else (2,):
-                names = [f"worker{count}-{i}" for i in range(count)]
-                for name in names:
-                    processes.worker(name)
-                sha, _ = _push(url, upstream, 10_000 * count, client)  # warm-up (mines history, loads models)
-                _wait_run(github, sha, timeout=600)
-                samples = []
-                for i in range(args.pushes if "latency" in phases else 0):
-                    sha, sent = _push(url, upstream, 10_000 * count + i + 1, client)
-                    samples.append(_wait_run(github, sha)["received_at"] - sent)
-                    time.sleep(0.1)
-                if not samples:
-                    continue
-                results[f"latency_{count}_workers"] = {
-                    "n": len(samples),
-                    "p50_s": _percentile(samples, 50),
-                    "p99_s": _percentile(samples, 99),
-                    "max_s": max(samples),
-                    "mean_s": statistics.fmean(samples),
-                }
-                print(f"latency with {count} worker(s): {results[f'latency_{count}_workers']}", flush=True)
-                if count == 1:
-                    for name in names:
-                        processes.stop(name)
+            counts = (1, 2) if "latency" in phases else (2,)
+            results.update(_latency(processes, url, upstream, github, client, args.pushes, counts, phases))
 
-            # 3. burst: commits made first, then every push sent as fast as it is accepted (2 workers running)
-            shas: list[str] = []
-            deliveries = []
-            for i in range(args.burst):
-                before = upstream.head()
-                sha = upstream.commit(
-                    f"Burst {i}", {f"src/b{i % 11}.py": lines(3 + i % 50, f"b{i}")}, days=0.001
-                )
-                shas.append(sha)
-                deliveries.append(signed(push_payload(upstream, [sha], before=before), delivery=f"burst-{i}"))
-            start = time.time()
-            burst = _blast(port, deliveries, args.concurrency)
-            deepest = 0
-            deadline = time.monotonic() + args.burst_timeout
-            done = 0
-            while time.monotonic() < deadline:
-                deepest = max(deepest, int(store.xlen("defectops:events")))
+            if "burst" in phases:
+                # 3. burst: commits made first, then every push sent as fast as it is accepted (2 workers running)
+                shas: list[str] = []
+                deliveries = []
+                for i in range(args.burst):
+                    before = upstream.head()
+                    sha = upstream.commit(
+                        f"Burst {i}", {f"src/b{i % 11}.py": lines(3 + i % 50, f"b{i}")}, days=0.001
+                    )
+                    shas.append(sha)
+                    deliveries.append(
+                        signed(push_payload(upstream, [sha], before=before), delivery=f"burst-{i}")
+                    )
+                start = time.time()
+                burst = _blast(port, deliveries, args.concurrency)
+                deepest = 0
+                deadline = time.monotonic() + args.burst_timeout
+                done = 0
+                while time.monotonic() < deadline:
+                    deepest = max(deepest, int(store.xlen("defectops:events")))
+                    with github.api.lock:
+                        posted = {r["head_sha"] for r in github.api.check_runs}
+                    done = sum(1 for sha in shas if sha in posted)
+                    if done == len(shas):
+                        break
+                    time.sleep(0.5)
+                drained = time.time() - start
                 with github.api.lock:
-                    posted = {r["head_sha"] for r in github.api.check_runs}
-                done = sum(1 for sha in shas if sha in posted)
-                if done == len(shas):
-                    break
-                time.sleep(0.5)
-            drained = time.time() - start
-            with github.api.lock:
-                per_commit = [sum(1 for r in github.api.check_runs if r["head_sha"] == sha) for sha in shas]
-            results["burst"] = {
-                "pushes": args.burst,
-                "accepted": burst["statuses"].get(202, 0),
-                "statuses": burst["statuses"],
-                "accept_seconds": burst["seconds"],
-                "accepted_per_second": burst["accepted_per_second"],
-                "deepest_queue": deepest,
-                "commits_reported": done,
-                "seconds_until_all_reported": drained,
-                "events_per_second_worked": done / drained,
-                "commits_with_exactly_one_run": sum(1 for n in per_commit if n == 1),
-                "dead_letters": int(store.xlen("defectops:events:dead")),
-            }
-            print(f"burst: {results['burst']}", flush=True)
+                    per_commit = [
+                        sum(1 for r in github.api.check_runs if r["head_sha"] == sha) for sha in shas
+                    ]
+                results["burst"] = {
+                    "pushes": args.burst,
+                    "accepted": burst["statuses"].get(202, 0),
+                    "statuses": burst["statuses"],
+                    "accept_seconds": burst["seconds"],
+                    "accepted_per_second": burst["accepted_per_second"],
+                    "deepest_queue": deepest,
+                    "commits_reported": done,
+                    "seconds_until_all_reported": drained,
+                    "events_per_second_worked": done / drained,
+                    "commits_with_exactly_one_run": sum(1 for n in per_commit if n == 1),
+                    "dead_letters": int(store.xlen("defectops:events:dead")),
+                }
+                print(f"burst: {results['burst']}", flush=True)
 
-            # 4. recovery after a worker is killed in the middle of an event
-            github.api.hold_creations = True
-            github.api.created.clear()
-            sha, _ = _push(url, upstream, 99_999, client)
-            if not github.api.created.wait(timeout=120):
-                raise RuntimeError("no check run creation to hold")
-            [pending] = store.xpending_range("defectops:events", "defectops-workers", "-", "+", 10)
-            consumer: Any = pending["consumer"]
-            victim = consumer.decode()
-            killed = time.time()
-            processes.stop(victim, signal.SIGKILL)
-            github.api.hold_creations = False
-            github.api.release.set()
-            while store.xlen("defectops:events") > 0:
-                time.sleep(0.01)
-            results["recovery"] = {
-                "visibility_timeout_s": args.visibility,
-                "seconds_from_kill_to_done": time.time() - killed,
-                "check_runs_for_commit": len(github.api.runs_for(sha)),
-            }
-            print(f"recovery: {results['recovery']}", flush=True)
+            if "recovery" in phases:
+                # 4. recovery after a worker is killed in the middle of an event
+                github.api.hold_creations = True
+                github.api.created.clear()
+                sha, _ = _push(url, upstream, 99_999, client)
+                if not github.api.created.wait(timeout=120):
+                    raise RuntimeError("no check run creation to hold")
+                [pending] = store.xpending_range("defectops:events", "defectops-workers", "-", "+", 10)
+                consumer: Any = pending["consumer"]
+                victim = consumer.decode()
+                killed = time.time()
+                processes.stop(victim, signal.SIGKILL)
+                github.api.hold_creations = False
+                github.api.release.set()
+                while store.xlen("defectops:events") > 0:
+                    time.sleep(0.01)
+                results["recovery"] = {
+                    "visibility_timeout_s": args.visibility,
+                    "seconds_from_kill_to_done": time.time() - killed,
+                    "check_runs_for_commit": len(github.api.runs_for(sha)),
+                }
+                print(f"recovery: {results['recovery']}", flush=True)
     finally:
         processes.stop_all()
         store.close()
         github.stop()
         redis.stop()
-    results["load_after"] = os.getloadavg()
-    text = json.dumps(results, indent=2, default=str)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    return results
 
 
 if __name__ == "__main__":

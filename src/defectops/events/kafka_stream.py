@@ -1,10 +1,10 @@
 """Kafka behind :class:`~defectops.events.stream.EventStream`: the topic is the log, SQL holds the claims.
 
 Why not Kafka's consumer-group rebalancing for the "pending" state: a group hands whole partitions to members
-and only moves them when a member's session expires, and the Kafka-protocol broker these machines can run
-(Tansu, see docs/events.md) did not hand a killed member's partitions to a new member within 60 s in our
-trials. So the adapter uses Kafka for what every Kafka-protocol broker does well, and a small SQL table for
-the rest:
+and moves them only when a member's session expires, and it keeps no per-record lease or delivery count, which
+the visibility timeout and the dead letters after ``max_attempts`` need (as Redis's pending entries give).
+So the adapter uses Kafka for what every Kafka-protocol broker does well, and a small SQL ledger for the rest
+(docs/events.md, "Kafka", has the trials on Tansu's rebalancing):
 
 * **The log.** Events go to topic ``T`` (the ``stream`` setting with characters Kafka refuses replaced by
   ``.``), keyed by the publisher's key (the repository: its events stay in one partition, in order), with
