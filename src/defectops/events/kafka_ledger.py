@@ -10,10 +10,8 @@ so a writer waits for the lock (busy timeout) instead of failing with SQLITE_BUS
 
 from __future__ import annotations
 
-import contextlib
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,10 +107,17 @@ class ClaimLedger:
         partition, offset = (int(part) for part in message_id.split(":"))
         return (_c.topic == self.topic, _c.partition == partition, _c.offset == offset)
 
-    @contextlib.contextmanager
-    def remember(self, delivery_id: str) -> Iterator[bool]:
-        """Yields False when the id was seen before; otherwise True, and the id is stored when the block ends
-        without an exception (produce inside it: no id without its record)."""
+    def seen(self, delivery_id: str) -> bool:
+        with self._engine.connect() as connection:
+            found = connection.execute(
+                sa.select(_deliveries.c.delivery_id).where(
+                    _deliveries.c.topic == self.topic, _deliveries.c.delivery_id == delivery_id
+                )
+            ).first()
+        return found is not None
+
+    def remember(self, delivery_id: str) -> bool:
+        """Store the id; False when it was there already (a concurrent replay stored it first)."""
         now = time.time()
         if now - self._last_expiry >= 60:  # forget ids older than dedupe_hours, at most once a minute
             self._last_expiry = now
@@ -123,15 +128,14 @@ class ClaimLedger:
                         _deliveries.c.received_at < now - self._dedupe_seconds,
                     )
                 )
-        with self._engine.begin() as connection:
-            try:
+        try:
+            with self._engine.begin() as connection:
                 connection.execute(
                     _deliveries.insert().values(topic=self.topic, delivery_id=delivery_id, received_at=now)
                 )
-            except sa_exc.IntegrityError:
-                yield False
-                return
-            yield True
+        except sa_exc.IntegrityError:
+            return False
+        return True
 
     def reclaim(self, consumer: str, count: int) -> list[StreamMessage]:
         """Claim records whose lease ran out unacknowledged (their worker died), oldest lease first."""

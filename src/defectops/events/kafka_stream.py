@@ -10,10 +10,12 @@ So the adapter uses Kafka for what every Kafka-protocol broker does well, and a 
   ``.``), keyed by the publisher's key (the repository: its events stay in one partition, in order), with
   the delivery id in a record header, ``acks=all`` and the idempotent producer. :meth:`publish` returns
   after the broker acknowledged the record. Dead letters go to ``T.dead`` with the reason in the value.
-* **Delivery ids** (a table of :mod:`~defectops.events.kafka_ledger`). :meth:`publish` inserts the id and
-  produces inside one database transaction: a replay finds the id and stores nothing. A receiver killed
-  after the broker's acknowledgement and before the commit leaves the event in the topic without its id, so
-  only a redelivery of that very webhook can store it a second time (the workers' effects are idempotent).
+* **Delivery ids** (a table of :mod:`~defectops.events.kafka_ledger`). :meth:`publish` looks the id up,
+  produces, and stores the id after the broker acknowledged the record: a replay finds the id and stores
+  nothing. Kafka has no "set if absent", so two edges remain, both harmless because the workers' effects
+  are idempotent: a receiver killed between the acknowledgement and storing the id leaves the record without
+  its id (a redelivery of that webhook stores it again), and two copies of one delivery arriving at the same
+  moment can both be produced (one answers ``duplicate``). No lock is held across the broker's round trip.
 * **Claims** (``claims`` table, one row per record handed out). Every worker reads every partition from the
   group's committed offset (manual assignment, no group membership) and claims a record by inserting its row;
   the row's lease runs for the visibility timeout. A record whose lease ran out unacknowledged (its worker
@@ -179,15 +181,23 @@ class KafkaEventStream:
     # -- publishing ---------------------------------------------------------------------------------------
 
     def publish(self, delivery_id: str, body: str, *, key: str | None = None) -> bool:
-        with self._guard("publish"), self.ledger.remember(delivery_id) as new:
-            if new:  # the id commits only after the broker stored the record (acks=all)
-                self._producer_client().send(
-                    self.topic,
-                    key=(key or delivery_id).encode(),
-                    value=body.encode(),
-                    headers=[(_DELIVERY_HEADER, delivery_id.encode())],
-                ).get(timeout=30)
-        return new
+        # Not under the stream's lock: concurrent webhooks produce concurrently (the producer is thread-safe).
+        from kafka.errors import KafkaError
+
+        try:
+            if self.ledger.seen(delivery_id):
+                return False
+            with self._lock:
+                producer = self._producer_client()
+            producer.send(
+                self.topic,
+                key=(key or delivery_id).encode(),
+                value=body.encode(),
+                headers=[(_DELIVERY_HEADER, delivery_id.encode())],
+            ).get(timeout=30)  # acks=all: the broker stored it
+            return self.ledger.remember(delivery_id)
+        except (KafkaError, sa_exc.SQLAlchemyError) as exc:
+            raise self._fail("publish", exc) from None
 
     async def publish_async(self, delivery_id: str, body: str, *, key: str | None = None) -> bool:
         # kafka-python and the SQL driver block: one thread hop per webhook
