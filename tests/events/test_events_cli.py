@@ -35,3 +35,16 @@ def test_an_unreachable_stream_is_one_line_without_the_password(
     assert code == 11
     assert "event stream redis://***@127.0.0.1" in err
     assert "hunter2" not in err
+
+
+def test_an_unreachable_kafka_broker_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("kafka", reason="the kafka extra is not installed")
+    monkeypatch.delenv("DEFECTOPS_MODE", raising=False)
+    monkeypatch.setenv("DEFECTOPS_EVENTS_BACKEND", "kafka")
+    monkeypatch.setenv("DEFECTOPS_EVENTS_KAFKA_SERVERS", f"127.0.0.1:{free_port()}")
+    code, err = _run(["--workspace", str(tmp_path), "events", "work"], capsys)
+    assert code == 11
+    assert "event stream kafka://127.0.0.1:" in err
+    assert "Traceback" not in err

@@ -125,7 +125,8 @@ class KafkaEventStream:
         from kafka.errors import KafkaError, TopicAlreadyExistsError
 
         try:
-            admin = KafkaAdminClient(**self._common())
+            # an unreachable broker: one line after 5 s, not kafka-python's default 30 s
+            admin = KafkaAdminClient(**self._common(), bootstrap_timeout_ms=5000)
         except KafkaError as exc:
             raise self._fail("connect", exc) from None
         try:
