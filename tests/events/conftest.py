@@ -4,7 +4,8 @@ and the settings tree pointing at all of them.
 
 ``stream_backend`` chooses the stream of ``settings_env``: ``redis`` unless a test parametrizes it
 (``@pytest.mark.parametrize("stream_backend", BACKENDS, indirect=True)``). A Kafka test gets a topic of its
-own on the module's broker and its SQL state in its workspace.
+own on the module's broker and its SQL ledger in its workspace; ``kafka-postgres`` puts the ledger in a
+schema of its own on the PostgreSQL of DEFECTOPS_TEST_POSTGRES_URL instead (the prediction log's fixtures).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from event_world import TOKEN, environment
 from github_api import GitHubServer
 from gitrepo import BOB, RepoBuilder, lines
 from kafka_server import KafkaServer, KafkaUnavailableError
+from predlog.conftest import postgres_server_url, postgres_url  # noqa: F401 - fixtures (kafka-postgres)
 from redis_server import RedisServer, RedisUnavailableError
 
 #: Both stream backends, for ``pytest.mark.parametrize("stream_backend", BACKENDS, indirect=True)``.
@@ -73,11 +75,14 @@ def stream_env(stream_backend: str, request: pytest.FixtureRequest, tmp_path: Pa
     """The DEFECTOPS_EVENTS_* variables that point at the chosen backend."""
     if stream_backend == "redis":
         return {"DEFECTOPS_EVENTS_REDIS_URL": request.getfixturevalue("redis_url")}
+    ledger = f"sqlite:///{(tmp_path / 'kafka-state.db').as_posix()}"
+    if stream_backend == "kafka-postgres":
+        ledger = request.getfixturevalue("postgres_url")
     return {
         "DEFECTOPS_EVENTS_BACKEND": "kafka",
         "DEFECTOPS_EVENTS_KAFKA_SERVERS": request.getfixturevalue("kafka_servers"),
         "DEFECTOPS_EVENTS_STREAM": f"defectops-{uuid.uuid4().hex[:12]}",  # one topic per test
-        "DEFECTOPS_EVENTS_KAFKA_STATE_URL": f"sqlite:///{(tmp_path / 'kafka-state.db').as_posix()}",
+        "DEFECTOPS_EVENTS_KAFKA_STATE_URL": ledger,
     }
 
 

@@ -1,5 +1,6 @@
 """The EventStream contract, the same tests against both backends: a real redis-server and a real Tansu broker
-(Kafka's wire protocol; one broker per module, one topic per test).
+(Kafka's wire protocol; one broker per module, one topic per test), the Kafka adapter's ledger on SQLite and on
+a real PostgreSQL (DEFECTOPS_TEST_POSTGRES_URL; skipped locally without it, a failure in CI).
 
 A "worker that dies" is a stream that received an event and is dropped without acknowledging it; "another
 worker" is a second stream opened on the same settings (new connections, new Kafka consumer): what a worker
@@ -18,7 +19,15 @@ import pytest
 from defectops.config import EventsSettings
 from defectops.events import EventStream, StreamMessage, open_stream
 
-pytestmark = pytest.mark.parametrize("stream_backend", ["redis", "kafka"], indirect=True)
+pytestmark = pytest.mark.parametrize(
+    "stream_backend",
+    [
+        "redis",
+        "kafka",
+        pytest.param("kafka-postgres", marks=pytest.mark.postgres),
+    ],  # the ledger on PostgreSQL
+    indirect=True,
+)
 
 Opener = Callable[..., EventStream]
 
