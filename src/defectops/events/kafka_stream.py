@@ -119,7 +119,9 @@ class KafkaEventStream:
         return {"bootstrap_servers": self._servers, "request_timeout_ms": 30000}
 
     def ensure_topics(self) -> None:
-        """Create the topic and its dead-letter topic unless they exist."""
+        """Create the topic and its dead-letter topic unless they exist, with the broker's default
+        replication factor (-1; Kafka 2.4+): on a cluster, ``default.replication.factor`` and
+        ``min.insync.replicas`` decide what ``acks=all`` waits for."""
         from kafka import KafkaAdminClient
         from kafka.admin import NewTopic
         from kafka.errors import KafkaError, TopicAlreadyExistsError
@@ -132,7 +134,7 @@ class KafkaEventStream:
         try:
             existing = set(admin.list_topics())
             wanted = [
-                NewTopic(name, self._partitions if name == self.topic else 1, 1)
+                NewTopic(name, self._partitions if name == self.topic else 1, -1)
                 for name in (self.topic, self.dead)
                 if name not in existing
             ]
