@@ -309,25 +309,30 @@ def replay_repo(source: Path, args: argparse.Namespace, tmp: Path, config: Confi
         process.wait(timeout=60)
     seconds["serve"] = time.perf_counter() - started
     started = time.perf_counter()
-    final = labels.loc[labels["verdict"] != "unknown"].set_index("sha")["verdict"].eq("defect").astype(int)
     with PredictionLog.from_url(default_url(workspace)) as log:
         first_wall = weeks[0].wall_end - timedelta(hours=6)
-        for week in weeks:
-            week.checked = (week.index + 1) % config.step_weeks == 0
-            if not week.checked:
-                continue
+        for week in weeks:  # everything served so far, with the feedback received by the week's end
             wall = week.wall_end
-            frame = log.window(
+            week.served = log.window(
                 first_wall,
                 wall + timedelta(microseconds=1),
                 model_name=champion.name,
                 served=True,
                 as_of=wall,
             )
-            week.window = cut_window(frame, week.end, config.window_days)
-            week.eventual_auc, week.eventual_n = final_auc(week.window, final, config.monitoring)
     seconds["read_windows"] = time.perf_counter() - started
     return Replay(source.name, t0, champion, weeks, labels, seconds)
+
+
+def cut_weeks(replay: Replay, config: Config) -> None:
+    """Each check's window: the served commits of the last ``window_days``, and its ROC-AUC on final labels."""
+    labels = replay.labels
+    final = labels.loc[labels["verdict"] != "unknown"].set_index("sha")["verdict"].eq("defect").astype(int)
+    for week in replay.weeks:
+        week.checked = (week.index + 1) % config.step_weeks == 0
+        if week.checked and week.served is not None:
+            week.window = cut_window(week.served, week.end, config.window_days)
+            week.eventual_auc, week.eventual_n = final_auc(week.window, final, config.monitoring)
 
 
 def with_scored_reference(champion: Champion) -> Champion:
@@ -465,12 +470,12 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                         continue
                     rng = np.random.default_rng([seed, start_week, offset])
                     rows = shifted_rows(window, shift, start)
-                    changed = window.copy()
+                    changed = window
                     if rows.any():
                         part = apply(window.loc[rows], rng)
                         if shift != "labels":
                             part["score"] = champion.model.score(part)
-                        changed.loc[rows] = part
+                        changed = pd.concat([window.loc[~rows], part]).sort_index()
                     result = monitor_week(champion, changed, week.end, config)
                     if result.alarm and delay is None:
                         delay = (week.end - start) / timedelta(days=1)
@@ -562,6 +567,8 @@ def main() -> None:
                 if saved is not None:
                     saved.parent.mkdir(parents=True, exist_ok=True)
                     saved.write_bytes(pickle.dumps(replay))
+            if replay.weeks[0].served is not None:  # saved before --window-days mattered: its windows stay
+                cut_weeks(replay, config)
             for variant in args.reference:
                 monitored = copy.copy(replay)
                 monitored.weeks = [copy.copy(w) for w in replay.weeks]

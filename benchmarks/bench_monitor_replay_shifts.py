@@ -57,6 +57,7 @@ class Week:
     perf_drop: bool = False
     eventual_drop: bool = False
     window: pd.DataFrame | None = None
+    served: pd.DataFrame | None = None
     wall_end: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
