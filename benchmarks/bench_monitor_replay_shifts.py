@@ -181,6 +181,12 @@ def summary(weeks: Sequence[Week], min_alarm: int) -> dict[str, Any]:
         "false_alarm_rate": len(false) / len(quiet) if quiet else None,
         "false_alarms_final_labels_also_no_drop": len(false_eventual),
         "eventual_drop_windows": sum(1 for w in checks if w.eventual_drop),
+        # the champion ages through the replay (heal would have replaced it): false alarms per quarter of age
+        "false_alarms_by_quarter": [
+            f"{sum(1 for w in false if 13 * q <= w.index < 13 * q + 13)}/"
+            f"{sum(1 for w in quiet if 13 * q <= w.index < 13 * q + 13)}"
+            for q in range(4)
+        ],
         "decisions": {
             d: sum(1 for w in checks if w.decision == d) for d in sorted({w.decision for w in checks})
         },
