@@ -4,7 +4,8 @@ A shift is applied to copies of the served windows (the log's rows: real mined f
 champion in-process, as the service would score them) from a start time on:
 
 - a jump in change size: ``la``, ``ld``, ``nf`` (and ``churn``) times k, for commits after the start;
-- a new team of authors: ``exp``, ``rexp``, ``sexp`` = 0 for a share p of the commits after the start;
+- a new team of authors: ``exp``, ``rexp``, ``sexp`` (and ``author_30d``, ``author_90d``) = 0 for a share p
+  of the commits after the start;
 - a drop in label quality: a share q of the labels that *arrive* after the start flipped (whatever the
   commit's age: a labelling process gets worse from a day on, for every label it produces from then).
 
@@ -28,7 +29,7 @@ import pandas as pd
 from defectops.config import MonitoringSettings
 
 SIZE_FEATURES = ("la", "ld", "nf")
-EXPERIENCE = ("exp", "rexp", "sexp")
+EXPERIENCE = ("exp", "rexp", "sexp", "author_30d", "author_90d")  # the last two where mined (#20)
 
 Shift = Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]
 
@@ -100,7 +101,7 @@ def label_noise(q: float) -> Shift:
 SHIFTS: dict[str, tuple[str, list[tuple[str, Shift]]]] = {
     "size": ("change size: la, ld, nf x k", [(f"k={k:g}", size_jump(k)) for k in (1.5, 2, 3, 5)]),
     "team": (
-        "new team: exp, rexp, sexp = 0 for share p",
+        "new team: author experience = 0 for share p",
         [(f"p={p:g}", new_team(p)) for p in (0.1, 0.25, 0.5, 1.0)],
     ),
     "labels": (
