@@ -361,7 +361,7 @@ def monitor_week(champion: Champion, window: pd.DataFrame, now: datetime, config
 
 
 def performance_dropped(result: MonitoringResult, champion: Champion, margin: float) -> bool:
-    """Realized ROC-AUC below the held-out one, or the CBPE estimate below the reference's, by > margin."""
+    """Realized ROC-AUC below the held-out one, or CBPE below the lower of the reference's and the held-out."""
     realized, estimated = result.realized.roc_auc, result.estimated.roc_auc
     if (
         realized is not None
@@ -370,6 +370,8 @@ def performance_dropped(result: MonitoringResult, champion: Champion, margin: fl
     ):
         return True
     expected = champion.reference_estimated_auc
+    if expected is not None and champion.baseline_auc is not None:
+        expected = min(expected, champion.baseline_auc)  # as the monitor judges it (in-sample scores)
     return estimated is not None and expected is not None and expected - estimated > margin
 
 

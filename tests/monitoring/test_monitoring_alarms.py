@@ -206,3 +206,27 @@ def test_features_that_move_together_count_once_towards_the_alarm_share() -> Non
         "4 of 12 groups of features drift (nf, la, ld, exp+rexp+sexp; 6 of 14 features, those that move "
         "together counted once) (>= 30%)"
     ]
+
+
+def test_the_estimate_is_judged_from_the_held_out_value_when_the_reference_estimate_is_higher() -> None:
+    # reference scores computed by the model on its own training rows are in-sample and over-confident:
+    # their CBPE estimate is above the held-out ROC-AUC, and an honest window would read as a drop
+    rng = np.random.default_rng(9)
+    reference = _changes(rng, 2000, pd.Timestamp("2026-01-01", tz="UTC"), 90).drop(columns=["time"])
+    window = reference.sample(300, random_state=3).reset_index(drop=True)
+    window["score"] = 0.15 + 0.5 * (window["score"] - 0.15)  # less confident, same ranking
+    plain = monitor_window(reference, window, now=NOW, baseline_roc_auc=0.99)  # held-out above: not capped
+    estimate = plain.estimated.roc_auc
+    assert estimate is not None
+    assert plain.alarm_reasons[0].startswith(f"estimated (CBPE) ROC-AUC {estimate:.3f}")
+    assert "below the reference's" in plain.alarm_reasons[0]
+    reference_estimate = float(plain.alarm_reasons[0].split("below the reference's ")[1][:5])
+    assert reference_estimate - estimate > 0.05
+    # held-out 0.04 above the window's estimate, below the reference's: a drop of 0.04 <= 0.05, no alarm
+    within = monitor_window(reference, window, now=NOW, baseline_roc_auc=round(estimate + 0.04, 3))
+    assert not any(r.startswith("estimated (CBPE)") for r in within.alarm_reasons)
+    beyond = monitor_window(reference, window, now=NOW, baseline_roc_auc=round(estimate + 0.06, 3))
+    assert beyond.alarm_reasons[0].endswith(
+        f"below the held-out {estimate + 0.06:.3f} (the reference's own estimate is {reference_estimate:.3f}) "
+        "(> 0.05; 0 matured labels, too few to judge)"
+    )

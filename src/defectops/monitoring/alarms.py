@@ -11,8 +11,11 @@ red every cycle is ignored — or, wired to retraining, trains challengers for n
 2. **estimated performance** (CBPE) where they have not: the window's estimated ROC-AUC more than
    ``max_performance_drop`` below the estimate on the reference's scores. Estimate against estimate, never
    against the held-out value: CBPE of a slightly over- or underconfident model is off by a constant that
-   would otherwise read as a drop on every window. Not judged without reference scores, or when the
-   reference shows the scores are not calibrated;
+   would otherwise read as a drop on every window. The drop is measured from the lower of that estimate and
+   the held-out ROC-AUC: reference scores computed by the model on its own training rows are in-sample and
+   over-confident (flask: CBPE 0.940 on them, held-out ROC-AUC 0.890), and the window's honest estimate
+   would read as a drop. Not judged without reference scores, or when the reference shows the scores are not
+   calibrated;
 3. **the score**: its distribution (the prediction drift test) or its stream (Page-Hinkley, ADWIN) moved;
 4. **many features at once**: at least ``alarm_feature_share`` of the monitored features drift, counting
    features that move together as one (:func:`feature_groups`).
@@ -158,11 +161,14 @@ def _performance(inputs: AlarmInputs, settings: MonitoringSettings, notes: list[
     if estimated.reliable is False:
         notes.append("estimated performance not judged: the reference shows the scores are not calibrated")
         return []
+    against = f"the reference's {expected:.3f}"
+    if baseline is not None and baseline < expected:  # in-sample reference scores: judged from the lower
+        against = f"the held-out {baseline:.3f} (the reference's own estimate is {expected:.3f})"
+        expected = baseline
     drop = expected - estimated.roc_auc
     if drop > margin:
         return [
             f"estimated (CBPE) ROC-AUC {estimated.roc_auc:.3f} on {estimated.n} predictions is {drop:.3f} "
-            f"below the reference's {expected:.3f} (> {margin:g}; {realized.n_matured} matured labels, too "
-            "few to judge)"
+            f"below {against} (> {margin:g}; {realized.n_matured} matured labels, too few to judge)"
         ]
     return []
