@@ -43,7 +43,6 @@ import os
 import pickle
 import platform
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,7 +53,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -67,7 +65,9 @@ from bench_monitor_replay_shifts import (
     detection_table,
     final_auc,
     fmt,
+    free_port,
     horizon,
+    post,
     shifted_rows,
     summary,
     week_table,
@@ -90,26 +90,6 @@ REPO_ID = "replay"
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def post(base: str, path: str, body: dict[str, Any], token: str | None = None) -> Any:
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    request = urllib.request.Request(
-        base + path, data=json.dumps(body).encode(), headers=headers, method="POST"
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=600) as response:
-            return json.loads(response.read() or b"null")
-    except urllib.error.HTTPError as exc:
-        raise RuntimeError(f"{path}: HTTP {exc.code}: {exc.read()[:500]!r}") from None
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Injected drift and the tables of the monitoring replay (benchmarks/bench_monitor_replay.py, issue 12).
+"""Injected drift, the tables and the HTTP helpers of the monitoring replay (benchmarks/bench_monitor_replay.py, issue 12).
 
 A shift is applied to copies of the served windows (the log's rows: real mined features, re-scored with the
 champion in-process, as the service would score them) from a start time on:
@@ -17,7 +17,11 @@ windows advanced weekly, the checks of the first two window lengths, the first o
 
 from __future__ import annotations
 
+import json
 import math
+import socket
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -251,3 +255,23 @@ def final_auc(
     if len(labels) < settings.min_realized_labels or not enough:
         return None, len(labels)
     return float(roc_auc_score(labels, window["score"].to_numpy(dtype=float)[known])), len(labels)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def post(base: str, path: str, body: dict[str, Any], token: str | None = None) -> Any:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        base + path, data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"{path}: HTTP {exc.code}: {exc.read()[:500]!r}") from None
