@@ -3,7 +3,10 @@
 Usage (from the repository root; one repository at a time, each run takes minutes):
 
     .venv/bin/python benchmarks/bench_monitor_replay.py --repos /work/bench/numpy [--window-days 30] \
-        [--step-weeks 1] [--min-alarm-predictions N] [--quick]
+        [--step-weeks 1] [--min-alarm-predictions N] [--reference as-logged scored] [--saved DIR] [--quick]
+
+``--saved DIR`` keeps each served replay (pickled) and re-monitors it on the next run without training or
+serving again (``--fresh`` serves anew).
 
 Per repository R (a local clone; nothing of it is copied into this repository):
 
