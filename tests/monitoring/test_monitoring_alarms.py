@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from defectops.data import FEATURES
+from defectops.monitoring.alarms import feature_groups
 from defectops.monitoring.monitor import monitor_window
 from defectops.monitoring.trend import BINS, MIN_BIN_ROWS, MIN_TREND_ROWS, detrend, fit_slope
 
@@ -160,3 +161,72 @@ def test_performance_below_the_baseline_is_an_alarm_realized_first_then_estimate
     assert squeezed.estimated.roc_auc is not None
     assert squeezed.alarm_reasons[0].startswith(f"estimated (CBPE) ROC-AUC {squeezed.estimated.roc_auc:.3f}")
     assert "the score distribution drifted" in squeezed.alarm_reasons[1]
+
+
+def test_feature_groups_link_features_whose_ranks_move_together() -> None:
+    a = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0]
+    # d's ranks differ from a's by 2, -1, -1, 2, -1, -1: Spearman 1 - 6 * 12 / (6 * 35) = 0.657 < 0.7
+    frame = pd.DataFrame(
+        {
+            "a": a,
+            "b": [v * v for v in a],  # same ranks: 1
+            "c": [-v for v in a],  # reversed ranks: |-1|
+            "d": [3.0, 1.0, 2.0, 6.0, 4.0, 5.0],
+            "e": [7.0] * 6,  # constant: no correlation
+            "f": list("xyzxyz"),  # text
+        }
+    )
+    assert feature_groups(frame, ["d", "a", "e", "b", "f", "c"]) == [["d"], ["a", "b", "c"], ["e"], ["f"]]
+    assert feature_groups(frame, ["a", "d"]) == [["a"], ["d"]]
+
+
+def test_features_that_move_together_count_once_towards_the_alarm_share() -> None:
+    rng = np.random.default_rng(5)
+    reference = _changes(rng, 3000, pd.Timestamp("2026-01-01", tz="UTC"), 90).drop(columns=["time"])
+    # three measures of one property (an author's experience): the same ranks, so one group; 12 groups
+    reference["rexp"] = reference["exp"] * 2
+    reference["sexp"] = reference["exp"] + 1
+    window = reference.sample(400, random_state=2).reset_index(drop=True)
+    moved = ["exp", "rexp", "sexp", "la", "ld"]  # 5 of 14 features (36%), but 3 of 12 groups (25%)
+    window[moved] = window[moved] * 5
+    result = monitor_window(reference, window, now=NOW)
+    assert set(result.drifted_features) == set(moved)
+    assert not result.alarm
+    assert any(
+        note.startswith(
+            "3 of 12 groups of features drift (la, ld, exp+rexp+sexp; 5 of 14 features, those that move "
+            "together counted once): diagnosis, not an alarm (< 30%"
+        )
+        for note in result.notes
+    )
+    window["nf"] = window["nf"] * 5  # a fourth group: 4 of 12 = 33%
+    alarmed = monitor_window(reference, window, now=NOW)
+    assert alarmed.alarm
+    assert alarmed.alarm_reasons == [
+        "4 of 12 groups of features drift (nf, la, ld, exp+rexp+sexp; 6 of 14 features, those that move "
+        "together counted once) (>= 30%)"
+    ]
+
+
+def test_the_estimate_is_judged_from_the_held_out_value_when_the_reference_estimate_is_higher() -> None:
+    # reference scores computed by the model on its own training rows are in-sample and over-confident:
+    # their CBPE estimate is above the held-out ROC-AUC, and an honest window would read as a drop
+    rng = np.random.default_rng(9)
+    reference = _changes(rng, 2000, pd.Timestamp("2026-01-01", tz="UTC"), 90).drop(columns=["time"])
+    window = reference.sample(300, random_state=3).reset_index(drop=True)
+    window["score"] = 0.15 + 0.5 * (window["score"] - 0.15)  # less confident, same ranking
+    plain = monitor_window(reference, window, now=NOW, baseline_roc_auc=0.99)  # held-out above: not capped
+    estimate = plain.estimated.roc_auc
+    assert estimate is not None
+    assert plain.alarm_reasons[0].startswith(f"estimated (CBPE) ROC-AUC {estimate:.3f}")
+    assert "below the reference's" in plain.alarm_reasons[0]
+    reference_estimate = float(plain.alarm_reasons[0].split("below the reference's ")[1][:5])
+    assert reference_estimate - estimate > 0.05
+    # held-out 0.04 above the window's estimate, below the reference's: a drop of 0.04 <= 0.05, no alarm
+    within = monitor_window(reference, window, now=NOW, baseline_roc_auc=round(estimate + 0.04, 3))
+    assert not any(r.startswith("estimated (CBPE)") for r in within.alarm_reasons)
+    beyond = monitor_window(reference, window, now=NOW, baseline_roc_auc=round(estimate + 0.06, 3))
+    assert beyond.alarm_reasons[0].endswith(
+        f"below the held-out {estimate + 0.06:.3f} (the reference's own estimate is {reference_estimate:.3f}) "
+        "(> 0.05; 0 matured labels, too few to judge)"
+    )

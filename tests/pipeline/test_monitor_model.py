@@ -89,6 +89,11 @@ def test_a_quiet_period_monitored_from_the_workspace_raises_no_alarm(stack: Stac
     assert span.end <= day(210)
     assert span.rows == 360  # 90 days x 4 changes
     assert not result.alarm, result.alarm_reasons
+    # the snapshot has no scores: the champion scores the reference, so the score checks and CBPE run too
+    assert result.prediction is not None
+    assert not result.prediction.drift_detected
+    assert result.proxies_reference is not None
+    assert not any("no model scores on the reference" in note for note in result.notes)
     assert "fix" not in result.drifted_features  # bool and float flags are one type
     assert result.realized.n_matured == 0
     assert result.realized.skipped_reason == "no matured labels in the window"

@@ -15,6 +15,7 @@ from defectops.monitoring.alerts import (
     save_alert_state,
 )
 from defectops.monitoring.monitor import load_frame, monitor_window
+from defectops.monitoring.performance import estimated_roc_auc
 from defectops.monitoring.reference import ReferenceSpan, parse_since, recent_reference
 from defectops.monitoring.report import MonitoringResult, exposition, write_html
 
@@ -24,6 +25,7 @@ __all__ = [
     "MonitoringResult",
     "ReferenceSpan",
     "ab_test",
+    "estimated_roc_auc",
     "exposition",
     "load_alert_state",
     "load_frame",

@@ -20,7 +20,7 @@ import pandas as pd
 from defectops.config import MonitoringSettings
 from defectops.data import CHURN, COMMIT_TIME, PREDICTION_COLUMNS, normalise_frame
 from defectops.errors import InputError
-from defectops.monitoring.alarms import AlarmInputs, alarm_reasons
+from defectops.monitoring.alarms import AlarmInputs, alarm_reasons, feature_groups
 from defectops.monitoring.drift import classify_feature, feature_drift, prediction_drift
 from defectops.monitoring.drift_pca import PCAReconstructionDrift
 from defectops.monitoring.drift_records import FeatureDrift, MultivariateDrift, StreamDrift
@@ -302,6 +302,7 @@ def monitor_window(
             reference_estimated_roc_auc=(
                 estimated_roc_auc(reference_scores) if reference_scores is not None else None
             ),
+            groups=feature_groups(reference, [f.feature for f in feature_results if f.test is not None]),
         ),
         cfg,
         notes,

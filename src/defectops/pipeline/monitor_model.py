@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from defectops.config import HealSettings
 from defectops.data import EFFORT, LABEL, TIME
 from defectops.errors import InputError, NotFoundError
-from defectops.pipeline.heal.context import trained_at
+from defectops.pipeline.heal.context import scored_reference, trained_at
 from defectops.registry import CHAMPION, ModelRegistry
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def monitor_model(
     ]
     baseline = info.metrics.get("roc_auc")
     result = monitor_window(
-        span.frame,
+        scored_reference(span.frame, registry.load(model_name, version=version)),
         window,
         now=now,
         settings=settings,

@@ -62,6 +62,22 @@ def matured(frame: pd.DataFrame, now: datetime) -> pd.DataFrame:
     return frame.loc[known.to_numpy(dtype=bool)].reset_index(drop=True)
 
 
+def scored_reference(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
+    """The monitoring reference with the model's scores on its rows (``score``), unless it has them.
+
+    The registry's snapshot holds the training rows' features, effort, label and time but no score; without
+    one the prediction drift test, the streaming detectors and the CBPE comparison never run, and only
+    feature drift and matured labels can raise an alarm (a jump in change size moved the score of numpy's
+    champion at once but fewer than 30% of its feature groups). The scores are in-sample: the champion was
+    refitted on these rows, so they are somewhat more confident than on new commits (docs/monitoring.md).
+    """
+    if "score" in frame.columns or len(frame) == 0:
+        return frame
+    out = frame.copy()
+    out["score"] = model.score(frame)
+    return out
+
+
 class HealContext:
     """The self-healing loop of one registered model: its dependencies, and cached lookups.
 
@@ -117,7 +133,8 @@ class HealContext:
     def monitoring_reference(self, version: int) -> tuple[pd.DataFrame, dict[str, Any]]:
         """The part of a version's training snapshot the live window is compared with
         (:func:`defectops.monitoring.recent_reference`: the ``reference_days`` before the final waiting
-        period, at least ``min_reference_rows`` rows), and the span it covers."""
+        period, at least ``min_reference_rows`` rows) with the version's scores on it
+        (:func:`scored_reference`), and the span it covers."""
         from defectops.monitoring import recent_reference
 
         span = recent_reference(
@@ -127,7 +144,7 @@ class HealContext:
             span_days=self.settings.reference_days,
             min_rows=self.settings.min_reference_rows,
         )
-        return span.frame, span.as_dict()
+        return scored_reference(span.frame, self.model(version)), span.as_dict()
 
     def trained_at(self, version: int) -> datetime:
         """When a version learned its labels (:func:`trained_at`)."""

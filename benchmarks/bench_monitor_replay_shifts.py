@@ -1,0 +1,277 @@
+"""Injected drift, the tables and the HTTP helpers of the monitoring replay (benchmarks/bench_monitor_replay.py, issue 12).
+
+A shift is applied to copies of the served windows (the log's rows: real mined features, re-scored with the
+champion in-process, as the service would score them) from a start time on:
+
+- a jump in change size: ``la``, ``ld``, ``nf`` (and ``churn``) times k, for commits after the start;
+- a new team of authors: ``exp``, ``rexp``, ``sexp`` (and ``author_30d``, ``author_90d``) = 0 for a share p
+  of the commits after the start;
+- a drop in label quality: a share q of the labels that *arrive* after the start flipped (whatever the
+  commit's age: a labelling process gets worse from a day on, for every label it produces from then).
+
+The monitor checks the shifted windows at the replay's cadence; the shift counts as detected within 2
+windows when one check whose window ends no later than ``start + 2 x window_days`` raises an alarm (with
+tumbling windows, ``--step-weeks`` = window length, that is the first or second window; with sliding
+windows advanced weekly, the checks of the first two window lengths, the first ones only partly shifted).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from defectops.config import MonitoringSettings
+
+SIZE_FEATURES = ("la", "ld", "nf")
+EXPERIENCE = ("exp", "rexp", "sexp", "author_30d", "author_90d")  # the last two where mined (#20)
+
+Shift = Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]
+
+
+@dataclass
+class Week:
+    """One simulated week: what was served and sent, and the monitoring check at its end (if any)."""
+
+    index: int
+    end: datetime
+    n_scored: int = 0
+    n_feedback: int = 0
+    checked: bool = False
+    n_window: int = 0
+    n_matured: int = 0
+    state: str = "-"
+    alarm: bool = False
+    reasons: list[str] = field(default_factory=list)
+    realized_auc: float | None = None
+    realized_note: str = ""
+    estimated_auc: float | None = None
+    eventual_auc: float | None = None
+    eventual_n: int = 0
+    monitored: bool = False
+    decision: str = "-"
+    perf_drop: bool = False
+    eventual_drop: bool = False
+    window: pd.DataFrame | None = None
+    served: pd.DataFrame | None = None
+    wall_end: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+def size_jump(k: float) -> Shift:
+    def apply(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        out = frame.copy()
+        for name in SIZE_FEATURES:
+            if name in out.columns:
+                out[name] = np.round(out[name].astype(float) * k)
+        if "churn" in out.columns and {"la", "ld"} <= set(out.columns):
+            out["churn"] = out["la"] + out["ld"]
+        return out
+
+    return apply
+
+
+def new_team(p: float) -> Shift:
+    def apply(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        out = frame.copy()
+        chosen = rng.random(len(out)) < p
+        for name in EXPERIENCE:
+            if name in out.columns:
+                out.loc[chosen, name] = 0.0
+        return out
+
+    return apply
+
+
+def label_noise(q: float) -> Shift:
+    def apply(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+        out = frame.copy()
+        labelled = out["label"].notna().to_numpy()
+        flip = labelled & (rng.random(len(out)) < q)
+        out.loc[flip, "label"] = 1 - out.loc[flip, "label"].astype(int)
+        return out
+
+    return apply
+
+
+SHIFTS: dict[str, tuple[str, list[tuple[str, Shift]]]] = {
+    "size": ("change size: la, ld, nf x k", [(f"k={k:g}", size_jump(k)) for k in (1.5, 2, 3, 5)]),
+    "team": (
+        "new team: author experience = 0 for share p",
+        [(f"p={p:g}", new_team(p)) for p in (0.1, 0.25, 0.5, 1.0)],
+    ),
+    "labels": (
+        "label quality: share q of arriving labels flipped",
+        [(f"q={q:g}", label_noise(q)) for q in (0.1, 0.25, 0.5)],
+    ),
+}
+
+
+def shifted_rows(window: pd.DataFrame, shift: str, start: datetime) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """The rows a shift starting at ``start`` touches: later commits, or (labels) labels arriving later."""
+    column = "label_time" if shift == "labels" else "commit_time"
+    if column not in window.columns:
+        return np.zeros(len(window), dtype=bool)
+    times = pd.to_datetime(window[column], utc=True, format="ISO8601")
+    return (times > pd.Timestamp(start)).fillna(False).to_numpy(dtype=bool)
+
+
+@dataclass
+class Detection:
+    shift: str
+    size: str
+    start: datetime
+    delay_days: float | None
+    checks: int
+    heal_delay_days: float | None
+    baseline_alarm: bool
+
+
+def fmt(value: float | None) -> str:
+    return "–" if value is None or not math.isfinite(value) else f"{value:.3f}"
+
+
+def week_table(weeks: Sequence[Week], min_alarm: int) -> list[str]:
+    lines = [
+        "| week ending | scored | labels sent | window n | matured | state | alarm (why) | realized ROC-AUC "
+        "(window, at the time) | estimated ROC-AUC (CBPE) | realized with final labels (n) | heal would |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for w in weeks:
+        if not w.checked:
+            continue
+        why = "; ".join(r[:90] for r in w.reasons[:2]) if w.reasons else ""
+        alarm = f"**yes**: {why}" if w.alarm else ("no" + (f" ({why})" if why else ""))
+        if w.n_window and w.n_window < min_alarm:
+            alarm += f" [window < {min_alarm}: silent]"
+        realized = fmt(w.realized_auc) if w.realized_auc is not None else (w.realized_note[:40] or "–")
+        lines.append(
+            f"| {w.end:%Y-%m-%d} | {w.n_scored} | {w.n_feedback} | {w.n_window} | {w.n_matured} | {w.state} | "
+            f"{alarm} | {realized} | {fmt(w.estimated_auc)} | {fmt(w.eventual_auc)} ({w.eventual_n}) "
+            f"| {w.decision} |"
+        )
+    return lines
+
+
+def summary(weeks: Sequence[Week], min_alarm: int) -> dict[str, Any]:
+    checks = [w for w in weeks if w.checked and w.n_window > 0]
+    alarms = [w for w in checks if w.alarm]
+    false = [w for w in alarms if not w.perf_drop]
+    false_eventual = [w for w in false if not w.eventual_drop]
+    quiet = [w for w in checks if not w.perf_drop]
+    sizes = [w.n_window for w in checks]
+    return {
+        "weeks": len(weeks),
+        "scored": sum(w.n_scored for w in weeks),
+        "labels_sent": sum(w.n_feedback for w in weeks),
+        "windows": len(checks),
+        "windows_large_enough": sum(1 for n in sizes if n >= min_alarm),
+        "window_min_median_max": [
+            min(sizes, default=0),
+            float(np.median(sizes)) if sizes else 0.0,
+            max(sizes, default=0),
+        ],
+        "windows_with_realized_auc": sum(1 for w in checks if w.realized_auc is not None),
+        "alarms": len(alarms),
+        "perf_drop_windows": len(checks) - len(quiet),
+        "false_alarms": len(false),
+        "false_alarm_rate": len(false) / len(quiet) if quiet else None,
+        "false_alarms_final_labels_also_no_drop": len(false_eventual),
+        "eventual_drop_windows": sum(1 for w in checks if w.eventual_drop),
+        # the champion ages through the replay (heal would have replaced it): false alarms per quarter of age
+        "false_alarms_by_quarter": [
+            f"{sum(1 for w in false if 13 * q <= w.index < 13 * q + 13)}/"
+            f"{sum(1 for w in quiet if 13 * q <= w.index < 13 * q + 13)}"
+            for q in range(4)
+        ],
+        "decisions": {
+            d: sum(1 for w in checks if w.decision == d) for d in sorted({w.decision for w in checks})
+        },
+    }
+
+
+def detection_table(detections: Sequence[Detection], window_days: float) -> list[str]:
+    lines = [
+        f"| shift | size | runs | detected within 2 windows ({2 * window_days:g} days) | power | power, runs "
+        "without a baseline alarm | delays (days) | heal's drift trigger within the horizon |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    keys = list(dict.fromkeys((d.shift, d.size) for d in detections))
+    for shift, size in keys:
+        group = [d for d in detections if d.shift == shift and d.size == size]
+        hit = [d for d in group if d.delay_days is not None]
+        clean = [d for d in group if not d.baseline_alarm]
+        clean_hit = [d for d in clean if d.delay_days is not None]
+        delays = ", ".join("–" if d.delay_days is None else f"{d.delay_days:.0f}" for d in group)
+        healed = sum(1 for d in group if d.heal_delay_days is not None)
+        clean_power = f"{len(clean_hit)}/{len(clean)}" if clean else "–"
+        lines.append(
+            f"| {SHIFTS[shift][0]} | {size} | {len(group)} | {len(hit)} | {len(hit) / len(group):.0%} "
+            f"| {clean_power} | {delays} | {healed}/{len(group)} |"
+        )
+    return lines
+
+
+def horizon(weeks: Sequence[Week], start_index: int, step_weeks: int, window_days: float) -> list[Week]:
+    """The checks from ``start_index`` on whose window ends within two window lengths of the shift start."""
+    start = weeks[start_index].end - timedelta(days=7 * step_weeks)
+    limit = start + timedelta(days=2 * window_days)
+    out = [w for w in weeks[start_index:] if w.checked and w.end <= limit]
+    if len(out) < 2:  # at least two windows, whatever the lengths
+        out = [w for w in weeks[start_index:] if w.checked][:2]
+    return out
+
+
+def cut_window(frame: pd.DataFrame, end: datetime, days: float) -> pd.DataFrame:
+    """The served commits of the ``days`` before ``end`` (by commit time: the replay compresses serving)."""
+    if "commit_time" not in frame.columns:
+        return frame.iloc[0:0]
+    times = pd.to_datetime(frame["commit_time"], utc=True, format="ISO8601")
+    keep = (times > pd.Timestamp(end - timedelta(days=days))) & (times <= pd.Timestamp(end))
+    return frame.loc[keep.to_numpy()].reset_index(drop=True)
+
+
+def final_auc(
+    window: pd.DataFrame, final: pd.Series, settings: MonitoringSettings
+) -> tuple[float | None, int]:
+    """ROC-AUC of the window's served scores on the labels known at the repository's head (the truth)."""
+    from sklearn.metrics import roc_auc_score
+
+    if len(window) == 0:
+        return None, 0
+    y = window["commit_sha"].map(final)
+    known = y.notna().to_numpy()
+    labels = y[known].astype(int).to_numpy()
+    positives = int(labels.sum())
+    enough = min(positives, len(labels) - positives) >= settings.min_realized_per_class
+    if len(labels) < settings.min_realized_labels or not enough:
+        return None, len(labels)
+    return float(roc_auc_score(labels, window["score"].to_numpy(dtype=float)[known])), len(labels)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def post(base: str, path: str, body: dict[str, Any], token: str | None = None) -> Any:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    request = urllib.request.Request(
+        base + path, data=json.dumps(body).encode(), headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as response:
+            return json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as exc:
+        raise RuntimeError(f"{path}: HTTP {exc.code}: {exc.read()[:500]!r}") from None
