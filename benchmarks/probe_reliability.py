@@ -97,7 +97,7 @@ class Service:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", SERVE, *args],
                 env=env,
-                stdout=subprocess.DEVNULL,
+                stdout=err,  # uvicorn's access log (when on) goes to stdout
                 stderr=err,
                 start_new_session=True,
             )
