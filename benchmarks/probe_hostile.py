@@ -25,6 +25,87 @@ def _quantile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def hostile_body(keys: int) -> bytes:
+    return json.dumps({"records": [{f"field_{i}": 0 for i in range(keys)}]}).encode()  # 7.5 MB for 400,000
+
+
+def hostile_answer(url: str, keys: int = 400_000) -> dict[str, float]:
+    """One hostile body (one record of ``keys`` unknown keys): its size, the answer's status, size and time."""
+    hostile = hostile_body(keys)
+    started = time.perf_counter()
+    answer = httpx.post(url + "/v1/predict", content=hostile, headers=JSON, timeout=300)
+    return {
+        "body_bytes": len(hostile),
+        "status": answer.status_code,
+        "answer_bytes": len(answer.content),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _timed(client: httpx.Client, good: bytes, into: list[float], failed: list[int]) -> None:
+    begin = time.perf_counter()
+    status = client.post("/v1/predict", content=good, headers=JSON).status_code
+    into.append(time.perf_counter() - begin)
+    if status != 200:
+        failed.append(status)
+
+
+def quiet_latency(url: str, requests: int = 200) -> dict[str, float]:
+    """p50/p99 (ms) of one-record predictions from one client with nothing else arriving."""
+    good = json.dumps({"records": [dict.fromkeys(METRICS, 1.0)], "top_k": 0}).encode()
+    quiet: list[float] = []
+    failed: list[int] = []
+    with httpx.Client(base_url=url, timeout=300) as client:
+        for _ in range(requests):
+            _timed(client, good, quiet, failed)
+    return {"requests": len(quiet), "failed": len(failed), "p50_ms": _quantile(quiet, 0.5),
+            "p99_ms": _quantile(quiet, 0.99)}  # fmt: skip
+
+
+def latency_under_attack(
+    url: str, attackers: int = 2, per_attacker: int = 4, keys: int = 400_000, bursts: int = 1
+) -> dict[str, float]:
+    """p50/p99/max (ms) of one client's one-record predictions while ``attackers`` clients send
+    ``per_attacker`` hostile bodies each, ``bursts`` times in a row (more samples of the victim)."""
+    hostile = hostile_body(keys)
+    good = json.dumps({"records": [dict.fromkeys(METRICS, 1.0)], "top_k": 0}).encode()
+    loaded: list[float] = []
+    failed: list[int] = []
+    stop = threading.Event()
+
+    def normal() -> None:
+        with httpx.Client(base_url=url, timeout=300) as client:
+            while not stop.is_set():
+                _timed(client, good, loaded, failed)
+
+    def attack() -> None:
+        with httpx.Client(base_url=url, timeout=300) as client:
+            for _ in range(per_attacker):
+                client.post("/v1/predict", content=hostile, headers=JSON)
+
+    started = time.perf_counter()
+    victim = threading.Thread(target=normal)
+    victim.start()
+    for _ in range(bursts):
+        threads = [threading.Thread(target=attack) for _ in range(attackers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    stop.set()
+    victim.join()
+    return {
+        "hostile_requests": attackers * per_attacker,
+        "bursts": bursts,
+        "seconds": time.perf_counter() - started,
+        "requests": len(loaded),
+        "failed": len(failed),
+        "p50_ms": _quantile(loaded, 0.5),
+        "p99_ms": _quantile(loaded, 0.99),
+        "max_ms": max(loaded) * 1000,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("url")
@@ -32,53 +113,17 @@ def main() -> None:
     parser.add_argument("--per-attacker", type=int, default=4)
     parser.add_argument("--keys", type=int, default=400_000)
     args = parser.parse_args()
-    hostile = json.dumps({"records": [{f"k{i}": 0 for i in range(args.keys)}]}).encode()
-    good = json.dumps({"records": [dict.fromkeys(METRICS, 1.0)], "top_k": 0}).encode()
-
-    started = time.perf_counter()
-    answer = httpx.post(args.url + "/v1/predict", content=hostile, headers=JSON, timeout=300)
+    one = hostile_answer(args.url, args.keys)
     print(
-        f"hostile body {len(hostile):,} bytes -> {answer.status_code}, {len(answer.content):,} bytes, "
-        f"{time.perf_counter() - started:.2f} s"
+        f"hostile body {one['body_bytes']:,} bytes -> {one['status']}, {one['answer_bytes']:,} bytes, "
+        f"{one['seconds']:.2f} s"
     )
-
-    def timed(client: httpx.Client, into: list[float]) -> None:
-        begin = time.perf_counter()
-        client.post("/v1/predict", content=good, headers=JSON)
-        into.append(time.perf_counter() - begin)
-
-    quiet: list[float] = []
-    with httpx.Client(base_url=args.url, timeout=300) as client:
-        for _ in range(200):
-            timed(client, quiet)
-    print(f"quiet: p50 {_quantile(quiet, 0.5):.1f} ms, p99 {_quantile(quiet, 0.99):.1f} ms")
-
-    loaded: list[float] = []
-    stop = threading.Event()
-
-    def normal() -> None:
-        with httpx.Client(base_url=args.url, timeout=300) as client:
-            while not stop.is_set():
-                timed(client, loaded)
-
-    def attack() -> None:
-        with httpx.Client(base_url=args.url, timeout=300) as client:
-            for _ in range(args.per_attacker):
-                client.post("/v1/predict", content=hostile, headers=JSON)
-
-    victim = threading.Thread(target=normal)
-    victim.start()
-    attackers = [threading.Thread(target=attack) for _ in range(args.attackers)]
-    for thread in attackers:
-        thread.start()
-    for thread in attackers:
-        thread.join()
-    stop.set()
-    victim.join()
+    quiet = quiet_latency(args.url)
+    print(f"quiet: p50 {quiet['p50_ms']:.1f} ms, p99 {quiet['p99_ms']:.1f} ms")
+    loaded = latency_under_attack(args.url, args.attackers, args.per_attacker, args.keys)
     print(
-        f"while {args.attackers * args.per_attacker} hostile requests arrive: {len(loaded)} requests, "
-        f"p50 {_quantile(loaded, 0.5):.1f} ms, p99 {_quantile(loaded, 0.99):.1f} ms, "
-        f"max {max(loaded) * 1000:.0f} ms"
+        f"while {loaded['hostile_requests']} hostile requests arrive: {loaded['requests']} requests, "
+        f"p50 {loaded['p50_ms']:.1f} ms, p99 {loaded['p99_ms']:.1f} ms, max {loaded['max_ms']:.0f} ms"
     )
 
 

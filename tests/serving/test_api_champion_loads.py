@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from defectops.data.schemas import FEATURES
 from defectops.registry.runs import TrainingRun
 from defectops.registry.tracking import TrackingConfig, activate
+from defectops.serving.manager import retry_delays
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import NOW, Deployed, MakeClient, Session, _log, admin, fit_model, record_of
 
@@ -177,3 +179,65 @@ def test_a_broken_champion_without_an_earlier_good_one_is_not_ready(
     assert ready.json()["status"] == "not ready"
     assert f"v{version} is refused" in ready.json()["detail"]
     assert _degraded_gauge(client) == 0.0
+
+
+def _model_files(run: TrainingRun, config: TrackingConfig) -> dict[Path, bytes]:
+    return {
+        p: p.read_bytes()
+        for p in _artifact_dir(run, config).rglob("model.*")
+        if p.suffix in (".skops", ".pkl")
+    }
+
+
+def test_a_degraded_worker_retries_the_champion_and_recovers_once_it_loads(
+    deployed: Deployed, make_client: MakeClient, api_session: Session
+) -> None:
+    own = _own_run(api_session, 8, "repaired")
+    broken = deployed.register(own, champion=True)
+    intact = _model_files(own, api_session.config)
+    _truncate(own, api_session.config)
+    client = make_client(deployed.name)
+    manager = client.app.state.service.manager
+    assert client.get("/health/ready").json()["status"] == "degraded"
+
+    assert manager.retry_degraded() is False  # still broken: the fallback serves on, still degraded
+    assert client.get("/health/ready").json()["status"] == "degraded"
+    assert _champion(client)["version"] == 1
+
+    for path, data in intact.items():  # the store is repaired (or reachable again)
+        path.write_bytes(data)
+    assert manager.retry_degraded() is True
+    assert client.get("/health/ready").json() == {
+        "status": "ready", "detail": None, "degraded": False, "model_name": deployed.name,
+        "model_version": broken,
+    }  # fmt: skip
+    assert _degraded_gauge(client) == 0.0
+    model, _frame = fit_model(8)
+    expected = model.predict_proba(api_session.reference.iloc[0:5][list(FEATURES)])[:, 1]
+    assert _probabilities(client, api_session) == pytest.approx(expected.tolist(), abs=1e-12)
+    assert manager.retry_degraded() is False  # not degraded: nothing to retry
+
+
+def test_the_poller_retries_by_itself(
+    deployed: Deployed, make_client: MakeClient, api_session: Session
+) -> None:
+    own = _own_run(api_session, 9, "retried-alone")
+    broken = deployed.register(own, champion=True)
+    intact = _model_files(own, api_session.config)
+    _truncate(own, api_session.config)
+    client = make_client(deployed.name, poll_seconds=0.05, degraded_retry_seconds=0.1)
+    assert client.get("/health/ready").json()["status"] == "degraded"
+    for path, data in intact.items():
+        path.write_bytes(data)
+    deadline = time.monotonic() + 120
+    while client.get("/health/ready").json()["status"] == "degraded":
+        assert time.monotonic() < deadline, "the degraded worker never retried the champion"
+        time.sleep(0.05)
+    assert _champion(client)["version"] == broken
+
+
+def test_retries_wait_twice_as_long_after_each_failure_up_to_an_hour() -> None:
+    delays = retry_delays(60.0)
+    assert [next(delays) for _ in range(8)] == [60, 120, 240, 480, 960, 1920, 3600, 3600]
+    longer = retry_delays(7200.0)  # a first wait longer than the cap is kept
+    assert [next(longer) for _ in range(2)] == [7200, 7200]

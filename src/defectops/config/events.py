@@ -57,6 +57,17 @@ class EventsSettings(BaseSettings):
     )
     stream: str = Field(default="defectops:events", description="Stream (Redis key or Kafka topic).")
     group: str = Field(default="defectops-workers", description="Consumer group of the workers.")
+    redis_connect_timeout: float = Field(
+        default=5.0, gt=0, le=300, description="Seconds to open a connection to Redis before failing."
+    )
+    redis_read_timeout: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description=(
+            "Seconds a Redis command may wait for its answer (a worker's blocking read waits block_ms more)."
+        ),
+    )
     visibility_timeout: float = Field(
         default=60.0,
         gt=0,

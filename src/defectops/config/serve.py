@@ -129,6 +129,16 @@ class ServeSettings(BaseSettings):
         le=3600,
         description="How often a worker checks the control file for admin changes made by another worker.",
     )
+    degraded_retry_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=86400,
+        description=(
+            "A worker serving a fallback because the champion does not load retries it after this many "
+            "seconds, then twice as long after each failure (up to an hour); 0: only a reload, promotion "
+            "or rollback ends it."
+        ),
+    )
     log_commit_rows: int = Field(
         default=5000,
         ge=1,

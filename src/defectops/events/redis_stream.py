@@ -63,6 +63,10 @@ class RedisEventStream:
         self._where = where
         self._publish = client.register_script(_PUBLISH)
         self._url = ""
+        self._timeouts: tuple[float, float | None] = (
+            5.0,
+            None,
+        )  # (connect, read); connect() sets the settings
         self._async: Any = None  # (redis.asyncio client, script, event loop), made in the receiver's loop
 
     @classmethod
@@ -71,8 +75,17 @@ class RedisEventStream:
 
         where = _safe_url(settings.redis_url)
         try:
+            # Bounded both ways: a Redis that does not accept, or accepts and never answers (a dead proxy), is
+            # a one-line error after the timeout, not a hang; a blocking read waits block_ms on top.
+            timeouts = (
+                settings.redis_connect_timeout,
+                settings.redis_read_timeout + settings.block_ms / 1000,
+            )
             client = redis.Redis.from_url(
-                settings.redis_url, socket_connect_timeout=5, socket_timeout=None, health_check_interval=30
+                settings.redis_url,
+                socket_connect_timeout=timeouts[0],
+                socket_timeout=timeouts[1],
+                health_check_interval=30,
             )
             stream = cls(
                 client,
@@ -83,6 +96,7 @@ class RedisEventStream:
                 where=where,
             )
             stream._url = settings.redis_url
+            stream._timeouts = timeouts
             stream.ensure_group()
         except (redis.RedisError, OSError, ValueError) as exc:
             raise EventStreamError(f"event stream {where}: {type(exc).__name__}: {exc}") from None
@@ -121,7 +135,9 @@ class RedisEventStream:
         try:
             loop = asyncio.get_running_loop()
             if self._async is None or self._async[2] is not loop:  # a client belongs to one event loop
-                client = redis.asyncio.Redis.from_url(self._url, socket_connect_timeout=5)
+                client = redis.asyncio.Redis.from_url(
+                    self._url, socket_connect_timeout=self._timeouts[0], socket_timeout=self._timeouts[1]
+                )
                 self._async = (client, client.register_script(_PUBLISH), loop)
             added = await self._async[1](
                 keys=[key, self.stream], args=[self._dedupe_seconds, delivery_id, body]

@@ -152,8 +152,30 @@ def _configure_postgres(engine: Engine) -> None:
             dbapi_connection.autocommit = autocommit
 
 
-#: Seconds a PostgreSQL connection may take to be set up before it fails (libpq's ``connect_timeout``).
+#: Seconds a PostgreSQL connection may take to be set up before it fails (libpq's ``connect_timeout``), unless
+#: the URL says otherwise (``?connect_timeout=N``, within :data:`CONNECT_TIMEOUT_RANGE`).
 CONNECT_TIMEOUT_SECONDS = 10
+#: The ``connect_timeout`` a URL may ask for: libpq treats less than 2 as 2, and 0 as "wait forever".
+CONNECT_TIMEOUT_RANGE: Final = (2, 300)
+
+
+def _connect_timeout(parsed: URL) -> tuple[URL, int]:
+    """The URL without its ``connect_timeout`` parameter, and the bounded timeout it asks for (or the
+    default)."""
+    raw = parsed.query.get("connect_timeout")
+    if raw is None:
+        return parsed, CONNECT_TIMEOUT_SECONDS
+    value = raw[-1] if isinstance(raw, tuple) else raw
+    low, high = CONNECT_TIMEOUT_RANGE
+    try:
+        seconds = int(value)
+    except ValueError:
+        seconds = -1
+    if not low <= seconds <= high:
+        raise ConfigError(
+            f"connect_timeout={value!r} in the prediction-log URL: use whole seconds from {low} to {high}"
+        )
+    return parsed.difference_update_query(["connect_timeout"]), seconds
 
 
 def open_engine(url: str | URL, durability: Durability = DEFAULT_DURABILITY) -> Engine:
@@ -171,13 +193,14 @@ def open_engine(url: str | URL, durability: Durability = DEFAULT_DURABILITY) -> 
         )
         _configure_sqlite(engine, durability)
     else:
-        # A server that accepts and never answers (a dead pooler, a black-holed route) is an error after
-        # CONNECT_TIMEOUT_SECONDS (libpq's connect_timeout covers the whole connection set-up), not a hang.
+        # A server that accepts and never answers (a dead pooler, a black-holed route) is an error after the
+        # connect timeout (libpq's connect_timeout covers the whole connection set-up), not a hang.
+        parsed, connect_timeout = _connect_timeout(parsed)
         engine = sa.create_engine(
             parsed,
             json_serializer=serializer,
             pool_pre_ping=True,
-            connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            connect_args={"connect_timeout": connect_timeout},
         )
         _configure_postgres(engine)
     return engine

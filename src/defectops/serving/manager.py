@@ -10,6 +10,9 @@ An explicit reload always re-reads the artifacts (the version number stays the s
 are replaced or damaged); workers that follow the control file re-read a version whose artifact digest
 changed. If the champion does not load at start-up, the worker serves the last champion of the registry's
 audit history that does, says so in the log, and reports itself degraded (``/health/ready``, ``/metrics``).
+A degraded worker retries the champion by itself (``retry_seconds`` after, then twice as long after each
+failure, up to an hour): an artifact store that was briefly unreachable at start-up, or files repaired in
+place, end the degradation without an operator.
 
 Promotion and rollback prepare the version that will become champion *before* moving the registry alias, so
 the registry never names a champion this service could not load. Changes are serialised by a lock and
@@ -21,7 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -41,6 +44,17 @@ logger = logging.getLogger("defectops.serving")
 
 Clock = Callable[[], datetime]
 
+#: The longest wait between two retries of a broken champion by a degraded worker.
+RETRY_CAP_SECONDS = 3600.0
+
+
+def retry_delays(first: float, cap: float = RETRY_CAP_SECONDS) -> Iterator[float]:
+    """Seconds before each retry of a degraded worker: ``first``, then doubled, up to ``max(first, cap)``."""
+    delay = first
+    while True:
+        yield delay
+        delay = min(delay * 2, max(first, cap))
+
 
 class ModelManager:
     """Loads versions from the registry and swaps them in atomically (one instance per worker)."""
@@ -54,8 +68,10 @@ class ModelManager:
         metrics: ServiceMetrics,
         clock: Clock,
         threshold: float | None = None,
+        retry_seconds: float = 0.0,
     ) -> None:
         self.registry = registry
+        self.retry_seconds = retry_seconds
         self.model_name = model_name
         self.control = control
         self.metrics = metrics
@@ -335,9 +351,33 @@ class ModelManager:
         self.metrics.reloads.labels("followed").inc()
         return True
 
+    def retry_degraded(self) -> bool:
+        """One attempt of a degraded worker to serve the champion the registry names (a full reload, published
+        to the other workers); True when it serves it and is no longer degraded."""
+        if self.deployment.degraded is None:
+            return False
+        try:
+            self.reload(reason="degraded: champion retried")
+        except DefectOpsError as exc:
+            logger.warning("still degraded, the champion does not load yet: %s", exc)
+            return False
+        logger.warning("no longer degraded: %s", self.deployment.champion)
+        return True
+
     def _poll_loop(self, seconds: float) -> None:
+        waited, delays = 0.0, retry_delays(self.retry_seconds)
+        delay = next(delays)
         while not self._stop.wait(seconds):
             try:
                 self.poll_once()
+                if self.retry_seconds <= 0 or self.deployment.degraded is None:
+                    waited, delays = 0.0, retry_delays(self.retry_seconds)
+                    delay = next(delays)
+                    continue
+                waited += seconds
+                if waited >= delay:
+                    waited = 0.0
+                    if not self.retry_degraded():
+                        delay = next(delays)
             except Exception:  # never let the poller die; the next round tries again
                 logger.exception("control file poll failed")

@@ -81,6 +81,7 @@ class PredictionService:
             metrics=self.metrics,
             clock=clock,
             threshold=serve.threshold,
+            retry_seconds=serve.degraded_retry_seconds,
         )
         self.repositories: dict[str, Path] = dict(serve.repositories)
         self._log: PredictionLog | None = None
