@@ -122,6 +122,13 @@ class StateSnapshotError(ArtifactStoreError):
     exit_code = 4
 
 
+class GateOverrideRequiredError(ModelError):
+    """A promotion of a version the gate refused or that was archived, asked for without ``force``: a
+    conflict with the registry's state (409), not a missing model; the CLI keeps ModelError's exit code."""
+
+    http_status = 409
+
+
 class ReloadRefusedError(DefectOpsError):
     """A new model version could not be loaded or failed its smoke test; the old deployment keeps serving."""
 

@@ -163,6 +163,18 @@ def test_promote_of_a_broken_version_is_refused_before_the_alias_moves(
     assert _versions(client)[0] == 1
 
 
+def test_promote_of_an_archived_version_without_force_is_409(
+    deployed: Deployed, make_client: MakeClient
+) -> None:
+    """Found by schemathesis in the probe suite: the gate's refusal was a 503 (as if no model existed)."""
+    client = make_client(deployed.name)
+    deployed.registry.archive(deployed.name, 2, "gate", "gate roc_auc below the floor", now=NOW)
+    response = client.post("/v1/models/promote", json={"version": 2, "why": "test"}, headers=admin())
+    assert response.status_code == 409
+    assert "promote with force" in response.json()["detail"]
+    assert deployed.registry.alias_version(deployed.name, CHAMPION) == 1
+
+
 def test_promote_of_an_unknown_version_is_404(deployed: Deployed, make_client: MakeClient) -> None:
     client = make_client(deployed.name)
     response = client.post("/v1/models/promote", json={"version": 99, "why": "test"}, headers=admin())

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from defectops.config import GateCriteria
-from defectops.errors import InputError, ModelError, NotFoundError
+from defectops.errors import GateOverrideRequiredError, InputError, ModelError, NotFoundError
 from defectops.registry.audit import Action, AuditEvent
 from defectops.registry.gate import GateDecision, evaluate_gate, log_gate_decision
 from defectops.registry.loading import smoke_score
@@ -150,7 +150,9 @@ class ModelRegistry(RegistryReader):
             raise InputError(f"{name} v{version} is already the champion")
         refusal = self._refusal(mv)
         if refusal is not None and not force:
-            raise ModelError(f"{name} v{version} {refusal}; promote with force (and a reason) to override")
+            raise GateOverrideRequiredError(
+                f"{name} v{version} {refusal}; promote with force (and a reason) to override"
+            )
         self.check_servable(name, version)  # even with force: a champion must always load
         details = {**dict(evidence or {}), "forced": refusal is not None}
         if refusal is not None:
