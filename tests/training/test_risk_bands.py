@@ -11,6 +11,7 @@ import pytest
 from defectops.errors import InputError
 from defectops.training.models import LightGBMJIT, OnlineJIT, load_model
 from defectops.training.risk import (
+    RISK_BANDS,
     BandSupport,
     RiskBand,
     RiskBands,
@@ -24,50 +25,101 @@ SCORES = [0.05, 0.1, 0.1, 0.15, 0.2, 0.25, 0.3, 0.45, 0.5, 0.9]
 TRUTH = [0, 0, 0, 0, 0, 1, 0, 1, 0, 1]
 
 
-def test_the_cuts_are_once_and_twice_the_base_rate() -> None:
+def test_the_cuts_are_half_once_and_twice_the_base_rate() -> None:
     bands = RiskBands.from_base_rate(0.2)
-    assert (bands.medium, bands.high, bands.base_rate, bands.support) == (0.2, 0.4, 0.2, ())
+    assert (bands.low, bands.medium, bands.high, bands.base_rate, bands.support) == (0.1, 0.2, 0.4, 0.2, ())
+    assert bands.band(0.0) is RiskBand.MINIMAL
+    assert bands.band(0.099) is RiskBand.MINIMAL
+    assert bands.band(0.1) is RiskBand.LOW
     assert bands.band(0.19) is RiskBand.LOW
     assert bands.band(0.2) is RiskBand.MEDIUM
     assert bands.band(0.39) is RiskBand.MEDIUM
     assert bands.band(0.4) is RiskBand.HIGH
+    assert bands.band(1.0) is RiskBand.HIGH
     assert bands.relative(0.3) == pytest.approx(1.5)
     assert multiple_text(bands.relative(0.3)) == "1.5x"
     assert relative_text(0.05, bands) == "0.2x the base rate of 20.0%"
+    assert [bands.bounds(band) for band in RISK_BANDS] == [(0.0, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 1.0)]
+
+
+def test_every_band_reads_with_the_base_rate_beside_it() -> None:
+    bands = RiskBands.from_base_rate(0.2)
+    assert [bands.range_text(band) for band in RISK_BANDS] == [
+        "probability below 0.100 (under 0.5x the base rate of 20.0%)",
+        "probability from 0.100 to 0.200 (0.5x to 1x the base rate of 20.0%)",
+        "probability from 0.200 to 0.400 (1x to 2x the base rate of 20.0%)",
+        "probability at or above 0.400 (2x or more the base rate of 20.0%)",
+    ]
+    assert bands.describe() == (
+        "base rate 20.0%; low from 0.100 (0.5x), medium from 0.200 (1x), high from 0.400 (2x the base rate)"
+    )
+    assert RiskBands(medium=0.3, high=0.3).range_text(RiskBand.HIGH) == (
+        "probability at or above 0.300 (base rate unknown)"
+    )
 
 
 def test_a_high_base_rate_caps_the_high_cut_at_one() -> None:
     assert RiskBands.from_base_rate(0.7).high == 1.0
+    assert RiskBands.from_base_rate(0.7).low == 0.35
 
 
 def test_each_band_records_the_out_of_fold_examples_behind_it() -> None:
-    # 3 scores are >= 0.4, enough for min_examples=2: the cuts stay at 0.2 and 0.4.
-    bands = RiskBands.from_base_rate(0.2, SCORES, TRUTH, min_examples=2)
-    assert (bands.medium, bands.high) == (0.2, 0.4)
+    # Every band holds at least one score at 0.1 / 0.2 / 0.4: the cuts stay where they are.
+    bands = RiskBands.from_base_rate(0.2, SCORES, TRUTH, min_examples=1)
+    assert (bands.low, bands.medium, bands.high) == (0.1, 0.2, 0.4)
     assert bands.support == (
-        BandSupport(RiskBand.LOW, 4, 0),  # 0.05, 0.1, 0.1, 0.15
+        BandSupport(RiskBand.MINIMAL, 1, 0),  # 0.05
+        BandSupport(RiskBand.LOW, 3, 0),  # 0.1, 0.1, 0.15
         BandSupport(RiskBand.MEDIUM, 3, 1),  # 0.2, 0.25 (defect), 0.3
         BandSupport(RiskBand.HIGH, 3, 2),  # 0.45 (defect), 0.5, 0.9 (defect)
     )
-    assert bands.support[2].defect_rate == pytest.approx(2 / 3)
+    assert bands.support[3].defect_rate == pytest.approx(2 / 3)
+    assert math.isnan(BandSupport(RiskBand.LOW, 0, 0).defect_rate)
+
+
+def test_a_thin_minimal_band_moves_its_cut_up_to_the_nearest_score_that_backs_it() -> None:
+    # min_examples=2. Below 0.1 there is one score (0.05). A cut at 0.15 puts 0.05, 0.1, 0.1 in minimal but
+    # leaves low only 0.15: no cut backs both (4 scores below the base rate, two of them tied at 0.1), so
+    # minimal comes first, at the nearest score to 0.1 that gives it 2: 0.15. Medium and high hold 3 each.
+    bands = RiskBands.from_base_rate(0.2, SCORES, TRUTH, min_examples=2)
+    assert (bands.low, bands.medium, bands.high) == (0.15, 0.2, 0.4)
+    assert [(s.examples, s.defects) for s in bands.support] == [(3, 0), (1, 0), (3, 1), (3, 2)]
 
 
 def test_a_thin_high_band_moves_its_cut_down_until_it_holds_enough_examples() -> None:
-    # Only 3 scores reach 0.4; the 4th highest score is 0.3, so the high band starts there.
+    # min_examples=4. Only 3 scores reach 0.4; the 4th highest score is 0.3, so high starts there (6 scores
+    # from the base rate up cannot back both high and medium). Below the base rate only 4 scores: minimal takes
+    # them all (cut at the base rate), low is empty.
     bands = RiskBands.from_base_rate(0.2, SCORES, TRUTH, min_examples=4)
-    assert (bands.medium, bands.high) == (0.2, 0.3)
+    assert (bands.low, bands.medium, bands.high) == (0.2, 0.2, 0.3)
     assert bands.support == (
-        BandSupport(RiskBand.LOW, 4, 0),
+        BandSupport(RiskBand.MINIMAL, 4, 0),  # 0.05, 0.1, 0.1, 0.15
+        BandSupport(RiskBand.LOW, 0, 0),
         BandSupport(RiskBand.MEDIUM, 2, 1),  # 0.2, 0.25 (defect)
         BandSupport(RiskBand.HIGH, 4, 2),  # 0.3, 0.45 (defect), 0.5, 0.9 (defect)
     )
 
 
-def test_the_high_cut_never_goes_below_the_base_rate() -> None:
-    # The 8th highest score is 0.1: the cut stops at the base rate and the medium band is empty.
+def test_thin_inner_bands_move_the_outer_cuts_away_from_the_base_rate() -> None:
+    # Base rate 0.2, cuts 0.1 / 0.2 / 0.4, min_examples=2.
+    # Below 0.2: 0.02 0.04 0.06 0.08 | 0.12 -> low holds only 0.12. Cuts backing both: 0.06 (minimal 2, low 3)
+    # and 0.08 (minimal 3, low 2); the nearest to 0.1 is 0.08.
+    # From 0.2: 0.2 | 0.4 0.45 0.5 0.6 -> medium holds only 0.2. Cuts backing both: 0.45 (medium 2, high 3)
+    # and 0.5 (medium 3, high 2); the nearest to 0.4 is 0.45.
+    scores = [0.02, 0.04, 0.06, 0.08, 0.12, 0.2, 0.4, 0.45, 0.5, 0.6]
+    truth = [0, 0, 0, 0, 1, 0, 0, 1, 1, 1]
+    bands = RiskBands.from_base_rate(0.2, scores, truth, min_examples=2)
+    assert (bands.low, bands.medium, bands.high) == (0.08, 0.2, 0.45)
+    assert [(s.examples, s.defects) for s in bands.support] == [(3, 0), (2, 1), (2, 0), (3, 3)]
+    # With the default minimum (20) ten scores are too few to move anything.
+    assert [s.examples for s in RiskBands.from_base_rate(0.2, scores, truth).support] == [4, 1, 1, 4]
+
+
+def test_the_outer_cuts_never_cross_the_base_rate() -> None:
+    # min_examples=8: 6 scores from the base rate up, 4 below it. High and minimal take each side whole.
     bands = RiskBands.from_base_rate(0.2, SCORES, TRUTH, min_examples=8)
-    assert (bands.medium, bands.high) == (0.2, 0.2)
-    assert [s.examples for s in bands.support] == [4, 0, 6]
+    assert (bands.low, bands.medium, bands.high) == (0.2, 0.2, 0.2)
+    assert [s.examples for s in bands.support] == [4, 0, 0, 6]
 
 
 def test_bad_base_rates_and_mismatched_scores_are_refused() -> None:
@@ -87,6 +139,38 @@ def test_bands_round_trip_through_a_document() -> None:
     assert math.isnan(RiskBands.from_dict(plain.as_dict()).base_rate)
 
 
+# The bands of a model saved with three bands (low / medium / high), as the registry holds them.
+THREE_BANDS = {
+    "medium": 0.2,
+    "high": 0.35,
+    "base_rate": 0.2,
+    "support": [
+        {"band": "low", "examples": 70, "defects": 6},
+        {"band": "medium", "examples": 20, "defects": 5},
+        {"band": "high", "examples": 20, "defects": 9},
+    ],
+}
+
+
+def test_three_band_metadata_gets_its_low_cut_at_half_the_base_rate() -> None:
+    bands = RiskBands.from_dict(THREE_BANDS)
+    assert (bands.low, bands.medium, bands.high, bands.base_rate) == (0.1, 0.2, 0.35, 0.2)
+    assert bands.low_derived
+    # The old "low" counted everything below the base rate, two bands now: it is left out, not misread.
+    assert bands.support == (BandSupport(RiskBand.MEDIUM, 20, 5), BandSupport(RiskBand.HIGH, 20, 9))
+    assert (bands.band(0.05), bands.band(0.15), bands.band(0.3), bands.band(0.4)) == (
+        RiskBand.MINIMAL,
+        RiskBand.LOW,
+        RiskBand.MEDIUM,
+        RiskBand.HIGH,
+    )
+    assert "low from 0.100 (0.5x) (derived: a model saved with three bands)" in bands.describe()
+    assert RiskBands.from_dict(bands.as_dict()) == bands  # stays marked once saved again
+    # Without a base rate (bands cut at a threshold) nothing is minimal.
+    old_plain = RiskBands.from_dict({"medium": 0.3, "high": 0.3, "base_rate": None, "support": []})
+    assert (old_plain.low, old_plain.band(0.0)) == (0.0, RiskBand.LOW)
+
+
 def test_a_fitted_model_keeps_bands_backed_by_its_out_of_fold_scores(
     table: pd.DataFrame, tmp_path: Path
 ) -> None:
@@ -95,9 +179,16 @@ def test_a_fitted_model_keeps_bands_backed_by_its_out_of_fold_scores(
     bands = model.risk_bands()
     assert bands.base_rate == pytest.approx(float(train["label"].mean()))
     assert bands.medium == pytest.approx(bands.base_rate)
-    assert bands.base_rate <= bands.high <= min(2 * bands.base_rate, 1.0)
-    assert [s.band for s in bands.support] == [RiskBand.LOW, RiskBand.MEDIUM, RiskBand.HIGH]
-    assert bands.support[2].examples >= 20  # the high band is backed (the default minimum)
+    assert bands.low <= bands.medium
+    assert bands.medium <= bands.high
+    assert [s.band for s in bands.support] == list(RISK_BANDS)
+    assert sum(s.examples for s in bands.support) > 0
+    # Every band is backed (the default minimum, 20). A base rate near 0.46 puts twice it above almost every
+    # score, so the high cut moved down to hold 20; the low cut stayed at half the base rate.
+    assert min(s.examples for s in bands.support) >= 20
+    assert bands.high < 2 * bands.base_rate
+    assert bands.low == pytest.approx(bands.base_rate / 2)
+    assert not bands.low_derived
     assert load_model(model.save(tmp_path / "model")).risk_bands() == bands
     assert risk_bands_of(model) == bands
 

@@ -30,6 +30,7 @@ from defectops.training.models import (
 )
 from defectops.training.report import RecentCommit, render, render_plots
 from defectops.training.risk import (
+    RISK_BANDS,
     BandSupport,
     RiskBand,
     RiskBands,
@@ -58,6 +59,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "METRIC_KEYS",
     "MODEL_KINDS",
+    "RISK_BANDS",
     "SPLIT_KINDS",
     "STARTER_LABEL",
     "VALIDATED_METRICS",

@@ -5,15 +5,30 @@ wherever it is scored.
 
 Risk bands are tied to the repository's base rate (the share of defect-inducing changes the model was trained
 on), as Mozilla's bugbug does: a probability is read against what is usual for the repository, not against a
-fixed 0.5. ``low`` is below the base rate (a change no riskier than usual), ``medium`` from once to twice the
-base rate, ``high`` at twice the base rate and above. Every answer also carries the probability as a multiple
-of the base rate ("0.4x", "1.4x", "3.1x"), so a change at half the usual risk reads as such without a band of
-its own: three bands keep the prediction log's schema and keep "medium" worth a code-scanning warning.
-The ``high`` band must be backed by enough training examples: when the model's out-of-fold scores put fewer
-than ``MIN_BAND_EXAMPLES`` changes at or above twice the base rate, the cut moves down towards the base rate
-until it holds that many, and the bands record how many out-of-fold examples each band held and how many of
-them were defect-inducing. The decision threshold (``risk``) is a separate cut, chosen for F1 on the same
-folds.
+fixed 0.5. Four bands, cut at half, once and twice the base rate:
+
+* ``minimal``: below half the base rate, clearly safer than a usual change (nothing to look at);
+* ``low``: from half the base rate up to it, below the usual risk;
+* ``medium``: from once to twice the base rate, riskier than usual (worth a code-scanning warning);
+* ``high``: twice the base rate and above (worth a closer review).
+
+Why these names: ``medium`` and ``high`` keep exactly the meaning they had when there were three bands, and
+``low`` stays "below the base rate", only narrowed to its upper half, so a rule or a dashboard written for
+three bands still reads right. ``minimal`` is a word of its own, not told apart from ``low`` by a prefix as
+``very_low`` would be (easy to misread in a table column, awkward in a sentence: "a minimal defect risk"), and
+it fits the prediction log's eight-character band column. Every answer also carries the probability as a
+multiple of the base rate ("0.4x", "1.4x", "3.1x") and the base rate itself.
+
+Every band must be backed by enough training examples: with the model's out-of-fold scores, each band should
+hold at least ``MIN_BAND_EXAMPLES`` of them. The base-rate cut never moves (``medium`` always means "riskier
+than usual"). The two other cuts each separate an outer band (``high``, ``minimal``) from an inner one
+(``medium``, ``low``) on their side of the base rate; a cut where either of its bands holds too few examples
+moves to the nearest out-of-fold score at which both hold enough. When one side of the base rate has too few
+scores for both bands, the outer band is backed first (its cut moves towards the base rate, never past it) and
+the inner band keeps what remains, possibly nothing. The bands record how many out-of-fold examples each band
+held and how many of them were defect-inducing. Models saved with three bands (before ``minimal``) still
+load: their ``low`` cut is half their base rate, marked as derived, without support for the two lower bands.
+The decision threshold (``risk``) is a separate cut, chosen for F1 on the same folds.
 """
 
 from __future__ import annotations
@@ -32,17 +47,22 @@ from defectops.errors import InputError
 
 
 class RiskBand(StrEnum):
+    MINIMAL = "minimal"
     LOW = "low"
     MEDIUM = "medium"
     HIGH = "high"
 
 
+RISK_BANDS: Final[tuple[RiskBand, ...]] = (RiskBand.MINIMAL, RiskBand.LOW, RiskBand.MEDIUM, RiskBand.HIGH)
+"""Every band, from the least to the most risky."""
+LOW_MULTIPLE: Final = 0.5
+"""``low`` starts at this multiple of the base rate (``minimal`` is below it)."""
 MEDIUM_MULTIPLE: Final = 1.0
 """``medium`` starts at this multiple of the base rate (``low`` is below it)."""
 HIGH_MULTIPLE: Final = 2.0
 """``high`` is at or above this multiple of the base rate."""
 MIN_BAND_EXAMPLES: Final = 20
-"""Out-of-fold training examples the ``high`` band must hold for its cut to stay at twice the base rate."""
+"""Out-of-fold training examples every band should hold for the cuts to stay at their multiples."""
 
 
 @dataclass(frozen=True)
@@ -62,19 +82,61 @@ class BandSupport:
         return {"band": RiskBand(self.band).value, "examples": self.examples, "defects": self.defects}
 
 
+def _nearest(candidates: npt.NDArray[np.float64], ok: npt.NDArray[np.bool_], desired: float) -> float | None:
+    """The candidate cut nearest ``desired`` among those marked ``ok`` (the lower one on a tie)."""
+    if not ok.any():
+        return None
+    chosen = candidates[ok]
+    return float(chosen[int(np.argmin(np.abs(chosen - desired)))])
+
+
+def _high_cut(ordered: npt.NDArray[np.float64], desired: float, base: float, n: int) -> float:
+    """The cut between ``high`` (at or above it) and ``medium`` (from ``base`` up to it): see the module."""
+    start = int(np.searchsorted(ordered, base, "left"))
+    candidates = np.unique(np.concatenate([[desired, base], ordered[start:]]))
+    candidates = candidates[candidates >= base]
+    position = np.searchsorted(ordered, candidates, "left")
+    outer, inner = len(ordered) - position, position - start
+    both = _nearest(candidates, (outer >= n) & (inner >= n), desired)
+    if both is not None:
+        return both
+    outer_only = _nearest(candidates, outer >= n, desired)
+    return base if outer_only is None else outer_only
+
+
+def _low_cut(ordered: npt.NDArray[np.float64], desired: float, base: float, n: int) -> float:
+    """The cut between ``minimal`` (below it) and ``low`` (from it up to ``base``): see the module."""
+    end = int(np.searchsorted(ordered, base, "left"))
+    candidates = np.unique(np.concatenate([[desired, base], ordered[:end]]))
+    candidates = candidates[candidates <= base]
+    position = np.searchsorted(ordered, candidates, "left")
+    outer, inner = position, end - position
+    both = _nearest(candidates, (outer >= n) & (inner >= n), desired)
+    if both is not None:
+        return both
+    outer_only = _nearest(candidates, outer >= n, desired)
+    return base if outer_only is None else outer_only
+
+
 @dataclass(frozen=True)
 class RiskBands:
-    """Probability cut points of the bands (``medium <= high``), the base rate they are multiples of, and the
-    training examples behind each band (empty when the model had too few rows for out-of-fold scores)."""
+    """Probability cut points of the bands (``low <= medium <= high``, where those bands start; ``minimal``
+    is below ``low``), the base rate they are multiples of, and the training examples behind each band (empty
+    when the model had too few rows for out-of-fold scores). ``low_derived``: the ``low`` cut was derived as
+    half the base rate of a model saved with three bands, not checked against its examples."""
 
     medium: float
     high: float
+    low: float = 0.0
     base_rate: float = float("nan")
     support: tuple[BandSupport, ...] = ()
+    low_derived: bool = False
 
     def __post_init__(self) -> None:
-        if not (0.0 <= self.medium <= self.high <= 1.0):
-            raise InputError(f"risk bands need 0 <= medium ({self.medium}) <= high ({self.high}) <= 1")
+        if not (0.0 <= self.low <= self.medium <= self.high <= 1.0):
+            raise InputError(
+                f"risk bands need 0 <= low ({self.low}) <= medium ({self.medium}) <= high ({self.high}) <= 1"
+            )
 
     @classmethod
     def from_base_rate(
@@ -85,37 +147,39 @@ class RiskBands:
         *,
         min_examples: int = MIN_BAND_EXAMPLES,
     ) -> RiskBands:
-        """Cuts at once and twice ``base_rate``; with out-of-fold ``scores`` (and their 0/1 ``truth``), a
-        ``high`` band holding fewer than ``min_examples`` has its cut lowered (never below the base rate)
-        until it holds that many."""
+        """Cuts at half, once and twice ``base_rate``; with out-of-fold ``scores`` (and their 0/1 ``truth``),
+        the outer cuts move as the module doc says so that every band holds ``min_examples`` when it can."""
         if not math.isfinite(base_rate) or not 0.0 <= base_rate <= 1.0:
             raise InputError(f"the base rate must be within [0, 1], got {base_rate}")
+        low = LOW_MULTIPLE * base_rate
         medium = MEDIUM_MULTIPLE * base_rate
         high = min(HIGH_MULTIPLE * base_rate, 1.0)
         if scores is None:
-            return cls(medium=medium, high=high, base_rate=base_rate)
+            return cls(low=low, medium=medium, high=high, base_rate=base_rate)
         values = np.asarray(scores, dtype=np.float64).ravel()
         labels = np.asarray(truth, dtype=np.int64).ravel()
         if len(values) != len(labels):
             raise InputError(f"{len(values)} scores but {len(labels)} labels")
-        if 0 < min_examples <= len(values) and int((values >= high).sum()) < min_examples:
-            # The highest cut with min_examples scores at or above it, but never below the base rate.
-            high = max(float(np.sort(values)[-min_examples]), medium)
-        medium = min(medium, high)
-        bands = cls(medium=medium, high=high, base_rate=base_rate)
+        if 0 < min_examples <= len(values):
+            ordered = np.sort(values)
+            high = _high_cut(ordered, high, medium, min_examples)
+            low = _low_cut(ordered, low, medium, min_examples)
+        bands = cls(low=low, medium=medium, high=high, base_rate=base_rate)
         which = np.array([bands.band(float(v)) for v in values], dtype=object)
         support = tuple(
             BandSupport(band, int((which == band).sum()), int(labels[which == band].sum()))
-            for band in (RiskBand.LOW, RiskBand.MEDIUM, RiskBand.HIGH)
+            for band in RISK_BANDS
         )
-        return cls(medium=medium, high=high, base_rate=base_rate, support=support)
+        return cls(low=low, medium=medium, high=high, base_rate=base_rate, support=support)
 
     def band(self, probability: float) -> RiskBand:
         if probability >= self.high:
             return RiskBand.HIGH
         if probability >= self.medium:
             return RiskBand.MEDIUM
-        return RiskBand.LOW
+        if probability >= self.low:
+            return RiskBand.LOW
+        return RiskBand.MINIMAL
 
     def relative(self, probability: float) -> float:
         """The probability as a multiple of the base rate (NaN when the base rate is unknown or zero)."""
@@ -123,36 +187,85 @@ class RiskBands:
             return float("nan")
         return probability / self.base_rate
 
+    def bounds(self, band: RiskBand) -> tuple[float, float]:
+        """The probabilities ``[lower, upper)`` of ``band`` (``high`` includes 1)."""
+        cuts = (0.0, self.low, self.medium, self.high, 1.0)
+        index = RISK_BANDS.index(RiskBand(band))
+        return cuts[index], cuts[index + 1]
+
+    def range_text(self, band: RiskBand) -> str:
+        """``"probability from 0.100 to 0.200 (0.5x to 1x the base rate of 20.0%)"``, the base rate always
+        named (``unknown`` without one)."""
+        lower, upper = self.bounds(band)
+        rate = f"{self.base_rate:.1%}" if math.isfinite(self.base_rate) else "unknown"
+        if band is RiskBand.HIGH:
+            span, times = f"at or above {lower:.3f}", f"{_times(self.relative(lower))} or more"
+        elif band is RiskBand.MINIMAL:
+            span, times = f"below {upper:.3f}", f"under {_times(self.relative(upper))}"
+        else:
+            span = f"from {lower:.3f} to {upper:.3f}"
+            times = f"{_times(self.relative(lower))} to {_times(self.relative(upper))}"
+        if not math.isfinite(self.base_rate) or self.base_rate <= 0.0:
+            return f"probability {span} (base rate {rate})"
+        return f"probability {span} ({times} the base rate of {rate})"
+
     def as_dict(self) -> dict[str, Any]:
-        return {
+        document: dict[str, Any] = {
+            "low": self.low,
             "medium": self.medium,
             "high": self.high,
             "base_rate": self.base_rate if math.isfinite(self.base_rate) else None,
             "support": [s.as_dict() for s in self.support],
         }
+        if self.low_derived:
+            document["low_derived"] = True
+        return document
 
     @classmethod
     def from_dict(cls, document: Mapping[str, Any]) -> RiskBands:
-        """The inverse of :meth:`as_dict` (how a saved model keeps its bands)."""
+        """The inverse of :meth:`as_dict` (how a saved model keeps its bands).
+
+        A document of three bands (no ``low`` cut: a model saved before ``minimal`` existed) gets ``low`` at
+        half its base rate (0 without one, so nothing is ``minimal``), marked ``low_derived``; its old ``low``
+        support counted every example below the base rate, which no longer is one band, so it is left out.
+        """
         rate = document.get("base_rate")
+        base_rate = float("nan") if rate is None else float(rate)
+        medium = float(document["medium"])
+        support = tuple(
+            BandSupport(RiskBand(item["band"]), int(item["examples"]), int(item["defects"]))
+            for item in document.get("support", ())
+        )
+        if "low" in document:
+            return cls(
+                low=float(document["low"]),
+                medium=medium,
+                high=float(document["high"]),
+                base_rate=base_rate,
+                support=support,
+                low_derived=bool(document.get("low_derived", False)),
+            )
+        low = min(LOW_MULTIPLE * base_rate, medium) if math.isfinite(base_rate) else 0.0
         return cls(
-            medium=float(document["medium"]),
+            low=low,
+            medium=medium,
             high=float(document["high"]),
-            base_rate=float("nan") if rate is None else float(rate),
-            support=tuple(
-                BandSupport(RiskBand(item["band"]), int(item["examples"]), int(item["defects"]))
-                for item in document.get("support", ())
-            ),
+            base_rate=base_rate,
+            support=tuple(s for s in support if s.band is not RiskBand.LOW),
+            low_derived=True,
         )
 
     def describe(self) -> str:
         """One line for reports: the cuts as probabilities and as multiples of the base rate."""
+        derived = " (derived: a model saved with three bands)" if self.low_derived else ""
         if not math.isfinite(self.base_rate):
-            return f"medium from {self.medium:.3f}, high from {self.high:.3f}"
+            return (
+                f"low from {self.low:.3f}{derived}, medium from {self.medium:.3f}, high from {self.high:.3f}"
+            )
         return (
-            f"base rate {self.base_rate:.1%}; medium from {self.medium:.3f} "
-            f"({_times(self.relative(self.medium))} the base rate), high from {self.high:.3f} "
-            f"({_times(self.relative(self.high))})"
+            f"base rate {self.base_rate:.1%}; low from {self.low:.3f} ({_times(self.relative(self.low))})"
+            f"{derived}, medium from {self.medium:.3f} ({_times(self.relative(self.medium))}), "
+            f"high from {self.high:.3f} ({_times(self.relative(self.high))} the base rate)"
         )
 
 
