@@ -19,6 +19,7 @@ from defectops.data.columns import (
     METRIC_NAMES,
     PREDICTION_COLUMNS,
     RICH_FEATURES,
+    RISK_BAND_NAMES,
     TERRAFORM_FEATURES,
     TERRAFORM_METRIC_COLUMNS,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "PATHS",
     "PREDICTION_COLUMNS",
     "RICH_FEATURES",
+    "RISK_BAND_NAMES",
     "TERRAFORM_FEATURES",
     "TERRAFORM_METRIC_COLUMNS",
     "TIME",

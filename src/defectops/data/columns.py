@@ -125,3 +125,8 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
     "label_source",
     "label_feedback_id",
 )
+
+#: The risk bands, from the least to the most risky (:class:`defectops.training.RiskBand` has these values):
+#: the values the prediction log's ``risk_band`` column accepts. ``minimal`` was added after the first three;
+#: rows logged before it say ``low`` for everything below the base rate.
+RISK_BAND_NAMES: tuple[str, ...] = ("minimal", "low", "medium", "high")

@@ -19,6 +19,7 @@ history: the same label twice for the same target is one row; a different label 
 replayed "as of" any past time.
 
 Modules: :mod:`~defectops.predlog.records` (checked records), :mod:`~defectops.predlog.schema` (the tables),
+:mod:`~defectops.predlog.migrations` (bringing an older log's tables up to date when it is opened),
 :mod:`~defectops.predlog.engine` (URLs, engines, transactions), :mod:`~defectops.predlog.writes` (recording
 predictions), :mod:`~defectops.predlog.feedback` (labels), :mod:`~defectops.predlog.reads` (windows and
 counts); this module is the facade over them.
@@ -42,6 +43,7 @@ from defectops.predlog.feedback import (
     read_feedback_history,
     record_feedback,
 )
+from defectops.predlog.migrations import migrate
 from defectops.predlog.reads import (
     LogCounts,
     get_prediction,
@@ -82,6 +84,11 @@ class PredictionLog:
             url = f"sqlite:///{Path(url).expanduser().resolve().as_posix()}"
         log = cls(open_engine(url, durability))
         log._store.create_tables()
+        try:
+            migrate(log.engine)  # a log made by an earlier version (three risk bands)
+        except BaseException:
+            log.close()
+            raise
         return log
 
     @classmethod

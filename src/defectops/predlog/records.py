@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from numbers import Integral
 from typing import Any, Final
 
-from defectops.data import PREDICTION_COLUMNS
+from defectops.data import PREDICTION_COLUMNS, RISK_BAND_NAMES
 from defectops.errors import InputError
 
 __all__ = [
@@ -37,7 +37,7 @@ _SHA_RE: Final = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
 #: Input names may not use the fixed columns of :meth:`PredictionLog.window` (:data:`PREDICTION_COLUMNS`,
 #: defined in :mod:`defectops.data.columns`), so a window's columns never clash.
 _RESERVED: Final = frozenset(PREDICTION_COLUMNS)
-_BANDS: Final[dict[str, str]] = {"low": "low", "medium": "medium", "high": "high"}
+_BANDS: Final[dict[str, str]] = {name: name for name in RISK_BAND_NAMES}
 
 _CANONICAL_UUID: Final = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 #: Input names that passed :func:`_check_input_name` (a service logs the same few names millions of times).
@@ -178,7 +178,7 @@ class PredictionRecord:
     score: float
     threshold: float
     risk_label: int
-    risk_band: str  # "low" | "medium" | "high" (a StrEnum with those values is fine; stored as plain str)
+    risk_band: str  # "minimal" | "low" | "medium" | "high" (a StrEnum with those values is fine; plain str)
     repo: str | None = None
     commit_sha: str | None = None
     shadow_of: str | None = None
@@ -215,7 +215,7 @@ class PredictionRecord:
         set_(self, "risk_label", int(label))
         band = _BANDS.get(self.risk_band) if isinstance(self.risk_band, str) else None
         if band is None:
-            raise _bad(f"risk_band must be low, medium or high, got {self.risk_band!r}")
+            raise _bad(f"risk_band must be one of {', '.join(RISK_BAND_NAMES)}, got {self.risk_band!r}")
         set_(self, "risk_band", band)
         if not isinstance(self.inputs, Mapping):
             raise _bad(f"inputs must be a mapping of input names to values, got {type(self.inputs).__name__}")

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
+from defectops.data import RISK_BAND_NAMES
 from defectops.errors import InputError
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "FB_BY_SHA",
     "FB_BY_SHADOW",
     "INSERT_COLUMNS",
+    "RISK_BAND_CHECK",
     "UTCDateTime",
     "feedback_table",
     "metadata",
@@ -56,6 +58,9 @@ _JSON: Final = sa.JSON().with_variant(JSONB(), "postgresql")
 _CURRENT = sa.text("superseded_at IS NULL")
 _CURRENT_BY_SHA = sa.text("superseded_at IS NULL AND prediction_id IS NULL")
 
+#: The ``risk_band`` constraint (four bands; logs made with three are migrated, see predlog.migrations).
+RISK_BAND_CHECK: Final = f"risk_band IN ({', '.join(repr(name) for name in RISK_BAND_NAMES)})"
+
 metadata: Final = sa.MetaData()
 
 predictions_table: Final = sa.Table(
@@ -75,7 +80,7 @@ predictions_table: Final = sa.Table(
     sa.Column("risk_label", sa.SmallInteger(), nullable=False),
     sa.Column("risk_band", sa.String(8), nullable=False),
     sa.CheckConstraint("risk_label IN (0, 1)", name="ck_predictions_risk_label"),
-    sa.CheckConstraint("risk_band IN ('low', 'medium', 'high')", name="ck_predictions_risk_band"),
+    sa.CheckConstraint(RISK_BAND_CHECK, name="ck_predictions_risk_band"),
     sa.Index("ix_predictions_repo_sha", "repo", "commit_sha"),
     sa.Index("ix_predictions_created_at", "created_at"),
     sa.Index("ix_predictions_version_created", "model_version", "created_at"),
