@@ -60,9 +60,11 @@ def test_models_lists_champion_challenger_and_traffic(
     assert body["champion"]["features"] == list(FEATURES)
     assert body["champion"]["scorer"] == "booster"
     assert body["champion"]["threshold"] == pytest.approx(model.threshold_)
-    # Bands from the training base rate: medium from once, high from about twice it (the model's own cut).
+    # Bands from the training base rate: low from about half, medium from once, high from about twice it.
     bands = body["champion"]["risk_bands"]
     assert bands["base_rate"] == pytest.approx(model.positive_rate_)
+    assert bands["low"] == pytest.approx(model.risk_bands().low)
+    assert bands["low_derived"] is False
     assert bands["medium"] == pytest.approx(model.positive_rate_)
     assert bands["high"] == pytest.approx(model.risk_bands().high)
     assert bands["support"] == [s.as_dict() for s in model.risk_bands().support]

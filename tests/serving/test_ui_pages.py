@@ -10,6 +10,7 @@ refused. The screenshots of docs/ui.md are taken here.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -152,7 +153,9 @@ def test_each_page_loads_cleanly_and_draws_its_charts(
 
 def test_overview_names_what_serves_and_the_history(base: str, watched: Any) -> None:
     page = watched().open(base + "/ui/")
-    assert "v1" in page.locator("#serving").inner_text()
+    serving = page.locator("#serving").inner_text()
+    assert "v1" in serving
+    assert re.search(r"low ≥ 0\.\d{3}, medium ≥ 0\.\d{3}, high ≥ 0\.\d{3} \(base rate \d+\.\d %\)", serving)
     history = page.locator("#history").inner_text()
     assert "promote" in history
     assert "first model" in history
@@ -204,6 +207,15 @@ def test_filters_change_the_rows(base: str, watched: Any) -> None:
     assert low
     assert low != synth
     assert set(page.locator("#commits tbody .band").all_inner_texts()) == {"low"}
+    reloaded(page, lambda: page.select_option("select[name=band]", "minimal"))
+    # The synthetic repository has no commit that far below its base rate; the replayed one has.
+    minimal = reloaded(page, lambda: page.select_option("select[name=repo]", ""))
+    assert minimal
+    assert set(page.locator("#commits tbody .band").all_inner_texts()) == {"minimal"}
+    badge = page.locator("#commits tbody .band").first
+    # Its own colour (--minimal, slate), not low's green; the base rate is in the row beside it.
+    assert badge.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(84, 110, 122)"
+    assert "%" in page.locator("#commits tbody tr").first.locator("td").nth(2).inner_text()
     assert view.problems == []
 
 
@@ -259,7 +271,7 @@ def test_bad_input_is_a_4xx_with_a_reason(base: str) -> None:
     assert bad_band.status_code == 422
     problem = bad_band.json()["detail"][0]
     assert problem["loc"] == ["query", "band"]
-    assert all(f"'{band}'" in problem["msg"] for band in ("low", "medium", "high"))
+    assert all(f"'{band}'" in problem["msg"] for band in ("minimal", "low", "medium", "high"))
     unknown = httpx.post(
         f"{base}/v1/reviews",
         json={"prediction_id": "00000000-0000-4000-8000-000000000000", "verdict": "right"},

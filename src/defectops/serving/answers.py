@@ -27,7 +27,7 @@ from defectops.serving.deployment import Deployment, ServingModel, route_fractio
 from defectops.serving.schemas import ID_FIELDS, ChangeRecord
 
 FloatArray = npt.NDArray[np.float64]
-RiskBandName = Literal["low", "medium", "high"]
+RiskBandName = Literal["minimal", "low", "medium", "high"]
 
 
 @dataclass(frozen=True)
@@ -266,13 +266,18 @@ def _text(
     return {c: [values[i] for i in index.tolist()] for c, values in columns.items()}
 
 
-_BAND_NAMES: Final[tuple[RiskBandName, RiskBandName, RiskBandName]] = ("low", "medium", "high")
+_BAND_NAMES: Final[tuple[RiskBandName, ...]] = ("minimal", "low", "medium", "high")
 
 
 def _bands(model: ServingModel, probabilities: FloatArray) -> list[RiskBandName]:
-    """``model.bands.band`` of every probability, vectorised (same cut points: ``>= high``, ``>= medium``)."""
+    """``model.bands.band`` of every probability, vectorised (same cut points: ``>= high``, ``>= medium``,
+    ``>= low``)."""
     bands = model.bands
-    index = (probabilities >= bands.medium).astype(np.int64) + (probabilities >= bands.high)
+    index = (
+        (probabilities >= bands.low).astype(np.int64)
+        + (probabilities >= bands.medium)
+        + (probabilities >= bands.high)
+    )
     return [_BAND_NAMES[i] for i in index.tolist()]
 
 

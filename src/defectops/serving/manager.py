@@ -99,9 +99,18 @@ class ModelManager:
         except DefectOpsError as exc:  # no snapshot: the smoke test falls back to a neutral row
             logger.warning("no reference rows for %s v%s (%s)", self.model_name, version, exc)
         try:
-            return prepare(loaded, reference=reference, threshold=self.threshold, now=self.clock())
+            model = prepare(loaded, reference=reference, threshold=self.threshold, now=self.clock())
         except DefectOpsError as exc:
             raise ReloadRefusedError(f"{self.model_name} v{version} is refused: {exc}") from exc
+        if model.bands.low_derived:
+            logger.warning(
+                "%s v%s was saved with three risk bands: 'minimal' is below %.3f, half its base rate, "
+                "not backed by its training examples; retrain to fit four bands",
+                self.model_name,
+                version,
+                model.bands.low,
+            )
+        return model
 
     def _reuse_or_load(
         self, version: int | None, digest: str | None = None, *, fresh: bool = False

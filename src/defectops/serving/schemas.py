@@ -210,8 +210,9 @@ class PredictionOut(BaseModel):
     prediction_id: str = Field(description="Id under which the prediction is logged; send feedback with it.")
     probability: float = Field(description="Calibrated probability that the change induces a defect.")
     risk: bool = Field(description="probability >= threshold.")
-    risk_band: Literal["low", "medium", "high"] = Field(
-        description="low: under the base rate; medium: once to twice it; high: twice it and above."
+    risk_band: Literal["minimal", "low", "medium", "high"] = Field(
+        description="Against the model's base rate (base_rate): minimal under half of it; low from half of "
+        "it to it; medium from once to twice it; high twice it and above (cuts in /v1/models risk_bands)."
     )
     base_rate: float | None = Field(
         description="The model's base rate: the share of defect-inducing changes it was trained on."
@@ -311,17 +312,26 @@ class FeedbackResponse(BaseModel):
 
 
 class BandSupportOut(BaseModel):
-    band: Literal["low", "medium", "high"]
+    band: Literal["minimal", "low", "medium", "high"]
     examples: int = Field(description="Out-of-fold training changes the model put in this band.")
     defects: int = Field(description="How many of them were defect-inducing.")
 
 
 class RiskBandsOut(BaseModel):
+    low: float = Field(
+        description="Probability from which a change is 'low' (about half the base rate; 'minimal' below)."
+    )
     medium: float = Field(description="Probability from which a change is 'medium' (the base rate).")
     high: float = Field(description="Probability from which a change is 'high' (about twice the base rate).")
     base_rate: float | None = Field(description="Share of defect-inducing changes in the training data.")
     support: list[BandSupportOut] = Field(
-        description="The training examples behind each band (empty for a model too small for folds)."
+        description="The training examples behind each band (empty for a model too small for folds; for a "
+        "model saved with three bands, medium and high only)."
+    )
+    low_derived: bool = Field(
+        default=False,
+        description="The 'low' cut is half the base rate of a model saved with three bands (before "
+        "'minimal'), not checked against its training examples.",
     )
 
 

@@ -119,7 +119,9 @@ async def commits_doc(
     repo: Annotated[str | None, Query(max_length=255)] = None,
     author: Annotated[str | None, Query(max_length=200)] = None,
     path: Annotated[str | None, Query(max_length=500)] = None,
-    band: Annotated[Literal["", "low", "medium", "high"] | None, Query(description="'' for any band")] = None,
+    band: Annotated[
+        Literal["", "minimal", "low", "medium", "high"] | None, Query(description="'' for any band")
+    ] = None,
     days: Annotated[int, Query(ge=1, le=3660)] = 30,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from defectops.predlog import PredictionRecord
     from defectops.serving.service import PredictionService
 
-BANDS: Final = ("low", "medium", "high")
+BANDS: Final = ("minimal", "low", "medium", "high")
 #: Reasons shown for one commit.
 TOP_REASONS: Final = 5
 #: Commits kept in the git-information cache.

@@ -2,13 +2,20 @@
 "use strict";
 const { el, fmt } = UI;
 
+// "low ≥ 0.094, medium ≥ 0.188, high ≥ 0.376 (base rate 18.8%)": minimal is below low.
+function bandsText(b) {
+  const cuts = `low ≥ ${fmt.num(b.low)}, medium ≥ ${fmt.num(b.medium)}, high ≥ ${fmt.num(b.high)}`;
+  const rate = b.base_rate !== null ? ` (base rate ${fmt.pct(b.base_rate)})` : " (base rate unknown)";
+  return cuts + rate + (b.low_derived ? "; low derived from a three-band model" : "");
+}
+
 function modelCard(title, model, extra) {
   if (!model) return el("section", {}, el("h2", {}, title), el("p", { class: "muted" }, "none"));
   return el("section", {}, el("h2", {}, title),
     el("dl", {},
       el("dt", {}, "version"), el("dd", {}, el("a", { href: "/ui/models/" + model.version }, "v" + model.version)),
       el("dt", {}, "threshold"), el("dd", {}, fmt.num(model.threshold)),
-      el("dt", {}, "bands"), el("dd", {}, `medium ≥ ${fmt.num(model.risk_bands.medium)}, high ≥ ${fmt.num(model.risk_bands.high)}`),
+      el("dt", {}, "bands"), el("dd", {}, bandsText(model.risk_bands)),
       el("dt", {}, "scorer"), el("dd", {}, model.scorer),
       el("dt", {}, "loaded"), el("dd", {}, fmt.time(model.loaded_at)),
       extra || []));
