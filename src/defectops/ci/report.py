@@ -4,7 +4,8 @@
 defectops error uses, so a workflow can tell "risky commits found" from "predict could not run":
 
 * ``high``: some commit is in the high band;
-* ``medium``: some commit is in the medium or high band;
+* ``medium``: some commit is in the medium or high band (``low`` and ``minimal``, below the base rate, never
+  fail a run by band);
 * ``any``: some commit is flagged risky, i.e. its probability reaches ``--threshold`` (the model's decision
   threshold unless given), whatever its band.
 """
@@ -21,7 +22,7 @@ from defectops.ci.changes import ChangedFile, CommitInfo
 from defectops.ci.model_source import ModelSource
 from defectops.ci.reasons import describe
 from defectops.errors import DefectOpsError, InputError
-from defectops.training import RiskBand, Scored
+from defectops.training import RISK_BANDS, RiskBand, Scored
 
 #: Exit code of ``predict --fail-on`` when a commit reached the band (distinct from every error's code).
 RISK_EXIT_CODE = 10
@@ -130,11 +131,14 @@ class PredictionReport:
     notes: tuple[str, ...] = field(default_factory=tuple)
 
     def counts(self) -> dict[str, int]:
-        """Commits per band, every band present (``high``, ``medium``, ``low``)."""
+        """Commits per band, every band present, the riskiest first (``high``, ``medium``, ``low``,
+        ``minimal``)."""
         counter = Counter(c.band.value for c in self.commits)
-        return {
-            band.value: counter.get(band.value, 0) for band in (RiskBand.HIGH, RiskBand.MEDIUM, RiskBand.LOW)
-        }
+        return {band.value: counter.get(band.value, 0) for band in reversed(RISK_BANDS)}
+
+    def counts_text(self) -> str:
+        """``"1 high, 0 medium, 2 low, 1 minimal"``."""
+        return ", ".join(f"{count} {band}" for band, count in self.counts().items())
 
     def fail_condition(self) -> str:
         """What ``--fail-on`` asks of a commit, in words (empty without it)."""

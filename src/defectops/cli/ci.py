@@ -128,7 +128,8 @@ def predict(
         str,
         typer.Option(
             "--sarif-min-band",
-            help="Lowest risk band that gets a SARIF result (a code-scanning alert): low | medium | high.",
+            help="Lowest risk band that gets a SARIF result (a code-scanning alert): minimal | low | medium "
+            "| high (minimal: below half the base rate; low: below it; medium: from once; high: twice it).",
         ),
     ] = "medium",
     markdown_file: Annotated[
@@ -379,6 +380,7 @@ def models_export(
 ) -> None:
     """Write a registered model as a folder that `defectops predict --model-dir` loads without MLflow."""
     from defectops.ci import export_model
+    from defectops.training import RiskBands
 
     settings = app_settings()
     quiet_mlflow()
@@ -392,7 +394,6 @@ def models_export(
     meta = result.metadata
     stdout.print(
         f"exported {meta['name']} v{meta['version']} ({alias}) to {result.out}: "
-        f"threshold {meta['threshold']:.3f}, bands high ≥ {meta['bands']['high']:.3f}, "
-        f"medium ≥ {meta['bands']['medium']:.3f}",
+        f"threshold {meta['threshold']:.3f}, {RiskBands.from_dict(meta['bands']).describe()}",
         highlight=False,
     )

@@ -164,8 +164,7 @@ def _print_recent(result: RunResult) -> None:
     shown = sorted(result.recent, key=lambda r: -r.scored.probability)[:SUMMARY_COMMITS]
     if shown:
         more = f" (all {len(result.recent)} in the report)" if len(result.recent) > len(shown) else ""
-        rate = shown[0].scored.known_base_rate
-        base = "" if rate is None else f"; base rate {rate:.1%}, medium from 1x, high from about 2x"
+        base = "" if result.bands is None else f"; {result.bands.describe()}"
         scored_by = " (scored by the CROSS-PROJECT starter)" if shown[0].scored.cross_project else ""
         stdout.print(
             f"riskiest {len(shown)} of the {len(result.recent)} most recent commits{more}{scored_by}{base}:",
@@ -176,7 +175,7 @@ def _print_recent(result: RunResult) -> None:
         reasons = ", ".join(f"{r.feature} {r.direction}" for r in scored.reasons[:2])
         stdout.print(
             f"  {(scored.sha or '')[:12]} {scored.probability:.3f} {multiple_text(scored.relative_risk):>5} "
-            f"{scored.band.value:<6} {item.subject[:50]}"
+            f"{scored.band.value:<7} {item.subject[:50]}"
             f"  ({reasons})",
             highlight=False,
         )

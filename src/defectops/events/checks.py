@@ -11,7 +11,7 @@ import dataclasses
 from typing import Any
 
 from defectops.ci import PredictionReport, render_markdown, render_sarif
-from defectops.training import RiskBand
+from defectops.training import RiskBand, relative_text
 
 _LEVEL = {"error": "failure", "warning": "warning", "note": "notice"}
 #: GitHub's limits on a check run's output.
@@ -58,13 +58,11 @@ def headline(report: PredictionReport) -> str:
     if not report.commits:
         return "Defect risk: no commit to score"
     worst = max(report.commits, key=lambda c: c.scored.probability)
-    counts = report.counts()
+    relative = relative_text(worst.scored.probability, report.model.bands)
+    beside = f", {relative}" if relative else ""
     if len(report.commits) == 1:
-        return f"Defect risk: {worst.band.value} (probability {worst.scored.probability:.3f})"
-    return (
-        f"Defect risk: {counts['high']} high, {counts['medium']} medium, {counts['low']} low "
-        f"(highest {worst.scored.probability:.3f})"
-    )
+        return f"Defect risk: {worst.band.value} (probability {worst.scored.probability:.3f}{beside})"
+    return f"Defect risk: {report.counts_text()} (highest {worst.scored.probability:.3f}{beside})"
 
 
 def conclusion(report: PredictionReport) -> str:

@@ -154,6 +154,7 @@ class RunResult:
     code_metrics: CodeMineResult | None = None
     #: The block-level model of a Terraform repository (#17), when the run used the Terraform features.
     blocks: BlockStage | None = None
+    bands: RiskBands | None = None  # of the model that scored the recent commits
 
     @property
     def cross_project(self) -> bool:
@@ -187,6 +188,7 @@ class RunResult:
         if self.blocks is not None:
             document["blocks"] = self.blocks.as_dict()
         if self.trained or self.starter is not None:
+            document["risk_bands"] = None if self.bands is None else self.bands.as_dict()
             document["recent"] = [
                 {**r.scored.as_dict(), "author": r.author, "time": r.time.isoformat(), "subject": r.subject}
                 for r in self.recent
@@ -385,6 +387,7 @@ def _run(
         evaluation=candidate.evaluation,
         registered=registered,
         recent=tuple(recent),
+        bands=bands,
         trained=True,
         report=str(report_path),
         validation=validation,
@@ -526,6 +529,7 @@ def _cold_start_result(
         mined=mined,
         labelled=labelled,
         recent=tuple(recent),
+        bands=bands,
         reason=str(why),
         report=str(report_path),
         starter=stage,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import io
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -137,7 +138,7 @@ body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#22
 h1{font-size:1.4em}h2{font-size:1.15em;margin-top:1.6em}
 table{border-collapse:collapse;font-size:.9em}td,th{border:1px solid #ccc;padding:.3em .5em;text-align:left}
 .grid{display:flex;flex-wrap:wrap;gap:1em}.grid>div{flex:0 0 auto}.grid svg{width:400px;height:auto}
-.high{color:#c92a2a;font-weight:600}.medium{color:#b35c00}.low{color:#2b8a3e}.muted{color:#666}
+.high{color:#c92a2a;font-weight:600}.medium{color:#b35c00}.low{color:#2b8a3e}.minimal{color:#546e7a}.muted{color:#666}
 """
 
 
@@ -197,11 +198,21 @@ def render_plots(
     }
 
 
+def _rate_text(bands: RiskBands | None) -> str:
+    """`` (12.0%)``: the base rate beside the bands' column (empty when unknown)."""
+    if bands is None or not math.isfinite(bands.base_rate):
+        return ""
+    return f" ({bands.base_rate:.1%})"
+
+
 def _bands_text(bands: RiskBands | None) -> str:
     """What the bands mean for this model (its base rate), for the line above the table."""
     if bands is None:
         return "No champion scored these commits."
-    return f"Risk bands: {bands.describe()}; low is below the base rate, no riskier than a usual commit."
+    return (
+        f"Risk bands: {bands.describe()}; minimal is below the low cut, clearly safer than a usual commit, "
+        "and low below the base rate, no riskier than a usual commit."
+    )
 
 
 def render(
@@ -247,7 +258,7 @@ def render(
         + "<h2>Riskiest recent commits</h2>"
         f"<p class='muted'>{html.escape(_bands_text(bands))}</p>"
         "<table><tr><th>commit</th><th>date</th><th>author</th><th>subject</th><th>risk</th>"
-        "<th>x base rate</th>"
+        f"<th>x base rate{_rate_text(bands)}</th>"
         f"<th>top reasons</th></tr>{recent_rows}</table>"
         "</body></html>\n"
     )

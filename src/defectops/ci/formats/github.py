@@ -62,7 +62,11 @@ def render_github(report: PredictionReport) -> list[str]:
     lines = []
     failing = {c.sha for c in report.failing()}
     for commit in report.commits:
-        lines.append(f"{commit.short_sha} {commit.band.value} {commit.scored.probability:.3f}")
+        relative = relative_text(commit.scored.probability, report.model.bands)
+        lines.append(
+            f"{commit.short_sha} {commit.band.value} {commit.scored.probability:.3f}"
+            + (f" ({relative})" if relative else "")
+        )
         fails = commit.sha in failing
         command = "error" if fails else _COMMAND.get(commit.band)
         if command is not None:
@@ -70,10 +74,8 @@ def render_github(report: PredictionReport) -> list[str]:
     from defectops.ci.formats.blocks import block_annotations  # the Terraform blocks (#17), when scored
 
     lines += block_annotations(report, escape_data, escape_property)
-    counts = report.counts()
     lines.append(
-        f"defectops: {len(report.commits)} commit(s) scored: {counts['high']} high, "
-        f"{counts['medium']} medium, {counts['low']} low; "
+        f"defectops: {len(report.commits)} commit(s) scored: {report.counts_text()}; "
         f"{len(report.skipped_merges)} merge commit(s) not scored"
     )
     return lines

@@ -7,6 +7,8 @@ The first line is an HTML comment marker a bot can use to find and update its ea
 
 from __future__ import annotations
 
+import math
+
 from defectops.ci.reasons import describe
 from defectops.ci.report import PredictionReport
 from defectops.training import describe_starter, multiple_text
@@ -34,11 +36,11 @@ def _plural(count: int, word: str) -> str:
 
 def render_markdown(report: PredictionReport) -> str:
     """The report as GitHub-flavoured markdown, ending with a newline."""
-    counts = report.counts()
     model = report.model
+    rate = f"{model.bands.base_rate:.1%}" if math.isfinite(model.bands.base_rate) else "unknown"
     lines = [
         MARKER,
-        f"### Defect risk: {counts['high']} high, {counts['medium']} medium, {counts['low']} low",
+        f"### Defect risk: {report.counts_text()}",
         "",
         f"Model `{escape(model.name)}` version {escape(model.version)}, threshold {report.threshold:.3f}; "
         f"risk bands: {model.bands.describe()}.",
@@ -52,7 +54,7 @@ def render_markdown(report: PredictionReport) -> str:
         ]
     if report.commits:
         lines += [
-            "| Commit | Subject | Risk | Probability | vs base rate | Top reasons |",
+            f"| Commit | Subject | Risk | Probability | vs base rate ({rate}) | Top reasons |",
             "| --- | --- | --- | --- | --- | --- |",
         ]
         for commit in report.commits:

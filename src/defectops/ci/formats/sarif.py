@@ -1,8 +1,12 @@
 """``--format sarif``: SARIF 2.1.0 for GitHub code scanning (``github/codeql-action/upload-sarif``).
 
-One rule per risk band (``defectops/high-risk-change`` error, ``medium`` warning, ``low`` note) and one result
-per scored commit in ``min_band`` or above (``medium`` by default: a low-risk commit is not worth a
-code-scanning alert). A result's locations are the commit's files with the most churn that still exist after
+One rule per risk band (``defectops/high-risk-change`` error, ``medium`` warning, ``low`` and ``minimal``
+note) and one result per scored commit in ``min_band`` or above (``medium`` by default: a commit below the
+base rate is not worth a code-scanning alert). ``note`` is the lowest level GitHub shows; SARIF keeps ``none``
+for results that are not failures of a rule, so ``minimal``, when asked for, is a ``note`` like ``low``. Each
+rule's description gives its band's probabilities as multiples of the base rate, and the base rate; each
+result's message gives the commit's probability as a multiple of the base rate, and the base rate. A result's
+locations are the commit's files with the most churn that still exist after
 it (GitHub shows the first), at the first line the commit added there. ``partialFingerprints`` carry the
 commit sha, so the same commit scored again (same band, same rule) matches its earlier alert instead of
 opening a new one. ``properties`` hold the probability, band, threshold, model and the reasons
@@ -15,7 +19,6 @@ has no location and is left out of the SARIF file; it still appears in every oth
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from defectops import __version__
@@ -31,8 +34,9 @@ DEFAULT_INFORMATION_URI = "https://github.com/defectops/defectops"
 FINGERPRINT_KEY = "defectopsCommit/v1"
 
 _HELP_TAIL = "The result lists the change metrics that raised or lowered the risk most."
-_LEVEL = {RiskBand.HIGH: "error", RiskBand.MEDIUM: "warning", RiskBand.LOW: "note"}
-_ORDER = (RiskBand.HIGH, RiskBand.MEDIUM, RiskBand.LOW)
+_LEVEL = {RiskBand.HIGH: "error", RiskBand.MEDIUM: "warning", RiskBand.LOW: "note", RiskBand.MINIMAL: "note"}
+#: Rule order (and ``ruleIndex``): minimal came last, so the indices of the first three never changed.
+_ORDER = (RiskBand.HIGH, RiskBand.MEDIUM, RiskBand.LOW, RiskBand.MINIMAL)
 
 
 def rule_id(band: RiskBand) -> str:
@@ -41,26 +45,15 @@ def rule_id(band: RiskBand) -> str:
 
 def _rules(report: PredictionReport) -> list[dict[str, Any]]:
     bands = report.model.bands
-    rate = f"{bands.base_rate:.1%}" if math.isfinite(bands.base_rate) else "unknown"
-    describe_band = {
-        RiskBand.HIGH: (
-            f"probability at or above {bands.high:.3f}, about twice the base rate of defect-inducing "
-            f"changes ({rate})",
-            "Review this change with extra care: it is much riskier than a usual change here.",
-        ),
-        RiskBand.MEDIUM: (
-            f"probability from {bands.medium:.3f} to {bands.high:.3f}, once to about twice the base rate "
-            f"of defect-inducing changes ({rate})",
-            "Riskier than a usual change here: a second look at the listed reasons is worthwhile.",
-        ),
-        RiskBand.LOW: (
-            f"probability below {bands.medium:.3f}, the base rate of defect-inducing changes ({rate})",
-            "No riskier than a usual change here.",
-        ),
+    advice = {
+        RiskBand.HIGH: "Review this change with extra care: it is much riskier than a usual change here.",
+        RiskBand.MEDIUM: "Riskier than a usual change here: a second look at the listed reasons is worth it.",
+        RiskBand.LOW: "Below the usual risk of a change here.",
+        RiskBand.MINIMAL: "Well below the usual risk of a change here: nothing to look at.",
     }
     rules = []
     for band in _ORDER:
-        range_text, advice = describe_band[band]
+        range_text = bands.range_text(band)
         title = f"{band.value.capitalize()} defect risk change"
         rules.append(
             {
@@ -72,8 +65,8 @@ def _rules(report: PredictionReport) -> list[dict[str, Any]]:
                     f"({range_text})."
                 },
                 "help": {
-                    "text": f"{advice} {_HELP_TAIL}",
-                    "markdown": f"**{title}**: {advice} {_HELP_TAIL}",
+                    "text": f"{advice[band]} {_HELP_TAIL}",
+                    "markdown": f"**{title}**: {advice[band]} {_HELP_TAIL}",
                 },
                 "defaultConfiguration": {"level": _LEVEL[band]},
                 "properties": {

@@ -8,7 +8,7 @@ from defectops.ci.reasons import format_value
 from defectops.ci.report import PredictionReport
 from defectops.training import multiple_text
 
-_STYLE = {"high": "bold red", "medium": "yellow", "low": "green"}
+_STYLE = {"high": "bold red", "medium": "yellow", "low": "green", "minimal": "blue"}
 
 
 def _version(version: str) -> str:
