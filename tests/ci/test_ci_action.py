@@ -226,12 +226,14 @@ def test_sarif_min_band_input_reaches_predict(
     s = risky_repo.shas
     code, log, _out = _score(risky_repo, tmp_path / "a", tiny_model_dir, "range", f"{s[1]}..{s[3]}", "")
     assert code == 0, log
-    assert _sarif_bands(tmp_path / "a") == ["high"]  # the low-risk c3 is no code-scanning alert by default
+    assert _sarif_bands(tmp_path / "a") == [
+        "high"
+    ]  # the minimal-risk c3 is no code-scanning alert by default
     code, log, _out = _score(
-        risky_repo, tmp_path / "b", tiny_model_dir, "range", f"{s[1]}..{s[3]}", "", SARIF_MIN_BAND="low"
+        risky_repo, tmp_path / "b", tiny_model_dir, "range", f"{s[1]}..{s[3]}", "", SARIF_MIN_BAND="minimal"
     )
     assert code == 0, log
-    assert _sarif_bands(tmp_path / "b") == ["high", "low"]
+    assert _sarif_bands(tmp_path / "b") == ["high", "minimal"]
 
 
 def test_threshold_failure_carries_annotations_and_the_last_step_says_why(

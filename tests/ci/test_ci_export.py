@@ -82,7 +82,7 @@ def test_export_scores_like_the_registry_champion(
     assert [c["probability"] for c in from_dir["commits"]] == [
         c["probability"] for c in from_registry["commits"]
     ]
-    assert [c["risk_band"] for c in from_dir["commits"]] == ["low", "high", "low"]
+    assert [c["risk_band"] for c in from_dir["commits"]] == ["minimal", "high", "minimal"]
 
     taken = cli("models", "export", "--model-name", "jit", "--out", str(out))
     assert taken.code == 2

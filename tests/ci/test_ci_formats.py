@@ -64,7 +64,7 @@ def report(tiny_model: JITModel) -> PredictionReport:
         name="jit",
         version="7",
         threshold=0.5,
-        bands=RiskBands(medium=0.2, high=0.4, base_rate=0.2),
+        bands=RiskBands(low=0.1, medium=0.2, high=0.4, base_rate=0.2),
         origin="models:/jit/7",
     )
     commits = (
@@ -83,8 +83,8 @@ def report(tiny_model: JITModel) -> PredictionReport:
             (ChangedFile("lib/a,b.py", None, "M", 3, 1, False, 7),),
             Reason("exp", 3.0, 0.2),
         ),
-        _commit(LOW, 0.05, RiskBand.LOW, "Docs", (ChangedFile("docs/old.md", None, "D", 0, 4, False, 1),)),
-        _commit(EMPTY, 0.04, RiskBand.LOW, "Empty _marker_", ()),
+        _commit(LOW, 0.16, RiskBand.LOW, "Docs", (ChangedFile("docs/old.md", None, "D", 0, 4, False, 1),)),
+        _commit(EMPTY, 0.04, RiskBand.MINIMAL, "Empty _marker_", ()),
     )  # fmt: skip
     return PredictionReport(
         repo="/work/repo",
@@ -101,19 +101,19 @@ def test_markdown_is_exactly_the_pull_request_comment(report: PredictionReport) 
     expected = "\n".join(
         [
             "<!-- defectops:predict -->",
-            "### Defect risk: 1 high, 1 medium, 2 low",
+            "### Defect risk: 1 high, 1 medium, 1 low, 1 minimal",
             "",
-            "Model `jit` version 7, threshold 0.500; risk bands: base rate 20.0%; medium from 0.200 (1x the base rate), "
-            "high from 0.400 (2x).",
+            "Model `jit` version 7, threshold 0.500; risk bands: base rate 20.0%; low from 0.100 (0.5x), medium from "
+            "0.200 (1x), high from 0.400 (2x the base rate).",
             "",
-            "| Commit | Subject | Risk | Probability | vs base rate | Top reasons |",
+            "| Commit | Subject | Risk | Probability | vs base rate (20.0%) | Top reasons |",
             "| --- | --- | --- | --- | --- | --- |",
             "| `111111111111` | Add parser \\| fast &lt;b&gt; | high | 0.912 | 4.6x | many lines added (la=812) raised the "
             "risk; few files changed (nf=2) lowered the risk |",
             "| `222222222222` | Use &#64;bob's helper, 50% faster | medium | 0.300 | 1.5x | the author's experience (exp=3) "
             "raised the risk |",
-            "| `333333333333` | Docs | low | 0.050 | 0.2x | - |",
-            "| `444444444444` | Empty \\_marker\\_ | low | 0.040 | 0.2x | - |",
+            "| `333333333333` | Docs | low | 0.160 | 0.8x | - |",
+            "| `444444444444` | Empty \\_marker\\_ | minimal | 0.040 | 0.2x | - |",
             "",
             "Not scored: 1 merge commit (`999999999999`); their changes are scored in the commits they merge.",
             "",
@@ -131,7 +131,7 @@ def test_markdown_escape() -> None:
 
 
 def test_sarif_has_the_required_fields_and_one_result_per_located_commit(report: PredictionReport) -> None:
-    doc = render_sarif(report, information_uri="https://example.org/defectops", min_band=RiskBand.LOW)
+    doc = render_sarif(report, information_uri="https://example.org/defectops", min_band=RiskBand.MINIMAL)
     assert json.loads(json.dumps(doc)) == doc  # plain JSON types only
     assert doc["version"] == "2.1.0"
     assert doc["$schema"] == SARIF_SCHEMA
@@ -146,17 +146,23 @@ def test_sarif_has_the_required_fields_and_one_result_per_located_commit(report:
         "defectops/high-risk-change",
         "defectops/medium-risk-change",
         "defectops/low-risk-change",
+        "defectops/minimal-risk-change",
     ]
-    assert [r["defaultConfiguration"]["level"] for r in rules] == ["error", "warning", "note"]
+    assert [r["defaultConfiguration"]["level"] for r in rules] == ["error", "warning", "note", "note"]
     for rule in rules:
         assert rule["shortDescription"]["text"]
         assert rule["fullDescription"]["text"]
         assert rule["help"]["text"]
         assert rule["properties"]["tags"] == ["defect-prediction", "just-in-time", "maintainability"]
     assert rules[0]["fullDescription"]["text"] == (
-        "A commit the just-in-time defect model places in the high risk band "
-        "(probability at or above 0.400, about twice the base rate of defect-inducing changes (20.0%))."
+        "A commit the just-in-time defect model places in the high risk band: "
+        "probability at or above 0.400 (2x or more the base rate of 20.0%)."
     )
+    assert rules[3]["fullDescription"]["text"] == (
+        "A commit the just-in-time defect model places in the minimal risk band: "
+        "probability below 0.100 (under 0.5x the base rate of 20.0%)."
+    )
+    assert rules[2]["help"]["text"].startswith("Below the usual risk of a change here.")
 
     results = run["results"]
     # the empty commit has no file to point at, so it is left out (and listed in the run's properties)
@@ -202,7 +208,7 @@ def test_sarif_has_the_required_fields_and_one_result_per_located_commit(report:
         "Reasons: many lines added (la=812) raised the risk; few files changed (nf=2) lowered the risk."
     )
     assert results[2]["message"]["text"] == (
-        'Commit 333333333333 "Docs" has a low defect risk: probability 0.050, 0.2x the base rate of 20.0% (threshold 0.500).'
+        'Commit 333333333333 "Docs" has a low defect risk: probability 0.160, 0.8x the base rate of 20.0% (threshold 0.500).'
     )
     assert results[0]["properties"] == {
         "commit": HIGH,
@@ -232,6 +238,7 @@ def test_sarif_has_the_required_fields_and_one_result_per_located_commit(report:
         (RiskBand.MEDIUM, [HIGH, MEDIUM]),
         (RiskBand.HIGH, [HIGH]),
         (RiskBand.LOW, [HIGH, MEDIUM, LOW]),
+        (RiskBand.MINIMAL, [HIGH, MEDIUM, LOW]),  # the minimal commit changed no file: nothing to point at
     ],
 )
 def test_sarif_reports_the_bands_from_min_band_up(
@@ -241,26 +248,26 @@ def test_sarif_reports_the_bands_from_min_band_up(
     run = doc["runs"][0]
     assert [r["properties"]["commit"] for r in run["results"]] == expected
     assert run["properties"]["minRiskBand"] == (min_band or RiskBand.MEDIUM).value
-    assert len(run["tool"]["driver"]["rules"]) == 3  # rule indexes stay the same whatever is reported
+    assert len(run["tool"]["driver"]["rules"]) == 4  # rule indexes stay the same whatever is reported
 
 
 def test_github_workflow_commands_exactly(report: PredictionReport) -> None:
     assert render_github(report) == [
-        "111111111111 high 0.912",
+        "111111111111 high 0.912 (4.6x the base rate of 20.0%)",
         "::error file=src/parser.py,line=1,title=defectops%3A high defect risk (0.91)::Commit 111111111111 "
         '"Add parser | fast <b>": probability 0.912, 4.6x the base rate of 20.0%25 (threshold 0.500). '
         "Reasons: many lines added (la=812) raised "
         "the risk; few files changed (nf=2) lowered the risk. Fails --fail-on medium: in the medium or high band "
         "(probability at or above 0.200).",
-        "222222222222 medium 0.300",
+        "222222222222 medium 0.300 (1.5x the base rate of 20.0%)",
         "::error file=lib/a%2Cb.py,line=7,title=defectops%3A medium defect risk (0.30)::Commit 222222222222 "
         '"Use @bob\'s helper, 50%25 faster": probability 0.300, 1.5x the base rate of 20.0%25 (threshold 0.500). '
         "Reasons: the author's "
         "experience (exp=3) raised the risk. Fails --fail-on medium: in the medium or high band (probability "
         "at or above 0.200).",
-        "333333333333 low 0.050",
-        "444444444444 low 0.040",
-        "defectops: 4 commit(s) scored: 1 high, 1 medium, 2 low; 1 merge commit(s) not scored",
+        "333333333333 low 0.160 (0.8x the base rate of 20.0%)",
+        "444444444444 minimal 0.040 (0.2x the base rate of 20.0%)",
+        "defectops: 4 commit(s) scored: 1 high, 1 medium, 1 low, 1 minimal; 1 merge commit(s) not scored",
     ]
 
 
@@ -284,11 +291,11 @@ def test_github_every_failing_commit_is_an_error_even_in_the_low_band(report: Pr
     why = "Fails --fail-on any: flagged risky (probability at or above the threshold 0.010)."
     assert all(line.endswith(why) for line in errors)
     assert errors[2] == (
-        "::error title=defectops%3A low defect risk (0.05)::Commit 333333333333 "
-        f'"Docs": probability 0.050, 0.2x the base rate of 20.0%25 (threshold 0.010). {why}'
+        "::error title=defectops%3A low defect risk (0.16)::Commit 333333333333 "
+        f'"Docs": probability 0.160, 0.8x the base rate of 20.0%25 (threshold 0.010). {why}'
     )
     assert errors[3] == (
-        "::error title=defectops%3A low defect risk (0.04)::Commit 444444444444 "
+        "::error title=defectops%3A minimal defect risk (0.04)::Commit 444444444444 "
         f'"Empty _marker_": probability 0.040, 0.2x the base rate of 20.0%25 (threshold 0.010). {why}'
     )
 
@@ -316,12 +323,12 @@ def test_json_document_structure(report: PredictionReport) -> None:
         "name": "jit",
         "version": "7",
         "threshold": 0.5,
-        "bands": {"medium": 0.2, "high": 0.4, "base_rate": 0.2, "support": []},
+        "bands": {"low": 0.1, "medium": 0.2, "high": 0.4, "base_rate": 0.2, "support": []},
         "origin": "models:/jit/7",
         "cross_project": False,
         "description": None,
     }
-    assert doc["counts"] == {"high": 1, "medium": 1, "low": 2}
+    assert doc["counts"] == {"high": 1, "medium": 1, "low": 1, "minimal": 1}
     assert doc["failed"] is True
     assert doc["failing_commits"] == [HIGH, MEDIUM]
     first = doc["commits"][0]
@@ -349,4 +356,21 @@ def test_table_has_one_row_per_commit(report: PredictionReport) -> None:
     assert [c.header for c in table.columns] == ["commit", "risk", "probability", "subject", "top reasons"]
     assert table.row_count == 4
     assert list(table.columns[0].cells) == ["111111111111", "222222222222", "333333333333", "444444444444"]
-    assert list(table.columns[2].cells) == ["0.912 (4.6x)", "0.300 (1.5x)", "0.050 (0.2x)", "0.040 (0.2x)"]
+    assert list(table.columns[2].cells) == ["0.912 (4.6x)", "0.300 (1.5x)", "0.160 (0.8x)", "0.040 (0.2x)"]
+    assert list(table.columns[1].cells) == [
+        "[bold red]high[/]",
+        "[yellow]medium[/]",
+        "[green]low[/]",
+        "[blue]minimal[/]",
+    ]
+    assert "base rate 20.0%; low from 0.100 (0.5x)" in str(table.title)
+
+
+def test_check_run_headline_counts_every_band_with_the_base_rate(report: PredictionReport) -> None:
+    from defectops.events.checks import headline
+
+    assert headline(report) == (
+        "Defect risk: 1 high, 1 medium, 1 low, 1 minimal (highest 0.912, 4.6x the base rate of 20.0%)"
+    )
+    one = dataclasses.replace(report, commits=report.commits[3:])
+    assert headline(one) == "Defect risk: minimal (probability 0.040, 0.2x the base rate of 20.0%)"

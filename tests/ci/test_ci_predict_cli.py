@@ -73,7 +73,8 @@ def test_range_json_scores_each_commit_with_its_hand_counted_metrics(
         assert [r["feature"] for r in commit["reasons"]]  # explained
         assert len(commit["reasons"]) == 3  # --top-k default 3, the model has exactly three features
     # the 812-line commit is the risky one; the one-line changes are not
-    assert [c["risk_band"] for c in doc["commits"]] == ["low", "high", "low"]
+    # one-line changes are far below the base rate (34%): minimal
+    assert [c["risk_band"] for c in doc["commits"]] == ["minimal", "high", "minimal"]
     big = doc["commits"][1]
     assert big["subject"] == "Add parser"
     assert big["reasons_text"][0] == "many lines added (la=812) raised the risk"
@@ -81,7 +82,7 @@ def test_range_json_scores_each_commit_with_its_hand_counted_metrics(
     assert [(f["path"], f["first_line"]) for f in big["files"]] == [("src/parser.py", 1), ("src/app.py", 21)]
     assert doc["model"]["name"] == "tiny"
     assert doc["model"]["version"] == "local"
-    assert doc["counts"] == {"high": 1, "medium": 0, "low": 2}
+    assert doc["counts"] == {"high": 1, "medium": 0, "low": 0, "minimal": 2}
     assert doc["fail_on"] is None
     assert doc["failed"] is False
     assert "mining its history once" in result.err  # no state yet on this full clone
@@ -152,17 +153,20 @@ def test_github_format_writes_annotations_and_summary(
     shas = risky_repo.shas
     result = cli(
         "predict", "--repo", str(risky_repo.path), "--range", f"{shas[1]}..{shas[3]}", "--model-dir",
-        str(tiny_model_dir), "--format", "github", "--sarif-file", str(sarif), "--sarif-min-band", "low",
+        str(tiny_model_dir), "--format", "github", "--sarif-file", str(sarif), "--sarif-min-band", "minimal",
     )  # fmt: skip
     assert result.code == 0, result
     lines_out = result.out.splitlines()
     assert lines_out[0].startswith(f"{shas[2][:12]} high ")
     assert lines_out[1].startswith("::error file=src/parser.py,line=1,title=defectops%3A high defect risk (")
-    assert lines_out[2].startswith(f"{shas[3][:12]} low ")
-    assert lines_out[3].startswith("defectops: 2 commit(s) scored: 1 high, 0 medium, 1 low")
+    assert lines_out[0].endswith("the base rate of 34.0%)")  # the base rate beside the band
+    assert lines_out[2].startswith(f"{shas[3][:12]} minimal ")
+    assert lines_out[3].startswith("defectops: 2 commit(s) scored: 1 high, 0 medium, 0 low, 1 minimal")
     assert len(lines_out) == 4
     text = summary.read_text()
-    assert text.startswith("<!-- defectops:predict -->\n### Defect risk: 1 high, 0 medium, 1 low\n")
+    assert text.startswith(
+        "<!-- defectops:predict -->\n### Defect risk: 1 high, 0 medium, 0 low, 1 minimal\n"
+    )
     doc = json.loads(sarif.read_text())
     assert [r["partialFingerprints"]["defectopsCommit/v1"] for r in doc["runs"][0]["results"]] == shas[2:4]
     # c3 changed line 4 of app.py ("line 3" -> "LINE 3")
@@ -180,12 +184,19 @@ def test_sarif_and_table_on_stdout(cli: Cli, risky_repo: RepoBuilder, tiny_model
     assert sarif.code == 0, sarif
     doc = json.loads(sarif.out)  # the whole stdout is the SARIF document
     assert doc["version"] == "2.1.0"
-    assert doc["runs"][0]["results"] == []  # HEAD is a low-risk commit: no alert by default
+    assert doc["runs"][0]["results"] == []  # HEAD is a minimal-risk commit: no alert by default
     low = cli(
         "predict", "--repo", str(risky_repo.path), "--model-dir", str(tiny_model_dir), "--format", "sarif",
         "--sarif-min-band", "low",
     )  # fmt: skip
-    assert [r["ruleId"] for r in json.loads(low.out)["runs"][0]["results"]] == ["defectops/low-risk-change"]
+    assert json.loads(low.out)["runs"][0]["results"] == []  # below half the base rate: not even low
+    minimal = cli(
+        "predict", "--repo", str(risky_repo.path), "--model-dir", str(tiny_model_dir), "--format", "sarif",
+        "--sarif-min-band", "minimal",
+    )  # fmt: skip
+    [result] = json.loads(minimal.out)["runs"][0]["results"]
+    assert (result["ruleId"], result["level"]) == ("defectops/minimal-risk-change", "note")
+    assert "the base rate of 34.0%" in result["message"]["text"]
     table = cli("predict", "--repo", str(risky_repo.path), "--model-dir", str(tiny_model_dir))
     assert table.code == 0, table
     assert risky_repo.shas[3][:12] in table.out
@@ -317,7 +328,7 @@ def test_shallow_clone_missing_the_parent_is_a_clear_error(
         (["--commit", "HEAD", "--range", "HEAD~1..HEAD"], 2, "either --commit or --range"),
         (["--format", "xml"], 2, "--format 'xml' is not one of table|json|markdown|sarif|github"),
         (["--fail-on", "low"], 2, "--fail-on 'low' is not one of high|medium|any"),
-        (["--sarif-min-band", "any"], 2, "--sarif-min-band 'any' is not one of low|medium|high"),
+        (["--sarif-min-band", "any"], 2, "--sarif-min-band 'any' is not one of minimal|low|medium|high"),
         (["--threshold", "1.5"], 2, "--threshold must be within [0, 1]"),
         (["--top-k", "0"], 2, "--top-k must be at least 1"),
         (["--state", "/nonexistent/state.sqlite"], 4, "no such state file"),

@@ -61,8 +61,8 @@ def _rules(report: PredictionReport) -> list[dict[str, Any]]:
                 "name": f"{band.value.capitalize()}RiskChange",
                 "shortDescription": {"text": title},
                 "fullDescription": {
-                    "text": f"A commit the just-in-time defect model places in the {band.value} risk band "
-                    f"({range_text})."
+                    "text": f"A commit the just-in-time defect model places in the {band.value} risk band: "
+                    f"{range_text}."
                 },
                 "help": {
                     "text": f"{advice[band]} {_HELP_TAIL}",
