@@ -108,7 +108,9 @@ def test_a_three_band_log_is_migrated_and_keeps_its_rows(log_url: str) -> None:
         assert list(window["label"].astype("float")) == [1.0, pytest.approx(float("nan"), nan_ok=True)]
         assert [r.verdict for r in log.reviews([old_id])] == ["wrong"]
         # Labels and reviews still point at the rebuilt table: a new review and a new label join.
-        log.add_review(ReviewRecord(prediction_id=new.prediction_id, verdict="right"), now=T0 + timedelta(days=3))
+        log.add_review(
+            ReviewRecord(prediction_id=new.prediction_id, verdict="right"), now=T0 + timedelta(days=3)
+        )
         log.add_feedback(FeedbackRecord(label=0, prediction_id=new.prediction_id), now=T0 + timedelta(days=3))
         with pytest.raises(sa.exc.IntegrityError), log.engine.begin() as connection:
             connection.execute(predictions_table.insert(), [_row(str(uuid.uuid4()), "severe", 0.5)])
