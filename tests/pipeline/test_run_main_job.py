@@ -61,7 +61,18 @@ def test_main_job_trains_registers_gates_and_reports(
     assert first["registry"]["gate"] == "passed"
     assert first["registry"]["champion_version"] == 1
     assert len(first["recent"]) == 5
-    assert {r["risk_band"] for r in first["recent"]} <= {"low", "medium", "high"}
+    assert {r["risk_band"] for r in first["recent"]} <= {"minimal", "low", "medium", "high"}
+    bands = first["risk_bands"]  # the cuts of the model that scored them, with its base rate
+    assert bands["low"] <= bands["medium"] == pytest.approx(bands["base_rate"]) <= bands["high"]
+    for item in first["recent"]:
+        lower, upper = {
+            "minimal": (0.0, bands["low"]),
+            "low": (bands["low"], bands["medium"]),
+            "medium": (bands["medium"], bands["high"]),
+            "high": (bands["high"], 1.0),
+        }[item["risk_band"]]
+        assert lower <= item["probability"] <= upper
+        assert item["base_rate"] == pytest.approx(bands["base_rate"])
     assert all(len(r["reasons"]) == 3 for r in first["recent"])
     report = Path(first["report"])
     page = report.read_text()

@@ -39,6 +39,8 @@ def test_the_cuts_are_half_once_and_twice_the_base_rate() -> None:
     assert bands.relative(0.3) == pytest.approx(1.5)
     assert multiple_text(bands.relative(0.3)) == "1.5x"
     assert relative_text(0.05, bands) == "0.2x the base rate of 20.0%"
+    assert relative_text(0.004, bands) == "<0.1x the base rate of 20.0%"  # 0.02x: not a bare "0.0x"
+    assert multiple_text(bands.relative(0.011)) == "0.1x"  # 0.055x
     assert [bands.bounds(band) for band in RISK_BANDS] == [(0.0, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 1.0)]
 
 

@@ -291,8 +291,10 @@ def risk_bands_of(estimator: object, *, threshold: float | None = None) -> RiskB
 
 
 def multiple_text(multiple: float) -> str:
-    """``"1.4x"`` for a relative risk, ``"-"`` when it is unknown."""
-    return "-" if not math.isfinite(multiple) else f"{multiple:.1f}x"
+    """``"1.4x"`` for a relative risk, ``"<0.1x"`` below 0.05x (not a bare "0.0x"), ``"-"`` when unknown."""
+    if not math.isfinite(multiple):
+        return "-"
+    return "<0.1x" if multiple < 0.05 else f"{multiple:.1f}x"
 
 
 def relative_text(probability: float, bands: RiskBands) -> str:
@@ -300,7 +302,7 @@ def relative_text(probability: float, bands: RiskBands) -> str:
     multiple = bands.relative(probability)
     if not math.isfinite(multiple):
         return ""
-    return f"{multiple:.1f}x the base rate of {bands.base_rate:.1%}"
+    return f"{multiple_text(multiple)} the base rate of {bands.base_rate:.1%}"
 
 
 @dataclass(frozen=True)
