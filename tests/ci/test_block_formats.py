@@ -89,13 +89,14 @@ def test_github_annotates_medium_and_high_blocks_on_their_lines(report: Predicti
 def test_sarif_results_on_block_lines_with_their_own_rules(report: PredictionReport) -> None:
     run = render_sarif(report)["runs"][0]
     rules = [r["id"] for r in run["tool"]["driver"]["rules"]]
-    assert rules[3:] == [
+    assert rules[4:] == [  # after the four commit rules
         "defectops/high-risk-block",
         "defectops/medium-risk-block",
         "defectops/low-risk-block",
+        "defectops/minimal-risk-block",
     ]
     (block,) = [r for r in run["results"] if r["ruleId"].endswith("-block")]  # low is below min_band
-    assert block["ruleIndex"] == 3
+    assert block["ruleIndex"] == 4
     assert block["level"] == "error"
     assert block["locations"][0]["physicalLocation"]["region"] == {"startLine": 6, "endLine": 9}
     assert block["partialFingerprints"] == {
@@ -119,3 +120,9 @@ def test_block_reasons_in_words() -> None:
     assert (
         describe(Reason("blk_age", 12.5, -0.1)) == "the block's age in days (blk_age=12.5) lowered the risk"
     )
+
+
+def test_sarif_min_band_minimal_reaches_the_blocks_too(report: PredictionReport) -> None:
+    run = render_sarif(report, min_band=RiskBand.MINIMAL)["runs"][0]
+    bands = [r["properties"]["riskBand"] for r in run["results"] if r["ruleId"].endswith("-block")]
+    assert bands == ["high", "low"]  # every block of the fixture, down to the low one

@@ -17,8 +17,9 @@ from defectops.ci.reasons import describe
 from defectops.ci.report import CommitPrediction, PredictionReport
 from defectops.training import RiskBand
 
-BLOCK_ORDER = (RiskBand.HIGH, RiskBand.MEDIUM, RiskBand.LOW)
-_LEVEL = {RiskBand.HIGH: "error", RiskBand.MEDIUM: "warning", RiskBand.LOW: "note"}
+#: Like the commit rules: minimal (below about half the base rate) last, a note like low.
+BLOCK_ORDER = (RiskBand.HIGH, RiskBand.MEDIUM, RiskBand.LOW, RiskBand.MINIMAL)
+_LEVEL = {RiskBand.HIGH: "error", RiskBand.MEDIUM: "warning", RiskBand.LOW: "note", RiskBand.MINIMAL: "note"}
 BLOCK_FINGERPRINT_KEY = "defectopsBlock/v1"
 
 
