@@ -40,6 +40,9 @@ def test_score_summary_and_proxies_by_hand() -> None:
     assert proxies.positive_rate == 0.5  # .525 and .975 are >= .5
     assert proxies.high_risk_share == 0.25  # only .975 is >= .8
     assert label_free_proxies(scores, settings=SETTINGS, decision_threshold=0.1).positive_rate == 0.75
+    # the model's own high band cut (twice its base rate) replaces the settings' fixed 0.8: .525 and .975
+    own = label_free_proxies(scores, settings=SETTINGS, high_risk_threshold=0.4)
+    assert (own.high_risk_threshold, own.high_risk_share) == (0.4, 0.5)
 
 
 def _window() -> pd.DataFrame:

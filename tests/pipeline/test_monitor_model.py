@@ -15,6 +15,7 @@ from defectops.errors import InputError
 from defectops.pipeline import monitor_model, monitored_version
 from defectops.pipeline.heal import FrameSource
 from defectops.predlog import PredictionRecord
+from defectops.training import risk_bands_of
 from heal_world import (
     WAITING_DAYS,
     Stack,
@@ -96,6 +97,10 @@ def test_a_quiet_period_monitored_from_the_workspace_raises_no_alarm(stack: Stac
     assert not any("no model scores on the reference" in note for note in result.notes)
     assert "fix" not in result.drifted_features  # bool and float flags are one type
     assert result.realized.n_matured == 0
+    # high risk as the service says it: the champion's high band (twice its base rate), not a fixed 0.8
+    bands = risk_bands_of(stack.registry.load(stack.name, version=version).estimator)
+    assert bands is not None
+    assert result.proxies_window.high_risk_threshold == pytest.approx(bands.high)
     assert result.realized.skipped_reason == "no matured labels in the window"
     with pytest.raises(InputError, match="no served predictions"):
         monitor_model(

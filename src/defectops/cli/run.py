@@ -145,6 +145,15 @@ def _print(result: RunResult) -> None:
         f"PR-AUC {metrics['pr_auc']:.3f}, F1 {metrics['f1']:.3f}, "
         f"Recall@20% effort {metrics['recall_at_20_effort']:.3f}, Popt {metrics['popt']:.3f}"
     )
+    from defectops.training import Evaluation
+
+    learnt = result.evaluation.feature_set if isinstance(result.evaluation, Evaluation) else None
+    if learnt is not None:
+        # The base set above is widened on the training part (e.g. by the mined history features): say what
+        # the model really learns from, or the reasons below name features the summary never mentioned.
+        stdout.print(
+            f"model features: {learnt.name} ({len(learnt.features)}): {learnt.reason}", highlight=False
+        )
     registry = result.registered
     stdout.print(
         f"registered {registry.model_name} v{registry.version}; gate {registry.gate} "

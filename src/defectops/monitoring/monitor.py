@@ -215,6 +215,7 @@ def monitor_window(
     decision_threshold: float | None = None,
     history: pd.DataFrame | None = None,
     baseline_roc_auc: float | None = None,
+    high_risk_threshold: float | None = None,
 ) -> MonitoringResult:
     """Run every check on ``window`` against ``reference`` and return the result.
 
@@ -223,7 +224,8 @@ def monitor_window(
     holds one value, else the settings' one). ``history`` is the whole training snapshot the growth of the
     age-growing features is fitted on (default: the reference; see :mod:`defectops.monitoring.trend`).
     ``baseline_roc_auc`` is the model's held-out ROC-AUC at training: realized or estimated performance this
-    far below it (``max_performance_drop``) is an alarm.
+    far below it (``max_performance_drop``) is an alarm. ``high_risk_threshold`` is the champion's ``high``
+    band cut (default: the settings' ``high_risk_threshold``).
     """
     cfg = settings or MonitoringSettings()
     # One type per metric (the feature contract): a window logged before it may hold fix as true/false.
@@ -319,11 +321,18 @@ def monitor_window(
         multivariate=multivariate,
         streams=streams,
         proxies_reference=(
-            label_free_proxies(reference_scores, settings=cfg, decision_threshold=threshold)
+            label_free_proxies(
+                reference_scores,
+                settings=cfg,
+                decision_threshold=threshold,
+                high_risk_threshold=high_risk_threshold,
+            )
             if reference_scores is not None
             else None
         ),
-        proxies_window=label_free_proxies(window_scores, settings=cfg, decision_threshold=threshold),
+        proxies_window=label_free_proxies(
+            window_scores, settings=cfg, decision_threshold=threshold, high_risk_threshold=high_risk_threshold
+        ),
         realized=realized,
         estimated=estimated,
         notes=notes,

@@ -132,16 +132,25 @@ def score_summary(scores: FloatArray) -> ScoreSummary:
 
 
 def label_free_proxies(
-    scores: FloatArray, *, settings: MonitoringSettings, decision_threshold: float | None = None
+    scores: FloatArray,
+    *,
+    settings: MonitoringSettings,
+    decision_threshold: float | None = None,
+    high_risk_threshold: float | None = None,
 ) -> LabelFreeProxies:
-    """Positive rate at the decision threshold, high-risk share and the score distribution."""
+    """Positive rate at the decision threshold, high-risk share and the score distribution.
+
+    ``high_risk_threshold`` is the model's own ``high`` band cut when it has one (twice its base rate), so
+    that the share matches what the service and CI call high; the settings' value otherwise.
+    """
     threshold = settings.decision_threshold if decision_threshold is None else decision_threshold
+    high = settings.high_risk_threshold if high_risk_threshold is None else high_risk_threshold
     return LabelFreeProxies(
         n=len(scores),
         decision_threshold=threshold,
         positive_rate=float(np.mean(scores >= threshold)) if len(scores) else 0.0,
-        high_risk_threshold=settings.high_risk_threshold,
-        high_risk_share=float(np.mean(scores >= settings.high_risk_threshold)) if len(scores) else 0.0,
+        high_risk_threshold=high,
+        high_risk_share=float(np.mean(scores >= high)) if len(scores) else 0.0,
         score=score_summary(scores),
     )
 

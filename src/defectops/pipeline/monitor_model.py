@@ -20,6 +20,7 @@ from defectops.data import EFFORT, LABEL, TIME
 from defectops.errors import InputError, NotFoundError
 from defectops.pipeline.heal.context import scored_reference, trained_at
 from defectops.registry import CHAMPION, ModelRegistry
+from defectops.training import risk_bands_of
 
 if TYPE_CHECKING:
     from defectops.config import MonitoringSettings
@@ -85,13 +86,16 @@ def monitor_model(
         str(c) for c in snapshot.columns if str(c) not in {EFFORT, LABEL, TIME} and str(c) in window.columns
     ]
     baseline = info.metrics.get("roc_auc")
+    loaded = registry.load(model_name, version=version)
+    bands = risk_bands_of(loaded.estimator, threshold=info.threshold)
     result = monitor_window(
-        scored_reference(span.frame, registry.load(model_name, version=version)),
+        scored_reference(span.frame, loaded),
         window,
         now=now,
         settings=settings,
         features=features,
         decision_threshold=info.threshold,
+        high_risk_threshold=bands.high if bands is not None else None,
         history=snapshot,
         baseline_roc_auc=baseline if baseline is not None and math.isfinite(baseline) else None,
     )

@@ -264,7 +264,7 @@ def _run(
     if any(name not in commits.columns for name in needed):
         say(f"measuring code and Terraform metrics (features: {choice.name}, {choice.reason})")
     commits, code = with_feature_columns(miner, commits, needed, progress)
-    say(f"training on {len(choice.features)} features ({choice.name})")
+    say(f"training (base feature set {choice.name}, {len(choice.features)} features)")
     # The cross-project starter never saw a label of this repository: every held-out window is fair to it.
     starter_serves = champion is not None and champion.meta.cross_project
     # The gate compares on commits the champion never saw: those made after it was trained.

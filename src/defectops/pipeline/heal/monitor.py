@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from defectops.pipeline.heal.context import HealContext
 from defectops.pipeline.heal.cycle import Cycle
+from defectops.training import risk_bands_of
 
 if TYPE_CHECKING:
     from defectops.monitoring import MonitoringResult
@@ -51,6 +52,7 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
     base["reference"] = reference_span
     features = [f for f in model.meta.features if f in window.columns and f in reference.columns]
     baseline = ctx.registry.get_version(ctx.model_name, champion).metrics.get("roc_auc")
+    bands = risk_bands_of(model.estimator, threshold=model.meta.threshold)
     result = monitor_window(
         reference,
         window,
@@ -58,6 +60,7 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         settings=ctx.monitoring or MonitoringSettings(),
         features=features,
         decision_threshold=model.meta.threshold,
+        high_risk_threshold=bands.high if bands is not None else None,
         history=ctx.reference(champion),  # the growth of age-growing features is fitted on all of it
         baseline_roc_auc=baseline if baseline is not None and math.isfinite(baseline) else None,
     )
