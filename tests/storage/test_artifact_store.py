@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import socket
 import sqlite3
 import threading
 import uuid
@@ -366,6 +367,27 @@ def test_unreachable_s3_is_an_artifact_store_error(s3_credentials: dict[str, str
     )
     with pytest.raises(ArtifactStoreError, match="cannot read"):
         store.read_bytes("x.csv")
+
+
+def test_a_silent_s3_endpoint_is_an_error_after_the_read_timeout(s3_credentials: dict[str, str]) -> None:
+    """A socket that completes TCP handshakes and never answers (a wedged proxy): the store's bounded read
+    timeout (here shortened to 1 s, one attempt) turns it into one ArtifactStoreError, not a hang (#14)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        port = int(listener.getsockname()[1])
+        store = ArtifactStore.from_url(
+            "s3://bucket/prefix",
+            storage_options={
+                **s3_credentials,
+                "endpoint_url": f"http://127.0.0.1:{port}",
+                "config_kwargs": {"read_timeout": 1, "retries": {"max_attempts": 1}},
+            },
+        )
+        with pytest.raises(ArtifactStoreError, match="cannot read") as caught:
+            store.read_bytes("x.csv")
+    assert "\n" not in str(caught.value)
+    assert s3_credentials["secret"] not in str(caught.value)
 
 
 @pytest.mark.parametrize(

@@ -71,8 +71,11 @@ _SEGMENT_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _COMMIT_RE: Final = re.compile(r"^[0-9a-f]{7,64}$")
 _SQLITE_MAGIC: Final = b"SQLite format 3\x00"
 _APPEND_ATTEMPTS: Final = 10
-#: botocore's connection and read timeouts (seconds) and retries of every S3 call.
-S3_TIMEOUTS: Final = {"connect_timeout": 10, "read_timeout": 60, "retries": {"max_attempts": 3}}
+#: botocore's connection and read timeouts (seconds) and retries of every S3 call: an endpoint that accepts
+#: and never answers is an error after at most 3 x 30 s (plus botocore's short back-off).
+S3_TIMEOUTS: Final = {"connect_timeout": 10, "read_timeout": 30, "retries": {"max_attempts": 3}}
+#: s3fs's own attempts of a call, on top of botocore's: one, or a silent endpoint costs 5 x 3 read timeouts.
+S3FS_ATTEMPTS: Final = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +181,7 @@ class ArtifactStore:
             fs = s3fs.S3FileSystem(**options)
         except (TypeError, ValueError) as error:
             raise ConfigError(f"invalid S3 storage options: {error}") from None
+        fs.retries = S3FS_ATTEMPTS  # a class attribute of s3fs, not a constructor option
         return cls(FsspecBackend(fs, rest.strip("/"), "s3"))
 
     @property
