@@ -4,6 +4,8 @@ end (trained, registered with its feature list, scored by `predict` with reasons
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -15,6 +17,7 @@ from defectops.data import BLOCK_FEATURES, FEATURE_SETS, FEATURES, TERRAFORM_FEA
 from defectops.data.mined import read_table
 from defectops.errors import InputError
 from defectops.git.repo import GitRepo
+from defectops.mining import default_model_name
 from defectops.mining.engine import Miner
 from defectops.pipeline.features import choose_features
 from defectops.pipeline.run import RunOptions
@@ -172,6 +175,42 @@ def test_run_features_terraform_trains_registers_and_predicts_with_tf_columns(
     assert again["probability"] == pytest.approx(commit["probability"])
     assert [b["address"] for b in again["blocks"]] == [block["address"]]
     assert again["blocks"][0]["probability"] == pytest.approx(block["probability"])
+    # A job on a complete clone (at the commit before `risky`) saves the miner state and the block table to
+    # the store; a shallow clone's job at HEAD then scores `risky` and its block from them, with the same
+    # probabilities: the history features come from the store, not from a complete history.
+    # (A store of their own: the prediction files above are named by commit and second.)
+    store2 = tmp_path / "store2"
+    shutil.copytree(store / "pre_trained_defect_models", store2 / "pre_trained_defect_models")
+    seed = tmp_path / "seed"
+    subprocess.run(["git", "clone", "-q", f"file://{terraform_repo.path}", str(seed)], check=True)
+    subprocess.run(["git", "-C", str(seed), "reset", "-q", "--hard", f"{risky}~1"], check=True)
+    main(["-w", str(tmp_path / "seed-ws"), "predict", "--repo", str(seed), "--commit", "HEAD",
+          "--store", str(store2), "--format", "json"])  # fmt: skip
+    assert "saved the Terraform block table" in capsys.readouterr().err
+    assert {p.name for p in (store2 / "state").iterdir()} >= {
+        "blocks.parquet",
+        "blocks.json",
+        "blocks.state.json",
+    }
+    depth = int(terraform_repo.git("rev-list", "--count", f"{risky}~1..HEAD").strip()) + 1
+    shallow = tmp_path / "shallow"
+    subprocess.run(
+        ["git", "clone", "-q", f"--depth={depth}", f"file://{terraform_repo.path}", str(shallow)], check=True
+    )
+    # A file:// clone that is shallow has neither a network remote nor its root commit, so it derives another
+    # name than the complete clones (a GitHub checkout derives the remote's): publish the model under it too.
+    shallow_name = default_model_name(GitRepo.open(shallow))
+    shutil.copytree(
+        store2 / "pre_trained_defect_models" / name, store2 / "pre_trained_defect_models" / shallow_name
+    )
+    main(["-w", str(tmp_path / "shallow-ws"), "predict", "--repo", str(shallow), "--commit", risky,
+          "--store", str(store2), "--format", "json"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert "loaded the Terraform block table" in captured.err
+    (shallow_commit,) = json.loads(captured.out)["commits"]
+    assert shallow_commit["probability"] == pytest.approx(commit["probability"])
+    assert [b["address"] for b in shallow_commit["blocks"]] == [block["address"]]
+    assert shallow_commit["blocks"][0]["probability"] == pytest.approx(block["probability"])
     assert commit["features"]["tf_resources_changed"] == 0.0
     # The reasons (TreeSHAP) rank every model input, tf_ columns included: each named feature is an input.
     assert len(commit["reasons"]) == 3

@@ -4,8 +4,10 @@ The block features need the repository's history (each block's age, past changes
 they are read from the workspace's block table (``datasets/<repo_id>/blocks.parquet``, written by ``defectops
 run`` or by an earlier predict): read back when it was mined at HEAD, continued with the new commits when
 HEAD only adds newer ones (a push on top), else mined once from the complete history; kept there. A shallow
-clone has no such history: its blocks are not scored, and a note says why. Removed blocks are not scored (the
-model does not learn from them: SZZ cannot link a block whose lines are gone).
+clone has no such history of its own: with ``predict --store`` it gets the table the store keeps
+(``state/blocks*``, saved back after scoring) and continues it over the commits it has; without one, or when
+the clone does not reach back to the table's head, its blocks are not scored, and a note says why. Removed
+blocks are not scored (the model does not learn from them: SZZ cannot link a block whose lines are gone).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 from defectops.ci.block_report import BlockPrediction
 from defectops.ci.model_source import ModelSource
 from defectops.git import GitRepo
-from defectops.mining import cached_block_features
+from defectops.mining import cached_block_features, continued_block_features
 from defectops.training import score
 
 
@@ -32,17 +34,22 @@ def score_blocks(
     """Per commit of ``shas``: its added and changed blocks, riskiest first."""
     if not shas:
         return {}
-    if repo.is_shallow():
-        note("Terraform blocks not scored: their history features need the complete history (fetch-depth: 0)")
-        return {}
     head = repo.resolve("HEAD")
+    # A shallow clone only continues a kept table: mining its truncated history would be silently wrong.
+    mine = continued_block_features if repo.is_shallow() else cached_block_features
+    kept = mine(repo, cache, head)
+    if kept is None:
+        note(
+            "Terraform blocks not scored: their history features need the complete history "
+            "(fetch-depth: 0) or, with --store, a block table in the store whose head this clone reaches"
+        )
+        return {}
     inside = [sha for sha in shas if repo.is_ancestor(sha, head)]
     if len(inside) < len(shas):
         note(
             f"Terraform blocks not scored for {len(shas) - len(inside)} commit(s) outside the history of HEAD"
         )
-    frame = cached_block_features(repo, cache, head)
-    rows = frame.loc[frame["sha"].isin(inside) & (frame["change"] != "removed")].reset_index(drop=True)
+    rows = kept.loc[kept["sha"].isin(inside) & (kept["change"] != "removed")].reset_index(drop=True)
     if not len(rows):
         return {}
     columns = model.model.input_columns()

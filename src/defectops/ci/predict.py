@@ -328,6 +328,9 @@ def run_predict(
         from defectops.ci.blocks import score_blocks
 
         cache = workspace.dataset_file(repo.repo_id(), "blocks")
+        loaded = store.load_blocks(cache) if store is not None else None
+        if loaded:
+            note(loaded)
         found = score_blocks(
             repo, block_model, [p.sha for p in predictions], cache, top_k=request.top_k, note=note
         )

@@ -87,6 +87,8 @@ class StoreSession:
         #: The stored state's version when it was loaded (None: there was none).
         self.version: str | None = None
         self.loaded_head: str | None = None
+        #: Where this run's Terraform block table is kept (None: no block model scored).
+        self.blocks_cache: Path | None = None
 
     @classmethod
     def open(cls, url: str, storage: StorageSettings | None) -> StoreSession:
@@ -113,6 +115,31 @@ class StoreSession:
             f"loaded the miner state from {self.url}/state/{STATE_NAME} "
             f"({info.commits} commits up to {info.head[:12]})"
         )
+
+    def load_blocks(self, cache: Path) -> str | None:
+        """Install the store's Terraform block table (``state/blocks*``) at ``cache``; a note, or None.
+        :meth:`save_blocks` saves the table kept there back after scoring."""
+        self.blocks_cache = cache
+        if not self.store.exists(_block_key(cache, cache)):
+            return None
+        for local in _block_files(cache):
+            key = _block_key(cache, local)
+            if self.store.exists(key):
+                local.parent.mkdir(parents=True, exist_ok=True)
+                local.write_bytes(self.store.read_bytes(key))
+        return f"loaded the Terraform block table from {self.url}/{_block_key(cache, cache)}"
+
+    def save_blocks(self, note: Note) -> None:
+        """Save the block table this run scored with (if any) back to the store, the table last."""
+        cache = self.blocks_cache
+        if cache is None:
+            return
+        files = [f for f in _block_files(cache) if f.is_file()]
+        if cache not in files:
+            return
+        for local in sorted(files, key=lambda f: f == cache):  # the table last: its presence means complete
+            self.store.write_bytes(_block_key(cache, local), local.read_bytes())
+        note(f"saved the Terraform block table to {self.url}/{_block_key(cache, cache)}")
 
     def keep_version(self, imported: str) -> str:
         """A state came from elsewhere (--state, --state-from): remember the store's version to save over."""
@@ -171,6 +198,16 @@ class StoreSession:
         where = f"{self.url}/state/{STATE_NAME}"
         note(f"saved the miner state to {where} ({info.commits} commits up to {head[:12]})")
         return True
+
+
+def _block_files(cache: Path) -> list[Path]:
+    """The block table and its two side files (the head it was mined at, the pass's history)."""
+    return [cache, cache.with_suffix(".json"), cache.with_suffix(".state.json")]
+
+
+def _block_key(cache: Path, local: Path) -> str:
+    """``state/blocks.parquet``, ``state/blocks.json``, ``state/blocks.state.json``."""
+    return "state/blocks" + local.name.removeprefix(cache.stem)
 
 
 def history_frame(report: PredictionReport, *, now: datetime) -> pd.DataFrame:

@@ -205,6 +205,7 @@ def predict(
         )
         if save_state:
             session.save_state(repo, workspace, _note)
+            session.save_blocks(_note)
     failing = report.failing()
     if failing and fail is not None:
         shas = ", ".join(f"{c.short_sha} ({c.scored.probability:.3f})" for c in failing)

@@ -1,6 +1,11 @@
 """Mining: one streaming pass over git history into typed commit records and the Kamei change metrics."""
 
-from defectops.mining.block_features import BlockFeatureResult, block_features, cached_block_features
+from defectops.mining.block_features import (
+    BlockFeatureResult,
+    block_features,
+    cached_block_features,
+    continued_block_features,
+)
 from defectops.mining.code_features import add_code_metrics, read_commits
 from defectops.mining.code_rows import COMMIT_COLUMNS
 from defectops.mining.code_store import (
@@ -33,6 +38,7 @@ __all__ = [
     "cached_block_features",
     "check_model_name",
     "code_dataset_paths",
+    "continued_block_features",
     "default_model_name",
     "is_fix_message",
     "mine_code_metrics",

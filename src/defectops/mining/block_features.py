@@ -342,6 +342,20 @@ def cached_block_features(repo: GitRepo, path: Path, head: str) -> pd.DataFrame:
     was mined at, ``<path>.state.json`` holds the pass's history). The same head is read back; a head that
     only adds commits newer than every commit read (a push on top) continues the pass from the saved history
     (the same rows as one pass over everything); any other head mines the whole history again."""
+    frame = _cached_block_features(repo, path, head, mine_all=True)
+    assert frame is not None  # mine_all: never None
+    return frame
+
+
+def continued_block_features(repo: GitRepo, path: Path, head: str) -> pd.DataFrame | None:
+    """As :func:`cached_block_features`, for a clone without the complete history (a shallow CI checkout
+    given the table from the artifact store): the kept table when it was mined at ``head`` or can be
+    continued to it from commits the clone has; None when that would need history the clone lacks (never a
+    table mined from a truncated history)."""
+    return _cached_block_features(repo, path, head, mine_all=False)
+
+
+def _cached_block_features(repo: GitRepo, path: Path, head: str, *, mine_all: bool) -> pd.DataFrame | None:
     marker = path.with_suffix(".json")
     state_path = path.with_suffix(".state.json")
     cached: pd.DataFrame | None = None
@@ -355,6 +369,8 @@ def cached_block_features(repo: GitRepo, path: Path, head: str) -> pd.DataFrame:
         except (OSError, ValueError):
             cached = None  # unreadable: mine again
     state = _continue_from(repo, state_path, head) if cached is not None and state_path.is_file() else None
+    if state is None and not mine_all:
+        return None
     result = block_features(repo, revision=head, state=state)
     frame = result.frame
     if state is not None and cached is not None:
