@@ -5,6 +5,7 @@ from defectops.data.block_labels import (
     BLOCK_FEATURES,
     BLOCK_KEY,
     BLOCK_KIND_COLUMNS,
+    BLOCK_KINDS,
     BLOCK_LINK_COLUMNS,
     block_labels_as_of,
 )
@@ -53,6 +54,7 @@ __all__ = [
     "BLOCK_COLUMNS",
     "BLOCK_FEATURES",
     "BLOCK_KEY",
+    "BLOCK_KINDS",
     "BLOCK_KIND_COLUMNS",
     "BLOCK_LINK_COLUMNS",
     "CHURN",

@@ -16,20 +16,20 @@ from defectops.errors import InputError
 
 #: The block-level links table (one row per fix, inducing commit, file and block).
 BLOCK_LINK_COLUMNS: list[str] = ["fix_sha", "fix_committed_at", "inducing_sha", "path", "address", "lines"]
-#: One-hot columns of a block's kind (the kinds of :mod:`defectops.mining.terraform`, plus ``other``).
-BLOCK_KIND_COLUMNS: tuple[str, ...] = tuple(
-    f"blk_kind_{kind}"
-    for kind in (
-        "resources",
-        "data_sources",
-        "modules",
-        "variables",
-        "outputs",
-        "locals",
-        "providers",
-        "other",
-    )
+#: The Terraform block kinds counted and diffed one by one, in column order (the ``tf_*`` metrics of
+#: :mod:`defectops.mining.terraform` and the block model's kind columns). ``locals`` counts local *values*
+#: (``local.<name>``), because a ``locals`` block has no address of its own.
+BLOCK_KINDS: tuple[str, ...] = (
+    "resources",
+    "data_sources",
+    "modules",
+    "variables",
+    "outputs",
+    "locals",
+    "providers",
 )
+#: One-hot columns of a block's kind (:data:`BLOCK_KINDS`, plus ``other``).
+BLOCK_KIND_COLUMNS: tuple[str, ...] = tuple(f"blk_kind_{kind}" for kind in (*BLOCK_KINDS, "other"))
 #: The model inputs of the block-level model, in order (see docs/metrics.md, "Block-level features").
 BLOCK_FEATURES: tuple[str, ...] = (
     *BLOCK_KIND_COLUMNS,

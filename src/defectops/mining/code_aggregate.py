@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from defectops.data import BLOCK_KINDS
 from defectops.mining.code_rows import ZERO, CommitCodeMetrics, FileCodeMetrics, SourceMetrics
-from defectops.mining.terraform import BLOCK_KINDS
 
 
 def aggregate_per_commit(

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from defectops.data import CODE_METRIC_COLUMNS, TERRAFORM_METRIC_COLUMNS
-from defectops.mining.terraform import BLOCK_KINDS, TerraformDiff, TerraformMetrics
+from defectops.data import BLOCK_KINDS, CODE_METRIC_COLUMNS, TERRAFORM_METRIC_COLUMNS
+from defectops.mining.terraform import TerraformDiff, TerraformMetrics
 
 #: The language name of Terraform rows; every other language name is lizard's (``python``, ``cpp``, ...).
 TERRAFORM: Final = "terraform"

@@ -27,19 +27,8 @@ from itertools import pairwise
 from types import MappingProxyType
 from typing import Any, Final
 
+from defectops.data import BLOCK_KINDS
 from defectops.errors import TerraformParseError
-
-#: The block kinds counted and diffed one by one, in column order. ``locals`` counts local *values*
-#: (``local.<name>``), because a ``locals`` block has no address of its own.
-BLOCK_KINDS: tuple[str, ...] = (
-    "resources",
-    "data_sources",
-    "modules",
-    "variables",
-    "outputs",
-    "locals",
-    "providers",
-)
 
 #: Every other top-level block (``terraform``, ``moved``, ``import``, ``check``, ``removed``, ...).
 OTHER_KIND = "other"
