@@ -79,10 +79,11 @@ def test_markdown_lists_every_block_beside_the_commit(report: PredictionReport) 
 def test_github_annotates_medium_and_high_blocks_on_their_lines(report: PredictionReport) -> None:
     lines = render_github(report)
     blocks = [line for line in lines if "endLine=" in line]
+    # GitHub workflow commands escape % as %25
     assert blocks == [
         "::error file=main.tf,line=6,endLine=9,title=defectops%3A module.eks_managed_node_group high risk "
-        "(0.62)::module.eks_managed_node_group changed: risk high (0.620), because the block's earlier changes "
-        "(blk_changes=4) raised the risk; commit 111111111111: medium (0.310)"
+        "(0.62)::module.eks_managed_node_group changed: risk high (0.620, 3.1x the block base rate of 20.0%25), "
+        "because the block's earlier changes (blk_changes=4) raised the risk; commit 111111111111: medium (0.310)"
     ]
 
 
@@ -103,7 +104,9 @@ def test_sarif_results_on_block_lines_with_their_own_rules(report: PredictionRep
         "defectopsBlock/v1": f"{SHA}:main.tf:module.eks_managed_node_group"
     }
     assert block["properties"]["commitRiskBand"] == "medium"
-    assert block["message"]["text"].startswith("module.eks_managed_node_group changed: risk high (0.620)")
+    assert block["message"]["text"].startswith(
+        "module.eks_managed_node_group changed: risk high (0.620, 3.1x the block base rate of 20.0%)"
+    )
 
 
 def test_block_reasons_in_words() -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from defectops.ci.reasons import describe
-from defectops.training import RiskBand, Scored
+from defectops.training import RiskBand, Scored, multiple_text
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,8 +27,13 @@ class BlockPrediction:
         return self.scored.band
 
     def headline(self) -> str:
-        """``module.eks_managed_node_group changed: risk high, because ...``."""
-        text = f"{self.address} {self.change}: risk {self.band.value} ({self.scored.probability:.3f})"
+        """``module.eks_managed_node_group changed: risk high (0.612, 2.4x the block base rate of 25.0%),
+        because ...``: the base rate is the block model's (the share of defect-inducing blocks it learnt
+        from), beside the band as for commits."""
+        base, scored = self.scored.known_base_rate, self.scored
+        times = multiple_text(scored.relative_risk)
+        relative = f", {times} the block base rate of {base:.1%}" if base else ""
+        text = f"{self.address} {self.change}: risk {self.band.value} ({scored.probability:.3f}{relative})"
         reasons = "; ".join(describe(r) for r in self.scored.reasons)
         return f"{text}, because {reasons}" if reasons else text
 

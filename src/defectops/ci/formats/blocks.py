@@ -2,9 +2,10 @@
 
 Each added or changed block scored by the block-level model is reported on its own lines (the block's span
 after the commit), with its band, probability and reasons, and the commit-level risk beside it:
-``module.eks_managed_node_group changed: risk high (0.612), because ...; commit 1a2b3c4d5e6f: medium
-(0.310)``. Markdown lists every block; SARIF results and GitHub annotations are made for blocks in the medium
-and high bands (SARIF: ``min_band`` or above), under their own rules ``defectops/<band>-risk-block``.
+``module.eks_managed_node_group changed: risk high (0.612, 3.0x the block base rate of 20.0%), because ...;
+commit 1a2b3c4d5e6f: medium (0.310)``. Markdown lists every block; SARIF results and GitHub annotations are
+made for blocks in the medium and high bands (SARIF: ``min_band`` or above), under their own rules
+``defectops/<band>-risk-block``.
 """
 
 from __future__ import annotations
