@@ -108,7 +108,7 @@ def test_markdown_is_exactly_the_pull_request_comment(report: PredictionReport) 
             "",
             "| Commit | Subject | Risk | Probability | vs base rate (20.0%) | Top reasons |",
             "| --- | --- | --- | --- | --- | --- |",
-            "| `111111111111` | Add parser \\| fast &lt;b&gt; | high | 0.912 | 4.6x | many lines added (la=812) raised the "
+            "| `111111111111` | Add parser \\| fast &lt;b&gt; | high | 0.912 | 4.5x | many lines added (la=812) raised the "
             "risk; few files changed (nf=2) lowered the risk |",
             "| `222222222222` | Use &#64;bob's helper, 50% faster | medium | 0.300 | 1.5x | the author's experience (exp=3) "
             "raised the risk |",
@@ -204,7 +204,7 @@ def test_sarif_has_the_required_fields_and_one_result_per_located_commit(report:
 
     assert results[0]["message"]["text"] == (
         'Commit 111111111111 "Add parser | fast <b>" has a high defect risk: probability 0.912, '
-        "4.6x the base rate of 20.0% (threshold 0.500). "
+        "4.5x the base rate of 20.0% (threshold 0.500). "
         "Reasons: many lines added (la=812) raised the risk; few files changed (nf=2) lowered the risk."
     )
     assert results[2]["message"]["text"] == (
@@ -253,9 +253,9 @@ def test_sarif_reports_the_bands_from_min_band_up(
 
 def test_github_workflow_commands_exactly(report: PredictionReport) -> None:
     assert render_github(report) == [
-        "111111111111 high 0.912 (4.6x the base rate of 20.0%)",
+        "111111111111 high 0.912 (4.5x the base rate of 20.0%)",
         "::error file=src/parser.py,line=1,title=defectops%3A high defect risk (0.91)::Commit 111111111111 "
-        '"Add parser | fast <b>": probability 0.912, 4.6x the base rate of 20.0%25 (threshold 0.500). '
+        '"Add parser | fast <b>": probability 0.912, 4.5x the base rate of 20.0%25 (threshold 0.500). '
         "Reasons: many lines added (la=812) raised "
         "the risk; few files changed (nf=2) lowered the risk. Fails --fail-on medium: in the medium or high band "
         "(probability at or above 0.200).",
@@ -356,7 +356,7 @@ def test_table_has_one_row_per_commit(report: PredictionReport) -> None:
     assert [c.header for c in table.columns] == ["commit", "risk", "probability", "subject", "top reasons"]
     assert table.row_count == 4
     assert list(table.columns[0].cells) == ["111111111111", "222222222222", "333333333333", "444444444444"]
-    assert list(table.columns[2].cells) == ["0.912 (4.6x)", "0.300 (1.5x)", "0.160 (0.8x)", "0.040 (0.2x)"]
+    assert list(table.columns[2].cells) == ["0.912 (4.5x)", "0.300 (1.5x)", "0.160 (0.8x)", "0.040 (0.2x)"]
     assert list(table.columns[1].cells) == [
         "[bold red]high[/]",
         "[yellow]medium[/]",
@@ -370,7 +370,7 @@ def test_check_run_headline_counts_every_band_with_the_base_rate(report: Predict
     from defectops.events.checks import headline
 
     assert headline(report) == (
-        "Defect risk: 1 high, 1 medium, 1 low, 1 minimal (highest 0.912, 4.6x the base rate of 20.0%)"
+        "Defect risk: 1 high, 1 medium, 1 low, 1 minimal (highest 0.912, 4.5x the base rate of 20.0%)"
     )
     one = dataclasses.replace(report, commits=report.commits[3:])
     assert headline(one) == "Defect risk: minimal (probability 0.040, 0.2x the base rate of 20.0%)"

@@ -40,7 +40,12 @@ def test_the_cuts_are_half_once_and_twice_the_base_rate() -> None:
     assert multiple_text(bands.relative(0.3)) == "1.5x"
     assert relative_text(0.05, bands) == "0.2x the base rate of 20.0%"
     assert relative_text(0.004, bands) == "<0.1x the base rate of 20.0%"  # 0.02x: not a bare "0.0x"
-    assert multiple_text(bands.relative(0.011)) == "0.1x"  # 0.055x
+    assert multiple_text(bands.relative(0.011)) == "<0.1x"  # 0.055x: cut down, not rounded up
+    assert multiple_text(bands.relative(0.02)) == "0.1x"
+    # 0.399 is 1.995x, still medium: it reads 1.9x, never "2.0x" beside a medium band; 0.4 is high at 2.0x
+    assert (bands.band(0.399), multiple_text(bands.relative(0.399))) == (RiskBand.MEDIUM, "1.9x")
+    assert (bands.band(0.4), multiple_text(bands.relative(0.4))) == (RiskBand.HIGH, "2.0x")
+    assert multiple_text(bands.relative(0.2)) == "1.0x"  # the medium cut itself
     assert [bands.bounds(band) for band in RISK_BANDS] == [(0.0, 0.1), (0.1, 0.2), (0.2, 0.4), (0.4, 1.0)]
 
 

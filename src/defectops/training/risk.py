@@ -291,10 +291,14 @@ def risk_bands_of(estimator: object, *, threshold: float | None = None) -> RiskB
 
 
 def multiple_text(multiple: float) -> str:
-    """``"1.4x"`` for a relative risk, ``"<0.1x"`` below 0.05x (not a bare "0.0x"), ``"-"`` when unknown."""
+    """``"1.4x"`` for a relative risk, ``"<0.1x"`` below 0.1x (not a bare "0.0x"), ``"-"`` when unknown.
+
+    The multiple is cut down to one decimal, never rounded up: the bands are cut at whole multiples of the
+    base rate (1x, 2x), so a commit at 1.96x in the medium band must not read "2.0x medium"."""
     if not math.isfinite(multiple):
         return "-"
-    return "<0.1x" if multiple < 0.05 else f"{multiple:.1f}x"
+    tenths = math.floor(multiple * 10 + 1e-9)
+    return "<0.1x" if tenths < 1 else f"{tenths / 10:.1f}x"
 
 
 def relative_text(probability: float, bands: RiskBands) -> str:
