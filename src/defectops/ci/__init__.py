@@ -1,6 +1,8 @@
 """CI integration: ``defectops predict`` for commits and pull requests, its output formats (table, JSON,
 markdown, SARIF, GitHub workflow commands), and ``defectops models export`` for MLflow-free scoring in CI."""
 
+from defectops.ci.block_report import BlockPrediction
+from defectops.ci.blocks import score_blocks
 from defectops.ci.formats.github import append_summary, render_github
 from defectops.ci.formats.jsondoc import render_json
 from defectops.ci.formats.markdown import render_markdown
@@ -15,6 +17,7 @@ from defectops.ci.store import StoreSession, StoreWrites
 __all__ = [
     "DEFAULT_INFORMATION_URI",
     "MODELS_PREFIX",
+    "BlockPrediction",
     "FailOn",
     "ModelSource",
     "OutputFormat",
@@ -35,5 +38,6 @@ __all__ = [
     "render_table",
     "resolve_model",
     "run_predict",
+    "score_blocks",
     "store_predictions",
 ]

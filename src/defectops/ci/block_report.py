@@ -3,7 +3,7 @@ changed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from defectops.ci.reasons import describe
@@ -13,7 +13,7 @@ from defectops.training import RiskBand, Scored, multiple_text
 @dataclass(frozen=True, slots=True)
 class BlockPrediction:
     """One changed block of one commit, scored by the block-level model; ``first_line``/``last_line`` are its
-    lines after the commit."""
+    lines after the commit. ``predict`` reports it and ``serve`` answers it (``POST /v1/commits/score``)."""
 
     path: str
     address: str
@@ -21,6 +21,8 @@ class BlockPrediction:
     first_line: int
     last_line: int
     scored: Scored
+    #: The block features it was scored with (what the service logs; not part of the report).
+    inputs: dict[str, float] = field(default_factory=dict, compare=False)
 
     @property
     def band(self) -> RiskBand:

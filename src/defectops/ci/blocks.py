@@ -53,9 +53,10 @@ def score_blocks(
     if not len(rows):
         return {}
     columns = model.model.input_columns()
+    inputs = rows.loc[:, columns].astype("float64")
     results = score(
         model.model,
-        rows.loc[:, columns].astype("float64"),
+        inputs,
         model_name=model.name,
         model_version=model.version,
         threshold=model.threshold,
@@ -64,7 +65,7 @@ def score_blocks(
         shas=rows["sha"].tolist(),
     )
     found: dict[str, list[BlockPrediction]] = {}
-    for row, result in zip(rows.to_dict("records"), results, strict=True):
+    for row, values, result in zip(rows.to_dict("records"), inputs.to_dict("records"), results, strict=True):
         found.setdefault(str(row["sha"]), []).append(
             BlockPrediction(
                 path=str(row["path"]),
@@ -73,6 +74,7 @@ def score_blocks(
                 first_line=int(row["first_line"]),
                 last_line=int(row["last_line"]),
                 scored=result,
+                inputs={str(k): float(v) for k, v in values.items()},
             )
         )
     return {

@@ -265,10 +265,50 @@ class CommitScoreRequest(BaseModel):
         return self
 
 
+class BlockRiskOut(BaseModel):
+    """One Terraform block a commit added or changed, scored by the repository's block-level model
+    (``<model name>-blocks``, #17): the record ``defectops predict`` reports for it."""
+
+    prediction_id: str = Field(description="Id under which the block's prediction is logged.")
+    path: str
+    address: str = Field(description="The block's Terraform address, e.g. module.eks_managed_node_group.")
+    change: Literal["added", "changed"]
+    first_line: int = Field(description="First line of the block after the commit.")
+    last_line: int = Field(description="Last line of the block after the commit.")
+    sha: str | None = None
+    probability: float = Field(
+        description="Calibrated probability that the change to the block induces a defect."
+    )
+    risk: bool = Field(description="probability >= threshold.")
+    risk_band: Literal["minimal", "low", "medium", "high"] = Field(
+        description="Against the block model's base rate, cut as for commits."
+    )
+    base_rate: float | None = Field(
+        description="The share of defect-inducing blocks the block model learnt from."
+    )
+    relative_risk: float | None
+    threshold: float
+    model_name: str
+    model_version: str
+    reasons: list[ReasonOut]
+    reasons_text: list[str] = Field(description="The reasons in words, as in predict's reports.")
+    cross_project: bool = False
+
+
+class CommitPredictionOut(PredictionOut):
+    """One scored commit, with its changed Terraform blocks when the repository has a block-level model."""
+
+    blocks: list[BlockRiskOut] | None = Field(
+        default=None,
+        description="The commit's added and changed Terraform blocks, riskiest first (absent without a block "
+        "model: a repository that is not Terraform, or whose block model has no champion).",
+    )
+
+
 class CommitScoreResponse(BaseModel):
     repo: str
     revision: str
-    predictions: list[PredictionOut]
+    predictions: list[CommitPredictionOut]
     skipped_merges: list[str] = Field(description="Merge commits of the range (not scored: no own change).")
 
 

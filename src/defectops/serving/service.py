@@ -26,9 +26,10 @@ from pydantic_core import to_json
 from defectops.config import ServeSettings, Settings, Workspace
 from defectops.data import METRIC_NAMES, RICH_FEATURES
 from defectops.errors import ModelError, NotFoundError, PayloadTooLargeError
-from defectops.predlog import FeedbackOutcome, FeedbackRecord, PredictionLog, default_url
+from defectops.predlog import FeedbackOutcome, FeedbackRecord, PredictionLog, PredictionRecord, default_url
 from defectops.registry import ModelRegistry
-from defectops.serving.answers import RowBatch, answer, frame_batch, records_batch
+from defectops.serving.answers import RowBatch, answer, frame_batch, new_prediction_ids, records_batch
+from defectops.serving.blocks import BlockScorer, ScoredBlocks
 from defectops.serving.code_fields import CODE_FIELDS
 from defectops.serving.control import ControlFile
 from defectops.serving.deployment import Deployment, ServingModel
@@ -82,6 +83,10 @@ class PredictionService:
             clock=clock,
             threshold=serve.threshold,
             retry_seconds=serve.degraded_retry_seconds,
+        )
+        # The repository's block-level model (#17), scored beside the commits of /v1/commits/score.
+        self.blocks = BlockScorer(
+            settings, registry, serve.model_name, clock=clock, poll_seconds=serve.poll_seconds
         )
         self.repositories: dict[str, Path] = dict(serve.repositories)
         self._log: PredictionLog | None = None
@@ -154,7 +159,27 @@ class PredictionService:
         if champion is not None and len(frame):
             check_finite(frame, [f for f in champion.features if f in frame.columns])
 
+        top_k = self.serve.top_k if request.top_k is None else request.top_k
+        shas = [str(s) for s in frame["sha"]]
+        now = self.clock()
+        blocks: ScoredBlocks | None = None
+        if shas:
+            blocks = await anyio.to_thread.run_sync(
+                partial(
+                    self.blocks.score,
+                    path,
+                    shas,
+                    request.repo,
+                    top_k=top_k,
+                    ids=lambda n: new_prediction_ids(n, now),
+                    now=now,
+                )
+            )
+
         def render(documents: list[dict[str, Any]]) -> bytes:
+            if blocks is not None:
+                for document in documents:
+                    document["blocks"] = blocks.documents.get(str(document["commit_sha"]), [])
             body = {
                 "repo": request.repo,
                 "revision": revision,
@@ -172,8 +197,7 @@ class PredictionService:
         rich = [f for f in RICH_FEATURES if champion is not None and f in champion.features]
         code = [f for f in champion.features if f in CODE_FIELDS] if champion is not None else []
         batch = frame_batch(frame, request.repo, [*METRIC_NAMES, *rich, *code, *text])
-        top_k = self.serve.top_k if request.top_k is None else request.top_k
-        return await self._answer(batch, top_k, render)
+        return await self._answer(batch, top_k, render, () if blocks is None else blocks.rows)
 
     def _mine(self, path: Path, revision: str) -> pd.DataFrame:
         from defectops.git import GitRepo
@@ -194,8 +218,11 @@ class PredictionService:
             frame = add_code_metrics(repo, frame)
         return frame
 
-    async def _answer(self, batch: RowBatch, top_k: int, render: Render) -> bytes:
-        """Score, hand the rows to the log writer, render the answer meanwhile; return it once committed."""
+    async def _answer(
+        self, batch: RowBatch, top_k: int, render: Render, extra: Sequence[PredictionRecord] = ()
+    ) -> bytes:
+        """Score, hand the rows to the log writer, render the answer meanwhile; return it once committed.
+        ``extra`` rows (the blocks of scored commits) are committed with them, in the same group."""
         deployment = self.deployment  # one read: the whole request sees one deployment
         now = self.clock()
         large = batch.size > INLINE_ROWS
@@ -203,7 +230,7 @@ class PredictionService:
             result = await anyio.to_thread.run_sync(partial(answer, deployment, batch, top_k=top_k, now=now))
         else:
             result = answer(deployment, batch, top_k=top_k, now=now)
-        committed = self.writer.submit(result.rows)
+        committed = self.writer.submit([*result.rows, *extra] if extra else result.rows)
         try:
             if large:
                 body = await anyio.to_thread.run_sync(render, result.documents)

@@ -1,0 +1,136 @@
+"""Terraform block risk in ``POST /v1/commits/score`` (#17): the changed blocks of each scored commit, scored
+by the repository's block-level model (``<model name>-blocks``) as ``defectops predict`` scores them.
+
+The scoring is :func:`defectops.ci.score_blocks` and the records are its
+:class:`~defectops.ci.BlockPrediction` (the same block table in the workspace, the same features, reasons
+and bands), so the API and CI cannot disagree about a block. The block model is the registry's champion of
+``<model name>-blocks``, looked up again at most every ``poll_seconds`` (``heal`` may promote a new one) and
+loaded once per version; without one (a repository that is not Terraform, or whose block model never passed
+its gate) the answer is the commit-level one alone, as before.
+
+Every block answered is logged beside the commit predictions, in the same group commit (nothing is
+answered before it is durable): model ``<name>-blocks``, the block's features as inputs plus its ``path``,
+``address`` and ``change``.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from defectops.ci import BlockPrediction, ModelSource, resolve_model, score_blocks
+from defectops.config import Settings, Workspace
+from defectops.errors import NotFoundError
+from defectops.predlog import PredictionRecord
+from defectops.registry import CHAMPION, ModelRegistry
+
+BLOCK_SUFFIX = "-blocks"
+
+
+@dataclass(frozen=True)
+class ScoredBlocks:
+    """The blocks of one request: per commit sha their answers (JSON documents), and the log rows."""
+
+    documents: dict[str, list[dict[str, Any]]]
+    rows: list[PredictionRecord]
+
+
+class BlockScorer:
+    """The block champion of ``<model_name>-blocks`` and the scoring of a repository's commits with it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: ModelRegistry,
+        model_name: str,
+        *,
+        clock: Callable[[], datetime],
+        poll_seconds: float,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.name = f"{model_name}{BLOCK_SUFFIX}"
+        self.clock = clock
+        self.poll_seconds = poll_seconds
+        self.workspace = Workspace.from_settings(settings)
+        self._lock = threading.Lock()  # one block table writer per service process
+        self._model: ModelSource | None = None
+        self._checked: datetime | None = None
+
+    def model(self) -> ModelSource | None:
+        """The block champion now (None without one); the alias is read again after ``poll_seconds``."""
+        now = self.clock()
+        if self._checked is not None and (now - self._checked).total_seconds() < self.poll_seconds:
+            return self._model
+        try:
+            version = self.registry.alias_version(self.name, CHAMPION)
+        except NotFoundError:
+            version = None
+        if version is None:
+            self._model = None
+        elif self._model is None or self._model.version != str(version):
+            self._model = resolve_model(
+                model_dir=None, model_name=self.name, alias=CHAMPION, settings=self.settings
+            )
+        self._checked = now
+        return self._model
+
+    def score(
+        self,
+        path: Path,
+        shas: Sequence[str],
+        repo_id: str,
+        *,
+        top_k: int,
+        ids: Callable[[int], list[str]],
+        now: datetime,
+    ) -> ScoredBlocks | None:
+        """Score the added and changed blocks of ``shas`` (None when there is no block model); blocking."""
+        from defectops.git import GitRepo
+
+        with self._lock:
+            model = self.model()
+            if model is None:
+                return None
+            repo = GitRepo.open(path)
+            cache = self.workspace.dataset_file(repo.repo_id(), "blocks")
+            found = score_blocks(repo, model, list(shas), cache, top_k=top_k, note=lambda _text: None)
+        flat = [(sha, block) for sha in shas for block in found.get(sha, ())]
+        prediction_ids = ids(len(flat))
+        documents: dict[str, list[dict[str, Any]]] = {sha: [] for sha in shas}
+        rows: list[PredictionRecord] = []
+        for prediction_id, (sha, block) in zip(prediction_ids, flat, strict=True):
+            documents[sha].append({"prediction_id": prediction_id, **block.as_dict()})
+            rows.append(_record(prediction_id, block, model, repo_id, sha, now))
+        return ScoredBlocks(documents, rows)
+
+
+def _record(
+    prediction_id: str, block: BlockPrediction, model: ModelSource, repo_id: str, sha: str, now: datetime
+) -> PredictionRecord:
+    scored = block.scored
+    inputs: dict[str, Any] = {
+        **{k: (v if math.isfinite(v) else None) for k, v in block.inputs.items()},
+        "path": block.path,
+        "address": block.address,
+        "change": block.change,
+    }
+    return PredictionRecord(
+        prediction_id=prediction_id,
+        created_at=now,
+        model_name=model.name,
+        model_version=model.version,
+        served=True,
+        inputs=inputs,
+        score=scored.probability,
+        threshold=scored.threshold,
+        risk_label=1 if scored.probability >= scored.threshold else 0,
+        risk_band=scored.band.value,
+        repo=repo_id,
+        commit_sha=sha,
+    )
