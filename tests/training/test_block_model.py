@@ -18,7 +18,12 @@ from defectops.data import BLOCK_FEATURES
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, block_links, label_repository
 from defectops.mining import block_features
-from defectops.training import block_training_table, evaluate_block_model, train_block_model
+from defectops.training import (
+    block_training_table,
+    evaluate_block_model,
+    new_block_labels,
+    train_block_model,
+)
 from gitrepo import RepoBuilder
 from synthetic_terraform import build_terraform_history
 
@@ -82,3 +87,40 @@ def test_block_model_is_judged_on_a_later_window(world) -> None:
 
     fitted = train_block_model(block_training_table(blocks, links, at=NOW))
     assert list(fitted.features) == list(BLOCK_FEATURES)
+
+
+def test_an_online_block_model_learns_the_labels_that_matured_by_partial_fit(world) -> None:
+    _info, blocks, links = world
+    # The champion learnt its labels 200 days before the last commit; NOW is years later (all known).
+    since = pd.Timestamp(blocks["committed_at"].max()).to_pydatetime() - timedelta(days=200)
+    base = train_block_model(block_training_table(blocks, links, at=since), kind="online").model
+    counts = base.class_counts_.copy()
+    new = new_block_labels(blocks, links, at=NOW, since=since)
+    # Restated by hand: non-removed blocks labelled at NOW whose label became known after `since` (a fix
+    # after it, or the waiting period ending after it), the oldest known first.
+    known = blocks.loc[blocks["change"] != "removed"].merge(
+        links.groupby(["inducing_sha", "path", "address"], as_index=False)
+        .agg(fixed=("fix_committed_at", "min"))
+        .rename(columns={"inducing_sha": "_s"}),
+        left_on=["sha", "path", "address"],
+        right_on=["_s", "path", "address"],
+        how="left",
+    )
+    fixed = pd.to_datetime(known["fixed"], utc=True)
+    clean_at = pd.to_datetime(known["committed_at"], utc=True) + timedelta(days=90)
+    when = fixed.where(fixed.notna() & (fixed <= NOW), clean_at.where(clean_at <= NOW))
+    expected = known.loc[when.notna() & (when > pd.Timestamp(since))]
+    assert len(new) == len(expected) > 0
+    assert int(new["label"].sum()) == int((fixed.notna() & (fixed <= NOW))[expected.index].sum())
+
+    updated = train_block_model(new, update=base).model
+    assert (base.class_counts_ == counts).all()  # the champion itself never changes
+    assert updated.class_counts_.tolist() == [
+        counts[0] + (new["label"] == 0).sum(),
+        counts[1] + (new["label"] == 1).sum(),
+    ]
+    # The judged copy learnt only what was known when the window (commits since `since`) began.
+    evaluation = evaluate_block_model(blocks, links, now=NOW, since=since, update=base)
+    assert evaluation.extra["kind"] == "online update"
+    assert evaluation.train_rows < len(new)
+    assert 0.0 <= evaluation.metrics["roc_auc"] <= 1.0

@@ -330,7 +330,7 @@ def _run(
     if choice.name in ("terraform", "all"):
         blocks = run_block_stage(
             repo, workspace, registry, name, labelled.links, head=mined.head, now=now,
-            waiting_days=options.waiting_days, say=say,
+            waiting_days=options.waiting_days, say=say, online=options.kind == "online",
         )  # fmt: skip
 
     say("scoring recent commits")

@@ -58,7 +58,7 @@ from defectops.errors import ConfigError, InputError
 from defectops.locks import exclusive
 
 Action = Literal["register", "promote", "rollback", "archive"]
-HealStep = Literal["start", "refresh", "watch", "gate", "monitor", "decide", "train", "error"]
+HealStep = Literal["start", "refresh", "watch", "gate", "monitor", "decide", "train", "blocks", "error"]
 
 _metadata = MetaData()
 

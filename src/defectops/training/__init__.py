@@ -5,6 +5,7 @@ from defectops.training.blocks import (
     block_table,
     block_training_table,
     evaluate_block_model,
+    new_block_labels,
     train_block_model,
 )
 from defectops.training.candidate import (
@@ -100,6 +101,7 @@ __all__ = [
     "load_model",
     "load_starter",
     "multiple_text",
+    "new_block_labels",
     "online_candidate",
     "proportion_sample_size",
     "recall_at_effort",

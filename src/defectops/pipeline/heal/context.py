@@ -9,6 +9,7 @@ reference snapshots are cached by version: the scheduler keeps one healer (a con
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -84,6 +85,8 @@ class HealContext:
     ``source`` is where challengers learn from (None: the loop watches, gates and monitors but cannot
     train). ``feedback_repo`` is the repository id under which the service logs predictions of this
     repository's commits; the labels of the history are written there as feedback every cycle.
+    ``repo`` and ``workspace_root`` are where the block-level model (``<model_name>-blocks``) reads the
+    repository's blocks and keeps its block table (None: that model is not healed).
     """
 
     def __init__(
@@ -101,6 +104,8 @@ class HealContext:
         feedback_repo: str | None = None,
         waiting_days: int = 90,
         who: str = WHO,
+        repo: Path | None = None,
+        workspace_root: Path | None = None,
     ) -> None:
         self.model_name = model_name
         self.registry = registry
@@ -114,6 +119,8 @@ class HealContext:
         self.feedback_repo = feedback_repo
         self.waiting_days = waiting_days
         self.who = who
+        self.repo = repo
+        self.workspace_root = workspace_root
         self._models: dict[int, LoadedModel] = {}
         self._references: dict[int, pd.DataFrame] = {}
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from defectops.config import HealSettings
 from defectops.errors import HealBusyError, InputError
+from defectops.pipeline.heal.blocks import blocks_step
 from defectops.pipeline.heal.context import HealContext
 from defectops.pipeline.heal.cycle import Cycle, HealReport
 from defectops.pipeline.heal.decide import decide_step
@@ -105,6 +106,8 @@ class Healer(HealContext):
             online=online,
             feedback_repo=feedback_repo,
             waiting_days=settings.label_waiting_days,
+            repo=repo,
+            workspace_root=workspace.root,
         )
 
     def close(self) -> None:
@@ -172,6 +175,7 @@ class Healer(HealContext):
         )
         if decided.decision.retrain:
             train_step(self, cycle, gated.champion, refreshed.history, decided.decision)
+        blocks_step(self, cycle, refreshed.history)
 
     @contextmanager
     def _exclusive(self) -> Iterator[None]:

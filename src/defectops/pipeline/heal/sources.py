@@ -52,6 +52,9 @@ class History:
     files: pd.DataFrame | None
     fingerprint: str | Mapping[str, Any]
     summary: HistorySummary | None = None
+    #: The SZZ links of the labels (a repository's; None when the source does not keep them), which the
+    #: block-level model's labels are placed from.
+    links: pd.DataFrame | None = None
 
 
 class HistorySource(Protocol):
@@ -109,6 +112,7 @@ class RepositorySource:
                 head=mined.head,
                 labels=labelled.summary.labels,
             ),
+            links=labelled.links,
         )
 
 
