@@ -16,7 +16,7 @@ router = APIRouter(prefix="/v1/commits", tags=["predictions"])
     responses={
         404: {"description": "Unknown repository id."},
         413: {"description": "The range holds more commits than the batch limit."},
-        503: {"description": "No model loaded."},
+        503: {"description": "No model loaded, or the repository's block-level champion does not load."},
     },
 )
 async def score_commits(body: CommitScoreRequest, service: ServiceDep, _role: PredictDep) -> Response:
