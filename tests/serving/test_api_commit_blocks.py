@@ -88,7 +88,9 @@ def test_commit_score_lists_each_changed_block_with_risk_band_and_reasons_and_lo
 
     response = client.post("/v1/commits/score", json={"repo": "tf", "commit": shas[2]})
     assert response.status_code == 200, response.text
-    [commit] = response.json()["predictions"]
+    body = response.json()
+    assert "block_notes" not in body  # every block was scored
+    [commit] = body["predictions"]
     blocks = commit["blocks"]
     # By hand: "Fix role name" puts the variable first (line 1), then the role (lines 2-5) whose name it
     # changes; the node group (lines 6-9) is untouched. Two blocks, riskiest first.
@@ -144,6 +146,28 @@ def test_commit_score_lists_each_changed_block_with_risk_band_and_reasons_and_lo
     assert logged.score == pytest.approx(role["probability"], abs=1e-12)
 
 
+def test_blocks_of_a_commit_outside_head_are_not_scored_and_the_answer_says_why(
+    deployed: Deployed, make_client: MakeClient, api_session: Session, tmp_path: Path
+) -> None:
+    repo, shas = _history(tmp_path / "tf", api_session)
+    _register_blocks(deployed, api_session)
+    # A commit on a side branch: the service scores the commit, but its blocks' history features are read
+    # from the block table of HEAD's history, which does not hold it (predict says the same).
+    repo.git("checkout", "-q", "-b", "side")
+    side = repo.commit(
+        "Grow it on a branch", {"main.tf": ROLE % ("role", "") + GROUP % 4}, author=BOB, days=1
+    )
+    repo.git("checkout", "-q", "main")
+    client = make_client(deployed.name, repositories={"tf": repo.path})
+    response = client.post("/v1/commits/score", json={"repo": "tf", "commit": side})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    [commit] = body["predictions"]
+    assert commit["blocks"] == []
+    assert body["block_notes"] == ["Terraform blocks not scored for 1 commit(s) outside the history of HEAD"]
+    assert shas  # the main line is untouched
+
+
 def test_commit_score_without_a_block_model_answers_as_before(
     deployed: Deployed, make_client: MakeClient, api_session: Session, tmp_path: Path
 ) -> None:
@@ -151,8 +175,10 @@ def test_commit_score_without_a_block_model_answers_as_before(
     client = make_client(deployed.name, repositories={"tf": repo.path})
     response = client.post("/v1/commits/score", json={"repo": "tf", "commit": shas[2]})
     assert response.status_code == 200, response.text
-    [commit] = response.json()["predictions"]
+    body = response.json()
+    [commit] = body["predictions"]
     assert "blocks" not in commit
+    assert "block_notes" not in body
     with PredictionLog.from_url(f"sqlite:///{tmp_path / 'predictions.db'}") as log:
         assert [p.model_name for p in log.by_commit("tf", shas[2])] == [deployed.name]
 

@@ -38,6 +38,8 @@ class ScoredBlocks:
 
     documents: dict[str, list[dict[str, Any]]]
     rows: list[PredictionRecord]
+    #: Why some blocks were not scored (a shallow clone, commits outside HEAD's history), as predict says.
+    notes: list[str]
 
 
 class BlockScorer:
@@ -99,7 +101,8 @@ class BlockScorer:
                 return None
             repo = GitRepo.open(path)
             cache = self.workspace.dataset_file(repo.repo_id(), "blocks")
-            found = score_blocks(repo, model, list(shas), cache, top_k=top_k, note=lambda _text: None)
+            notes: list[str] = []
+            found = score_blocks(repo, model, list(shas), cache, top_k=top_k, note=notes.append)
         flat = [(sha, block) for sha in shas for block in found.get(sha, ())]
         prediction_ids = ids(len(flat))
         documents: dict[str, list[dict[str, Any]]] = {sha: [] for sha in shas}
@@ -107,7 +110,7 @@ class BlockScorer:
         for prediction_id, (sha, block) in zip(prediction_ids, flat, strict=True):
             documents[sha].append({"prediction_id": prediction_id, **block.as_dict()})
             rows.append(_record(prediction_id, block, model, repo_id, sha, now))
-        return ScoredBlocks(documents, rows)
+        return ScoredBlocks(documents, rows, notes)
 
 
 def _record(

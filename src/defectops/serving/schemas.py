@@ -310,6 +310,11 @@ class CommitScoreResponse(BaseModel):
     revision: str
     predictions: list[CommitPredictionOut]
     skipped_merges: list[str] = Field(description="Merge commits of the range (not scored: no own change).")
+    block_notes: list[str] | None = Field(
+        default=None,
+        description="Why Terraform blocks of these commits were not scored, when some were not (e.g. a "
+        "shallow clone without the block table's history); absent otherwise.",
+    )
 
 
 class ErrorOut(BaseModel):

@@ -186,6 +186,8 @@ class PredictionService:
                 "predictions": documents,
                 "skipped_merges": skipped,
             }
+            if blocks is not None and blocks.notes:
+                body["block_notes"] = blocks.notes
             return _json(body)
 
         if not len(frame):
