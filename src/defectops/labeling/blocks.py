@@ -16,7 +16,10 @@ between blocks) are counted in :class:`BlockLinkStats` and left out.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from pathlib import Path
@@ -102,7 +105,28 @@ def block_links(
     ``path`` and ``address`` (both as in the inducing commit), ``lines`` (how many traced lines the block
     held). Explicit links (no file) and links of other files are not block-level and are skipped.
     """
-    stats = BlockLinkStats()
+    frame, per_fix = _block_links(
+        repo, links, ignore_whitespace=ignore_whitespace, ignore_revs_file=ignore_revs_file
+    )
+    return frame, _total(per_fix.values())
+
+
+def _total(parts: Iterable[BlockLinkStats]) -> BlockLinkStats:
+    total = BlockLinkStats()
+    for part in parts:
+        total.links += part.links
+        total.lines += part.lines
+        total.mapped_lines += part.mapped_lines
+        for why, n in part.dropped.items():
+            total.drop(why, n)
+    return total
+
+
+def _block_links(
+    repo: GitRepo, links: pd.DataFrame, *, ignore_whitespace: bool, ignore_revs_file: str | None
+) -> tuple[pd.DataFrame, dict[str, BlockLinkStats]]:
+    """:func:`block_links` with the counters of each fix (every counter belongs to one fix)."""
+    per_fix: dict[str, BlockLinkStats] = defaultdict(BlockLinkStats)
     ignore_revs = None
     if ignore_revs_file:
         candidate = Path(repo.path) / ignore_revs_file
@@ -117,13 +141,14 @@ def block_links(
     for fix_sha, path, inducing_sha, fix_time, line_list in zip(
         *(wanted[c].tolist() for c in columns), strict=True
     ):
-        stats.links += 1
+        per_fix[str(fix_sha)].links += 1
         fixed_at[str(fix_sha)] = pd.Timestamp(fix_time)
         for line in line_list:
             traced[(str(fix_sha), str(path))][int(line)] = str(inducing_sha)
     # (fix, inducing, path at inducing) -> lines there
     placed: dict[tuple[str, str, str], list[int]] = defaultdict(list)
     for (fix, path), by_line in traced.items():
+        stats = per_fix[fix]
         stats.lines += len(by_line)
         try:
             blamed = _blame(
@@ -142,6 +167,7 @@ def block_links(
     spans_of: dict[tuple[str, str], object] = {}
     with BlobReader(repo) as reader:
         for (fix, inducing, path), lines in sorted(placed.items()):
+            stats = per_fix[fix]
             key = (inducing, path)
             if key not in spans_of:
                 try:
@@ -172,4 +198,87 @@ def block_links(
     frame = pd.DataFrame(rows, columns=BLOCK_LINK_COLUMNS)
     frame["fix_committed_at"] = pd.to_datetime(frame["fix_committed_at"], utc=True)
     frame["lines"] = frame["lines"].astype("int64")
-    return frame, stats
+    return frame, dict(per_fix)
+
+
+def _fix_keys(wanted: pd.DataFrame, options: str) -> dict[str, str]:
+    """A digest per fix of everything its block links depend on: its traced lines (file, inducing commit,
+    line numbers), its time, and the blame options; git objects never change, so the same digest gives the
+    same rows."""
+    columns = ("fix_sha", "path", "inducing_sha", "fix_committed_at", "lines")
+    parts: dict[str, list[str]] = defaultdict(list)
+    for fix, path, inducing, when, lines in zip(*(wanted[c].tolist() for c in columns), strict=True):
+        traced = sorted(int(x) for x in lines)
+        parts[str(fix)].append(f"{path}\0{inducing}\0{pd.Timestamp(when).isoformat()}\0{traced}")
+    return {
+        fix: hashlib.sha256("\n".join([options, *sorted(items)]).encode()).hexdigest()
+        for fix, items in parts.items()
+    }
+
+
+def cached_block_links(
+    repo: GitRepo,
+    links: pd.DataFrame,
+    cache: Path,
+    *,
+    ignore_whitespace: bool = True,
+    ignore_revs_file: str | None = None,
+) -> tuple[pd.DataFrame, BlockLinkStats]:
+    """:func:`block_links`, kept in ``cache`` (a Parquet file; its per-fix digests and counters in a JSON
+    file beside it): only fixes whose traced lines are new or changed since the last call are blamed again,
+    so a heal cycle does not run ``git blame`` over the whole history each time. The result is the one
+    :func:`block_links` gives on ``links``."""
+    options = f"w={ignore_whitespace}"
+    if ignore_revs_file:
+        candidate = Path(repo.path) / ignore_revs_file
+        if candidate.is_file():
+            options += f" revs={hashlib.sha256(candidate.read_bytes()).hexdigest()}"
+    wanted = links.loc[
+        links["inducing_sha"].notna() & links["path"].fillna("").str.endswith(TERRAFORM_SUFFIX)
+    ]
+    keys = _fix_keys(wanted, options)
+    meta = cache.with_suffix(".json")
+    kept: dict[str, dict[str, object]] = {}
+    rows = pd.DataFrame(columns=BLOCK_LINK_COLUMNS)
+    if cache.is_file() and meta.is_file():
+        try:
+            kept = dict(json.loads(meta.read_text(encoding="utf-8"))["fixes"])
+            rows = pd.read_parquet(cache)
+        except (OSError, ValueError, KeyError, TypeError):
+            kept, rows = {}, pd.DataFrame(columns=BLOCK_LINK_COLUMNS)
+    reused = {
+        fix for fix, key in keys.items() if isinstance(kept.get(fix), dict) and kept[fix].get("key") == key
+    }
+    fresh_rows, fresh_stats = _block_links(
+        repo,
+        wanted.loc[~wanted["fix_sha"].astype(str).isin(reused)],
+        ignore_whitespace=ignore_whitespace,
+        ignore_revs_file=ignore_revs_file,
+    )
+    stats_of = {fix: _stats_from(kept[fix]["stats"]) for fix in reused}
+    stats_of.update({fix: fresh_stats.get(fix, BlockLinkStats()) for fix in keys if fix not in reused})
+    old = rows.loc[rows["fix_sha"].astype(str).isin(reused)]
+    parts = [part for part in (old, fresh_rows) if len(part)]
+    frame = pd.concat(parts, ignore_index=True) if parts else fresh_rows
+    frame = frame.sort_values(["fix_sha", "inducing_sha", "path"], kind="stable").reset_index(drop=True)
+    frame = frame.loc[:, list(BLOCK_LINK_COLUMNS)]
+    frame["fix_committed_at"] = pd.to_datetime(frame["fix_committed_at"], utc=True)
+    frame["lines"] = frame["lines"].astype("int64")
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    temporary = cache.with_suffix(".parquet.tmp")
+    frame.to_parquet(temporary, index=False)
+    temporary.replace(cache)
+    document = {"fixes": {fix: {"key": keys[fix], "stats": stats_of[fix].as_dict()} for fix in keys}}
+    meta.write_text(json.dumps(document), encoding="utf-8")
+    return frame, _total(stats_of[fix] for fix in keys)
+
+
+def _stats_from(document: object) -> BlockLinkStats:
+    values = document if isinstance(document, dict) else {}
+    dropped = values.get("dropped", {})
+    return BlockLinkStats(
+        links=int(values.get("links", 0)),
+        lines=int(values.get("lines", 0)),
+        mapped_lines=int(values.get("mapped_lines", 0)),
+        dropped={str(k): int(v) for k, v in dropped.items()} if isinstance(dropped, dict) else {},
+    )

@@ -24,7 +24,7 @@ from defectops.config import Workspace
 from defectops.data import EFFORT, LABEL
 from defectops.errors import DataError, NotFoundError
 from defectops.git import GitRepo
-from defectops.labeling import block_links
+from defectops.labeling import cached_block_links
 from defectops.mining import cached_block_features, check_model_name
 from defectops.training import (
     BlockEvaluation,
@@ -123,8 +123,11 @@ def block_inputs(
     repo: GitRepo, workspace: Workspace, links: pd.DataFrame, head: str
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """The block features table of ``repo`` at ``head`` (kept in the workspace, continued incrementally), its
-    block-level links from the commit-level SZZ ``links``, and the links' statistics."""
-    block_link_frame, stats = block_links(repo, links)
+    block-level links from the commit-level SZZ ``links`` (kept too: only new fixes are blamed again), and
+    the links' statistics."""
+    block_link_frame, stats = cached_block_links(
+        repo, links, workspace.dataset_file(repo.repo_id(), "block_links")
+    )
     blocks = cached_block_features(repo, workspace.dataset_file(repo.repo_id(), "blocks"), head)
     return blocks, block_link_frame, stats.as_dict()
 
