@@ -1,7 +1,9 @@
 """``defectops heal`` keeps the block-level model (``<name>-blocks``, #17) right as its labels mature.
 
 A seeded Terraform history (tests/synthetic_terraform.py) is cloned at the commit before day 700;
-``defectops run`` trains both models on it then (at day 700). The clone then receives the rest of the
+``defectops run`` trains both models on it then (at day 700); their gate refuses both (too few labelled rows),
+and a cycle the next day says why the block model has no champion and that too few block labels matured to
+retry. With both v1 made champions by hand, the clone then receives the rest of the
 history, and a heal cycle 100 days after its last commit (every label matured) finds the block labels that
 became known since the block champion learnt its labels, trains a block challenger, and gates it on the
 blocks of the commits made since then (which the champion never saw). A cycle one day later keeps the
@@ -57,16 +59,30 @@ def test_heal_trains_and_gates_a_block_challenger_when_block_labels_mature(
     blocks_name = block_model_name(name)
     assert result.blocks.model_name == blocks_name
     registry = ModelRegistry.from_settings(settings)
-    for model in (name, blocks_name):  # where the run's gate refused v1 (a small history), keep it anyway
-        if registry.aliases(model).get(CHAMPION) is None:
-            registry.promote(model, 1, "test", "a champion to heal", now=T1, force=True)
+    # With 300 commits up to day 700 the run's gate refuses both v1 (fewer than 50 labelled rows in the
+    # window): no champion. The commit model's v1 is made champion by hand (heal needs one).
+    assert (result.registered.promoted, result.blocks.promoted) == (False, False)
+    registry.promote(name, 1, "test", "a champion to heal", now=T1, force=True)
+    heal = HealSettings(gate_on="offline", budget_seconds=0.0, min_new_labels=100)
+    healer = Healer.from_settings(settings, model_name=name, repo=clone, heal=heal)
+    try:
+        early = healer.cycle(T1 + timedelta(days=1))
+    finally:
+        healer.close()
+    waiting = early.record("blocks")
+    assert waiting is not None
+    assert waiting.outcome == "kept"
+    assert waiting.reason.startswith(f"{blocks_name}: no block champion (v1 archived: gate failed: ")
+    assert "labelled rows 29 < 50" in waiting.reason
+    assert waiting.reason.endswith("a challenger needs 100")
+    # The block model's v1 made champion by hand too, so that heal has one to keep or replace.
+    registry.promote(blocks_name, 1, "test", "a block champion to heal", now=T1, force=True)
 
     # New commits arrive; 100 days after the last one every label has matured.
     subprocess.run(["git", "-C", str(clone), "reset", "-q", "--hard", "origin/HEAD"], check=True)
     repo = GitRepo.open(clone)
     last = pd.Timestamp(int(repo.run("log", "-1", "--format=%ct").decode()), unit="s", tz="UTC")
     t2 = last.to_pydatetime() + timedelta(days=100)
-    heal = HealSettings(gate_on="offline", budget_seconds=0.0, min_new_labels=100)
     healer = Healer.from_settings(settings, model_name=name, repo=clone, heal=heal)
     try:
         report = healer.cycle(t2)
