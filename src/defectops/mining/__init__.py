@@ -18,7 +18,7 @@ from defectops.mining.code_store import (
 from defectops.mining.engine import MineOptions, Miner, MineResult
 from defectops.mining.fixes import FixRules, is_fix_message
 from defectops.mining.many import mine_many
-from defectops.mining.naming import RepositoryNames, check_model_name, default_model_name
+from defectops.mining.naming import RepositoryNames, block_model_name, check_model_name, default_model_name
 from defectops.mining.terraform_blocks import BlockSpan, block_at_lines, block_spans
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "add_code_metrics",
     "block_at_lines",
     "block_features",
+    "block_model_name",
     "block_spans",
     "cached_block_features",
     "check_model_name",

@@ -68,6 +68,14 @@ def check_model_name(name: str) -> str:
     return name
 
 
+BLOCK_MODEL_SUFFIX = "-blocks"
+
+
+def block_model_name(name: str) -> str:
+    """The registered name of a repository's Terraform block-level model, beside its commit model ``name``."""
+    return check_model_name(f"{name}{BLOCK_MODEL_SUFFIX}")
+
+
 class RepositoryNames:
     """Names users chose for their repositories, kept in the workspace (``repository-names.json``)."""
 

@@ -6,7 +6,8 @@ evidence); a record printed as JSON has an ``as_dict()`` whose keys and order ar
 interface.
 """
 
-from defectops.pipeline.blocks import BlockStage, block_line, block_model_name
+from defectops.mining import block_model_name
+from defectops.pipeline.blocks import BlockStage, block_line
 from defectops.pipeline.heal import Healer, HealReport
 from defectops.pipeline.monitor_model import ModelMonitoring, monitor_model, monitored_version
 from defectops.pipeline.run import RegistryStage, RunOptions, RunResult, run

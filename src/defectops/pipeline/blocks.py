@@ -25,7 +25,7 @@ from defectops.data import EFFORT, LABEL
 from defectops.errors import DataError, NotFoundError
 from defectops.git import GitRepo
 from defectops.labeling import cached_block_links
-from defectops.mining import cached_block_features, check_model_name
+from defectops.mining import block_model_name, cached_block_features
 from defectops.training import (
     BlockEvaluation,
     block_training_table,
@@ -35,12 +35,6 @@ from defectops.training import (
 )
 
 WHO = "defectops run"
-SUFFIX = "-blocks"
-
-
-def block_model_name(name: str) -> str:
-    """The registered name of a repository's block-level model."""
-    return check_model_name(f"{name}{SUFFIX}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,9 @@ from typing import Any
 from defectops.ci import BlockPrediction, ModelSource, resolve_model, score_blocks
 from defectops.config import Settings, Workspace
 from defectops.errors import NotFoundError
+from defectops.mining import block_model_name
 from defectops.predlog import PredictionRecord
 from defectops.registry import CHAMPION, ModelRegistry
-
-BLOCK_SUFFIX = "-blocks"
 
 
 @dataclass(frozen=True)
@@ -56,7 +55,7 @@ class BlockScorer:
     ) -> None:
         self.settings = settings
         self.registry = registry
-        self.name = f"{model_name}{BLOCK_SUFFIX}"
+        self.name = block_model_name(model_name)
         self.clock = clock
         self.poll_seconds = poll_seconds
         self.workspace = Workspace.from_settings(settings)

@@ -30,7 +30,8 @@ from datetime import timedelta
 from typing import Any, Literal
 
 from defectops.errors import NotFoundError
-from defectops.pipeline.blocks import BlockStage, block_inputs, block_model_name, train_and_gate_blocks
+from defectops.mining import block_model_name
+from defectops.pipeline.blocks import BlockStage, block_inputs, train_and_gate_blocks
 from defectops.pipeline.heal.context import HealContext, days, trained_at
 from defectops.pipeline.heal.cycle import Cycle
 from defectops.pipeline.heal.sources import History
