@@ -32,6 +32,7 @@ FAST = {
     "rf": {"n_estimators": 40},
     "online": {},
     "text": {},
+    "blend": {"n_estimators": 60},
 }
 
 
@@ -157,6 +158,12 @@ PERSISTED_TYPES = {
         "defectops.training.models.TextJIT",
         "defectops.training.models._Standardiser",
         "defectops.training.models._path_tokens",
+    ],
+    "blend": [
+        "defectops.training.models.BlendJIT",
+        "defectops.training.models.LightGBMJIT",
+        "defectops.training.models.LogisticJIT",
+        "defectops.training.models._Standardiser",
     ],
 }
 

@@ -18,7 +18,8 @@ from defectops.training.candidate import (
     online_candidate,
     train_candidate,
 )
-from defectops.training.evaluate import SPLIT_KINDS, evaluate, fit_model, run_fold, train
+from defectops.training.choice import ModelChoice, choose_model, train, with_relative_churn
+from defectops.training.evaluate import SPLIT_KINDS, evaluate, fit_model, run_fold
 from defectops.training.metrics import METRIC_KEYS, effort_aware_score, evaluate_predictions, recall_at_effort
 from defectops.training.models import (
     DEFAULT_MODEL,
@@ -74,6 +75,7 @@ __all__ = [
     "JITModel",
     "LightGBMJIT",
     "MetricIntervals",
+    "ModelChoice",
     "OnlineEvaluation",
     "OnlineJIT",
     "RecentCommit",
@@ -89,6 +91,7 @@ __all__ = [
     "block_training_table",
     "bound_names",
     "check_finite",
+    "choose_model",
     "delong_paired",
     "delong_unpaired",
     "describe_starter",
@@ -119,4 +122,5 @@ __all__ = [
     "two_proportion_test",
     "validate_candidate",
     "validation_section",
+    "with_relative_churn",
 ]

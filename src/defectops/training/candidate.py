@@ -29,11 +29,13 @@ from defectops.data import (
     TIME,
     VERDICT,
     Split,
+    feature_columns,
     labels_as_of,
     time_split,
     training_table,
 )
 from defectops.errors import DataError, DefectOpsError, InsufficientDataError
+from defectops.training.choice import ModelChoice, choose_model
 from defectops.training.evaluate import fit_model, run_fold
 from defectops.training.metrics import METRIC_KEYS, evaluate_predictions
 from defectops.training.models import DEFAULT_MODEL, OnlineJIT
@@ -57,6 +59,9 @@ class CandidateOptions:
     #: Choose, on a validation window inside the training part, whether the mined richer features (#20)
     #: join the Kamei metrics (:mod:`defectops.training.selection`); False keeps the Kamei metrics.
     select_features: bool = True
+    #: For the default model: choose the blend of LightGBM and the logistic regression and the recency
+    #: half-life on validation folds inside the training part (:func:`.choice.choose_model`).
+    select_model: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,8 @@ class Evaluation:
     tuning_trials: int | None
     #: Which feature set the model learns from and why (None: chosen by no selection).
     feature_set: FeatureChoice | None = None
+    #: Which model family and recency the default chose and why (None: chosen by no selection).
+    model_choice: ModelChoice | None = None
 
     def as_dict(self) -> dict[str, Any]:
         document: dict[str, Any] = {
@@ -83,6 +90,8 @@ class Evaluation:
         }
         if self.feature_set is not None:
             document["feature_set"] = self.feature_set.as_dict()
+        if self.model_choice is not None:
+            document["model_choice"] = self.model_choice.as_dict()
         return document
 
 
@@ -243,29 +252,41 @@ def train_candidate(
         )
         for frame in (fold_table, test, table_now):
             with_features(frame, choice.features)
+    kind: str = options.kind
+    params: dict[str, Any] | None = None
+    model_choice: ModelChoice | None = None
+    if options.select_model and options.kind == DEFAULT_MODEL:
+        # Also chosen on the fold's training part only; the chosen parameters stay fixed while tuning.
+        model_choice = choose_model(
+            fold_table.iloc[split.train].reset_index(drop=True),
+            features=feature_columns(fold_table),
+            gap=gap,
+            seed=options.seed,
+        )
+        kind, params = model_choice.kind, model_choice.params
     fold_result, fitted = run_fold(
         fold_table,
         split,
-        kind=options.kind,
+        kind=kind,
         budget_seconds=options.budget_seconds,
         gap=gap,
         seed=options.seed,
+        params=params,
     )
     probability = np.asarray(fitted.model.predict_proba(test)[:, 1], dtype=np.float64)
     chosen = {k: v for k, v in fitted.model.get_params(deep=False).items() if k not in ("features",)}
-    final = fit_model(
-        table_now, kind=options.kind, budget_seconds=0.0, gap=gap, seed=options.seed, params=chosen
-    )
+    final = fit_model(table_now, kind=kind, budget_seconds=0.0, gap=gap, seed=options.seed, params=chosen)
     evaluation = Evaluation(
         metrics=fold_result.report.metrics(),
         train_rows=len(split.train),
         test_rows=len(split.test),
         test_window=(str(test[TIME].min()), str(test[TIME].max())),
-        model=options.kind,
+        model=kind,
         # TuningResult.as_dict() has no "trials" key, so this has always been None (kept so that
         # `run --json` stays the same; the count is fitted.tuning.n_trials).
         tuning_trials=None if fitted.tuning is None else fitted.tuning.as_dict().get("trials"),
         feature_set=choice,
+        model_choice=model_choice,
     )
     return Candidate(
         model=final.model,

@@ -282,6 +282,9 @@ class TrainResult:
     fitted: FittedModel
     fold: FoldResult
     refitted: bool
+    #: What the default model chose inside the training part (``training.choice.train``): ``model_choice``
+    #: and, for a table of the Kamei metrics, ``feature_set``.
+    choices: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         model = self.fitted.model
@@ -299,6 +302,7 @@ class TrainResult:
             "tuning": None if self.fold.tuning is None else self.fold.tuning.as_dict(),
             "refitted_on_all_rows": self.refitted,
             "train_seconds": round(self.fitted.seconds, 3),
+            **self.choices,
         }
 
 

@@ -32,6 +32,8 @@ Models:
 * :class:`ForestJIT` (``rf``): random forest (or extremely randomised trees);
 * :class:`OnlineJIT` (``online``): SGD log-loss with ``partial_fit`` for newly labelled changes; Platt
   scaling from its first fit, with the offset following the running class counts;
+* :class:`BlendJIT` (``blend``): LightGBM and the logistic regression blended in log-odds (the
+  default's ensemble candidate, chosen on validation folds inside the training part);
 * :class:`TextJIT` (``text``): JITLine-style, adding TF-IDF of the commit message and the changed paths;
 * :class:`StarterJIT` (``starter``, loaded but never trained on one repository): the cross-project starter,
   built from other projects' data behind a per-repository transformation (:class:`RepoTransform`).
@@ -48,6 +50,7 @@ package re-exports them, the private ``_Standardiser`` and ``_path_tokens`` incl
 """
 
 from defectops.training.models.base import JITModel
+from defectops.training.models.blend import BlendJIT
 from defectops.training.models.boosting import LightGBMJIT
 from defectops.training.models.calibration import platt_scaling
 from defectops.training.models.explanation import Contribution, Explanation
@@ -76,6 +79,7 @@ __all__ = [
     "MODEL_CLASSES",
     "MODEL_KINDS",
     "TRANSFORM_KINDS",
+    "BlendJIT",
     "Contribution",
     "Explanation",
     "FloatArray",

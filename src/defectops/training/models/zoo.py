@@ -10,6 +10,7 @@ import numpy as np
 
 from defectops.errors import InputError, ModelError
 from defectops.training.models.base import JITModel
+from defectops.training.models.blend import BlendJIT
 from defectops.training.models.boosting import LightGBMJIT
 from defectops.training.models.forest import ForestJIT
 from defectops.training.models.linear import LogisticJIT
@@ -19,8 +20,8 @@ from defectops.training.models.starter import StarterJIT
 from defectops.training.models.text import TextJIT
 from defectops.training.risk import RiskBands
 
-ModelKind = Literal["lightgbm", "logreg", "rf", "online", "text"]
-MODEL_KINDS: tuple[str, ...] = ("lightgbm", "logreg", "rf", "online", "text")
+ModelKind = Literal["lightgbm", "logreg", "rf", "online", "text", "blend"]
+MODEL_KINDS: tuple[str, ...] = ("lightgbm", "logreg", "rf", "online", "text", "blend")
 DEFAULT_MODEL: ModelKind = "lightgbm"
 
 MODEL_CLASSES: dict[str, type[JITModel]] = {
@@ -29,6 +30,7 @@ MODEL_CLASSES: dict[str, type[JITModel]] = {
     "rf": ForestJIT,
     "online": OnlineJIT,
     "text": TextJIT,
+    "blend": BlendJIT,
 }
 #: Kinds that are loaded but never trained on one repository (``starter``: built from other projects).
 LOADABLE_CLASSES: dict[str, type[JITModel]] = {**MODEL_CLASSES, "starter": StarterJIT}
