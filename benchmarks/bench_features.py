@@ -11,6 +11,9 @@ the same model (LightGBM defaults, no tuning, ``--seeds`` seeds averaged), and s
 * ``kamei+mined+label-history``: + the label-history features (``LABEL_HISTORY_FEATURES``);
 * ``auto``: the set ``training.selection.choose_features`` picks on a validation window inside the training
   part (what ``defectops run`` does);
+* ``<set> | #20 default``: the same set with the #20 default model (``training.choice.choose_model``: the
+  log-linear/boosted blend weight and recency half-life chosen on the training part only), compared with
+  ``kamei | #20 default``; ``run default``: what ``defectops run`` now chooses (scorable sets, then the model);
 * ``...+time``: the largest set + hour and weekday in the author's time zone (not mined: measured here to
   decide whether to mine them);
 * add-one ablations: Kamei-14 + one richer feature, to say which features help.
@@ -49,9 +52,10 @@ from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, label_repository
 from defectops.mining import Miner
 from defectops.training.candidate import CandidateOptions, _held_out_fold
+from defectops.training.choice import choose_model
 from defectops.training.evaluate import run_fold
 from defectops.training.models import DEFAULT_MODEL
-from defectops.training.selection import FEATURE_SETS, choose_features, with_features
+from defectops.training.selection import FEATURE_SETS, SCORABLE_SETS, choose_features, with_features
 
 METRICS = ("roc_auc", "pr_auc", "recall_at_20_effort")
 TIME_FEATURES = ("hour", "weekday")
@@ -70,11 +74,26 @@ def _local_times(repo: GitRepo) -> pd.DataFrame:
     ).drop_duplicates("commit")
 
 
-def _score(table: pd.DataFrame, split: Split, features: tuple[str, ...], seeds: int) -> dict[str, float]:
-    """Mean over seeds of the held-out metrics of LightGBM (defaults) on ``features``."""
+def _score(
+    table: pd.DataFrame,
+    split: Split,
+    features: tuple[str, ...],
+    seeds: int,
+    kind: str = DEFAULT_MODEL,
+    params: dict[str, Any] | None = None,
+) -> dict[str, float]:
+    """Mean over seeds of the held-out metrics of ``kind`` (LightGBM; defaults but ``params``) on
+    ``features``."""
     runs = []
     for seed in range(seeds):
-        fold, _ = run_fold(with_features(table.copy(), features), split, seed=seed, gap=pd.Timedelta(days=90))
+        fold, _ = run_fold(
+            with_features(table.copy(), features),
+            split,
+            kind=kind,
+            seed=seed,
+            gap=pd.Timedelta(days=90),
+            params=params,
+        )
         metrics = fold.report.metrics()
         runs.append([metrics[k] for k in METRICS])
     return dict(zip(METRICS, np.mean(np.asarray(runs), axis=0).round(4).tolist(), strict=True))
@@ -97,10 +116,25 @@ def repository(path: Path, work: Path, now: datetime, seeds: int, ablations: boo
     table = table.merge(_local_times(repo), on="commit", how="left", validate="many_to_one")
     train = table.iloc[split.train].reset_index(drop=True)
     rows: dict[str, dict[str, float]] = {}
+    gap = pd.Timedelta(days=90).to_pytimedelta()
+    choices: dict[str, Any] = {}
     for name, groups in FEATURE_SETS:
-        rows[name] = _score(table, split, tuple(c for g in groups for c in g), seeds)
-    choice = choose_features(train, kind=DEFAULT_MODEL, gap=pd.Timedelta(days=90).to_pytimedelta())
+        features = tuple(c for g in groups for c in g)
+        rows[name] = _score(table, split, features, seeds)
+        # the #20 default on the same set: family and recency chosen on the training part only
+        model = choose_model(train, features=features, gap=gap)
+        choices[name] = model.as_dict()
+        rows[f"{name} | #20 default ({model.name})"] = _score(
+            table, split, features, seeds, kind=model.kind, params=model.params
+        )
+    choice = choose_features(train, kind=DEFAULT_MODEL, gap=gap)
     rows[f"auto ({choice.name})"] = _score(table, split, choice.features, seeds)
+    # what `defectops run` now does (without tuning): the scorable sets, then the model choice
+    run_set = choose_features(train, kind=DEFAULT_MODEL, gap=gap, candidates=SCORABLE_SETS)
+    run_model = choose_model(train, features=run_set.features, gap=gap)
+    rows[f"run default ({run_set.name} | {run_model.name})"] = _score(
+        table, split, run_set.features, seeds, kind=run_model.kind, params=run_model.params
+    )
     everything = (*FEATURES, *RICH_FEATURES, *LABEL_HISTORY_FEATURES)
     rows["kamei+mined+label-history+time"] = _score(table, split, (*everything, *TIME_FEATURES), seeds)
     single: dict[str, float] = {}
@@ -118,6 +152,7 @@ def repository(path: Path, work: Path, now: datetime, seeds: int, ablations: boo
         "effort_total": float(test[EFFORT].sum()),
         "mine_label_seconds": round(prepared, 1),
         "auto": choice.as_dict(),
+        "model_choices": choices,
         "sets": rows,
         "add_one_roc_auc_delta": single,
     }
@@ -137,19 +172,26 @@ def main() -> None:
     now = datetime.fromisoformat(args.now).astimezone(UTC)
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, now {now:%Y-%m-%d}")
     results = [repository(p, args.work, now, args.seeds, not args.no_ablations) for p in args.repo]
-    print("\n| repository | feature set | ROC-AUC | PR-AUC | Recall@20% effort | ΔROC-AUC vs kamei |")
+    print(
+        "\n| repository | feature set | ROC-AUC | PR-AUC | Recall@20% effort | ΔROC-AUC vs kamei "
+        "(same model: LightGBM, or the #20 default) |"
+    )
     print("|---|---|---|---|---|---|")
     wins: dict[str, int] = {}
     for r in results:
-        base = r["sets"]["kamei"]["roc_auc"]
+        plain = r["sets"]["kamei"]["roc_auc"]
+        new = next(m["roc_auc"] for n, m in r["sets"].items() if n.startswith("kamei | #20"))
         for name, m in r["sets"].items():
+            # the #20 default's rows against Kamei-14 with the #20 default, the others against LightGBM
+            base = new if ("#20" in name or name.startswith("run default")) else plain
             delta = m["roc_auc"] - base
             print(
                 f"| {r['repository']} | {name} | {m['roc_auc']:.4f} | {m['pr_auc']:.4f} | "
                 f"{m['recall_at_20_effort']:.4f} | {delta:+.4f} |"
             )
         for name, m in r["sets"].items():
-            key = "auto" if name.startswith("auto") else name
+            key = name.split(" (")[0]
+            base = new if ("#20" in name or name.startswith("run default")) else plain
             wins[key] = wins.get(key, 0) + int(m["roc_auc"] - base >= 0.03)
     for name, count in wins.items():
         print(f"{name}: adds >= 0.03 ROC-AUC over kamei on {count} of {len(results)} repositories")

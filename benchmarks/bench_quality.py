@@ -11,6 +11,12 @@
    ranked by predicted risk density (defectops' default) and by risk alone, the Kamei-style log-LR,
    EALR (Kamei et al. 2013) and the unsupervised "smaller LT first" ranking (Yang et al. FSE'16).
 
+3. The default's choices of #20 (``training.choice``), beside today's default in the same run: on OpenStack
+   the relative-churn set and the model family / recency chosen on time-ordered folds of the training part,
+   then tuned like the default; every candidate's validation ROC-AUC (inside the training part) and test
+   ROC-AUC (model defaults, for the record only: nothing is chosen on it). On the Kamei sets the choice is
+   made per fold on that fold's 2-month training window (``new default`` rows).
+
 Run: ``.venv/bin/python benchmarks/bench_quality.py [--budget-seconds 90] [--skip-kamei] [--json out.json]``.
 """
 
@@ -23,23 +29,66 @@ import platform
 import sys
 import time
 import warnings
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from defectops.data import LABEL, TIME
 from defectops.data.external import load_table
 from defectops.data.splits import kamei_monthly, ordered_split
 from defectops.training.baselines import EffortAwareLinearRegression, smaller_lt_first
+from defectops.training.choice import (
+    EXTERNAL_SETS,
+    HALF_LIVES,
+    LINEAR_WEIGHTS,
+    blend_raw,
+    candidate_name,
+    choose_model,
+    with_relative_churn,
+)
 from defectops.training.evaluate import fit_model
 from defectops.training.metrics import Ranking, evaluate_predictions, roc_auc
-from defectops.training.models import LogisticJIT
+from defectops.training.models import LightGBMJIT, LogisticJIT
+from defectops.training.selection import choose_features, with_features
 
 DATA = Path(os.environ.get("DEFECTOPS_JIT_DATA", "/work/shared/data/jit"))
 PUBLISHED_OPENSTACK = {"LR-JIT": 0.7248, "DeepJIT": 0.7132, "CC2Vec": 0.7227, "LApredict": 0.7491}
 KAMEI_SETS = ("bugzilla", "columba", "jdt", "postgres")
 RANKINGS: tuple[tuple[str, Ranking], ...] = (("default (density)", "density"), ("default (risk)", "risk"))
+
+
+def new_default(train: Any, seed: int, gap: timedelta = timedelta(0)) -> tuple[Any, dict[str, Any]]:
+    """The #20 default's choices on ``train`` only (as ``defectops train`` makes them): the relative-churn
+    set, then the model family and recency. Returns the table with the chosen inputs and the choices."""
+    widened = with_relative_churn(train)
+    features = choose_features(widened, kind="lightgbm", gap=gap, seed=seed, candidates=EXTERNAL_SETS)
+    with_features(widened, features.features)
+    model = choose_model(widened, features=features.features, gap=gap, seed=seed)
+    return widened, {"feature_set": features.as_dict(), "model_choice": model.as_dict()}
+
+
+def candidates_on_test(train: Any, test: Any, features: tuple[str, ...], seed: int) -> dict[str, float]:
+    """Test ROC-AUC of every candidate of ``choose_model`` at model defaults, fitted on all of ``train``
+    (for the record: the choice never sees these)."""
+    y = test[LABEL].to_numpy()
+    out: dict[str, float] = {}
+    for half_life in HALF_LIVES:
+        common: dict[str, Any] = {
+            "features": features,
+            "half_life_days": half_life,
+            "cv_folds": 0,
+            "random_state": seed,
+        }
+        raws = []
+        for model in (LightGBMJIT(**common), LogisticJIT(**common)):
+            model.fit(train, train[LABEL].to_numpy(), times=train[TIME].to_numpy())
+            raws.append(model._raw(model._inputs(test)))
+        for w in LINEAR_WEIGHTS:
+            name = candidate_name(w, {"half_life_days": half_life})
+            out[name] = round(roc_auc(y, blend_raw(raws[0], raws[1], w)), 4)
+    return out
 
 
 def openstack(budget_seconds: float, seed: int) -> dict[str, Any]:
@@ -72,10 +121,45 @@ def openstack(budget_seconds: float, seed: int) -> dict[str, Any]:
     )
     tuning = fitted.tuning.as_dict() if fitted.tuning is not None else None
 
+    # The #20 default: choices inside the training part, then tuned with them fixed (as `defectops train`).
+    began = time.monotonic()
+    widened_train, choices = new_default(train, seed)
+    chosen = choices["model_choice"]
+    choice_seconds = time.monotonic() - began
+    new = fit_model(
+        widened_train, kind=chosen["kind"], budget_seconds=budget_seconds, seed=seed, params=chosen["params"]
+    )
+    new_seconds = time.monotonic() - began
+    widened_test = with_relative_churn(test)
+    new_p = new.model.predict_proba(widened_test)[:, 1]
+    new_report = evaluate_predictions(test["label"], new_p, test["churn"], threshold=new.model.threshold_)
+    untuned = fit_model(
+        widened_train, kind=chosen["kind"], budget_seconds=0, seed=seed, params=chosen["params"]
+    )
+    new_untuned_auc = roc_auc(test["label"], untuned.model.predict_proba(widened_test)[:, 1])
+    per_candidate: dict[str, Any] = {}
+    for set_name, groups in EXTERNAL_SETS:
+        features = tuple(c for g in groups for c in g)
+        inner = choose_model(
+            widened_train.loc[:, [*features, TIME, LABEL]], features=features, gap=timedelta(0), seed=seed
+        )
+        on_test = candidates_on_test(widened_train, widened_test, features, seed)
+        per_candidate[set_name] = {n: {"validation": inner.scores[n], "test": on_test[n]} for n in on_test}
+    print(
+        f"\n#20 choices on the training part ({choice_seconds:.0f}s): feature set "
+        f"{choices['feature_set']['chosen']} {choices['feature_set']['scores']}, model {chosen['chosen']}"
+    )
+    print(f"{'candidate (model defaults)':<48} {'valid.':>7} {'test':>7}")
+    for set_name, rows_ in per_candidate.items():
+        for name, v in rows_.items():
+            print(f"{set_name + ': ' + name:<48} {v['validation']:>7.4f} {v['test']:>7.4f}")
+
     rows = [(name, auc, "published") for name, auc in PUBLISHED_OPENSTACK.items()]
     rows.append(("log-LR (this run)", lr_auc, f"{lr_seconds:.1f}s"))
     rows.append(("LightGBM defaults, untuned (this run)", default_auc, f"{default_seconds:.1f}s"))
     rows.append(("defectops default: tuned LightGBM", report.roc_auc, f"{fit_seconds:.1f}s"))
+    rows.append(("#20 default, untuned (this run)", new_untuned_auc, chosen["chosen"]))
+    rows.append(("#20 default: choices + tuned", new_report.roc_auc, f"{new_seconds:.1f}s"))
     print(f"\n{'model':<40} {'ROC-AUC':>8}  note")
     for name, auc, note in rows:
         print(f"{name:<40} {auc:>8.4f}  {note}")
@@ -91,6 +175,10 @@ def openstack(budget_seconds: float, seed: int) -> dict[str, Any]:
         "other test metrics of the default model: "
         + ", ".join(f"{k}={v:.4f}" for k, v in report.metrics().items())
     )
+    print(
+        "other test metrics of the #20 default: "
+        + ", ".join(f"{k}={v:.4f}" for k, v in new_report.metrics().items())
+    )
     return {
         "sanity_auc_la": la_auc,
         "published": PUBLISHED_OPENSTACK,
@@ -101,21 +189,32 @@ def openstack(budget_seconds: float, seed: int) -> dict[str, Any]:
         "beats_all": beaten,
         "tuning": tuning,
         "fit_seconds": fit_seconds,
+        "new_default": {
+            "choices": choices,
+            "auc": new_report.roc_auc,
+            "untuned_auc": new_untuned_auc,
+            "metrics": new_report.metrics(),
+            "seconds": new_seconds,
+            "tuning": new.tuning.as_dict() if new.tuning is not None else None,
+        },
+        "candidates": per_candidate,
     }
 
 
-def kamei(name: str, seed: int) -> dict[str, Any]:
+def kamei(name: str, seed: int, every: int = 1) -> dict[str, Any]:
     table = load_table(DATA / f"{name}.csv", "kamei")
     folds = kamei_monthly(table["time"])
     labels = table["label"].to_numpy()
-    usable = [f for f in folds if len(set(labels[f.train])) == 2 and len(set(labels[f.test])) == 2]
+    usable = [f for f in folds if len(set(labels[f.train])) == 2 and len(set(labels[f.test])) == 2][::every]
     results: dict[str, list[tuple[float, float, float]]] = {
         "default (density)": [],
         "default (risk)": [],
+        "new default (density)": [],
         "log-LR (Kamei-style, density)": [],
         "EALR": [],
         "LT (Yang et al.)": [],
     }
+    picks: dict[str, int] = {}
     began = time.monotonic()
     for fold in usable:
         train, test = table.iloc[fold.train], table.iloc[fold.test]
@@ -125,6 +224,18 @@ def kamei(name: str, seed: int) -> dict[str, Any]:
         for key, ranking in RANKINGS:
             r = evaluate_predictions(y, p, churn, threshold=model.threshold_, ranking=ranking)
             results[key].append((r.roc_auc, r.popt, r.recall_at_20_effort))
+        widened, choices = new_default(train, seed)
+        chosen = choices["model_choice"]
+        picks[f"{choices['feature_set']['chosen']} / {chosen['chosen']}"] = (
+            picks.get(f"{choices['feature_set']['chosen']} / {chosen['chosen']}", 0) + 1
+        )
+        new = fit_model(
+            widened, kind=chosen["kind"], budget_seconds=0, seed=seed, params=chosen["params"]
+        ).model
+        r = evaluate_predictions(
+            y, new.predict_proba(with_relative_churn(test))[:, 1], churn, threshold=new.threshold_
+        )
+        results["new default (density)"].append((r.roc_auc, r.popt, r.recall_at_20_effort))
         linear = fit_model(train, kind="logreg", budget_seconds=0, seed=seed).model
         r = evaluate_predictions(y, linear.predict_proba(test)[:, 1], churn, threshold=linear.threshold_)
         results["log-LR (Kamei-style, density)"].append((r.roc_auc, r.popt, r.recall_at_20_effort))
@@ -152,7 +263,7 @@ def kamei(name: str, seed: int) -> dict[str, Any]:
     zero = float((table["churn"] == 0).mean())
     print(
         f"\n{name}: {len(table)} changes, {len(usable)} of {len(folds)} monthly folds usable, "
-        f"{zero:.1%} with zero churn, {seconds:.0f}s"
+        f"{zero:.1%} with zero churn, {seconds:.0f}s; #20 default's choices: {picks}"
     )
     print(f"{'ranking':<30} {'ROC-AUC':>8} {'Popt':>8} {'R@20%E':>8}")
     for key, values in summary.items():
@@ -165,6 +276,7 @@ def kamei(name: str, seed: int) -> dict[str, Any]:
         "zero_churn_share": zero,
         "seconds": seconds,
         "summary": summary,
+        "new_default_choices": picks,
     }
 
 
@@ -175,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip-kamei", action="store_true")
     parser.add_argument("--skip-openstack", action="store_true")
     parser.add_argument("--datasets", nargs="*", default=list(KAMEI_SETS))
+    parser.add_argument("--every", type=int, default=1, help="Kamei sets: only every n-th monthly fold")
     parser.add_argument("--json", type=Path, default=None, help="also write the results here")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=UserWarning)
@@ -186,7 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_openstack:
         result["openstack"] = openstack(args.budget_seconds, args.seed)
     if not args.skip_kamei:
-        result["kamei"] = {name: kamei(name, args.seed) for name in args.datasets}
+        result["kamei"] = {name: kamei(name, args.seed, args.every) for name in args.datasets}
     result["seconds"] = time.monotonic() - began
     print(f"\ntotal {result['seconds']:.0f}s")
     if args.json is not None:
