@@ -14,7 +14,7 @@ from sklearn.base import clone
 from defectops.errors import InputError, ModelError
 from defectops.training.metrics import roc_auc
 from defectops.training.models import (
-    MODEL_KINDS,
+    MODEL_CLASSES,
     JITModel,
     LightGBMJIT,
     OnlineJIT,
@@ -41,7 +41,7 @@ def fitted(kind: str, table: pd.DataFrame) -> JITModel:
     return make_model(kind, **FAST[kind]).fit(train, train["label"])
 
 
-@pytest.mark.parametrize("kind", MODEL_KINDS)
+@pytest.mark.parametrize("kind", list(MODEL_CLASSES))
 def test_every_model_learns_and_predicts_probabilities(kind: str, table: pd.DataFrame) -> None:
     model = fitted(kind, table)
     test = table.iloc[450:]
@@ -56,7 +56,7 @@ def test_every_model_learns_and_predicts_probabilities(kind: str, table: pd.Data
     assert list(model.classes_) == [0, 1]
 
 
-@pytest.mark.parametrize("kind", MODEL_KINDS)
+@pytest.mark.parametrize("kind", list(MODEL_CLASSES))
 def test_explanations_add_up_exactly_to_the_calibrated_log_odds(kind: str, table: pd.DataFrame) -> None:
     model = fitted(kind, table)
     rows = table.iloc[450:455]
@@ -116,7 +116,7 @@ def test_text_model_learns_words_and_paths(table: pd.DataFrame) -> None:
         model.predict_proba(table.drop(columns=["message"]).iloc[:3])
 
 
-@pytest.mark.parametrize("kind", MODEL_KINDS)
+@pytest.mark.parametrize("kind", list(MODEL_CLASSES))
 def test_save_load_and_pickle_round_trips(kind: str, table: pd.DataFrame, tmp_path: Path) -> None:
     folder = tmp_path / kind
     model = fitted(kind, table)
@@ -168,7 +168,7 @@ PERSISTED_TYPES = {
 }
 
 
-@pytest.mark.parametrize("kind", MODEL_KINDS)
+@pytest.mark.parametrize("kind", list(MODEL_CLASSES))
 def test_saved_models_name_their_types_as_before_the_split(kind: str, table: pd.DataFrame) -> None:
     import importlib
     import pickletools

@@ -35,7 +35,7 @@ from defectops.data import (
     training_table,
 )
 from defectops.errors import DataError, DefectOpsError, InsufficientDataError
-from defectops.training.choice import ModelChoice, choose_model
+from defectops.training.choice import CHOOSING_KINDS, ModelChoice, choose_model
 from defectops.training.evaluate import fit_model, run_fold
 from defectops.training.metrics import METRIC_KEYS, evaluate_predictions
 from defectops.training.models import DEFAULT_MODEL, OnlineJIT
@@ -255,7 +255,7 @@ def train_candidate(
     kind: str = options.kind
     params: dict[str, Any] | None = None
     model_choice: ModelChoice | None = None
-    if options.select_model and options.kind == DEFAULT_MODEL:
+    if options.select_model and options.kind in CHOOSING_KINDS:
         # Also chosen on the fold's training part only; the chosen parameters stay fixed while tuning.
         model_choice = choose_model(
             fold_table.iloc[split.train].reset_index(drop=True),

@@ -59,6 +59,9 @@ RELATIVE_CHURN_RATIOS: tuple[tuple[str, str, str], ...] = (
     ("age_per_nf", "age", "nf"),
     ("la_per_ld", "la", "ld"),
 )
+#: The kinds that make the default's choices: LightGBM, and the blend it may have chosen before (so that
+#: retraining a chosen blend's kind chooses again rather than keeping the old weight).
+CHOOSING_KINDS: tuple[str, ...] = (DEFAULT_MODEL, "blend")
 RELATIVE_CHURN: tuple[str, ...] = tuple(name for name, _, _ in RELATIVE_CHURN_RATIOS)
 #: The feature sets an external table with the Kamei metrics chooses among.
 EXTERNAL_SETS: FeatureSets = (("kamei", (FEATURES,)), ("kamei+relative", (FEATURES, RELATIVE_CHURN)))
@@ -209,12 +212,12 @@ def train(
     params: Mapping[str, Any] | None = None,
     select: bool = True,
 ) -> TrainResult:
-    """:func:`defectops.training.evaluate.train`, where the default model (``kind`` = LightGBM, no fixed
-    ``params``, ``select``) first makes its choices on the training part of the same time split: the
-    relative-churn set for a table of the 14 Kamei metrics, then the model family and recency
-    (:func:`choose_model`). Tuning then searches the chosen model's parameters with those fixed. The
-    choices are in the result's ``choices`` (and ``as_dict()``: ``model_choice``, ``feature_set``)."""
-    if kind != DEFAULT_MODEL or params or not select:
+    """:func:`defectops.training.evaluate.train`, where the default model (``kind`` in
+    :data:`CHOOSING_KINDS`, no fixed ``params``, ``select``) first makes its choices on the training part
+    of the same time split: the relative-churn set for a table of the 14 Kamei metrics, then the model
+    family and recency (:func:`choose_model`). Tuning then searches the chosen model's parameters with those
+    fixed. The choices are in the result's ``choices`` (``as_dict()``: ``model_choice``, ``feature_set``)."""
+    if kind not in CHOOSING_KINDS or params or not select:
         return train_model(
             table,
             kind=kind,
