@@ -80,6 +80,11 @@ def test_main_job_trains_registers_gates_and_reports(
     assert report.stat().st_size < 300_000
     assert page.count("<svg") == 5
     assert "Riskiest recent commits" in page
+    chosen = first["evaluate"][
+        "model_choice"
+    ]  # the default model chose inside the training part, and says so
+    assert chosen["chosen"] in chosen["scores"]
+    assert f"{chosen['chosen']}, validation ROC-AUC" in page
     assert "<script" not in page
     # the training run in MLflow carries the plots, the reference snapshot and the model
     from mlflow.tracking import MlflowClient

@@ -155,3 +155,18 @@ def test_train_chooses_inside_the_training_part_only() -> None:
     assert (
         "model_choice" not in train(table, kind="logreg", budget_seconds=0, gap=timedelta(days=10)).as_dict()
     )
+
+
+def test_a_choice_reads_as_one_line_beside_the_default() -> None:
+    from defectops.training import ModelChoice
+
+    scores = {"lightgbm, half-life 365": 0.8, "blend w=0.25, half-life 365": 0.8125}
+    blend = ModelChoice("blend w=0.25, half-life 365", "blend", {}, scores, "mean over 3 folds")
+    assert blend.describe() == (
+        "blend w=0.25, half-life 365, validation ROC-AUC 0.812 against 0.800 for lightgbm, half-life 365"
+        " (mean over 3 folds)"
+    )
+    kept = ModelChoice("lightgbm, half-life 365", "lightgbm", {}, scores, "mean over 3 folds")
+    assert kept.describe() == "lightgbm, half-life 365, validation ROC-AUC 0.800 (mean over 3 folds)"
+    unscored = ModelChoice("lightgbm, half-life 365", "lightgbm", {}, {}, "too few labels")
+    assert unscored.describe() == "lightgbm, half-life 365: too few labels"

@@ -154,6 +154,8 @@ def _print(result: RunResult) -> None:
         stdout.print(
             f"model features: {learnt.name} ({len(learnt.features)}): {learnt.reason}", highlight=False
         )
+    if result.model_choice is not None:
+        stdout.print(f"model: {result.model_choice.describe()}", highlight=False)
     registry = result.registered
     stdout.print(
         f"registered {registry.model_name} v{registry.version}; gate {registry.gate} "

@@ -37,6 +37,7 @@ from defectops.training import (
     Candidate,
     CandidateOptions,
     Evaluation,
+    ModelChoice,
     OnlineEvaluation,
     RecentCommit,
     RiskBands,
@@ -155,6 +156,12 @@ class RunResult:
     #: The block-level model of a Terraform repository (#17), when the run used the Terraform features.
     blocks: BlockStage | None = None
     bands: RiskBands | None = None  # of the model that scored the recent commits
+
+    @property
+    def model_choice(self) -> ModelChoice | None:
+        """Which default model the training part chose (LightGBM, the log-linear model or their blend, and
+        the recency half-life); None when a kind was named with ``--model`` or nothing was trained."""
+        return self.evaluation.model_choice if isinstance(self.evaluation, Evaluation) else None
 
     @property
     def cross_project(self) -> bool:
@@ -353,6 +360,8 @@ def _run(
     )
 
     say("writing the report")
+    evaluation = candidate.evaluation
+    chosen_model = evaluation.model_choice if isinstance(evaluation, Evaluation) else None
     page = render(
         title=f"defectops: {repo.path.name}",
         summary={
@@ -362,6 +371,7 @@ def _run(
             "labelled commits": len(table_now),
             "defect-inducing share": float(table_now[LABEL].mean()),
             "model": f"{name} v{registered.version} ({options.kind})",
+            **({} if chosen_model is None else {"model chosen": chosen_model.describe()}),
             "feature set": f"{choice.name} ({len(candidate.features)} features): {choice.reason}",
             "features": ", ".join(candidate.features),
             **({} if code is None else {"code metrics": _code_line(code)}),

@@ -94,6 +94,19 @@ class ModelChoice:
     scores: dict[str, float] = field(default_factory=dict)
     reason: str = ""
 
+    def describe(self) -> str:
+        """One line for the summary and the report: the chosen model and its score beside the default's."""
+        score = self.scores.get(self.name)
+        default = candidate_name(0.0, {"half_life_days": HALF_LIVES[0]})
+        if score is None:
+            return f"{self.name}: {self.reason}"
+        versus = (
+            ""
+            if self.name == default or default not in self.scores
+            else f" against {self.scores[default]:.3f} for {default}"
+        )
+        return f"{self.name}, validation ROC-AUC {score:.3f}{versus} ({self.reason})"
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "chosen": self.name,
