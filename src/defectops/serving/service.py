@@ -144,8 +144,8 @@ class PredictionService:
             if served is not None and DIFF in served.text_columns:
                 meta = served.loaded.meta
                 raise InputError(
-                    f"{meta.name} v{meta.version} is a hybrid model: it reads each commit's changed lines, "
-                    "which /v1/predict does not carry; score the commits with POST /v1/commits/score"
+                    "a hybrid model reads each commit's changed lines, which /v1/predict does not carry: "
+                    f"score the commits with POST /v1/commits/score ({meta.name} v{meta.version})"
                 )
         batch = records_batch(records)
         top = self.serve.top_k if top_k is None else top_k
