@@ -14,7 +14,8 @@ tuning, ``--seeds`` seeds averaged) and scored on the same window:
 The changed lines are read from git for every commit of the table (bounded, ``git.changed_lines``). The
 encoder's throughput is measured on the first ``--throughput-commits`` commits of the table (message and
 changed lines, one thread, cold cache): commits per second on this CPU, with the load average beside it.
-``--max-commits`` keeps only the latest commits of the labelled table (numpy: bound the embedding time).
+``--max-train N`` keeps the latest N training rows and ``--max-test M`` M rows spread evenly over the window
+(numpy: bound the embedding time; every model is scored on the same rows).
 
 Run: ``.venv/bin/python benchmarks/bench_hybrid.py --repo /work/bench/requests --repo /work/bench/flask
 --work /tmp/hybrid/ws [--json out.json]``.
@@ -85,7 +86,13 @@ def _throughput(table: pd.DataFrame, n: int) -> dict[str, float]:
 
 
 def repository(
-    path: Path, work: Path, now: datetime, seeds: int, max_commits: int | None, n_tp: int
+    path: Path,
+    work: Path,
+    now: datetime,
+    seeds: int,
+    max_train: int | None,
+    max_test: int | None,
+    n_tp: int,
 ) -> dict[str, Any]:
     repo = GitRepo.open(path)
     workspace = Workspace(work / repo.path.name).ensure()
@@ -100,12 +107,18 @@ def repository(
     if fold is None:
         raise SystemExit(f"{path}: no usable held-out fold")
     table, split, _test = fold
-    if max_commits is not None and len(table) > max_commits:
-        # Keep the latest commits; the split's positions move with them (train stays before test).
-        drop = len(table) - max_commits
-        table = table.iloc[drop:].reset_index(drop=True)
+    if max_train is not None or max_test is not None:
+        # Bound the embedding time (numpy): the latest max_train training rows, and max_test rows spread evenly
+        # over the whole window (time order kept, no randomness); every model sees the same rows.
+        keep_train = split.train[-max_train:] if max_train is not None else split.train
+        keep_test = split.test
+        if max_test is not None and len(keep_test) > max_test:
+            keep_test = keep_test[np.unique(np.linspace(0, len(keep_test) - 1, max_test).round().astype(int))]
+        table = table.iloc[np.concatenate([keep_train, keep_test])].reset_index(drop=True)
         split = Split(
-            train=split.train[split.train >= drop] - drop, test=split.test - drop, info=dict(split.info)
+            train=np.arange(len(keep_train)),
+            test=np.arange(len(keep_train), len(table)),
+            info=dict(split.info),
         )
     began = time.monotonic()
     texts = changed_lines(repo, table["commit"].astype(str).tolist())
@@ -141,14 +154,15 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path("/tmp/defectops-bench-hybrid"))
     parser.add_argument("--now", default="2026-12-03T00:00:00+00:00")
     parser.add_argument("--seeds", type=int, default=3)
-    parser.add_argument("--max-commits", type=int, default=None)
+    parser.add_argument("--max-train", type=int, default=None, help="Keep the latest N training rows.")
+    parser.add_argument("--max-test", type=int, default=None, help="Keep N rows spread over the window.")
     parser.add_argument("--throughput-commits", type=int, default=300)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     now = datetime.fromisoformat(args.now).astimezone(UTC)
     print(f"# {platform.machine()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, now {now:%Y-%m-%d}")
     results = [
-        repository(p, args.work, now, args.seeds, args.max_commits, args.throughput_commits)
+        repository(p, args.work, now, args.seeds, args.max_train, args.max_test, args.throughput_commits)
         for p in args.repo
     ]
     print("\n| repository | model | ROC-AUC | PR-AUC | Recall@20% effort | fit+score s |")
