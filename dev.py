@@ -29,8 +29,9 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 STAMP = VENV / ".defectops-installed"
 
 
-#: Optional extras the development environment installs too (the Kafka adapter's client, for its tests).
-EXTRAS = ["kafka"]
+#: Optional extras the development environment installs too (the Kafka adapter's client and the hybrid
+#: model's encoder, for their tests).
+EXTRAS = ["kafka", "hybrid"]
 
 
 def _fingerprint(groups: list[str]) -> str:

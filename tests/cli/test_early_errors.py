@@ -88,3 +88,17 @@ def test_an_unknown_model_kind_is_refused_before_mining(
     assert err == "error: unknown model 'xgboost': choose one of lightgbm, logreg, rf, online, text"
     assert code == 2
     assert not (workspace / "state").exists()  # nothing was mined
+
+
+def test_the_hybrid_model_is_refused_by_run_before_mining(
+    tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    repo = RepoBuilder.create(tmp_path / "repo")
+    repo.commit("init", {"a.py": "x = 1\n"})
+    code, err = _refused(["-w", str(workspace), "run", "--repo", str(repo.path), "--model", "hybrid"], capsys)
+    assert err == (
+        "error: the hybrid model reads each commit's changed lines, which the mined datasets do not keep: "
+        "train it with defectops train --data TABLE --model hybrid (docs/evaluation.md)"
+    )
+    assert code == 2
+    assert not (workspace / "state").exists()

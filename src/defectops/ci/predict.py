@@ -27,7 +27,7 @@ from defectops.ci.model_source import ModelSource
 from defectops.ci.report import CommitPrediction, FailOn, PredictionReport
 from defectops.ci.store import StoreSession
 from defectops.config import StorageSettings, Workspace
-from defectops.data import MESSAGE, METRIC_NAMES, PATHS, RICH_FEATURES, normalise_frame
+from defectops.data import DIFF, MESSAGE, METRIC_NAMES, PATHS, RICH_FEATURES, normalise_frame
 from defectops.errors import InputError, ModelError, StateError
 from defectops.git import GitRepo
 from defectops.mining import MineOptions, Miner
@@ -213,6 +213,11 @@ def feature_frame(
             frame[name] = richer[name].to_numpy(dtype=np.float64)
     frame[MESSAGE] = mined["message"].astype(str).to_numpy()
     frame[PATHS] = ["\n".join(f.path for f in infos[sha].files) for sha in mined["sha"]]
+    if DIFF in columns:  # the hybrid model: each commit's changed lines, bounded
+        from defectops.git import changed_lines
+
+        texts = changed_lines(repo, mined["sha"].astype(str).tolist())
+        frame[DIFF] = [texts.get(str(sha), "") for sha in mined["sha"]]
     missing = [c for c in columns if c not in frame.columns]
     if missing:
         from defectops.mining import COMMIT_COLUMNS as CODE_COLUMNS

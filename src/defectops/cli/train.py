@@ -61,7 +61,8 @@ def train(
     data: Annotated[Path, typer.Option("--data", help="Training table (.csv or .parquet).")],
     mapping: Annotated[str | None, typer.Option("--mapping", help=_MAPPING_HELP)] = None,
     model: Annotated[
-        str, typer.Option("--model", help="lightgbm (default), logreg, rf, online or text.")
+        str,
+        typer.Option("--model", help="lightgbm (default), logreg, rf, online, text or hybrid."),
     ] = "lightgbm",
     budget_seconds: Annotated[
         float,
@@ -146,7 +147,8 @@ def evaluate(
         str, typer.Option("--split", help="time (hold-out), rolling (backtest), kamei (monthly) or random.")
     ] = "time",
     model: Annotated[
-        str, typer.Option("--model", help="lightgbm (default), logreg, rf, online or text.")
+        str,
+        typer.Option("--model", help="lightgbm (default), logreg, rf, online, text or hybrid."),
     ] = "lightgbm",
     budget_seconds: Annotated[
         float,

@@ -46,7 +46,17 @@ from defectops.data.mined import (
     read_table,
     write_table,
 )
-from defectops.data.schemas import COMMIT, EFFORT, FEATURES, LABEL, MESSAGE, PATHS, TIME, feature_columns
+from defectops.data.schemas import (
+    COMMIT,
+    DIFF,
+    EFFORT,
+    FEATURES,
+    LABEL,
+    MESSAGE,
+    PATHS,
+    TIME,
+    feature_columns,
+)
 from defectops.data.splits import Split, kamei_monthly, random_split, rolling_origin, time_split
 from defectops.data.training_table import training_table
 
@@ -67,6 +77,7 @@ __all__ = [
     "COMMITS_SCHEMA",
     "COMMIT_TIME",
     "CONTRACT",
+    "DIFF",
     "EFFORT",
     "FEATURES",
     "FEATURE_SETS",

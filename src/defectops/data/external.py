@@ -33,6 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from defectops.data.schemas import (
     COMMIT,
+    DIFF,
     EFFORT,
     FEATURES,
     LABEL,
@@ -67,12 +68,13 @@ class ColumnMapping(BaseModel):
     commit: str | None = None
     message: str | None = None
     paths: str | None = None
+    diff: str | None = None
     kamei_normalised: bool = False
 
     @field_validator("features")
     @classmethod
     def _distinct_names(cls, value: dict[str, str]) -> dict[str, str]:
-        reserved = {LABEL, TIME, EFFORT, COMMIT, MESSAGE, PATHS}
+        reserved = {LABEL, TIME, EFFORT, COMMIT, MESSAGE, PATHS, DIFF}
         clash = sorted(set(value) & reserved)
         if clash:
             raise ValueError(f"feature names may not be reserved column names: {', '.join(clash)}")
@@ -81,7 +83,7 @@ class ColumnMapping(BaseModel):
     def source_columns(self) -> list[str]:
         """Every source column this mapping reads."""
         named = [self.label, self.time, *self.features.values()]
-        named += [c for c in (self.effort, self.commit, self.message, self.paths) if c is not None]
+        named += [c for c in (self.effort, self.commit, self.message, self.paths, self.diff) if c is not None]
         return list(dict.fromkeys(named))
 
 
@@ -258,6 +260,8 @@ def apply_mapping(frame: pd.DataFrame, mapping: ColumnMapping, *, source: str = 
         out[MESSAGE] = frame[mapping.message].fillna("").astype(str).to_numpy()
     if mapping.paths is not None:
         out[PATHS] = frame[mapping.paths].fillna("").astype(str).to_numpy()
+    if mapping.diff is not None:
+        out[DIFF] = frame[mapping.diff].fillna("").astype(str).to_numpy()
     table = validate_training_table(out, list(mapping.features))
     table.attrs["features"] = list(mapping.features)
     return table

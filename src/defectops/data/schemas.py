@@ -36,6 +36,8 @@ TIME = "time"
 COMMIT = "commit"
 MESSAGE = "message"
 PATHS = "paths"
+#: The changed lines of a commit (``+``/``-`` lines under each file's path, bounded): the hybrid model.
+DIFF = "diff"
 TEXT_COLUMNS: tuple[str, ...] = (MESSAGE, PATHS)
 
 _NON_NEGATIVE = pa.Check.ge(0)
@@ -107,7 +109,7 @@ def feature_columns(frame: pd.DataFrame) -> list[str]:
     canonical = [name for name in FEATURES if name in frame.columns]
     if canonical:
         return canonical
-    reserved = {EFFORT, LABEL, TIME, COMMIT, *TEXT_COLUMNS}
+    reserved = {EFFORT, LABEL, TIME, COMMIT, DIFF, *TEXT_COLUMNS}
     return [
         str(c) for c in frame.columns if str(c) not in reserved and pd.api.types.is_numeric_dtype(frame[c])
     ]

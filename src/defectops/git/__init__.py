@@ -1,6 +1,7 @@
 """The public API of defectops.git."""
 
 from defectops.git.blobs import BlobReader
+from defectops.git.changes import changed_lines
 from defectops.git.log import LOG_OPTIONS, LogParser, parse_log
 from defectops.git.patch import header_name, parse_hunk_header, unquote_path
 from defectops.git.records import ChangeType, Commit, FileChange
@@ -15,6 +16,7 @@ __all__ = [
     "FileChange",
     "GitRepo",
     "LogParser",
+    "changed_lines",
     "decode_path",
     "decode_text",
     "header_name",

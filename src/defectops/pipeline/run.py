@@ -82,8 +82,14 @@ class RunOptions:
     def __post_init__(self) -> None:
         """Refuse impossible options before any work: mining a large history first would waste minutes."""
         check_choice(self.features)
-        if self.kind not in MODEL_KINDS:
-            raise InputError(f"unknown model {self.kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+        if self.kind == "hybrid":
+            raise InputError(
+                "the hybrid model reads each commit's changed lines, which the mined datasets do not keep: "
+                "train it with defectops train --data TABLE --model hybrid (docs/evaluation.md)"
+            )
+        kinds = [k for k in MODEL_KINDS if k != "hybrid"]
+        if self.kind not in kinds:
+            raise InputError(f"unknown model {self.kind!r}: choose one of {', '.join(kinds)}")
         if not 0.0 < self.test_fraction < 1.0:
             raise InputError(f"test fraction must be within (0, 1), got {self.test_fraction}")
         if self.budget_seconds < 0 or self.recent < 0 or self.waiting_days < 0:

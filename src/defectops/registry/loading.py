@@ -69,12 +69,20 @@ class LoadedModel:
         if missing:
             raise InputError(f"missing feature columns for {self.meta.name} v{self.meta.version}: {missing}")
         try:
-            proba = self.estimator.predict_proba(frame.loc[:, self.meta.features])
+            columns = [*self.meta.features, *self.text_columns(frame)]
+            proba = self.estimator.predict_proba(frame.loc[:, columns])
         except Exception as exc:  # an estimator failing on well-formed input is a model problem
             raise ModelError(
                 f"{self.meta.name} v{self.meta.version} failed to score ({type(exc).__name__}: {exc})"
             ) from exc
         return np.asarray(proba, dtype=np.float64)[:, self.positive_column]
+
+    def text_columns(self, frame: pd.DataFrame | None = None) -> list[str]:
+        """The text columns a text-aware estimator reads beside its features (message, paths, changed
+        lines), those of ``frame`` only when given."""
+        reads = getattr(self.estimator, "input_columns", None)
+        columns = [str(c) for c in (reads() if callable(reads) else []) if c not in self.meta.features]
+        return [c for c in columns if frame is None or c in frame.columns]
 
 
 def load_version(
@@ -179,11 +187,12 @@ def smoke_score(loaded: LoadedModel, reference: pd.DataFrame | None, *, what: st
     import pandas as pd
 
     features = list(loaded.meta.features)
+    text = loaded.text_columns()
     rows = pd.DataFrame()
-    if reference is not None and set(features) <= set(reference.columns):
-        rows = reference[features].dropna().head(SMOKE_ROWS)
+    if reference is not None and {*features, *text} <= set(reference.columns):
+        rows = reference[[*features, *text]].dropna().head(SMOKE_ROWS)
     if rows.empty:
-        rows = pd.DataFrame([[0.0] * len(features)], columns=features)
+        rows = pd.DataFrame({**{f: [0.0] for f in features}, **{c: [""] for c in text}})
     try:
         probabilities = np.asarray(loaded.score(rows), dtype=np.float64)
     except Exception as exc:

@@ -118,7 +118,11 @@ def log_training_run(
     fingerprint_tag, fingerprint_doc = _fingerprint(dataset_fingerprint)
     plot_items = _check_plots(plots or {})
 
-    example = reference.loc[:, feature_list].head(input_example_rows).reset_index(drop=True)
+    # A text-aware model also reads text columns (hybrid: message and changed lines) beside its features.
+    reads = getattr(model, "input_columns", None)
+    text = [c for c in (reads() if callable(reads) else []) if c not in feature_list]
+    text = [c for c in text if c in reference.columns]
+    example = reference.loc[:, [*feature_list, *text]].head(input_example_rows).reset_index(drop=True)
     try:
         example_scores = model.predict_proba(example)
     except Exception as exc:  # any estimator failure means the model cannot serve these features

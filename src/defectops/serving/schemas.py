@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from defectops.data import CONTRACT, MESSAGE, METRIC_NAMES, PATHS, RICH_FEATURES
+from defectops.data import CONTRACT, DIFF, MESSAGE, METRIC_NAMES, PATHS, RICH_FEATURES
 from defectops.serving.code_fields import CODE_FIELDS, CodeMetricFields
 
 Metric = Annotated[float, Field(ge=0, allow_inf_nan=False, strict=True)]
@@ -60,8 +60,9 @@ NUMERIC_FIELDS: tuple[str, ...] = (
     *RICH_FEATURES,
     *CODE_FIELDS,
 )  # 14 features, churn, richer, code, Terraform
-#: Fields of :class:`ChangeRecord` a text-aware model may read.
-TEXT_FIELDS: tuple[str, ...] = (MESSAGE, PATHS)
+#: Text inputs a text-aware model may read: fields of :class:`ChangeRecord`, and (hybrid model) the changed
+#: lines, which only /v1/commits/score provides (read from the repository, never sent).
+TEXT_FIELDS: tuple[str, ...] = (MESSAGE, PATHS, DIFF)
 #: Fields that identify a change rather than describe it (never model inputs).
 ID_FIELDS: tuple[str, ...] = ("commit_sha", "repo")
 

@@ -24,8 +24,8 @@ import pandas as pd
 from pydantic_core import to_json
 
 from defectops.config import ServeSettings, Settings, Workspace
-from defectops.data import METRIC_NAMES, RICH_FEATURES
-from defectops.errors import ModelError, NotFoundError, PayloadTooLargeError
+from defectops.data import DIFF, METRIC_NAMES, RICH_FEATURES
+from defectops.errors import InputError, ModelError, NotFoundError, PayloadTooLargeError
 from defectops.predlog import FeedbackOutcome, FeedbackRecord, PredictionLog, PredictionRecord, default_url
 from defectops.registry import ModelRegistry
 from defectops.serving.answers import RowBatch, answer, frame_batch, new_prediction_ids, records_batch
@@ -139,6 +139,14 @@ class PredictionService:
     async def predict(self, records: Sequence[ChangeRecord], top_k: int | None) -> bytes:
         """Score records, log them, and return the JSON body of the answer."""
         self._check_size(len(records), "records")
+        deployment = self.deployment
+        for served in (deployment.champion, deployment.challenger):
+            if served is not None and DIFF in served.text_columns:
+                meta = served.loaded.meta
+                raise InputError(
+                    "a hybrid model reads each commit's changed lines, which /v1/predict does not carry: "
+                    f"score the commits with POST /v1/commits/score ({meta.name} v{meta.version})"
+                )
         batch = records_batch(records)
         top = self.serve.top_k if top_k is None else top_k
         return await self._answer(batch, top, lambda documents: _json({"predictions": documents}))
@@ -192,8 +200,9 @@ class PredictionService:
 
         if not len(frame):
             return render([])
-        # Logged inputs: the change metrics, plus the commit message only for a model that reads it.
-        text = champion.text_columns if champion is not None else ()
+        # Logged inputs: the change metrics, plus the commit message only for a model that reads it (the
+        # hybrid model's changed lines are scored, never logged: they are the code itself).
+        text = [c for c in champion.text_columns if c != DIFF] if champion is not None else []
         # ... and the richer (#20), code and Terraform (#17) features the model learnt from, which only a
         # model that chose them needs.
         rich = [f for f in RICH_FEATURES if champion is not None and f in champion.features]
@@ -218,6 +227,13 @@ class PredictionService:
         if champion is not None and any(f in COMMIT_COLUMNS for f in champion.features):
             # A champion trained with code or Terraform metrics: measure the changed files of these commits.
             frame = add_code_metrics(repo, frame)
+        served = (self.deployment.champion, self.deployment.challenger)
+        if any(m is not None and DIFF in m.text_columns for m in served):
+            # A hybrid model reads the changed lines of each commit (bounded per commit).
+            from defectops.git import changed_lines
+
+            texts = changed_lines(repo, frame["sha"].astype(str).tolist())
+            frame[DIFF] = [texts.get(str(sha), "") for sha in frame["sha"]]
         return frame
 
     async def _answer(

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from defectops.data import (
+    DIFF,
     EFFORT,
     LABEL,
     MESSAGE,
@@ -120,6 +121,14 @@ def _model_inputs(table: pd.DataFrame, kind: str, features: list[str]) -> pd.Dat
                 f"the text model needs the column(s) {', '.join(missing)} (map them with --mapping)"
             )
         columns += [MESSAGE, PATHS]
+    if kind == "hybrid":
+        missing = [c for c in (MESSAGE, DIFF) if c not in table.columns]
+        if missing:
+            raise InputError(
+                f"the hybrid model needs the column(s) {', '.join(missing)}: the commit message and its "
+                "changed lines (map them with --mapping)"
+            )
+        columns += [MESSAGE, DIFF]
     return table.loc[:, columns]
 
 

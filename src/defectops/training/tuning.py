@@ -31,7 +31,7 @@ from defectops.training.models.zoo import MODEL_KINDS, make_model
 def search_space(kind: str, trial: Any, *, recency: bool = True) -> dict[str, Any]:
     """The parameters Optuna may vary for ``kind`` (everything else keeps the model's default); with
     ``recency``, also whether and how fast old changes lose weight (``half_life_days``)."""
-    if kind in ("lightgbm", "blend"):
+    if kind in ("lightgbm", "blend", "hybrid"):  # the hybrid model is LightGBM on more columns
         # A deliberately narrow space: on noisy, drifting JIT data a wide one lets the search fit the
         # validation folds' noise (the winner's curse) rather than what carries over to later changes.
         params: dict[str, Any] = {

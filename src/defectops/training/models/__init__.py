@@ -35,6 +35,8 @@ Models:
 * :class:`BlendJIT` (``blend``): LightGBM and the logistic regression blended in log-odds (the
   default's ensemble candidate, chosen on validation folds inside the training part);
 * :class:`TextJIT` (``text``): JITLine-style, adding TF-IDF of the commit message and the changed paths;
+* :class:`HybridJIT` (``hybrid``): LightGBM on the metrics plus PCA directions of transformer embeddings
+  (all-MiniLM-L6-v2, offline, the optional ``hybrid`` extra) of the message and the changed lines;
 * :class:`StarterJIT` (``starter``, loaded but never trained on one repository): the cross-project starter,
   built from other projects' data behind a per-repository transformation (:class:`RepoTransform`).
 
@@ -55,6 +57,7 @@ from defectops.training.models.boosting import LightGBMJIT
 from defectops.training.models.calibration import platt_scaling
 from defectops.training.models.explanation import Contribution, Explanation
 from defectops.training.models.forest import ForestJIT
+from defectops.training.models.hybrid import HybridJIT
 from defectops.training.models.inputs import FloatArray, balanced_weights, recency_weights
 from defectops.training.models.linear import LogisticJIT
 from defectops.training.models.linear import _Standardiser as _Standardiser  # persisted name
@@ -84,6 +87,7 @@ __all__ = [
     "Explanation",
     "FloatArray",
     "ForestJIT",
+    "HybridJIT",
     "JITModel",
     "LightGBMJIT",
     "LogisticJIT",

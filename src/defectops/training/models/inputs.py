@@ -8,22 +8,24 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from defectops.data import EFFORT, LABEL, MESSAGE, PATHS, TIME
+from defectops.data import DIFF, EFFORT, LABEL, MESSAGE, PATHS, TIME
 from defectops.errors import InputError
 
 FloatArray = npt.NDArray[np.float64]
 
 #: Columns of a training table that are never features.
-NOT_FEATURES = frozenset({LABEL, TIME, EFFORT, MESSAGE, PATHS, "commit", "sha", "repo"})
+NOT_FEATURES = frozenset({LABEL, TIME, EFFORT, MESSAGE, PATHS, DIFF, "commit", "sha", "repo"})
 
 
 @dataclass
 class Inputs:
-    """Model inputs: numeric features in ``features_`` order, and (text model) the two text columns."""
+    """Model inputs: numeric features in ``features_`` order, (text model) the two text columns, and
+    (hybrid model) the sentence vectors of each row's text, one row per change."""
 
     numeric: FloatArray
     message: list[str] | None = None
     paths: list[str] | None = None
+    text_vectors: FloatArray | None = None
 
     def __len__(self) -> int:
         return int(self.numeric.shape[0])
@@ -33,6 +35,7 @@ class Inputs:
             self.numeric[rows],
             None if self.message is None else [self.message[i] for i in rows],
             None if self.paths is None else [self.paths[i] for i in rows],
+            None if self.text_vectors is None else self.text_vectors[rows],
         )
 
 

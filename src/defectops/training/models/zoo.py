@@ -13,6 +13,7 @@ from defectops.training.models.base import JITModel
 from defectops.training.models.blend import BlendJIT
 from defectops.training.models.boosting import LightGBMJIT
 from defectops.training.models.forest import ForestJIT
+from defectops.training.models.hybrid import HybridJIT
 from defectops.training.models.linear import LogisticJIT
 from defectops.training.models.online import OnlineJIT
 from defectops.training.models.persistence import FORMAT
@@ -20,11 +21,11 @@ from defectops.training.models.starter import StarterJIT
 from defectops.training.models.text import TextJIT
 from defectops.training.risk import RiskBands
 
-ModelKind = Literal["lightgbm", "logreg", "rf", "online", "text"]
+ModelKind = Literal["lightgbm", "logreg", "rf", "online", "text", "hybrid"]
 #: The kinds a user names (``--model``). ``blend`` is not one of them: the default chooses it on the training
 #: part (``training.choice``), and a pipeline that finds a blend champion retrains the default, which
 #: chooses again.
-MODEL_KINDS: tuple[str, ...] = ("lightgbm", "logreg", "rf", "online", "text")
+MODEL_KINDS: tuple[str, ...] = ("lightgbm", "logreg", "rf", "online", "text", "hybrid")
 DEFAULT_MODEL: ModelKind = "lightgbm"
 
 MODEL_CLASSES: dict[str, type[JITModel]] = {
@@ -34,6 +35,7 @@ MODEL_CLASSES: dict[str, type[JITModel]] = {
     "online": OnlineJIT,
     "text": TextJIT,
     "blend": BlendJIT,
+    "hybrid": HybridJIT,
 }
 #: Kinds that are loaded but never trained on one repository (``starter``: built from other projects).
 LOADABLE_CLASSES: dict[str, type[JITModel]] = {**MODEL_CLASSES, "starter": StarterJIT}
