@@ -61,6 +61,11 @@ class MonitoringResult(BaseModel):
     alarm: bool = False
     alarm_reasons: list[str] = Field(default_factory=list)
     trends: list[TrendAdjustment] = Field(default_factory=list)
+    #: Material drift of the score or of many feature groups in this check: an alarm once found in
+    #: ``alarm_drift_checks`` consecutive checks (see defectops.monitoring.alarms); the next check reads it.
+    drift_signal: list[str] = Field(default_factory=list)
+    #: Consecutive checks with a drift signal, this one included.
+    drift_checks: int = 0
 
     @property
     def drifted_features(self) -> list[str]:
