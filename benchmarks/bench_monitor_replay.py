@@ -27,8 +27,14 @@ Per repository R (a local clone; nothing of it is copied into this repository):
    every week is judged against the T0 champion.
 5. Injected drift (bench_monitor_replay_shifts.py) on copies of the windows.
 
-A false alarm is an alarm in a window where neither the realized ROC-AUC (on the window's matured labels)
-is more than the gate's margin (``max_performance_drop`` = heal's ``max_roc_auc_drop``) below the held-out
+Two alarm policies (``--policy``): **old** judges realized performance on the window's own matured labels and
+alarms on any significant drift of the score, of the streams or of many feature groups in one check; **new**
+(the monitor's defaults since issue 12's second pass) judges realized performance on the labels that arrived
+during the window (:func:`defectops.monitoring.arrived_labels`), and counts drift only with PSI >= 0.25 and
+only when it is sustained over 2 consecutive checks.
+
+A false alarm is an alarm in a window where neither the realized ROC-AUC on the labels that arrived during
+the window (the same figure for both policies, with the minimum sample rule) is more than the gate's margin (``max_performance_drop`` = heal's ``max_roc_auc_drop``) below the held-out
 one nor the CBPE estimate more than the margin below the estimate on the reference (the comparison the
 monitor makes); the rate is false alarms / windows without such a drop. Target: at most 1 in 10. The
 windows' ROC-AUC on the labels known at the repository's head is shown too (the truth the monitor could
@@ -52,7 +58,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,7 +86,14 @@ from defectops.data import labels_as_of
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, label_repository
 from defectops.mining import RepositoryNames
-from defectops.monitoring import MonitoringResult, estimated_roc_auc, monitor_window, recent_reference
+from defectops.monitoring import (
+    MonitoringResult,
+    arrived_labels,
+    estimated_roc_auc,
+    monitor_window,
+    recent_reference,
+)
+from defectops.monitoring.performance import realized_performance
 from defectops.pipeline import RunOptions, run
 from defectops.pipeline.heal import DecideInputs, Decision, Realized, decide
 from defectops.predlog import PredictionLog, default_url
@@ -116,6 +129,15 @@ class Config:
     heal: HealSettings
     window_days: float
     step_weeks: int
+    policy: str = "new"
+
+    def for_policy(self, policy: str) -> Config:
+        """The settings of one alarm policy: "new" (the defaults) or "old" (before issue 12's second pass)."""
+        monitoring = self.monitoring
+        if policy == "old":
+            old = {"alarm_drift_psi": 0.0, "alarm_drift_checks": 1, "alarm_on_streams": True}
+            monitoring = monitoring.model_copy(update=old)
+        return dataclasses.replace(self, monitoring=monitoring, policy=policy)
 
 
 @dataclass
@@ -316,6 +338,18 @@ def cut_weeks(replay: Replay, config: Config) -> None:
         if week.checked and week.served is not None:
             week.window = cut_window(week.served, week.end, config.window_days)
             week.eventual_auc, week.eventual_n = final_auc(week.window, final, config.monitoring)
+            week.labelled = arrived_labels(
+                week.served,
+                since=week.end - timedelta(days=config.window_days),
+                now=week.end,
+                horizon_days=config.monitoring.label_horizon_days,
+            )
+            week.n_arrived = len(week.labelled)
+            if len(week.labelled):
+                judged = realized_performance(
+                    week.labelled, now=week.end, settings=config.monitoring, basis="arrived"
+                )
+                week.arrived_auc = judged.roc_auc
 
 
 def with_scored_reference(champion: Champion) -> Champion:
@@ -328,14 +362,26 @@ def with_scored_reference(champion: Champion) -> Champion:
     )
 
 
-def monitor_week(champion: Champion, window: pd.DataFrame, now: datetime, config: Config) -> MonitoringResult:
+def monitor_week(
+    champion: Champion,
+    week: Week,
+    window: pd.DataFrame,
+    config: Config,
+    history: Sequence[bool],
+    labelled: pd.DataFrame | None = None,
+) -> MonitoringResult:
+    """One check as heal's monitor step runs it, under the run's policy."""
     reference = champion.reference
+    if config.policy == "new" and labelled is None:
+        labelled = week.labelled if week.labelled is not None else window.iloc[0:0]
     features = [f for f in champion.model.meta.features if f in window.columns and f in reference.columns]
     return monitor_window(
         reference,
         window,
-        now=now,
+        now=week.end,
         settings=config.monitoring,
+        labelled=labelled if config.policy == "new" else None,
+        drift_history=history,
         features=features,
         decision_threshold=champion.model.meta.threshold,
         history=champion.history,
@@ -343,9 +389,10 @@ def monitor_week(champion: Champion, window: pd.DataFrame, now: datetime, config
     )
 
 
-def performance_dropped(result: MonitoringResult, champion: Champion, margin: float) -> bool:
-    """Realized ROC-AUC below the held-out one, or CBPE below the lower of the reference's and the held-out."""
-    realized, estimated = result.realized.roc_auc, result.estimated.roc_auc
+def performance_dropped(result: MonitoringResult, week: Week, champion: Champion, margin: float) -> bool:
+    """Realized ROC-AUC (on the labels arrived in the window) below the held-out one, or CBPE below the lower
+    of the reference's and the held-out: the same criterion whatever the policy."""
+    realized, estimated = week.arrived_auc, result.estimated.roc_auc
     if (
         realized is not None
         and champion.baseline_auc is not None
@@ -400,15 +447,19 @@ def monitor_replay(
     champion: Champion, weeks: Sequence[Week], labels: pd.DataFrame, t0: datetime, config: Config
 ) -> None:
     previous: list[bool] = []
+    signals: list[bool] = []  # the drift signal of each earlier check (persistence)
     margin = config.monitoring.max_performance_drop
     for week in weeks:
         if not week.checked or week.window is None:
             continue
         window = week.window
         week.n_window = len(window)
-        result = monitor_week(champion, window, week.end, config) if len(window) else None
+        result = monitor_week(champion, week, window, config, signals) if len(window) else None
         monitored = result if len(window) >= config.heal.min_window_predictions else None
         if result is not None:
+            signals.append(bool(result.drift_signal))
+            week.drift_signal = bool(result.drift_signal)
+            week.alarm_kinds = alarm_kinds(result)
             week.state, week.alarm = result.state, result.alarm
             if result.alarm:
                 week.reasons = list(result.alarm_reasons)
@@ -418,7 +469,7 @@ def monitor_replay(
             week.realized_auc = result.realized.roc_auc
             week.realized_note = result.realized.skipped_reason or ""
             week.estimated_auc = result.estimated.roc_auc
-            week.perf_drop = performance_dropped(result, champion, margin)
+            week.perf_drop = performance_dropped(result, week, champion, margin)
         if week.eventual_auc is not None and champion.baseline_auc is not None:
             week.eventual_drop = champion.baseline_auc - week.eventual_auc > margin
         week.monitored = monitored is not None
@@ -430,6 +481,32 @@ def monitor_replay(
         )
         if monitored is not None:
             previous.append(monitored.alarm)
+
+
+def alarm_kinds(result: MonitoringResult) -> str:
+    """Which rules raised the alarm: realized, cbpe, drift (space-separated)."""
+    kinds = {
+        "realized" if r.startswith("realized") else "cbpe" if r.startswith("estimated") else "drift"
+        for r in result.alarm_reasons
+    }
+    return " ".join(sorted(kinds))
+
+
+def _shift(
+    frame: pd.DataFrame,
+    shift: str,
+    start: datetime,
+    apply: Callable[..., pd.DataFrame],
+    rng: np.random.Generator,
+    champion: Champion,
+) -> pd.DataFrame:
+    rows = shifted_rows(frame, shift, start)
+    if not rows.any():
+        return frame
+    part = apply(frame.loc[rows], rng)
+    if shift != "labels":
+        part["score"] = champion.model.score(part)
+    return pd.concat([frame.loc[~rows], part]).sort_index()
 
 
 def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> list[Detection]:
@@ -447,6 +524,7 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                 start = weeks[index].end - timedelta(days=7 * config.step_weeks)
                 window_checks = horizon(weeks, index, config.step_weeks, config.window_days)
                 previous = [w.alarm for w in checks if w.end <= start and w.monitored]
+                signals = [w.drift_signal for w in checks if w.end <= start and w.n_window]
                 delay: float | None = None
                 heal_delay: float | None = None
                 for offset, week in enumerate(window_checks):
@@ -454,14 +532,12 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                     if window is None or len(window) == 0:
                         continue
                     rng = np.random.default_rng([seed, start_week, offset])
-                    rows = shifted_rows(window, shift, start)
-                    changed = window
-                    if rows.any():
-                        part = apply(window.loc[rows], rng)
-                        if shift != "labels":
-                            part["score"] = champion.model.score(part)
-                        changed = pd.concat([window.loc[~rows], part]).sort_index()
-                    result = monitor_week(champion, changed, week.end, config)
+                    changed = _shift(window, shift, start, apply, rng, champion)
+                    labelled = None
+                    if week.labelled is not None:  # the same shift on the labels that arrived
+                        labelled = _shift(week.labelled, shift, start, apply, rng, champion)
+                    result = monitor_week(champion, week, changed, config, signals, labelled)
+                    signals.append(bool(result.drift_signal))
                     if result.alarm and delay is None:
                         delay = (week.end - start) / timedelta(days=1)
                     if len(window) >= config.heal.min_window_predictions:
@@ -478,7 +554,7 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
 def report(replay: Replay, detections: list[Detection], config: Config, variant: str) -> None:
     champion, minimum = replay.champion, config.monitoring.min_alarm_predictions
     print(
-        f"\n#### {replay.repo}, reference {variant}: T0 {replay.t0:%Y-%m-%d}, champion v{champion.version} "
+        f"\n#### {replay.repo}, policy {config.policy}, reference {variant}: T0 {replay.t0:%Y-%m-%d}, champion v{champion.version} "
         f"(held-out ROC-AUC {fmt(champion.baseline_auc)}, reference {champion.reference_span}, CBPE ROC-AUC "
         f"on it {fmt(champion.reference_estimated_auc)}); window {config.window_days:g} days, a check every "
         f"{config.step_weeks} week(s), alarms from {minimum} predictions\n"
@@ -523,6 +599,13 @@ def main() -> None:
         default=None,
         help="Folder keeping each served replay: re-monitor without serving.",
     )
+    parser.add_argument(
+        "--policy",
+        nargs="+",
+        choices=["old", "new"],
+        default=["old", "new"],
+        help="Alarm policy: old (one check, any significant drift, realized on the window's own labels) or new.",
+    )
     parser.add_argument("--fresh", action="store_true", help="Serve again even when a saved replay exists.")
     parser.add_argument("--quick", action="store_true", help="12 weeks, starts 6 and 9.")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder.")
@@ -554,7 +637,8 @@ def main() -> None:
                     saved.write_bytes(pickle.dumps(replay))
             if replay.weeks[0].served is not None:  # saved before --window-days mattered: its windows stay
                 cut_weeks(replay, config)
-            for variant in args.reference:
+            for variant, policy in [(v, p) for v in args.reference for p in args.policy]:
+                run_config = config.for_policy(policy)
                 monitored = copy.copy(replay)
                 monitored.weeks = [copy.copy(w) for w in replay.weeks]
                 if variant == "scored":
@@ -564,10 +648,10 @@ def main() -> None:
                         replay.champion, reference=replay.champion.reference.drop(columns=["score"])
                     )
                 started = time.perf_counter()
-                monitor_replay(monitored.champion, monitored.weeks, replay.labels, replay.t0, config)
-                detections = inject(monitored, args.starts, args.seed, config)
-                replay.seconds[f"monitor_{variant}"] = time.perf_counter() - started
-                report(monitored, detections, config, variant)
+                monitor_replay(monitored.champion, monitored.weeks, replay.labels, replay.t0, run_config)
+                detections = inject(monitored, args.starts, args.seed, run_config)
+                replay.seconds[f"monitor_{variant}_{policy}"] = time.perf_counter() - started
+                report(monitored, detections, run_config, variant)
             print(
                 json.dumps({k: round(v) for k, v in replay.seconds.items()}),
                 f"load {os.getloadavg()}",

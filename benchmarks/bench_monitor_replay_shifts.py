@@ -63,6 +63,12 @@ class Week:
     eventual_drop: bool = False
     window: pd.DataFrame | None = None
     served: pd.DataFrame | None = None
+    #: The labels that arrived during the check's window (monitoring.arrived_labels), and their ROC-AUC.
+    labelled: pd.DataFrame | None = None
+    arrived_auc: float | None = None
+    n_arrived: int = 0
+    drift_signal: bool = False
+    alarm_kinds: str = ""
     wall_end: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -141,9 +147,10 @@ def fmt(value: float | None) -> str:
 
 def week_table(weeks: Sequence[Week], min_alarm: int) -> list[str]:
     lines = [
-        "| week ending | scored | labels sent | window n | matured | state | alarm (why) | realized ROC-AUC "
-        "(window, at the time) | estimated ROC-AUC (CBPE) | realized with final labels (n) | heal would |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| week ending | scored | labels sent | window n | labels judged | state | alarm (why) | realized ROC-AUC "
+        "(as the policy judges it) | on the labels arrived in the window (n) | estimated ROC-AUC (CBPE) "
+        "| realized with final labels (n) | heal would |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for w in weeks:
         if not w.checked:
@@ -155,7 +162,8 @@ def week_table(weeks: Sequence[Week], min_alarm: int) -> list[str]:
         realized = fmt(w.realized_auc) if w.realized_auc is not None else (w.realized_note[:40] or "–")
         lines.append(
             f"| {w.end:%Y-%m-%d} | {w.n_scored} | {w.n_feedback} | {w.n_window} | {w.n_matured} | {w.state} | "
-            f"{alarm} | {realized} | {fmt(w.estimated_auc)} | {fmt(w.eventual_auc)} ({w.eventual_n}) "
+            f"{alarm} | {realized} | {fmt(w.arrived_auc)} ({w.n_arrived}) | {fmt(w.estimated_auc)} "
+            f"| {fmt(w.eventual_auc)} ({w.eventual_n}) "
             f"| {w.decision} |"
         )
     return lines
@@ -180,6 +188,16 @@ def summary(weeks: Sequence[Week], min_alarm: int) -> dict[str, Any]:
             max(sizes, default=0),
         ],
         "windows_with_realized_auc": sum(1 for w in checks if w.realized_auc is not None),
+        "windows_with_arrived_auc": sum(1 for w in checks if w.arrived_auc is not None),
+        "arrived_labels_min_median_max": [
+            min((w.n_arrived for w in checks), default=0),
+            float(np.median([w.n_arrived for w in checks])) if checks else 0.0,
+            max((w.n_arrived for w in checks), default=0),
+        ],
+        "alarms_by_rule": {
+            kind: sum(1 for w in alarms if kind in w.alarm_kinds) for kind in ("realized", "cbpe", "drift")
+        },
+        "drift_signals": sum(1 for w in checks if w.drift_signal),
         "alarms": len(alarms),
         "perf_drop_windows": len(checks) - len(quiet),
         "false_alarms": len(false),
