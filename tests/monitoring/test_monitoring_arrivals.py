@@ -4,6 +4,7 @@ values are worked by hand in the comments."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import numpy as np
@@ -173,3 +174,27 @@ def test_drift_of_the_score_alarms_only_in_consecutive_checks() -> None:
         "significant but below PSI 0.25, not counted towards an alarm: score (p = 2.5e-05, PSI 0.120)"
         in quiet
     )
+
+
+def test_a_streaming_detector_alone_is_diagnosis_unless_configured() -> None:
+    from defectops.monitoring.drift_records import StreamDrift
+
+    quiet_score = _drift("score", detected=False, psi=0.02, p_value=0.4)
+    stream = StreamDrift(
+        detector="adwin",
+        target="score",
+        n_warmup=500,
+        n_window=150,
+        detections=1,
+        first_detection=97,
+        drift_detected=True,
+    )
+    inputs = dataclasses.replace(_inputs(quiet_score, (True,)), streams=[stream])
+    notes: list[str] = []
+    verdict = alarm_reasons(inputs, MonitoringSettings(), notes)
+    assert (verdict.reasons, verdict.drift_signal) == ([], [])
+    assert "adwin saw the score change: diagnosis (the streaming detectors have no effect size)" in notes
+    on = alarm_reasons(inputs, MonitoringSettings(alarm_on_streams=True), [])
+    assert on.reasons == [
+        "adwin saw the score change (first at window row 97) (drift in 2 consecutive checks)"
+    ]
