@@ -324,10 +324,11 @@ def _print_summary(
     )
     perf = Table(title="Performance")
     rz, est = result.realized, result.estimated
+    matured = "arrived in the window" if rz.basis == "arrived" else "matured"
     realized_title = (
-        f"realized ({rz.n_matured} matured: {rz.n_positive} defective, {rz.n_negative} clean)"
+        f"realized ({rz.n_matured} {matured}: {rz.n_positive} defective, {rz.n_negative} clean)"
         if rz.n_matured
-        else "realized (no matured labels)"
+        else f"realized (no labels {matured})"
     )
     for column in ("metric", realized_title, "estimated (CBPE)"):
         perf.add_column(column, justify="left" if column == "metric" else "right")

@@ -465,8 +465,14 @@ def render_html(result: MonitoringResult) -> str:
     parts.append("<h2>Performance</h2>")
     rz, est = result.realized, result.estimated
     parts.append(
-        f"<p>{rz.n_matured} of {rz.n_window} predictions have matured labels ({rz.n_positive} defective, "
-        f"{rz.n_negative} clean). Estimates use CBPE on all {est.n} scores"
+        (
+            f"<p>Realized on the {rz.n_matured} labels that arrived during the window ({rz.n_positive} "
+            f"defective, {rz.n_negative} clean; commits served up to the label horizon before). "
+            if rz.basis == "arrived"
+            else f"<p>{rz.n_matured} of {rz.n_window} predictions have matured labels ({rz.n_positive} "
+            f"defective, {rz.n_negative} clean). "
+        )
+        + f"Estimates use CBPE on all {est.n} scores"
         + (
             f"; reference calibration error {_fmt(est.reference_calibration_error)}"
             f" ({'reliable' if est.reliable else 'not reliable'})"
