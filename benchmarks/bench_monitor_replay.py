@@ -416,8 +416,13 @@ def heal_decision(
     realized = None
     if result is not None:
         r = result.realized
+        mixed = r.basis == "arrived"  # as heal's decide step: F1 and Brier depend on the arrival mix
         realized = Realized(
-            n_matured=r.n_matured, n_positive=r.n_positive, roc_auc=r.roc_auc, f1=r.f1, brier=r.brier
+            n_matured=r.n_matured,
+            n_positive=r.n_positive,
+            roc_auc=r.roc_auc,
+            f1=None if mixed else r.f1,
+            brier=None if mixed else r.brier,
         )
     inputs = DecideInputs(
         champion_version=champion.version,
