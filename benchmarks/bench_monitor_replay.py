@@ -27,18 +27,12 @@ Per repository R (a local clone; nothing of it is copied into this repository):
    every week is judged against the T0 champion.
 5. Injected drift (bench_monitor_replay_shifts.py) on copies of the windows.
 
-Two alarm policies (``--policy``): **old** judges realized performance on the window's own matured labels and
-alarms on any significant drift of the score, of the streams or of many feature groups in one check; **new**
-(the monitor's defaults since issue 12's second pass) judges realized performance on the labels that arrived
-during the window (:func:`defectops.monitoring.arrived_labels`), and counts drift only with PSI >= 0.25 and
-only when it is sustained over 2 consecutive checks.
-
-A false alarm is an alarm in a window where neither the realized ROC-AUC on the labels that arrived during
-the window (the same figure for both policies, with the minimum sample rule) is more than the gate's margin (``max_performance_drop`` = heal's ``max_roc_auc_drop``) below the held-out
-one nor the CBPE estimate more than the margin below the estimate on the reference (the comparison the
-monitor makes); the rate is false alarms / windows without such a drop. Target: at most 1 in 10. The
-windows' ROC-AUC on the labels known at the repository's head is shown too (the truth the monitor could
-not know yet).
+Two alarm policies (``--policy``, docs/benchmarks.md): **old** (realized on the window's matured labels,
+any significant drift in one check) and **new** (the defaults: realized on the labels that arrived in the
+window, drift only with PSI >= 0.25, sustained over 2 checks). A false alarm is an alarm in a window where
+neither the realized ROC-AUC on the arrived labels (the same for both policies) nor the CBPE estimate is more
+than ``max_performance_drop`` below the held-out one (CBPE: below the lower of it and the reference's
+estimate). Target: at most 1 in 10. The ROC-AUC on the labels known at the head is shown as the truth.
 """
 
 from __future__ import annotations
@@ -56,9 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -70,14 +62,16 @@ from bench_monitor_replay_shifts import (
     SHIFTS,
     Detection,
     Week,
+    alarm_kinds,
+    apply_shift,
     cut_window,
     detection_table,
     final_auc,
     fmt,
-    free_port,
     horizon,
     post,
-    shifted_rows,
+    short_decision,
+    start_service,
     summary,
     week_table,
 )
@@ -193,38 +187,6 @@ def load_champion(settings: Settings, clone: Path, t0: datetime, heal: HealSetti
     )
 
 
-def start_service(workspace: Path, clone: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DEFECTOPS_WORKSPACE": str(workspace),
-        "DEFECTOPS_SERVE_REPOSITORIES": json.dumps({REPO_ID: str(clone)}),
-        "DEFECTOPS_SERVE_FEEDBACK_TOKEN": TOKEN,
-    }
-    command = [
-        str(Path(sys.executable).with_name("defectops")),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(base + "/health/ready", timeout=2) as response:
-                if response.status == 200:
-                    return process, base
-        except (urllib.error.URLError, OSError):
-            pass
-        if process.poll() is not None:
-            raise SystemExit(f"defectops serve exited: {log.read_text()[-2000:]}")
-        time.sleep(0.5)
-    process.terminate()
-    raise SystemExit("defectops serve did not become ready in 300 s")
-
-
 def week_heads(
     clone: Path, head_sha: str, t0_sha: str, t0: datetime, n_weeks: int
 ) -> list[tuple[datetime, str]]:
@@ -305,7 +267,7 @@ def replay_repo(source: Path, args: argparse.Namespace, tmp: Path, config: Confi
     seconds["labels"] = time.perf_counter() - started
     print(f"  labels of the whole history: {len(labels)} rows in {seconds['labels']:.0f} s", flush=True)
     workspace = Workspace.from_settings(settings).root
-    process, base = start_service(workspace, clone, tmp / f"{source.name}-serve.log")
+    process, base = start_service(workspace, clone, tmp / f"{source.name}-serve.log", REPO_ID, TOKEN)
     started = time.perf_counter()
     try:
         weeks = serve_weeks(base, clone, (head_sha, t0_sha, t0), labels, args.weeks)
@@ -440,14 +402,6 @@ def heal_decision(
     return decide(inputs, heal)
 
 
-def short_decision(decision: Decision) -> str:
-    if decision.retrain:
-        return "retrain (" + ", ".join(decision.fired) + ")"
-    if decision.blocked_by:
-        return "blocked (" + ", ".join(decision.fired) + ")"
-    return "no_action"
-
-
 def monitor_replay(
     champion: Champion, weeks: Sequence[Week], labels: pd.DataFrame, t0: datetime, config: Config
 ) -> None:
@@ -464,7 +418,7 @@ def monitor_replay(
         if result is not None:
             signals.append(bool(result.drift_signal))
             week.drift_signal = bool(result.drift_signal)
-            week.alarm_kinds = alarm_kinds(result)
+            week.alarm_kinds = alarm_kinds(result.alarm_reasons)
             week.state, week.alarm = result.state, result.alarm
             if result.alarm:
                 week.reasons = list(result.alarm_reasons)
@@ -481,37 +435,10 @@ def monitor_replay(
         known = known_labels(labels, week.end)
         new_labels = int((pd.to_datetime(known["label_known_at"], utc=True) > pd.Timestamp(t0)).sum())
         days = (week.end - t0) / timedelta(days=1)
-        week.decision = short_decision(
-            heal_decision(champion, monitored, previous, new_labels, days, config.heal)
-        )
+        decision = heal_decision(champion, monitored, previous, new_labels, days, config.heal)
+        week.decision = short_decision(decision.retrain, decision.blocked_by, decision.fired)
         if monitored is not None:
             previous.append(monitored.alarm)
-
-
-def alarm_kinds(result: MonitoringResult) -> str:
-    """Which rules raised the alarm: realized, cbpe, drift (space-separated)."""
-    kinds = {
-        "realized" if r.startswith("realized") else "cbpe" if r.startswith("estimated") else "drift"
-        for r in result.alarm_reasons
-    }
-    return " ".join(sorted(kinds))
-
-
-def _shift(
-    frame: pd.DataFrame,
-    shift: str,
-    start: datetime,
-    apply: Callable[..., pd.DataFrame],
-    rng: np.random.Generator,
-    champion: Champion,
-) -> pd.DataFrame:
-    rows = shifted_rows(frame, shift, start)
-    if not rows.any():
-        return frame
-    part = apply(frame.loc[rows], rng)
-    if shift != "labels":
-        part["score"] = champion.model.score(part)
-    return pd.concat([frame.loc[~rows], part]).sort_index()
 
 
 def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> list[Detection]:
@@ -537,10 +464,10 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                     if window is None or len(window) == 0:
                         continue
                     rng = np.random.default_rng([seed, start_week, offset])
-                    changed = _shift(window, shift, start, apply, rng, champion)
+                    changed = apply_shift(window, shift, start, apply, rng, champion.model.score)
                     labelled = None
                     if week.labelled is not None:  # the same shift on the labels that arrived
-                        labelled = _shift(week.labelled, shift, start, apply, rng, champion)
+                        labelled = apply_shift(week.labelled, shift, start, apply, rng, champion.model.score)
                     result = monitor_week(champion, week, changed, config, signals, labelled)
                     signals.append(bool(result.drift_signal))
                     if result.alarm and delay is None:

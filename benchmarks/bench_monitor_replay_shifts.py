@@ -19,12 +19,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import socket
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -293,3 +298,74 @@ def post(base: str, path: str, body: dict[str, Any], token: str | None = None) -
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         raise RuntimeError(f"{path}: HTTP {exc.code}: {exc.read()[:500]!r}") from None
+
+
+def alarm_kinds(reasons: Sequence[str]) -> str:
+    """Which rules raised the alarm: realized, cbpe, drift (space-separated)."""
+    kinds = {
+        "realized" if r.startswith("realized") else "cbpe" if r.startswith("estimated") else "drift"
+        for r in reasons
+    }
+    return " ".join(sorted(kinds))
+
+
+def apply_shift(
+    frame: pd.DataFrame,
+    shift: str,
+    start: datetime,
+    apply: Shift,
+    rng: np.random.Generator,
+    score: Callable[[pd.DataFrame], Any],
+) -> pd.DataFrame:
+    """``frame`` with the shift applied to the rows it touches (re-scored unless only labels changed)."""
+    rows = shifted_rows(frame, shift, start)
+    if not rows.any():
+        return frame
+    part = apply(frame.loc[rows], rng)
+    if shift != "labels":
+        part["score"] = score(part)
+    return pd.concat([frame.loc[~rows], part]).sort_index()
+
+
+def short_decision(retrain: bool, blocked_by: str | None, fired: Sequence[str]) -> str:
+    """heal's decision in a few words."""
+    if retrain:
+        return "retrain (" + ", ".join(fired) + ")"
+    if blocked_by:
+        return "blocked (" + ", ".join(fired) + ")"
+    return "no_action"
+
+
+def start_service(
+    workspace: Path, clone: Path, log: Path, repo_id: str, token: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``defectops serve`` on a free local port, serving ``clone`` as ``repo_id``; returns it and its URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DEFECTOPS_WORKSPACE": str(workspace),
+        "DEFECTOPS_SERVE_REPOSITORIES": json.dumps({repo_id: str(clone)}),
+        "DEFECTOPS_SERVE_FEEDBACK_TOKEN": token,
+    }
+    command = [
+        str(Path(sys.executable).with_name("defectops")),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(base + "/health/ready", timeout=2) as response:
+                if response.status == 200:
+                    return process, base
+        except (urllib.error.URLError, OSError):
+            pass
+        if process.poll() is not None:
+            raise SystemExit(f"defectops serve exited: {log.read_text()[-2000:]}")
+        time.sleep(0.5)
+    process.terminate()
+    raise SystemExit("defectops serve did not become ready in 300 s")
