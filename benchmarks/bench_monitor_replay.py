@@ -27,12 +27,12 @@ Per repository R (a local clone; nothing of it is copied into this repository):
    every week is judged against the T0 champion.
 5. Injected drift (bench_monitor_replay_shifts.py) on copies of the windows.
 
-A false alarm is an alarm in a window where neither the realized ROC-AUC (on the window's matured labels)
-is more than the gate's margin (``max_performance_drop`` = heal's ``max_roc_auc_drop``) below the held-out
-one nor the CBPE estimate more than the margin below the estimate on the reference (the comparison the
-monitor makes); the rate is false alarms / windows without such a drop. Target: at most 1 in 10. The
-windows' ROC-AUC on the labels known at the repository's head is shown too (the truth the monitor could
-not know yet).
+Two alarm policies (``--policy``, docs/benchmarks.md): **old** (realized on the window's matured labels,
+any significant drift in one check) and **new** (the defaults: realized on the labels that arrived in the
+window, drift only with PSI >= 0.25, sustained over 2 checks). A false alarm is an alarm in a window where
+neither the realized ROC-AUC on the arrived labels (the same for both policies) nor the CBPE estimate is more
+than ``max_performance_drop`` below the held-out one (CBPE: below the lower of it and the reference's
+estimate). Target: at most 1 in 10. The ROC-AUC on the labels known at the head is shown as the truth.
 """
 
 from __future__ import annotations
@@ -50,8 +50,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -64,14 +62,16 @@ from bench_monitor_replay_shifts import (
     SHIFTS,
     Detection,
     Week,
+    alarm_kinds,
+    apply_shift,
     cut_window,
     detection_table,
     final_auc,
     fmt,
-    free_port,
     horizon,
     post,
-    shifted_rows,
+    short_decision,
+    start_service,
     summary,
     week_table,
 )
@@ -80,7 +80,14 @@ from defectops.data import labels_as_of
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, label_repository
 from defectops.mining import RepositoryNames
-from defectops.monitoring import MonitoringResult, estimated_roc_auc, monitor_window, recent_reference
+from defectops.monitoring import (
+    MonitoringResult,
+    arrived_labels,
+    estimated_roc_auc,
+    monitor_window,
+    recent_reference,
+)
+from defectops.monitoring.performance import realized_performance
 from defectops.pipeline import RunOptions, run
 from defectops.pipeline.heal import DecideInputs, Decision, Realized, decide
 from defectops.predlog import PredictionLog, default_url
@@ -116,6 +123,15 @@ class Config:
     heal: HealSettings
     window_days: float
     step_weeks: int
+    policy: str = "new"
+
+    def for_policy(self, policy: str) -> Config:
+        """The settings of one alarm policy: "new" (the defaults) or "old" (before issue 12's second pass)."""
+        monitoring = self.monitoring
+        if policy == "old":
+            old = {"alarm_drift_psi": 0.0, "alarm_drift_checks": 1, "alarm_on_streams": True}
+            monitoring = monitoring.model_copy(update=old)
+        return dataclasses.replace(self, monitoring=monitoring, policy=policy)
 
 
 @dataclass
@@ -169,38 +185,6 @@ def load_champion(settings: Settings, clone: Path, t0: datetime, heal: HealSetti
         reference_estimated_auc=estimated_roc_auc(scores) if scores is not None else None,
         reference_span=span.describe(),
     )
-
-
-def start_service(workspace: Path, clone: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DEFECTOPS_WORKSPACE": str(workspace),
-        "DEFECTOPS_SERVE_REPOSITORIES": json.dumps({REPO_ID: str(clone)}),
-        "DEFECTOPS_SERVE_FEEDBACK_TOKEN": TOKEN,
-    }
-    command = [
-        str(Path(sys.executable).with_name("defectops")),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(base + "/health/ready", timeout=2) as response:
-                if response.status == 200:
-                    return process, base
-        except (urllib.error.URLError, OSError):
-            pass
-        if process.poll() is not None:
-            raise SystemExit(f"defectops serve exited: {log.read_text()[-2000:]}")
-        time.sleep(0.5)
-    process.terminate()
-    raise SystemExit("defectops serve did not become ready in 300 s")
 
 
 def week_heads(
@@ -283,7 +267,7 @@ def replay_repo(source: Path, args: argparse.Namespace, tmp: Path, config: Confi
     seconds["labels"] = time.perf_counter() - started
     print(f"  labels of the whole history: {len(labels)} rows in {seconds['labels']:.0f} s", flush=True)
     workspace = Workspace.from_settings(settings).root
-    process, base = start_service(workspace, clone, tmp / f"{source.name}-serve.log")
+    process, base = start_service(workspace, clone, tmp / f"{source.name}-serve.log", REPO_ID, TOKEN)
     started = time.perf_counter()
     try:
         weeks = serve_weeks(base, clone, (head_sha, t0_sha, t0), labels, args.weeks)
@@ -316,6 +300,18 @@ def cut_weeks(replay: Replay, config: Config) -> None:
         if week.checked and week.served is not None:
             week.window = cut_window(week.served, week.end, config.window_days)
             week.eventual_auc, week.eventual_n = final_auc(week.window, final, config.monitoring)
+            week.labelled = arrived_labels(
+                week.served,
+                since=week.end - timedelta(days=config.window_days),
+                now=week.end,
+                horizon_days=config.monitoring.label_horizon_days,
+            )
+            week.n_arrived = len(week.labelled)
+            if len(week.labelled):
+                judged = realized_performance(
+                    week.labelled, now=week.end, settings=config.monitoring, basis="arrived"
+                )
+                week.arrived_auc = judged.roc_auc
 
 
 def with_scored_reference(champion: Champion) -> Champion:
@@ -328,14 +324,26 @@ def with_scored_reference(champion: Champion) -> Champion:
     )
 
 
-def monitor_week(champion: Champion, window: pd.DataFrame, now: datetime, config: Config) -> MonitoringResult:
+def monitor_week(
+    champion: Champion,
+    week: Week,
+    window: pd.DataFrame,
+    config: Config,
+    history: Sequence[bool],
+    labelled: pd.DataFrame | None = None,
+) -> MonitoringResult:
+    """One check as heal's monitor step runs it, under the run's policy."""
     reference = champion.reference
+    if config.policy == "new" and labelled is None:
+        labelled = week.labelled if week.labelled is not None else window.iloc[0:0]
     features = [f for f in champion.model.meta.features if f in window.columns and f in reference.columns]
     return monitor_window(
         reference,
         window,
-        now=now,
+        now=week.end,
         settings=config.monitoring,
+        labelled=labelled if config.policy == "new" else None,
+        drift_history=history,
         features=features,
         decision_threshold=champion.model.meta.threshold,
         history=champion.history,
@@ -343,9 +351,10 @@ def monitor_week(champion: Champion, window: pd.DataFrame, now: datetime, config
     )
 
 
-def performance_dropped(result: MonitoringResult, champion: Champion, margin: float) -> bool:
-    """Realized ROC-AUC below the held-out one, or CBPE below the lower of the reference's and the held-out."""
-    realized, estimated = result.realized.roc_auc, result.estimated.roc_auc
+def performance_dropped(result: MonitoringResult, week: Week, champion: Champion, margin: float) -> bool:
+    """Realized ROC-AUC (on the labels arrived in the window) below the held-out one, or CBPE below the lower
+    of the reference's and the held-out: the same criterion whatever the policy."""
+    realized, estimated = week.arrived_auc, result.estimated.roc_auc
     if (
         realized is not None
         and champion.baseline_auc is not None
@@ -369,8 +378,13 @@ def heal_decision(
     realized = None
     if result is not None:
         r = result.realized
+        mixed = r.basis == "arrived"  # as heal's decide step: F1 and Brier depend on the arrival mix
         realized = Realized(
-            n_matured=r.n_matured, n_positive=r.n_positive, roc_auc=r.roc_auc, f1=r.f1, brier=r.brier
+            n_matured=r.n_matured,
+            n_positive=r.n_positive,
+            roc_auc=r.roc_auc,
+            f1=None if mixed else r.f1,
+            brier=None if mixed else r.brier,
         )
     inputs = DecideInputs(
         champion_version=champion.version,
@@ -388,27 +402,23 @@ def heal_decision(
     return decide(inputs, heal)
 
 
-def short_decision(decision: Decision) -> str:
-    if decision.retrain:
-        return "retrain (" + ", ".join(decision.fired) + ")"
-    if decision.blocked_by:
-        return "blocked (" + ", ".join(decision.fired) + ")"
-    return "no_action"
-
-
 def monitor_replay(
     champion: Champion, weeks: Sequence[Week], labels: pd.DataFrame, t0: datetime, config: Config
 ) -> None:
     previous: list[bool] = []
+    signals: list[bool] = []  # the drift signal of each earlier check (persistence)
     margin = config.monitoring.max_performance_drop
     for week in weeks:
         if not week.checked or week.window is None:
             continue
         window = week.window
         week.n_window = len(window)
-        result = monitor_week(champion, window, week.end, config) if len(window) else None
+        result = monitor_week(champion, week, window, config, signals) if len(window) else None
         monitored = result if len(window) >= config.heal.min_window_predictions else None
         if result is not None:
+            signals.append(bool(result.drift_signal))
+            week.drift_signal = bool(result.drift_signal)
+            week.alarm_kinds = alarm_kinds(result.alarm_reasons)
             week.state, week.alarm = result.state, result.alarm
             if result.alarm:
                 week.reasons = list(result.alarm_reasons)
@@ -418,16 +428,15 @@ def monitor_replay(
             week.realized_auc = result.realized.roc_auc
             week.realized_note = result.realized.skipped_reason or ""
             week.estimated_auc = result.estimated.roc_auc
-            week.perf_drop = performance_dropped(result, champion, margin)
+            week.perf_drop = performance_dropped(result, week, champion, margin)
         if week.eventual_auc is not None and champion.baseline_auc is not None:
             week.eventual_drop = champion.baseline_auc - week.eventual_auc > margin
         week.monitored = monitored is not None
         known = known_labels(labels, week.end)
         new_labels = int((pd.to_datetime(known["label_known_at"], utc=True) > pd.Timestamp(t0)).sum())
         days = (week.end - t0) / timedelta(days=1)
-        week.decision = short_decision(
-            heal_decision(champion, monitored, previous, new_labels, days, config.heal)
-        )
+        decision = heal_decision(champion, monitored, previous, new_labels, days, config.heal)
+        week.decision = short_decision(decision.retrain, decision.blocked_by, decision.fired)
         if monitored is not None:
             previous.append(monitored.alarm)
 
@@ -447,6 +456,7 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                 start = weeks[index].end - timedelta(days=7 * config.step_weeks)
                 window_checks = horizon(weeks, index, config.step_weeks, config.window_days)
                 previous = [w.alarm for w in checks if w.end <= start and w.monitored]
+                signals = [w.drift_signal for w in checks if w.end <= start and w.n_window]
                 delay: float | None = None
                 heal_delay: float | None = None
                 for offset, week in enumerate(window_checks):
@@ -454,14 +464,12 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                     if window is None or len(window) == 0:
                         continue
                     rng = np.random.default_rng([seed, start_week, offset])
-                    rows = shifted_rows(window, shift, start)
-                    changed = window
-                    if rows.any():
-                        part = apply(window.loc[rows], rng)
-                        if shift != "labels":
-                            part["score"] = champion.model.score(part)
-                        changed = pd.concat([window.loc[~rows], part]).sort_index()
-                    result = monitor_week(champion, changed, week.end, config)
+                    changed = apply_shift(window, shift, start, apply, rng, champion.model.score)
+                    labelled = None
+                    if week.labelled is not None:  # the same shift on the labels that arrived
+                        labelled = apply_shift(week.labelled, shift, start, apply, rng, champion.model.score)
+                    result = monitor_week(champion, week, changed, config, signals, labelled)
+                    signals.append(bool(result.drift_signal))
                     if result.alarm and delay is None:
                         delay = (week.end - start) / timedelta(days=1)
                     if len(window) >= config.heal.min_window_predictions:
@@ -478,7 +486,7 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
 def report(replay: Replay, detections: list[Detection], config: Config, variant: str) -> None:
     champion, minimum = replay.champion, config.monitoring.min_alarm_predictions
     print(
-        f"\n#### {replay.repo}, reference {variant}: T0 {replay.t0:%Y-%m-%d}, champion v{champion.version} "
+        f"\n#### {replay.repo}, policy {config.policy}, reference {variant}: T0 {replay.t0:%Y-%m-%d}, champion v{champion.version} "
         f"(held-out ROC-AUC {fmt(champion.baseline_auc)}, reference {champion.reference_span}, CBPE ROC-AUC "
         f"on it {fmt(champion.reference_estimated_auc)}); window {config.window_days:g} days, a check every "
         f"{config.step_weeks} week(s), alarms from {minimum} predictions\n"
@@ -523,6 +531,13 @@ def main() -> None:
         default=None,
         help="Folder keeping each served replay: re-monitor without serving.",
     )
+    parser.add_argument(
+        "--policy",
+        nargs="+",
+        choices=["old", "new"],
+        default=["old", "new"],
+        help="Alarm policy: old (one check, any significant drift, realized on the window's own labels) or new.",
+    )
     parser.add_argument("--fresh", action="store_true", help="Serve again even when a saved replay exists.")
     parser.add_argument("--quick", action="store_true", help="12 weeks, starts 6 and 9.")
     parser.add_argument("--keep", action="store_true", help="Keep the temporary folder.")
@@ -554,7 +569,8 @@ def main() -> None:
                     saved.write_bytes(pickle.dumps(replay))
             if replay.weeks[0].served is not None:  # saved before --window-days mattered: its windows stay
                 cut_weeks(replay, config)
-            for variant in args.reference:
+            for variant, policy in [(v, p) for v in args.reference for p in args.policy]:
+                run_config = config.for_policy(policy)
                 monitored = copy.copy(replay)
                 monitored.weeks = [copy.copy(w) for w in replay.weeks]
                 if variant == "scored":
@@ -564,10 +580,10 @@ def main() -> None:
                         replay.champion, reference=replay.champion.reference.drop(columns=["score"])
                     )
                 started = time.perf_counter()
-                monitor_replay(monitored.champion, monitored.weeks, replay.labels, replay.t0, config)
-                detections = inject(monitored, args.starts, args.seed, config)
-                replay.seconds[f"monitor_{variant}"] = time.perf_counter() - started
-                report(monitored, detections, config, variant)
+                monitor_replay(monitored.champion, monitored.weeks, replay.labels, replay.t0, run_config)
+                detections = inject(monitored, args.starts, args.seed, run_config)
+                replay.seconds[f"monitor_{variant}_{policy}"] = time.perf_counter() - started
+                report(monitored, detections, run_config, variant)
             print(
                 json.dumps({k: round(v) for k, v in replay.seconds.items()}),
                 f"load {os.getloadavg()}",

@@ -19,12 +19,17 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import socket
+import subprocess
+import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -63,6 +68,12 @@ class Week:
     eventual_drop: bool = False
     window: pd.DataFrame | None = None
     served: pd.DataFrame | None = None
+    #: The labels that arrived during the check's window (monitoring.arrived_labels), and their ROC-AUC.
+    labelled: pd.DataFrame | None = None
+    arrived_auc: float | None = None
+    n_arrived: int = 0
+    drift_signal: bool = False
+    alarm_kinds: str = ""
     wall_end: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -141,9 +152,10 @@ def fmt(value: float | None) -> str:
 
 def week_table(weeks: Sequence[Week], min_alarm: int) -> list[str]:
     lines = [
-        "| week ending | scored | labels sent | window n | matured | state | alarm (why) | realized ROC-AUC "
-        "(window, at the time) | estimated ROC-AUC (CBPE) | realized with final labels (n) | heal would |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| week ending | scored | labels sent | window n | labels judged | state | alarm (why) | realized ROC-AUC "
+        "(as the policy judges it) | on the labels arrived in the window (n) | estimated ROC-AUC (CBPE) "
+        "| realized with final labels (n) | heal would |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for w in weeks:
         if not w.checked:
@@ -155,7 +167,8 @@ def week_table(weeks: Sequence[Week], min_alarm: int) -> list[str]:
         realized = fmt(w.realized_auc) if w.realized_auc is not None else (w.realized_note[:40] or "–")
         lines.append(
             f"| {w.end:%Y-%m-%d} | {w.n_scored} | {w.n_feedback} | {w.n_window} | {w.n_matured} | {w.state} | "
-            f"{alarm} | {realized} | {fmt(w.estimated_auc)} | {fmt(w.eventual_auc)} ({w.eventual_n}) "
+            f"{alarm} | {realized} | {fmt(w.arrived_auc)} ({w.n_arrived}) | {fmt(w.estimated_auc)} "
+            f"| {fmt(w.eventual_auc)} ({w.eventual_n}) "
             f"| {w.decision} |"
         )
     return lines
@@ -180,6 +193,16 @@ def summary(weeks: Sequence[Week], min_alarm: int) -> dict[str, Any]:
             max(sizes, default=0),
         ],
         "windows_with_realized_auc": sum(1 for w in checks if w.realized_auc is not None),
+        "windows_with_arrived_auc": sum(1 for w in checks if w.arrived_auc is not None),
+        "arrived_labels_min_median_max": [
+            min((w.n_arrived for w in checks), default=0),
+            float(np.median([w.n_arrived for w in checks])) if checks else 0.0,
+            max((w.n_arrived for w in checks), default=0),
+        ],
+        "alarms_by_rule": {
+            kind: sum(1 for w in alarms if kind in w.alarm_kinds) for kind in ("realized", "cbpe", "drift")
+        },
+        "drift_signals": sum(1 for w in checks if w.drift_signal),
         "alarms": len(alarms),
         "perf_drop_windows": len(checks) - len(quiet),
         "false_alarms": len(false),
@@ -275,3 +298,74 @@ def post(base: str, path: str, body: dict[str, Any], token: str | None = None) -
             return json.loads(response.read() or b"null")
     except urllib.error.HTTPError as exc:
         raise RuntimeError(f"{path}: HTTP {exc.code}: {exc.read()[:500]!r}") from None
+
+
+def alarm_kinds(reasons: Sequence[str]) -> str:
+    """Which rules raised the alarm: realized, cbpe, drift (space-separated)."""
+    kinds = {
+        "realized" if r.startswith("realized") else "cbpe" if r.startswith("estimated") else "drift"
+        for r in reasons
+    }
+    return " ".join(sorted(kinds))
+
+
+def apply_shift(
+    frame: pd.DataFrame,
+    shift: str,
+    start: datetime,
+    apply: Shift,
+    rng: np.random.Generator,
+    score: Callable[[pd.DataFrame], Any],
+) -> pd.DataFrame:
+    """``frame`` with the shift applied to the rows it touches (re-scored unless only labels changed)."""
+    rows = shifted_rows(frame, shift, start)
+    if not rows.any():
+        return frame
+    part = apply(frame.loc[rows], rng)
+    if shift != "labels":
+        part["score"] = score(part)
+    return pd.concat([frame.loc[~rows], part]).sort_index()
+
+
+def short_decision(retrain: bool, blocked_by: str | None, fired: Sequence[str]) -> str:
+    """heal's decision in a few words."""
+    if retrain:
+        return "retrain (" + ", ".join(fired) + ")"
+    if blocked_by:
+        return "blocked (" + ", ".join(fired) + ")"
+    return "no_action"
+
+
+def start_service(
+    workspace: Path, clone: Path, log: Path, repo_id: str, token: str
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``defectops serve`` on a free local port, serving ``clone`` as ``repo_id``; returns it and its URL."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DEFECTOPS_WORKSPACE": str(workspace),
+        "DEFECTOPS_SERVE_REPOSITORIES": json.dumps({repo_id: str(clone)}),
+        "DEFECTOPS_SERVE_FEEDBACK_TOKEN": token,
+    }
+    command = [
+        str(Path(sys.executable).with_name("defectops")),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    process = subprocess.Popen(command, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(600):
+        try:
+            with urllib.request.urlopen(base + "/health/ready", timeout=2) as response:
+                if response.status == 200:
+                    return process, base
+        except (urllib.error.URLError, OSError):
+            pass
+        if process.poll() is not None:
+            raise SystemExit(f"defectops serve exited: {log.read_text()[-2000:]}")
+        time.sleep(0.5)
+    process.terminate()
+    raise SystemExit("defectops serve did not become ready in 300 s")

@@ -320,8 +320,11 @@ def drift_result() -> Any:
     """A real MonitoringResult with drift (x shifted by one standard deviation)."""
     from defectops.monitoring.monitor import monitor_window
 
-    result = monitor_window(
-        _frame(2000, 1, 0.0), _frame(500, 3, 1.0), now=dt.datetime(2026, 11, 25, 13, tzinfo=dt.UTC)
+    result = monitor_window(  # the previous check drifted too: sustained, an alarm
+        _frame(2000, 1, 0.0),
+        _frame(500, 3, 1.0),
+        now=dt.datetime(2026, 11, 25, 13, tzinfo=dt.UTC),
+        drift_history=[True],
     )
     assert result.state == "drift"
     return result

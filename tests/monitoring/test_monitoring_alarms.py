@@ -123,18 +123,29 @@ def test_few_drifting_features_are_diagnosis_many_are_an_alarm_small_windows_nev
     assert two.state == "drift"
     assert not two.alarm
     assert any(
-        "2 of 14 features drift (la, ld): diagnosis, not an alarm (< 30%" in note for note in two.notes
+        "2 of 14 features drift with PSI >= 0.25 (la, ld): diagnosis, not an alarm (< 30%" in note
+        for note in two.notes
     )
     many = window.copy()
     moved = ["ns", "nd", "nf", "entropy", "lt", "ndev", "age", "nuc"]  # with la, ld: 10 of 14 >= 30%
     many[moved] = many[moved] * 5
-    alarmed = monitor_window(reference, many, now=NOW)
+    first = monitor_window(reference, many, now=NOW)  # a drift signal, not yet sustained
+    assert not first.alarm
+    assert first.drift_checks == 1
+    assert first.drift_signal[0].startswith("10 of 14 features drift with PSI >= 0.25 (>= 30%)")
+    assert any(note.startswith("drift in 1 check(s) in a row, 2 needed for an alarm") for note in first.notes)
+    alarmed = monitor_window(reference, many, now=NOW, drift_history=[bool(first.drift_signal)])
     assert alarmed.alarm
-    assert alarmed.alarm_reasons[0].startswith("10 of 14 features drift (>= 30%)")
-    small = monitor_window(reference, many.head(60), now=NOW)  # 60 < min_alarm_predictions 100
+    assert alarmed.drift_checks == 2
+    assert alarmed.alarm_reasons[0].startswith("10 of 14 features drift with PSI >= 0.25 (>= 30%)")
+    assert alarmed.alarm_reasons[0].endswith("(drift in 2 consecutive checks)")
+    small = monitor_window(reference, many.head(60), now=NOW, drift_history=[True])  # 60 < 100
     assert small.state == "drift"
     assert not small.alarm
-    assert any(note.startswith("no alarm on 60 predictions (< 100)") for note in small.notes)
+    assert any(
+        note.startswith("drift and estimated performance not judged on 60 predictions (< 100)")
+        for note in small.notes
+    )
 
 
 def test_performance_below_the_baseline_is_an_alarm_realized_first_then_estimated() -> None:
@@ -149,7 +160,8 @@ def test_performance_below_the_baseline_is_an_alarm_realized_first_then_estimate
     drop = 0.8 - result.realized.roc_auc
     assert result.alarm
     assert result.alarm_reasons == [
-        f"realized ROC-AUC {result.realized.roc_auc:.3f} on 300 matured labels is {drop:.3f} below the "
+        f"realized ROC-AUC {result.realized.roc_auc:.3f} on 300 matured labels ({result.realized.n_positive} "
+        f"defective) is {drop:.3f} below the "
         "held-out 0.800 (> 0.05)"
     ]
     # no labels: the CBPE estimate is judged against the estimate on the reference's own scores. Scores
@@ -160,7 +172,8 @@ def test_performance_below_the_baseline_is_an_alarm_realized_first_then_estimate
     squeezed = monitor_window(reference, unlabelled, now=NOW, baseline_roc_auc=0.8)
     assert squeezed.estimated.roc_auc is not None
     assert squeezed.alarm_reasons[0].startswith(f"estimated (CBPE) ROC-AUC {squeezed.estimated.roc_auc:.3f}")
-    assert "the score distribution drifted" in squeezed.alarm_reasons[1]
+    assert len(squeezed.alarm_reasons) == 1  # the score's drift is a signal, not sustained yet
+    assert squeezed.drift_signal[0].startswith("the score distribution drifted (ks, p = ")
 
 
 def test_feature_groups_link_features_whose_ranks_move_together() -> None:
@@ -189,22 +202,22 @@ def test_features_that_move_together_count_once_towards_the_alarm_share() -> Non
     window = reference.sample(400, random_state=2).reset_index(drop=True)
     moved = ["exp", "rexp", "sexp", "la", "ld"]  # 5 of 14 features (36%), but 3 of 12 groups (25%)
     window[moved] = window[moved] * 5
-    result = monitor_window(reference, window, now=NOW)
+    result = monitor_window(reference, window, now=NOW, drift_history=[True])
     assert set(result.drifted_features) == set(moved)
     assert not result.alarm
     assert any(
         note.startswith(
             "3 of 12 groups of features drift (la, ld, exp+rexp+sexp; 5 of 14 features, those that move "
-            "together counted once): diagnosis, not an alarm (< 30%"
+            "together counted once) with PSI >= 0.25: diagnosis, not an alarm (< 30%"
         )
         for note in result.notes
     )
     window["nf"] = window["nf"] * 5  # a fourth group: 4 of 12 = 33%
-    alarmed = monitor_window(reference, window, now=NOW)
+    alarmed = monitor_window(reference, window, now=NOW, drift_history=[True])
     assert alarmed.alarm
     assert alarmed.alarm_reasons == [
         "4 of 12 groups of features drift (nf, la, ld, exp+rexp+sexp; 6 of 14 features, those that move "
-        "together counted once) (>= 30%)"
+        "together counted once) with PSI >= 0.25 (>= 30%) (drift in 2 consecutive checks)"
     ]
 
 
@@ -228,5 +241,5 @@ def test_the_estimate_is_judged_from_the_held_out_value_when_the_reference_estim
     beyond = monitor_window(reference, window, now=NOW, baseline_roc_auc=round(estimate + 0.06, 3))
     assert beyond.alarm_reasons[0].endswith(
         f"below the held-out {estimate + 0.06:.3f} (the reference's own estimate is {reference_estimate:.3f}) "
-        "(> 0.05; 0 matured labels, too few to judge)"
+        "(> 0.05; realized not judged: no matured labels in the window)"
     )

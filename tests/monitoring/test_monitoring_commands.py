@@ -57,10 +57,15 @@ def _run(app: typer.Typer, *args: str) -> Any:
 def test_monitor_prints_a_summary_and_exits_zero(app: typer.Typer, tmp_path: Path) -> None:
     ref = _write(tmp_path / "ref.parquet", 2000, 1)
     win = _write(tmp_path / "win.parquet", 500, 2, shift=1.0)
-    result = _run(app, "--reference", str(ref), "--window", str(win))
+    once = _run(app, "--reference", str(ref), "--window", str(win))
+    assert once.exit_code == 0, once.output
+    assert once.output.startswith("OK, with drift to look at (no alarm)")  # one check: not sustained
+    before = _write(tmp_path / "before.parquet", 500, 5, shift=1.0)
+    result = _run(app, "--reference", str(ref), "--window", str(win), "--previous-window", str(before))
     assert result.exit_code == 0, result.output
-    assert result.output.startswith("ALARM")  # the score moved with x: an alarm, not only a diagnosis
+    assert result.output.startswith("ALARM")  # the score moved with x in both checks: an alarm
     assert "alarm: the score distribution drifted (ks" in result.output
+    assert "(drift in 2 consecutive checks)" in result.output
     assert "Drift by feature" in result.output
     assert "x: ks statistic" in result.output
     assert "Performance" in result.output
@@ -87,7 +92,8 @@ def test_monitor_alerts_a_webhook_once_per_change(
 ) -> None:
     ref = _write(tmp_path / "ref.parquet", 2000, 1)
     drifted = _write(tmp_path / "drifted.parquet", 500, 4, shift=1.0)
-    args = ["--reference", str(ref), "--window", str(drifted), "--webhook", webhook_server.url]
+    args = ["--reference", str(ref), "--window", str(drifted), "--previous-window", str(drifted)]
+    args += ["--webhook", webhook_server.url]
     first = _run(app, *args)
     assert first.exit_code == 0, first.output
     assert "alert ok->drift via webhook" in first.output

@@ -101,7 +101,7 @@ def test_a_quiet_period_monitored_from_the_workspace_raises_no_alarm(stack: Stac
     bands = risk_bands_of(stack.registry.load(stack.name, version=version).estimator)
     assert bands is not None
     assert result.proxies_window.high_risk_threshold == pytest.approx(bands.high)
-    assert result.realized.skipped_reason == "no matured labels in the window"
+    assert result.realized.skipped_reason == "no labels arrived in the window"
     with pytest.raises(InputError, match="no served predictions"):
         monitor_model(
             registry=stack.registry,

@@ -45,6 +45,15 @@ def monitor(
             show_default=False,
         ),
     ] = None,
+    previous_window: Annotated[
+        Path | None,
+        typer.Option(
+            "--previous-window",
+            help="File mode: the window of the check before (Parquet, as --window): drift of the score or of "
+            "many features is an alarm only when it is in both (DEFECTOPS_MONITOR_ALARM_DRIFT_CHECKS).",
+            show_default=False,
+        ),
+    ] = None,
     model_name: Annotated[
         str | None,
         typer.Option(
@@ -127,8 +136,8 @@ def monitor(
     now = datetime.now(UTC)
     context: list[str] = []
     if reference is None and window is None:
-        if exclude:
-            raise InputError("--exclude applies to file mode (--reference and --window)")
+        if exclude or previous_window is not None:
+            raise InputError("--exclude and --previous-window apply to file mode (--reference and --window)")
         watched = _monitor_model(model_name, model_version, since, log_url, threshold, settings, now)
         result = watched.result
         context = [
@@ -151,13 +160,26 @@ def monitor(
             raise InputError(
                 "--model-name, --model-version and --log-url monitor the workspace: drop the files"
             )
+        reference_frame = load_frame(reference, "reference")
+        history: list[bool] = []
+        if previous_window is not None:
+            before = monitor_window(
+                reference_frame,
+                load_frame(previous_window, "previous window"),
+                now=now,
+                settings=settings,
+                exclude=exclude or (),
+                decision_threshold=threshold,
+            )
+            history = [bool(before.drift_signal)]
         result = monitor_window(
-            load_frame(reference, "reference"),
+            reference_frame,
             load_frame(window, "window"),
             now=now,
             settings=settings,
             exclude=exclude or (),
             decision_threshold=threshold,
+            drift_history=history,
         )
     html_path = write_html(result, html) if html is not None else None
     alerts: AlertReport | None = None
@@ -302,10 +324,11 @@ def _print_summary(
     )
     perf = Table(title="Performance")
     rz, est = result.realized, result.estimated
+    matured = "arrived in the window" if rz.basis == "arrived" else "matured"
     realized_title = (
-        f"realized ({rz.n_matured} matured: {rz.n_positive} defective, {rz.n_negative} clean)"
+        f"realized ({rz.n_matured} {matured}: {rz.n_positive} defective, {rz.n_negative} clean)"
         if rz.n_matured
-        else "realized (no matured labels)"
+        else f"realized (no labels {matured})"
     )
     for column in ("metric", realized_title, "estimated (CBPE)"):
         perf.add_column(column, justify="left" if column == "metric" else "right")

@@ -155,6 +155,33 @@ class MonitoringSettings(BaseSettings):
         "drifting features are a diagnosis, not an alarm. A new team or a change in size moves 5-9 of them "
         "at once; one or two drift on real repositories in quiet periods.",
     )
+    alarm_drift_psi: float = Field(
+        default=0.25,
+        ge=0,
+        description="Drift of a feature or of the score counts towards an alarm only when its PSI is at "
+        "least this as well as its test significant: 0.25 is the conventional 'significant shift' of PSI. A "
+        "p-value alone on ~100 rows flags shifts too small to matter. "
+        "0 counts every significant test (the policy before 2026-12).",
+    )
+    alarm_drift_checks: int = Field(
+        default=2,
+        ge=1,
+        description="Drift of the score or of many feature groups is an alarm only when it is found in this "
+        "many consecutive checks of the same model (this one included): a single week's drift is diagnosis. "
+        "1 alarms on one check (the policy before 2026-12). Performance alarms need no confirmation.",
+    )
+    alarm_on_streams: bool = Field(
+        default=False,
+        description="Whether a change seen by the streaming detectors on the score (Page-Hinkley, ADWIN) is "
+        "an alarm by itself; off: they have no effect size, and they are shown as diagnosis.",
+    )
+    label_horizon_days: float = Field(
+        default=365.0,
+        gt=0,
+        description="Realized performance is judged on the labels that arrived during the monitored window "
+        "for served commits up to this many days old (labels mature late: a clean label after the waiting "
+        "period, so a window's own commits rarely have enough).",
+    )
     max_performance_drop: float = Field(
         default=0.05,
         ge=0,

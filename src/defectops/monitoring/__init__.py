@@ -14,6 +14,7 @@ from defectops.monitoring.alerts import (
     notify_state_change,
     save_alert_state,
 )
+from defectops.monitoring.arrivals import arrived_labels
 from defectops.monitoring.monitor import load_frame, monitor_window
 from defectops.monitoring.performance import estimated_roc_auc
 from defectops.monitoring.reference import ReferenceSpan, parse_since, recent_reference
@@ -25,6 +26,7 @@ __all__ = [
     "MonitoringResult",
     "ReferenceSpan",
     "ab_test",
+    "arrived_labels",
     "estimated_roc_auc",
     "exposition",
     "load_alert_state",

@@ -5,10 +5,13 @@ from any reference (a release brings larger changes, a sprint of fixes raises ``
 red every cycle is ignored — or, wired to retraining, trains challengers for nothing. An alarm is what may act
 (retrain, notify), and rests on what matters, in this order:
 
-1. **realized performance** where labels have matured: ROC-AUC on at least ``min_realized_labels`` matured
-   labels (and ``min_realized_per_class`` of each class) more than ``max_performance_drop`` below the model's
-   held-out ROC-AUC at training;
-2. **estimated performance** (CBPE) where they have not: the window's estimated ROC-AUC more than
+1. **realized performance** where labels exist: ROC-AUC on the labels that *arrived* during the window (for
+   commits served up to ``label_horizon_days`` before, :mod:`defectops.monitoring.arrivals`; the window's
+   own matured labels when no arrivals are given), on at least ``min_realized_labels`` labels and
+   ``min_realized_per_class`` of each class, more than ``max_performance_drop`` below the model's held-out
+   ROC-AUC at training. Judged whenever that minimum is met, whatever the window's size: the minimum is
+   the metric's own;
+2. **estimated performance** (CBPE) where realized is not judged: the window's estimated ROC-AUC more than
    ``max_performance_drop`` below the estimate on the reference's scores. Estimate against estimate, never
    against the held-out value: CBPE of a slightly over- or underconfident model is off by a constant that
    would otherwise read as a drop on every window. The drop is measured from the lower of that estimate and
@@ -16,9 +19,15 @@ red every cycle is ignored — or, wired to retraining, trains challengers for n
    over-confident (flask: CBPE 0.940 on them, held-out ROC-AUC 0.890), and the window's honest estimate
    would read as a drop. Not judged without reference scores, or when the reference shows the scores are not
    calibrated;
-3. **the score**: its distribution (the prediction drift test) or its stream (Page-Hinkley, ADWIN) moved;
-4. **many features at once**: at least ``alarm_feature_share`` of the monitored features drift, counting
-   features that move together as one (:func:`feature_groups`).
+3. **sustained, material drift of the score or of many features**: the score's distribution, or at least
+   ``alarm_feature_share`` of the feature groups (:func:`feature_groups`), drift *materially* — the test is
+   significant and the PSI is at least ``alarm_drift_psi`` (0.25, the conventional "significant shift") —
+   in ``alarm_drift_checks`` consecutive checks of the model (this one included). A drift signal in one
+   check is diagnosis. The streaming detectors' changes are diagnosis unless ``alarm_on_streams``.
+
+Why effect size and persistence: on ~135 rows a p-value flags shifts too small to matter and a week's
+commits can be unusual by chance; feature drift is diagnosis (issue 12), and what may act is performance
+or a shift that is both large and lasting. Performance alarms need no confirmation.
 
 Why features are grouped: the mined metrics are not independent. On numpy ``exp``, ``rexp``, ``sexp``,
 ``author_30d`` and ``author_90d`` all measure how active the author is (Spearman 0.7-0.95 on the reference):
@@ -29,8 +38,8 @@ replay). One cause is one piece of evidence: features whose ranks correlate at `
 member does, and the share is drifting groups over groups. Independent features stay groups of one, so
 nothing changes where the metrics do not move together.
 
-No alarm is raised on a window of fewer than ``min_alarm_predictions`` predictions; its drift is still
-reported. Every reason names the figures it rests on.
+CBPE and drift are not judged on a window of fewer than ``min_alarm_predictions`` predictions; its drift is
+still reported. Every reason names the figures it rests on.
 """
 
 from __future__ import annotations
@@ -60,6 +69,19 @@ class AlarmInputs:
     reference_estimated_roc_auc: float | None
     #: Features that move together (:func:`feature_groups`); a feature in none is a group of its own.
     groups: Sequence[Sequence[str]] = field(default_factory=tuple)
+    #: Whether the model's earlier checks (oldest first) had a drift signal (:attr:`Alarms.drift_signal`).
+    drift_history: Sequence[bool] = field(default_factory=tuple)
+
+
+@dataclass(frozen=True, slots=True)
+class Alarms:
+    """The verdict: the alarm reasons (empty: no alarm), this check's drift signal and its run length."""
+
+    reasons: list[str]
+    #: Material drift of the score or of many feature groups in this check (alarms once sustained).
+    drift_signal: list[str]
+    #: Consecutive checks with a drift signal, this one included (0 when it has none).
+    drift_checks: int
 
 
 #: Features whose ranks correlate at least this much on the reference count as one for the alarm share.
@@ -92,31 +114,74 @@ def feature_groups(reference: pd.DataFrame, features: Sequence[str]) -> list[lis
     return list(groups.values())
 
 
-def alarm_reasons(inputs: AlarmInputs, settings: MonitoringSettings, notes: list[str]) -> list[str]:
-    """One line per alarm rule that fired (empty: no alarm); why a rule was not judged goes to ``notes``."""
+def material(f: FeatureDrift, settings: MonitoringSettings) -> bool:
+    """Drift that counts towards an alarm: detected, and a PSI of at least ``alarm_drift_psi``."""
+    if not f.drift_detected:
+        return False
+    return settings.alarm_drift_psi <= 0 or (f.psi is not None and f.psi >= settings.alarm_drift_psi)
+
+
+def _size(f: FeatureDrift) -> str:
+    test = f"p = {f.p_value:.3g}" if f.p_value is not None else f"{f.test} {f.statistic:.3g}"
+    return f"{test}, PSI {f.psi:.3f}" if f.psi is not None else test
+
+
+def alarm_reasons(inputs: AlarmInputs, settings: MonitoringSettings, notes: list[str]) -> Alarms:
+    """The alarm rules (module docstring) on one check; why a rule was not judged goes to ``notes``."""
+    reasons = _performance(inputs, settings, notes)
     if inputs.n_window < settings.min_alarm_predictions:
         notes.append(
-            f"no alarm on {inputs.n_window} predictions (< {settings.min_alarm_predictions}): drift is "
-            "reported as diagnosis only"
+            f"drift and estimated performance not judged on {inputs.n_window} predictions "
+            f"(< {settings.min_alarm_predictions}): drift is reported as diagnosis only"
         )
-        return []
-    reasons: list[str] = []
-    reasons.extend(_performance(inputs, settings, notes))
-    if inputs.prediction is not None and inputs.prediction.drift_detected:
-        p = inputs.prediction
-        reasons.append(f"the score distribution drifted ({p.test}, drift score {p.drift_score:.2f})")
+        return Alarms(reasons, [], 0)
+    signal = _drift_signal(inputs, settings, notes)
+    if not signal:
+        return Alarms(reasons, [], 0)
+    checks = 1
+    for earlier in reversed(inputs.drift_history):
+        if not earlier:
+            break
+        checks += 1
+    needed = settings.alarm_drift_checks
+    if checks >= needed:
+        suffix = f" (drift in {checks} consecutive checks)" if needed > 1 else ""
+        reasons.extend(f"{line}{suffix}" for line in signal)
+    else:
+        notes.append(
+            f"drift in {checks} check(s) in a row, {needed} needed for an alarm: " + "; ".join(signal)
+        )
+    return Alarms(reasons, signal, checks)
+
+
+def _drift_signal(inputs: AlarmInputs, settings: MonitoringSettings, notes: list[str]) -> list[str]:
+    signal: list[str] = []
+    psi = settings.alarm_drift_psi
+    small: list[str] = []
+    p = inputs.prediction
+    if p is not None and material(p, settings):
+        signal.append(f"the score distribution drifted ({p.test}, {_size(p)})")
+    elif p is not None and p.drift_detected:
+        small.append(f"score ({_size(p)})")
     for stream in inputs.streams:
-        if stream.drift_detected:
-            reasons.append(
-                f"{stream.detector} saw the {stream.target.replace('_', ' ')} change "
-                f"(first at window row {stream.first_detection})"
-            )
-    tested = [f.feature for f in inputs.features if f.test is not None]
-    drifted = [f.feature for f in inputs.features if f.test is not None and f.drift_detected]
+        if not stream.drift_detected:
+            continue
+        seen = f"{stream.detector} saw the {stream.target.replace('_', ' ')} change"
+        if settings.alarm_on_streams:
+            signal.append(f"{seen} (first at window row {stream.first_detection})")
+        else:
+            notes.append(f"{seen}: diagnosis (the streaming detectors have no effect size)")
+    tested = [f for f in inputs.features if f.test is not None]
+    drifted = [f.feature for f in tested if material(f, settings)]
+    small.extend(
+        f"{f.feature} ({_size(f)})" for f in tested if f.drift_detected and not material(f, settings)
+    )
+    if small:
+        notes.append(f"significant but below PSI {psi:g}, not counted towards an alarm: " + ", ".join(small))
     grouped = {name: i for i, group in enumerate(inputs.groups) for name in group}
     groups: dict[object, list[str]] = {}
-    for name in tested:
-        groups.setdefault(grouped.get(name, name), []).append(name)
+    for f in tested:
+        groups.setdefault(grouped.get(f.feature, f.feature), []).append(f.feature)
     moved = [members for members in groups.values() if any(name in drifted for name in members)]
     share = len(moved) / len(groups) if groups else 0.0
     if len(groups) == len(tested):
@@ -127,16 +192,18 @@ def alarm_reasons(inputs: AlarmInputs, settings: MonitoringSettings, notes: list
             f"{len(moved)} of {len(groups)} groups of features drift ({shown}; {len(drifted)} of "
             f"{len(tested)} features, those that move together counted once)"
         )
+    if psi > 0:
+        counted += f" with PSI >= {psi:g}"
     if groups and share >= settings.alarm_feature_share:
         detail = ": " + ", ".join(drifted) if len(groups) == len(tested) else ""
-        reasons.append(f"{counted} (>= {settings.alarm_feature_share:.0%}){detail}")
+        signal.append(f"{counted} (>= {settings.alarm_feature_share:.0%}){detail}")
     elif drifted:
         detail = f" ({', '.join(drifted)})" if len(groups) == len(tested) else ""
         notes.append(
             f"{counted}{detail}: diagnosis, not an alarm "
             f"(< {settings.alarm_feature_share:.0%} of the features)"
         )
-    return reasons
+    return signal
 
 
 def _performance(inputs: AlarmInputs, settings: MonitoringSettings, notes: list[str]) -> list[str]:
@@ -150,9 +217,11 @@ def _performance(inputs: AlarmInputs, settings: MonitoringSettings, notes: list[
         drop = baseline - realized.roc_auc
         if drop > margin:
             return [
-                f"realized ROC-AUC {realized.roc_auc:.3f} on {realized.n_matured} matured labels is "
+                f"realized ROC-AUC {realized.roc_auc:.3f} on {realized.described} is "
                 f"{drop:.3f} below the held-out {baseline:.3f} (> {margin:g})"
             ]
+        return []
+    if inputs.n_window < settings.min_alarm_predictions:
         return []
     expected = inputs.reference_estimated_roc_auc
     if expected is None or estimated.roc_auc is None:
@@ -169,6 +238,6 @@ def _performance(inputs: AlarmInputs, settings: MonitoringSettings, notes: list[
     if drop > margin:
         return [
             f"estimated (CBPE) ROC-AUC {estimated.roc_auc:.3f} on {estimated.n} predictions is {drop:.3f} "
-            f"below {against} (> {margin:g}; {realized.n_matured} matured labels, too few to judge)"
+            f"below {against} (> {margin:g}; realized not judged: {realized.skipped_reason or 'no labels'})"
         ]
     return []

@@ -216,6 +216,8 @@ def monitor_window(
     history: pd.DataFrame | None = None,
     baseline_roc_auc: float | None = None,
     high_risk_threshold: float | None = None,
+    labelled: pd.DataFrame | None = None,
+    drift_history: Sequence[bool] = (),
 ) -> MonitoringResult:
     """Run every check on ``window`` against ``reference`` and return the result.
 
@@ -225,7 +227,11 @@ def monitor_window(
     age-growing features is fitted on (default: the reference; see :mod:`defectops.monitoring.trend`).
     ``baseline_roc_auc`` is the model's held-out ROC-AUC at training: realized or estimated performance this
     far below it (``max_performance_drop``) is an alarm. ``high_risk_threshold`` is the champion's ``high``
-    band cut (default: the settings' ``high_risk_threshold``).
+    band cut (default: the settings' ``high_risk_threshold``). ``labelled`` is the labels that arrived
+    during the window (:func:`defectops.monitoring.arrivals.arrived_labels`: ``score``, ``label``,
+    ``label_time``): realized performance is judged on them instead of the window's own matured rows.
+    ``drift_history`` is whether the model's earlier checks (oldest first) had a drift signal
+    (:attr:`MonitoringResult.drift_signal`): drift alarms only when sustained.
     """
     cfg = settings or MonitoringSettings()
     # One type per metric (the feature contract): a window logged before it may hold fix as true/false.
@@ -289,10 +295,23 @@ def monitor_window(
         notes.append("the reference is not well calibrated: CBPE estimates are unreliable")
     reasons = _reasons(feature_results, prediction, multivariate, streams, cfg)
     state: State = "drift" if reasons else "ok"
-    realized = realized_performance(
-        window, now=now, settings=cfg, decision_threshold=threshold, effort=_effort(window)
-    )
-    alarms = alarm_reasons(
+    if labelled is None:
+        realized = realized_performance(
+            window, now=now, settings=cfg, decision_threshold=threshold, effort=_effort(window)
+        )
+    else:
+        arrived = normalise_frame(labelled) if len(labelled) else labelled
+        if len(arrived):
+            _scores(arrived, "labelled frame")
+        realized = realized_performance(
+            arrived,
+            now=now,
+            settings=cfg,
+            decision_threshold=threshold,
+            effort=_effort(arrived),
+            basis="arrived",
+        )
+    verdict = alarm_reasons(
         AlarmInputs(
             n_window=len(window),
             features=feature_results,
@@ -305,6 +324,7 @@ def monitor_window(
                 estimated_roc_auc(reference_scores) if reference_scores is not None else None
             ),
             groups=feature_groups(reference, [f.feature for f in feature_results if f.test is not None]),
+            drift_history=tuple(drift_history),
         ),
         cfg,
         notes,
@@ -337,7 +357,9 @@ def monitor_window(
         estimated=estimated,
         notes=notes,
         settings=cfg.model_dump(mode="json"),
-        alarm=bool(alarms),
-        alarm_reasons=alarms,
+        alarm=bool(verdict.reasons),
+        alarm_reasons=verdict.reasons,
         trends=trended.adjustments,
+        drift_signal=verdict.drift_signal,
+        drift_checks=verdict.drift_checks,
     )

@@ -24,6 +24,8 @@ from defectops.errors import InputError
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 Ranking = Literal["density", "risk"]
+#: What realized metrics rest on: the window's own matured labels, or the labels that arrived during it.
+Basis = Literal["window", "arrived"]
 
 #: Fixed score histogram bins for reports: 20 equal-width bins on [0, 1].
 HISTOGRAM_BINS = 20
@@ -78,6 +80,16 @@ class RealizedPerformance(_Record):
     recall_at_effort: float | None
     n_with_effort: int
     skipped_reason: str | None = None
+    #: "arrived": the labels that arrived during the monitored period (:mod:`defectops.monitoring.arrivals`),
+    #: for commits served up to the label horizon before; "window": the window's own matured rows.
+    basis: Basis = "window"
+
+    @property
+    def described(self) -> str:
+        """What the labels are, for messages ("104 labels that arrived in the window (31 defective)")."""
+        if self.basis == "arrived":
+            return f"{self.n_matured} labels that arrived in the window ({self.n_positive} defective)"
+        return f"{self.n_matured} matured labels ({self.n_positive} defective)"
 
 
 class EstimatedPerformance(_Record):
@@ -205,6 +217,7 @@ def realized_performance(
     settings: MonitoringSettings,
     decision_threshold: float | None = None,
     effort: FloatArray | None = None,
+    basis: Basis = "window",
 ) -> RealizedPerformance:
     """ROC-AUC, F1, precision, recall, Brier and Recall@effort on the matured rows, with counts.
 
@@ -212,7 +225,8 @@ def realized_performance(
     (``effort``, else the window's ``churn`` column: lines added + deleted) and a defective change. It is the
     training module's metric (defectops.training.metrics.recall_at_effort), inspecting changes by
     ``effort_ranking`` ('density' = score / max(churn, 1), as training reports it, or 'risk' = score), so
-    monitored and training-time values are comparable.
+    monitored and training-time values are comparable. ``basis`` says what ``window`` is (the window's
+    rows, or the labels that arrived during it); the minimum sample rule is the same for both.
     """
     from sklearn.metrics import brier_score_loss, f1_score, precision_score, recall_score, roc_auc_score
 
@@ -224,6 +238,7 @@ def realized_performance(
         "n_matured": n_matured,
         "decision_threshold": threshold,
         "effort_share": settings.effort_share,
+        "basis": basis,
     }
     if n_matured == 0:
         return RealizedPerformance(
@@ -237,7 +252,9 @@ def realized_performance(
             brier=None,
             recall_at_effort=None,
             n_with_effort=0,
-            skipped_reason="no matured labels in the window",
+            skipped_reason=(
+                "no labels arrived in the window" if basis == "arrived" else "no matured labels in the window"
+            ),
         )
     labels = labels_array(window["label"])[mask]
     scores = window["score"].to_numpy(dtype=np.float64)[mask]

@@ -61,6 +61,11 @@ class MonitoringResult(BaseModel):
     alarm: bool = False
     alarm_reasons: list[str] = Field(default_factory=list)
     trends: list[TrendAdjustment] = Field(default_factory=list)
+    #: Material drift of the score or of many feature groups in this check: an alarm once found in
+    #: ``alarm_drift_checks`` consecutive checks (see defectops.monitoring.alarms); the next check reads it.
+    drift_signal: list[str] = Field(default_factory=list)
+    #: Consecutive checks with a drift signal, this one included.
+    drift_checks: int = 0
 
     @property
     def drifted_features(self) -> list[str]:
@@ -460,8 +465,14 @@ def render_html(result: MonitoringResult) -> str:
     parts.append("<h2>Performance</h2>")
     rz, est = result.realized, result.estimated
     parts.append(
-        f"<p>{rz.n_matured} of {rz.n_window} predictions have matured labels ({rz.n_positive} defective, "
-        f"{rz.n_negative} clean). Estimates use CBPE on all {est.n} scores"
+        (
+            f"<p>Realized on the {rz.n_matured} labels that arrived during the window ({rz.n_positive} "
+            f"defective, {rz.n_negative} clean; commits served up to the label horizon before). "
+            if rz.basis == "arrived"
+            else f"<p>{rz.n_matured} of {rz.n_window} predictions have matured labels ({rz.n_positive} "
+            f"defective, {rz.n_negative} clean). "
+        )
+        + f"Estimates use CBPE on all {est.n} scores"
         + (
             f"; reference calibration error {_fmt(est.reference_calibration_error)}"
             f" ({'reliable' if est.reliable else 'not reliable'})"

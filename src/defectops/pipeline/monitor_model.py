@@ -5,7 +5,10 @@ prediction log (what the service answered), the registry (the model's threshold,
 its training reference snapshot). This module puts them together the way the heal loop's monitor step does,
 so a user monitors without exporting anything: the served predictions of one version since a time, compared
 with the recent part of that version's training snapshot (:func:`defectops.monitoring.recent_reference`),
-the age-growing features detrended on the whole snapshot.
+the age-growing features detrended on the whole snapshot. As heal's monitor step: realized performance on
+the labels that arrived since then (:func:`defectops.pipeline.heal.monitor.arrivals`), and drift of the score
+or of many features is an alarm only when the period of the same length before ``since`` (the previous
+check) shows it too.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from defectops.config import HealSettings
 from defectops.data import EFFORT, LABEL, TIME
 from defectops.errors import InputError, NotFoundError
 from defectops.pipeline.heal.context import scored_reference, trained_at
+from defectops.pipeline.heal.monitor import arrivals
 from defectops.registry import CHAMPION, ModelRegistry
 from defectops.training import risk_bands_of
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from defectops.config import MonitoringSettings
     from defectops.monitoring import MonitoringResult, ReferenceSpan
     from defectops.predlog import PredictionLog
@@ -88,15 +94,30 @@ def monitor_model(
     baseline = info.metrics.get("roc_auc")
     loaded = registry.load(model_name, version=version)
     bands = risk_bands_of(loaded.estimator, threshold=info.threshold)
-    result = monitor_window(
-        scored_reference(span.frame, loaded),
-        window,
-        now=now,
-        settings=settings,
-        features=features,
-        decision_threshold=info.threshold,
-        high_risk_threshold=bands.high if bands is not None else None,
-        history=snapshot,
-        baseline_roc_auc=baseline if baseline is not None and math.isfinite(baseline) else None,
-    )
+    reference = scored_reference(span.frame, loaded)
+
+    def check(
+        frame: pd.DataFrame, at: datetime, labelled: pd.DataFrame | None, history: list[bool]
+    ) -> MonitoringResult:
+        return monitor_window(
+            reference,
+            frame,
+            now=at,
+            settings=settings,
+            features=features,
+            decision_threshold=info.threshold,
+            high_risk_threshold=bands.high if bands is not None else None,
+            history=snapshot,
+            baseline_roc_auc=baseline if baseline is not None and math.isfinite(baseline) else None,
+            labelled=labelled,
+            drift_history=history,
+        )
+
+    history: list[bool] = []
+    before = since - (now - since)  # the previous check: the period of the same length before the window
+    previous = log.window(before, since, model_name=model_name, model_version=str(version), served=True)
+    if len(previous):
+        history = [bool(check(previous, since, None, []).drift_signal)]
+    labelled = arrivals(log, model_name=model_name, version=version, since=since, now=now, settings=settings)
+    result = check(window, now, labelled, history)
     return ModelMonitoring(model_name, version, since, now, span, result)

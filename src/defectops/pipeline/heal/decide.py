@@ -298,8 +298,15 @@ def decide_step(
     realized = None
     if monitored is not None:
         r = monitored.realized
+        # On the labels that arrived in a window the class mix follows the label delay (defects when fixed,
+        # clean ones after the wait), so F1 and Brier, which depend on it, are not judged; ROC-AUC is not.
+        mixed = r.basis == "arrived"
         realized = Realized(
-            n_matured=r.n_matured, n_positive=r.n_positive, roc_auc=r.roc_auc, f1=r.f1, brier=r.brier
+            n_matured=r.n_matured,
+            n_positive=r.n_positive,
+            roc_auc=r.roc_auc,
+            f1=None if mixed else r.f1,
+            brier=None if mixed else r.brier,
         )
     inputs = DecideInputs(
         champion_version=champion,

@@ -1,14 +1,19 @@
 """Step 4, monitor: the champion's served predictions of the last ``window_days`` against its training
 reference (:func:`defectops.monitoring.monitor_window`); the gauges are published for the service's
 ``/metrics``. The record's outcome is ``alarm`` (may trigger a challenger), ``drift`` (diagnosis only) or
-``ok``."""
+``ok``.
+
+Realized performance is judged on the labels that arrived during the window for commits the champion served
+up to ``label_horizon_days`` before (:func:`arrivals`); drift of the score or of many features alarms only
+when the previous monitored cycle of the champion had a drift signal too (its record's evidence
+``drift_signal``), as ``defectops monitor`` compares with the period before its window."""
 
 from __future__ import annotations
 
 import json
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from defectops.pipeline.heal.context import HealContext
@@ -16,7 +21,32 @@ from defectops.pipeline.heal.cycle import Cycle
 from defectops.training import risk_bands_of
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from defectops.config import MonitoringSettings
     from defectops.monitoring import MonitoringResult
+    from defectops.predlog import PredictionLog
+
+
+def arrivals(
+    log: PredictionLog,
+    *,
+    model_name: str,
+    version: int,
+    since: datetime,
+    now: datetime,
+    settings: MonitoringSettings,
+    as_of: datetime | None = None,
+) -> pd.DataFrame:
+    """The labels that arrived in ``(since, now]`` for the version's served predictions of the last
+    ``label_horizon_days`` (:func:`defectops.monitoring.arrived_labels`)."""
+    from defectops.monitoring import arrived_labels
+
+    oldest = now - timedelta(days=settings.label_horizon_days)
+    labelled = log.joined(
+        oldest, now, model_name=model_name, model_version=str(version), served=True, as_of=as_of
+    )
+    return arrived_labels(labelled, since=since, now=now, horizon_days=settings.label_horizon_days)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,13 +66,27 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
     window = ctx.log.window(
         since, now, model_name=ctx.model_name, model_version=str(champion), served=True, as_of=now
     )
-    base = {"since": since, "until": now, "as_of": now, "n_window": len(window)}
-    if len(window) < ctx.settings.min_window_predictions:
+    settings = ctx.monitoring or MonitoringSettings()
+    labelled = arrivals(
+        ctx.log,
+        model_name=ctx.model_name,
+        version=champion,
+        since=since,
+        now=now,
+        settings=settings,
+        as_of=now,
+    )
+    base = {"since": since, "until": now, "as_of": now, "n_window": len(window), "n_arrived": len(labelled)}
+    # A window too small for drift is still judged on its arrived labels when they are enough for the metric.
+    if len(window) == 0 or (
+        len(window) < ctx.settings.min_window_predictions and len(labelled) < settings.min_realized_labels
+    ):
         cycle.add(
             "monitor",
             "skipped",
             f"{len(window)} served predictions of v{champion} since {since:%Y-%m-%d} "
-            f"(< {ctx.settings.min_window_predictions})",
+            f"(< {ctx.settings.min_window_predictions}) and {len(labelled)} labels arrived "
+            f"(< {settings.min_realized_labels})",
             champion=champion,
             evidence=base,
         )
@@ -53,11 +97,20 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
     features = [f for f in model.meta.features if f in window.columns and f in reference.columns]
     baseline = ctx.registry.get_version(ctx.model_name, champion).metrics.get("roc_auc")
     bands = risk_bands_of(model.estimator, threshold=model.meta.threshold)
+    history = [  # the champion's earlier monitored cycles, oldest first: had they a drift signal?
+        bool(r.evidence.get("drift_signal"))
+        for r in ctx.records(step="monitor")
+        if r.champion_version == champion
+        and r.outcome in ("ok", "drift", "alarm")
+        and r.cycle_id != cycle.cycle_id
+    ]
     result = monitor_window(
         reference,
         window,
         now=now,
-        settings=ctx.monitoring or MonitoringSettings(),
+        settings=settings,
+        labelled=labelled,
+        drift_history=history,
         features=features,
         decision_threshold=model.meta.threshold,
         high_risk_threshold=bands.high if bands is not None else None,
@@ -83,6 +136,12 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
     outcome = "alarm" if result.alarm else result.state
     if result.alarm:
         summary = "; ".join(result.alarm_reasons[:10])
+    elif result.drift_signal:
+        needed = settings.alarm_drift_checks
+        summary = (
+            f"no alarm yet: drift in {result.drift_checks} monitored cycle(s) in a row, {needed} needed: "
+            + "; ".join(result.drift_signal)
+        )
     elif result.reasons:
         summary = (
             f"no alarm; diagnosis: {len(result.drifted_features)} of {len(result.features)} features drift "
@@ -99,6 +158,8 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
             **base,
             "features": features,
             "alarm_reasons": result.alarm_reasons,
+            "drift_signal": result.drift_signal,
+            "drift_checks": result.drift_checks,
             "reasons": result.reasons,
             "drifted_features": result.drifted_features,
             # every feature's drift on one scale (1 = its test's threshold): the web UI's heat map of cycles
