@@ -15,7 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from defectops.cli.heal import heal, scheduler
-from defectops.errors import ConfigError, InputError, ModelError, NotFoundError
+from defectops.errors import InputError, ModelError, NotFoundError
 from defectops.pipeline.scheduler import run_scheduler
 from defectops.registry.tracking import TrackingConfig
 from heal_world import heal_tracking, mlflow_environment_restored
@@ -133,11 +133,19 @@ def test_scheduler_runs_cycles_until_max_cycles(environment: Path) -> None:
     assert documents[0]["cycle_id"] != documents[1]["cycle_id"]
 
 
-def test_heal_without_a_model_or_repository_needs_a_champion_somewhere(environment: Path) -> None:
-    result = CliRunner().invoke(app(), ["heal", "--once"])
-    # this module's registry is shared by its tests: none, or several, champions; either way one clear line
-    assert isinstance(result.exception, NotFoundError | ConfigError)
-    assert "--model-name" in str(result.exception)
+def test_heal_without_a_model_or_repository_needs_a_champion_somewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A workspace of its own (the embedded defaults): the session's shared registry may hold exactly one
+    # champion, which heal would then pick, depending on which tests ran before on this worker.
+    monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "empty-ws"))
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "DEFECTOPS_MLFLOW_ARTIFACTS"):
+        monkeypatch.delenv(name, raising=False)
+    result = CliRunner().invoke(app(), ["heal", "--once"])  # the autouse fixture restores MLflow's variables
+    assert isinstance(result.exception, NotFoundError)
+    assert str(result.exception) == (
+        "no registered model has a champion yet: run `defectops run --repo PATH`, or give --model-name"
+    )
 
 
 def test_bad_gate_option_is_refused(environment: Path) -> None:
