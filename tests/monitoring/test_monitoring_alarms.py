@@ -146,6 +146,12 @@ def test_few_drifting_features_are_diagnosis_many_are_an_alarm_small_windows_nev
         note.startswith("drift and estimated performance not judged on 60 predictions (< 100)")
         for note in small.notes
     )
+    tiny = monitor_window(reference, many.head(3), now=NOW)
+    skipped = [note for note in tiny.notes if "skipped" in note and "fewer than 30 values" in note]
+    # every feature skipped for the same reason: one note naming them, not one line per feature
+    assert len(skipped) == 1
+    assert skipped[0].startswith("14 features (ns, nd, nf, entropy, la, ld, lt, fix, ndev, age, nuc, exp, ")
+    assert skipped[0].endswith("tests skipped, fewer than 30 values (reference 3000, window 3)")
 
 
 def test_performance_below_the_baseline_is_an_alarm_realized_first_then_estimated() -> None:

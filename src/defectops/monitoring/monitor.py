@@ -274,9 +274,7 @@ def monitor_window(
         multivariate = PCAReconstructionDrift(cfg).fit(reference, numeric).check(window)
     except InputError as exc:
         notes.append(f"multivariate check skipped: {exc}")
-    for f in feature_results:
-        if f.skipped_reason:
-            notes.append(f"{f.feature}: test skipped, {f.skipped_reason}")
+    notes.extend(_skipped_notes(feature_results))
     calibration_labels: FloatArray | None = None
     calibration_scores: FloatArray | None = None
     if reference_scores is not None and "label" in reference.columns:
@@ -363,3 +361,18 @@ def monitor_window(
         drift_signal=verdict.drift_signal,
         drift_checks=verdict.drift_checks,
     )
+
+
+def _skipped_notes(feature_results: Sequence[FeatureDrift]) -> list[str]:
+    """One note per reason a feature test was skipped, naming its features: a small window skips every
+    feature for the same reason, which is one thing to say, not one line per feature."""
+    skipped: dict[str, list[str]] = {}
+    for f in feature_results:
+        if f.skipped_reason:
+            skipped.setdefault(f.skipped_reason, []).append(f.feature)
+    return [
+        f"{names[0]}: test skipped, {reason}"
+        if len(names) == 1
+        else f"{len(names)} features ({', '.join(names)}): tests skipped, {reason}"
+        for reason, names in skipped.items()
+    ]
