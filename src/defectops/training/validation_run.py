@@ -161,6 +161,9 @@ def validate_candidate(
         min_rows=opts.min_group_rows,
     )
     params = {k: v for k, v in candidate.model.get_params(deep=False).items() if k != "features"}
+    # The refits are of the model the candidate is: the default may have chosen the blend or the log-linear
+    # model inside the training part, whose parameters a LightGBM refit would not take.
+    kind = str(getattr(candidate.model, "kind", kind))
     windows: list[WindowScore] = []
     skipped = 0
     seeds: list[SeedScore] = []
