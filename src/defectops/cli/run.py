@@ -34,7 +34,9 @@ def run(
             show_default=False,
         ),
     ] = None,
-    model: Annotated[str, typer.Option("--model", help="lightgbm, logreg, rf, online or text.")] = "lightgbm",
+    model: Annotated[
+        str, typer.Option("--model", help="lightgbm, logreg, rf, online, text or hybrid (the hybrid extra).")
+    ] = "lightgbm",
     budget_seconds: Annotated[
         float, typer.Option("--budget-seconds", min=0, help="Hyperparameter search time budget.")
     ] = 60.0,

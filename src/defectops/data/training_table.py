@@ -18,6 +18,7 @@ from defectops.data.label_history import label_history_features
 from defectops.data.labels import VERDICT, labels_as_of
 from defectops.data.schemas import (
     COMMIT,
+    DIFF,
     EFFORT,
     FEATURES,
     LABEL,
@@ -51,6 +52,7 @@ def training_table(
     With ``files`` and a dataset mined with the richer features, the table also carries
     :data:`RICH_FEATURES` and the label-history features (each commit seeing only the labels known at its
     own time, :mod:`defectops.data.label_history`); which of them the model uses is chosen in training.
+    A ``diff`` column of ``commits`` (each commit's changed lines, read for the hybrid model) is kept.
     """
     known = labels_as_of(labels, as_of)
     known = known.loc[known[VERDICT] != "unknown", ["sha", VERDICT]]
@@ -79,6 +81,8 @@ def training_table(
         paths = changed_paths(files)
         # Through `object`: a commit with no changed file maps to NaN, and a float column refuses "".
         table[PATHS] = merged["sha"].map(paths).astype(object).fillna("").astype(str)
+    if DIFF in merged.columns:  # the changed lines, attached for the hybrid model (pipeline.text)
+        table[DIFF] = merged[DIFF].astype(object).fillna("").astype(str)
     table = table.sort_values([TIME, COMMIT], kind="stable").reset_index(drop=True)
     if table.empty:
         raise DataError(f"no commit has a known label as of {as_of:%Y-%m-%d}; more history is needed")

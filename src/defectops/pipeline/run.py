@@ -10,7 +10,6 @@ Stage results are typed records (frozen dataclasses); :meth:`RunResult.as_dict` 
 
 from __future__ import annotations
 
-import dataclasses
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from defectops.config import Settings, Workspace
-from defectops.data import EFFORT, FEATURES, LABEL, TIME, read_fingerprint, read_table
+from defectops.data import EFFORT, FEATURES, LABEL, read_fingerprint, read_table
 from defectops.errors import InputError, InsufficientDataError, NotFoundError
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, LabelSummary, label_repository
@@ -31,6 +30,8 @@ from defectops.mining import CodeMineResult, MineOptions, Miner, MineResult, Rep
 from defectops.pipeline.blocks import BlockStage, block_line, run_block_stage
 from defectops.pipeline.coldstart import StarterStage, register_starter, serving_starter
 from defectops.pipeline.features import FeatureChoice, check_choice, choose_features, with_feature_columns
+from defectops.pipeline.recent import cold_start_report, score_recent
+from defectops.pipeline.text import TextStage, attach_text, reads_text, recent_shas, require_text_model
 from defectops.training import (
     DEFAULT_MODEL,
     MODEL_KINDS,
@@ -41,13 +42,11 @@ from defectops.training import (
     OnlineEvaluation,
     RecentCommit,
     RiskBands,
-    Scored,
     ValidationOptions,
     ValidationReport,
     render,
     render_plots,
     risk_bands_of,
-    score,
     train_candidate,
     validate_candidate,
     validation_section,
@@ -82,14 +81,9 @@ class RunOptions:
     def __post_init__(self) -> None:
         """Refuse impossible options before any work: mining a large history first would waste minutes."""
         check_choice(self.features)
-        if self.kind == "hybrid":
-            raise InputError(
-                "the hybrid model reads each commit's changed lines, which the mined datasets do not keep: "
-                "train it with defectops train --data TABLE --model hybrid (docs/evaluation.md)"
-            )
-        kinds = [k for k in MODEL_KINDS if k != "hybrid"]
-        if self.kind not in kinds:
-            raise InputError(f"unknown model {self.kind!r}: choose one of {', '.join(kinds)}")
+        if self.kind not in MODEL_KINDS:
+            raise InputError(f"unknown model {self.kind!r}: choose one of {', '.join(MODEL_KINDS)}")
+        require_text_model(self.kind)  # the hybrid model's extra, checked before any mining
         if not 0.0 < self.test_fraction < 1.0:
             raise InputError(f"test fraction must be within (0, 1), got {self.test_fraction}")
         if self.budget_seconds < 0 or self.recent < 0 or self.waiting_days < 0:
@@ -162,6 +156,8 @@ class RunResult:
     #: The block-level model of a Terraform repository (#17), when the run used the Terraform features.
     blocks: BlockStage | None = None
     bands: RiskBands | None = None  # of the model that scored the recent commits
+    #: The changed lines read for a hybrid model (the candidate or the champion), None for other kinds.
+    text: TextStage | None = None
 
     @property
     def model_choice(self) -> ModelChoice | None:
@@ -200,6 +196,8 @@ class RunResult:
             document["validate"] = self.validation.as_dict()
         if self.blocks is not None:
             document["blocks"] = self.blocks.as_dict()
+        if self.text is not None:
+            document["text"] = self.text.as_dict()
         if self.trained or self.starter is not None:
             document["risk_bands"] = None if self.bands is None else self.bands.as_dict()
             document["recent"] = [
@@ -277,6 +275,14 @@ def _run(
     if any(name not in commits.columns for name in needed):
         say(f"measuring code and Terraform metrics (features: {choice.name}, {choice.reason})")
     commits, code = with_feature_columns(miner, commits, needed, progress)
+    text = None
+    champion_kind = None if champion is None else getattr(champion.estimator, "kind", None)
+    if reads_text(options.kind) or reads_text(champion_kind):
+        # The hybrid model reads each commit's changed lines: of the labelled commits and the recent ones.
+        say("reading the changed lines of the labelled commits (hybrid model)")
+        commits, text = attach_text(
+            repo, commits, labelled.labels, now=now, also=recent_shas(commits, options.recent)
+        )
     say(f"training (base feature set {choice.name}, {len(choice.features)} features)")
     # The cross-project starter never saw a label of this repository: every held-out window is fair to it.
     starter_serves = champion is not None and champion.meta.cross_project
@@ -296,17 +302,22 @@ def _run(
         if champion is not None and not starter_serves:
             return RunResult(
                 repo=str(repo.path), mined=mined, labelled=labelled.summary, reason=str(exc),
-                features=choice, code_metrics=code,
+                features=choice, code_metrics=code, text=text,
             )  # fmt: skip
         say("cold start: the cross-project starter model")
         if champion is None:
             stage, champion = register_starter(registry, name, commits, mined.dataset, now=now, who=WHO)
         else:
             stage = serving_starter(champion)
-        cold = _cold_start_result(
-            options, repo, workspace, mined, labelled.summary, stage, champion, exc, now
-        )
-        return dataclasses.replace(cold, features=choice, code_metrics=code)
+        recent_cold, bands_cold, report_cold = cold_start_report(
+            repo, workspace, mined, stage, champion, exc, now, recent_count=options.recent,
+            report=options.report,
+        )  # fmt: skip
+        return RunResult(
+            repo=str(repo.path), mined=mined, labelled=labelled.summary, recent=tuple(recent_cold),
+            bands=bands_cold, reason=str(exc), report=str(report_cold), starter=stage, features=choice,
+            code_metrics=code, text=text,
+        )  # fmt: skip
     table_now, test = candidate.table_now, candidate.window
 
     # One report per run, named by its time, so a second run never overwrites the first; report.html beside
@@ -350,7 +361,7 @@ def _run(
     bands = None
     if champion is not None:
         bands = risk_bands_of(champion.estimator, threshold=float(champion.estimator.threshold_))
-    recent = _score_recent(commits, champion, bands, options.recent)
+    recent = score_recent(commits, champion, bands, options.recent)
 
     say("validating")
     # Issue #20: intervals, groups and stability of the held-out window, in the report and in --json.
@@ -410,6 +421,7 @@ def _run(
         features=choice,
         code_metrics=code,
         blocks=blocks,
+        text=text,
     )
 
 
@@ -496,88 +508,3 @@ def _register_and_gate(
         champion_version=serving_version,
     )
     return stage, serving
-
-
-def _cold_start_result(
-    options: RunOptions,
-    repo: GitRepo,
-    workspace: Workspace,
-    mined: MineResult,
-    labelled: LabelSummary,
-    stage: StarterStage,
-    champion: Any,
-    why: InsufficientDataError,
-    now: datetime,
-) -> RunResult:
-    """Score the recent commits with the starter and write a report that says it is cross-project."""
-    commits = read_table(mined.dataset)
-    bands = risk_bands_of(champion.estimator, threshold=float(champion.estimator.threshold_))
-    recent = _score_recent(commits, champion, bands, options.recent)
-    report_dir = workspace.root / "reports" / repo.repo_id()
-    report_path = options.report or report_dir / f"report-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.html"
-    page = render(
-        title=f"defectops: {repo.path.name}",
-        summary={
-            "repository": str(repo.path),
-            "head": mined.head,
-            "commits mined": mined.commits,
-            "model": f"{stage.model_name} v{stage.version} (CROSS-PROJECT starter)",
-            "champion": stage.champion_version,
-        },
-        metrics={},
-        plots={},
-        recent=recent,
-        generated_at=now,
-        bands=bands,
-        note=(
-            f"These predictions come from the {stage.description}. No model of this repository's own was "
-            f"trained: {why}. The starter's transformation was fitted on {stage.history_rows} mined commits "
-            "of this repository (no labels). Once enough labels mature, the repository's own model replaces "
-            "it only if it beats it on those labels."
-        ),
-    )
-    report_path.parent.mkdir(parents=True, exist_ok=True)
-    report_path.write_text(page, encoding="utf-8")
-    if options.report is None:
-        (report_dir / "report.html").write_text(page, encoding="utf-8")
-    return RunResult(
-        repo=str(repo.path),
-        mined=mined,
-        labelled=labelled,
-        recent=tuple(recent),
-        bands=bands,
-        reason=str(why),
-        report=str(report_path),
-        starter=stage,
-    )
-
-
-def _score_recent(
-    commits: pd.DataFrame, champion: Any, bands: RiskBands | None, count: int
-) -> list[RecentCommit]:
-    if champion is None or bands is None or count <= 0:
-        return []
-    recent = commits.loc[~commits["is_merge"].astype(bool)].tail(count).reset_index(drop=True)
-    names = [name for name in champion.meta.features if name in recent.columns]
-    frame = pd.DataFrame({name: recent[name].astype("float64") for name in (names or FEATURES)})
-    frame[TIME] = pd.to_datetime(recent["author_time"], utc=True)
-    estimator = champion.estimator
-    scored: list[Scored] = score(
-        estimator,
-        frame,
-        model_name=champion.meta.name,
-        model_version=str(champion.meta.version),
-        threshold=float(estimator.threshold_),
-        bands=bands,
-        top_k=3,
-        shas=recent["sha"].tolist(),
-    )
-    return [
-        RecentCommit(
-            scored=s,
-            author=str(row["author_name"]),
-            time=pd.Timestamp(row["author_time"]).to_pydatetime(),
-            subject=str(row["message"]).splitlines()[0] if str(row["message"]) else "",
-        )
-        for s, (_, row) in zip(scored, recent.iterrows(), strict=True)
-    ]

@@ -119,10 +119,15 @@ def log_training_run(
     plot_items = _check_plots(plots or {})
 
     # A text-aware model also reads text columns (hybrid: message and changed lines) beside its features.
+    # Those the reference does not keep (the main job and heal log no text: changed lines are code) are
+    # empty in the input example, which then shows the columns without anyone's code.
     reads = getattr(model, "input_columns", None)
     text = [c for c in (reads() if callable(reads) else []) if c not in feature_list]
-    text = [c for c in text if c in reference.columns]
-    example = reference.loc[:, [*feature_list, *text]].head(input_example_rows).reset_index(drop=True)
+    kept = [c for c in text if c in reference.columns]
+    example = reference.loc[:, [*feature_list, *kept]].head(input_example_rows).reset_index(drop=True)
+    for column in text:
+        if column not in kept:
+            example[column] = ""
     try:
         example_scores = model.predict_proba(example)
     except Exception as exc:  # any estimator failure means the model cannot serve these features

@@ -19,6 +19,7 @@ from defectops.training.candidate import (
     train_candidate,
 )
 from defectops.training.choice import ModelChoice, choose_model, train, with_relative_churn
+from defectops.training.embedding import require_encoder
 from defectops.training.evaluate import SPLIT_KINDS, evaluate, fit_model, run_fold
 from defectops.training.metrics import METRIC_KEYS, effort_aware_score, evaluate_predictions, recall_at_effort
 from defectops.training.models import (
@@ -111,6 +112,7 @@ __all__ = [
     "relative_text",
     "render",
     "render_plots",
+    "require_encoder",
     "risk_bands_of",
     "run_fold",
     "score",

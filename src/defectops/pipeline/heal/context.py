@@ -74,6 +74,10 @@ def scored_reference(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
     """
     if "score" in frame.columns or len(frame) == 0:
         return frame
+    if any(c not in frame.columns for c in model.text_columns()):
+        # A hybrid model reads each commit's changed lines, which the snapshot does not keep (they are code):
+        # its reference stays unscored rather than scored on empty text (docs/monitoring.md).
+        return frame
     out = frame.copy()
     out["score"] = model.score(frame)
     return out

@@ -7,16 +7,19 @@ the running service scores every request with it too (or, with ``gate_on="offlin
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Literal
 
 from defectops.data import FEATURES, LABEL
-from defectops.errors import InsufficientDataError
+from defectops.errors import ConfigError, InsufficientDataError
 from defectops.pipeline.heal.context import HealContext
 from defectops.pipeline.heal.cycle import Cycle
 from defectops.pipeline.heal.decide import Decision
 from defectops.pipeline.heal.gate import offline_gate
 from defectops.pipeline.heal.sources import History
+from defectops.pipeline.text import attach_text, reads_text, require_text_model
 from defectops.registry import LoadedModel, register_trained_model
 from defectops.serving import Traffic
 from defectops.training import (
@@ -90,6 +93,13 @@ def train_step(
         min_labelled=ctx.settings.min_labelled,
         min_new_labelled=ctx.settings.min_new_labelled,
     )
+    if reads_text(options.kind) or reads_text(champion_kind):
+        # A hybrid challenger (or champion, scored in the screen and the gate) reads changed lines.
+        text = _with_text(ctx, history, now)
+        if isinstance(text, str):
+            cycle.add("train", "skipped", text, champion=champion)
+            return TrainResult(outcome="skipped")
+        history = text
     try:
         if ctx.online and trained is not None:
             candidate = online_candidate(
@@ -168,6 +178,21 @@ def train_step(
         evidence={**base, "control": control},
     )
     return TrainResult(outcome="shadow", challenger=challenger, screen=screen)
+
+
+def _with_text(ctx: HealContext, history: History, now: datetime) -> History | str:
+    """``history`` with the changed lines of its labelled commits (:mod:`defectops.pipeline.text`), or why
+    they cannot be read."""
+    if ctx.repo is None:
+        return "a hybrid model reads each commit's changed lines from the repository: give --repo"
+    try:
+        require_text_model("hybrid")  # the hybrid extra (the challenger or the champion reads text)
+    except ConfigError as exc:
+        return str(exc)
+    from defectops.git import GitRepo
+
+    commits, _ = attach_text(GitRepo.open(ctx.repo), history.commits, history.labels, now=now)
+    return dataclasses.replace(history, commits=commits)
 
 
 def _screen(ctx: HealContext, candidate: Candidate, champion: LoadedModel) -> Screen | None:

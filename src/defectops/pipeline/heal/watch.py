@@ -200,7 +200,9 @@ def watch_step(ctx: HealContext, cycle: Cycle, champion: int) -> WatchResult:
     except DefectOpsError as exc:  # e.g. the previous version was deleted: nothing to compare with
         cycle.add("watch", "cannot_compare", str(exc), champion=champion, evidence=base)
         return kept
-    missing = [f for f in previous_model.meta.features if f not in rows.columns]
+    # A hybrid model also reads changed lines, which the prediction log never keeps (they are code).
+    needs = [*previous_model.meta.features, *previous_model.text_columns()]
+    missing = [f for f in needs if f not in rows.columns]
     if missing and len(rows):
         cycle.add(
             "watch",
