@@ -15,7 +15,6 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from defectops.cli import main
 from defectops.config import Settings, Workspace
 from defectops.data import DIFF, MESSAGE, labels_as_of, training_table
 from defectops.data.labels import VERDICT
@@ -90,9 +89,19 @@ def test_recent_shas_are_the_latest_non_merge_commits() -> None:
     assert recent_shas(commits, 0) == []
 
 
-def _json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
-    main(args)
-    return json.loads(capsys.readouterr().out)  # type: ignore[no-any-return]
+def test_the_summary_says_how_many_changed_lines_were_read(capsys: pytest.CaptureFixture[str]) -> None:
+    from defectops.cli.run import _print
+    from defectops.pipeline import RunResult
+    from defectops.pipeline.text import TextStage
+
+    _print(RunResult(repo="r", reason="too few labels", text=TextStage(commits=3, chars=1200, seconds=0.25)))
+    out = capsys.readouterr().out
+    assert "changed lines read for 3 commits (1200 characters, 0.2 s; in memory only)" in out
+    assert TextStage(commits=3, chars=1200, seconds=0.25).as_dict() == {
+        "commits": 3,
+        "chars": 1200,
+        "seconds": 0.25,
+    }
 
 
 @needs_extra

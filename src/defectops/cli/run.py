@@ -127,6 +127,13 @@ def _print(result: RunResult) -> None:
         stdout.print(code_summary(result.code_metrics), highlight=False)
     if labelled is not None:
         stdout.print(f"labels: {labelled.labels}", highlight=False)
+    if result.text is not None:  # a hybrid model (the candidate or the champion) reads the changed lines
+        text = result.text
+        stdout.print(
+            f"changed lines read for {text.commits} commits ({text.chars} characters, {text.seconds:.1f} s; "
+            "in memory only)",
+            highlight=False,
+        )
     if not result.trained or result.evaluation is None or result.registered is None:
         stdout.print(f"[yellow]no model of this repository trained:[/] {result.reason}", highlight=False)
         starter = result.starter
