@@ -148,6 +148,10 @@ def test_run_hybrid_trains_registers_and_heal_retrains_it_as_hybrid(
     reference = registry.load_reference(name, version=1)
     assert DIFF not in reference.columns
     assert MESSAGE not in reference.columns
+    # so monitoring cannot recompute the champion's scores on it: the reference stays unscored
+    from defectops.pipeline.heal.context import scored_reference
+
+    assert "score" not in scored_reference(reference, first).columns
     client = MlflowClient(tracking_uri=registry.config.tracking_uri)
     example_file = client.download_artifacts(result.registered.run_id, "model/input_example.json")
     example = json.loads(Path(example_file).read_text())
