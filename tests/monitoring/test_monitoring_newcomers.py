@@ -57,7 +57,9 @@ def test_a_doubled_share_ten_points_up_and_significant_is_a_signal_sustained_ove
     )
     assert first.share_reference == pytest.approx(0.1)
     assert first.share_window == pytest.approx(0.3)
-    assert first.signal and first.checks == 1 and not first.sustained
+    assert first.signal
+    assert first.checks == 1
+    assert not first.sustained
     assert first.describe() == (
         "30% of the window's changes (30 of 100) by newcomers (exp < 10) vs 10% of the reference's "
         "(20 of 200); two-proportion z = 4.38, p = 5.89e-06"
@@ -66,13 +68,17 @@ def test_a_doubled_share_ten_points_up_and_significant_is_a_signal_sustained_ove
     assert reasons == []
     assert notes[0].endswith(": in 1 check(s) in a row, 2 needed")
     second = newcomer_shift(reference, window, settings=DEFAULTS, history=[False, True])
-    assert second is not None and second.checks == 2 and second.sustained
+    assert second is not None
+    assert second.checks == 2
+    assert second.sustained
     assert second.alarms is False  # the default: diagnosis
     reasons, notes = newcomer_verdict(second, DEFAULTS)
     assert reasons == []
     assert notes[0].endswith("(in 2 consecutive checks): diagnosis, newcomer_alarm is off")
     on = newcomer_shift(reference, window, settings=ALARMING, history=[True, True])
-    assert on is not None and on.checks == 3 and on.alarms
+    assert on is not None
+    assert on.checks == 3
+    assert on.alarms
     reasons, _ = newcomer_verdict(on, ALARMING)
     assert reasons == [f"a new team? {on.describe()} (in 3 consecutive checks)"]
     assert newcomer_status(on, 2).endswith(": new team: in 3 consecutive checks, an alarm")
@@ -105,14 +111,17 @@ def test_each_condition_is_needed(reference: tuple[int, int], window: tuple[int,
 
 def test_minimum_sample_sizes_boundary_and_missing_experience() -> None:
     small = newcomer_shift(_exp(200, 20), _exp(99, 60), settings=DEFAULTS)  # 99 < 100 rows
-    assert small is not None and not small.signal
+    assert small is not None
+    assert not small.signal
     assert small.skipped_reason == "not judged: 99 window rows with a known exp (< 100)"
     few = newcomer_shift(_exp(29, 0), _exp(100, 60), settings=DEFAULTS)  # 29 < min_samples (30)
-    assert few is not None and few.skipped_reason == "not judged: 29 reference rows with a known exp (< 30)"
+    assert few is not None
+    assert few.skipped_reason == "not judged: 29 reference rows with a known exp (< 30)"
     # exp 9 is a newcomer, 10 is not; missing values count on neither side
     window = pd.DataFrame({"exp": [0.0, 9.0, 9.99, 10.0, 250.0, np.nan]})
     shift = newcomer_shift(_exp(40, 4), window, settings=MonitoringSettings(min_alarm_predictions=1))
-    assert shift is not None and (shift.n_window, shift.newcomers_window) == (5, 3)
+    assert shift is not None
+    assert (shift.n_window, shift.newcomers_window) == (5, 3)
     assert newcomer_shift(pd.DataFrame({"la": [1.0]}), window, settings=DEFAULTS) is None
 
 
@@ -129,12 +138,15 @@ def test_monitor_window_shows_a_new_team_as_diagnosis_and_alarms_only_when_asked
     reference = _changes(rng, 2000, 0.05)
     window = _changes(rng, 300, 0.40)  # a new team: 40% of the changes by newcomers
     first = monitor_window(reference, window, now=NOW)
-    assert first.newcomers is not None and first.newcomers.signal and first.newcomers.checks == 1
+    assert first.newcomers is not None
+    assert first.newcomers.signal
+    assert first.newcomers.checks == 1
     assert first.state == "drift"
     assert any(r.startswith("newcomers: ") for r in first.reasons)
     assert not first.alarm
     second = monitor_window(reference, window, now=NOW, newcomer_history=[True])
-    assert second.newcomers is not None and second.newcomers.sustained
+    assert second.newcomers is not None
+    assert second.newcomers.sustained
     assert not second.alarm  # newcomer_alarm off by default: diagnosis
     assert any("diagnosis, newcomer_alarm is off" in note for note in second.notes)
     alarmed = monitor_window(reference, window, now=NOW, newcomer_history=[True], settings=ALARMING)
@@ -149,4 +161,5 @@ def test_monitor_window_shows_a_new_team_as_diagnosis_and_alarms_only_when_asked
     assert gauges[("defectops_newcomer_share", ("current",))] == pytest.approx(share)
     # the same process as the reference: no signal
     quiet = monitor_window(reference, _changes(rng, 300, 0.05), now=NOW, newcomer_history=[True])
-    assert quiet.newcomers is not None and not quiet.newcomers.signal
+    assert quiet.newcomers is not None
+    assert not quiet.newcomers.signal
