@@ -200,7 +200,7 @@ def test_the_transformation_of_a_repository_changes_its_scores() -> None:
 def test_the_build_script_reproduces_the_shipped_model(tmp_path: Path) -> None:
     """Bit for bit on one machine (two builds); against the shipped files, the same choices and scores to
     within 0.002 ROC-AUC: numpy's SIMD ``log1p`` rounds differently on different CPUs (AVX2, AVX-512),
-    which most likely moves a few histogram bin edges of the log-z features and so a few splits."""
+    which most likely moves a few histogram bin edges of the log-z candidates' features and so a few splits."""
     builds = [tmp_path / "a", tmp_path / "b"]
     for out in builds:
         assert build.main(["--data", str(SHARED), "--data", str(VENDORED), "--out", str(out)]) == 0
