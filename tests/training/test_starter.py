@@ -118,6 +118,9 @@ def test_a_dataset_that_is_not_the_published_file_is_refused(tmp_path: Path) -> 
     )
     with pytest.raises(DataError, match=r"is not the published platform\.csv"):
         build.load_projects([tmp_path], ["platform"])
+    (tmp_path / "go.csv.gz").write_bytes(gzip.compress(published, mtime=0)[:-100])  # truncated
+    with pytest.raises(DataError, match="cannot be read"):
+        build.load_projects([tmp_path], ["go"])
     with pytest.raises(InputError, match=r"qt\.csv is in none of"):
         build.load_projects([tmp_path], ["qt"])
     assert build.main(["--data", str(tmp_path), "--out", str(tmp_path / "out")]) != 0

@@ -164,7 +164,10 @@ def load_projects(data_dirs: Sequence[Path], names: Sequence[str] | None = None)
             raise InputError(f"unknown dataset {file!r}: choose from {', '.join(DATASETS)}")
         path = find_dataset(data_dirs, file)
         dataset = DATASETS[file]
-        digest = file_sha256(path, decompressed=True)
+        try:
+            digest = file_sha256(path, decompressed=True)
+        except (OSError, EOFError) as exc:  # e.g. gzip.BadGzipFile, a truncated copy
+            raise DataError(f"{path}: cannot be read: {exc}") from None
         if digest != dataset.sha256:
             raise DataError(f"{path}: SHA-256 {digest} is not the published {file}'s {dataset.sha256}")
         table = load_table(path, dataset.preset)
