@@ -249,3 +249,21 @@ class StateStore:
         shutil.copyfile(source, name)
         Path(name).replace(self.path)
         return info
+
+
+def mined_repositories(state_dir: Path) -> dict[str, Path]:
+    """The repositories a workspace mined whose clone is still where it was mined, as {repository id: path}.
+
+    Why: after ``defectops run --repo R`` a local ``defectops serve`` should score R's commits without being
+    told where R is again; the miner state already records it. States that cannot be read are left out (the
+    service starts; ``--repository`` still names any clone explicitly).
+    """
+    found: dict[str, Path] = {}
+    for path in sorted(state_dir.glob("*.sqlite")) if state_dir.is_dir() else []:
+        try:
+            info = StateStore(path).info()
+        except StateError:
+            continue
+        if info is not None and info.repo_path and Path(info.repo_path).is_dir():
+            found[path.stem] = Path(info.repo_path)
+    return found
