@@ -124,7 +124,7 @@ def serve(
     )
     if serve_settings.repositories:
         known = ", ".join(f"{rid} ({path})" for rid, path in sorted(serve_settings.repositories.items()))
-        stderr.print(f"  /v1/commits/score mines: {known}", highlight=False)
+        stderr.print(f"  /v1/commits/score mines: {known}", highlight=False, soft_wrap=True)
     run(settings, serve_settings)
 
 
