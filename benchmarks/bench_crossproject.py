@@ -1,6 +1,6 @@
 """The cross-project starter against within-project models, leave-one-project-out and on mined repositories.
 
-Part 1, public datasets (``../shared/data/jit``): for every project P, the starter is built by the shipped
+Part 1, public datasets (``../shared/data/jit`` and the repository's ``data/jit``): for every project P, the starter is built by the shipped
 protocol (:func:`defectops.training.starter.build.build_starter`) from the *other* projects only (its
 transformation chosen by leave-one-project-out among them), fitted to P's first 80% in time order (features
 only) and tested on P's last 20%. Beside it, in the same run: the within-project default model (LightGBM,
@@ -14,7 +14,8 @@ default model is trained on the labels known when the window began; the starter 
 saw these repositories) is fitted to the commits mined before the window (features only). Both are scored
 on the window's SZZ labels.
 
-Usage: ``python benchmarks/bench_crossproject.py [--data DIR] [--repo PATH ...] [--skip-datasets]``.
+Usage: ``python benchmarks/bench_crossproject.py [--data DIR ...] [--project NAME ...] [--repo PATH ...]
+[--skip-datasets]`` (``--project``: hold out only these projects; each is still trained on all the others).
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ from defectops.training.models.calibration import sigmoid
 from defectops.training.starter.build import build_starter, load_projects
 
 HERE = Path(__file__).resolve().parent
-DEFAULT_DATA = HERE.parents[1] / "shared" / "data" / "jit"
+DEFAULT_DATA = [HERE.parents[1] / "shared" / "data" / "jit", HERE.parent / "data" / "jit"]
 KEYS = ("roc_auc", "pr_auc", "f1", "recall_at_20_effort", "effort_at_20_recall", "popt", "ifa")
 
 
@@ -58,11 +59,16 @@ def _row(project: str, model: str, metrics: dict[str, float], extra: str = "") -
     return f"| {project} | {model} | {cells} | {extra} |"
 
 
-def datasets(data: Path) -> list[str]:
+def datasets(data: list[Path], only: list[str]) -> list[str]:
     projects = load_projects(data)
+    unknown = sorted(set(only) - {p.name for p in projects})
+    if unknown:
+        raise SystemExit(f"error: unknown project(s) {', '.join(unknown)}")
     lines = []
     gaps = {}
     for held in projects:
+        if only and held.name not in only:
+            continue
         began = time.monotonic()
         others = [p for p in projects if p is not held]
         starter, selection = build_starter(others)
@@ -130,7 +136,8 @@ def mined_repository(path: Path, work: Path, now: datetime) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--data", type=Path, action="append", help="dataset folder (repeatable)")
+    parser.add_argument("--project", action="append", default=[], help="hold out only this project")
     parser.add_argument("--repo", type=Path, action="append", default=[])
     parser.add_argument("--skip-datasets", action="store_true")
     parser.add_argument("--work", type=Path, default=HERE / ".work" / "crossproject")
@@ -145,7 +152,7 @@ def main() -> None:
     print(header)
     print("|" + "---|" * (len(KEYS) + 3))
     if not args.skip_datasets:
-        datasets(args.data)
+        datasets(args.data or DEFAULT_DATA, args.project)
     for repo in args.repo:
         mined_repository(repo, args.work, now)
 

@@ -27,9 +27,10 @@ Per repository R (a local clone; nothing of it is copied into this repository):
    every week is judged against the T0 champion.
 5. Injected drift (bench_monitor_replay_shifts.py) on copies of the windows.
 
-Two alarm policies (``--policy``, docs/benchmarks.md): **old** (realized on the window's matured labels,
-any significant drift in one check) and **new** (the defaults: realized on the labels that arrived in the
-window, drift only with PSI >= 0.25, sustained over 2 checks). A false alarm is an alarm in a window where
+Alarm policies (``--policy``, :data:`POLICIES`, docs/benchmarks.md): **old** (realized on the window's
+matured labels, any significant drift in one check), **2026-12-04** (realized on the labels that arrived in
+the window, drift only with PSI >= 0.25 in 2 consecutive checks, from 30% of the feature groups), **new**
+(the defaults) and **new+newcomers** (the defaults with the newcomer signal as an alarm). A false alarm is an alarm in a window where
 neither the realized ROC-AUC on the arrived labels (the same for both policies) nor the CBPE estimate is more
 than ``max_performance_drop`` below the held-out one (CBPE: below the lower of it and the reference's
 estimate). Target: at most 1 in 10. The ROC-AUC on the labels known at the head is shown as the truth.
@@ -46,7 +47,6 @@ import os
 import pickle
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -59,7 +59,9 @@ import numpy as np
 import pandas as pd
 
 from bench_monitor_replay_shifts import (
+    REPO_ID,
     SHIFTS,
+    TOKEN,
     Detection,
     Week,
     alarm_kinds,
@@ -68,15 +70,16 @@ from bench_monitor_replay_shifts import (
     detection_table,
     final_auc,
     fmt,
+    git,
     horizon,
-    post,
+    prepare_clone,
+    serve_weeks,
     short_decision,
     start_service,
     summary,
     week_table,
 )
 from defectops.config import HealSettings, MonitoringSettings, Settings, Workspace
-from defectops.data import labels_as_of
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, label_repository
 from defectops.mining import RepositoryNames
@@ -94,13 +97,6 @@ from defectops.predlog import PredictionLog, default_url
 from defectops.registry import LoadedModel, ModelRegistry
 from defectops.training import known_labels
 
-TOKEN = "replay-feedback-token"
-REPO_ID = "replay"
-
-
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
-
 
 @dataclass
 class Champion:
@@ -115,6 +111,22 @@ class Champion:
     reference_span: str
 
 
+#: The alarm policies the replay compares (changes to the monitor's defaults). "old": before issue 12's
+#: second pass; "2026-12-04": the second pass (a drift signal from 30% of the feature groups); "new": the
+#: defaults; "new+newcomers": the defaults with the newcomer signal as an alarm.
+POLICIES: dict[str, dict[str, object]] = {
+    "old": {
+        "alarm_drift_psi": 0.0,
+        "alarm_drift_checks": 1,
+        "alarm_on_streams": True,
+        "alarm_feature_share": 0.3,
+    },
+    "2026-12-04": {"alarm_feature_share": 0.3},
+    "new": {},
+    "new+newcomers": {"newcomer_alarm": True},
+}
+
+
 @dataclass
 class Config:
     """The replay's settings: the monitor's and heal's, with the window the run chose."""
@@ -127,10 +139,7 @@ class Config:
 
     def for_policy(self, policy: str) -> Config:
         """The settings of one alarm policy: "new" (the defaults) or "old" (before issue 12's second pass)."""
-        monitoring = self.monitoring
-        if policy == "old":
-            old = {"alarm_drift_psi": 0.0, "alarm_drift_checks": 1, "alarm_on_streams": True}
-            monitoring = monitoring.model_copy(update=old)
+        monitoring = self.monitoring.model_copy(update=POLICIES[policy])
         return dataclasses.replace(self, monitoring=monitoring, policy=policy)
 
 
@@ -142,19 +151,6 @@ class Replay:
     weeks: list[Week]
     labels: pd.DataFrame
     seconds: dict[str, float]
-
-
-def prepare_clone(source: Path, tmp: Path) -> tuple[Path, str, str, datetime, datetime]:
-    clone = tmp / source.name
-    subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(source), str(clone)], check=True)
-    if git(source, "for-each-ref", "refs/replace").strip():
-        git(clone, "fetch", "-q", "origin", "refs/replace/*:refs/replace/*")
-    head_sha = git(source, "rev-parse", "HEAD").strip()
-    head = datetime.fromtimestamp(int(git(source, "log", "-1", "--format=%ct", head_sha)), UTC)
-    t0 = head - timedelta(days=365)
-    t0_sha = git(clone, "rev-list", "-1", "--first-parent", f"--before={t0.isoformat()}", head_sha).strip()
-    git(clone, "checkout", "-q", "-B", "replay", t0_sha)
-    return clone, head_sha, t0_sha, head, t0
 
 
 def load_champion(settings: Settings, clone: Path, t0: datetime, heal: HealSettings) -> Champion:
@@ -185,61 +181,6 @@ def load_champion(settings: Settings, clone: Path, t0: datetime, heal: HealSetti
         reference_estimated_auc=estimated_roc_auc(scores) if scores is not None else None,
         reference_span=span.describe(),
     )
-
-
-def week_heads(
-    clone: Path, head_sha: str, t0_sha: str, t0: datetime, n_weeks: int
-) -> list[tuple[datetime, str]]:
-    out: list[tuple[datetime, str]] = []
-    previous = t0_sha
-    for w in range(n_weeks):
-        end = t0 + timedelta(days=7 * (w + 1))
-        sha = git(clone, "rev-list", "-1", "--first-parent", f"--before={end.isoformat()}", head_sha).strip()
-        out.append((end, sha or previous))
-        previous = sha or previous
-    return out
-
-
-def serve_weeks(
-    base: str, clone: Path, shas: tuple[str, str, datetime], labels: pd.DataFrame, n: int
-) -> list[Week]:
-    """Score each week's commits through the API, then send the labels that became known during the week."""
-    head_sha, t0_sha, t0 = shas
-    served: set[str] = set()
-    sent: set[str] = set()
-    previous = t0_sha
-    weeks: list[Week] = []
-    for index, (end, sha) in enumerate(week_heads(clone, head_sha, t0_sha, t0, n)):
-        week = Week(index=index, end=end)
-        if sha != previous:
-            body = {"repo": REPO_ID, "range": f"{previous}..{sha}", "top_k": 1}
-            answer = post(base, "/v1/commits/score", body)
-            served.update(str(p["commit_sha"]) for p in answer["predictions"])
-            week.n_scored = len(answer["predictions"])
-            previous = sha
-        known = labels_as_of(labels, end)
-        known = known.loc[
-            (known["verdict"] != "unknown") & known["sha"].isin(served) & ~known["sha"].isin(sent)
-        ]
-        for sha_, verdict, at in zip(known["sha"], known["verdict"], known["label_known_at"], strict=True):
-            label = 1 if verdict == "defect" else 0
-            body = {
-                "repo": REPO_ID,
-                "commit_sha": str(sha_),
-                "label": label,
-                "label_time": pd.Timestamp(at).isoformat(),
-            }
-            post(base, "/v1/feedback", body, TOKEN)
-            sent.add(str(sha_))
-        week.n_feedback = len(known)
-        weeks.append(week)
-        # The service stamps predictions and feedback with the wall clock: this week ends now.
-        week.wall_end = datetime.now(UTC)
-        print(
-            f"  week {index:2d} ending {end:%Y-%m-%d}: {week.n_scored} scored, {len(known)} labels",
-            flush=True,
-        )
-    return weeks
 
 
 def replay_repo(source: Path, args: argparse.Namespace, tmp: Path, config: Config) -> Replay:
@@ -331,10 +272,12 @@ def monitor_week(
     config: Config,
     history: Sequence[bool],
     labelled: pd.DataFrame | None = None,
+    newcomer_history: Sequence[bool] = (),
 ) -> MonitoringResult:
     """One check as heal's monitor step runs it, under the run's policy."""
     reference = champion.reference
-    if config.policy == "new" and labelled is None:
+    arrived = config.policy != "old"
+    if arrived and labelled is None:
         labelled = week.labelled if week.labelled is not None else window.iloc[0:0]
     features = [f for f in champion.model.meta.features if f in window.columns and f in reference.columns]
     return monitor_window(
@@ -342,8 +285,9 @@ def monitor_week(
         window,
         now=week.end,
         settings=config.monitoring,
-        labelled=labelled if config.policy == "new" else None,
+        labelled=labelled if arrived else None,
         drift_history=history,
+        newcomer_history=newcomer_history,
         features=features,
         decision_threshold=champion.model.meta.threshold,
         history=champion.history,
@@ -407,17 +351,25 @@ def monitor_replay(
 ) -> None:
     previous: list[bool] = []
     signals: list[bool] = []  # the drift signal of each earlier check (persistence)
+    newcomers: list[bool] = []  # the same for the newcomer check
     margin = config.monitoring.max_performance_drop
     for week in weeks:
         if not week.checked or week.window is None:
             continue
         window = week.window
         week.n_window = len(window)
-        result = monitor_week(champion, week, window, config, signals) if len(window) else None
+        result = (
+            monitor_week(champion, week, window, config, signals, newcomer_history=newcomers)
+            if len(window)
+            else None
+        )
         monitored = result if len(window) >= config.heal.min_window_predictions else None
         if result is not None:
             signals.append(bool(result.drift_signal))
             week.drift_signal = bool(result.drift_signal)
+            week.newcomer_signal = bool(result.newcomers and result.newcomers.signal)
+            week.newcomer_sustained = bool(result.newcomers and result.newcomers.sustained)
+            newcomers.append(week.newcomer_signal)
             week.alarm_kinds = alarm_kinds(result.alarm_reasons)
             week.state, week.alarm = result.state, result.alarm
             if result.alarm:
@@ -457,8 +409,10 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                 window_checks = horizon(weeks, index, config.step_weeks, config.window_days)
                 previous = [w.alarm for w in checks if w.end <= start and w.monitored]
                 signals = [w.drift_signal for w in checks if w.end <= start and w.n_window]
+                newcomers = [w.newcomer_signal for w in checks if w.end <= start and w.n_window]
                 delay: float | None = None
                 heal_delay: float | None = None
+                newcomer_delay: float | None = None
                 for offset, week in enumerate(window_checks):
                     window = week.window
                     if window is None or len(window) == 0:
@@ -468,10 +422,14 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                     labelled = None
                     if week.labelled is not None:  # the same shift on the labels that arrived
                         labelled = apply_shift(week.labelled, shift, start, apply, rng, champion.model.score)
-                    result = monitor_week(champion, week, changed, config, signals, labelled)
+                    result = monitor_week(champion, week, changed, config, signals, labelled, newcomers)
                     signals.append(bool(result.drift_signal))
+                    newcomers.append(bool(result.newcomers and result.newcomers.signal))
                     if result.alarm and delay is None:
                         delay = (week.end - start) / timedelta(days=1)
+                    sustained = bool(result.newcomers and result.newcomers.sustained)
+                    if sustained and newcomer_delay is None:
+                        newcomer_delay = (week.end - start) / timedelta(days=1)
                     if len(window) >= config.heal.min_window_predictions:
                         decision = heal_decision(champion, result, previous, 0, 365.0, config.heal)
                         previous.append(result.alarm)
@@ -479,7 +437,19 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                             heal_delay = (week.end - start) / timedelta(days=1)
                             break
                 baseline = any(w.alarm for w in window_checks)
-                out.append(Detection(shift, size, start, delay, len(window_checks), heal_delay, baseline))
+                out.append(
+                    Detection(
+                        shift,
+                        size,
+                        start,
+                        delay,
+                        len(window_checks),
+                        heal_delay,
+                        baseline,
+                        newcomer_delay,
+                        any(w.newcomer_sustained for w in window_checks),
+                    )
+                )
     return out
 
 
@@ -534,9 +504,11 @@ def main() -> None:
     parser.add_argument(
         "--policy",
         nargs="+",
-        choices=["old", "new"],
-        default=["old", "new"],
-        help="Alarm policy: old (one check, any significant drift, realized on the window's own labels) or new.",
+        choices=list(POLICIES),
+        default=["2026-12-04", "new", "new+newcomers"],
+        help="Alarm policies: old (one check, any significant drift, realized on the window's own labels), "
+        "2026-12-04 (drift from 30%% of the feature groups), new (the defaults), new+newcomers (the newcomer "
+        "signal alarms).",
     )
     parser.add_argument("--fresh", action="store_true", help="Serve again even when a saved replay exists.")
     parser.add_argument("--quick", action="store_true", help="12 weeks, starts 6 and 9.")

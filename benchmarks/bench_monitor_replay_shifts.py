@@ -36,7 +36,10 @@ import numpy as np
 import pandas as pd
 
 from defectops.config import MonitoringSettings
+from defectops.data import labels_as_of
 
+TOKEN = "replay-feedback-token"
+REPO_ID = "replay"
 SIZE_FEATURES = ("la", "ld", "nf")
 EXPERIENCE = ("exp", "rexp", "sexp", "author_30d", "author_90d")  # the last two where mined (#20)
 
@@ -73,6 +76,9 @@ class Week:
     arrived_auc: float | None = None
     n_arrived: int = 0
     drift_signal: bool = False
+    #: The newcomer check's signal (a new team of authors), and whether it was sustained (diagnosis).
+    newcomer_signal: bool = False
+    newcomer_sustained: bool = False
     alarm_kinds: str = ""
     wall_end: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -144,6 +150,10 @@ class Detection:
     checks: int
     heal_delay_days: float | None
     baseline_alarm: bool
+    #: Days to the first sustained newcomer signal (shown as diagnosis whether or not it alarms).
+    newcomer_delay_days: float | None = None
+    #: Whether the unshifted windows of the horizon had a sustained newcomer signal.
+    baseline_newcomers: bool = False
 
 
 def fmt(value: float | None) -> str:
@@ -200,9 +210,13 @@ def summary(weeks: Sequence[Week], min_alarm: int) -> dict[str, Any]:
             max((w.n_arrived for w in checks), default=0),
         ],
         "alarms_by_rule": {
-            kind: sum(1 for w in alarms if kind in w.alarm_kinds) for kind in ("realized", "cbpe", "drift")
+            kind: sum(1 for w in alarms if kind in w.alarm_kinds)
+            for kind in ("realized", "cbpe", "drift", "newcomers")
         },
         "drift_signals": sum(1 for w in checks if w.drift_signal),
+        "newcomer_signals": sum(1 for w in checks if w.newcomer_signal),
+        "newcomer_sustained": [f"{w.end:%Y-%m-%d}" for w in checks if w.newcomer_sustained],
+        "false_alarm_weeks": [f"{w.end:%Y-%m-%d} {w.alarm_kinds}" for w in false],
         "alarms": len(alarms),
         "perf_drop_windows": len(checks) - len(quiet),
         "false_alarms": len(false),
@@ -224,8 +238,9 @@ def summary(weeks: Sequence[Week], min_alarm: int) -> dict[str, Any]:
 def detection_table(detections: Sequence[Detection], window_days: float) -> list[str]:
     lines = [
         f"| shift | size | runs | detected within 2 windows ({2 * window_days:g} days) | power | power, runs "
-        "without a baseline alarm | delays (days) | heal's drift trigger within the horizon |",
-        "|---|---|---|---|---|---|---|---|",
+        "without a baseline alarm | delays (days) | heal's drift trigger within the horizon | newcomer signal "
+        "sustained (diagnosis): runs without one in the baseline, delays |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     keys = list(dict.fromkeys((d.shift, d.size) for d in detections))
     for shift, size in keys:
@@ -236,9 +251,14 @@ def detection_table(detections: Sequence[Detection], window_days: float) -> list
         delays = ", ".join("–" if d.delay_days is None else f"{d.delay_days:.0f}" for d in group)
         healed = sum(1 for d in group if d.heal_delay_days is not None)
         clean_power = f"{len(clean_hit)}/{len(clean)}" if clean else "–"
+        quiet = [d for d in group if not d.baseline_newcomers]
+        seen = sum(1 for d in quiet if d.newcomer_delay_days is not None)
+        newcomer_delays = ", ".join(
+            "–" if d.newcomer_delay_days is None else f"{d.newcomer_delay_days:.0f}" for d in group
+        )
         lines.append(
             f"| {SHIFTS[shift][0]} | {size} | {len(group)} | {len(hit)} | {len(hit) / len(group):.0%} "
-            f"| {clean_power} | {delays} | {healed}/{len(group)} |"
+            f"| {clean_power} | {delays} | {healed}/{len(group)} | {seen}/{len(quiet)}: {newcomer_delays} |"
         )
     return lines
 
@@ -301,9 +321,15 @@ def post(base: str, path: str, body: dict[str, Any], token: str | None = None) -
 
 
 def alarm_kinds(reasons: Sequence[str]) -> str:
-    """Which rules raised the alarm: realized, cbpe, drift (space-separated)."""
+    """Which rules raised the alarm: realized, cbpe, drift, newcomers (space-separated)."""
     kinds = {
-        "realized" if r.startswith("realized") else "cbpe" if r.startswith("estimated") else "drift"
+        "realized"
+        if r.startswith("realized")
+        else "cbpe"
+        if r.startswith("estimated")
+        else "newcomers"
+        if r.startswith("a new team?")
+        else "drift"
         for r in reasons
     }
     return " ".join(sorted(kinds))
@@ -369,3 +395,75 @@ def start_service(
         time.sleep(0.5)
     process.terminate()
     raise SystemExit("defectops serve did not become ready in 300 s")
+
+
+def git(repo: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True).stdout
+
+
+def prepare_clone(source: Path, tmp: Path) -> tuple[Path, str, str, datetime, datetime]:
+    clone = tmp / source.name
+    subprocess.run(["git", "clone", "-q", "--shared", "--no-checkout", str(source), str(clone)], check=True)
+    if git(source, "for-each-ref", "refs/replace").strip():
+        git(clone, "fetch", "-q", "origin", "refs/replace/*:refs/replace/*")
+    head_sha = git(source, "rev-parse", "HEAD").strip()
+    head = datetime.fromtimestamp(int(git(source, "log", "-1", "--format=%ct", head_sha)), UTC)
+    t0 = head - timedelta(days=365)
+    t0_sha = git(clone, "rev-list", "-1", "--first-parent", f"--before={t0.isoformat()}", head_sha).strip()
+    git(clone, "checkout", "-q", "-B", "replay", t0_sha)
+    return clone, head_sha, t0_sha, head, t0
+
+
+def week_heads(
+    clone: Path, head_sha: str, t0_sha: str, t0: datetime, n_weeks: int
+) -> list[tuple[datetime, str]]:
+    out: list[tuple[datetime, str]] = []
+    previous = t0_sha
+    for w in range(n_weeks):
+        end = t0 + timedelta(days=7 * (w + 1))
+        sha = git(clone, "rev-list", "-1", "--first-parent", f"--before={end.isoformat()}", head_sha).strip()
+        out.append((end, sha or previous))
+        previous = sha or previous
+    return out
+
+
+def serve_weeks(
+    base: str, clone: Path, shas: tuple[str, str, datetime], labels: pd.DataFrame, n: int
+) -> list[Week]:
+    """Score each week's commits through the API, then send the labels that became known during the week."""
+    head_sha, t0_sha, t0 = shas
+    served: set[str] = set()
+    sent: set[str] = set()
+    previous = t0_sha
+    weeks: list[Week] = []
+    for index, (end, sha) in enumerate(week_heads(clone, head_sha, t0_sha, t0, n)):
+        week = Week(index=index, end=end)
+        if sha != previous:
+            body = {"repo": REPO_ID, "range": f"{previous}..{sha}", "top_k": 1}
+            answer = post(base, "/v1/commits/score", body)
+            served.update(str(p["commit_sha"]) for p in answer["predictions"])
+            week.n_scored = len(answer["predictions"])
+            previous = sha
+        known = labels_as_of(labels, end)
+        known = known.loc[
+            (known["verdict"] != "unknown") & known["sha"].isin(served) & ~known["sha"].isin(sent)
+        ]
+        for sha_, verdict, at in zip(known["sha"], known["verdict"], known["label_known_at"], strict=True):
+            label = 1 if verdict == "defect" else 0
+            body = {
+                "repo": REPO_ID,
+                "commit_sha": str(sha_),
+                "label": label,
+                "label_time": pd.Timestamp(at).isoformat(),
+            }
+            post(base, "/v1/feedback", body, TOKEN)
+            sent.add(str(sha_))
+        week.n_feedback = len(known)
+        weeks.append(week)
+        # The service stamps predictions and feedback with the wall clock: this week ends now.
+        week.wall_end = datetime.now(UTC)
+        print(
+            f"  week {index:2d} ending {end:%Y-%m-%d}: {week.n_scored} scored, {len(known)} labels",
+            flush=True,
+        )
+    return weeks

@@ -14,6 +14,7 @@ Timeline (days after 2020-01-01, author in brackets; "fix" = a fix message by mi
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -63,33 +64,35 @@ def build_rich(path: Path) -> RepoBuilder:
 
 
 # Per commit: (file_fixes, dir_fixes, rel_churn, src_churn, test_churn, doc_churn, build_churn,
-#              author_30d, author_90d), worked out by hand:
+#              author_30d, author_90d, src_share, test_share, doc_share, build_share), worked out by hand;
+# each share is that kind's churn over max(la + ld, 1):
 EXPECTED = {
     # c1: nothing before; la 10+4+3+2 = 19, lt 0 -> rel_churn 19 / max(0, 1) = 19; app.py source 10,
-    # test_app.py test 4, index.rst docs 3, setup.py build 2.
-    0: (0, 0, 19.0, 10, 4, 3, 2, 0, 0),
+    # test_app.py test 4, index.rst docs 3, setup.py build 2: shares 10/19, 4/19, 3/19, 2/19.
+    0: (0, 0, 19.0, 10, 4, 3, 2, 0, 0, 10 / 19, 4 / 19, 3 / 19, 2 / 19),
     # c2: no fix before it; la 1+2, ld 1, lt 10+4 = 14 -> 4/14; source 2 (app), test 2. Bob is new.
-    1: (0, 0, 4 / 14, 2, 2, 0, 0, 0, 0),
+    1: (0, 0, 4 / 14, 2, 2, 0, 0, 0, 0, 2 / 4, 2 / 4, 0, 0),
     # c3: app.py has 1 fix (c2), util.py is new; directory src had 1 fix; la 5+3, lt 10 (app; util new)
     # -> 8/10; source 8; Alice's c1 is 20 days old: counts for 30 and 90 days.
-    2: (1, 1, 0.8, 8, 0, 0, 0, 1, 1),
-    # c4: app.py 1 fix; dirs src (1) and root '' (0); la 1 (README), ld 1, lt 13 -> 2/13; source 1, docs 1;
+    2: (1, 1, 0.8, 8, 0, 0, 0, 1, 1, 1.0, 0, 0, 0),
+    # c4: app.py 1 fix; dirs src (1) and root '' (0); la 1 (README), ld 1, lt 13 -> 2/13; source 1, docs 1
+    # (each half of the churn of 2);
     # Alice's c1 is 50 days old (90 only) and c3 exactly 30 days old: "younger than 30 days" is false.
-    3: (1, 1, 2 / 13, 1, 0, 1, 0, 0, 2),
+    3: (1, 1, 2 / 13, 1, 0, 1, 0, 0, 2, 1 / 2, 0, 1 / 2, 0),
     # c5: app.py 2 fixes (c2, c4), util.py 0, Makefile new; dirs src 2 (c2, c4) + root 1 (c4) = 3;
     # la 2+1+3 = 6, ld 1, lt 12 (app) + 5 (util) = 17 -> 7/17; source 2+2, build 3 (Makefile);
     # Alice's changes 60, 40 and 10 days old: 1 within 30 days, 3 within 90.
-    4: (2, 3, 7 / 17, 4, 0, 0, 3, 1, 3),
+    4: (2, 3, 7 / 17, 4, 0, 0, 3, 1, 3, 4 / 7, 0, 0, 3 / 7),
     # c6: the rename keeps app.py's 2 fixes; the new directory lib has none; la 1, lt 14 -> 1/14;
     # Bob's c2 is 190 days old.
-    5: (2, 0, 1 / 14, 1, 0, 0, 0, 0, 0),
+    5: (2, 0, 1 / 14, 1, 0, 0, 0, 0, 0, 1.0, 0, 0, 0),
     # c7: lib/app.py still 2 fixes, lib 0; la 1, lt 15 -> 1/15; Carol is new.
-    6: (2, 0, 1 / 15, 1, 0, 0, 0, 0, 0),
+    6: (2, 0, 1 / 15, 1, 0, 0, 0, 0, 0, 1.0, 0, 0, 0),
     # c8: c7 was a fix: lib/app.py 3, lib 1; la 1, lt 16 -> 1/16; Carol's c7 is 1 day old.
-    7: (3, 1, 1 / 16, 1, 0, 0, 0, 1, 1),
+    7: (3, 1, 1 / 16, 1, 0, 0, 0, 1, 1, 1.0, 0, 0, 0),
     # c9: util.py had no fix; src had 2 (c2, c4; c7 changed lib); la 1, lt 5 -> 1/5; Alice's c5 is 143 days
     # old, older ones more: none within 90 days.
-    8: (0, 2, 0.2, 1, 0, 0, 0, 0, 0),
+    8: (0, 2, 0.2, 1, 0, 0, 0, 0, 0, 1.0, 0, 0, 0),
 }
 
 
@@ -205,3 +208,26 @@ def test_training_table_carries_the_richer_columns(rich: RepoBuilder, tmp_path: 
     assert {"file_fixes", "rel_churn", "file_bugs", "author_bug_rate"} <= set(table.columns)
     c9 = table.set_index("commit").loc[rich.shas[8]]
     assert (c9["file_bugs"], c9["dir_bugs"], c9["author_bug_rate"]) == (1.0, 2.0, 0.25)
+
+
+def test_state_of_format_2_is_rebuilt_so_every_row_has_the_churn_shares(
+    rich: RepoBuilder, tmp_path: Path
+) -> None:
+    # A state written before the churn shares (format 2): appending to its commit table would leave the old
+    # rows without them, so the next mine rebuilds the state and rewrites the table whole.
+    _, full = mine(rich, tmp_path / "full")
+    rich.git("branch", "-f", "upto", rich.shas[4])
+    workspace = tmp_path / "old"
+    miner, _ = mine(rich, workspace, rev="upto")
+    with sqlite3.connect(miner.store.path) as conn:
+        conn.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
+    rich.git("branch", "-f", "upto", rich.shas[8])
+    again = Miner(GitRepo.open(rich.path), Workspace(workspace).ensure(), MineOptions(rev="upto", workers=2))
+    result = again.mine()
+    assert result.rebuilt is not None
+    assert "older defectops" in result.rebuilt
+    frame = read_table(result.dataset).set_index("sha")
+    assert len(frame) == len(full)
+    for name in ("src_share", "test_share", "doc_share", "build_share"):
+        assert frame[name].equals(full.loc[frame.index, name]), name
+    assert frame.loc[rich.shas[0], "doc_share"] == pytest.approx(3 / 19)

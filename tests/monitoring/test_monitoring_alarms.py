@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from defectops.config import MonitoringSettings
 from defectops.data import FEATURES
 from defectops.monitoring.alarms import feature_groups
 from defectops.monitoring.monitor import monitor_window
@@ -123,21 +124,31 @@ def test_few_drifting_features_are_diagnosis_many_are_an_alarm_small_windows_nev
     assert two.state == "drift"
     assert not two.alarm
     assert any(
-        "2 of 14 features drift with PSI >= 0.25 (la, ld): diagnosis, not an alarm (< 30%" in note
+        "2 of 14 features drift with PSI >= 0.25 (la, ld): diagnosis, not an alarm (< 50%" in note
         for note in two.notes
     )
+    # 5 of 14 (36%): "many" is at least half of the features (groups): diagnosis even when sustained;
+    # under the share of 30% used before 2026-12-05 it was a drift signal
+    some = window.copy()
+    some[["ns", "nd", "nf"]] = some[["ns", "nd", "nf"]] * 5
+    five = monitor_window(reference, some, now=NOW, drift_history=[True])
+    assert len(five.drifted_features) == 5
+    assert not five.alarm
+    assert five.drift_signal == []
+    earlier = MonitoringSettings(alarm_feature_share=0.3)
+    assert monitor_window(reference, some, now=NOW, drift_history=[True], settings=earlier).alarm
     many = window.copy()
-    moved = ["ns", "nd", "nf", "entropy", "lt", "ndev", "age", "nuc"]  # with la, ld: 10 of 14 >= 30%
+    moved = ["ns", "nd", "nf", "entropy", "lt", "ndev", "age", "nuc"]  # with la, ld: 10 of 14 >= 50%
     many[moved] = many[moved] * 5
     first = monitor_window(reference, many, now=NOW)  # a drift signal, not yet sustained
     assert not first.alarm
     assert first.drift_checks == 1
-    assert first.drift_signal[0].startswith("10 of 14 features drift with PSI >= 0.25 (>= 30%)")
+    assert first.drift_signal[0].startswith("10 of 14 features drift with PSI >= 0.25 (>= 50%)")
     assert any(note.startswith("drift in 1 check(s) in a row, 2 needed for an alarm") for note in first.notes)
     alarmed = monitor_window(reference, many, now=NOW, drift_history=[bool(first.drift_signal)])
     assert alarmed.alarm
     assert alarmed.drift_checks == 2
-    assert alarmed.alarm_reasons[0].startswith("10 of 14 features drift with PSI >= 0.25 (>= 30%)")
+    assert alarmed.alarm_reasons[0].startswith("10 of 14 features drift with PSI >= 0.25 (>= 50%)")
     assert alarmed.alarm_reasons[0].endswith("(drift in 2 consecutive checks)")
     small = monitor_window(reference, many.head(60), now=NOW, drift_history=[True])  # 60 < 100
     assert small.state == "drift"
@@ -214,16 +225,16 @@ def test_features_that_move_together_count_once_towards_the_alarm_share() -> Non
     assert any(
         note.startswith(
             "3 of 12 groups of features drift (la, ld, exp+rexp+sexp; 5 of 14 features, those that move "
-            "together counted once) with PSI >= 0.25: diagnosis, not an alarm (< 30%"
+            "together counted once) with PSI >= 0.25: diagnosis, not an alarm (< 50%"
         )
         for note in result.notes
     )
-    window["nf"] = window["nf"] * 5  # a fourth group: 4 of 12 = 33%
+    window[["ns", "nd", "nf"]] = window[["ns", "nd", "nf"]] * 5  # three more groups: 6 of 12 = 50%
     alarmed = monitor_window(reference, window, now=NOW, drift_history=[True])
     assert alarmed.alarm
     assert alarmed.alarm_reasons == [
-        "4 of 12 groups of features drift (nf, la, ld, exp+rexp+sexp; 6 of 14 features, those that move "
-        "together counted once) with PSI >= 0.25 (>= 30%) (drift in 2 consecutive checks)"
+        "6 of 12 groups of features drift (ns, nd, nf, la, ld, exp+rexp+sexp; 8 of 14 features, those that "
+        "move together counted once) with PSI >= 0.25 (>= 50%) (drift in 2 consecutive checks)"
     ]
 
 

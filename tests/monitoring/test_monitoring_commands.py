@@ -130,3 +130,38 @@ def test_bad_input_is_one_input_error(app: typer.Typer, tmp_path: Path, setup: s
     assert isinstance(result.exception, InputError)
     assert message in str(result.exception)
     assert "\n" not in str(result.exception)
+
+
+def _team(path: Path, n: int, seed: int, newcomers: float) -> Path:
+    """Changes whose author experience is below 10 for a share ``newcomers`` of them (else 40 to 140)."""
+    rng = np.random.default_rng(seed)
+    new = rng.random(n) < newcomers
+    frame = pd.DataFrame(
+        {
+            "exp": np.where(new, rng.integers(0, 10, n), rng.integers(40, 140, n)).astype(float),
+            **{name: rng.integers(1, 200, n).astype(float) for name in ("la", "ld", "nf", "ns")},
+            "score": rng.beta(2, 8, n),
+        }
+    )
+    frame.to_parquet(path)
+    return path
+
+
+def test_monitor_shows_a_new_team_as_diagnosis_and_alarms_when_asked(
+    app: typer.Typer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ref = _team(tmp_path / "ref.parquet", 2000, 1, 0.05)
+    win = _team(tmp_path / "win.parquet", 300, 2, 0.40)
+    before = _team(tmp_path / "before.parquet", 300, 3, 0.40)
+    args = ("--reference", str(ref), "--window", str(win), "--previous-window", str(before))
+    shown = _run(app, *args)
+    assert shown.exit_code == 0, shown.output
+    assert "ALARM" not in shown.output
+    assert "New team of authors: " in shown.output
+    assert "new team: in 2 consecutive checks (diagnosis: newcomer_alarm is off)" in shown.output
+    monkeypatch.setenv("DEFECTOPS_MONITOR_NEWCOMER_ALARM", "true")
+    alarmed = _run(app, *args)
+    assert alarmed.exit_code == 0, alarmed.output
+    assert alarmed.output.startswith("ALARM")
+    assert "alarm: a new team? " in alarmed.output
+    assert "(in 2 consecutive checks)" in alarmed.output

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,7 +24,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from defectops.config import Workspace
+from defectops.git import GitRepo
+from defectops.mining import MineOptions, Miner
 from defectops.predlog import PredictionLog
+from sample_repos import build_handworked
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import ADMIN_TOKEN, Deployed, Session, admin, record_of
 
@@ -201,3 +206,30 @@ def test_a_killed_server_has_logged_every_prediction_it_answered(
 
     assert len(answered) >= 100
     assert set(answered) <= _logged_ids(tmp_path)
+
+
+def test_a_local_service_scores_the_commits_of_the_repositories_its_workspace_mined(
+    deployed: Deployed, start_server, api_session: Session, tmp_path: Path
+) -> None:
+    """``defectops run --repo R`` then ``defectops serve``: R is scorable with no ``--repository``; a mined
+    clone that has since gone away is not offered."""
+    hand = GitRepo.open(build_handworked(tmp_path / "hand").path)
+    gone = GitRepo.open(build_handworked(tmp_path / "gone").path)
+    workspace = Workspace(api_session.workspace)
+    for repo in (hand, gone):
+        Miner(repo, workspace, MineOptions()).mine()
+    shutil.rmtree(gone.path)
+
+    server = start_server("--model-name", deployed.name)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        server.wait_ready(client, workers=1)
+        scored = client.post("/v1/commits/score", json={"repo": hand.repo_id(), "range": "HEAD~1..HEAD"})
+        unknown = client.post("/v1/commits/score", json={"repo": gone.repo_id(), "range": "HEAD~1..HEAD"})
+
+    assert scored.status_code == 200, scored.text
+    head = subprocess.run(
+        ["git", "-C", str(hand.path), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert [p["commit_sha"] for p in scored.json()["predictions"]] == [head]
+    assert unknown.status_code == 404
+    assert f"/v1/commits/score mines: {hand.repo_id()} ({hand.path})" in "\n".join(server.lines)

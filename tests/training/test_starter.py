@@ -3,6 +3,7 @@ that the build script reproduces the shipped files (bit for bit on one machine).
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import pickle
@@ -12,13 +13,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from defectops.data.schemas import FEATURES
-from defectops.errors import InputError, ModelError
+from defectops.data import file_sha256
+from defectops.data.schemas import FEATURES, LABEL, TIME
+from defectops.errors import DataError, InputError, ModelError
 from defectops.training import describe_starter, load_starter, starter_card
 from defectops.training.models import RepoTransform, StarterJIT, load_model, make_model
 from defectops.training.starter import build
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "jit"
+#: The datasets kept in the repository (gzip copies of published files, data/jit/PROVENANCE.md).
+VENDORED = Path(__file__).resolve().parents[2] / "data" / "jit"
 SHIPPED = Path(build.__file__).parent / "v1"
 
 
@@ -82,6 +86,44 @@ def test_as_of_training_rows_meet_only_the_history_before_them() -> None:
     whole = build.training_rows(build.Recipe("log-z", "whole"), project)
     assert whole == pytest.approx(RepoTransform.fit("log-z", values, FEATURES).apply(values))
     assert build.Recipe("rank", "as-of").label == "rank as-of"
+
+
+def test_a_gzip_copy_hashes_as_the_file_it_compresses(tmp_path: Path) -> None:
+    copy = tmp_path / "x.csv.gz"
+    copy.write_bytes(gzip.compress(b"abc", mtime=0))
+    # SHA-256("abc"), FIPS 180-2 appendix B.1
+    abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    assert file_sha256(copy, decompressed=True) == abc
+    assert file_sha256(copy) != abc  # the compressed bytes themselves
+
+
+def test_the_vendored_datasets_are_the_published_files_and_load_with_their_counts() -> None:
+    provenance = (VENDORED / "PROVENANCE.md").read_text()
+    assert "Copyright (c) 2021 Zhengran Zeng" in (VENDORED / "LICENSE-ISSTA21-JIT-DP").read_text()
+    # rows and defect-inducing changes as counted in the published CSVs (PROVENANCE.md)
+    counts = {"qt": (23912, 3582), "gerrit": (14927, 1781), "go": (19009, 8145), "platform": (11034, 4056)}
+    projects = build.load_projects([VENDORED], list(counts))
+    for project in projects:
+        assert (len(project.table), int(project.table[LABEL].sum())) == counts[project.name]
+        assert project.sha256 == build.DATASETS[f"{project.name}.csv"].sha256
+        assert project.sha256 in provenance
+        assert project.table[TIME].is_monotonic_increasing
+    assert sorted(p.name for p in VENDORED.glob("*.gz")) == sorted(f"{n}.csv.gz" for n in counts)
+
+
+def test_a_dataset_that_is_not_the_published_file_is_refused(tmp_path: Path) -> None:
+    published = gzip.decompress((VENDORED / "platform.csv.gz").read_bytes())
+    (tmp_path / "platform.csv.gz").write_bytes(
+        gzip.compress(published.replace(b",1,1,", b",0,0,", 1), mtime=0)
+    )
+    with pytest.raises(DataError, match=r"is not the published platform\.csv"):
+        build.load_projects([tmp_path], ["platform"])
+    (tmp_path / "go.csv.gz").write_bytes(gzip.compress(published, mtime=0)[:-100])  # truncated
+    with pytest.raises(DataError, match="cannot be read"):
+        build.load_projects([tmp_path], ["go"])
+    with pytest.raises(InputError, match=r"qt\.csv is in none of"):
+        build.load_projects([tmp_path], ["qt"])
+    assert build.main(["--data", str(tmp_path), "--out", str(tmp_path / "out")]) != 0
 
 
 def _history(n: int = 300, seed: int = 3) -> pd.DataFrame:
@@ -161,10 +203,10 @@ def test_the_transformation_of_a_repository_changes_its_scores() -> None:
 def test_the_build_script_reproduces_the_shipped_model(tmp_path: Path) -> None:
     """Bit for bit on one machine (two builds); against the shipped files, the same choices and scores to
     within 0.002 ROC-AUC: numpy's SIMD ``log1p`` rounds differently on different CPUs (AVX2, AVX-512),
-    which most likely moves a few histogram bin edges of the log-z features and so a few splits."""
+    which most likely moves a few histogram bin edges of the log-z candidates' features and so a few splits."""
     builds = [tmp_path / "a", tmp_path / "b"]
     for out in builds:
-        assert build.main(["--data", str(SHARED), "--out", str(out)]) == 0
+        assert build.main(["--data", str(SHARED), "--data", str(VENDORED), "--out", str(out)]) == 0
     for name in ("model.json", "booster.txt", "card.json"):
         assert (builds[0] / name).read_bytes() == (builds[1] / name).read_bytes(), name
     rebuilt = json.loads((builds[0] / "card.json").read_text())

@@ -162,6 +162,7 @@ def monitor(
             )
         reference_frame = load_frame(reference, "reference")
         history: list[bool] = []
+        newcomer_history: list[bool] = []
         if previous_window is not None:
             before = monitor_window(
                 reference_frame,
@@ -172,6 +173,7 @@ def monitor(
                 decision_threshold=threshold,
             )
             history = [bool(before.drift_signal)]
+            newcomer_history = [bool(before.newcomers and before.newcomers.signal)]
         result = monitor_window(
             reference_frame,
             load_frame(window, "window"),
@@ -180,6 +182,7 @@ def monitor(
             exclude=exclude or (),
             decision_threshold=threshold,
             drift_history=history,
+            newcomer_history=newcomer_history,
         )
     html_path = write_html(result, html) if html is not None else None
     alerts: AlertReport | None = None
@@ -315,6 +318,13 @@ def _print_summary(
             f"{stream.detector} on {stream.target}: "
             + (f"change at window row {stream.first_detection}" if stream.drift_detected else "no change"),
             highlight=False,
+        )
+    if result.newcomers is not None:
+        from defectops.monitoring import newcomer_status
+
+        checks = int(result.settings.get("alarm_drift_checks", 2))
+        stdout.print(
+            f"New team of authors: {newcomer_status(result.newcomers, checks)}", highlight=False, markup=False
         )
     proxies = result.proxies_window
     stdout.print(

@@ -7,12 +7,16 @@ inside the function so ``defectops --help`` stays fast.
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from defectops.cli._support import app_settings, quiet_mlflow
 from defectops.console import stderr
+
+if TYPE_CHECKING:
+    from defectops.config import Settings
 
 
 def serve(
@@ -98,6 +102,8 @@ def serve(
     settings = app_settings()
     quiet_mlflow()
     serve_settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
+    if not repository and "repositories" not in settings.serve.model_fields_set and _local(settings.mode):
+        serve_settings = serve_settings.model_copy(update={"repositories": _mined(settings)})
     token = serve_settings.check(settings)
     # Everything a user can get wrong is checked before anything listens: one line, not a failed startup.
     _check_log(settings, serve_settings)
@@ -116,7 +122,24 @@ def serve(
         f"admin with {token_note})",
         highlight=False,
     )
+    if serve_settings.repositories:
+        known = ", ".join(f"{rid} ({path})" for rid, path in sorted(serve_settings.repositories.items()))
+        stderr.print(f"  /v1/commits/score mines: {known}", highlight=False, soft_wrap=True)
     run(settings, serve_settings)
+
+
+def _local(mode: str) -> bool:
+    return mode.strip().lower() == "local"
+
+
+def _mined(settings: Settings) -> dict[str, Path]:
+    """In local mode with no repositories configured, /v1/commits/score may mine what this workspace
+    mined (``defectops run --repo R`` then ``defectops serve`` scores R's commits); elsewhere only what is
+    configured, so a deployed service never widens what it reads from a workspace's history."""
+    from defectops.config import Workspace
+    from defectops.mining import mined_repositories
+
+    return mined_repositories(Workspace.from_settings(settings).state_dir)
 
 
 def _repositories(pairs: list[str]) -> dict[str, str]:

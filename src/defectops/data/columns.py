@@ -53,6 +53,10 @@ RICH_FEATURES: tuple[str, ...] = (
     "build_churn",
     "author_30d",
     "author_90d",
+    "src_share",
+    "test_share",
+    "doc_share",
+    "build_share",
 )
 
 #: Richer features that need labels (#20): computed in the training table from the labels table, each

@@ -100,6 +100,21 @@ _SPECS: Final = (
     FeatureSpec("build_churn", "lines", "Churn in build, packaging and CI files."),
     FeatureSpec("author_30d", "changes", "Author's changes in the 30 days before."),
     FeatureSpec("author_90d", "changes", "Author's changes in the 90 days before."),
+    FeatureSpec(
+        "src_share", "ratio", "src_churn / max(la + ld, 1): source files' share of the churn.", maximum=1.0
+    ),
+    FeatureSpec(
+        "test_share", "ratio", "test_churn / max(la + ld, 1): test files' share of the churn.", maximum=1.0
+    ),
+    FeatureSpec(
+        "doc_share", "ratio", "doc_churn / max(la + ld, 1): documentation's share of the churn.", maximum=1.0
+    ),
+    FeatureSpec(
+        "build_share",
+        "ratio",
+        "build_churn / max(la + ld, 1): build, packaging and CI files' share.",
+        maximum=1.0,
+    ),
 )
 
 #: The contract of every mined metric (the 14 features of Kamei et al., churn, the richer features), by name.

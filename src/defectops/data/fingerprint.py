@@ -6,6 +6,7 @@ exact data it was trained on, and a rerun can tell whether anything changed.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 from dataclasses import asdict, dataclass
@@ -31,9 +32,12 @@ class Fingerprint:
         return asdict(self)
 
 
-def file_sha256(path: Path) -> str:
+def file_sha256(path: Path, *, decompressed: bool = False) -> str:
+    """The SHA-256 of ``path``'s bytes; with ``decompressed``, of a ``.gz`` file's content once decompressed
+    (so a gzip-compressed copy of a published file has the published file's hash)."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    opener = gzip.open if decompressed and path.name.endswith(".gz") else open
+    with opener(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()

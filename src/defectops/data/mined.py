@@ -50,7 +50,10 @@ COMMITS_SCHEMA = pa.DataFrameSchema(
         # The richer features (#20); absent from datasets mined by older versions.
         **{
             name: pa.Column(
-                float if name == "rel_churn" else "Int64", _NON_NEGATIVE, nullable=True, required=False
+                float if name == "rel_churn" or name.endswith("_share") else "Int64",
+                _NON_NEGATIVE,
+                nullable=True,
+                required=False,
             )
             for name in RICH_FEATURES
         },

@@ -19,6 +19,7 @@ from defectops.mining.engine import MineOptions, Miner, MineResult
 from defectops.mining.fixes import FixRules, is_fix_message
 from defectops.mining.many import mine_many
 from defectops.mining.naming import RepositoryNames, block_model_name, check_model_name, default_model_name
+from defectops.mining.state import mined_repositories
 from defectops.mining.terraform_blocks import BlockSpan, block_at_lines, block_spans
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "is_fix_message",
     "mine_code_metrics",
     "mine_many",
+    "mined_repositories",
     "read_code_metrics",
     "read_commits",
     "with_code_metrics",

@@ -39,7 +39,7 @@ Progress = Callable[[int, int], None]
 
 _INT_METRICS = ("ns", "nd", "nf", "la", "ld", "lt", "ndev", "nuc", "exp", "sexp", "churn")
 _FLOAT_METRICS = ("entropy", "age", "rexp")
-_FLOAT_RICH = ("rel_churn",)
+_FLOAT_RICH = ("rel_churn", "src_share", "test_share", "doc_share", "build_share")
 
 
 @dataclass(frozen=True)

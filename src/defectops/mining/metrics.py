@@ -55,6 +55,10 @@ class ChangeMetrics:
     build_churn: int = 0
     author_30d: int = 0
     author_90d: int = 0
+    src_share: float = 0.0
+    test_share: float = 0.0
+    doc_share: float = 0.0
+    build_share: float = 0.0
 
     def as_dict(self) -> dict[str, float | int | bool]:
         return {
@@ -74,6 +78,7 @@ class ChangeMetrics:
         return (
             self.file_fixes, self.dir_fixes, self.rel_churn, self.src_churn, self.test_churn,
             self.doc_churn, self.build_churn, self.author_30d, self.author_90d,
+            self.src_share, self.test_share, self.doc_share, self.build_share,
         )  # fmt: skip
 
 
@@ -294,6 +299,11 @@ class HistoryState:
             build_churn=kinds["build"],
             author_30d=author.recent_count(now, 30.0),
             author_90d=author.recent_count(now, 90.0),
+            # Each kind's share of the churn: max(la + ld, 1) keeps a change without changed lines at 0.
+            src_share=kinds["source"] / max(la + ld, 1),
+            test_share=kinds["test"] / max(la + ld, 1),
+            doc_share=kinds["docs"] / max(la + ld, 1),
+            build_share=kinds["build"] / max(la + ld, 1),
         )
 
     @staticmethod

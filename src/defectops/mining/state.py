@@ -24,8 +24,10 @@ from defectops.mining.identity import RepositoryIdentity, check_same_repository
 from defectops.mining.metrics import DeveloperHistory, FileHistory, HistoryState
 
 #: 2 (#20): per-file and per-directory fix counts for the richer features; a state of format 1 lacks them,
-#: so the miner rebuilds it (:meth:`StateStore.outdated`).
-FORMAT_VERSION = "2"
+#: so the miner rebuilds it (:meth:`StateStore.outdated`). 3 (#20): the same state, but its commit table has
+#: the churn shares (``src_share``...); a state of format 2 is rebuilt so that the table is rewritten whole
+#: (appending new rows to a table without the columns would leave the old rows without them).
+FORMAT_VERSION = "3"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -88,8 +90,8 @@ class StateStore:
         return self.path.exists()
 
     def outdated(self) -> bool:
-        """Whether the file is a state of an older format (mined before #20's fix counts): the miner then
-        rebuilds it from scratch instead of refusing it."""
+        """Whether the file is a state of an older format (mined before #20's fix counts or churn shares): the
+        miner then rebuilds it from scratch instead of refusing it."""
         if not self.path.exists():
             return False
         try:
@@ -97,7 +99,7 @@ class StateStore:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
         except sqlite3.DatabaseError:
             return False
-        return row is not None and row[0] != FORMAT_VERSION and row[0].isdigit() and int(row[0]) < 2
+        return row is not None and row[0] != FORMAT_VERSION and row[0].isdigit() and int(row[0]) < 3
 
     def info(self) -> StateInfo | None:
         if not self.path.exists():
@@ -247,3 +249,21 @@ class StateStore:
         shutil.copyfile(source, name)
         Path(name).replace(self.path)
         return info
+
+
+def mined_repositories(state_dir: Path) -> dict[str, Path]:
+    """The repositories a workspace mined whose clone is still where it was mined, as {repository id: path}.
+
+    Why: after ``defectops run --repo R`` a local ``defectops serve`` should score R's commits without being
+    told where R is again; the miner state already records it. States that cannot be read are left out (the
+    service starts; ``--repository`` still names any clone explicitly).
+    """
+    found: dict[str, Path] = {}
+    for path in sorted(state_dir.glob("*.sqlite")) if state_dir.is_dir() else []:
+        try:
+            info = StateStore(path).info()
+        except StateError:
+            continue
+        if info is not None and info.repo_path and Path(info.repo_path).is_dir():
+            found[path.stem] = Path(info.repo_path)
+    return found

@@ -16,6 +16,7 @@ from defectops.monitoring.alerts import (
 )
 from defectops.monitoring.arrivals import arrived_labels
 from defectops.monitoring.monitor import load_frame, monitor_window
+from defectops.monitoring.newcomers import NewcomerShift, newcomer_status
 from defectops.monitoring.performance import estimated_roc_auc
 from defectops.monitoring.reference import ReferenceSpan, parse_since, recent_reference
 from defectops.monitoring.report import MonitoringResult, exposition, write_html
@@ -24,6 +25,7 @@ __all__ = [
     "ABResult",
     "AlertReport",
     "MonitoringResult",
+    "NewcomerShift",
     "ReferenceSpan",
     "ab_test",
     "arrived_labels",
@@ -32,6 +34,7 @@ __all__ = [
     "load_alert_state",
     "load_frame",
     "monitor_window",
+    "newcomer_status",
     "notify_state_change",
     "parse_since",
     "recent_reference",

@@ -52,6 +52,7 @@ import pandas as pd
 
 from defectops.config import MonitoringSettings
 from defectops.monitoring.drift_records import FeatureDrift, StreamDrift
+from defectops.monitoring.newcomers import NewcomerShift, newcomer_verdict
 from defectops.monitoring.performance import EstimatedPerformance, RealizedPerformance
 
 
@@ -71,6 +72,8 @@ class AlarmInputs:
     groups: Sequence[Sequence[str]] = field(default_factory=tuple)
     #: Whether the model's earlier checks (oldest first) had a drift signal (:attr:`Alarms.drift_signal`).
     drift_history: Sequence[bool] = field(default_factory=tuple)
+    #: The newcomer check (:mod:`defectops.monitoring.newcomers`), with its own run of consecutive signals.
+    newcomers: NewcomerShift | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,6 +132,9 @@ def _size(f: FeatureDrift) -> str:
 def alarm_reasons(inputs: AlarmInputs, settings: MonitoringSettings, notes: list[str]) -> Alarms:
     """The alarm rules (module docstring) on one check; why a rule was not judged goes to ``notes``."""
     reasons = _performance(inputs, settings, notes)
+    newcomer_alarms, newcomer_notes = newcomer_verdict(inputs.newcomers, settings)
+    reasons.extend(newcomer_alarms)
+    notes.extend(newcomer_notes)
     if inputs.n_window < settings.min_alarm_predictions:
         notes.append(
             f"drift and estimated performance not judged on {inputs.n_window} predictions "

@@ -25,6 +25,7 @@ from defectops.monitoring.drift import classify_feature, feature_drift, predicti
 from defectops.monitoring.drift_pca import PCAReconstructionDrift
 from defectops.monitoring.drift_records import FeatureDrift, MultivariateDrift, StreamDrift
 from defectops.monitoring.drift_streams import stream_drift
+from defectops.monitoring.newcomers import newcomer_shift
 from defectops.monitoring.performance import (
     FloatArray,
     estimate_performance,
@@ -218,6 +219,7 @@ def monitor_window(
     high_risk_threshold: float | None = None,
     labelled: pd.DataFrame | None = None,
     drift_history: Sequence[bool] = (),
+    newcomer_history: Sequence[bool] = (),
 ) -> MonitoringResult:
     """Run every check on ``window`` against ``reference`` and return the result.
 
@@ -231,7 +233,8 @@ def monitor_window(
     during the window (:func:`defectops.monitoring.arrivals.arrived_labels`: ``score``, ``label``,
     ``label_time``): realized performance is judged on them instead of the window's own matured rows.
     ``drift_history`` is whether the model's earlier checks (oldest first) had a drift signal
-    (:attr:`MonitoringResult.drift_signal`): drift alarms only when sustained.
+    (:attr:`MonitoringResult.drift_signal`): drift alarms only when sustained. ``newcomer_history`` is the
+    same for the newcomer check (:mod:`defectops.monitoring.newcomers`, ``newcomers.signal``).
     """
     cfg = settings or MonitoringSettings()
     # One type per metric (the feature contract): a window logged before it may hold fix as true/false.
@@ -245,6 +248,8 @@ def monitor_window(
     reference_scores = _scores(reference, "reference") if "score" in reference.columns else None
     chosen, skipped = select_features(reference, window, features=features, exclude=exclude)
     notes: list[str] = []
+    # The newcomer share reads exp as mined (at the change's time), before the age trend is removed.
+    newcomers = newcomer_shift(reference, window, settings=cfg, history=tuple(newcomer_history))
     trended = detrend(
         reference,
         _window_times(window),
@@ -292,6 +297,8 @@ def monitor_window(
     if estimated.reliable is False:
         notes.append("the reference is not well calibrated: CBPE estimates are unreliable")
     reasons = _reasons(feature_results, prediction, multivariate, streams, cfg)
+    if newcomers is not None and newcomers.signal:
+        reasons.append(f"newcomers: {newcomers.describe()}")
     state: State = "drift" if reasons else "ok"
     if labelled is None:
         realized = realized_performance(
@@ -323,6 +330,7 @@ def monitor_window(
             ),
             groups=feature_groups(reference, [f.feature for f in feature_results if f.test is not None]),
             drift_history=tuple(drift_history),
+            newcomers=newcomers,
         ),
         cfg,
         notes,
@@ -360,6 +368,7 @@ def monitor_window(
         trends=trended.adjustments,
         drift_signal=verdict.drift_signal,
         drift_checks=verdict.drift_checks,
+        newcomers=newcomers,
     )
 
 

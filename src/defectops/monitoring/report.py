@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from defectops.errors import InputError
 from defectops.monitoring.drift_records import FeatureDrift, MultivariateDrift, StreamDrift
+from defectops.monitoring.newcomers import NewcomerShift, newcomer_status
 from defectops.monitoring.performance import (
     EstimatedPerformance,
     LabelFreeProxies,
@@ -66,6 +67,8 @@ class MonitoringResult(BaseModel):
     drift_signal: list[str] = Field(default_factory=list)
     #: Consecutive checks with a drift signal, this one included.
     drift_checks: int = 0
+    #: The share of changes by newcomers against the reference (a new team of authors); None without exp.
+    newcomers: NewcomerShift | None = None
 
     @property
     def drifted_features(self) -> list[str]:
@@ -141,6 +144,8 @@ PROMETHEUS_METRICS: dict[str, tuple[str, tuple[str, ...]]] = {
         ("metric", "source"),
     ),
     "defectops_calibration_error": ("Expected calibration error of the labelled reference.", ()),
+    "defectops_newcomer_share": ("Share of changes by newcomers (exp below the setting).", ("window",)),
+    "defectops_newcomer_signal": ("1 if the newcomers' share signals a new team of authors, else 0.", ()),
 }
 
 
@@ -218,6 +223,10 @@ def prometheus_gauges(result: MonitoringResult) -> list[Gauge]:
     ):
         add("defectops_model_performance", value, metric=metric, source="estimated")
     add("defectops_calibration_error", estimated.reference_calibration_error)
+    if result.newcomers is not None:
+        add("defectops_newcomer_share", result.newcomers.share_reference, window="reference")
+        add("defectops_newcomer_share", result.newcomers.share_window, window="current")
+        add("defectops_newcomer_signal", _flag(result.newcomers.signal))
     return out
 
 
@@ -432,6 +441,10 @@ def render_html(result: MonitoringResult) -> str:
         ref_value = getattr(reference_scores, key) if reference_scores else None
         proxy_rows.append([label, _fmt(ref_value), _fmt(getattr(result.proxies_window.score, key))])
     parts.append(_table(["proxy", "reference", "window"], proxy_rows))
+    if result.newcomers is not None:
+        checks = int(result.settings.get("alarm_drift_checks", 2))
+        parts.append("<h2>New team of authors</h2>")
+        parts.append(f"<p>{esc(newcomer_status(result.newcomers, checks))}</p>")
     parts.append("<h2>Multivariate</h2>")
     if result.multivariate is not None:
         mv = result.multivariate

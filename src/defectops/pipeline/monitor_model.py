@@ -97,7 +97,11 @@ def monitor_model(
     reference = scored_reference(span.frame, loaded)
 
     def check(
-        frame: pd.DataFrame, at: datetime, labelled: pd.DataFrame | None, history: list[bool]
+        frame: pd.DataFrame,
+        at: datetime,
+        labelled: pd.DataFrame | None,
+        history: list[bool],
+        newcomer_history: list[bool],
     ) -> MonitoringResult:
         return monitor_window(
             reference,
@@ -111,13 +115,17 @@ def monitor_model(
             baseline_roc_auc=baseline if baseline is not None and math.isfinite(baseline) else None,
             labelled=labelled,
             drift_history=history,
+            newcomer_history=newcomer_history,
         )
 
     history: list[bool] = []
+    newcomer_history: list[bool] = []
     before = since - (now - since)  # the previous check: the period of the same length before the window
     previous = log.window(before, since, model_name=model_name, model_version=str(version), served=True)
     if len(previous):
-        history = [bool(check(previous, since, None, []).drift_signal)]
+        earlier = check(previous, since, None, [], [])
+        history = [bool(earlier.drift_signal)]
+        newcomer_history = [bool(earlier.newcomers and earlier.newcomers.signal)]
     labelled = arrivals(log, model_name=model_name, version=version, since=since, now=now, settings=settings)
-    result = check(window, now, labelled, history)
+    result = check(window, now, labelled, history, newcomer_history)
     return ModelMonitoring(model_name, version, since, now, span, result)

@@ -154,6 +154,10 @@ class ChangeRecord(CodeMetricFields):
     build_churn: Metric | None = Field(default=None, description=CONTRACT["build_churn"].description)
     author_30d: Metric | None = Field(default=None, description=CONTRACT["author_30d"].description)
     author_90d: Metric | None = Field(default=None, description=CONTRACT["author_90d"].description)
+    src_share: Metric | None = Field(default=None, description=CONTRACT["src_share"].description)
+    test_share: Metric | None = Field(default=None, description=CONTRACT["test_share"].description)
+    doc_share: Metric | None = Field(default=None, description=CONTRACT["doc_share"].description)
+    build_share: Metric | None = Field(default=None, description=CONTRACT["build_share"].description)
     message: str | None = Field(
         default=None, max_length=100_000, description="Commit message (text-aware models only)."
     )

@@ -58,7 +58,7 @@ class MonitorResult:
 
 def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult:
     from defectops.config import MonitoringSettings
-    from defectops.monitoring import exposition, monitor_window
+    from defectops.monitoring import exposition, monitor_window, newcomer_status
     from defectops.serving import publish_gauges, published_gauges_path
 
     now = cycle.now
@@ -97,13 +97,15 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
     features = [f for f in model.meta.features if f in window.columns and f in reference.columns]
     baseline = ctx.registry.get_version(ctx.model_name, champion).metrics.get("roc_auc")
     bands = risk_bands_of(model.estimator, threshold=model.meta.threshold)
-    history = [  # the champion's earlier monitored cycles, oldest first: had they a drift signal?
-        bool(r.evidence.get("drift_signal"))
+    earlier = [  # the champion's earlier monitored cycles, oldest first
+        r
         for r in ctx.records(step="monitor")
         if r.champion_version == champion
         and r.outcome in ("ok", "drift", "alarm")
         and r.cycle_id != cycle.cycle_id
     ]
+    history = [bool(r.evidence.get("drift_signal")) for r in earlier]  # had they a drift signal?
+    newcomer_history = [bool(r.evidence.get("newcomer_signal")) for r in earlier]
     result = monitor_window(
         reference,
         window,
@@ -111,6 +113,7 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         settings=settings,
         labelled=labelled,
         drift_history=history,
+        newcomer_history=newcomer_history,
         features=features,
         decision_threshold=model.meta.threshold,
         high_risk_threshold=bands.high if bands is not None else None,
@@ -149,6 +152,10 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         )
     else:
         summary = f"no drift, no alarm (window of {result.n_window})"
+    newcomers = result.newcomers
+    if newcomers is not None and newcomers.signal and not result.alarm:
+        status = newcomer_status(newcomers, settings.alarm_drift_checks)
+        summary += f"; new team of authors (diagnosis): {status}"
     cycle.add(
         "monitor",
         outcome,
@@ -160,6 +167,9 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
             "alarm_reasons": result.alarm_reasons,
             "drift_signal": result.drift_signal,
             "drift_checks": result.drift_checks,
+            # the newcomer check (a new team of authors): the next cycle reads its signal (persistence)
+            "newcomer_signal": bool(newcomers and newcomers.signal),
+            "newcomers": newcomers.model_dump(mode="json") if newcomers is not None else None,
             "reasons": result.reasons,
             "drifted_features": result.drifted_features,
             # every feature's drift on one scale (1 = its test's threshold): the web UI's heat map of cycles
