@@ -60,23 +60,27 @@ import pandas as pd
 
 from bench_monitor_replay_shifts import (
     REPO_ID,
+    SHIFTED_FEATURES,
     SHIFTS,
     TOKEN,
     Detection,
     Week,
     alarm_kinds,
     apply_shift,
+    baseline_diagnosed,
     cut_window,
     detection_table,
     final_auc,
     fmt,
     git,
     horizon,
+    material_features,
     prepare_clone,
     serve_weeks,
     short_decision,
     start_service,
     summary,
+    sustained,
     week_table,
 )
 from defectops.config import HealSettings, MonitoringSettings, Settings, Workspace
@@ -93,6 +97,7 @@ from defectops.monitoring import (
 from defectops.monitoring.performance import realized_performance
 from defectops.pipeline import RunOptions, run
 from defectops.pipeline.heal import DecideInputs, Decision, Realized, decide
+from defectops.pipeline.heal.context import reference_reliance
 from defectops.predlog import PredictionLog, default_url
 from defectops.registry import LoadedModel, ModelRegistry
 from defectops.training import known_labels
@@ -109,6 +114,8 @@ class Champion:
     baseline_f1: float | None
     reference_estimated_auc: float | None
     reference_span: str
+    #: The champion's mean |contribution| per feature on the reference (heal's reference_reliance).
+    reliance: dict[str, float] | None = None
 
 
 #: The alarm policies the replay compares (changes to the monitor's defaults). "old": before issue 12's
@@ -124,6 +131,7 @@ POLICIES: dict[str, dict[str, object]] = {
     "2026-12-04": {"alarm_feature_share": 0.3},
     "new": {},
     "new+newcomers": {"newcomer_alarm": True},
+    "new+reliance": {"alarm_feature_weight": "reliance"},
 }
 
 
@@ -260,8 +268,12 @@ def with_scored_reference(champion: Champion) -> Champion:
     reference = champion.reference.copy()
     reference["score"] = champion.model.score(reference)
     scores = reference["score"].to_numpy(dtype=np.float64)
+    weigh = MonitoringSettings(alarm_feature_weight="reliance")
     return dataclasses.replace(
-        champion, reference=reference, reference_estimated_auc=estimated_roc_auc(scores)
+        champion,
+        reference=reference,
+        reference_estimated_auc=estimated_roc_auc(scores),
+        reliance=reference_reliance(reference, champion.model, weigh),
     )
 
 
@@ -292,6 +304,7 @@ def monitor_week(
         decision_threshold=champion.model.meta.threshold,
         history=champion.history,
         baseline_roc_auc=champion.baseline_auc,
+        reliance=champion.reliance,
     )
 
 
@@ -371,6 +384,7 @@ def monitor_replay(
             week.newcomer_sustained = bool(result.newcomers and result.newcomers.sustained)
             newcomers.append(week.newcomer_signal)
             week.alarm_kinds = alarm_kinds(result.alarm_reasons)
+            week.material = material_features(result, config.monitoring)
             week.state, week.alarm = result.state, result.alarm
             if result.alarm:
                 week.reasons = list(result.alarm_reasons)
@@ -410,6 +424,9 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                 previous = [w.alarm for w in checks if w.end <= start and w.monitored]
                 signals = [w.drift_signal for w in checks if w.end <= start and w.n_window]
                 newcomers = [w.newcomer_signal for w in checks if w.end <= start and w.n_window]
+                targets, persist = SHIFTED_FEATURES[shift], config.monitoring.alarm_drift_checks
+                diagnosis = [bool(w.material & targets) for w in checks if w.end <= start and w.n_window]
+                diagnosis_delay: float | None = None
                 delay: float | None = None
                 heal_delay: float | None = None
                 newcomer_delay: float | None = None
@@ -427,9 +444,13 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                     newcomers.append(bool(result.newcomers and result.newcomers.signal))
                     if result.alarm and delay is None:
                         delay = (week.end - start) / timedelta(days=1)
-                    sustained = bool(result.newcomers and result.newcomers.sustained)
-                    if sustained and newcomer_delay is None:
+                    newcomer = bool(result.newcomers and result.newcomers.sustained)
+                    if newcomer and newcomer_delay is None:
                         newcomer_delay = (week.end - start) / timedelta(days=1)
+                    diagnosis.append(bool(material_features(result, config.monitoring) & targets))
+                    seen = (targets and sustained(diagnosis, persist)) or (shift == "team" and newcomer)
+                    if seen and diagnosis_delay is None:
+                        diagnosis_delay = (week.end - start) / timedelta(days=1)
                     if len(window) >= config.heal.min_window_predictions:
                         decision = heal_decision(champion, result, previous, 0, 365.0, config.heal)
                         previous.append(result.alarm)
@@ -448,6 +469,8 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                         baseline,
                         newcomer_delay,
                         any(w.newcomer_sustained for w in window_checks),
+                        diagnosis_delay,
+                        baseline_diagnosed(checks, {w.end for w in window_checks}, shift, persist),
                     )
                 )
     return out

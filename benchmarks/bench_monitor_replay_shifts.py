@@ -80,6 +80,8 @@ class Week:
     newcomer_signal: bool = False
     newcomer_sustained: bool = False
     alarm_kinds: str = ""
+    #: The features that drifted materially (test significant, PSI >= alarm_drift_psi) in a judged window.
+    material: frozenset[str] = frozenset()
     wall_end: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
@@ -119,6 +121,41 @@ def label_noise(q: float) -> Shift:
     return apply
 
 
+#: The features each shift moves; its diagnosis is sustained material drift of any of them. Label quality
+#: moves no feature: it is seen through realized performance only (an alarm), so it has no diagnosis.
+SHIFTED_FEATURES: dict[str, frozenset[str]] = {
+    "size": frozenset(SIZE_FEATURES),
+    "team": frozenset(EXPERIENCE),
+    "labels": frozenset(),
+}
+
+
+def material_features(result: Any, settings: MonitoringSettings) -> frozenset[str]:
+    """The features of a monitoring result that drift materially, in a window large enough to be judged."""
+    from defectops.monitoring.alarms import material
+
+    if result.n_window < settings.min_alarm_predictions:
+        return frozenset()
+    return frozenset(f.feature for f in result.features if f.test is not None and material(f, settings))
+
+
+def sustained(history: Sequence[bool], checks: int) -> bool:
+    """The last ``checks`` entries are all true (the monitor's persistence rule)."""
+    return len(history) >= checks and all(history[-checks:])
+
+
+def baseline_diagnosed(checks: Sequence[Week], horizon_ends: set[datetime], shift: str, n: int) -> bool:
+    """Whether the unshifted checks ending at ``horizon_ends`` already had the shift's diagnosis."""
+    targets, run = SHIFTED_FEATURES[shift], 0
+    for w in checks:
+        if not w.n_window:
+            continue
+        run = run + 1 if w.material & targets else 0
+        if w.end in horizon_ends and ((targets and run >= n) or (shift == "team" and w.newcomer_sustained)):
+            return True
+    return False
+
+
 SHIFTS: dict[str, tuple[str, list[tuple[str, Shift]]]] = {
     "size": ("change size: la, ld, nf x k", [(f"k={k:g}", size_jump(k)) for k in (1.5, 2, 3, 5)]),
     "team": (
@@ -154,6 +191,11 @@ class Detection:
     newcomer_delay_days: float | None = None
     #: Whether the unshifted windows of the horizon had a sustained newcomer signal.
     baseline_newcomers: bool = False
+    #: Days to the first diagnosis: material drift of a shifted feature in ``alarm_drift_checks`` checks in
+    #: a row (a new team: or the newcomer signal sustained); None: not within the horizon.
+    diagnosis_delay_days: float | None = None
+    #: Whether the unshifted windows of the horizon had that diagnosis already.
+    baseline_diagnosis: bool = False
 
 
 def fmt(value: float | None) -> str:
@@ -237,10 +279,12 @@ def summary(weeks: Sequence[Week], min_alarm: int) -> dict[str, Any]:
 
 def detection_table(detections: Sequence[Detection], window_days: float) -> list[str]:
     lines = [
-        f"| shift | size | runs | detected within 2 windows ({2 * window_days:g} days) | power | power, runs "
-        "without a baseline alarm | delays (days) | heal's drift trigger within the horizon | newcomer signal "
+        f"| shift | size | runs | alarm within 2 windows ({2 * window_days:g} days) | power | alarm, runs "
+        "without a baseline alarm | delays (days) | heal's drift trigger within the horizon | diagnosed within "
+        "2 windows (sustained drift of the shifted features; a new team: or the newcomer signal): runs "
+        "without it in the baseline | diagnosis delays | newcomer signal "
         "sustained (diagnosis): runs without one in the baseline, delays |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     keys = list(dict.fromkeys((d.shift, d.size) for d in detections))
     for shift, size in keys:
@@ -256,9 +300,16 @@ def detection_table(detections: Sequence[Detection], window_days: float) -> list
         newcomer_delays = ", ".join(
             "–" if d.newcomer_delay_days is None else f"{d.newcomer_delay_days:.0f}" for d in group
         )
+        undiagnosed = [d for d in group if not d.baseline_diagnosis]
+        diagnosed = sum(1 for d in undiagnosed if d.diagnosis_delay_days is not None)
+        diagnosis = f"{diagnosed}/{len(undiagnosed)}" if SHIFTED_FEATURES[shift] else "n/a (no feature moves)"
+        diagnosis_delays = ", ".join(
+            "–" if d.diagnosis_delay_days is None else f"{d.diagnosis_delay_days:.0f}" for d in group
+        )
         lines.append(
             f"| {SHIFTS[shift][0]} | {size} | {len(group)} | {len(hit)} | {len(hit) / len(group):.0%} "
-            f"| {clean_power} | {delays} | {healed}/{len(group)} | {seen}/{len(quiet)}: {newcomer_delays} |"
+            f"| {clean_power} | {delays} | {healed}/{len(group)} | {diagnosis} "
+            f"| {diagnosis_delays if SHIFTED_FEATURES[shift] else ''} | {seen}/{len(quiet)}: {newcomer_delays} |"
         )
     return lines
 
