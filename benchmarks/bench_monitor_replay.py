@@ -97,7 +97,6 @@ from defectops.monitoring import (
 from defectops.monitoring.performance import realized_performance
 from defectops.pipeline import RunOptions, run
 from defectops.pipeline.heal import DecideInputs, Decision, Realized, decide
-from defectops.pipeline.heal.context import reference_reliance
 from defectops.predlog import PredictionLog, default_url
 from defectops.registry import LoadedModel, ModelRegistry
 from defectops.training import known_labels
@@ -114,8 +113,6 @@ class Champion:
     baseline_f1: float | None
     reference_estimated_auc: float | None
     reference_span: str
-    #: The champion's mean |contribution| per feature on the reference (heal's reference_reliance).
-    reliance: dict[str, float] | None = None
 
 
 #: The alarm policies the replay compares (changes to the monitor's defaults). "old": before issue 12's
@@ -131,7 +128,6 @@ POLICIES: dict[str, dict[str, object]] = {
     "2026-12-04": {"alarm_feature_share": 0.3},
     "new": {},
     "new+newcomers": {"newcomer_alarm": True},
-    "new+reliance": {"alarm_feature_weight": "reliance"},
 }
 
 
@@ -268,12 +264,8 @@ def with_scored_reference(champion: Champion) -> Champion:
     reference = champion.reference.copy()
     reference["score"] = champion.model.score(reference)
     scores = reference["score"].to_numpy(dtype=np.float64)
-    weigh = MonitoringSettings(alarm_feature_weight="reliance")
     return dataclasses.replace(
-        champion,
-        reference=reference,
-        reference_estimated_auc=estimated_roc_auc(scores),
-        reliance=reference_reliance(reference, champion.model, weigh),
+        champion, reference=reference, reference_estimated_auc=estimated_roc_auc(scores)
     )
 
 
@@ -304,7 +296,6 @@ def monitor_week(
         decision_threshold=champion.model.meta.threshold,
         history=champion.history,
         baseline_roc_auc=champion.baseline_auc,
-        reliance=champion.reliance,
     )
 
 

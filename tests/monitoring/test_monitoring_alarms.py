@@ -262,50 +262,6 @@ def test_the_estimate_is_judged_from_the_held_out_value_when_the_reference_estim
     )
 
 
-def test_with_reliance_weights_drifting_groups_count_by_how_much_the_model_relies_on_them() -> None:
-    rng = np.random.default_rng(5)
-    reference = _changes(rng, 3000, pd.Timestamp("2026-01-01", tz="UTC"), 90).drop(columns=["time"])
-    reference["rexp"] = reference["exp"] * 2  # exp, rexp, sexp: one group; 12 groups in all
-    reference["sexp"] = reference["exp"] + 1
-    window = reference.sample(400, random_state=2).reset_index(drop=True)
-    moved = ["exp", "rexp", "sexp", "la", "ld"]  # 3 of 12 groups (25%): diagnosis when groups count one
-    window[moved] = window[moved] * 5
-    # reliance: la 3, ld 1, the experience group 2 + 1 + 1 = 4, the 9 other features 0.5 each = 4.5;
-    # total 12.5, so la 24%, ld 8%, exp+rexp+sexp 32%: the drifting groups carry 64% >= 50%
-    others = ["ns", "nd", "nf", "entropy", "lt", "fix", "ndev", "age", "nuc"]
-    reliance = {"la": 3.0, "ld": 1.0, "exp": 2.0, "rexp": 1.0, "sexp": 1.0, **dict.fromkeys(others, 0.5)}
-    weighed = MonitoringSettings(alarm_feature_weight="reliance")
-    counted = monitor_window(reference, window, now=NOW, drift_history=[True], reliance=reliance)
-    assert not counted.alarm  # the default counts groups: the reliance is not used
-    result = monitor_window(
-        reference, window, now=NOW, drift_history=[True], reliance=reliance, settings=weighed
-    )
-    assert result.alarm
-    assert result.alarm_reasons == [
-        "drifting feature groups carry 64% of the model's reliance (la 24%, ld 8%, exp+rexp+sexp 32%), "
-        "PSI >= 0.25 (>= 50%) (drift in 2 consecutive checks)"
-    ]
-    # six groups the model barely relies on: half of the groups (an alarm when counted), 24% of the reliance
-    light = reference.sample(400, random_state=2).reset_index(drop=True)
-    light[others[:6]] = light[others[:6]] * 5
-    assert monitor_window(reference, light, now=NOW, drift_history=[True]).alarm
-    quiet = monitor_window(
-        reference, light, now=NOW, drift_history=[True], reliance=reliance, settings=weighed
-    )
-    assert not quiet.alarm
-    assert quiet.drift_signal == []
-    assert (
-        "drifting feature groups carry 24% of the model's reliance (ns 4%, nd 4%, nf 4%, entropy 4%, lt 4%, "
-        "fix 4%), PSI >= 0.25: diagnosis, not an alarm (< 50%)"
-    ) in quiet.notes
-    # no reliance known (a model without explanations): the groups are counted, and the monitor says so
-    unknown = monitor_window(reference, light, now=NOW, drift_history=[True], settings=weighed)
-    assert unknown.alarm
-    assert (
-        "no reliance of the model on its features known: drifting feature groups are counted" in unknown.notes
-    )
-
-
 def test_age_growing_features_compared_the_same_way_share_one_note_naming_them() -> None:
     from defectops.monitoring.monitor import _trend_notes
     from defectops.monitoring.trend import TrendAdjustment

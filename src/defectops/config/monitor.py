@@ -156,14 +156,6 @@ class MonitoringSettings(BaseSettings):
         "drifting groups are diagnosis. 0.3 until 2026-12-05 (docs/benchmarks.md: on numpy 4 of 13 groups, "
         "31%, drifted in quiet weeks).",
     )
-    alarm_feature_weight: Literal["groups", "reliance"] = Field(
-        default="groups",
-        description="How the share of drifting feature groups is counted: 'groups', each group counts one "
-        "(the share of the groups); 'reliance', each group counts the champion's reliance on it (its "
-        "features' share of the mean |contribution| of the model's explanations on the reference), so a "
-        "drift signal needs drifting groups that carry at least alarm_feature_share of what the model "
-        "relies on. Falls back to 'groups' when the model gives no explanations (docs/benchmarks.md, #12).",
-    )
     alarm_drift_psi: float = Field(
         default=0.25,
         ge=0,

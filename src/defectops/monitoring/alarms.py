@@ -44,7 +44,7 @@ still reported. Every reason names the figures it rests on.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -74,9 +74,6 @@ class AlarmInputs:
     drift_history: Sequence[bool] = field(default_factory=tuple)
     #: The newcomer check (:mod:`defectops.monitoring.newcomers`), with its own run of consecutive signals.
     newcomers: NewcomerShift | None = None
-    #: How much the model relies on each feature (mean |contribution| on the reference, :func:`reliance`):
-    #: with ``alarm_feature_weight="reliance"`` a group weighs its features' total.
-    reliance: Mapping[str, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,23 +190,6 @@ def _drift_signal(inputs: AlarmInputs, settings: MonitoringSettings, notes: list
         groups.setdefault(grouped.get(f.feature, f.feature), []).append(f.feature)
     moved = [members for members in groups.values() if any(name in drifted for name in members)]
     share = len(moved) / len(groups) if groups else 0.0
-    weights = _group_weights(list(groups.values()), inputs.reliance, settings, notes)
-    if weights is not None:
-        share = sum(weights[i] for i, members in enumerate(groups.values()) if members in moved)
-        shown = ", ".join(
-            f"{'+'.join(m for m in members if m in drifted)} {weights[i]:.0%}"
-            for i, members in enumerate(groups.values())
-            if members in moved
-        )
-        detail = f" ({shown})" if moved else ""
-        counted = f"drifting feature groups carry {share:.0%} of the model's reliance{detail}"
-        if psi > 0:
-            counted += f", PSI >= {psi:g}"
-        if moved and share >= settings.alarm_feature_share:
-            signal.append(f"{counted} (>= {settings.alarm_feature_share:.0%})")
-        elif moved:
-            notes.append(f"{counted}: diagnosis, not an alarm (< {settings.alarm_feature_share:.0%})")
-        return signal
     if len(groups) == len(tested):
         counted = f"{len(drifted)} of {len(tested)} features drift"
     else:
@@ -230,23 +210,6 @@ def _drift_signal(inputs: AlarmInputs, settings: MonitoringSettings, notes: list
             f"(< {settings.alarm_feature_share:.0%} of the features)"
         )
     return signal
-
-
-def _group_weights(
-    groups: Sequence[Sequence[str]],
-    reliance: Mapping[str, float] | None,
-    settings: MonitoringSettings,
-    notes: list[str],
-) -> list[float] | None:
-    """Each group's share of the model's reliance (summing to 1), or None to count groups."""
-    if settings.alarm_feature_weight != "reliance":
-        return None
-    totals = [sum(max(float((reliance or {}).get(name, 0.0)), 0.0) for name in g) for g in groups]
-    whole = sum(totals)
-    if not groups or not whole > 0:
-        notes.append("no reliance of the model on its features known: drifting feature groups are counted")
-        return None
-    return [t / whole for t in totals]
 
 
 def _performance(inputs: AlarmInputs, settings: MonitoringSettings, notes: list[str]) -> list[str]:

@@ -10,7 +10,7 @@ drift and the streaming checks are skipped, without labels the CBPE calibration 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -220,7 +220,6 @@ def monitor_window(
     labelled: pd.DataFrame | None = None,
     drift_history: Sequence[bool] = (),
     newcomer_history: Sequence[bool] = (),
-    reliance: Mapping[str, float] | None = None,
 ) -> MonitoringResult:
     """Run every check on ``window`` against ``reference`` and return the result.
 
@@ -235,9 +234,7 @@ def monitor_window(
     ``label_time``): realized performance is judged on them instead of the window's own matured rows.
     ``drift_history`` is whether the model's earlier checks (oldest first) had a drift signal
     (:attr:`MonitoringResult.drift_signal`): drift alarms only when sustained. ``newcomer_history`` is the
-    same for the newcomer check (:mod:`defectops.monitoring.newcomers`, ``newcomers.signal``). ``reliance``
-    is how much the model relies on each feature (mean |contribution| on the reference): with
-    ``alarm_feature_weight="reliance"`` the share of drifting feature groups is weighed by it.
+    same for the newcomer check (:mod:`defectops.monitoring.newcomers`, ``newcomers.signal``).
     """
     cfg = settings or MonitoringSettings()
     # One type per metric (the feature contract): a window logged before it may hold fix as true/false.
@@ -334,7 +331,6 @@ def monitor_window(
             groups=feature_groups(reference, [f.feature for f in feature_results if f.test is not None]),
             drift_history=tuple(drift_history),
             newcomers=newcomers,
-            reliance=reliance,
         ),
         cfg,
         notes,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from defectops.config import HealSettings
 from defectops.data import EFFORT, LABEL, TIME
 from defectops.errors import InputError, NotFoundError
-from defectops.pipeline.heal.context import reference_reliance, scored_reference, trained_at
+from defectops.pipeline.heal.context import scored_reference, trained_at
 from defectops.pipeline.heal.monitor import arrivals
 from defectops.registry import CHAMPION, ModelRegistry
 from defectops.training import risk_bands_of
@@ -95,7 +95,6 @@ def monitor_model(
     loaded = registry.load(model_name, version=version)
     bands = risk_bands_of(loaded.estimator, threshold=info.threshold)
     reference = scored_reference(span.frame, loaded)
-    reliance = reference_reliance(reference, loaded, settings)
 
     def check(
         frame: pd.DataFrame,
@@ -117,7 +116,6 @@ def monitor_model(
             labelled=labelled,
             drift_history=history,
             newcomer_history=newcomer_history,
-            reliance=reliance,
         )
 
     history: list[bool] = []

@@ -79,25 +79,6 @@ def scored_reference(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
     return out
 
 
-def reference_reliance(
-    frame: pd.DataFrame, model: LoadedModel, settings: MonitoringSettings
-) -> dict[str, float] | None:
-    """How much ``model`` relies on each feature: the mean |contribution| of its explanations over the
-    reference rows (the model's own ``importance``), when the alarm share weighs feature groups by it
-    (``alarm_feature_weight="reliance"``); None otherwise, or when the model gives no explanations."""
-    importance = getattr(model.estimator, "importance", None)
-    if settings.alarm_feature_weight != "reliance" or not callable(importance) or len(frame) == 0:
-        return None
-    columns = [*model.meta.features, *model.text_columns(frame)]
-    if any(name not in frame.columns for name in model.meta.features):
-        return None
-    try:
-        pairs = importance(frame.loc[:, columns])
-    except Exception:  # a model that cannot explain these rows: the groups are counted instead
-        return None
-    return {str(name): float(value) for name, value in pairs}
-
-
 class HealContext:
     """The self-healing loop of one registered model: its dependencies, and cached lookups.
 

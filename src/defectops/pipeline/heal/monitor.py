@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from defectops.pipeline.heal.context import HealContext, reference_reliance
+from defectops.pipeline.heal.context import HealContext
 from defectops.pipeline.heal.cycle import Cycle
 from defectops.training import risk_bands_of
 
@@ -119,7 +119,6 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         high_risk_threshold=bands.high if bands is not None else None,
         history=ctx.reference(champion),  # the growth of age-growing features is fitted on all of it
         baseline_roc_auc=baseline if baseline is not None and math.isfinite(baseline) else None,
-        reliance=reference_reliance(reference, model, settings),
     )
     cycle.artifacts["heal/monitoring.json"] = json.loads(result.model_dump_json())
     publish_gauges(
