@@ -3,7 +3,9 @@
 A shift is applied to copies of the served windows (the log's rows: real mined features, re-scored with the
 champion in-process, as the service would score them) from a start time on:
 
-- a jump in change size: ``la``, ``ld``, ``nf`` (and ``churn``) times k, for commits after the start;
+- a jump in change size: ``la``, ``ld``, ``nf`` (and ``churn``) times k, for commits after the start; and
+  the same with the churn measures a real jump moves too (``src_churn``, ``test_churn``, ``doc_churn``,
+  ``build_churn``, ``rel_churn``: :data:`CHURN_MEASURES`);
 - a new team of authors: ``exp``, ``rexp``, ``sexp`` (and ``author_30d``, ``author_90d``) = 0 for a share p
   of the commits after the start;
 - a drop in label quality: a share q of the labels that *arrive* after the start flipped (whatever the
@@ -14,7 +16,7 @@ windows when one check whose window ends no later than ``start + 2 x window_days
 tumbling windows, ``--step-weeks`` = window length, that is the first or second window; with sliding
 windows advanced weekly, the checks of the first two window lengths, the first ones only partly shifted).
 The same horizon counts a **diagnosis** apart from the alarm: for a change-size jump, material drift of
-``la``, ``ld`` or ``nf`` in ``alarm_drift_checks`` checks in a row; for a new team, the newcomer signal
+the features it scales in ``alarm_drift_checks`` checks in a row; for a new team, the newcomer signal
 sustained; label quality has none (no feature moves).
 """
 
@@ -44,6 +46,9 @@ from defectops.data import labels_as_of
 TOKEN = "replay-feedback-token"
 REPO_ID = "replay"
 SIZE_FEATURES = ("la", "ld", "nf")
+#: The churn measures a real jump in change size moves as well (#20's richer features, where mined):
+#: churn by kind of path, and churn relative to the files' size (``(la + ld) / lt``).
+CHURN_MEASURES = ("src_churn", "test_churn", "doc_churn", "build_churn", "rel_churn")
 EXPERIENCE = ("exp", "rexp", "sexp", "author_30d", "author_90d")  # the last two where mined (#20)
 
 Shift = Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]
@@ -88,12 +93,13 @@ class Week:
     wall_end: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-def size_jump(k: float) -> Shift:
+def size_jump(k: float, also: tuple[str, ...] = ()) -> Shift:
     def apply(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         out = frame.copy()
-        for name in SIZE_FEATURES:
+        for name in (*SIZE_FEATURES, *also):
             if name in out.columns:
-                out[name] = np.round(out[name].astype(float) * k)
+                scaled = out[name].astype(float) * k
+                out[name] = scaled if name == "rel_churn" else np.round(scaled)
         if "churn" in out.columns and {"la", "ld"} <= set(out.columns):
             out["churn"] = out["la"] + out["ld"]
         return out
@@ -129,6 +135,7 @@ def label_noise(q: float) -> Shift:
 #: tells nothing). Label quality moves no feature: only realized performance (an alarm) can see it.
 SHIFTED_FEATURES: dict[str, frozenset[str]] = {
     "size": frozenset(SIZE_FEATURES),
+    "size_all": frozenset((*SIZE_FEATURES, *CHURN_MEASURES)),
     "team": frozenset(),
     "labels": frozenset(),
 }
@@ -162,6 +169,10 @@ def baseline_diagnosed(checks: Sequence[Week], horizon_ends: set[datetime], shif
 
 SHIFTS: dict[str, tuple[str, list[tuple[str, Shift]]]] = {
     "size": ("change size: la, ld, nf x k", [(f"k={k:g}", size_jump(k)) for k in (1.5, 2, 3, 5)]),
+    "size_all": (
+        "change size, all its measures: la, ld, nf and the churn measures x k",
+        [(f"k={k:g}", size_jump(k, CHURN_MEASURES)) for k in (1.5, 2, 3, 5)],
+    ),
     "team": (
         "new team: author experience = 0 for share p",
         [(f"p={p:g}", new_team(p)) for p in (0.1, 0.25, 0.5, 1.0)],
@@ -285,7 +296,7 @@ def detection_table(detections: Sequence[Detection], window_days: float) -> list
     lines = [
         f"| shift | size | runs | alarm within 2 windows ({2 * window_days:g} days) | power | alarm, runs "
         "without a baseline alarm | delays (days) | heal's drift trigger within the horizon | diagnosed within "
-        "2 windows (sustained drift of la, ld or nf; a new team: the newcomer signal): runs "
+        "2 windows (sustained drift of a scaled feature; a new team: the newcomer signal): runs "
         "without it in the baseline | diagnosis delays | newcomer signal "
         "sustained (diagnosis): runs without one in the baseline, delays |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
