@@ -60,23 +60,27 @@ import pandas as pd
 
 from bench_monitor_replay_shifts import (
     REPO_ID,
+    SHIFTED_FEATURES,
     SHIFTS,
     TOKEN,
     Detection,
     Week,
     alarm_kinds,
     apply_shift,
+    baseline_diagnosed,
     cut_window,
     detection_table,
     final_auc,
     fmt,
     git,
     horizon,
+    material_features,
     prepare_clone,
     serve_weeks,
     short_decision,
     start_service,
     summary,
+    sustained,
     week_table,
 )
 from defectops.config import HealSettings, MonitoringSettings, Settings, Workspace
@@ -371,6 +375,7 @@ def monitor_replay(
             week.newcomer_sustained = bool(result.newcomers and result.newcomers.sustained)
             newcomers.append(week.newcomer_signal)
             week.alarm_kinds = alarm_kinds(result.alarm_reasons)
+            week.material = material_features(result, config.monitoring)
             week.state, week.alarm = result.state, result.alarm
             if result.alarm:
                 week.reasons = list(result.alarm_reasons)
@@ -410,6 +415,9 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                 previous = [w.alarm for w in checks if w.end <= start and w.monitored]
                 signals = [w.drift_signal for w in checks if w.end <= start and w.n_window]
                 newcomers = [w.newcomer_signal for w in checks if w.end <= start and w.n_window]
+                targets, persist = SHIFTED_FEATURES[shift], config.monitoring.alarm_drift_checks
+                diagnosis = [bool(w.material & targets) for w in checks if w.end <= start and w.n_window]
+                diagnosis_delay: float | None = None
                 delay: float | None = None
                 heal_delay: float | None = None
                 newcomer_delay: float | None = None
@@ -427,9 +435,13 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                     newcomers.append(bool(result.newcomers and result.newcomers.signal))
                     if result.alarm and delay is None:
                         delay = (week.end - start) / timedelta(days=1)
-                    sustained = bool(result.newcomers and result.newcomers.sustained)
-                    if sustained and newcomer_delay is None:
+                    newcomer = bool(result.newcomers and result.newcomers.sustained)
+                    if newcomer and newcomer_delay is None:
                         newcomer_delay = (week.end - start) / timedelta(days=1)
+                    diagnosis.append(bool(material_features(result, config.monitoring) & targets))
+                    seen = (targets and sustained(diagnosis, persist)) or (shift == "team" and newcomer)
+                    if seen and diagnosis_delay is None:
+                        diagnosis_delay = (week.end - start) / timedelta(days=1)
                     if len(window) >= config.heal.min_window_predictions:
                         decision = heal_decision(champion, result, previous, 0, 365.0, config.heal)
                         previous.append(result.alarm)
@@ -448,6 +460,8 @@ def inject(replay: Replay, starts: Sequence[int], seed: int, config: Config) -> 
                         baseline,
                         newcomer_delay,
                         any(w.newcomer_sustained for w in window_checks),
+                        diagnosis_delay,
+                        baseline_diagnosed(checks, {w.end for w in window_checks}, shift, persist),
                     )
                 )
     return out

@@ -3,7 +3,9 @@
 A shift is applied to copies of the served windows (the log's rows: real mined features, re-scored with the
 champion in-process, as the service would score them) from a start time on:
 
-- a jump in change size: ``la``, ``ld``, ``nf`` (and ``churn``) times k, for commits after the start;
+- a jump in change size: ``la``, ``ld``, ``nf`` (and ``churn``) times k, for commits after the start; and
+  the same with the churn measures a real jump moves too (``src_churn``, ``test_churn``, ``doc_churn``,
+  ``build_churn``, ``rel_churn``: :data:`CHURN_MEASURES`);
 - a new team of authors: ``exp``, ``rexp``, ``sexp`` (and ``author_30d``, ``author_90d``) = 0 for a share p
   of the commits after the start;
 - a drop in label quality: a share q of the labels that *arrive* after the start flipped (whatever the
@@ -13,6 +15,9 @@ The monitor checks the shifted windows at the replay's cadence; the shift counts
 windows when one check whose window ends no later than ``start + 2 x window_days`` raises an alarm (with
 tumbling windows, ``--step-weeks`` = window length, that is the first or second window; with sliding
 windows advanced weekly, the checks of the first two window lengths, the first ones only partly shifted).
+The same horizon counts a **diagnosis** apart from the alarm: for a change-size jump, material drift of
+the features it scales in ``alarm_drift_checks`` checks in a row; for a new team, the newcomer signal
+sustained; label quality has none (no feature moves).
 """
 
 from __future__ import annotations
@@ -41,6 +46,9 @@ from defectops.data import labels_as_of
 TOKEN = "replay-feedback-token"
 REPO_ID = "replay"
 SIZE_FEATURES = ("la", "ld", "nf")
+#: The churn measures a real jump in change size moves as well (#20's richer features, where mined):
+#: churn by kind of path, and churn relative to the files' size (``(la + ld) / lt``).
+CHURN_MEASURES = ("src_churn", "test_churn", "doc_churn", "build_churn", "rel_churn")
 EXPERIENCE = ("exp", "rexp", "sexp", "author_30d", "author_90d")  # the last two where mined (#20)
 
 Shift = Callable[[pd.DataFrame, np.random.Generator], pd.DataFrame]
@@ -80,15 +88,18 @@ class Week:
     newcomer_signal: bool = False
     newcomer_sustained: bool = False
     alarm_kinds: str = ""
+    #: The features that drifted materially (test significant, PSI >= alarm_drift_psi) in a judged window.
+    material: frozenset[str] = frozenset()
     wall_end: datetime = field(default_factory=lambda: datetime.now(UTC))
 
 
-def size_jump(k: float) -> Shift:
+def size_jump(k: float, also: tuple[str, ...] = ()) -> Shift:
     def apply(frame: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
         out = frame.copy()
-        for name in SIZE_FEATURES:
+        for name in (*SIZE_FEATURES, *also):
             if name in out.columns:
-                out[name] = np.round(out[name].astype(float) * k)
+                scaled = out[name].astype(float) * k
+                out[name] = scaled if name == "rel_churn" else np.round(scaled)
         if "churn" in out.columns and {"la", "ld"} <= set(out.columns):
             out["churn"] = out["la"] + out["ld"]
         return out
@@ -119,8 +130,49 @@ def label_noise(q: float) -> Shift:
     return apply
 
 
+#: The features whose sustained material drift diagnoses a shift. A new team's diagnosis is the newcomer
+#: signal (the experience features drift in numpy's and scrapy's unshifted windows all year, so their drift
+#: tells nothing). Label quality moves no feature: only realized performance (an alarm) can see it.
+SHIFTED_FEATURES: dict[str, frozenset[str]] = {
+    "size": frozenset(SIZE_FEATURES),
+    "size_all": frozenset((*SIZE_FEATURES, *CHURN_MEASURES)),
+    "team": frozenset(),
+    "labels": frozenset(),
+}
+
+
+def material_features(result: Any, settings: MonitoringSettings) -> frozenset[str]:
+    """The features of a monitoring result that drift materially, in a window large enough to be judged."""
+    from defectops.monitoring.alarms import material
+
+    if result.n_window < settings.min_alarm_predictions:
+        return frozenset()
+    return frozenset(f.feature for f in result.features if f.test is not None and material(f, settings))
+
+
+def sustained(history: Sequence[bool], checks: int) -> bool:
+    """The last ``checks`` entries are all true (the monitor's persistence rule)."""
+    return len(history) >= checks and all(history[-checks:])
+
+
+def baseline_diagnosed(checks: Sequence[Week], horizon_ends: set[datetime], shift: str, n: int) -> bool:
+    """Whether the unshifted checks ending at ``horizon_ends`` already had the shift's diagnosis."""
+    targets, run = SHIFTED_FEATURES[shift], 0
+    for w in checks:
+        if not w.n_window:
+            continue
+        run = run + 1 if w.material & targets else 0
+        if w.end in horizon_ends and ((targets and run >= n) or (shift == "team" and w.newcomer_sustained)):
+            return True
+    return False
+
+
 SHIFTS: dict[str, tuple[str, list[tuple[str, Shift]]]] = {
     "size": ("change size: la, ld, nf x k", [(f"k={k:g}", size_jump(k)) for k in (1.5, 2, 3, 5)]),
+    "size_all": (
+        "change size, all its measures: la, ld, nf and the churn measures x k",
+        [(f"k={k:g}", size_jump(k, CHURN_MEASURES)) for k in (1.5, 2, 3, 5)],
+    ),
     "team": (
         "new team: author experience = 0 for share p",
         [(f"p={p:g}", new_team(p)) for p in (0.1, 0.25, 0.5, 1.0)],
@@ -154,6 +206,11 @@ class Detection:
     newcomer_delay_days: float | None = None
     #: Whether the unshifted windows of the horizon had a sustained newcomer signal.
     baseline_newcomers: bool = False
+    #: Days to the first diagnosis: material drift of a shifted feature in ``alarm_drift_checks`` checks in
+    #: a row (a new team: the newcomer signal sustained); None: not within the horizon.
+    diagnosis_delay_days: float | None = None
+    #: Whether the unshifted windows of the horizon had that diagnosis already.
+    baseline_diagnosis: bool = False
 
 
 def fmt(value: float | None) -> str:
@@ -237,10 +294,12 @@ def summary(weeks: Sequence[Week], min_alarm: int) -> dict[str, Any]:
 
 def detection_table(detections: Sequence[Detection], window_days: float) -> list[str]:
     lines = [
-        f"| shift | size | runs | detected within 2 windows ({2 * window_days:g} days) | power | power, runs "
-        "without a baseline alarm | delays (days) | heal's drift trigger within the horizon | newcomer signal "
+        f"| shift | size | runs | alarm within 2 windows ({2 * window_days:g} days) | power | alarm, runs "
+        "without a baseline alarm | delays (days) | heal's drift trigger within the horizon | diagnosed within "
+        "2 windows (sustained drift of a scaled feature; a new team: the newcomer signal): runs "
+        "without it in the baseline | diagnosis delays | newcomer signal "
         "sustained (diagnosis): runs without one in the baseline, delays |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     keys = list(dict.fromkeys((d.shift, d.size) for d in detections))
     for shift, size in keys:
@@ -256,9 +315,16 @@ def detection_table(detections: Sequence[Detection], window_days: float) -> list
         newcomer_delays = ", ".join(
             "–" if d.newcomer_delay_days is None else f"{d.newcomer_delay_days:.0f}" for d in group
         )
+        undiagnosed = [d for d in group if not d.baseline_diagnosis]
+        diagnosed = sum(1 for d in undiagnosed if d.diagnosis_delay_days is not None)
+        diagnosis = f"{diagnosed}/{len(undiagnosed)}" if shift != "labels" else "n/a (no feature moves)"
+        diagnosis_delays = ", ".join(
+            "–" if d.diagnosis_delay_days is None else f"{d.diagnosis_delay_days:.0f}" for d in group
+        )
         lines.append(
             f"| {SHIFTS[shift][0]} | {size} | {len(group)} | {len(hit)} | {len(hit) / len(group):.0%} "
-            f"| {clean_power} | {delays} | {healed}/{len(group)} | {seen}/{len(quiet)}: {newcomer_delays} |"
+            f"| {clean_power} | {delays} | {healed}/{len(group)} | {diagnosis} "
+            f"| {diagnosis_delays if shift != 'labels' else ''} | {seen}/{len(quiet)}: {newcomer_delays} |"
         )
     return lines
 

@@ -260,3 +260,34 @@ def test_the_estimate_is_judged_from_the_held_out_value_when_the_reference_estim
         f"below the held-out {estimate + 0.06:.3f} (the reference's own estimate is {reference_estimate:.3f}) "
         "(> 0.05; realized not judged: no matured labels in the window)"
     )
+
+
+def test_age_growing_features_compared_the_same_way_share_one_note_naming_them() -> None:
+    from defectops.monitoring.monitor import _trend_notes
+    from defectops.monitoring.trend import TrendAdjustment
+
+    def flat(feature: str, commits: int = 600) -> TrendAdjustment:
+        note = f"{feature}: no significant growth in the last {commits} training commits: as is"
+        return TrendAdjustment(feature=feature, slope_per_year=0.0, commits=commits, shift=0.0, note=note)
+
+    grown = TrendAdjustment(
+        feature="exp", slope_per_year=0.4, commits=600, shift=0.1, note="exp: compared on log1p (...)"
+    )
+    notes = _trend_notes([flat("lt"), grown, flat("age"), flat("nuc"), flat("sexp", 300)])
+    assert notes == [
+        "3 features (lt, age, nuc): no significant growth in the last 600 training commits: as is",
+        "exp: compared on log1p (...)",
+        "sexp: no significant growth in the last 300 training commits: as is",
+    ]
+    # in a monitoring run: no age-growing feature grows in this history, so one note names all seven
+    rng = np.random.default_rng(12)
+    history = _changes(rng, 6000, pd.Timestamp("2022-01-01", tz="UTC"), 3 * 365)
+    history["exp"] = rng.gamma(2.0, 10.0, len(history)).round(0)  # no growth with age
+    reference = history[history["time"] >= history["time"].max() - 90 * DAY].reset_index(drop=True)
+    window = _window(history.tail(400).reset_index(drop=True))
+    result = monitor_window(reference, window, now=NOW, history=history)
+    growth = [note for note in result.notes if "no significant growth" in note]
+    assert growth == [
+        "7 features (lt, ndev, age, nuc, exp, rexp, sexp): no significant growth in the last "
+        f"{result.trends[0].commits} training commits: as is"
+    ]
