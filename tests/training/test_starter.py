@@ -23,7 +23,7 @@ from defectops.training.starter import build
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "jit"
 #: The datasets kept in the repository (gzip copies of published files, data/jit/PROVENANCE.md).
 VENDORED = Path(__file__).resolve().parents[2] / "data" / "jit"
-SHIPPED = Path(build.__file__).parent / "v1"
+SHIPPED = Path(build.__file__).parent / "v2"
 
 
 def test_rank_transform_is_the_mid_rank_percentile_of_the_history() -> None:
@@ -146,7 +146,7 @@ def test_the_shipped_starter_loads_and_needs_a_repository_history_to_score() -> 
     assert starter.transform == card["transform"]
     assert tuple(starter.training_data) == tuple(p["project"] for p in card["training_data"])
     assert starter.threshold_ == pytest.approx(card["threshold"])
-    assert "cross-project starter v1" in describe_starter(starter)
+    assert "cross-project starter v2" in describe_starter(starter)
     assert describe_starter(make_model("lightgbm")) == ""
     with pytest.raises(ModelError, match="not fitted to a repository"):
         starter.predict_proba(_history(5))

@@ -18,7 +18,7 @@ from defectops.errors import ModelError
 from defectops.training.models import StarterJIT, load_model
 
 #: The folder (inside this package) of the shipped starter.
-STARTER_FOLDER = "v1"
+STARTER_FOLDER = "v2"
 #: How the starter is described wherever a model is shown.
 STARTER_LABEL = "cross-project starter"
 

@@ -3,7 +3,7 @@
 ::
 
     python -m defectops.training.starter.build --data ../shared/data/jit --data data/jit \
-        --out src/defectops/training/starter/v1
+        --out src/defectops/training/starter/v2
 
 rebuilds the shipped model bit for bit (``model.json``, ``booster.txt``, ``card.json``) with no network: every
 dataset is read from those folders and checked against its published SHA-256 (:data:`DATASETS`).
@@ -110,7 +110,7 @@ HISTORIES: tuple[str, ...] = ("whole", "as-of")
 AS_OF_PARTS = 10
 #: The share of a held-out project's latest changes it is tested on.
 TEST_FRACTION = 0.2
-STARTER_VERSION = "1"
+STARTER_VERSION = "2"
 
 
 @dataclass(frozen=True)
