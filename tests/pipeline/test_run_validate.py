@@ -59,6 +59,17 @@ def test_run_reports_validation_and_validate_reproduces_its_window(
     assert again["intervals"]["resamples"] == 200
     assert len(again["stability"]["quarters"]) <= 2
 
+    # the hybrid model reads changed lines the stored datasets do not keep: validate reads them from --repo
+    hybrid = _json(
+        [
+            *["-w", ws, "validate", "--model", "hybrid", "--repo", str(synthetic_repo.path)],
+            *["--resamples", "100", "--quarters", "1", "--json"],
+        ],
+        capsys,
+    )
+    assert hybrid["intervals"]["n"] == intervals["n"]
+    assert 0.0 <= hybrid["intervals"]["metrics"]["roc_auc"]["value"] <= 1.0
+
 
 def test_validate_on_an_empty_workspace_is_one_line_and_non_zero(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -76,3 +87,13 @@ def test_validate_refuses_an_unknown_model(tmp_path: Path, capsys: pytest.Captur
         main(["-w", str(tmp_path / "nothing"), "validate", "--model", "magic"])
     assert exit_info.value.code != 0
     assert "--model 'magic'" in capsys.readouterr().err
+
+
+def test_validate_of_the_hybrid_model_needs_the_clone_to_read_changed_lines_from(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-w", str(tmp_path / "nothing"), "validate", "--model", "hybrid"])
+    assert exit_info.value.code != 0
+    err = capsys.readouterr().err.strip()
+    assert err == "error: --model hybrid: give --repo, the clone its changed lines are read from"

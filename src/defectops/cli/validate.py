@@ -113,6 +113,8 @@ def _validate(
     import pandas as pd
 
     from defectops.data import read_table, upgrade_labels
+    from defectops.git import GitRepo
+    from defectops.pipeline import attach_text, reads_text, require_text_model
     from defectops.training import (
         MODEL_KINDS,
         CandidateOptions,
@@ -123,12 +125,19 @@ def _validate(
 
     if model not in MODEL_KINDS:
         raise InputError(f"--model {model!r}: choose one of {', '.join(MODEL_KINDS)}")
+    if reads_text(model):
+        # The stored datasets keep no code: the changed lines are read from the clone, as run reads them.
+        require_text_model(model)
+        if repo is None:
+            raise InputError(f"--model {model}: give --repo, the clone its changed lines are read from")
     settings = app_settings()
     days = settings.label_waiting_days if waiting_days is None else waiting_days
     folder = _dataset_folder(settings.resolved_workspace(), repo)
     commits = read_table(folder / "commits.parquet")
     files = read_table(folder / "files.parquet") if (folder / "files.parquet").is_file() else None
     labels = upgrade_labels(pd.read_parquet(folder / "labels.parquet"))
+    if reads_text(model) and repo is not None:
+        commits, _ = attach_text(GitRepo.open(repo), commits, labels, now=now)
     options = CandidateOptions(kind=model, budget_seconds=budget_seconds, waiting_days=days, seed=seed)
     candidate = train_candidate(commits, labels, files, now=now, options=options)
     return validate_candidate(

@@ -12,6 +12,7 @@ from defectops.pipeline.heal import Healer, HealReport
 from defectops.pipeline.monitor_model import ModelMonitoring, monitor_model, monitored_version
 from defectops.pipeline.run import RegistryStage, RunOptions, RunResult, run
 from defectops.pipeline.scheduler import run_scheduler, utc_now
+from defectops.pipeline.text import attach_text, reads_text, require_text_model
 
 __all__ = [
     "BlockStage",
@@ -21,10 +22,13 @@ __all__ = [
     "RegistryStage",
     "RunOptions",
     "RunResult",
+    "attach_text",
     "block_line",
     "block_model_name",
     "monitor_model",
     "monitored_version",
+    "reads_text",
+    "require_text_model",
     "run",
     "run_scheduler",
     "utc_now",
