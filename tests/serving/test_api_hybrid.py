@@ -78,3 +78,13 @@ def test_hybrid_champion_scores_commits_and_refuses_metrics_only_records(
     assert row[MESSAGE][0] == git.run("log", "-1", "--format=%B", repo.shas[1]).decode().rstrip("\n")
     row[DIFF] = changed_lines(git, [repo.shas[1]])[repo.shas[1]]
     assert answer["probability"] == pytest.approx(float(model.predict_proba(row)[0, 1]), abs=1e-12)
+
+    # The UI explains the logged prediction again with the changed lines read from the clone: the reasons
+    # it shows are the ones served (the changed lines themselves were never logged).
+    detail = client.get(f"/ui/api/commits/{answer['prediction_id']}")
+    assert detail.status_code == 200, detail.text
+    shown = detail.json()
+    assert "reasons_error" not in shown
+    assert [r["feature"] for r in shown["reasons"]] == [r["feature"] for r in answer["reasons"]]
+    for key in ("value", "contribution"):
+        assert [r[key] for r in shown["reasons"]] == pytest.approx([r[key] for r in answer["reasons"]])

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 
-from defectops.data import LABEL
+from defectops.data import DIFF, LABEL
 from defectops.errors import DefectOpsError, InputError
 from defectops.serving.ui.models import Explainers, base_rate, input_matrix, text_inputs
 
@@ -215,6 +215,14 @@ def commit_detail(
         document.update(base_rate=None, reasons=[], reasons_error=f"v{version} cannot be loaded: {exc}")
         return document
     inputs: list[dict[str, object]] = [dict(record.inputs)]
+    if DIFF in model.text_columns:
+        changed = _changed_lines(service, record)
+        if changed is None:
+            document["reasons_error"] = (
+                "reasons recomputed without the changed lines, which are never logged and whose repository "
+                "this service does not mine: they may differ from the ones served"
+            )
+        inputs[0][DIFF] = changed or ""
     scores = model.score(input_matrix(model, inputs), text_inputs(model, inputs), TOP_REASONS)
     reference = explainers.reference(version)
     document["base_rate"] = base_rate(model)
@@ -223,6 +231,17 @@ def commit_detail(
         for reason in scores.reasons[0]
     ]
     return document
+
+
+def _changed_lines(service: PredictionService, record: PredictionRecord) -> str | None:
+    """The changed lines a hybrid model read when it scored ``record``'s commit, read again from the clone
+    (they are scored, never logged); None when the service does not mine that repository."""
+    path = service.repositories.get(record.repo or "")
+    if path is None or not record.commit_sha:
+        return None
+    from defectops.git import GitRepo, changed_lines
+
+    return changed_lines(GitRepo.open(path), [record.commit_sha]).get(record.commit_sha, "")
 
 
 def _distribution(reference: pd.DataFrame | None, feature: str, value: Any) -> dict[str, Any] | None:
