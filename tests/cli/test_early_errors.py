@@ -104,3 +104,29 @@ def test_the_hybrid_model_without_its_extra_is_refused_by_run_before_mining(
     )
     assert code == 2
     assert not (workspace / "state").exists()  # nothing was mined
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["run", "--repo", ".", "--workspace", "ws"], ["--workspace", "ws", "run", "--repo", "."]),
+        (["run", "-w", "ws", "--repo", "."], ["-w", "ws", "run", "--repo", "."]),
+        (["models", "list", "--workspace=ws"], ["--workspace=ws", "models", "list"]),
+        (["-w", "ws", "run", "--repo", "."], ["-w", "ws", "run", "--repo", "."]),
+        (["-w", "run", "run"], ["-w", "run", "run"]),  # a workspace folder named like a command
+        (["predict", "--", "-w", "x"], ["predict", "--", "-w", "x"]),
+    ],
+)
+def test_the_workspace_option_is_accepted_after_the_command(argv: list[str], expected: list[str]) -> None:
+    from defectops.cli import workspace_first
+
+    assert workspace_first(argv) == expected
+
+
+def test_a_workspace_given_after_the_command_is_the_one_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, err = _refused(["validate", "--workspace", str(tmp_path / "elsewhere")], capsys)
+    assert err.startswith("error: no labelled repository in the workspace")
+    assert str(tmp_path / "elsewhere") in err
+    assert code != 0

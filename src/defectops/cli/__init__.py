@@ -156,13 +156,45 @@ def one_line(message: str) -> str:
     return " ".join(part.strip() for part in message.splitlines() if part.strip())
 
 
+def workspace_first(argv: list[str]) -> list[str]:
+    """``argv`` with a ``--workspace``/``-w`` given after the command moved before it.
+
+    Why: the workspace applies to every command, so it is an option of the root, and click accepts it only
+    there; ``defectops run --repo . --workspace ws`` was refused with "No such option: --workspace (Possible
+    options: --workers)". No command has an option of that name, so moving it changes no other meaning.
+    """
+    head: list[str] = []
+    moved: list[str] = []
+    rest = list(argv)
+    command_seen = False
+    while rest:
+        arg = rest.pop(0)
+        if arg == "--":
+            head.extend([arg, *rest])
+            break
+        if command_seen and arg in ("--workspace", "-w") and rest:
+            moved.extend([arg, rest.pop(0)])
+            continue
+        if command_seen and arg.startswith("--workspace="):
+            moved.append(arg)
+            continue
+        if (
+            not arg.startswith("-")
+            and not command_seen
+            and (not head or head[-1] not in ("--workspace", "-w"))
+        ):
+            command_seen = True
+        head.append(arg)
+    return moved + head
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn known errors into one line and an exit code."""
     quiet_mlflow()
     try:
         try:
             use_settings(None)  # nothing left over from an earlier call in this process
-            app(args=argv, standalone_mode=False)
+            app(args=workspace_first(sys.argv[1:] if argv is None else argv), standalone_mode=False)
         except ValidationError as exc:
             error = settings_error(exc)
             if error is None:
