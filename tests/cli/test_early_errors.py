@@ -130,3 +130,19 @@ def test_a_workspace_given_after_the_command_is_the_one_used(
     assert err.startswith("error: no labelled repository in the workspace")
     assert str(tmp_path / "elsewhere") in err
     assert code != 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["predict", "--repo", ".", "--verbose"], ["--verbose", "predict", "--repo", "."]),
+        (["models", "list", "-v", "-w", "ws"], ["-v", "-w", "ws", "models", "list"]),
+        (["-v", "run"], ["-v", "run"]),
+        (["predict", "--", "-v"], ["predict", "--", "-v"]),
+    ],
+)
+def test_the_verbose_option_is_accepted_after_the_command(argv: list[str], expected: list[str]) -> None:
+    """``defectops predict --repo . --verbose`` was refused with 'No such option: --verbose'."""
+    from defectops.cli import workspace_first
+
+    assert workspace_first(argv) == expected

@@ -157,11 +157,13 @@ def one_line(message: str) -> str:
 
 
 def workspace_first(argv: list[str]) -> list[str]:
-    """``argv`` with a ``--workspace``/``-w`` given after the command moved before it.
+    """``argv`` with the root's ``--workspace``/``-w`` and ``--verbose``/``-v`` given after the command moved
+    before it.
 
-    Why: the workspace applies to every command, so it is an option of the root, and click accepts it only
-    there; ``defectops run --repo . --workspace ws`` was refused with "No such option: --workspace (Possible
-    options: --workers)". No command has an option of that name, so moving it changes no other meaning.
+    Why: both apply to every command, so they are options of the root, and click accepts them only there;
+    ``defectops run --repo . --workspace ws`` was refused with "No such option: --workspace (Possible options:
+    --workers)", ``defectops predict --repo . --verbose`` with "No such option: --verbose". No command has an
+    option of these names, so moving them changes no other meaning.
     """
     head: list[str] = []
     moved: list[str] = []
@@ -175,7 +177,7 @@ def workspace_first(argv: list[str]) -> list[str]:
         if command_seen and arg in ("--workspace", "-w") and rest:
             moved.extend([arg, rest.pop(0)])
             continue
-        if command_seen and arg.startswith("--workspace="):
+        if command_seen and (arg.startswith("--workspace=") or arg in ("--verbose", "-v")):
             moved.append(arg)
             continue
         if (
