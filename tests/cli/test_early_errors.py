@@ -146,3 +146,16 @@ def test_the_verbose_option_is_accepted_after_the_command(argv: list[str], expec
     from defectops.cli import workspace_first
 
     assert workspace_first(argv) == expected
+
+
+def test_a_workspace_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """``defectops -w FILE run`` was an 'internal error: FileExistsError' (exit 70); ``models list`` said that
+    no models were registered."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a workspace\n")
+    for argv in (["-w", str(a_file), "models", "list"], ["models", "list", "--workspace", str(a_file)]):
+        code, err = _refused(argv, capsys)
+        assert code == 2
+        assert (
+            err == f"error: workspace {a_file} is a file, not a folder (--workspace or DEFECTOPS_WORKSPACE)"
+        )

@@ -32,7 +32,7 @@ from defectops.cli.train import evaluate, train
 from defectops.cli.ui import ui
 from defectops.cli.validate import validate
 from defectops.console import redact_url, stderr
-from defectops.errors import ConfigError, DefectOpsError
+from defectops.errors import ConfigError, DefectOpsError, InputError
 
 app = typer.Typer(
     name="defectops",
@@ -71,7 +71,12 @@ def _root(
     from defectops.config import Settings
 
     # The one settings tree of this invocation; commands read it with cli._support.app_settings().
-    use_settings(Settings(workspace=workspace) if workspace is not None else Settings())
+    settings = Settings(workspace=workspace) if workspace is not None else Settings()
+    root = settings.resolved_workspace()
+    if root.exists() and not root.is_dir():
+        # Checked once here: each command would fail its own way (run: FileExistsError, an internal error).
+        raise InputError(f"workspace {root} is a file, not a folder (--workspace or DEFECTOPS_WORKSPACE)")
+    use_settings(settings)
     ctx.call_on_close(lambda: use_settings(None))  # nothing outlives this invocation (tests, notebooks)
 
 
