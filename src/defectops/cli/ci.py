@@ -242,7 +242,9 @@ def _model_for(
     cross-project starter when the workspace's own registry has none yet (a new repository's first CI run).
 
     The fallback is for the embedded registry only: with ``MLFLOW_TRACKING_URI`` set, a missing model is an
-    error, since a CI job whose server lost its model must not quietly score with another one.
+    error, since a CI job whose server lost its model must not quietly score with another one. It stands in
+    for the champion only: an alias asked for by name (``--model-alias challenger``) that is missing is an
+    error.
     """
     from defectops.ci import resolve_model
     from defectops.errors import NotFoundError
@@ -255,7 +257,9 @@ def _model_for(
             model_dir=model_dir, model_name=model_name, alias=alias, settings=settings, starter=starter
         )
     except NotFoundError:
-        if not implicit or settings.tracking.tracking_uri is not None:
+        from defectops.registry import CHAMPION
+
+        if not implicit or alias != CHAMPION or settings.tracking.tracking_uri is not None:
             raise
         _note(
             f"no model of this repository ({model_name}) in the workspace yet: the CROSS-PROJECT starter "
