@@ -201,6 +201,21 @@ def test_bad_revisions_are_422(
     assert client.post("/v1/commits/score", json=body).status_code == 422
 
 
+def test_a_three_dot_range_is_422_saying_to_use_two_dots(
+    deployed: Deployed, make_client: MakeClient, api_session: Session, tmp_path: Path
+) -> None:
+    """``BASE...HEAD`` (git's symmetric difference, as in a pull request's compare URL) was split at the first
+    two dots and answered 400 "unknown revision '.HEAD'"."""
+    repo = build_handworked(tmp_path / "hand")
+    _mine(repo, api_session)
+    client = make_client(deployed.name, repositories={"hand": repo.path})
+    response = client.post("/v1/commits/score", json={"repo": "hand", "range": f"{repo.shas[0]}...HEAD"})
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body"]
+    assert problem["msg"] == "Value error, range must be BASE..HEAD (two dots), not BASE...HEAD"
+
+
 def test_unknown_revision_and_missing_state_are_400_with_the_reason(
     deployed: Deployed, make_client: MakeClient, api_session: Session, tmp_path: Path
 ) -> None:

@@ -265,6 +265,10 @@ class CommitScoreRequest(BaseModel):
             raise ValueError("give exactly one of commit and range")
         if self.commit is not None and ".." in self.commit:
             raise ValueError("commit is one revision; use range for BASE..HEAD")
+        if self.range_ is not None and "..." in self.range_:
+            # BASE...HEAD passes the pattern (a part may end with a dot) but git's symmetric difference is not
+            # a pull request's commits; it was split at the first two dots ("unknown revision '.HEAD'").
+            raise ValueError("range must be BASE..HEAD (two dots), not BASE...HEAD")
         if self.range_ is not None and self.range_.count("..") != 1:
             raise ValueError("range must be BASE..HEAD")
         return self
