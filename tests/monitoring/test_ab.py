@@ -129,3 +129,15 @@ def test_validate_ab_without_a_log_is_one_line_and_non_zero(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: no prediction log")
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize("option", [["--model-name", "app"], ["--log-url", "sqlite:///x.db"]])
+def test_ab_options_without_ab_are_refused(
+    option: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``defectops validate --model-name nope`` validated the workspace's repository and ignored the name."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-w", str(tmp_path / "ws"), "validate", *option])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"error: {option[0]} goes with --ab (the A/B test of the prediction log)"

@@ -80,6 +80,9 @@ def validate(
 
     now = datetime.now(UTC)
     document: dict[str, Any]
+    for name, value in (("--model-name", model_name), ("--log-url", log_url)):
+        if value is not None and not ab:
+            raise InputError(f"{name} goes with --ab (the A/B test of the prediction log)")
     if ab:
         result = _ab(since, model_name, log_url, now)
         document = result.as_dict()
