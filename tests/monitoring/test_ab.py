@@ -131,6 +131,25 @@ def test_validate_ab_without_a_log_is_one_line_and_non_zero(
     assert len(err.splitlines()) == 1
 
 
+def test_no_split_is_printed_without_a_missing_version(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``defectops validate --ab`` printed 'A/B (none) ...: v3 (1 predictions) vs vNone (0)'."""
+    url = tmp_path / "ws" / "predictions.db"
+    url.parent.mkdir()
+    with PredictionLog.from_url(url) as log:
+        log.record([_record("3", 0.4, datetime.now(UTC) - timedelta(hours=1))])
+    main(["-w", str(tmp_path / "ws"), "validate", "--ab"])
+    out = capsys.readouterr().out
+    assert "vNone" not in out
+    assert "1 served prediction(s)" in out
+    assert "every served prediction came from v3" in out
+    main(["-w", str(tmp_path / "ws"), "validate", "--ab", "--model-name", "other"])
+    out = capsys.readouterr().out
+    assert "vNone" not in out
+    assert "no served predictions of 'other'" in out
+
+
 @pytest.mark.parametrize("option", [["--model-name", "app"], ["--log-url", "sqlite:///x.db"]])
 def test_ab_options_without_ab_are_refused(
     option: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -243,6 +243,13 @@ def _ab(since: str, model_name: str | None, log_url: str | None, now: datetime) 
 def _print_ab(result: ABResult) -> None:
     from rich.table import Table
 
+    if result.mode == "none":  # no second version: nothing to compare, the verdict says why
+        stdout.print(
+            f"A/B since {result.since:%Y-%m-%d %H:%M} UTC: {result.n_a} served prediction(s); "
+            f"{result.verdict}",
+            highlight=False,
+        )
+        return
     stdout.print(
         f"A/B ({result.mode}) since {result.since:%Y-%m-%d %H:%M} UTC: v{result.version_a} "
         f"({result.n_a} predictions) vs v{result.version_b} ({result.n_b}); "
@@ -258,6 +265,5 @@ def _print_ab(result: ABResult) -> None:
             significant = "yes" if test.significant else "no"
             p_value = f"{test.p_value:.3g}"
             table.add_row(test.name, _fmt(test.a), _fmt(test.b), p_value, significant, needed)
-    if result.mode != "none":
-        print_table(table)
+    print_table(table)
     stdout.print(result.verdict, highlight=False)

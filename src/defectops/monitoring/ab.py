@@ -131,6 +131,7 @@ def ab_test(
         why = (
             "no A/B split in the log: "
             + (f"every served prediction came from v{versions[0]}" if versions else "no served predictions")
+            + ("" if versions or model_name is None else f" of {model_name!r}")
             + " and none was shadowed (defectops serve: PUT /v1/traffic mode shadow or canary)"
         )
         return ABResult(mode="none", version_a=versions[0] if versions else None, version_b=None,
