@@ -190,7 +190,25 @@ def test_missing_feature_is_422_with_the_model_inputs(
     response = client.post("/v1/predict", json={"records": [record_of(api_session.reference, 1), record]})
     assert response.status_code == 422
     [problem] = response.json()["detail"]  # a list of problems, as the OpenAPI's 422 says
-    assert problem["msg"].startswith("records[1]: missing 'la', 'exp', needed by")
+    assert problem["msg"].startswith("records[1]: missing 2 of the ")
+    assert problem["msg"].endswith("(GET /v1/models lists them): 'la', 'exp'")
+
+
+def test_many_missing_features_are_all_named_with_the_model(
+    deployed: Deployed, make_client: MakeClient, api_session: Session
+) -> None:
+    """A record with one metric: the 422 was cut at 200 characters in the middle of the model's input list
+    ("..., 'build_share', ne" on a 27-input champion), so the model and part of what was missing were lost."""
+    client = make_client(deployed.name)
+    features = client.get("/v1/models").json()["champion"]["features"]
+    response = client.post("/v1/predict", json={"records": [{"la": 3.0}]})
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    missing = [f for f in features if f != "la"]
+    assert problem["msg"] == (
+        f"records[0]: missing {len(missing)} of the {len(features)} inputs of {deployed.name} v1 "
+        f"(GET /v1/models lists them): {', '.join(repr(f) for f in missing)}"
+    )
 
 
 def test_sha_without_repo_and_empty_batch_are_422(deployed: Deployed, make_client: MakeClient) -> None:

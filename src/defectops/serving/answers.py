@@ -286,7 +286,8 @@ def _check_complete(values: FloatArray, model: ServingModel, batch: RowBatch) ->
     if missing.any():
         row = int(np.flatnonzero(missing.any(axis=1))[0])
         names = [model.features[j] for j in np.flatnonzero(missing[row]).tolist()]
+        # Count and model first, the names last: a long list is what a bounded answer may cut.
         raise InputError(
-            f"{batch.describe(row)}: missing {', '.join(repr(n) for n in names)}, needed by "
-            f"{model.name} v{model.version} (inputs: {', '.join(model.features)})"
+            f"{batch.describe(row)}: missing {len(names)} of the {len(model.features)} inputs of "
+            f"{model.name} v{model.version} (GET /v1/models lists them): {', '.join(repr(n) for n in names)}"
         )

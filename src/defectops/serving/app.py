@@ -186,7 +186,7 @@ async def _defectops_error(_request: Request, exc: DefectOpsError) -> JSONRespon
     reason = redact_url(str(exc))
     if exc.http_status == 422:
         # The OpenAPI of every 422 is FastAPI's list of problems: a refusal decided here takes the same shape.
-        problem = {"loc": ["body"], "msg": reason[:_MAX_ERROR_TEXT], "type": "value_error"}
+        problem = {"loc": ["body"], "msg": _bounded(reason, _MAX_REASON_TEXT), "type": "value_error"}
         return JSONResponse({"detail": [problem]}, status_code=422)
     return JSONResponse({"detail": reason}, status_code=exc.http_status)
 
@@ -226,4 +226,13 @@ async def _validation_error(_request: Request, exc: RequestValidationError) -> J
 #: Most problems one 422 answer lists (the rest are counted in ``omitted_errors``).
 MAX_LISTED_ERRORS = 20
 _MAX_ERROR_TEXT = 200
+#: A refusal the service words itself (not an echo of the body) may be longer: every input a record lacks.
+_MAX_REASON_TEXT = 2000
+
+
+def _bounded(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with an ellipsis when something was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 _MAX_LOC_PARTS = 8
