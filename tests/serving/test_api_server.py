@@ -28,7 +28,7 @@ from defectops.config import Workspace
 from defectops.git import GitRepo
 from defectops.mining import MineOptions, Miner
 from defectops.predlog import PredictionLog
-from sample_repos import build_handworked
+from sample_repos import build_handworked, build_with_merges
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import ADMIN_TOKEN, Deployed, Session, admin, record_of
 
@@ -236,3 +236,33 @@ def test_a_local_service_scores_the_commits_of_the_repositories_its_workspace_mi
     mines = next(line for line in server.lines if "/v1/commits/score mines: " in line)
     assert f"{hand.repo_id()} ({hand.path})" in mines
     assert gone.repo_id() not in mines
+
+
+def test_a_local_service_mines_only_the_repositories_of_the_model_it_serves(
+    deployed: Deployed, start_server, api_session: Session, tmp_path: Path
+) -> None:
+    """Two repositories run in one workspace, each with its model: ``serve --model-name A`` offered both on
+    /v1/commits/score and scored B's commits with A's model, logging them as A's predictions."""
+    from defectops.mining import RepositoryNames
+
+    ours = GitRepo.open(build_handworked(tmp_path / "ours").path)
+    theirs = GitRepo.open(build_with_merges(tmp_path / "theirs").path)  # another root commit: another model
+    workspace = Workspace(api_session.workspace)
+    for repo in (ours, theirs):
+        Miner(repo, workspace, MineOptions()).mine()
+    names = RepositoryNames(workspace.root)
+    names.model_name(ours, chosen=deployed.name)  # as `defectops run --name` records it
+    names.model_name(theirs, chosen=f"{deployed.name}-other")
+
+    server = start_server("--model-name", deployed.name)
+    with httpx.Client(base_url=server.url, timeout=60) as client:
+        server.wait_ready(client, workers=1)
+        scored = client.post("/v1/commits/score", json={"repo": ours.repo_id(), "commit": "HEAD"})
+        refused = client.post("/v1/commits/score", json={"repo": theirs.repo_id(), "commit": "HEAD"})
+
+    assert scored.status_code == 200, scored.text
+    assert refused.status_code == 404, "\n".join(server.lines)
+    assert refused.json()["detail"].startswith(f"unknown repository {theirs.repo_id()!r}")
+    mines = next(line for line in server.lines if "/v1/commits/score mines: " in line)
+    assert f"{ours.repo_id()} ({ours.path})" in mines
+    assert theirs.repo_id() not in mines

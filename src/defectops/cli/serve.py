@@ -102,8 +102,7 @@ def serve(
     settings = app_settings()
     quiet_mlflow()
     serve_settings = ServeSettings(**{k: v for k, v in given.items() if v is not None})
-    if not repository and "repositories" not in settings.serve.model_fields_set and _local(settings.mode):
-        serve_settings = serve_settings.model_copy(update={"repositories": _mined(settings)})
+    mined = not repository and "repositories" not in settings.serve.model_fields_set and _local(settings.mode)
     token = serve_settings.check(settings)
     # Everything a user can get wrong is checked before anything listens: one line, not a failed startup.
     _check_log(settings, serve_settings)
@@ -112,6 +111,9 @@ def serve(
         chosen = choose_model_name(models, DEFAULT_MODEL_NAME)
         serve_settings = serve_settings.model_copy(update={"model_name": chosen})
     _check_model(serve_settings.model_name, [m.name for m in models], wait=wait_for_model)
+    if mined:
+        found = _mined(settings, serve_settings.model_name)
+        serve_settings = serve_settings.model_copy(update={"repositories": found})
     token_note = (
         "the local default admin token" if token == LOCAL_ADMIN_TOKEN else "the configured admin token"
     )
@@ -132,14 +134,24 @@ def _local(mode: str) -> bool:
     return mode.strip().lower() == "local"
 
 
-def _mined(settings: Settings) -> dict[str, Path]:
+def _mined(settings: Settings, model_name: str) -> dict[str, Path]:
     """In local mode with no repositories configured, /v1/commits/score may mine what this workspace
     mined (``defectops run --repo R`` then ``defectops serve`` scores R's commits); elsewhere only what is
-    configured, so a deployed service never widens what it reads from a workspace's history."""
-    from defectops.config import Workspace
-    from defectops.mining import mined_repositories
+    configured, so a deployed service never widens what it reads from a workspace's history.
 
-    return mined_repositories(Workspace.from_settings(settings).state_dir)
+    Of several mined repositories, those whose model is the one served: a workspace that ran two
+    repositories served A's model and scored B's commits with it too, logged as A's predictions. When no
+    mined repository is the served model's (a model trained with ``train --data``), all of them, as before.
+    """
+    from defectops.config import Workspace
+    from defectops.git import GitRepo
+    from defectops.mining import RepositoryNames, mined_repositories
+
+    workspace = Workspace.from_settings(settings)
+    mined = mined_repositories(workspace.state_dir)
+    names = RepositoryNames(workspace.root)
+    own = {rid: path for rid, path in mined.items() if names.model_name(GitRepo.open(path)) == model_name}
+    return own or mined
 
 
 def _repositories(pairs: list[str]) -> dict[str, str]:
