@@ -330,3 +330,21 @@ def test_bare_repository_is_mined(
     code, stdout, _ = run_cli(["-w", str(tmp_path / "ws"), "mine", "--repo", str(bare), "--json"], capsys)
     assert code == 0
     assert json.loads(stdout)["commits"] == 7
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_training_on_a_mined_table_without_labels_says_how_to_train(
+    command: str, handworked: RepoBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``defectops mine --out T`` then ``defectops train --data T`` (README's step by step) told the user to pass
+    --mapping with a label column the mined table does not have."""
+    out = tmp_path / "mined.parquet"
+    ws = str(tmp_path / "ws")
+    assert run_cli(["-w", ws, "mine", "--repo", str(handworked.path), "--out", str(out)], capsys)[0] == 0
+    code, _, err = run_cli(["-w", ws, command, "--data", str(out)], capsys)
+    assert code == 2
+    assert one_line_error(err) == (
+        f"error: {out} is a table of mined change metrics without labels; `defectops run --repo PATH` "
+        "labels and trains on a mined repository (--data takes a labelled table: a label column and a time "
+        "column, mapped with --mapping)"
+    )

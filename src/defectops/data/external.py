@@ -280,6 +280,13 @@ def load_table(
     resolved = resolve_mapping(mapping)
     if resolved is None:
         preset = detect_preset([str(c) for c in frame.columns])
+        if preset is None and {"sha", "author_time", "is_merge"} <= set(frame.columns) and LABEL not in frame:
+            # `defectops mine --out` (or a workspace dataset): no label to map; the run joins the SZZ labels.
+            raise InputError(
+                f"{path} is a table of mined change metrics without labels; `defectops run --repo PATH` "
+                "labels and trains on a mined repository (--data takes a labelled table: a label column and "
+                "a time column, mapped with --mapping)"
+            )
         if preset is None:
             raise InputError(
                 f"{path}: the columns match no preset ({', '.join(PRESETS)}); pass --mapping with a JSON "
