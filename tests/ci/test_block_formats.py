@@ -118,7 +118,8 @@ def test_block_reasons_in_words() -> None:
         == "not a module block (blk_kind_modules=0) lowered the risk"
     )
     assert (
-        describe(Reason("blk_la", 40.0, 0.3)) == "many lines added in the block (blk_la=40) raised the risk"
+        describe(Reason("blk_la", 40.0, 0.3, level="high"))
+        == "many lines added in the block (blk_la=40) raised the risk"
     )
     assert (
         describe(Reason("blk_age", 12.5, -0.1)) == "the block's age in days (blk_age=12.5) lowered the risk"

@@ -76,7 +76,7 @@ def report(tiny_model: JITModel) -> PredictionReport:
                 ChangedFile("old.txt", None, "D", 0, 5, False, 1),
                 ChangedFile("README", None, "M", 1, 0, False, 3),
             ),
-            Reason("la", 812.0, 1.25), Reason("nf", 2.0, -0.1),
+            Reason("la", 812.0, 1.25, level="high"), Reason("nf", 2.0, -0.1, level="low"),
         ),
         _commit(
             MEDIUM, 0.3, RiskBand.MEDIUM, "Use @bob's helper, 50% faster",

@@ -2,22 +2,42 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
 import pytest
 
 from defectops.ci.reasons import describe, describe_all, format_value
-from defectops.training.risk import Reason
+from defectops.training.models import load_model, make_model
+from defectops.training.risk import Reason, score
 
 
 @pytest.mark.parametrize(
     ("reason", "text"),
     [
-        (Reason("la", 812.0, 0.84), "many lines added (la=812) raised the risk"),
-        (Reason("la", 2.0, -0.3), "few lines added (la=2) lowered the risk"),
-        (Reason("nf", 14.0, 0.2), "many files changed (nf=14) raised the risk"),
-        (Reason("lt", 35.0, -0.1), "small files changed (lt=35) lowered the risk"),
-        (Reason("entropy", 0.918, 0.1), "widely spread change across files (entropy=0.92) raised the risk"),
-        (Reason("entropy", 0.0, -0.1), "concentrated change across files (entropy=0) lowered the risk"),
-        (Reason("ndev", 7.0, 0.5), "many earlier developers of the changed files (ndev=7) raised the risk"),
+        (Reason("la", 812.0, 0.84, level="high"), "many lines added (la=812) raised the risk"),
+        (Reason("la", 2.0, -0.3, level="low"), "few lines added (la=2) lowered the risk"),
+        (Reason("nf", 14.0, 0.2, level="high"), "many files changed (nf=14) raised the risk"),
+        (Reason("lt", 35.0, -0.1, level="low"), "small files changed (lt=35) lowered the risk"),
+        (
+            Reason("entropy", 0.918, 0.1, level="high"),
+            "widely spread change across files (entropy=0.92) raised the risk",
+        ),
+        (
+            Reason("entropy", 0.0, -0.1, level="low"),
+            "concentrated change across files (entropy=0) lowered the risk",
+        ),
+        (
+            Reason("ndev", 7.0, 0.5, level="high"),
+            "many earlier developers of the changed files (ndev=7) raised the risk",
+        ),
+        (
+            Reason("ndev", 234.0, -2.0, level="high"),
+            "many earlier developers of the changed files (ndev=234) lowered the risk",
+        ),
+        (Reason("la", 20.0, 0.3, level="usual"), "lines added (la=20) raised the risk"),
+        (Reason("la", 20.0, 0.3), "lines added (la=20) raised the risk"),  # a model that keeps no ranges
         (Reason("exp", 340.0, 0.2), "the author's experience (exp=340) raised the risk"),
         (Reason("rexp", 1.5, -0.2), "the author's recent experience (rexp=1.5) lowered the risk"),
         (Reason("age", 12.25, 0.3), "the time since the files were last changed (age=12.25) raised the risk"),
@@ -41,9 +61,35 @@ def test_format_value() -> None:
 
 
 def test_describe_all_joins_in_order() -> None:
-    reasons = [Reason("la", 812.0, 0.84), Reason("ld", 0.0, -0.1)]
+    reasons = [Reason("la", 812.0, 0.84, level="high"), Reason("ld", 0.0, -0.1, level="low")]
     assert (
         describe_all(reasons)
         == "many lines added (la=812) raised the risk; few lines deleted (ld=0) lowered the risk"
     )
     assert describe_all([]) == ""
+
+
+def test_the_adjective_follows_the_value_not_the_sign_of_its_contribution(tmp_path: Path) -> None:
+    """A model may learn that a metric lowers the risk (on flask, files many developers changed before were
+    safer): ``predict`` said "few earlier developers of the changed files (ndev=234) lowered the risk" and
+    "many earlier developers of the changed files (ndev=3) raised the risk", as if the risk always grew with
+    the value. "many"/"few" now say where the value lies among the model's training commits (above the 75th,
+    below the 25th percentile), also after saving and loading the model."""
+    rng = np.random.default_rng(0)
+    ndev = rng.integers(1, 300, 400).astype(float)
+    frame = pd.DataFrame({"ndev": ndev, "la": rng.integers(1, 100, 400).astype(float)})
+    y = (rng.uniform(0, 300, 400) > ndev).astype(int)  # the more developers, the fewer defects
+    model = make_model("logreg", features=("ndev", "la")).fit(frame, y)
+    reloaded = load_model(model.save(tmp_path / "model"))
+    commits = pd.DataFrame({"ndev": [280.0, 3.0, 150.0], "la": [50.0, 50.0, 50.0]})
+    for fitted in (model, reloaded):
+        scored = score(
+            fitted, commits, model_name="m", model_version="1", threshold=0.5, bands=fitted.risk_bands(),
+            top_k=2,
+        )  # fmt: skip
+        texts = [next(describe(r) for r in s.reasons if r.feature == "ndev") for s in scored]
+        assert texts == [
+            "many earlier developers of the changed files (ndev=280) lowered the risk",
+            "few earlier developers of the changed files (ndev=3) raised the risk",
+            "earlier developers of the changed files (ndev=150) lowered the risk",
+        ]

@@ -4,11 +4,14 @@ Why words: a pull-request comment that says ``la +0.84`` helps nobody; "many lin
 risk" does. The metric name and value stay in parentheses so the claim can be checked.
 
 How the adjective is chosen: for size and history-breadth metrics (lines, files, directories, subsystems,
-entropy, earlier developers and changes of the files) defect risk grows with the value in every published
-study (Kamei et al., TSE 2013; McIntosh & Kamei, TSE 2018), so a term that raised the risk is described as
-"many"/"large" and one that lowered it as "few"/"small". For metrics whose direction differs between projects
-(author experience, age of the files) no adjective is claimed: the phrase names the quantity and its effect
-only. ``fix`` is described by its value. Text terms of the text-aware model name the word or path part.
+entropy, earlier developers and changes of the files) "many"/"large" means a value above the 75th percentile
+of the commits the model learnt from and "few"/"small" one below the 25th (``Reason.level``, from the model's
+``typical_ranges``); a value in the middle half, or a model that keeps no ranges, gets no adjective. The
+adjective is not read from the sign of the contribution: a model need not be monotone (on flask, files many
+developers had changed were safer, so "few earlier developers (ndev=234) lowered the risk" was said). For
+metrics whose direction differs between projects (author experience, age of the files) no adjective is
+claimed: the phrase names the quantity and its effect only. ``fix`` is described by its value. Text terms of
+the text-aware model name the word or path part.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Protocol
 
-#: Metric -> (adjective when the term raised the risk, when it lowered it, what the metric counts).
+#: Metric -> (adjective for a value above the usual range, below it, what the metric counts).
 _MONOTONE: dict[str, tuple[str, str, str]] = {
     "la": ("many", "few", "lines added"),
     "ld": ("many", "few", "lines deleted"),
@@ -116,8 +119,9 @@ def describe(reason: ReasonLike) -> str:
     shown = f"{name}={format_value(value)}"
     if name in _MONOTONE:
         up, down, noun = _MONOTONE[name]
-        adjective = up if contribution > 0 else down
-        return f"{adjective} {noun} ({shown}) {effect(contribution)}"
+        level = getattr(reason, "level", None)
+        adjective = {"high": f"{up} ", "low": f"{down} "}.get(level or "", "")
+        return f"{adjective}{noun} ({shown}) {effect(contribution)}"
     if name in _NEUTRAL:
         return f"{_NEUTRAL[name]} ({shown}) {effect(contribution)}"
     if name in _FLAGS:

@@ -316,6 +316,9 @@ class Reason:
     feature: str
     value: float
     contribution: float
+    #: Where the value lies among the model's training commits: ``high`` above the 75th percentile, ``low``
+    #: below the 25th, ``usual`` between, None when the model keeps no ranges. Words only (not in the API).
+    level: str | None = field(default=None, compare=False)
 
     @property
     def direction(self) -> str:
@@ -375,6 +378,17 @@ class Scored:
         }
 
 
+def value_level(value: float, typical: Sequence[float] | None) -> str | None:
+    """``high``/``low``/``usual`` against a ``[25th, 75th percentile]`` range; None without one."""
+    if typical is None or len(typical) != 2 or not math.isfinite(value):
+        return None
+    if value > typical[1]:
+        return "high"
+    if value < typical[0]:
+        return "low"
+    return "usual"
+
+
 class Explainable(Protocol):
     """What scoring needs of a model: calibrated probabilities and exact per-row explanations."""
 
@@ -408,11 +422,19 @@ def score(
         raise InputError(f"threshold must be within [0, 1], got {threshold}")
     explanations = model.explain(frame, top_k=top_k)
     cross_project = bool(getattr(model, "cross_project", False))
+    ranges = getattr(model, "typical_", None)
+    typical: Mapping[str, Sequence[float]] = ranges if isinstance(ranges, Mapping) else {}
     results: list[Scored] = []
     for i, explanation in enumerate(explanations):
         probability = float(explanation.probability)
         reasons = tuple(
-            Reason(c.feature, float(c.value), float(c.contribution)) for c in explanation.contributions
+            Reason(
+                c.feature,
+                float(c.value),
+                float(c.contribution),
+                level=value_level(float(c.value), typical.get(c.feature)),
+            )
+            for c in explanation.contributions
         )
         results.append(
             Scored(

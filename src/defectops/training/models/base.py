@@ -27,6 +27,7 @@ from defectops.training.models.inputs import (
     balanced_weights,
     recency_weights,
     times_of,
+    typical_ranges,
 )
 from defectops.training.models.persistence import FORMAT, jsonable
 from defectops.training.risk import RiskBands
@@ -173,11 +174,18 @@ class JITModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
         self._fit_core(inputs, labels, self._weights(labels, sample_weight, stamps))
         self.n_train_ = len(labels)
         self.positive_rate_ = float(labels.mean())
+        self.typical_ = typical_ranges(inputs.numeric, self.features_)
         scores, truth = self._out_of_fold or (None, None)
         # Kept as a plain document: skops (MLflow's format) then needs no new trusted type to load the model.
         self.bands_ = RiskBands.from_base_rate(self.positive_rate_, scores, truth).as_dict()
         del self._out_of_fold
         return self
+
+    def typical_ranges(self) -> dict[str, list[float]]:
+        """Per feature, the middle half of the training values (``[25th, 75th percentile]``); empty for a
+        model saved before they were kept."""
+        found = getattr(self, "typical_", None)
+        return dict(found) if isinstance(found, Mapping) else {}
 
     def risk_bands(self) -> RiskBands:
         """The bands fitted with the model (tied to its base rate, backed by out-of-fold examples); for a
@@ -346,6 +354,7 @@ class JITModel(ClassifierMixin, BaseEstimator):  # type: ignore[misc]
             "n_train": int(self.n_train_),
             "positive_rate": float(self.positive_rate_),
             "bands": self.risk_bands().as_dict(),
+            "typical": self.typical_ranges(),
             "state": self._state(),
         }
         self._save_files(path)

@@ -72,3 +72,17 @@ def times_of(X: object, times: object | None) -> pd.Series | None:
     if isinstance(X, pd.DataFrame) and TIME in X.columns:
         return pd.Series(pd.to_datetime(X[TIME], utc=True).to_numpy())
     return None
+
+
+def typical_ranges(numeric: FloatArray, features: list[str]) -> dict[str, list[float]]:
+    """Per feature, the middle half of its values over the rows (25th and 75th percentile, NaN ignored): what
+    the reasons call a usual value, so that "many lines added" says where the value lies among the commits
+    the model learnt from, whichever way the model weighs it."""
+    ranges: dict[str, list[float]] = {}
+    for j, name in enumerate(features):
+        column = numeric[:, j]
+        column = column[np.isfinite(column)]
+        if len(column):
+            low, high = np.percentile(column, [25.0, 75.0])
+            ranges[name] = [float(low), float(high)]
+    return ranges

@@ -27,7 +27,7 @@ import pandas as pd
 from defectops.errors import InputError, ModelError
 from defectops.training.models.base import JITModel
 from defectops.training.models.boosting import LightGBMJIT
-from defectops.training.models.inputs import FloatArray, Inputs
+from defectops.training.models.inputs import FloatArray, Inputs, typical_ranges
 from defectops.training.models.persistence import PERSISTED_MODULE
 from defectops.training.models.repo_transform import RepoTransform
 
@@ -109,6 +109,8 @@ class StarterJIT(JITModel):
         numeric = history.loc[:, list(self.features_)].to_numpy(dtype=np.float64, na_value=np.nan)
         adapted = copy.deepcopy(self)
         adapted.transform_ = RepoTransform.fit(self.transform, numeric, self.features_)
+        # "many lines added" in its reasons: against this repository's commits, the ones it is fitted to.
+        adapted.typical_ = typical_ranges(numeric, list(self.features_))
         return adapted
 
     @property

@@ -79,6 +79,9 @@ def load_model(path: Path) -> JITModel:
     model.positive_rate_ = float(document.get("positive_rate", float("nan")))
     if isinstance(document.get("bands"), dict):
         model.bands_ = RiskBands.from_dict(document["bands"]).as_dict()  # checked on the way in
+    typical = document.get("typical")
+    if isinstance(typical, dict):
+        model.typical_ = {str(k): [float(v[0]), float(v[1])] for k, v in typical.items()}
     calibration = document["calibration"]
     model.calibration_ = (float(calibration["a"]), float(calibration["b"]), float(document["threshold"]))
     try:
