@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import subprocess
 from datetime import UTC, datetime, timedelta
@@ -86,6 +87,13 @@ def test_main_job_trains_registers_gates_and_reports(
     assert chosen["chosen"] in chosen["scores"]
     assert f"{chosen['chosen']}, validation ROC-AUC" in page
     assert "<script" not in page
+    # the summary names the base feature set with its own count and the set the model learnt from (it said
+    # "feature set kamei (27 features)" for a model of kamei+mined)
+    learnt = first["evaluate"]["feature_set"]
+    assert "kamei (14 features): " in page
+    assert f"{learnt['chosen']} ({len(learnt['features'])} features): {learnt['reason']}" in html.unescape(
+        page
+    )
     # the training run in MLflow carries the plots, the reference snapshot and the model
     from mlflow.tracking import MlflowClient
 

@@ -379,6 +379,7 @@ def _run(
     say("writing the report")
     evaluation = candidate.evaluation
     chosen_model = evaluation.model_choice if isinstance(evaluation, Evaluation) else None
+    learnt = evaluation.feature_set if isinstance(evaluation, Evaluation) else None
     page = render(
         title=f"defectops: {repo.path.name}",
         summary={
@@ -389,7 +390,13 @@ def _run(
             "defect-inducing share": float(table_now[LABEL].mean()),
             "model": f"{name} v{registered.version} ({options.kind})",
             **({} if chosen_model is None else {"model chosen": chosen_model.describe()}),
-            "feature set": f"{choice.name} ({len(candidate.features)} features): {choice.reason}",
+            "feature set": f"{choice.name} ({len(choice.features)} features): {choice.reason}",
+            # widened on the training part (e.g. by the mined history features), as `run` prints it
+            **(
+                {}
+                if learnt is None
+                else {"model features": f"{learnt.name} ({len(learnt.features)} features): {learnt.reason}"}
+            ),
             "features": ", ".join(candidate.features),
             **({} if code is None else {"code metrics": _code_line(code)}),
             "gate": registered.gate,
