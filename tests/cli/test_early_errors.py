@@ -159,3 +159,18 @@ def test_a_workspace_that_is_a_file_is_one_line(tmp_path: Path, capsys: pytest.C
         assert (
             err == f"error: workspace {a_file} is a file, not a folder (--workspace or DEFECTOPS_WORKSPACE)"
         )
+
+
+def test_a_port_in_use_is_refused_before_serving(workspace: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A second ``defectops serve`` on a taken port loaded the model, printed that it served on the port, then
+    uvicorn's 'ERROR: [Errno 98] ... address already in use' among five INFO lines, exit 3."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = _refused(["-w", str(workspace), "serve", "--wait-for-model", "--port", str(port)], capsys)
+    assert code == 2
+    assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
+    assert err.endswith("choose another --port (0: any free port)")

@@ -111,6 +111,7 @@ def serve(
         chosen = choose_model_name(models, DEFAULT_MODEL_NAME)
         serve_settings = serve_settings.model_copy(update={"model_name": chosen})
     _check_model(serve_settings.model_name, [m.name for m in models], wait=wait_for_model)
+    _check_port(serve_settings.host, serve_settings.port)
     if mined:
         found = _mined(settings, serve_settings.model_name)
         serve_settings = serve_settings.model_copy(update={"repositories": found})
@@ -165,6 +166,27 @@ def _repositories(pairs: list[str]) -> dict[str, str]:
             raise InputError(f"--repository {pair!r}: use ID=PATH, e.g. --repository flask=/srv/clones/flask")
         found[repo_id.strip()] = path.strip()
     return found
+
+
+def _check_port(host: str, port: int) -> None:
+    """Refuse a port another process listens on before the models load (uvicorn found out after loading
+    them, among its INFO lines). Bound the way uvicorn binds (SO_REUSEADDR), then released at once."""
+    import socket
+
+    from defectops.errors import InputError
+
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InputError(
+            f"cannot listen on {host}:{port}: {reason}; choose another --port (0: any free port)"
+        ) from None
 
 
 def _check_model(name: str, registered: list[str], *, wait: bool) -> None:
