@@ -348,3 +348,22 @@ def test_training_on_a_mined_table_without_labels_says_how_to_train(
         "labels and trains on a mined repository (--data takes a labelled table: a label column and a time "
         "column, mapped with --mapping)"
     )
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("HEAD~2...HEAD", "error: invalid range 'HEAD~2...HEAD': use BASE..HEAD (two dots)"),
+        ("HEAD", "error: --range 'HEAD': expected BASE..HEAD"),
+    ],
+)
+def test_a_range_that_is_not_base_dot_dot_head_is_one_line(
+    given: str, message: str, handworked: RepoBuilder, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``mine --range A...B`` said "unknown revision '.B'"; ``mine --range HEAD`` scored HEAD as one commit."""
+    ws = str(tmp_path / "ws")
+    assert run_cli(["-w", ws, "mine", "--repo", str(handworked.path)], capsys)[0] == 0
+    code, out, err = run_cli(["-w", ws, "mine", "--repo", str(handworked.path), "--range", given], capsys)
+    assert code == 2
+    assert out == ""
+    assert one_line_error(err) == message

@@ -77,6 +77,8 @@ def mine(
         raise InputError("--repo PATH is required (or --repos FILE)")
     if commit and range_:
         raise InputError("give either --commit or --range, not both")
+    if range_ is not None and ".." not in range_:
+        raise InputError(f"--range {range_!r}: expected BASE..HEAD")
     if out is not None and out.suffix != ".parquet":
         raise InputError(f"--out {out}: only .parquet is written")
 

@@ -495,6 +495,10 @@ class Miner:
     def _targets(self, revs: Sequence[str]) -> list[str]:
         targets: list[str] = []
         for rev in revs:
+            if "..." in rev:  # git's symmetric difference was split at the first two dots ("unknown '.B'")
+                from defectops.errors import InputError
+
+                raise InputError(f"invalid range {rev!r}: use BASE..HEAD (two dots)")
             if ".." in rev:
                 base, _, tip = rev.partition("..")
                 if not base or not tip or base.startswith("-") or tip.startswith("-"):
