@@ -77,3 +77,47 @@ def test_without_the_ui_extra_it_is_one_line_and_exit_2(
         "error: MLflow's web UI is not installed (mlflow-skinny, which scoring uses, has none): "
         "pip install 'defectops[ui]'"
     ]
+
+
+def _pids_listening_with(port: int) -> list[int]:
+    """Processes whose command line names ``--port <port>`` (the MLflow server and its uvicorn)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+                if b"--port" in args and str(port).encode() in args and b"mlflow" in b" ".join(args):
+                    found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow  # starts MLflow's server: over 15 s
+def test_stopping_the_command_stops_mlflows_server(tmp_path: Path) -> None:
+    """SIGTERM (or SIGINT) to ``defectops ui`` alone, as ``kill PID`` or a supervisor sends it, killed only
+    the MLflow server process: its uvicorn kept serving the port and its job runners were orphaned."""
+    port = _free_port()
+    env = {**os.environ, "DEFECTOPS_WORKSPACE": str(tmp_path / "ws")}
+    command = [str(Path(sys.executable).with_name("defectops")), "ui", "--port", str(port)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        proc.send_signal(signal.SIGTERM)  # to the command only, not to a process group
+        proc.wait(timeout=60)
+        deadline = time.monotonic() + 30
+        while _pids_listening_with(port) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert _pids_listening_with(port) == []
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{port}/", timeout=5)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+        for pid in _pids_listening_with(port):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)

@@ -9,6 +9,9 @@ unless told otherwise.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -73,9 +76,32 @@ def ui(
     stderr.print(
         f"MLflow UI on http://{host}:{port}/ over the registry of {config.workspace}", highlight=False
     )
-    try:
-        code = subprocess.run(command, check=False).returncode
-    except KeyboardInterrupt:
-        code = 0
+    code = _run_group(command)
     if code:
         raise typer.Exit(code)
+
+
+def _run_group(command: list[str]) -> int:
+    """Run ``command`` in its own process group and pass SIGINT/SIGTERM to the whole group.
+
+    Why: MLflow's server starts uvicorn and job runners; a signal to this command alone (``kill PID``, a
+    supervisor) killed only the server process, and its uvicorn kept serving the port, orphaned. Ctrl-C in a
+    terminal reaches the group through the handler too. Exit code 0 when stopped by a signal.
+    """
+    proc = subprocess.Popen(command, start_new_session=True)
+    stopped: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        stopped.append(signum)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        code = proc.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)  # workers the server left behind
+    return 0 if stopped else code
