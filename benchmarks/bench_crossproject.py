@@ -42,7 +42,7 @@ from defectops.training.evaluate import fit_model
 from defectops.training.metrics import evaluate_predictions
 from defectops.training.models import RepoTransform
 from defectops.training.models.calibration import sigmoid
-from defectops.training.starter.build import build_starter, load_projects
+from defectops.training.starter.build import BoosterCache, build_starter, load_projects
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = [HERE.parents[1] / "shared" / "data" / "jit", HERE.parent / "data" / "jit"]
@@ -66,12 +66,13 @@ def datasets(data: list[Path], only: list[str]) -> list[str]:
         raise SystemExit(f"error: unknown project(s) {', '.join(unknown)}")
     lines = []
     gaps = {}
+    cache: BoosterCache = {}  # boosters trained on all but P and Q serve both P's and Q's folds
     for held in projects:
         if only and held.name not in only:
             continue
         began = time.monotonic()
         others = [p for p in projects if p is not held]
-        starter, selection = build_starter(others)
+        starter, selection = build_starter(others, cache=cache)
         history, test_rows = held.split()
         starter.transform_ = RepoTransform.fit(starter.transform, held.numeric(history), FEATURES)
         test = held.table.iloc[test_rows].reset_index(drop=True)

@@ -45,7 +45,7 @@ def test_predict_scores_with_the_starter_without_a_registry(
     captured = capsys.readouterr()
     document = json.loads(captured.out)
     assert document["model"]["cross_project"] is True
-    assert "cross-project starter v2" in document["model"]["description"]
+    assert "cross-project starter v3" in document["model"]["description"]
     assert len(document["commits"]) == 3
     assert all(c["cross_project"] for c in document["commits"])
     assert all(c["reasons"] for c in document["commits"])

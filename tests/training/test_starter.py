@@ -7,6 +7,7 @@ import gzip
 import json
 import math
 import pickle
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pandas as pd
 import pytest
 
 from defectops.data import file_sha256
-from defectops.data.schemas import FEATURES, LABEL, TIME
+from defectops.data.schemas import EFFORT, FEATURES, LABEL, TIME
 from defectops.errors import DataError, InputError, ModelError
 from defectops.training import describe_starter, load_starter, starter_card
 from defectops.training.models import RepoTransform, StarterJIT, load_model, make_model
@@ -23,7 +24,7 @@ from defectops.training.starter import build
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "jit"
 #: The datasets kept in the repository (gzip copies of published files, data/jit/PROVENANCE.md).
 VENDORED = Path(__file__).resolve().parents[2] / "data" / "jit"
-SHIPPED = Path(build.__file__).parent / "v2"
+SHIPPED = Path(build.__file__).parent / "v3"
 
 
 def test_rank_transform_is_the_mid_rank_percentile_of_the_history() -> None:
@@ -85,7 +86,37 @@ def test_as_of_training_rows_meet_only_the_history_before_them() -> None:
     assert rows[18:] == pytest.approx(last)
     whole = build.training_rows(build.Recipe("log-z", "whole"), project)
     assert whole == pytest.approx(RepoTransform.fit("log-z", values, FEATURES).apply(values))
-    assert build.Recipe("rank", "as-of").label == "rank as-of"
+    assert build.Recipe("rank", "as-of", 400).label == "rank as-of 400"
+
+
+def test_the_candidates_are_both_transforms_as_of_at_three_booster_sizes() -> None:
+    assert [r.label for r in build.RECIPES] == [
+        f"{t} as-of {n}" for t in ("log-z", "rank") for n in (200, 400, 800)
+    ]
+
+
+def _toy_project(name: str, seed: int) -> build.Project:
+    """A small project whose risk grows with ``la`` (so every booster has something to learn)."""
+    rng = np.random.default_rng(seed)
+    table = pd.DataFrame({name: rng.integers(0, 50, 120).astype(float) for name in FEATURES})
+    table[LABEL] = (table["la"] + rng.integers(0, 30, 120) > 45).astype("int64")
+    table[EFFORT] = table["la"] + table["ld"]
+    table[TIME] = pd.date_range("2020-01-01", periods=120, freq="D", tz="UTC")
+    return build.Project(name, table)
+
+
+def test_a_booster_cache_trains_each_training_set_once_with_the_recipes_rounds() -> None:
+    projects = [_toy_project(n, i) for i, n in enumerate(("a", "b", "c"))]
+    recipe = build.Recipe("rank", "as-of", 400)
+    cache: build.BoosterCache = {}
+    first = build.held_out(recipe, projects[:2], projects[2], cache=cache)
+    assert list(cache) == [(recipe, ("a", "b"), 0)]
+    assert cache[(recipe, ("a", "b"), 0)].booster_.num_trees() == 400
+    again = build.held_out(recipe, projects[:2], projects[2], cache=cache)
+    assert len(cache) == 1
+    assert np.array_equal(first.raw, again.raw)
+    uncached = build.held_out(recipe, projects[:2], projects[2])
+    assert np.array_equal(first.raw, uncached.raw)
 
 
 def test_a_gzip_copy_hashes_as_the_file_it_compresses(tmp_path: Path) -> None:
@@ -142,16 +173,16 @@ def test_the_shipped_starter_loads_and_needs_a_repository_history_to_score() -> 
     assert not starter.adapted
     assert list(starter.features_) == list(FEATURES)
     card = starter_card()
-    assert card["selection"]["chosen"] == f"{starter.transform} {card['training_history']}"
+    assert card["selection"]["chosen"] == f"{starter.transform} {card['training_history']} {card['trees']}"
     assert starter.transform == card["transform"]
     assert tuple(starter.training_data) == tuple(p["project"] for p in card["training_data"])
     assert starter.threshold_ == pytest.approx(card["threshold"])
-    assert "cross-project starter v2" in describe_starter(starter)
+    assert "cross-project starter v3" in describe_starter(starter)
     assert describe_starter(make_model("lightgbm")) == ""
     with pytest.raises(ModelError, match="not fitted to a repository"):
         starter.predict_proba(_history(5))
-    # the file is small enough to ship in the package
-    assert sum(f.stat().st_size for f in SHIPPED.iterdir()) < 400_000
+    # small enough to ship in the package: 800 trees of 8 leaves are ~0.8 MB of text, ~0.3 MB in the wheel's zip
+    assert sum(f.stat().st_size for f in SHIPPED.iterdir()) < 1_000_000
 
 
 def test_an_adapted_starter_scores_explains_exactly_and_round_trips(tmp_path: Path) -> None:
@@ -205,8 +236,9 @@ def test_the_build_script_reproduces_the_shipped_model(tmp_path: Path) -> None:
     within 0.002 ROC-AUC: numpy's SIMD ``log1p`` rounds differently on different CPUs (AVX2, AVX-512),
     which most likely moves a few histogram bin edges of the log-z candidates' features and so a few splits."""
     builds = [tmp_path / "a", tmp_path / "b"]
-    for out in builds:
-        assert build.main(["--data", str(SHARED), "--data", str(VENDORED), "--out", str(out)]) == 0
+    arguments = [["--data", str(SHARED), "--data", str(VENDORED), "--out", str(out)] for out in builds]
+    with ProcessPoolExecutor(max_workers=2) as pool:  # two single-threaded builds side by side
+        assert list(pool.map(build.main, arguments)) == [0, 0]
     for name in ("model.json", "booster.txt", "card.json"):
         assert (builds[0] / name).read_bytes() == (builds[1] / name).read_bytes(), name
     rebuilt = json.loads((builds[0] / "card.json").read_text())

@@ -1,6 +1,6 @@
 """The cross-project starter model shipped with defectops, for repositories without enough labels yet.
 
-The model lives in this package (``v1/``: ``model.json``, ``booster.txt``, ``card.json``, ``MODEL_CARD.md``),
+The model lives in this package (``v3/``: ``model.json``, ``booster.txt``, ``card.json``, ``MODEL_CARD.md``),
 built by :mod:`defectops.training.starter.build` from public just-in-time datasets; the card lists its
 training data, their provenance and the protocol. :func:`load_starter` reads it through
 :mod:`importlib.resources`; :meth:`~defectops.training.models.StarterJIT.adapt` fits it to a repository's
@@ -18,7 +18,7 @@ from defectops.errors import ModelError
 from defectops.training.models import StarterJIT, load_model
 
 #: The folder (inside this package) of the shipped starter.
-STARTER_FOLDER = "v2"
+STARTER_FOLDER = "v3"
 #: How the starter is described wherever a model is shown.
 STARTER_LABEL = "cross-project starter"
 

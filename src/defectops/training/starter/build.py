@@ -3,7 +3,7 @@
 ::
 
     python -m defectops.training.starter.build --data ../shared/data/jit --data data/jit \
-        --out src/defectops/training/starter/v2
+        --out src/defectops/training/starter/v3
 
 rebuilds the shipped model bit for bit (``model.json``, ``booster.txt``, ``card.json``) with no network: every
 dataset is read from those folders and checked against its published SHA-256 (:data:`DATASETS`).
@@ -15,19 +15,21 @@ The protocol (also in the model card):
 2. Each project's metrics are transformed with a transformation fitted on that project's own history
    (:class:`~defectops.training.models.RepoTransform`, no labels involved).
 3. The recipe is chosen by leave-one-project-out among the training projects: the transformation (``rank`` or
-   ``log-z``) and how a training project's rows meet their history (:data:`HISTORIES`): against the project's
-   ``whole`` history, or ``as-of`` each change (each tenth of the project, in time order, transformed with
-   the changes before it). For each project Q, a model trained on the others scores Q's last 20% of changes
-   in time order (Q's transformation fitted on its first 80%); the recipe with the best mean ROC-AUC wins
-   (ties: the earlier of :data:`TRANSFORMS`, then of :data:`HISTORIES`). Nothing outside the training
-   projects is looked at.
+   ``log-z``), how a training project's rows meet their history (:data:`HISTORIES`: ``as-of`` each change,
+   each tenth of the project in time order transformed with the changes before it) and the booster's size
+   (:data:`TREES`: 200, 400 or 800 rounds; the pooled projects hold about 150k changes, far more than one
+   repository, so the default model's 200 rounds may underfit them). For each project Q, a model trained on
+   the others scores Q's last 20% of changes in time order (Q's transformation fitted on its first 80%); the
+   recipe with the best mean ROC-AUC wins (ties: the earlier of :data:`TRANSFORMS`, then of :data:`HISTORIES`,
+   then of :data:`TREES`). Nothing outside the training projects is looked at.
 4. The winner's out-of-project scores give the calibration (Platt scaling), the decision threshold (best F1)
    and the base rate (the mean defect rate of the scored parts).
 5. The final booster learns from every row of every training project; each project weighs the same, and
    within a project each class weighs half (JDT's 35k changes do not drown Columba's 4k).
 
-The booster is the default model's LightGBM (:class:`~defectops.training.models.LightGBMJIT`: 200 trees of 8
-leaves, single-threaded and deterministic), so the same data give the same bytes.
+The booster is the default model's LightGBM (:class:`~defectops.training.models.LightGBMJIT`: trees of 8
+leaves, single-threaded and deterministic) with the chosen number of rounds, so the same data give the same
+bytes.
 """
 
 from __future__ import annotations
@@ -101,16 +103,21 @@ DATASETS: dict[str, Dataset] = {
 }
 #: The transformations compared by leave-one-project-out, in order of preference on a tie.
 TRANSFORMS: tuple[str, ...] = ("log-z", "rank")
-#: How a training project's rows are transformed, in order of preference on a tie. ``whole``: with the
-#: project's whole history, the future included. ``as-of``: each of :data:`AS_OF_PARTS` consecutive parts
-#: (time order) with the changes before it (the first part with itself), which is how a repository's changes
-#: meet the starter in use: its transformation is fitted on the history mined before the changes it scores,
-#: and metrics such as ``exp`` and ``age`` grow with a project's age, so "large for this project" drifts.
-HISTORIES: tuple[str, ...] = ("whole", "as-of")
+#: How a training project's rows are transformed, in order of preference on a tie. ``as-of``: each of
+#: :data:`AS_OF_PARTS` consecutive parts (time order) with the changes before it (the first part with
+#: itself), which is how a repository's changes meet the starter in use: its transformation is fitted on the
+#: history mined before the changes it scores, and metrics such as ``exp`` and ``age`` grow with a project's
+#: age, so "large for this project" drifts. :func:`training_rows` also knows ``whole`` (the project's whole
+#: history, the future included); it is no longer a candidate: it lost to ``as-of`` in every leave-one-
+#: project-out of the five- and nine-project runs (docs/benchmarks.md), so it no longer earns its build time.
+HISTORIES: tuple[str, ...] = ("as-of",)
+#: The boosting rounds compared by leave-one-project-out, in order of preference on a tie (the smallest
+#: first: the cheapest model to score and to explain).
+TREES: tuple[int, ...] = (200, 400, 800)
 AS_OF_PARTS = 10
 #: The share of a held-out project's latest changes it is tested on.
 TEST_FRACTION = 0.2
-STARTER_VERSION = "2"
+STARTER_VERSION = "3"
 
 
 @dataclass(frozen=True)
@@ -193,18 +200,21 @@ def project_weights(labels: Sequence[npt.NDArray[np.int64]]) -> FloatArray:
 
 @dataclass(frozen=True)
 class Recipe:
-    """How the training rows are made: the transformation and the history it is fitted on (see the module
-    docstring and :data:`HISTORIES`)."""
+    """How the starter is made: the transformation, the history it is fitted on (see the module docstring
+    and :data:`HISTORIES`) and the booster's rounds."""
 
     transform: str
     history: str
+    trees: int = 200
 
     @property
     def label(self) -> str:
-        return f"{self.transform} {self.history}"
+        return f"{self.transform} {self.history} {self.trees}"
 
 
-RECIPES: tuple[Recipe, ...] = tuple(Recipe(t, h) for t in TRANSFORMS for h in HISTORIES)
+RECIPES: tuple[Recipe, ...] = tuple(Recipe(t, h, n) for t in TRANSFORMS for h in HISTORIES for n in TREES)
+#: Boosters already trained, by recipe, training projects and seed (see :func:`held_out`).
+BoosterCache = dict[tuple[Recipe, tuple[str, ...], int], StarterJIT]
 
 
 def training_rows(recipe: Recipe, project: Project) -> FloatArray:
@@ -228,7 +238,9 @@ def training_rows(recipe: Recipe, project: Project) -> FloatArray:
 
 def _booster(recipe: Recipe, projects: Sequence[Project], seed: int) -> StarterJIT:
     """A starter whose booster learnt from every row of ``projects`` (each transformed by ``recipe``)."""
-    model = StarterJIT(features=tuple(FEATURES), transform=recipe.transform, random_state=seed)
+    model = StarterJIT(
+        features=tuple(FEATURES), transform=recipe.transform, n_estimators=recipe.trees, random_state=seed
+    )
     model.features_ = list(FEATURES)
     rows = [training_rows(recipe, p) for p in projects]
     labels = [p.table[LABEL].to_numpy(dtype=np.int64) for p in projects]
@@ -236,10 +248,24 @@ def _booster(recipe: Recipe, projects: Sequence[Project], seed: int) -> StarterJ
     return model
 
 
-def held_out(recipe: Recipe, train: Sequence[Project], test: Project, seed: int = 0) -> HeldOut:
+def held_out(
+    recipe: Recipe,
+    train: Sequence[Project],
+    test: Project,
+    seed: int = 0,
+    cache: BoosterCache | None = None,
+) -> HeldOut:
     """``test``'s last 20% scored by a booster trained on ``train``; ``test``'s transformation is fitted on
-    its first 80% (its history before the scored changes, without labels)."""
-    model = _booster(recipe, train, seed)
+    its first 80% (its history before the scored changes, without labels).
+
+    ``cache`` keeps the boosters across calls: a nested leave-one-project-out (the benchmark) trains the same
+    booster twice, on all projects but P and Q, once to score Q without P and once to score P without Q."""
+    key = (recipe, tuple(p.name for p in train), seed)
+    model = cache.get(key) if cache is not None else None
+    if model is None:
+        model = _booster(recipe, train, seed)
+        if cache is not None:
+            cache[key] = model
     history, rows = test.split()
     fitted = RepoTransform.fit(recipe.transform, test.numeric(history), FEATURES)
     part = test.table.iloc[rows]
@@ -271,7 +297,7 @@ class Selection:
         }
 
 
-def select_recipe(projects: Sequence[Project], seed: int = 0) -> Selection:
+def select_recipe(projects: Sequence[Project], seed: int = 0, cache: BoosterCache | None = None) -> Selection:
     """Choose the recipe by leave-one-project-out among ``projects`` (step 3 of the protocol)."""
     if len(projects) < 2:
         raise InputError("choosing a transformation needs at least two training projects")
@@ -279,7 +305,7 @@ def select_recipe(projects: Sequence[Project], seed: int = 0) -> Selection:
     parts: dict[str, list[HeldOut]] = {}
     for recipe in RECIPES:
         parts[recipe.label] = [
-            held_out(recipe, [p for p in projects if p is not q], q, seed) for q in projects
+            held_out(recipe, [p for p in projects if p is not q], q, seed, cache) for q in projects
         ]
         scores[recipe.label] = {h.project: roc_auc(h.y, h.raw) for h in parts[recipe.label]}
     means = {label: float(np.mean(list(s.values()))) for label, s in scores.items()}
@@ -287,9 +313,12 @@ def select_recipe(projects: Sequence[Project], seed: int = 0) -> Selection:
     return Selection(scores, chosen, parts[chosen.label])
 
 
-def build_starter(projects: Sequence[Project], seed: int = 0) -> tuple[StarterJIT, Selection]:
-    """The starter trained on ``projects`` by the protocol of the module docstring."""
-    selection = select_recipe(projects, seed)
+def build_starter(
+    projects: Sequence[Project], seed: int = 0, cache: BoosterCache | None = None
+) -> tuple[StarterJIT, Selection]:
+    """The starter trained on ``projects`` by the protocol of the module docstring (``cache``: see
+    :func:`held_out`)."""
+    selection = select_recipe(projects, seed, cache)
     raw = np.concatenate([h.raw for h in selection.held_out])
     y = np.concatenate([h.y for h in selection.held_out])
     a, b = platt_scaling(raw, y)
@@ -312,6 +341,7 @@ def card(projects: Sequence[Project], selection: Selection, model: StarterJIT) -
         "features": list(FEATURES),
         "transform": model.transform,
         "training_history": selection.chosen.history,
+        "trees": selection.chosen.trees,
         "training_data": [
             {
                 "project": p.name,
@@ -326,13 +356,13 @@ def card(projects: Sequence[Project], selection: Selection, model: StarterJIT) -
             for p in projects
         ],
         "protocol": (
-            "per-project transformation fitted on the project's own metrics (no labels); transformation and "
-            "training history (each training row transformed with its project's whole history, or as of its "
-            "time with the changes before it, by tenths) chosen by leave-one-project-out among the training "
-            "projects (train on the others, test on the held-out project's last 20% in time order, its "
-            "transformation fitted on its first 80%); Platt "
-            "calibration, threshold (best F1) and base rate from those out-of-project scores; final LightGBM "
-            "(200 trees, 8 leaves) on all rows, every project weighted equally and each class half within it"
+            "per-project transformation fitted on the project's own metrics (no labels); transformation "
+            "and booster rounds (200, 400 or 800) chosen by leave-one-project-out among the training "
+            "projects (train on the others, each training row transformed as of its time with the changes "
+            "before it, by tenths; test on the held-out project's last 20% in time order, its transformation "
+            "fitted on its first 80%); Platt calibration, threshold (best F1) and base rate from those "
+            "out-of-project scores; final LightGBM (8 leaves, the chosen rounds) on all rows, every project "
+            "weighted equally and each class half within it"
         ),
         "selection": selection.as_dict(),
         "calibration": {"a": model.calibration_[0], "b": model.calibration_[1]},
