@@ -212,7 +212,7 @@ def test_a_three_dot_range_is_422_saying_to_use_two_dots(
     response = client.post("/v1/commits/score", json={"repo": "hand", "range": f"{repo.shas[0]}...HEAD"})
     assert response.status_code == 422
     [problem] = response.json()["detail"]
-    assert problem["loc"] == ["body"]
+    assert problem["loc"] == ["body", "range"]
     assert problem["msg"] == "Value error, range must be BASE..HEAD (two dots), not BASE...HEAD"
 
 

@@ -68,6 +68,9 @@ ID_FIELDS: tuple[str, ...] = ("commit_sha", "repo")
 
 #: A revision (a sha, a branch, HEAD~3...) without "..": a dot is never followed by another.
 _REV_PART = r"[A-Za-z0-9](?:\.?[A-Za-z0-9_/@{}^~-])*\.?"
+#: A range's BASE may not end with a dot, so the schema itself refuses ``BASE...HEAD`` (git's symmetric
+#: difference, not a pull request's commits) and a client generating from the OpenAPI cannot send it.
+_BASE_PART = r"[A-Za-z0-9](?:\.?[A-Za-z0-9_/@{}^~-])*"
 
 
 #: JSON Schema of the rules between fields that the validators below enforce, so the OpenAPI says them too
@@ -254,10 +257,19 @@ class CommitScoreRequest(BaseModel):
         default=None,
         alias="range",
         max_length=401,
-        pattern=f"^{_REV_PART}\\.\\.{_REV_PART}$",
+        pattern=f"^{_BASE_PART}\\.\\.{_REV_PART}$",
         description="BASE..HEAD.",
     )
     top_k: TopK | None = None
+
+    @field_validator("range_", mode="before")
+    @classmethod
+    def _two_dots(cls, value: object) -> object:
+        # Before the pattern, so the answer says what is wrong rather than "should match pattern": git's
+        # BASE...HEAD was split at the first two dots and answered "unknown revision '.HEAD'".
+        if isinstance(value, str) and "..." in value:
+            raise ValueError("range must be BASE..HEAD (two dots), not BASE...HEAD")
+        return value
 
     @model_validator(mode="after")
     def _one_target(self) -> CommitScoreRequest:
@@ -265,10 +277,6 @@ class CommitScoreRequest(BaseModel):
             raise ValueError("give exactly one of commit and range")
         if self.commit is not None and ".." in self.commit:
             raise ValueError("commit is one revision; use range for BASE..HEAD")
-        if self.range_ is not None and "..." in self.range_:
-            # BASE...HEAD passes the pattern (a part may end with a dot) but git's symmetric difference is not
-            # a pull request's commits; it was split at the first two dots ("unknown revision '.HEAD'").
-            raise ValueError("range must be BASE..HEAD (two dots), not BASE...HEAD")
         if self.range_ is not None and self.range_.count("..") != 1:
             raise ValueError("range must be BASE..HEAD")
         return self
