@@ -339,11 +339,11 @@ def _emit(
     elif fmt is OutputFormat.SARIF:
         sys.stdout.write(json.dumps(_sarif(report, information_uri, min_band), indent=2) + "\n")
     elif fmt is OutputFormat.GITHUB:
-        from defectops.ci import append_summary, render_github
+        from defectops.ci import render_github
 
         sys.stdout.write("".join(line + "\n" for line in render_github(report)))
         if step_summary and step_summary.strip():
-            append_summary(report, Path(step_summary.strip()))
+            _append_summary(report, Path(step_summary.strip()))
         else:
             _note("GITHUB_STEP_SUMMARY is not set: no job summary written")
     else:
@@ -355,6 +355,24 @@ def _emit(
         if not report.commits:
             stdout.print("No commit to score.", highlight=False)
     sys.stdout.flush()
+
+
+def _append_summary(report: PredictionReport, path: Path) -> None:
+    """The job summary is an extra beside the annotations: a path that cannot be written (a folder, a missing
+    or read-only folder) is one warning line, and the run goes on to the store, ``--fail-on`` and its exit
+    code, which the prediction decides. It was an internal error (exit 70) that lost both."""
+    from rich.markup import escape
+
+    from defectops.ci import append_summary
+
+    try:
+        append_summary(report, path)
+    except OSError as exc:
+        stderr.print(
+            f"[yellow]warning:[/] {escape(f'cannot write the job summary to {path} (GITHUB_STEP_SUMMARY): ')}"
+            f"{escape(exc.strerror or str(exc))}; the annotations are unaffected",
+            highlight=False,
+        )
 
 
 def models_export(
