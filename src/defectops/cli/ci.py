@@ -48,8 +48,14 @@ def predict(
         ),
     ] = None,
     output_format: Annotated[
-        str, typer.Option("--format", help="Output: table | json | markdown | sarif | github.")
-    ] = "table",
+        str | None,
+        typer.Option(
+            "--format", help="Output: table | json | markdown | sarif | github.", show_default="table"
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document: the same as --format json.")
+    ] = False,
     fail_on: Annotated[
         str | None,
         typer.Option(
@@ -142,7 +148,6 @@ def predict(
     """Score commits for defect risk just in time, explain them, and optionally fail CI on risky ones."""
     from defectops.ci import (
         FailOn,
-        OutputFormat,
         PredictRequest,
         RiskFoundError,
         StoreSession,
@@ -152,7 +157,7 @@ def predict(
     from defectops.config import Workspace
     from defectops.training import RiskBand
 
-    fmt = parse_choice(OutputFormat, output_format, "--format")
+    fmt = _output_format(output_format, json_output)
     fail = None if fail_on is None else parse_choice(FailOn, fail_on, "--fail-on")
     min_band = parse_choice(RiskBand, sarif_min_band, "--sarif-min-band")
     request = PredictRequest(
@@ -212,6 +217,22 @@ def predict(
         raise RiskFoundError(
             f"{len(failing)} commit(s) reached --fail-on {fail.value}, {report.fail_condition()}: {shas}"
         )
+
+
+def _output_format(output_format: str | None, json_output: bool) -> OutputFormat:
+    """``--format``, or JSON for ``--json`` (the flag every other command prints JSON with); both given must
+    agree, since one run prints one report on stdout."""
+    from defectops.ci import OutputFormat, parse_choice
+
+    fmt = (
+        OutputFormat.TABLE if output_format is None else parse_choice(OutputFormat, output_format, "--format")
+    )
+    if json_output and output_format is not None and fmt is not OutputFormat.JSON:
+        raise InputError(
+            f"--json and --format {fmt.value} ask for two outputs on stdout: give one "
+            "(--json is --format json; --sarif-file and --markdown-file write the others to files)"
+        )
+    return OutputFormat.JSON if json_output else fmt
 
 
 def _note(message: str) -> None:
