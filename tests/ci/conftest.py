@@ -13,12 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import click
 import numpy as np
 import pandas as pd
 import pytest
 import typer
 
+from defectops.cli import usage_error_message
 from defectops.cli.ci import models_export, predict
 from defectops.errors import DefectOpsError
 from defectops.training.models import JITModel, load_model, make_model
@@ -140,9 +140,12 @@ def cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., CliResult]:
         except DefectOpsError as exc:
             print(f"error: {exc}", file=sys.stderr)
             code = exc.exit_code
-        except click.exceptions.ClickException as exc:
-            exc.show()
-            code = exc.exit_code
+        except Exception as exc:  # Click's usage errors, as main() prints them
+            usage = usage_error_message(exc, list(args))
+            if usage is None:
+                raise
+            print(f"error: {usage}", file=sys.stderr)
+            code = 2
         captured = capsys.readouterr()
         return CliResult(code, captured.out, captured.err)
 

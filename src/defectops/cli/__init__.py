@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -195,13 +195,58 @@ def workspace_first(argv: list[str]) -> list[str]:
     return moved + head
 
 
+#: Click's UsageError, found through Typer's public BadParameter: a Typer that vendors Click (typer._click)
+#: raises its own copy, not ``click.UsageError``, while older Typer raises Click's.
+_USAGE_ERROR: type[Exception] = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+def command_path(argv: list[str]) -> str:
+    """The command that ``argv`` (root options first, see :func:`workspace_first`) names, e.g. ``defectops
+    models promote``: as deep as its words name commands."""
+    from typer.main import get_command
+
+    command: Any = get_command(app)
+    path = ["defectops"]
+    rest = list(argv)
+    while rest:
+        arg = rest.pop(0)
+        if arg in ("--workspace", "-w"):
+            rest = rest[1:]
+        elif arg == "--":
+            break
+        elif not arg.startswith("-"):
+            sub = getattr(command, "commands", {}).get(arg)
+            if sub is None:
+                break
+            path.append(arg)
+            command = sub
+    return " ".join(path)
+
+
+def usage_error_message(exc: Exception, argv: list[str]) -> str | None:
+    """A Click usage error (unknown option, missing argument, bad value, unknown command) as the one line
+    ``<what>; try '<command> --help'`` (printed after ``error:``), or None for other errors and for a group
+    called without a command (Click's NoArgsIsHelpError, which shows the group's help).
+
+    Why: Click printed four lines (Usage, Try, a blank line, Error), unlike every other defectops error.
+    """
+    if not isinstance(exc, _USAGE_ERROR) or type(exc).__name__ == "NoArgsIsHelpError":
+        return None
+    ctx = getattr(exc, "ctx", None)
+    # Some parser errors ("Option '--repo' requires an argument.") carry no context: argv names the command.
+    path = ctx.command_path if ctx is not None else command_path(argv)
+    message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+    return f"{one_line(message).rstrip('.')}; try '{path} --help'"
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app and turn known errors into one line and an exit code."""
     quiet_mlflow()
+    args = workspace_first(sys.argv[1:] if argv is None else argv)
     try:
         try:
             use_settings(None)  # nothing left over from an earlier call in this process
-            app(args=workspace_first(sys.argv[1:] if argv is None else argv), standalone_mode=False)
+            app(args=args, standalone_mode=False, prog_name="defectops")
         except ValidationError as exc:
             error = settings_error(exc)
             if error is None:
@@ -223,6 +268,10 @@ def main(argv: list[str] | None = None) -> None:
         stderr.print("interrupted")
         sys.exit(130)
     except Exception as exc:  # usage errors (unknown option, bad value) arrive here too
+        usage = usage_error_message(exc, args)
+        if usage is not None:
+            stderr.print(f"[bold red]error:[/] {markup_escape(usage)}", highlight=False)
+            sys.exit(getattr(exc, "exit_code", 2))
         show = getattr(exc, "show", None)
         if callable(show) and isinstance(getattr(exc, "exit_code", None), int):
             show()

@@ -48,8 +48,14 @@ def predict(
         ),
     ] = None,
     output_format: Annotated[
-        str, typer.Option("--format", help="Output: table | json | markdown | sarif | github.")
-    ] = "table",
+        str | None,
+        typer.Option(
+            "--format", help="Output: table | json | markdown | sarif | github.", show_default="table"
+        ),
+    ] = None,
+    json_output: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document: the same as --format json.")
+    ] = False,
     fail_on: Annotated[
         str | None,
         typer.Option(
@@ -142,7 +148,6 @@ def predict(
     """Score commits for defect risk just in time, explain them, and optionally fail CI on risky ones."""
     from defectops.ci import (
         FailOn,
-        OutputFormat,
         PredictRequest,
         RiskFoundError,
         StoreSession,
@@ -152,7 +157,7 @@ def predict(
     from defectops.config import Workspace
     from defectops.training import RiskBand
 
-    fmt = parse_choice(OutputFormat, output_format, "--format")
+    fmt = _output_format(output_format, json_output)
     fail = None if fail_on is None else parse_choice(FailOn, fail_on, "--fail-on")
     min_band = parse_choice(RiskBand, sarif_min_band, "--sarif-min-band")
     request = PredictRequest(
@@ -212,6 +217,22 @@ def predict(
         raise RiskFoundError(
             f"{len(failing)} commit(s) reached --fail-on {fail.value}, {report.fail_condition()}: {shas}"
         )
+
+
+def _output_format(output_format: str | None, json_output: bool) -> OutputFormat:
+    """``--format``, or JSON for ``--json`` (the flag every other command prints JSON with); both given must
+    agree, since one run prints one report on stdout."""
+    from defectops.ci import OutputFormat, parse_choice
+
+    fmt = (
+        OutputFormat.TABLE if output_format is None else parse_choice(OutputFormat, output_format, "--format")
+    )
+    if json_output and output_format is not None and fmt is not OutputFormat.JSON:
+        raise InputError(
+            f"--json and --format {fmt.value} ask for two outputs on stdout: give one "
+            "(--json is --format json; --sarif-file and --markdown-file write the others to files)"
+        )
+    return OutputFormat.JSON if json_output else fmt
 
 
 def _note(message: str) -> None:
@@ -339,11 +360,11 @@ def _emit(
     elif fmt is OutputFormat.SARIF:
         sys.stdout.write(json.dumps(_sarif(report, information_uri, min_band), indent=2) + "\n")
     elif fmt is OutputFormat.GITHUB:
-        from defectops.ci import append_summary, render_github
+        from defectops.ci import render_github
 
         sys.stdout.write("".join(line + "\n" for line in render_github(report)))
         if step_summary and step_summary.strip():
-            append_summary(report, Path(step_summary.strip()))
+            _append_summary(report, Path(step_summary.strip()))
         else:
             _note("GITHUB_STEP_SUMMARY is not set: no job summary written")
     else:
@@ -355,6 +376,24 @@ def _emit(
         if not report.commits:
             stdout.print("No commit to score.", highlight=False)
     sys.stdout.flush()
+
+
+def _append_summary(report: PredictionReport, path: Path) -> None:
+    """The job summary is an extra beside the annotations: a path that cannot be written (a folder, a missing
+    or read-only folder) is one warning line, and the run goes on to the store, ``--fail-on`` and its exit
+    code, which the prediction decides. It was an internal error (exit 70) that lost both."""
+    from rich.markup import escape
+
+    from defectops.ci import append_summary
+
+    try:
+        append_summary(report, path)
+    except OSError as exc:
+        stderr.print(
+            f"[yellow]warning:[/] {escape(f'cannot write the job summary to {path} (GITHUB_STEP_SUMMARY): ')}"
+            f"{escape(exc.strerror or str(exc))}; the annotations are unaffected",
+            highlight=False,
+        )
 
 
 def models_export(
