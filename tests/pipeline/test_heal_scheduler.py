@@ -7,6 +7,7 @@ import os
 import signal
 import threading
 import time
+import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import typer
 from typer.testing import CliRunner
 
 from defectops.cli.heal import heal, scheduler
-from defectops.errors import InputError, ModelError, NotFoundError
+from defectops.errors import ConfigError, InputError, ModelError, NotFoundError
 from defectops.pipeline.scheduler import run_scheduler
 from defectops.registry.tracking import TrackingConfig
 from heal_world import heal_tracking, mlflow_environment_restored
@@ -153,3 +154,26 @@ def test_bad_gate_option_is_refused(environment: Path) -> None:
         app(), ["heal", "--model-name", "x", "--gate", "sometimes", "--max-cycles", "1"]
     )
     assert isinstance(result.exception, InputError)
+
+
+def test_heal_with_several_champions_names_its_own_options_not_the_services(
+    environment: Path, heal_tracking: TrackingConfig
+) -> None:
+    """heal reads neither DEFECTOPS_SERVE_MODEL_NAME nor a DEFECTOPS_HEAL_ model name: the hint names the
+    options heal has (it named the service's variable, which heal ignores)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=heal_tracking.tracking_uri, registry_uri=heal_tracking.registry_uri)
+    tag = uuid.uuid4().hex[:8]  # the session's registry is shared: names of this test alone
+    for suffix in ("a", "b"):
+        name = f"several-{suffix}-{tag}"
+        client.create_registered_model(name)
+        version = client.create_model_version(name, source=str(environment / "nowhere"), run_id=None)
+        client.set_registered_model_alias(name, "champion", version.version)
+    for command in (["heal", "--once"], ["scheduler", "--every-minutes", "1", "--max-cycles", "1"]):
+        result = CliRunner().invoke(app(), command)
+        assert isinstance(result.exception, ConfigError), result.output
+        message = str(result.exception)
+        assert message.startswith("several registered models have a champion (")
+        assert message.endswith("); choose one with --model-name, or --repo for that repository's model")
+        assert "DEFECTOPS_SERVE" not in message
