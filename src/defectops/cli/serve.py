@@ -184,9 +184,9 @@ def _registered_models(settings: Settings) -> list[RegisteredModelInfo]:
         url = sa.engine.make_url(config.registry_uri)
     except sa.exc.ArgumentError:
         url = None  # not a database URL (an MLflow server, a file store): MLflow reads it
-    if url is not None and url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        if not Path(url.database).exists():
-            return []
+    database = url.database if url is not None and url.get_backend_name() == "sqlite" else None
+    if database not in (None, "", ":memory:") and not Path(str(database)).exists():
+        return []
     return ModelRegistry(config).list_models()
 
 
