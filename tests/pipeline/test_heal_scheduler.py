@@ -15,7 +15,7 @@ import typer
 from typer.testing import CliRunner
 
 from defectops.cli.heal import heal, scheduler
-from defectops.errors import InputError, ModelError, NotFoundError
+from defectops.errors import ConfigError, InputError, ModelError, NotFoundError
 from defectops.pipeline.scheduler import run_scheduler
 from defectops.registry.tracking import TrackingConfig
 from heal_world import heal_tracking, mlflow_environment_restored
@@ -153,3 +153,31 @@ def test_bad_gate_option_is_refused(environment: Path) -> None:
         app(), ["heal", "--model-name", "x", "--gate", "sometimes", "--max-cycles", "1"]
     )
     assert isinstance(result.exception, InputError)
+
+
+def test_heal_with_several_champions_names_its_own_options_not_the_services(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """heal reads neither DEFECTOPS_SERVE_MODEL_NAME nor a DEFECTOPS_HEAL_ model name: the hint names the
+    options heal has (it named the service's variable, which heal ignores)."""
+    from mlflow import MlflowClient
+
+    # A workspace of its own: two more champions in the session's shared registry would change what other
+    # tests' heal picks when they name no model.
+    monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "two-ws"))
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "DEFECTOPS_MLFLOW_ARTIFACTS"):
+        monkeypatch.delenv(name, raising=False)
+    config = TrackingConfig.resolve(tmp_path / "two-ws")
+    config.ensure_local_dirs()
+    client = MlflowClient(tracking_uri=config.tracking_uri, registry_uri=config.registry_uri)
+    for name in ("app-b", "app-a"):
+        client.create_registered_model(name)
+        version = client.create_model_version(name, source=str(tmp_path / "nowhere"), run_id=None)
+        client.set_registered_model_alias(name, "champion", version.version)
+    for command in (["heal", "--once"], ["scheduler", "--every-minutes", "1", "--max-cycles", "1"]):
+        result = CliRunner().invoke(app(), command)  # the autouse fixture restores MLflow's variables
+        assert isinstance(result.exception, ConfigError), result.output
+        assert str(result.exception) == (
+            "several registered models have a champion (app-a, app-b); choose one with --model-name, or --repo "
+            "for that repository's model"
+        )

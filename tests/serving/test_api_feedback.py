@@ -10,6 +10,7 @@ from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import NOW, Deployed, MakeClient, Session, admin, record_of
 
 SHA = "c0ffee" + "0" * 34
+LATER = "1a7e" + "0" * 36
 FEEDBACK_TOKEN = "feedback-9d3b7e1f2a6c4d8e0b5a"
 WRITER = admin(FEEDBACK_TOKEN)
 
@@ -33,6 +34,7 @@ def test_feedback_by_id_is_201_then_200_when_repeated_then_201_when_changed(
         "status": "recorded",
         "replaced_feedback_id": None,
         "matched_predictions": 1,
+        "pending": False,
     }
     again = client.post("/v1/feedback", json={"prediction_id": prediction_id, "label": 1}, headers=WRITER)
     assert again.status_code == 200
@@ -74,6 +76,37 @@ def test_feedback_by_commit_labels_its_predictions(
     with PredictionLog.from_url(f"sqlite:///{tmp_path / 'predictions.db'}") as log:
         joined = log.joined(NOW.replace(year=2000), NOW.replace(year=2100))
     assert joined["label"].tolist() == [1, 1]
+
+
+def test_feedback_for_a_commit_not_scored_yet_is_kept_pending_and_labels_it_once_scored(
+    deployed: Deployed, make_client: MakeClient, api_session: Session, tmp_path: Path
+) -> None:
+    """Labels arrive late, but a fix can name a commit the service never scored: the answer said 201 with 0
+    matched predictions and nothing about what became of the label. It is kept, and says so."""
+    client = make_client(deployed.name)
+    label = {"repo": "acme/app", "commit_sha": LATER, "label": 1}
+    early = client.post("/v1/feedback", headers=admin(), json=label)
+    assert early.status_code == 201
+    assert early.json() | {"feedback_id": 0} == {
+        "feedback_id": 0,
+        "status": "recorded",
+        "replaced_feedback_id": None,
+        "matched_predictions": 0,
+        "pending": True,
+    }
+    again = client.post("/v1/feedback", headers=admin(), json=label)
+    assert (again.status_code, again.json()["pending"]) == (200, True)
+
+    _one_prediction(client, api_session, repo="acme/app", commit_sha=LATER)
+    _one_prediction(client, api_session, repo="other/app", commit_sha=LATER)  # another repository's commit
+    with PredictionLog.from_url(f"sqlite:///{tmp_path / 'predictions.db'}") as log:
+        window = log.window(NOW.replace(year=2000), NOW.replace(year=2100))  # what monitoring and heal read
+    labels = dict(zip(window["repo"], window["label"].astype("float64").fillna(-1), strict=True))
+    assert labels == {"acme/app": 1, "other/app": -1}  # the label's commit only, not the same sha elsewhere
+    matched = client.post("/v1/feedback", headers=admin(), json=label)
+    assert matched.status_code == 200
+    assert (matched.json()["matched_predictions"], matched.json()["pending"]) == (1, False)
+    assert matched.json()["feedback_id"] == early.json()["feedback_id"]
 
 
 def test_feedback_for_an_unknown_prediction_id_is_404(deployed: Deployed, make_client: MakeClient) -> None:

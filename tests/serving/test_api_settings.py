@@ -15,7 +15,7 @@ from defectops.errors import ConfigError
 from defectops.serving.app import create_app
 from defectops.serving.server import settings_environment
 from serving.conftest_api import *  # noqa: F403 - the fixtures
-from serving.conftest_api import Deployed, MakeClient, admin
+from serving.conftest_api import Deployed, MakeClient, Session, admin
 
 STRONG = "0123456789abcdef-strong"
 
@@ -202,3 +202,47 @@ def test_a_bad_setting_in_the_environment_is_one_line_naming_the_variable(
     assert error.startswith(f"error: invalid setting {variable}: {message}")
     assert "\n" not in error
     assert "Traceback" not in error
+
+
+@pytest.mark.parametrize("exists", [True, False], ids=["empty-folder", "no-folder"])
+def test_serve_on_a_workspace_where_nothing_was_trained_is_one_line_and_creates_nothing(
+    exists: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It created the MLflow database (and its folder) and the prediction log, then refused."""
+    from defectops.cli import main
+
+    workspace = tmp_path / "ws"
+    if exists:
+        workspace.mkdir()
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "DEFECTOPS_MLFLOW_ARTIFACTS"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-w", str(workspace), "serve", "--port", "0"])
+    assert exit_info.value.code == 7
+    error = capsys.readouterr().err.strip()
+    assert error == (
+        "error: model 'defectops' is not registered (nothing is registered yet); train one with `defectops run`, "
+        "name another with --model-name, or start anyway with --wait-for-model"
+    )
+    assert sorted(tmp_path.rglob("*")) == ([workspace] if exists else [])
+
+
+def test_serve_of_a_model_the_registry_lacks_leaves_no_prediction_log_behind(
+    deployed: Deployed,
+    api_session: Session,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The prediction log was opened (and created) before the model was looked up."""
+    from defectops.cli import main
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", api_session.config.tracking_uri)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["-w", str(tmp_path / "ws"), "serve", "--model-name", "never-registered", "--port", "0"])
+    assert exit_info.value.code == 7
+    error = capsys.readouterr().err
+    assert "model 'never-registered' is not registered (registered: " in error
+    assert deployed.name in error
+    assert not (tmp_path / "ws" / "predictions.db").exists()

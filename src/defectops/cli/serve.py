@@ -17,6 +17,7 @@ from defectops.console import stderr
 
 if TYPE_CHECKING:
     from defectops.config import Settings
+    from defectops.registry import RegisteredModelInfo
 
 
 def serve(
@@ -86,7 +87,7 @@ def serve(
     Stop with Ctrl-C or SIGTERM: requests in flight finish; every answered prediction is in the log.
     """
     from defectops.config import DEFAULT_MODEL_NAME, LOCAL_ADMIN_TOKEN, ServeSettings
-    from defectops.registry import ModelRegistry, choose_model_name
+    from defectops.registry import choose_model_name
     from defectops.serving import run
 
     given: dict[str, Any] = {
@@ -105,12 +106,14 @@ def serve(
     mined = not repository and "repositories" not in settings.serve.model_fields_set and _local(settings.mode)
     token = serve_settings.check(settings)
     # Everything a user can get wrong is checked before anything listens: one line, not a failed startup.
-    _check_log(settings, serve_settings)
-    models = ModelRegistry.from_settings(settings).list_models()
+    # The model first, and without creating the registry: a workspace where nothing was trained is refused
+    # with nothing written into it (no MLflow database, no prediction log).
+    models = _registered_models(settings)
     if model_name is None and "model_name" not in settings.serve.model_fields_set:
         chosen = choose_model_name(models, DEFAULT_MODEL_NAME)
         serve_settings = serve_settings.model_copy(update={"model_name": chosen})
     _check_model(serve_settings.model_name, [m.name for m in models], wait=wait_for_model)
+    _check_log(settings, serve_settings)
     _check_port(serve_settings.host, serve_settings.port)
     if mined:
         found = _mined(settings, serve_settings.model_name)
@@ -166,6 +169,25 @@ def _repositories(pairs: list[str]) -> dict[str, str]:
             raise InputError(f"--repository {pair!r}: use ID=PATH, e.g. --repository flask=/srv/clones/flask")
         found[repo_id.strip()] = path.strip()
     return found
+
+
+def _registered_models(settings: Settings) -> list[RegisteredModelInfo]:
+    """The registry's models; none when it is a SQLite file that does not exist yet, which is then left
+    uncreated (opening it through MLflow would create and migrate it, and its folder, to find it empty)."""
+    import sqlalchemy as sa
+
+    from defectops.registry import ModelRegistry
+    from defectops.registry.tracking import TrackingConfig
+
+    config = TrackingConfig.from_settings(settings)
+    try:
+        url = sa.engine.make_url(config.registry_uri)
+    except sa.exc.ArgumentError:
+        url = None  # not a database URL (an MLflow server, a file store): MLflow reads it
+    database = url.database if url is not None and url.get_backend_name() == "sqlite" else None
+    if database not in (None, "", ":memory:") and not Path(str(database)).exists():
+        return []
+    return ModelRegistry(config).list_models()
 
 
 def _check_port(host: str, port: int) -> None:

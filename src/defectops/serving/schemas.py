@@ -367,10 +367,21 @@ class FeedbackRequest(BaseModel):
 
 
 class FeedbackResponse(BaseModel):
+    """What was done with a label; ``pending`` when it is stored for a commit none of whose predictions are
+    logged yet (labels often arrive before the commit is scored)."""
+
     feedback_id: int
     status: Literal["recorded", "duplicate", "replaced"]
     replaced_feedback_id: int | None
-    matched_predictions: int
+    matched_predictions: int = Field(
+        description="Logged predictions the label applies to now (by id: the prediction and its shadows; by "
+        "commit: every prediction logged for this repo and sha)."
+    )
+    pending: bool = Field(
+        description="True when no logged prediction matches yet (only by commit): the label is kept and "
+        "applies to the commit's predictions when they are logged, under the same repo and sha; monitoring "
+        "and heal read it from then on."
+    )
 
 
 class BandSupportOut(BaseModel):

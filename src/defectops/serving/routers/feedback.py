@@ -18,6 +18,10 @@ router = APIRouter(prefix="/v1", tags=["feedback"])
     response_model=FeedbackResponse,
     status_code=status.HTTP_201_CREATED,
     responses={
+        201: {
+            "description": "The label was written; `pending` when no prediction of the commit is logged yet "
+            "(it labels them once they are)."
+        },
         200: {"model": FeedbackResponse, "description": "The same label was already recorded (idempotent)."},
         401: {"model": ErrorOut, "description": "No bearer token."},
         403: {"model": ErrorOut, "description": "A token that may not write labels."},
@@ -36,6 +40,9 @@ async def feedback(
     Needs the feedback (or admin) token; the label is stored with its writer, ``api:<role>``. 201 when a row
     was written (a new label, or one that replaces a different earlier label), 200 when the same label was
     already there. Sending it again is harmless. A label SZZ mining wrote is never replaced from here (409).
+    A label by commit is accepted before the commit is scored: it is kept, answered with
+    ``matched_predictions: 0`` and ``pending: true``, and labels the commit's predictions once they are logged
+    under the same ``repo`` and ``commit_sha``.
     """
     try:
         record = FeedbackRecord.model_validate(
@@ -52,4 +59,5 @@ async def feedback(
         status=outcome.status,
         replaced_feedback_id=outcome.replaced_feedback_id,
         matched_predictions=outcome.matched_predictions,
+        pending=outcome.matched_predictions == 0,  # by id there is always the prediction itself (else 404)
     )
