@@ -174,6 +174,9 @@ def test_the_only_model_with_a_champion_is_served_by_default() -> None:
     assert choose_model_name([info("a", challenger=2), info("defectops-app", champion=1)]) == "defectops-app"
     with pytest.raises(ConfigError, match=r"several registered models have a champion \(a, b\)"):
         choose_model_name([info("b", champion=1), info("a", champion=2)])
+    # each command names its own way to choose: the events worker reads no --model-name
+    with pytest.raises(ConfigError, match=r"\(a, b\); choose one with DEFECTOPS_EVENTS_MODEL_NAME$"):
+        choose([info("b", champion=1), info("a", champion=2)], "", "DEFECTOPS_EVENTS_MODEL_NAME")
 
 
 @pytest.mark.parametrize(

@@ -45,11 +45,15 @@ def app_settings() -> Settings:
     return found if found is not None else Settings()
 
 
-def repository_model(settings: Settings, repo: Path | None) -> str:
+_NAME_OR_REPO = "--model-name, or --repo for that repository's model"
+
+
+def repository_model(settings: Settings, repo: Path | None, how_to_choose: str = _NAME_OR_REPO) -> str:
     """The model a command uses when none is named: the repository's (``--repo``), else the only champion.
 
     The repository's name is the one every clone shares or the one its user chose (``run --name``); without a
-    repository, the only registered model with a champion, as ``serve`` picks it.
+    repository, the only registered model with a champion, as ``serve`` picks it; with several, the error
+    names ``how_to_choose`` (the command's own options).
     """
     from defectops.config import Workspace
 
@@ -61,7 +65,7 @@ def repository_model(settings: Settings, repo: Path | None) -> str:
     from defectops.errors import NotFoundError
     from defectops.registry import ModelRegistry, choose_model_name
 
-    chosen = choose_model_name(ModelRegistry.from_settings(settings).list_models(), "")
+    chosen = choose_model_name(ModelRegistry.from_settings(settings).list_models(), "", how_to_choose)
     if not chosen:
         raise NotFoundError(
             "no registered model has a champion yet: run `defectops run --repo PATH`, or give --model-name"

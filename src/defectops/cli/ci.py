@@ -428,7 +428,7 @@ def models_export(
 
     settings = app_settings()
     quiet_mlflow()
-    name = model_name if model_name is not None else repository_model(settings, None)
+    name = model_name if model_name is not None else repository_model(settings, None, "--model-name")
     result = export_model(name, alias=alias, out=out, now=datetime.now(UTC), settings=settings)
     if store is not None:
         _publish(store, name, alias, out, settings)

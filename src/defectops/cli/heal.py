@@ -161,26 +161,12 @@ def _healer(
 
 def _model_name(repo: Path | None, model_name: str | None) -> str:
     """``--model-name``, else the repository's model (the name ``defectops run`` registers), else the only
-    registered model with a champion.
-
-    Several champions are refused here with heal's own options: the shared choice names the service's
-    ``DEFECTOPS_SERVE_MODEL_NAME``, which heal never reads (nor is there a ``DEFECTOPS_HEAL_`` model name).
+    registered model with a champion (several are refused naming heal's own options: it reads no
+    ``DEFECTOPS_SERVE_MODEL_NAME``, nor is there a ``DEFECTOPS_HEAL_`` model name).
     """
     if model_name is not None:
         return model_name
-    settings = app_settings()
-    if repo is None:
-        from defectops.errors import ConfigError
-        from defectops.registry import CHAMPION, ModelRegistry
-
-        models = ModelRegistry.from_settings(settings).list_models()
-        champions = sorted(m.name for m in models if CHAMPION in m.aliases)
-        if len(champions) > 1:
-            raise ConfigError(
-                f"several registered models have a champion ({', '.join(champions)}); choose one with "
-                "--model-name, or --repo for that repository's model"
-            )
-    return repository_model(settings, repo)
+    return repository_model(app_settings(), repo)
 
 
 def _require_champion(model_name: str, repo: Path | None) -> None:

@@ -230,7 +230,7 @@ def _monitor_model(
     elif "model_name" in serve.model_fields_set:
         name = serve.model_name
     else:
-        name = repository_model(root, None)
+        name = repository_model(root, None, "--model-name or DEFECTOPS_SERVE_MODEL_NAME")
     version = monitored_version(registry, name, model_version)
     url = log_url or serve.log_url or default_url(workspace)
     with PredictionLog.from_url(url) as log:

@@ -138,7 +138,9 @@ class Worker:
     def _only_model(self) -> str:
         from defectops.registry import ModelRegistry, choose_model_name
 
-        chosen = choose_model_name(ModelRegistry.from_settings(self.settings).list_models(), "")
+        chosen = choose_model_name(
+            ModelRegistry.from_settings(self.settings).list_models(), "", "DEFECTOPS_EVENTS_MODEL_NAME"
+        )
         if not chosen:
             raise NotFoundError("no registered model has a champion: set DEFECTOPS_EVENTS_MODEL_NAME")
         return chosen

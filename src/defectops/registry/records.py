@@ -118,12 +118,17 @@ def from_millis(value: Any) -> datetime | None:
     return datetime.fromtimestamp(int(value) / 1000.0, tz=UTC)
 
 
-def choose_model_name(models: Sequence[RegisteredModelInfo], default: str) -> str:
+def choose_model_name(
+    models: Sequence[RegisteredModelInfo],
+    default: str,
+    how_to_choose: str = "--model-name or DEFECTOPS_SERVE_MODEL_NAME",
+) -> str:
     """The model a command uses when none is named: the only registered model with a champion.
 
     ``defectops run`` registers ``defectops-<repository id>``, so on one machine with one repository this is
     what a user expects without naming it. With no champion anywhere it is ``default`` (the service starts
-    and waits for one; ``/health/ready`` says so); with several it cannot guess.
+    and waits for one; ``/health/ready`` says so); with several it cannot guess, and the error names
+    ``how_to_choose``: the caller's own option or setting, since each command reads a different one.
     """
     champions = [m.name for m in models if CHAMPION in m.aliases]
     if len(champions) == 1:
@@ -132,5 +137,5 @@ def choose_model_name(models: Sequence[RegisteredModelInfo], default: str) -> st
         return default
     raise ConfigError(
         f"several registered models have a champion ({', '.join(sorted(champions))}); choose one with "
-        "--model-name or DEFECTOPS_SERVE_MODEL_NAME"
+        f"{how_to_choose}"
     )
