@@ -56,7 +56,9 @@ def test_the_report_names_the_blend_it_trained_and_leaves_out_uncomputed_stabili
     rows = labels["defect"] + labels["clean"]  # the synthetic history has no merge commit
     assert summary["labelled commits"].startswith(f"{rows} non-merge commits with a verdict")
     every = sum(labels.values())
-    assert f"over all {every} commits, merges included: {labels['defect']} defect" in summary["labelled commits"]
+    assert (
+        f"over all {every} commits, merges included: {labels['defect']} defect" in summary["labelled commits"]
+    )
     assert summary["defect-inducing share"].endswith("% of the non-merge labelled commits")
 
     # the registry's tags name the same kind and the feature set the model really learns from
