@@ -50,7 +50,12 @@ def test_run_reports_validation_and_validate_reproduces_its_window(
     assert low <= run["evaluate"]["roc_auc"] <= high
     assert {g["dimension"] for g in validation["groups"]} == {"author", "component", "size"}
     assert len(validation["stability"]["seeds"]) == 5
-    assert "Validation beyond one number" in Path(run["report"]).read_text()
+    assert validation["stability"]["computed"] is True
+    page = Path(run["report"]).read_text()
+    assert "Validation beyond one number" in page
+    assert "<h3>Stability</h3>" in page  # asked for: the tables
+    assert "ROC-AUC over seeds" in page
+    assert {"quarters", "seeds"} <= set(validation["protocol"])
 
     # the same protocol (model defaults, seed 0) from the stored datasets: the same held-out window and AUC
     again = _json(["-w", ws, "validate", "--resamples", "200", "--quarters", "2", "--json"], capsys)

@@ -163,10 +163,18 @@ def test_a_choice_reads_as_one_line_beside_the_default() -> None:
     scores = {"lightgbm, half-life 365": 0.8, "blend w=0.25, half-life 365": 0.8125}
     blend = ModelChoice("blend w=0.25, half-life 365", "blend", {}, scores, "mean over 3 folds")
     assert blend.describe() == (
-        "blend w=0.25, half-life 365, validation ROC-AUC 0.812 against 0.800 for lightgbm, half-life 365"
-        " (mean over 3 folds)"
+        "blend w=0.25, half-life 365, validation ROC-AUC 0.812 against 0.800 for the default "
+        "(lightgbm, half-life 365); mean over 3 folds"
+    )
+    # the default's own half-life is not read as the chosen model's (it said "blend w=0.5, no decay,
+    # validation ROC-AUC 0.809 against 0.790 for lightgbm, half-life 365 (mean ...)")
+    no_decay = {"lightgbm, half-life 365": 0.79, "blend w=0.5, no decay": 0.809}
+    chosen = ModelChoice("blend w=0.5, no decay", "blend", {}, no_decay, "mean over 3 folds")
+    assert chosen.describe() == (
+        "blend w=0.5, no decay, validation ROC-AUC 0.809 against 0.790 for the default "
+        "(lightgbm, half-life 365); mean over 3 folds"
     )
     kept = ModelChoice("lightgbm, half-life 365", "lightgbm", {}, scores, "mean over 3 folds")
-    assert kept.describe() == "lightgbm, half-life 365, validation ROC-AUC 0.800 (mean over 3 folds)"
+    assert kept.describe() == "lightgbm, half-life 365, validation ROC-AUC 0.800; mean over 3 folds"
     unscored = ModelChoice("lightgbm, half-life 365", "lightgbm", {}, {}, "too few labels")
     assert unscored.describe() == "lightgbm, half-life 365: too few labels"

@@ -22,3 +22,26 @@ def test_each_metric_row_carries_its_meaning() -> None:
     assert _rows({"something_else": 1.5}).endswith("<td class=muted></td></tr>")
     # every metric the evaluation reports is explained
     assert set(METRIC_MEANINGS) >= set(METRIC_KEYS)
+
+
+def test_a_relative_risk_below_a_tenth_is_text_in_the_page_not_a_tag() -> None:
+    # "<0.1x" was written raw into the table cell: an HTML parser (or a copy to text) read a tag start
+    from datetime import UTC, datetime
+
+    from defectops.training.report import RecentCommit, render
+    from defectops.training.risk import RiskBand, RiskBands, Scored
+
+    bands = RiskBands.from_base_rate(0.2)
+    scored = Scored(0.004, False, RiskBand.MINIMAL, 0.3, "m", "1", sha="a" * 40, base_rate=0.2)
+    when = datetime(2026, 1, 2, tzinfo=UTC)
+    page = render(
+        title="t",
+        summary={},
+        metrics={},
+        plots={},
+        recent=[RecentCommit(scored, "ann", when, "tiny change")],
+        generated_at=when,
+        bands=bands,
+    )
+    assert "<td>&lt;0.1x</td>" in page
+    assert "<0.1x" not in page

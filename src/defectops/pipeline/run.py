@@ -27,10 +27,11 @@ from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, LabelSummary, label_repository
 from defectops.locks import exclusive
 from defectops.mining import CodeMineResult, MineOptions, Miner, MineResult, RepositoryNames
-from defectops.pipeline.blocks import BlockStage, block_line, run_block_stage
+from defectops.pipeline.blocks import BlockStage, run_block_stage
 from defectops.pipeline.coldstart import StarterStage, register_starter, serving_starter
 from defectops.pipeline.features import FeatureChoice, check_choice, choose_features, with_feature_columns
 from defectops.pipeline.recent import cold_start_report, score_recent
+from defectops.pipeline.summary import feature_tags, report_summary
 from defectops.pipeline.text import TextStage, attach_text, reads_text, recent_shas, require_text_model
 from defectops.training import (
     DEFAULT_MODEL,
@@ -377,32 +378,14 @@ def _run(
     )
 
     say("writing the report")
-    evaluation = candidate.evaluation
-    chosen_model = evaluation.model_choice if isinstance(evaluation, Evaluation) else None
-    learnt = evaluation.feature_set if isinstance(evaluation, Evaluation) else None
+    summary = report_summary(
+        repo=str(repo.path), mined=mined, labelled=labelled.summary, candidate=candidate, choice=choice,
+        registered=registered, champion=champion, asked_kind=options.kind,
+        code_line=None if code is None else _code_line(code), blocks=blocks,
+    )  # fmt: skip
     page = render(
         title=f"defectops: {repo.path.name}",
-        summary={
-            "repository": str(repo.path),
-            "head": mined.head,
-            "commits mined": mined.commits,
-            "labelled commits": len(table_now),
-            "defect-inducing share": float(table_now[LABEL].mean()),
-            "model": f"{name} v{registered.version} ({options.kind})",
-            **({} if chosen_model is None else {"model chosen": chosen_model.describe()}),
-            "feature set": f"{choice.name} ({len(choice.features)} features): {choice.reason}",
-            # widened on the training part (e.g. by the mined history features), as `run` prints it
-            **(
-                {}
-                if learnt is None
-                else {"model features": f"{learnt.name} ({len(learnt.features)} features): {learnt.reason}"}
-            ),
-            "features": ", ".join(candidate.features),
-            **({} if code is None else {"code metrics": _code_line(code)}),
-            "gate": registered.gate,
-            "champion": registered.champion_version,
-            **({} if blocks is None else {"block-level model": block_line(blocks)}),
-        },
+        summary=summary,
         metrics=candidate.metrics,
         plots=plots,
         recent=recent,
@@ -473,11 +456,7 @@ def _register_and_gate(
         why="trained by the main job",
         job="run",
         plots=plots,
-        tags={
-            "defectops.feature_set": choice.name,
-            "defectops.feature_set_reason": choice.reason,
-            "defectops.feature_count": str(len(candidate.features)),
-        },
+        tags=feature_tags(choice, candidate),
         params={"feature_set": choice.name, "feature_set_requested": choice.requested},
     )
     version = registered.version.version

@@ -95,7 +95,10 @@ class ModelChoice:
     reason: str = ""
 
     def describe(self) -> str:
-        """One line for the summary and the report: the chosen model and its score beside the default's."""
+        """One line for the summary and the report: the chosen model and its score beside the default's.
+
+        The default is named as such in parentheses: "0.809 against 0.790 for lightgbm, half-life 365" read
+        as if the chosen blend had the default's half-life."""
         score = self.scores.get(self.name)
         default = candidate_name(0.0, {"half_life_days": HALF_LIVES[0]})
         if score is None:
@@ -103,9 +106,9 @@ class ModelChoice:
         versus = (
             ""
             if self.name == default or default not in self.scores
-            else f" against {self.scores[default]:.3f} for {default}"
+            else f" against {self.scores[default]:.3f} for the default ({default})"
         )
-        return f"{self.name}, validation ROC-AUC {score:.3f}{versus} ({self.reason})"
+        return f"{self.name}, validation ROC-AUC {score:.3f}{versus}; {self.reason}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -206,7 +209,7 @@ def choose_model(
     rows = int(sum(len(f.test) for f in usable))
     reason = (
         f"mean validation ROC-AUC over {len(usable)} time-ordered folds of the training part "
-        f"({rows} commits), "
+        f"({rows} validation commits in all), "
         f"the default kept unless a candidate gains at least {min_gain}"
     )
     return ModelChoice(chosen, kind, dict(params), scores, reason)

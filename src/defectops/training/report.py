@@ -235,7 +235,7 @@ def render(
         f"<td><code>{html.escape((c.scored.sha or '')[:12])}</code></td>"
         f"<td>{c.time:%Y-%m-%d}</td><td>{html.escape(c.author)}</td><td>{html.escape(c.subject[:80])}</td>"
         f"<td class='{c.scored.band.value}'>{c.scored.probability:.3f} {c.scored.band.value}</td>"
-        f"<td>{multiple_text(c.scored.relative_risk)}</td>"
+        f"<td>{html.escape(multiple_text(c.scored.relative_risk))}</td>"
         f"<td>{html.escape(_reason_text(c.scored))}</td>"
         "</tr>"
         for c in sorted(recent, key=lambda c: -c.scored.probability)

@@ -24,9 +24,16 @@ def _interval(interval: Interval, digits: int = 3) -> str:
     return f"{_num(interval.value, digits)} [{interval.lower:.{digits}f}, {interval.upper:.{digits}f}]"
 
 
-def _spread(label: str, spread: Spread | None) -> str:
+#: The one line a report without stability shows instead of the section (the refits make it slow).
+STABILITY_NOT_COMPUTED = (
+    "Stability over quarters and seeds: not computed in this run (it refits the model about a dozen times); "
+    "`defectops run --stability` or `defectops validate` computes it."
+)
+
+
+def _spread(label: str, spread: Spread | None, empty: str) -> str:
     if spread is None:
-        return f"<tr><th>{html.escape(label)}</th><td colspan=4>no usable window</td></tr>"
+        return f"<tr><th>{html.escape(label)}</th><td colspan=4>{html.escape(empty)}</td></tr>"
     return (
         f"<tr><th>{html.escape(label)}</th><td>{spread.count}</td><td>{spread.minimum:.3f} .. "
         f"{spread.maximum:.3f}</td><td>{spread.std:.3f}</td><td>{spread.mean_step:.3f}</td></tr>"
@@ -49,12 +56,6 @@ def validation_section(report: ValidationReport) -> str:
         f"<td>{html.escape(_interval(g.fpr_diff, 2))}</td></tr>"
         for g in report.groups
     )
-    quarter_rows = "".join(
-        f"<tr><td>{w.start} .. {w.end}</td><td>{w.train_rows}</td><td>{w.test_rows}</td>"
-        f"<td>{w.defective}</td>"
-        f"<td>{_num(w.roc_auc)}</td><td>{w.threshold:.3f}</td></tr>"
-        for w in report.windows
-    )
     warnings = "".join(f"<li>{html.escape(w)}</li>" for w in report.warnings) or "<li>none</li>"
     protocol = "".join(
         f"<li><strong>{html.escape(k)}</strong>: {html.escape(str(v))}</li>"
@@ -70,15 +71,35 @@ def validation_section(report: ValidationReport) -> str:
         f"<h3>Errors by group</h3><ul>{warnings}</ul>"
         "<table><tr><th>dimension</th><th>group</th><th>commits</th><th>defective</th><th>recall vs rest</th>"
         "<th>difference</th><th>FPR vs rest</th><th>difference</th></tr>"
-        f"{group_rows}</table>"
+        f"{group_rows}</table>" + _stability(report) + f"<h3>Protocol</h3><ul>{protocol}</ul>"
+    )
+
+
+def _stability(report: ValidationReport) -> str:
+    """The stability tables when the quarters and seeds were refitted, else one line on how to get them (a
+    table of "no usable window" rows read as if the refits had been tried and had failed)."""
+    if not report.stability_computed:
+        return f"<p class=muted>{html.escape(STABILITY_NOT_COMPUTED)}</p>"
+    quarter_rows = "".join(
+        f"<tr><td>{w.start} .. {w.end}</td><td>{w.train_rows}</td><td>{w.test_rows}</td>"
+        f"<td>{w.defective}</td>"
+        f"<td>{_num(w.roc_auc)}</td><td>{w.threshold:.3f}</td></tr>"
+        for w in report.windows
+    )
+    no_quarter = "no quarter with enough commits and defect-inducing ones"
+    no_seed = "not refitted: the held-out window or its training part lacks one of the classes"
+    return (
         "<h3>Stability</h3><table><tr><th></th><th>count</th><th>range</th><th>std</th>"
         "<th>mean step</th></tr>"
-        + _spread("ROC-AUC over quarters", report.window_auc)
-        + _spread("threshold over quarters", report.window_threshold)
-        + _spread("ROC-AUC over seeds", report.seed_auc)
-        + _spread("threshold over seeds", report.seed_threshold)
+        + _spread("ROC-AUC over quarters", report.window_auc, no_quarter)
+        + _spread("threshold over quarters", report.window_threshold, no_quarter)
+        + _spread("ROC-AUC over seeds", report.seed_auc, no_seed)
+        + _spread("threshold over seeds", report.seed_threshold, no_seed)
         + "</table>"
-        "<table><tr><th>quarter</th><th>train</th><th>test</th><th>defective</th><th>ROC-AUC</th>"
-        f"<th>threshold</th></tr>{quarter_rows}</table>"
-        f"<h3>Protocol</h3><ul>{protocol}</ul>"
+        + (
+            "<table><tr><th>quarter</th><th>train</th><th>test</th><th>defective</th><th>ROC-AUC</th>"
+            f"<th>threshold</th></tr>{quarter_rows}</table>"
+            if quarter_rows
+            else ""
+        )
     )

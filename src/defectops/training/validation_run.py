@@ -70,6 +70,9 @@ class ValidationReport:
     skipped_windows: int = 0
     seeds: tuple[SeedScore, ...] = ()
     protocol: dict[str, Any] = field(default_factory=dict)
+    #: Whether the quarters and seeds were refitted at all (``ValidationOptions.stability``); when not, the
+    #: empty ``windows`` and ``seeds`` say nothing about the model's stability.
+    stability_computed: bool = True
 
     @property
     def warnings(self) -> list[str]:
@@ -103,6 +106,7 @@ class ValidationReport:
             "groups": [g.as_dict() for g in self.groups],
             "warnings": self.warnings,
             "stability": {
+                "computed": self.stability_computed,
                 "quarters": [w.as_dict() for w in self.windows],
                 "skipped_quarters": self.skipped_windows,
                 "quarter_roc_auc": spread(self.window_auc),
@@ -192,29 +196,39 @@ def validate_candidate(
         windows=tuple(windows),
         skipped_windows=skipped,
         seeds=tuple(seeds),
-        protocol={
-            "intervals": (
-                f"percentile bootstrap, {opts.resamples} resamples of the held-out window's rows (with "
-                f"replacement, model not refitted), {opts.confidence:.0%}, seed {opts.seed}"
-            ),
-            "groups": (
-                f"author new when exp < {opts.new_author_below} prior changes; component = the top-level "
-                "directory the change touches most (6 largest kept); size = terciles of la + ld in the "
-                f"window; warning when the {opts.confidence:.0%} bootstrap interval of (group - rest) "
-                f"recall or false-positive rate excludes 0, the difference is >= 0.05, the group has "
-                f">= {opts.min_group_rows} rows "
-                "and group and rest >= 5 of the class the rate is about; in a two-group dimension only "
-                "the smaller group is warned about"
-            ),
-            "quarters": (
-                f"latest {opts.quarters} calendar quarters with >= {opts.min_window_rows} commits and >= 3 "
-                f"defect-inducing that ended >= {gap.days} days (the gap) before now; each trained on labels "
-                "known at its start, commits >= the gap older, model defaults "
-                "(no tuning), evaluated on the quarter's commits"
-            ),
-            "seeds": (
-                f"the held-out fold refitted with seeds {list(opts.seeds)} and the candidate's "
-                "hyperparameters"
-            ),
-        },
+        stability_computed=opts.stability,
+        protocol=_protocol(opts, gap),
     )
+
+
+def _protocol(opts: ValidationOptions, gap: timedelta) -> dict[str, str]:
+    """What was resampled and refitted; the quarters and seeds only when they were refitted."""
+    protocol = {
+        "intervals": (
+            f"percentile bootstrap, {opts.resamples} resamples of the held-out window's rows (with "
+            f"replacement, model not refitted), {opts.confidence:.0%}, seed {opts.seed}"
+        ),
+        "groups": (
+            f"author new when exp < {opts.new_author_below} prior changes; component = the top-level "
+            "directory the change touches most (6 largest kept); size = terciles of la + ld in the "
+            f"window; warning when the {opts.confidence:.0%} bootstrap interval of (group - rest) "
+            f"recall or false-positive rate excludes 0, the difference is >= 0.05, the group has "
+            f">= {opts.min_group_rows} rows "
+            "and group and rest >= 5 of the class the rate is about; in a two-group dimension only "
+            "the smaller group is warned about"
+        ),
+    }
+    if not opts.stability:
+        return protocol
+    return {
+        **protocol,
+        "quarters": (
+            f"latest {opts.quarters} calendar quarters with >= {opts.min_window_rows} commits and >= 3 "
+            f"defect-inducing that ended >= {gap.days} days (the gap) before now; each trained on labels "
+            "known at its start, commits >= the gap older, model defaults "
+            "(no tuning), evaluated on the quarter's commits"
+        ),
+        "seeds": (
+            f"the held-out fold refitted with seeds {list(opts.seeds)} and the candidate's hyperparameters"
+        ),
+    }
