@@ -176,8 +176,7 @@ def _registered_models(settings: Settings) -> list[RegisteredModelInfo]:
     uncreated (opening it through MLflow would create and migrate it, and its folder, to find it empty)."""
     import sqlalchemy as sa
 
-    from defectops.registry import ModelRegistry
-    from defectops.registry.tracking import TrackingConfig
+    from defectops.registry import ModelRegistry, TrackingConfig
 
     config = TrackingConfig.from_settings(settings)
     try:

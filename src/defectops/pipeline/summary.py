@@ -14,7 +14,7 @@ from defectops.data import LABEL
 from defectops.pipeline.blocks import BlockStage, block_line
 from defectops.pipeline.features import FeatureChoice
 from defectops.training import Candidate, Evaluation
-from defectops.training.selection import FeatureChoice as LearntFeatures
+from defectops.training import FeatureChoice as LearntFeatures
 
 if TYPE_CHECKING:
     from defectops.labeling import LabelSummary

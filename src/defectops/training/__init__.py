@@ -44,6 +44,7 @@ from defectops.training.risk import (
     risk_bands_of,
     score,
 )
+from defectops.training.selection import FeatureChoice
 from defectops.training.significance import (
     TestResult,
     delong_paired,
@@ -71,6 +72,7 @@ __all__ = [
     "Candidate",
     "CandidateOptions",
     "Evaluation",
+    "FeatureChoice",
     "GroupError",
     "Interval",
     "JITModel",
