@@ -84,4 +84,5 @@ def _feedback_line(counts: FeedbackCounts) -> str:
     parts = [f"{counts.recorded} new", f"{counts.replaced} corrected"]
     if counts.kept:
         parts.append(f"{counts.kept} clean verdicts left defects reported through the API in place")
-    return f"labels sent to the prediction log: {', '.join(parts)} ({counts.matched_predictions} predictions)"
+    matching = f"matching {counts.matched_predictions} logged predictions"
+    return f"labels sent to the prediction log: {', '.join(parts)} ({matching})"
