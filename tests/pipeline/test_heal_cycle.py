@@ -354,6 +354,7 @@ def test_without_feedback_repo_labels_find_predictions_by_commit_under_any_repos
         "duplicate": 0,
         "replaced": 0,
         "matched_predictions": 3,
+        "kept": 0,
     }
     window = stack.log.window(now - timedelta(days=2), now, as_of=now).set_index("prediction_id")
     expected = known.set_index("sha")[VERDICT].eq("defect").astype(int)
