@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -121,3 +122,58 @@ def test_stopping_the_command_stops_mlflows_server(tmp_path: Path) -> None:
         for pid in _pids_listening_with(port):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.slow  # starts MLflow's server: over 15 s
+def test_ctrl_c_stops_it_quietly_and_leaves_no_job_runner(tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) printed about 250 lines of tracebacks: MLflow's huey job
+    runners, still importing MLflow, raised KeyboardInterrupt, and uvicorn, signalled twice (by the group and
+    by the server), cut its shutdown short with a CancelledError. The job runners are off (a registry browser
+    runs no GenAI jobs) and the server alone is asked to stop."""
+    port = _free_port()
+    env = {**os.environ, "DEFECTOPS_WORKSPACE": str(tmp_path / "ws")}
+    env.pop("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", None)
+    command = [sys.executable, "-c", "from defectops.cli import main; main()", "ui", "--port", str(port)]
+    proc = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                assert httpx.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+                break
+            except httpx.TransportError:
+                time.sleep(0.5)
+        servers = _pids_where(lambda fields: int(fields[1]) == proc.pid)
+        assert len(servers) == 1  # MLflow's server, in a process group of its own
+        group = _pids_where(lambda fields: int(fields[2]) == servers[0])
+        runners = [pid for pid in group if b"huey" in _cmdline(pid)]
+        time.sleep(2)  # job runners, when started, would now be importing MLflow
+        os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0
+        text = err.decode()
+        assert "Traceback" not in text, text
+        assert "Application shutdown complete" in text
+        assert runners == []
+        assert _pids_listening_with(port) == []
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _cmdline(pid: int) -> bytes:
+    with contextlib.suppress(OSError):
+        return (Path("/proc") / str(pid) / "cmdline").read_bytes()
+    return b""
+
+
+def _pids_where(test: Callable[[list[str]], bool]) -> list[int]:
+    """Processes whose /proc/PID/stat fields after the command name (state, ppid, pgid, ...) pass ``test``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if test(fields):
+                    found.append(int(entry.name))
+    return found

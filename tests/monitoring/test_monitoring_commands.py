@@ -165,3 +165,16 @@ def test_monitor_shows_a_new_team_as_diagnosis_and_alarms_when_asked(
     assert alarmed.output.startswith("ALARM")
     assert "alarm: a new team? " in alarmed.output
     assert "(in 2 consecutive checks)" in alarmed.output
+
+
+def test_the_threshold_is_printed_to_three_places_like_the_rates_beside_it(
+    app: typer.Typer, tmp_path: Path
+) -> None:
+    """On requests the line read 'Positive rate 0.083 at threshold 0.16158802937780625, high-risk share
+    0.050': the registered threshold went out with all its digits."""
+    ref = _write(tmp_path / "ref.parquet", 400, 1)
+    win = _write(tmp_path / "win.parquet", 200, 2)
+    result = _run(app, "--reference", str(ref), "--window", str(win), "--threshold", "0.16158802937780625")
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.output.splitlines() if line.startswith("Positive rate"))
+    assert " at threshold 0.162, high-risk share " in line

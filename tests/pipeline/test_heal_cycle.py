@@ -21,7 +21,7 @@ from defectops.pipeline.heal import (
     RepositorySource,
     replay,
 )
-from defectops.predlog import PredictionRecord
+from defectops.predlog import FeedbackRecord, PredictionRecord
 from defectops.registry.audit import AuditLog, HealRecord
 from defectops.registry.records import CHALLENGER, CHAMPION
 from gitrepo import RepoBuilder
@@ -237,8 +237,9 @@ def test_repository_source_mines_labels_and_feeds_the_labels_to_logged_predictio
     history = source.refresh(now)
     labels = history.labels
     known = labels.loc[(labels[VERDICT] != "unknown") & ~labels["is_merge"]]
-    # the service scored three of the repository's commits (as /v1/commits/score logs them)
-    scored = known["sha"].head(3).tolist()
+    # the service scored three of the repository's commits (as /v1/commits/score logs them), one SZZ finds clean
+    clean = str(known.loc[known[VERDICT] == "clean", "sha"].iloc[0])
+    scored = [clean, *[sha for sha in known["sha"].head(3) if sha != clean][:2]]
     stack.log.record(
         [
             PredictionRecord(
@@ -258,19 +259,29 @@ def test_repository_source_mines_labels_and_feeds_the_labels_to_logged_predictio
             for i, sha in enumerate(scored)
         ]
     )
+    # a reviewer reported the clean one as defect-inducing through POST /v1/feedback before the cycle
+    reported = FeedbackRecord(label=1, repo="syn", commit_sha=clean, source="api:feedback")
+    stack.log.add_feedback(reported, now=now - timedelta(hours=2))
     healer = stack.healer(source, HealSettings(min_new_labels=100_000), feedback_repo="syn")
     report = healer.cycle(now)
     refresh = report.record("refresh")
     assert refresh is not None
-    # every label known now went to the log once; the three scored commits found their predictions
+    # every label known now went to the log once; the three scored commits found their predictions; SZZ's
+    # clean verdict (no fix within the waiting period) left the reported defect current (it replaced it before)
     assert refresh.evidence["feedback"] == {
-        "recorded": len(known),
+        "recorded": len(known) - 1,
         "duplicate": 0,
         "replaced": 0,
         "matched_predictions": 3,
+        "kept": 1,
     }
+    assert refresh.reason == (
+        f"history brought up to now; labels sent to the prediction log: {len(known) - 1} new, 0 corrected, "
+        "1 clean verdicts left defects reported through the API in place (matching 3 logged predictions)"
+    )
     window = stack.log.window(now - timedelta(days=2), now, as_of=now)
-    expected = known.set_index("sha").loc[scored, VERDICT].eq("defect").astype(int).tolist()
+    verdicts = known.set_index("sha")[VERDICT].to_dict()
+    expected = [1 if sha == clean else int(verdicts[sha] == "defect") for sha in scored]
     assert window.set_index("commit_sha").loc[scored, "label"].astype(int).tolist() == expected
 
     # a new commit: mined incrementally; its label is not known yet, so nothing new reaches the log
@@ -343,6 +354,7 @@ def test_without_feedback_repo_labels_find_predictions_by_commit_under_any_repos
         "duplicate": 0,
         "replaced": 0,
         "matched_predictions": 3,
+        "kept": 0,
     }
     window = stack.log.window(now - timedelta(days=2), now, as_of=now).set_index("prediction_id")
     expected = known.set_index("sha")[VERDICT].eq("defect").astype(int)

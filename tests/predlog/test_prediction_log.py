@@ -664,3 +664,25 @@ def test_a_label_from_szz_is_replaced_only_by_szz(log: PredictionLog) -> None:
     assert remined.status == "replaced"  # SZZ itself may correct its label (a fix found later)
     history = log.feedback_history(repo="r", commit_sha=sha)
     assert [(h.label, h.source) for h in history] == [(1, "szz"), (0, "szz")]
+
+
+def test_a_clean_szz_verdict_leaves_a_defect_reported_through_the_api_in_place(log: PredictionLog) -> None:
+    """Seen on requests: four defects posted to /v1/feedback became clean after one `heal --once`, whose SZZ
+    sync wrote "no fix within the waiting period" over them; monitor then counted 0 defective of 1 label
+    where it had counted 4 of 5. The absence of a fix does not refute a report: the report stays current."""
+    sha = "6b" * 20
+    reported = log.add_feedback(FeedbackRecord(label=1, repo="r", commit_sha=sha, source="api:admin"), now=T0)
+    later = T0 + timedelta(hours=1)
+    clean = log.add_feedback(FeedbackRecord(label=0, repo="r", commit_sha=sha, source="szz"), now=later)
+    assert (clean.status, clean.feedback_id, clean.replaced_feedback_id) == (
+        "kept",
+        reported.feedback_id,
+        None,
+    )
+    history = log.feedback_history(repo="r", commit_sha=sha)
+    assert [(h.label, h.source, h.superseded_at) for h in history] == [(1, "api:admin", None)]
+    # A defect found by SZZ still replaces a clean label from the API, and a clean API label stays replaceable.
+    other = "7c" * 20
+    log.add_feedback(FeedbackRecord(label=0, repo="r", commit_sha=other, source="api:admin"), now=T0)
+    found = log.add_feedback(FeedbackRecord(label=1, repo="r", commit_sha=other, source="szz"), now=later)
+    assert found.status == "replaced"

@@ -328,8 +328,8 @@ def _print_summary(
         )
     proxies = result.proxies_window
     stdout.print(
-        f"Positive rate {_num(proxies.positive_rate)} at threshold {proxies.decision_threshold}, high-risk "
-        f"share {_num(proxies.high_risk_share)}, mean score {_num(proxies.score.mean)}",
+        f"Positive rate {_num(proxies.positive_rate)} at threshold {_num(proxies.decision_threshold)}, "
+        f"high-risk share {_num(proxies.high_risk_share)}, mean score {_num(proxies.score.mean)}",
         highlight=False,
     )
     perf = Table(title="Performance")

@@ -14,6 +14,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -76,25 +77,43 @@ def ui(
     stderr.print(
         f"MLflow UI on http://{host}:{port}/ over the registry of {config.workspace}", highlight=False
     )
-    code = _run_group(command)
+    code = _run_group(command, env=_server_environment(os.environ))
     if code:
         raise typer.Exit(code)
 
 
-def _run_group(command: list[str]) -> int:
-    """Run ``command`` in its own process group and pass SIGINT/SIGTERM to the whole group.
+def _server_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    """The MLflow server's environment: ``environ`` with MLflow's job execution off unless it is set there.
 
-    Why: MLflow's server starts uvicorn and job runners; a signal to this command alone (``kill PID``, a
-    supervisor) killed only the server process, and its uvicorn kept serving the port, orphaned. Ctrl-C in a
-    terminal reaches the group through the handler too. Exit code 0 when stopped by a signal.
+    Why: with it on (MLflow's default) the server starts huey job runners for GenAI jobs, which a registry
+    browser never runs; each imports all of MLflow (seconds of CPU on a small machine), Ctrl-C during that
+    printed about 250 lines of KeyboardInterrupt tracebacks from them, and each start left an empty huey
+    directory in /dev/shm behind.
     """
-    proc = subprocess.Popen(command, start_new_session=True)
+    return {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **environ}
+
+
+def _run_group(command: list[str], *, env: Mapping[str, str] | None = None) -> int:
+    """Run ``command`` in its own process group; SIGINT/SIGTERM stop it, and nothing of it outlives it.
+
+    Why its own group: MLflow's server starts uvicorn; a signal to this command alone (``kill PID``, a
+    supervisor) killed only the server process, and its uvicorn kept serving the port, orphaned. The first
+    signal becomes SIGINT to the server process alone, which stops its uvicorn gracefully and then exits (a
+    signal to the whole group reached uvicorn twice, directly and through the server, and the second one
+    cut its shutdown short with an ``asyncio.CancelledError`` traceback on every Ctrl-C); a second signal goes
+    to the whole group, and whatever is left of the group when the server exits gets SIGTERM. Exit code 0
+    when stopped by a signal.
+    """
+    proc = subprocess.Popen(command, start_new_session=True, env=None if env is None else dict(env))
     stopped: list[int] = []
 
     def forward(signum: int, _frame: object) -> None:
         stopped.append(signum)
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signum)
+            if len(stopped) == 1:
+                os.kill(proc.pid, signal.SIGINT)
+            else:
+                os.killpg(proc.pid, signal.SIGTERM)
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:

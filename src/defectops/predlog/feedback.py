@@ -40,7 +40,7 @@ __all__ = [
     "record_feedback",
 ]
 
-FeedbackStatus = Literal["recorded", "duplicate", "replaced"]
+FeedbackStatus = Literal["recorded", "duplicate", "replaced", "kept"]
 
 _MAX_FEEDBACK_ATTEMPTS: Final = 5
 #: Sources whose labels only another label of such a source may replace: SZZ mining (``heal`` writes them).
@@ -96,7 +96,10 @@ class FeedbackOutcome:
 
     ``recorded``: a new label for a target that had none; ``duplicate``: the target already had this label
     (no row written, ``feedback_id`` is the existing row); ``replaced``: a different label superseded the
-    current one (``replaced_feedback_id``). ``matched_predictions`` counts the logged predictions of the
+    current one (``replaced_feedback_id``); ``kept``: a clean label from a protected source (SZZ: no fix found
+    in the waiting period) left a defect label of another writer (a report through the API) current, as the
+    absence of a fix does not refute a reported defect (``feedback_id`` is the kept row).
+    ``matched_predictions`` counts the logged predictions of the
     target (for an id: the prediction and its shadows; for a commit: every prediction of that repo and sha), 0
     if none yet.
     """
@@ -196,6 +199,15 @@ def _apply_feedback(connection: Connection, item: FeedbackRecord, received_at: d
     ).first()
     if current is not None and current.label == item.label:
         return FeedbackOutcome(int(current.feedback_id), "duplicate", None, matched)
+    if (
+        current is not None
+        and current.label == 1
+        and item.label == 0
+        and item.source in PROTECTED_SOURCES
+        and current.source not in PROTECTED_SOURCES
+    ):
+        # SZZ's "clean" only means no fix blamed the commit in the waiting period: a reported defect stays.
+        return FeedbackOutcome(int(current.feedback_id), "kept", None, matched)
     if current is not None and current.source in PROTECTED_SOURCES and item.source not in PROTECTED_SOURCES:
         raise LabelConflictError(
             f"the current label of this target comes from {current.source} (feedback {current.feedback_id}); "

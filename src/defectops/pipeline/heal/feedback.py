@@ -27,6 +27,7 @@ class FeedbackCounts:
     duplicate: int = 0
     replaced: int = 0
     matched_predictions: int = 0
+    kept: int = 0  # clean SZZ verdicts that left a defect reported through the API in place
 
     def __add__(self, other: FeedbackCounts) -> FeedbackCounts:
         return FeedbackCounts(
@@ -34,6 +35,7 @@ class FeedbackCounts:
             duplicate=self.duplicate + other.duplicate,
             replaced=self.replaced + other.replaced,
             matched_predictions=self.matched_predictions + other.matched_predictions,
+            kept=self.kept + other.kept,
         )
 
     def as_dict(self) -> dict[str, int]:
@@ -42,6 +44,7 @@ class FeedbackCounts:
             "duplicate": self.duplicate,
             "replaced": self.replaced,
             "matched_predictions": self.matched_predictions,
+            "kept": self.kept,
         }
 
 
@@ -74,7 +77,7 @@ def sync_feedback(
         )
         for sha, verdict, stamp in zip(known["sha"], known[VERDICT], when, strict=True)
     ]
-    statuses = {"recorded": 0, "duplicate": 0, "replaced": 0}
+    statuses = {"recorded": 0, "duplicate": 0, "replaced": 0, "kept": 0}
     matched = 0
     for start in range(0, len(records), batch_size):
         for outcome in log.add_feedback_batch(records[start : start + batch_size], now=now):
@@ -85,4 +88,5 @@ def sync_feedback(
         duplicate=statuses["duplicate"],
         replaced=statuses["replaced"],
         matched_predictions=matched,
+        kept=statuses["kept"],
     )

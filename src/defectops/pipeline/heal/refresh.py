@@ -34,6 +34,7 @@ def refresh_step(ctx: HealContext, cycle: Cycle, champion: int) -> RefreshResult
     history = ctx.source.refresh(cycle.now)
     evidence: dict[str, Any] = history.summary.as_dict() if history.summary is not None else {}
     result = RefreshResult(history=history)
+    message = "history brought up to now"
     previous = ctx.records(step="refresh")
     synced_before = _repos_synced(previous)
     repos = _feedback_repos(ctx, history, cycle.now)
@@ -51,7 +52,8 @@ def refresh_step(ctx: HealContext, cycle: Cycle, champion: int) -> RefreshResult
         evidence["feedback_since"] = last
         evidence["feedback_repos"] = repos
         evidence["feedback_repos_first_sync"] = first
-    cycle.add("refresh", "ok", "history brought up to now", champion=champion, evidence=evidence)
+        message += f"; {_feedback_line(total)}"
+    cycle.add("refresh", "ok", message, champion=champion, evidence=evidence)
     return result
 
 
@@ -75,3 +77,12 @@ def _repos_synced(previous: list[Any]) -> set[str]:
         if isinstance(repos, list):
             synced.update(str(r) for r in repos)
     return synced
+
+
+def _feedback_line(counts: FeedbackCounts) -> str:
+    """What the labels sent did in the prediction log, e.g. ``labels sent: 12 new, 3 corrected``."""
+    parts = [f"{counts.recorded} new", f"{counts.replaced} corrected"]
+    if counts.kept:
+        parts.append(f"{counts.kept} clean verdicts left defects reported through the API in place")
+    matching = f"matching {counts.matched_predictions} logged predictions"
+    return f"labels sent to the prediction log: {', '.join(parts)} ({matching})"
