@@ -21,6 +21,7 @@ from typing import Annotated
 import typer
 
 from defectops.cli._support import app_settings
+from defectops.config import child_environment
 from defectops.console import stderr
 from defectops.errors import ConfigError, InputError
 
@@ -77,7 +78,7 @@ def ui(
     stderr.print(
         f"MLflow UI on http://{host}:{port}/ over the registry of {config.workspace}", highlight=False
     )
-    code = _run_group(command, env=_server_environment(os.environ))
+    code = _run_group(command, env=_server_environment(child_environment()))
     if code:
         raise typer.Exit(code)
 

@@ -85,7 +85,8 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
             "monitor",
             "skipped",
             f"{len(window)} served predictions of v{champion} since {since:%Y-%m-%d} "
-            f"(< {ctx.settings.min_window_predictions}) and {len(labelled)} label{'' if len(labelled) == 1 else 's'} arrived "
+            f"(< {ctx.settings.min_window_predictions}) and {len(labelled)} "
+            f"label{'' if len(labelled) == 1 else 's'} arrived "
             f"(< {settings.min_realized_labels})",
             champion=champion,
             evidence=base,
