@@ -9,20 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from cli_main import run_main
 from defectops.ci.report import RISK_EXIT_CODE
-from defectops.cli import main
 from gitrepo import RepoBuilder
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code: int | str | None = 0
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return (0 if code is None else int(code)), captured.out, captured.err
 
 
 def _summary_paths(tmp_path: Path) -> list[tuple[Path, str]]:
@@ -45,7 +34,7 @@ def test_an_unwritable_step_summary_is_one_warning_and_the_prediction_stands(
     shas = risky_repo.shas
     base = ["predict", "--repo", str(risky_repo.path), "--range", f"{shas[1]}..{shas[3]}",
             "--model-dir", str(tiny_model_dir), "--format", "github"]  # fmt: skip
-    code, out, err = _run(base, capsys)
+    code, out, err = run_main(base, capsys)
     assert code == 0, err
     assert out.splitlines()[-1].startswith(
         "defectops: 2 commit(s) scored: 1 high, 0 medium, 0 low, 1 minimal"
@@ -60,7 +49,7 @@ def test_an_unwritable_step_summary_is_one_warning_and_the_prediction_stands(
 
     # --fail-on still decides the exit code, after the warning
     store = tmp_path / "store"
-    code, out, err = _run([*base, "--fail-on", "high", "--store", str(store)], capsys)
+    code, out, err = run_main([*base, "--fail-on", "high", "--store", str(store)], capsys)
     assert code == RISK_EXIT_CODE, err
     assert "::error file=src/parser.py" in out
     assert err.splitlines()[-1].startswith("error: 1 commit(s) reached --fail-on high")

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from defectops.cli import main
+from cli_main import run_main
 from defectops.mining.state import StateStore
 from defectops.storage.artifacts import ArtifactStore
 from gitrepo import BOB, RepoBuilder, lines
@@ -45,18 +45,6 @@ C4 = {
     "ns": 1, "nd": 1, "nf": 1, "entropy": 0.0, "la": 1, "ld": 0, "lt": 3, "fix": 1, "ndev": 2, "age": 1.0,
     "nuc": 1, "exp": 2, "rexp": 1 / (1 + 6 / YEAR_DAYS) + 1 / (1 + 3 / YEAR_DAYS), "sexp": 1,
 }  # fmt: skip
-
-
-def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """``defectops <argv>`` through the real entry point: (exit code, stdout, stderr)."""
-    capsys.readouterr()
-    try:
-        main(argv)
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 @pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.s3)])
@@ -138,8 +126,8 @@ def test_shallow_clone_gets_its_history_from_the_store(
 
     # A trusted job with the complete history mines it and seeds the store.
     monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "ws-trusted"))
-    assert run(["mine", "--repo", str(source.path)], capsys)[0] == 0
-    code, out, err = run(["state", "export", "--repo", str(source.path), "--store", store_url], capsys)
+    assert run_main(["mine", "--repo", str(source.path)], capsys)[0] == 0
+    code, out, err = run_main(["state", "export", "--repo", str(source.path), "--store", store_url], capsys)
     assert code == 0, err
     assert "state/miner.sqlite" in out
 
@@ -147,16 +135,16 @@ def test_shallow_clone_gets_its_history_from_the_store(
     clone = shallow_clone(source, tmp_path / "ci", depth=1)
     c3 = add_c3(clone)
     monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "ws-ci-0"))
-    code, _, err = run(["predict", "--repo", str(clone.path), *model], capsys)
+    code, _, err = run_main(["predict", "--repo", str(clone.path), *model], capsys)
     assert code == 4, err
     assert "shallow clone and there is no miner state" in err
     empty = new_store_url(endpoint, tmp_path / "empty-store")
-    code, _, err = run(["predict", "--repo", str(clone.path), *model, "--store", empty], capsys)
+    code, _, err = run_main(["predict", "--repo", str(clone.path), *model, "--store", empty], capsys)
     assert code == 4, err
     assert "has no miner state yet: seed it once" in err
 
     monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "ws-ci-1"))
-    code, out, err = run(["predict", "--repo", str(clone.path), *model, "--store", store_url], capsys)
+    code, out, err = run_main(["predict", "--repo", str(clone.path), *model, "--store", store_url], capsys)
     assert code == 0, err
     assert "loaded the miner state" in err
     assert "saved the miner state" in err
@@ -187,13 +175,15 @@ def test_shallow_clone_gets_its_history_from_the_store(
     source.clock = clone.clock
     full_store = tmp_path / "full-store"
     monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "ws-full"))
-    code, _, err = run(["predict", "--repo", str(source.path), *model, "--store", str(full_store)], capsys)
+    code, _, err = run_main(
+        ["predict", "--repo", str(source.path), *model, "--store", str(full_store)], capsys
+    )
     assert code == 0, err
     assert metrics_row(ArtifactStore.from_url(full_store), c3) == metrics_row(store, c3)
 
     # Re-running the job on the same commit: the store's state already holds it.
     monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "ws-ci-rerun"))
-    code, _, err = run(["predict", "--repo", str(clone.path), *model, "--store", store_url], capsys)
+    code, _, err = run_main(["predict", "--repo", str(clone.path), *model, "--store", store_url], capsys)
     assert code == 4, err
     assert "it was scored and saved before" in err
 
@@ -201,11 +191,13 @@ def test_shallow_clone_gets_its_history_from_the_store(
     c4 = source.commit("Fix crash in util", {"lib/util.py": lines(3, "u") + "guard\n"}, days=1)
     second = shallow_clone(source, tmp_path / "ci-2", depth=2)
     monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "ws-ci-2"))
-    code, _, err = run(["predict", "--repo", str(second.path), *model, "--store", store_url], capsys)
+    code, _, err = run_main(["predict", "--repo", str(second.path), *model, "--store", store_url], capsys)
     assert code == 0, err
     assert_metrics(metrics_row(store, c4), C4)
     monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "ws-full"))
-    code, _, err = run(["predict", "--repo", str(source.path), *model, "--store", str(full_store)], capsys)
+    code, _, err = run_main(
+        ["predict", "--repo", str(source.path), *model, "--store", str(full_store)], capsys
+    )
     assert code == 0, err
     assert metrics_row(ArtifactStore.from_url(full_store), c4) == metrics_row(store, c4)
     assert store.read_history()["commit"].tolist() == [c3, c4]
@@ -219,14 +211,14 @@ def test_pull_requests_do_not_save_the_state(
     source = build_source(tmp_path / "source")
     store_url = str(tmp_path / "store")
     monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "ws-trusted"))
-    assert run(["mine", "--repo", str(source.path)], capsys)[0] == 0
-    assert run(["state", "export", "--repo", str(source.path), "--store", store_url], capsys)[0] == 0
+    assert run_main(["mine", "--repo", str(source.path)], capsys)[0] == 0
+    assert run_main(["state", "export", "--repo", str(source.path), "--store", store_url], capsys)[0] == 0
     before = ArtifactStore.from_url(store_url).read_bytes("state/miner.sqlite")
     clone = shallow_clone(source, tmp_path / "pr", depth=1)
     c3 = add_c3(clone)
 
     monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(tmp_path / "ws-pr"))
-    code, _, err = run(
+    code, _, err = run_main(
         ["predict", "--repo", str(clone.path), "--model-dir", str(tiny_model_dir), "--store", store_url,
          "--no-save-state"],
         capsys,
@@ -251,7 +243,7 @@ def test_store_mistakes_are_one_line(
     argv = [a if a != "." else str(source.path) for a in argv]
     if argv[0] == "predict":
         argv += ["--repo", str(source.path), "--starter"]
-    code, out, err = run(argv, capsys)
+    code, out, err = run_main(argv, capsys)
     assert code != 0
     assert fragment in err, err
     assert "Traceback" not in err + out

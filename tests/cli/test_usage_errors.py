@@ -12,18 +12,8 @@ from typing import Any
 import pytest
 from typer.main import get_command
 
-from defectops.cli import app, main
-
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    capsys.readouterr()
-    code: int | str | None = 0
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return (0 if code is None else int(code)), captured.out, captured.err
+from cli_main import run_main
+from defectops.cli import app
 
 
 def _command_paths() -> list[list[str]]:
@@ -55,7 +45,7 @@ def _one_usage_line(code: int, out: str, err: str, what: str, path: str) -> None
 def test_an_unknown_option_is_one_line_naming_the_command_for_every_command(
     words: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run([*words, "--no-such-option"], capsys)
+    code, out, err = run_main([*words, "--no-such-option"], capsys)
     _one_usage_line(code, out, err, "No such option: --no-such-option", " ".join(["defectops", *words]))
 
 
@@ -81,12 +71,12 @@ def test_an_unknown_option_is_one_line_naming_the_command_for_every_command(
 def test_usage_errors_are_one_line_and_exit_2(
     argv: list[str], what: str, path: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = _run(argv, capsys)
+    code, out, err = run_main(argv, capsys)
     _one_usage_line(code, out, err, what, path)
 
 
 def test_a_bad_value_names_the_option(capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = _run(["predict", "--top-k", "many"], capsys)
+    code, _out, err = run_main(["predict", "--top-k", "many"], capsys)
     assert code == 2
     assert err.startswith("error: Invalid value for '--top-k': ")
     assert err.endswith("; try 'defectops predict --help'\n")
@@ -95,14 +85,14 @@ def test_a_bad_value_names_the_option(capsys: pytest.CaptureFixture[str]) -> Non
 
 @pytest.mark.parametrize("argv", [["--help"], ["predict", "--help"], ["models", "promote", "--help"]])
 def test_help_is_unchanged(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(argv, capsys)
+    code, out, err = run_main(argv, capsys)
     assert code == 0
     assert f"Usage: defectops {' '.join(argv[:-1])}".rstrip() in " ".join(out.split())
     assert "error" not in err
 
 
 def test_a_group_without_a_command_still_shows_its_help(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = _run(["models"], capsys)
+    code, out, err = run_main(["models"], capsys)
     assert code == 2  # Click's code for "no command given"
     assert "promote" in out + err
     assert "error:" not in out + err

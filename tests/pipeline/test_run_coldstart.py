@@ -17,13 +17,6 @@ from defectops.registry import CHAMPION, CROSS_PROJECT, TAG_ORIGIN, ModelRegistr
 from gitrepo import RepoBuilder
 
 
-@pytest.fixture
-def quiet_mlflow(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.delenv(name, raising=False)
-
-
 def young_repo(path: Path) -> RepoBuilder:
     repo = RepoBuilder.create(path)
     now = datetime.now(UTC)

@@ -75,16 +75,13 @@ def terraform_repo(tmp_path_factory: pytest.TempPathFactory) -> RepoBuilder:
     return build_terraform_history(Path(tmp_path_factory.mktemp("tf")) / "repo", commits=300)
 
 
+@pytest.mark.usefixtures("quiet_mlflow")
 @pytest.mark.slow
 def test_run_features_terraform_trains_registers_and_predicts_with_tf_columns(
     terraform_repo: RepoBuilder,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.delenv(name, raising=False)
     ws = str(tmp_path / "ws")
     args = ["-w", ws, "run", "--repo", str(terraform_repo.path), "--features", "terraform"]
     main([*args, "--budget-seconds", "0", "--recent", "3", "--json"])

@@ -30,15 +30,12 @@ def run_json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
     return json.loads(captured.out)
 
 
+@pytest.mark.usefixtures("quiet_mlflow")
 def test_main_job_trains_registers_gates_and_reports(
     synthetic_repo: RepoBuilder,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.delenv(name, raising=False)  # the embedded defaults of the workspace, whatever ran before
     ws = str(tmp_path / "ws")
     args = [
         "-w",

@@ -25,15 +25,13 @@ def _summary(page: str) -> dict[str, str]:
     return {html.unescape(k): html.unescape(v) for k, v in rows}
 
 
+@pytest.mark.usefixtures("quiet_mlflow")
 def test_the_report_names_the_blend_it_trained_and_leaves_out_uncomputed_stability(
     synthetic_repo: RepoBuilder,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.delenv(name, raising=False)
     # The default chooses among LightGBM, the log-linear model and their blend inside the training part;
     # offered only the blend (the real choice, on the real folds), it trains and registers a blend.
     monkeypatch.setattr(candidate_module, "choose_model", functools.partial(choose_model, weights=(0.5,)))

@@ -16,16 +16,13 @@ def _json(args: list[str], capsys: pytest.CaptureFixture[str]) -> dict:
     return json.loads(capsys.readouterr().out)
 
 
+@pytest.mark.usefixtures("quiet_mlflow")
 @pytest.mark.slow
 def test_run_reports_validation_and_validate_reproduces_its_window(
     synthetic_repo: RepoBuilder,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI"):
-        monkeypatch.delenv(name, raising=False)
     ws = str(tmp_path / "ws")
     run = _json(
         [
