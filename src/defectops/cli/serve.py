@@ -172,21 +172,13 @@ def _repositories(pairs: list[str]) -> dict[str, str]:
 
 
 def _registered_models(settings: Settings) -> list[RegisteredModelInfo]:
-    """The registry's models; none when it is a SQLite file that does not exist yet, which is then left
+    """The registry's models; none when its embedded database does not exist yet, which is then left
     uncreated (opening it through MLflow would create and migrate it, and its folder, to find it empty)."""
-    import sqlalchemy as sa
+    from defectops.cli.models import _nothing_registered
+    from defectops.registry import ModelRegistry
 
-    from defectops.registry import ModelRegistry, TrackingConfig
-
-    config = TrackingConfig.from_settings(settings)
-    try:
-        url = sa.engine.make_url(config.registry_uri)
-    except sa.exc.ArgumentError:
-        url = None  # not a database URL (an MLflow server, a file store): MLflow reads it
-    database = url.database if url is not None and url.get_backend_name() == "sqlite" else None
-    if database not in (None, "", ":memory:") and not Path(str(database)).exists():
-        return []
-    return ModelRegistry(config).list_models()
+    registry = ModelRegistry.from_settings(settings)
+    return [] if _nothing_registered(registry) else registry.list_models()
 
 
 def _check_port(host: str, port: int) -> None:
