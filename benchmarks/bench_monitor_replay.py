@@ -69,6 +69,7 @@ from bench_monitor_replay_shifts import (
     apply_shift,
     baseline_diagnosed,
     cut_window,
+    detected_table,
     detection_table,
     final_auc,
     fmt,
@@ -477,7 +478,8 @@ def report(replay: Replay, detections: list[Detection], config: Config, variant:
     )
     print("\n".join(week_table(replay.weeks, minimum)))
     print(json.dumps(summary(replay.weeks, minimum), default=str))
-    print("\n".join(detection_table(detections, config.window_days)), flush=True)
+    print("\n".join(detection_table(detections, config.window_days)))
+    print("\n".join(detected_table(detections, config.window_days)), flush=True)
 
 
 def main() -> None:

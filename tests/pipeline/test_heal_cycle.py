@@ -89,6 +89,12 @@ def test_new_labels_train_a_challenger_into_the_shadow_and_it_expires_unjudged(
         ("decide", "retrain"),
         ("train", "shadow"),
     ]
+    monitor_record = report.record("monitor")
+    assert monitor_record is not None
+    # 0 predictions in the 30 days since promotion: no rate, so no window length is suggested
+    assert monitor_record.reason.endswith(
+        "0 predictions in 30 days: no rate to extrapolate a window from (DEFECTOPS_HEAL_WINDOW_DAYS)"
+    )
     decide_record = report.record("decide")
     assert decide_record is not None
     new_labels = decide_record.evidence["inputs"]["new_labels"]

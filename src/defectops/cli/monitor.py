@@ -128,6 +128,7 @@ def monitor(
         monitor_window,
         notify_state_change,
         save_alert_state,
+        traffic_hint,
         write_html,
     )
 
@@ -145,6 +146,9 @@ def monitor(
             f"{watched.since:%Y-%m-%d %H:%M} UTC",
             f"reference: {watched.reference.describe()}",
         ]
+        hint = traffic_hint(result.n_window, now - watched.since, settings.min_alarm_predictions)
+        if hint:
+            context.append(f"{hint}: monitor a longer window with --since")
         if html is None:
             stamp = now.strftime("%Y%m%dT%H%M%SZ")
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in watched.model_name)

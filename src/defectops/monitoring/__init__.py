@@ -18,7 +18,7 @@ from defectops.monitoring.arrivals import arrived_labels
 from defectops.monitoring.monitor import load_frame, monitor_window
 from defectops.monitoring.newcomers import NewcomerShift, newcomer_status
 from defectops.monitoring.performance import estimated_roc_auc
-from defectops.monitoring.reference import ReferenceSpan, parse_since, recent_reference
+from defectops.monitoring.reference import ReferenceSpan, parse_since, recent_reference, traffic_hint
 from defectops.monitoring.report import MonitoringResult, exposition, write_html
 
 __all__ = [
@@ -39,5 +39,6 @@ __all__ = [
     "parse_since",
     "recent_reference",
     "save_alert_state",
+    "traffic_hint",
     "write_html",
 ]

@@ -11,6 +11,7 @@ ones, or the whole snapshot.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -87,3 +88,21 @@ def parse_since(text: str, now: datetime) -> datetime:
     except ValueError:
         raise InputError(f"--since {text!r}: use a duration (7d, 12h, 2w) or a date (YYYY-MM-DD)") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=now.tzinfo)
+
+
+def traffic_hint(n_window: int, span: timedelta, minimum: int) -> str | None:
+    """How long a window must be to hold ``minimum`` predictions at the rate seen in ``span`` (None: it does).
+
+    Why: a repository with a few commits a month never fills a 30-day window (flask served 66 commits in a
+    year), so its every check reads "not judged". Saying how many days the minimum takes at this rate turns
+    that into something a user can act on (a longer window), instead of lowering the minimum, which only
+    makes the alarms noise (the replay's flask windows of ~34 predictions: 2 false alarms in 12).
+    """
+    if n_window >= minimum or span <= timedelta(0):
+        return None
+    days = span / timedelta(days=1)
+    rate = f"{n_window} prediction{'' if n_window == 1 else 's'} in {round(days, 1):g} days"
+    if n_window == 0:
+        return f"{rate}: no rate to extrapolate a window from"
+    needed = math.ceil(days * minimum / n_window)
+    return f"at this rate ({rate}) a window of {minimum} predictions spans about {needed} days"

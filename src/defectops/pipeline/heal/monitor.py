@@ -58,7 +58,7 @@ class MonitorResult:
 
 def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult:
     from defectops.config import MonitoringSettings
-    from defectops.monitoring import exposition, monitor_window, newcomer_status
+    from defectops.monitoring import exposition, monitor_window, newcomer_status, traffic_hint
     from defectops.serving import publish_gauges, published_gauges_path
 
     now = cycle.now
@@ -81,13 +81,15 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
     if len(window) == 0 or (
         len(window) < ctx.settings.min_window_predictions and len(labelled) < settings.min_realized_labels
     ):
+        hint = traffic_hint(len(window), now - since, ctx.settings.min_window_predictions)
         cycle.add(
             "monitor",
             "skipped",
             f"{len(window)} served predictions of v{champion} since {since:%Y-%m-%d} "
             f"(< {ctx.settings.min_window_predictions}) and {len(labelled)} "
             f"label{'' if len(labelled) == 1 else 's'} arrived "
-            f"(< {settings.min_realized_labels})",
+            f"(< {settings.min_realized_labels})"
+            + (f"; {hint} (DEFECTOPS_HEAL_WINDOW_DAYS)" if hint else ""),
             champion=champion,
             evidence=base,
         )

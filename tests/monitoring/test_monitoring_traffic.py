@@ -1,0 +1,34 @@
+"""The window length a low-traffic repository needs: worked out by hand."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from defectops.monitoring import traffic_hint
+
+
+def test_a_full_window_needs_no_hint() -> None:
+    assert traffic_hint(100, timedelta(days=30), 100) is None
+    assert traffic_hint(250, timedelta(days=7), 100) is None
+
+
+def test_the_rate_is_extrapolated_and_rounded_up() -> None:
+    # 12 predictions in 30 days: 100 take 30 * 100 / 12 = 250 days
+    assert traffic_hint(12, timedelta(days=30), 100) == (
+        "at this rate (12 predictions in 30 days) a window of 100 predictions spans about 250 days"
+    )
+    # 7 in 7 days: exactly 100 days; 1 in 30 days: 3,000 days, singular noun
+    assert traffic_hint(7, timedelta(days=7), 100) is not None
+    assert "spans about 100 days" in str(traffic_hint(7, timedelta(days=7), 100))
+    assert traffic_hint(1, timedelta(days=30), 100) == (
+        "at this rate (1 prediction in 30 days) a window of 100 predictions spans about 3000 days"
+    )
+    # 33 in 30 days: 90.9... rounds up to 91
+    assert "spans about 91 days" in str(traffic_hint(33, timedelta(days=30), 100))
+
+
+def test_no_predictions_give_no_rate() -> None:
+    assert traffic_hint(0, timedelta(days=30), 100) == (
+        "0 predictions in 30 days: no rate to extrapolate a window from"
+    )
+    assert traffic_hint(0, timedelta(0), 100) is None
