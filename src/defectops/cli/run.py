@@ -12,7 +12,7 @@ import typer
 
 from defectops.cli._progress import code_summary, progress_lines
 from defectops.cli._support import app_settings
-from defectops.console import print_json, stderr, stdout
+from defectops.console import print_json, shorten_subject, stderr, stdout
 
 if TYPE_CHECKING:
     from defectops.pipeline import RunResult
@@ -209,7 +209,7 @@ def _print_recent(result: RunResult) -> None:
         reasons = ", ".join(f"{r.feature} {r.direction}" for r in scored.reasons[:2])
         stdout.print(
             f"  {(scored.sha or '')[:12]} {scored.probability:.3f} {multiple_text(scored.relative_risk):>5} "
-            f"{scored.band.value:<7} {item.subject[:50]}"
+            f"{scored.band.value:<7} {shorten_subject(item.subject, 50)}"
             f"  ({reasons})",
             highlight=False,
         )

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from defectops.console import shorten_subject
 from defectops.training.risk import RiskBands, Scored, multiple_text
 
 FloatArray = npt.NDArray[np.float64]
@@ -233,7 +234,8 @@ def render(
     recent_rows = "".join(
         "<tr>"
         f"<td><code>{html.escape((c.scored.sha or '')[:12])}</code></td>"
-        f"<td>{c.time:%Y-%m-%d}</td><td>{html.escape(c.author)}</td><td>{html.escape(c.subject[:80])}</td>"
+        f"<td>{c.time:%Y-%m-%d}</td><td>{html.escape(c.author)}</td>"
+        f"<td>{html.escape(shorten_subject(c.subject, 80))}</td>"
         f"<td class='{c.scored.band.value}'>{c.scored.probability:.3f} {c.scored.band.value}</td>"
         f"<td>{html.escape(multiple_text(c.scored.relative_risk))}</td>"
         f"<td>{html.escape(_reason_text(c.scored))}</td>"
