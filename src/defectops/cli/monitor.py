@@ -141,8 +141,7 @@ def monitor(
         watched = _monitor_model(model_name, model_version, since, log_url, threshold, settings, now)
         result = watched.result
         context = [
-            f"model {watched.model_name} v{watched.version}: served predictions since "
-            f"{watched.since:%Y-%m-%d %H:%M} UTC",
+            f"model {watched.model_name}: {watched.period(f'--since {since}')}",
             f"reference: {watched.reference.describe()}",
         ]
         if html is None:
