@@ -82,3 +82,26 @@ def redact_url(text: str) -> str:
         return f"{match.group('scheme')}{user}:***@" if sep else f"{match.group('scheme')}***@"
 
     return _SECRET_QUERY.sub(r"\g<key>***", _URL_CREDENTIALS.sub(mask, text))
+
+
+#: A pull-request or issue reference at the end of a commit subject, e.g. `` (#7496)``.
+_TRAILING_REFERENCE = re.compile(r"\s*\(#\d+\)$")
+
+
+def shorten_subject(subject: str, width: int) -> str:
+    """``subject`` in at most ``width`` characters: a cut marked with "…", a trailing ``(#123)`` kept whole.
+
+    Why not a plain slice: cutting "Improve typing (#7496)" at a fixed width leaves "... (#7496" with its
+    parenthesis lost, or drops the pull-request number a reader looks the change up by. The words give way
+    instead, and the ellipsis says that some did; a reference too long to fit is cut like any other text.
+    """
+    subject = " ".join(subject.split())
+    if len(subject) <= width:
+        return subject
+    reference = _TRAILING_REFERENCE.search(subject)
+    tail = "" if reference is None else " " + reference.group().strip()
+    body = subject if reference is None else subject[: reference.start()]
+    room = width - len(tail) - 1  # one character for the ellipsis
+    if room < 1:  # too narrow to keep the reference: cut the whole subject
+        tail, body, room = "", subject, width - 1
+    return body[:room].rstrip() + "…" + tail

@@ -44,7 +44,9 @@ def test_the_page_is_mlflows_and_its_api_reads_the_workspace_registry(tmp_path: 
                 break
             except httpx.TransportError:
                 time.sleep(0.5)
-        assert page is not None, proc.stderr.read().decode() if proc.poll() is not None else "no answer"
+        if page is None:  # the server ended (its error on stderr, a pipe) or never answered
+            ended = proc.stderr is not None and proc.poll() is not None
+            raise AssertionError(proc.stderr.read().decode() if ended and proc.stderr else "no answer")
         assert page.status_code == 200
         assert "<title>MLflow</title>" in page.text
         api = httpx.get(

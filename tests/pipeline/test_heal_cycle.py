@@ -89,11 +89,15 @@ def test_new_labels_train_a_challenger_into_the_shadow_and_it_expires_unjudged(
         ("decide", "retrain"),
         ("train", "shadow"),
     ]
-    monitor_record = report.record("monitor")
-    assert monitor_record is not None
-    # 0 predictions in the 30 days since promotion: no rate, so no window length is suggested
-    assert monitor_record.reason.endswith(
-        "0 predictions in 30 days: no rate to extrapolate a window from (DEFECTOPS_HEAL_WINDOW_DAYS)"
+    monitored = report.record("monitor")
+    assert monitored is not None
+    # the period in monitor's words: the window starts at the promotion (day 240, 2024-08-28), which is
+    # later than 30 days before day 270 (2024-09-27)
+    assert monitored.reason == (
+        f"0 served predictions of v{first} from 2024-08-28 00:00 to 2024-09-27 00:00 UTC (at most the last "
+        f"30 days, DEFECTOPS_HEAL_WINDOW_DAYS; v{first} champion from 2024-08-28 00:00 UTC on): fewer than "
+        "100, and 0 labels arrived (fewer than 30); 0 predictions in 30 days: no rate to extrapolate a window "
+        "from (DEFECTOPS_HEAL_WINDOW_DAYS)"
     )
     decide_record = report.record("decide")
     assert decide_record is not None

@@ -82,6 +82,12 @@ def test_a_quiet_period_monitored_from_the_workspace_raises_no_alarm(stack: Stac
     )
     result = watched.result
     assert result.n_window == 120
+    # the period in heal's words: day 240 is 2024-08-28 (2024 is a leap year), day 271 2024-09-28; the
+    # champion was promoted on day 240 (bootstrap_champion's gate), inside the period, so it is named
+    assert watched.period("--since 31d") == (
+        f"120 served predictions of v{version} from 2024-08-28 00:00 to 2024-09-28 00:00 UTC "
+        f"(--since 31d; v{version} champion from 2024-08-28 00:00 UTC on)"
+    )
     # the reference: the 90 days before the 30-day wait preceding training (day 240): days 120..210
     span = watched.reference
     assert span.start is not None

@@ -61,9 +61,11 @@ def test_a_young_repository_gets_the_starter_as_champion_clearly_marked(
     loaded = registry.load(starter["model_name"], alias=CHAMPION)
     assert loaded.meta.cross_project
 
-    # a second run without labels keeps the same starter (no new version) and says so in words too
-    main(["-w", str(ws), "run", "--repo", str(repo.path), "--recent", "2"])
+    # a second run without enough labels keeps the same starter (no new version) and says so in words too;
+    # waiting 4 days, the 5-day-old commit "one" is clean, "two" (3 days) and "three" (1 day) not yet known
+    main(["-w", str(ws), "run", "--repo", str(repo.path), "--recent", "2", "--waiting-days", "4"])
     out = capsys.readouterr().out
+    assert "labels of all 3 commits (merges included): 0 defect-inducing, 1 clean, 2 not yet known\n" in out
     assert "CROSS-PROJECT starter still serving as champion" in out
     assert "scored by the CROSS-PROJECT starter" in out
     assert registry.alias_version(starter["model_name"], CHAMPION) == 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from defectops.cli import main
+from defectops.config import Settings
 from defectops.training import candidate as candidate_module
 from defectops.training.choice import choose_model
 from defectops.training.validation_html import STABILITY_NOT_COMPUTED
@@ -48,6 +49,20 @@ def test_the_report_names_the_blend_it_trained_and_leaves_out_uncomputed_stabili
     assert summary["champion"] == "v1 (blend; it scored the recent commits below)"
     assert "lightgbm)" not in summary["model"] + summary["champion"]
     assert summary["gate"].startswith("passed")
+    # the gate's F1 names the registered model's threshold, the held-out table's F1 the fold model's: two
+    # F1s of the same window at two cuts, each saying which
+    from defectops.registry import ModelRegistry
+
+    registered = ModelRegistry.from_settings(Settings(workspace=Path(ws))).get_version(name, 1).threshold
+    gate_scores = re.search(
+        r"; on the (\d+) held-out commits: F1 0\.\d{3} at threshold (0\.\d{3}) \(the registered model's\)$",
+        summary["gate"],
+    )
+    assert gate_scores is not None, summary["gate"]
+    assert int(gate_scores.group(1)) == run["evaluate"]["test_rows"]
+    assert gate_scores.group(2) == f"{registered:.3f}"
+    held_out = page.split("<h2>Held-out evaluation", 1)[1].split("</table>", 1)[0]
+    assert re.search(r"<th>f1</th><td>0\.\d{4}</td><td class=muted>F1 at threshold 0\.\d{3}, ", held_out)
 
     # the counts say which commits they are over: the model's non-merge rows, then the labeller's over all
     labels = run["label"]["labels"]
@@ -77,3 +92,24 @@ def test_the_report_names_the_blend_it_trained_and_leaves_out_uncomputed_stabili
     assert "no usable window" not in page
     assert html.escape(STABILITY_NOT_COMPUTED) in page
     assert set(run["validate"]["protocol"]) == {"intervals", "groups"}
+
+
+def test_the_gate_line_gives_each_f1_with_its_threshold_by_hand() -> None:
+    from defectops.pipeline.summary import gate_f1_text
+    from defectops.registry import GateDecision
+    from defectops.registry.gate import evaluate_gate
+
+    # labels 1, 0, 1, 0. Challenger at 0.5 flags rows 1 and 2: TP 1, FP 1, FN 1, F1 = 2 / (2 + 1 + 1) = 0.5.
+    # Champion at 0.25 flags rows 1, 3 and 4: TP 2, FP 1, FN 0, F1 = 4 / (4 + 1) = 0.8.
+    decision: GateDecision = evaluate_gate(
+        [1, 0, 1, 0],
+        None,
+        [0.9, 0.6, 0.4, 0.1],
+        [0.8, 0.2, 0.7, 0.3],
+        challenger_threshold=0.5,
+        champion_threshold=0.25,
+    )
+    assert gate_f1_text(decision, 3, 4) == (
+        "on the 4 held-out commits: F1 0.500 at threshold 0.500 (the registered model's); "
+        "champion v3 F1 0.800 at threshold 0.250"
+    )

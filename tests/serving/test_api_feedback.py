@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from defectops.config import LOCAL_ADMIN_TOKEN
 from defectops.predlog import PredictionLog
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import NOW, Deployed, MakeClient, Session, admin, record_of
@@ -152,7 +153,12 @@ def test_feedback_needs_a_token_of_a_role_that_may_write_labels(
     assert (
         client.post("/v1/feedback", json=body, headers=admin("predict-4c1e8b2d7a9f3e6b")).status_code == 403
     )
-    assert client.post("/v1/feedback", json=body, headers=admin("guess")).status_code == 403
+    guess = client.post("/v1/feedback", json=body, headers=admin("guess"))
+    assert guess.status_code == 403
+    assert guess.json()["detail"] == (
+        "invalid feedback token: send the value of DEFECTOPS_SERVE_FEEDBACK_TOKEN or "
+        "DEFECTOPS_SERVE_ADMIN_TOKEN this service was started with"
+    )
     in_url = client.post(f"/v1/feedback?token={FEEDBACK_TOKEN}", json=body)
     assert in_url.status_code == 400
     assert "tokens in the URL are refused" in in_url.json()["detail"]
@@ -204,3 +210,22 @@ def test_fix_must_be_a_json_boolean_or_number(
         assert response.status_code == 422, bad
     for good in ({"fix": True}, {"fix": 1.0}, {"fix": 0}):
         assert client.post("/v1/predict", json={"records": [{**record, **good}]}).status_code == 200, good
+
+
+def test_a_local_service_refusing_a_feedback_token_says_which_token_it_takes(
+    deployed: Deployed, make_client: MakeClient
+) -> None:
+    # A local service with no token set takes only the documented local default admin token for feedback:
+    # the 403 says so, and that the feedback token is unset, without printing any token.
+    client = make_client(deployed.name, admin_token=None)
+    body = {"repo": "acme/app", "commit_sha": SHA, "label": 1}
+    refused = client.post("/v1/feedback", json=body, headers=admin(FEEDBACK_TOKEN))
+    assert refused.status_code == 403
+    detail = refused.json()["detail"]
+    assert detail == (
+        "invalid feedback token: send the local default admin token (DEFECTOPS_SERVE_ADMIN_TOKEN is unset; "
+        "see 'Tokens and roles' in docs/serving.md); DEFECTOPS_SERVE_FEEDBACK_TOKEN is not set on this service"
+    )
+    assert LOCAL_ADMIN_TOKEN not in detail
+    accepted = client.post("/v1/feedback", json=body, headers=admin(LOCAL_ADMIN_TOKEN))
+    assert accepted.status_code == 201

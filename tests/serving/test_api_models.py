@@ -94,7 +94,10 @@ def test_admin_with_wrong_token_is_403(
     for token in (ADMIN_TOKEN[:-1], ADMIN_TOKEN + "x", "x" * len(ADMIN_TOKEN)):
         response = client.request(method, path, json=body, headers=admin(token))
         assert response.status_code == 403
-        assert response.json() == {"detail": "invalid admin token"}
+        assert response.json() == {
+            "detail": "invalid admin token: send the value of DEFECTOPS_SERVE_ADMIN_TOKEN this service was "
+            "started with"
+        }
     assert _versions(client) == (1, 2)
     assert deployed.registry.alias_version(deployed.name, CHAMPION) == 1
 

@@ -45,3 +45,29 @@ def test_a_relative_risk_below_a_tenth_is_text_in_the_page_not_a_tag() -> None:
     )
     assert "<td>&lt;0.1x</td>" in page
     assert "<0.1x" not in page
+
+
+def test_the_held_out_f1_names_its_threshold() -> None:
+    from defectops.training.report import held_out_meanings
+
+    row = _rows({"f1": 0.3619, "mcc": 0.3365}, held_out_meanings(0.1968))
+    assert "<th>f1</th><td>0.3619</td>" in row
+    assert (
+        "F1 at threshold 0.197, the one the model fitted on the earlier commits chose (the gate&#x27;s F1 is at "
+        "the registered model&#x27;s threshold)" in row
+    )
+    assert "Matthews correlation at threshold 0.197 (-1 to 1, 0 is chance)" in row
+    assert held_out_meanings(None) is METRIC_MEANINGS  # no threshold known: the general words
+
+
+def test_the_importance_plot_says_how_many_features_it_shows_of_how_many() -> None:
+    from defectops.training.report import importance_svg
+
+    importance = [(f"f{i:02d}", 1.0 / (i + 1)) for i in range(27)]
+    svg = importance_svg(importance, rows=2000)
+    assert "Feature importance: top 14 of 27 features" in svg
+    assert "mean |contribution| (log-odds) over the latest 2,000 commits" in svg
+    assert ">f13<" in svg  # the 14th largest is drawn, the 15th is not
+    assert ">f14<" not in svg
+    # a model of fewer features than the plot's room shows them all, and says so
+    assert "top 5 of 5 features" in importance_svg(importance[:5])

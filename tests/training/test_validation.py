@@ -92,9 +92,29 @@ def test_size_terciles_by_hand() -> None:
     churn = np.arange(1, 11, dtype=float)
     assert size_edges(churn) == (4.0, 7.0)
     groups = size_groups(churn)
-    assert groups[:4] == ["small (<=4)"] * 4
-    assert groups[4:7] == ["medium (<=7)"] * 3
-    assert groups[7:] == ["large (>7)"] * 3
+    assert groups[:4] == ["small (0–4 changed lines)"] * 4
+    assert groups[4:7] == ["medium (5–7 changed lines)"] * 3
+    assert groups[7:] == ["large (8+ changed lines)"] * 3
+
+
+def test_size_groups_name_their_unit_and_range_by_hand() -> None:
+    # 0, 0, 1, 1, 2, 9: positions 5/3 and 10/3 -> 0 + 2/3 * (1 - 0) = 0.667 and 1 + 1/3 * (2 - 1) = 1.333;
+    # whole-number churn: small is 0 (<= 0.667), medium 1 (<= 1.333), large 2 and more
+    assert size_groups([0, 0, 1, 1, 2, 9]) == [
+        "small (0 changed lines)",
+        "small (0 changed lines)",
+        "medium (1 changed line)",
+        "medium (1 changed line)",
+        "large (2+ changed lines)",
+        "large (2+ changed lines)",
+    ]
+    # an external effort column with fractions: positions 3/3 and 6/3 fall on 1.5 and 3, given as they are
+    assert size_groups([0.5, 1.5, 3.0, 6.0]) == [
+        "small (up to 1.5 changed lines)",
+        "small (up to 1.5 changed lines)",
+        "medium (over 1.5, up to 3 changed lines)",
+        "large (over 3 changed lines)",
+    ]
 
 
 def _constructed(balanced: bool) -> tuple[np.ndarray, np.ndarray, list[str]]:

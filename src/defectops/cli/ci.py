@@ -8,6 +8,7 @@ is a one-line error like every other defectops error. Heavy imports happen insid
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -172,6 +173,9 @@ def predict(
     )
     if request.top_k < 1:
         raise InputError(f"--top-k must be at least 1, got {top_k}")
+    for option, path in (("--sarif-file", sarif_file), ("--markdown-file", markdown_file)):
+        if path is not None:
+            _check_writable(path, option)
     settings = app_settings()
     quiet_mlflow()
     workspace = Workspace.from_settings(settings).ensure()
@@ -246,6 +250,26 @@ def _sarif(report: PredictionReport, information_uri: str | None, min_band: Risk
     from defectops.ci import DEFAULT_INFORMATION_URI, render_sarif
 
     return render_sarif(report, information_uri=information_uri or DEFAULT_INFORMATION_URI, min_band=min_band)
+
+
+def _check_writable(path: Path, option: str) -> None:
+    """InputError, before anything is scored or stored, when ``path`` evidently cannot be written.
+
+    Why first: the files are written after the report is printed and before ``--store`` is, so a bad path
+    used to end the run with exit 2 after the table had shown the predictions, and they never reached the
+    store. A CI job is better served by a run that does nothing and says why at once than by a half-done one.
+    Nothing is created here (no empty file is left behind by a run that fails later); a failure this cannot
+    foresee (a full disk) is still reported by :func:`_write`.
+    """
+    if path.is_dir():
+        raise InputError(f"{option}: cannot write {path}: it is a folder")
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # the nearest ancestor that exists; _write creates the folders below it
+    if not folder.is_dir():
+        raise InputError(f"{option}: cannot write {path}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise InputError(f"{option}: cannot write {path}: permission denied")
 
 
 def _write(path: Path, text: str) -> None:

@@ -142,8 +142,7 @@ def monitor(
         watched = _monitor_model(model_name, model_version, since, log_url, threshold, settings, now)
         result = watched.result
         context = [
-            f"model {watched.model_name} v{watched.version}: served predictions since "
-            f"{watched.since:%Y-%m-%d %H:%M} UTC",
+            f"model {watched.model_name}: {watched.period(f'--since {since}')}",
             f"reference: {watched.reference.describe()}",
         ]
         hint = traffic_hint(result.n_window, now - watched.since, settings.min_alarm_predictions)

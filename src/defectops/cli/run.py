@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -11,7 +12,7 @@ import typer
 
 from defectops.cli._progress import code_summary, progress_lines
 from defectops.cli._support import app_settings
-from defectops.console import print_json, stderr, stdout
+from defectops.console import print_json, shorten_subject, stderr, stdout
 
 if TYPE_CHECKING:
     from defectops.pipeline import RunResult
@@ -113,6 +114,19 @@ def run(
         _print(result)
 
 
+def labels_line(labels: Mapping[str, int]) -> str:
+    """The labeller's verdict counts in words, e.g. ``labels of all 5 commits (merges included): 1
+    defect-inducing, 3 clean, 1 not yet known``.
+
+    The counts cover every commit the labeller saw, merges too, so they differ from the model's rows
+    (non-merge commits with a verdict); saying so keeps a user from comparing the two as if they were the same
+    set. Every verdict is named, and one the labeller may add later is still shown under its own name.
+    """
+    words = {"defect": "defect-inducing", "clean": "clean", "unknown": "not yet known"}
+    counts = ", ".join(f"{count} {words.get(verdict, verdict)}" for verdict, count in labels.items())
+    return f"labels of all {sum(labels.values())} commits (merges included): {counts}"
+
+
 def _print(result: RunResult) -> None:
 
     mined, labelled = result.mined, result.labelled
@@ -126,7 +140,7 @@ def _print(result: RunResult) -> None:
     if result.code_metrics is not None:
         stdout.print(code_summary(result.code_metrics), highlight=False)
     if labelled is not None:
-        stdout.print(f"labels: {labelled.labels}", highlight=False)
+        stdout.print(labels_line(labelled.labels), highlight=False)
     if result.text is not None:  # a hybrid model (the candidate or the champion) reads the changed lines
         text = result.text
         stdout.print(
@@ -195,7 +209,7 @@ def _print_recent(result: RunResult) -> None:
         reasons = ", ".join(f"{r.feature} {r.direction}" for r in scored.reasons[:2])
         stdout.print(
             f"  {(scored.sha or '')[:12]} {scored.probability:.3f} {multiple_text(scored.relative_risk):>5} "
-            f"{scored.band.value:<7} {item.subject[:50]}"
+            f"{scored.band.value:<7} {shorten_subject(item.subject, 50)}"
             f"  ({reasons})",
             highlight=False,
         )

@@ -239,6 +239,7 @@ def _register(name: str, result: Any, table: Any, data: Path) -> dict[str, Any]:
                 probability=np.asarray(model.predict_proba(test)[:, 1], dtype=np.float64),
                 effort=test[EFFORT].to_numpy(dtype=np.float64),
                 importance=model.importance(table.iloc[-2000:]),
+                importance_rows=len(table.iloc[-2000:]),
             )
             for stem, svg in svgs.items():
                 plots[stem] = Path(tmp) / f"{stem}.svg"

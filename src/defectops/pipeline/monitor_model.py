@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from defectops.config import HealSettings
 from defectops.data import EFFORT, LABEL, TIME
 from defectops.errors import InputError, NotFoundError
-from defectops.pipeline.heal.context import scored_reference, trained_at
-from defectops.pipeline.heal.monitor import arrivals
+from defectops.pipeline.heal.context import became_champion, scored_reference, trained_at
+from defectops.pipeline.heal.monitor import arrivals, served_period
 from defectops.registry import CHAMPION, ModelRegistry
 from defectops.training import risk_bands_of
 
@@ -44,6 +44,20 @@ class ModelMonitoring:
     until: datetime
     reference: ReferenceSpan
     result: MonitoringResult
+    #: When the version last became the champion (None: never, by the audit trail).
+    champion_from: datetime | None = None
+
+    def period(self, bound: str) -> str:
+        """The period covered, in the words heal's monitor step uses (:func:`served_period`); ``bound`` says
+        what chose its start (e.g. ``--since 7d``)."""
+        return served_period(
+            self.result.n_window,
+            self.version,
+            self.since,
+            self.until,
+            bound=bound,
+            champion_from=self.champion_from,
+        )
 
 
 def monitored_version(registry: ModelRegistry, model_name: str, version: int | None) -> int:
@@ -128,4 +142,5 @@ def monitor_model(
         newcomer_history = [bool(earlier.newcomers and earlier.newcomers.signal)]
     labelled = arrivals(log, model_name=model_name, version=version, since=since, now=now, settings=settings)
     result = check(window, now, labelled, history, newcomer_history)
-    return ModelMonitoring(model_name, version, since, now, span, result)
+    became = became_champion(registry, model_name, version)
+    return ModelMonitoring(model_name, version, since, now, span, result, champion_from=became)

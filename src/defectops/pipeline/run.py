@@ -31,7 +31,7 @@ from defectops.pipeline.blocks import BlockStage, run_block_stage
 from defectops.pipeline.coldstart import StarterStage, register_starter, serving_starter
 from defectops.pipeline.features import FeatureChoice, check_choice, choose_features, with_feature_columns
 from defectops.pipeline.recent import cold_start_report, score_recent
-from defectops.pipeline.summary import feature_tags, report_summary
+from defectops.pipeline.summary import feature_tags, gate_f1_text, report_summary
 from defectops.pipeline.text import TextStage, attach_text, reads_text, recent_shas, require_text_model
 from defectops.training import (
     DEFAULT_MODEL,
@@ -119,6 +119,9 @@ class RegistryStage:
     gate_reason: str
     promoted: bool
     champion_version: int | None
+    #: The gate's F1 of each model with the threshold it was taken at, for the report (not in ``--json``,
+    #: whose gate evidence is in the registry's audit trail); None when the gate did not run.
+    gate_scores: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -325,12 +328,14 @@ def _run(
     # them is always the latest.
     report_dir = workspace.root / "reports" / repo.repo_id()
     report_path = options.report or report_dir / f"report-{now.astimezone(UTC):%Y%m%dT%H%M%SZ}.html"
-    importance = candidate.model.importance(table_now.iloc[-2000:])
+    latest = table_now.iloc[-2000:]
+    importance = candidate.model.importance(latest)
     plots = render_plots(
         y_true=test[LABEL].to_numpy(dtype=np.float64),
         probability=np.asarray(candidate.window_probability, dtype=np.float64),
         effort=test[EFFORT].to_numpy(dtype=np.float64),
         importance=importance,
+        importance_rows=len(latest),
     )
 
     say("registering")
@@ -392,6 +397,7 @@ def _run(
         bands=bands,
         generated_at=now,
         validation=validation_section(validation),
+        threshold=candidate.window_threshold,
     )
     report_path.parent.mkdir(parents=True, exist_ok=True)
     report_path.write_text(page, encoding="utf-8")
@@ -466,7 +472,7 @@ def _register_and_gate(
             "trained; a fair comparison needs commits neither model has seen"
         )
         registry.archive(name, version, WHO, why, now=now)
-        gate, gate_reason, promoted = "not run", why, False
+        gate, gate_reason, promoted, gate_scores = "not run", why, False, None
     else:
         champion_scores = None if champion is None else champion.score(window)
         outcome = registry.apply_gate(
@@ -482,6 +488,9 @@ def _register_and_gate(
         )
         gate = "passed" if outcome.decision.passed else "failed"
         gate_reason, promoted = outcome.decision.reason, outcome.promoted
+        gate_scores = gate_f1_text(
+            outcome.decision, None if champion is None else champion.meta.version, len(window)
+        )
     serving_version = registry.alias_version(name, CHAMPION)
     serving = registry.load(name, alias=CHAMPION) if serving_version is not None else None
     stage = RegistryStage(
@@ -492,5 +501,6 @@ def _register_and_gate(
         gate_reason=gate_reason,
         promoted=promoted,
         champion_version=serving_version,
+        gate_scores=gate_scores,
     )
     return stage, serving

@@ -8,7 +8,8 @@ query parameter (``?token=``, ``?access_token=``...) is refused with 400 whateve
 token pasted into a URL is never accepted (URLs end up in access logs, browser history and proxies).
 
 Tokens are compared with :func:`hmac.compare_digest`, in time independent of where the first difference is.
-Without a token: 401 (with ``WWW-Authenticate: Bearer``); with a token of no role allowed here: 403.
+Without a token: 401 (with ``WWW-Authenticate: Bearer``); with a token of no role allowed here: 403, whose
+reason names the settings whose token is expected (never a token's value).
 """
 
 from __future__ import annotations
@@ -109,8 +110,42 @@ def _authenticate(
         )
     role = _role_of(service, credentials.credentials, allowed)
     if role is None:
-        raise HTTPException(status_code=status.HTTP_403_FORBIDDEN, detail=f"invalid {what} token")
+        raise HTTPException(
+            status_code=status.HTTP_403_FORBIDDEN,
+            detail=f"invalid {what} token: {_expected(service, allowed)}",
+        )
     return role
+
+
+def _expected(service: PredictionService, allowed: tuple[Role, ...]) -> str:
+    """Which setting's token the refused request should have sent, by name and never by value.
+
+    A bare "invalid token" left a user of a local service guessing: the feedback token was never set there,
+    and the admin token is a default they had not heard of. The reason names the settings this service really
+    started with, so the caller can look the value up, or set the missing one.
+    """
+    tokens: dict[Role, object] = {
+        "admin": service.serve.admin_token,
+        "feedback": service.serve.feedback_token,
+        "predict": service.serve.predict_token,
+        "read": service.serve.read_token,
+    }
+    given = [f"DEFECTOPS_SERVE_{role.upper()}_TOKEN" for role in allowed if tokens[role] is not None]
+    unset = [
+        f"DEFECTOPS_SERVE_{role.upper()}_TOKEN"
+        for role in allowed
+        if role != "admin" and tokens[role] is None
+    ]
+    if tokens["admin"] is None:  # only in local mode on a loopback address (ServeSettings.check)
+        taken = " or ".join(["the value of " + name for name in given] + ["the local default admin token"])
+        hint = (
+            f"send {taken} (DEFECTOPS_SERVE_ADMIN_TOKEN is unset; see 'Tokens and roles' in docs/serving.md)"
+        )
+    else:
+        hint = f"send the value of {' or '.join(given)} this service was started with"
+    if unset:
+        hint += f"; {' and '.join(unset)} {'is' if len(unset) == 1 else 'are'} not set on this service"
+    return hint
 
 
 async def require_admin(request: Request, service: ServiceDep, credentials: AdminCredentials) -> None:

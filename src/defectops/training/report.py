@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from defectops.console import shorten_subject
 from defectops.training.risk import RiskBands, Scored, multiple_text
 
 FloatArray = npt.NDArray[np.float64]
@@ -125,11 +126,17 @@ def effort_svg(y: FloatArray, ranking_score: FloatArray, effort: FloatArray) -> 
     return _svg(fig)
 
 
-def importance_svg(importance: Sequence[tuple[str, float]], top: int = 14) -> str:
+def importance_svg(importance: Sequence[tuple[str, float]], top: int = 14, rows: int | None = None) -> str:
+    """The ``top`` features by mean absolute contribution, the caption saying how many of how many and over
+    which rows: the plot showed 14 bars of a 27-feature model without a word that 13 were left out."""
     fig, ax = _figure()
     items = list(importance)[:top][::-1]
     ax.barh([name for name, _ in items], [value for _, value in items], color="#1f5fa8")
-    ax.set(xlabel="mean |contribution| (log-odds)", title="Feature importance")
+    over = "" if rows is None else f" over the latest {rows:,} commits"
+    ax.set(
+        xlabel=f"mean |contribution| (log-odds){over}",
+        title=f"Feature importance: top {len(items)} of {len(importance)} features",
+    )
     return _svg(fig)
 
 
@@ -157,10 +164,29 @@ METRIC_MEANINGS: dict[str, str] = {
 }
 
 
-def _rows(mapping: Mapping[str, Any]) -> str:
+def held_out_meanings(threshold: float | None) -> dict[str, str]:
+    """:data:`METRIC_MEANINGS` with the held-out threshold written into the metrics taken at it.
+
+    Why: the F1 here is at the threshold of the model fitted on the earlier commits, the gate's at the
+    registered model's (refitted on all of them); without the numbers the two F1s of one window looked
+    contradictory.
+    """
+    if threshold is None:
+        return METRIC_MEANINGS
+    at = f"at threshold {threshold:.3f}"
+    return {
+        **METRIC_MEANINGS,
+        "f1": f"F1 {at}, the one the model fitted on the earlier commits chose (the gate's F1 is at the "
+        "registered model's threshold)",
+        "mcc": f"Matthews correlation {at} (-1 to 1, 0 is chance)",
+        "g_mean": f"geometric mean of recall on both classes {at}",
+    }
+
+
+def _rows(mapping: Mapping[str, Any], meanings: Mapping[str, str] = METRIC_MEANINGS) -> str:
     return "".join(
         f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(_fmt(v))}</td>"
-        f"<td class=muted>{html.escape(METRIC_MEANINGS.get(str(k), ''))}</td></tr>"
+        f"<td class=muted>{html.escape(meanings.get(str(k), ''))}</td></tr>"
         for k, v in mapping.items()
     )
 
@@ -187,14 +213,16 @@ def render_plots(
     probability: FloatArray,
     effort: FloatArray,
     importance: Sequence[tuple[str, float]],
+    importance_rows: int | None = None,
 ) -> dict[str, str]:
-    """The report's plots as SVG documents, by file stem (also logged with the training run)."""
+    """The report's plots as SVG documents, by file stem (also logged with the training run);
+    ``importance_rows`` is how many commits the importance was averaged over."""
     return {
         "roc": roc_svg(y_true, probability),
         "precision_recall": pr_svg(y_true, probability),
         "calibration": calibration_svg(y_true, probability),
         "effort_aware": effort_svg(y_true, probability / np.maximum(effort, 1.0), effort),
-        "feature_importance": importance_svg(importance),
+        "feature_importance": importance_svg(importance, rows=importance_rows),
     }
 
 
@@ -226,14 +254,17 @@ def render(
     bands: RiskBands | None = None,
     note: str = "",
     validation: str = "",
+    threshold: float | None = None,
 ) -> str:
     """The whole report page; ``note`` (e.g. that a cross-project starter made the predictions) is shown
     above everything else, and the held-out section is left out when there are no ``metrics``; ``validation``
-    is the HTML of the validation section (:func:`defectops.training.validation_section`), shown after it."""
+    is the HTML of the validation section (:func:`defectops.training.validation_section`), shown after it;
+    ``threshold`` is the one the held-out F1 was taken at (:func:`held_out_meanings`)."""
     recent_rows = "".join(
         "<tr>"
         f"<td><code>{html.escape((c.scored.sha or '')[:12])}</code></td>"
-        f"<td>{c.time:%Y-%m-%d}</td><td>{html.escape(c.author)}</td><td>{html.escape(c.subject[:80])}</td>"
+        f"<td>{c.time:%Y-%m-%d}</td><td>{html.escape(c.author)}</td>"
+        f"<td>{html.escape(shorten_subject(c.subject, 80))}</td>"
         f"<td class='{c.scored.band.value}'>{c.scored.probability:.3f} {c.scored.band.value}</td>"
         f"<td>{html.escape(multiple_text(c.scored.relative_risk))}</td>"
         f"<td>{html.escape(_reason_text(c.scored))}</td>"
@@ -249,7 +280,7 @@ def render(
         + f"<h2>Summary</h2><table>{_rows(summary)}</table>"
         + (
             "<h2>Held-out evaluation (later commits, chronological split)</h2>"
-            f"<table>{_rows(metrics)}</table>"
+            f"<table>{_rows(metrics, held_out_meanings(threshold))}</table>"
             if metrics
             else ""
         )

@@ -235,14 +235,42 @@ def size_edges(churn: object) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def size_labels(values: FloatArray, low: float, high: float) -> tuple[str, str, str]:
+    """The three size groups' names with their unit and range: ``small (0–4 changed lines)``, ``medium (5–7
+    changed lines)``, ``large (8+ changed lines)``.
+
+    Why the unit and both ends: ``medium (<=22)`` read as lines or files, and as everything up to 22 rather
+    than the middle third. Changed lines are ``la + ld``; when they are whole numbers (mined churn) the ranges
+    are whole numbers too, else (an external effort column) the edges are given as they are.
+    """
+    unit = "changed lines"
+    if np.all(values == np.round(values)):
+        top_small, top_medium = math.floor(low), math.floor(high)
+
+        def span(first: int, last: int) -> str:
+            if first >= last:
+                return f"{first} changed line" if first == 1 else f"{first} {unit}"
+            return f"{first}–{last} {unit}"
+
+        return (
+            f"small ({span(0, top_small)})",
+            f"medium ({span(top_small + 1, top_medium)})",
+            f"large ({top_medium + 1}+ {unit})",
+        )
+    return (
+        f"small (up to {low:g} {unit})",
+        f"medium (over {low:g}, up to {high:g} {unit})",
+        f"large (over {high:g} {unit})",
+    )
+
+
 def size_groups(churn: object) -> list[str]:
-    """``small`` (churn <= lower tercile edge), ``medium`` (<= upper edge) or ``large``, edges named."""
+    """``small`` (churn <= lower tercile edge), ``medium`` (<= upper edge) or ``large``, ranges named
+    (:func:`size_labels`)."""
     values = np.asarray(churn, dtype=np.float64).ravel()
     low, high = size_edges(values)
-    return [
-        f"small (<={low:g})" if v <= low else f"medium (<={high:g})" if v <= high else f"large (>{high:g})"
-        for v in values
-    ]
+    small, medium, large = size_labels(values, low, high)
+    return [small if v <= low else medium if v <= high else large for v in values]
 
 
 # -- error analysis ----------------------------------------------------------------------------------------

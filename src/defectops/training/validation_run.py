@@ -210,12 +210,11 @@ def _protocol(opts: ValidationOptions, gap: timedelta) -> dict[str, str]:
         ),
         "groups": (
             f"author new when exp < {opts.new_author_below} prior changes; component = the top-level "
-            "directory the change touches most (6 largest kept); size = terciles of la + ld in the "
-            f"window; warning when the {opts.confidence:.0%} bootstrap interval of (group - rest) "
-            f"recall or false-positive rate excludes 0, the difference is >= 0.05, the group has "
-            f">= {opts.min_group_rows} rows "
-            "and group and rest >= 5 of the class the rate is about; in a two-group dimension only "
-            "the smaller group is warned about"
+            "directory the change touches most (6 largest kept); size = terciles of the changed lines "
+            f"(la + ld) in the window; warning when the {opts.confidence:.0%} bootstrap interval of "
+            "(group - rest) recall or false-positive rate excludes 0, the difference is >= 0.05, the group "
+            f"has >= {opts.min_group_rows} rows and group and rest >= 5 of the class the rate is about; "
+            "in a two-group dimension only the smaller group is warned about"
         ),
     }
     if not opts.stability:

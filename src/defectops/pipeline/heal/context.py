@@ -52,6 +52,15 @@ def trained_at(registry: ModelRegistry, model_name: str, version: int) -> dateti
     return created
 
 
+def became_champion(registry: ModelRegistry, model_name: str, version: int) -> datetime | None:
+    """When ``version`` last became the champion (promoted, or rolled back to) by the audit trail; None when
+    it never did (a challenger, or a champion set before auditing)."""
+    for event in reversed(registry.history(model_name, alias=CHAMPION)):
+        if event.to_version == version and event.action in ("promote", "rollback"):
+            return event.at
+    return None
+
+
 def matured(frame: pd.DataFrame, now: datetime) -> pd.DataFrame:
     """Rows of a prediction-log window whose label is known and dated at or before ``now``."""
     if len(frame) == 0:
@@ -163,10 +172,8 @@ class HealContext:
 
     def champion_since(self, version: int) -> datetime:
         """When ``version`` last became the champion (its training time if that was never audited)."""
-        for event in reversed(self.registry.history(self.model_name, alias=CHAMPION)):
-            if event.to_version == version and event.action in ("promote", "rollback"):
-                return event.at
-        return self.trained_at(version)
+        became = became_champion(self.registry, self.model_name, version)
+        return self.trained_at(version) if became is None else became
 
     def _registrations(self) -> list[AuditEvent]:
         return [e for e in self.registry.history(self.model_name, alias=CHALLENGER) if e.action == "register"]

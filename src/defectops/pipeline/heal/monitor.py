@@ -49,6 +49,27 @@ def arrivals(
     return arrived_labels(labelled, since=since, now=now, horizon_days=settings.label_horizon_days)
 
 
+def served_period(
+    count: int, version: int, start: datetime, end: datetime, *, bound: str, champion_from: datetime | None
+) -> str:
+    """The period a monitoring covers, in the words ``defectops monitor`` and heal's monitor step both use:
+    ``163 served predictions of v1 from 2026-11-28 23:23 to 2026-12-05 23:23 UTC (--since 7d; v1 champion
+    from 2026-12-05 21:55 UTC on)``.
+
+    Why one wording: monitor's window starts where ``--since`` says and heal's where the champion was promoted
+    (within ``window_days``); the two showed different dates over the same predictions, with nothing to tell
+    why. ``bound`` says what chose ``start``; the promotion is added when it falls in the period, since then
+    no prediction of the version can be older than it, whatever the start.
+    """
+    text = (
+        f"{count} served prediction{'' if count == 1 else 's'} of v{version} from {start:%Y-%m-%d %H:%M} to "
+        f"{end:%Y-%m-%d %H:%M} UTC ({bound}"
+    )
+    if champion_from is not None and champion_from >= start:
+        text += f"; v{version} champion from {champion_from:%Y-%m-%d %H:%M} UTC on"
+    return text + ")"
+
+
 @dataclass(frozen=True, slots=True)
 class MonitorResult:
     """The monitor step: the monitoring of the window (None when it had too few served predictions)."""
@@ -62,7 +83,8 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
     from defectops.serving import publish_gauges, published_gauges_path
 
     now = cycle.now
-    since = max(now - timedelta(days=ctx.settings.window_days), ctx.champion_since(champion))
+    promoted = ctx.champion_since(champion)
+    since = max(now - timedelta(days=ctx.settings.window_days), promoted)
     window = ctx.log.window(
         since, now, model_name=ctx.model_name, model_version=str(champion), served=True, as_of=now
     )
@@ -77,6 +99,14 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         as_of=now,
     )
     base = {"since": since, "until": now, "as_of": now, "n_window": len(window), "n_arrived": len(labelled)}
+    period = served_period(
+        len(window),
+        champion,
+        since,
+        now,
+        bound=f"at most the last {ctx.settings.window_days:g} days, DEFECTOPS_HEAL_WINDOW_DAYS",
+        champion_from=promoted,
+    )
     # A window too small for drift is still judged on its arrived labels when they are enough for the metric.
     if len(window) == 0 or (
         len(window) < ctx.settings.min_window_predictions and len(labelled) < settings.min_realized_labels
@@ -85,10 +115,8 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         cycle.add(
             "monitor",
             "skipped",
-            f"{len(window)} served predictions of v{champion} since {since:%Y-%m-%d} "
-            f"(< {ctx.settings.min_window_predictions}) and {len(labelled)} "
-            f"label{'' if len(labelled) == 1 else 's'} arrived "
-            f"(< {settings.min_realized_labels})"
+            f"{period}: fewer than {ctx.settings.min_window_predictions}, and {len(labelled)} "
+            f"label{'' if len(labelled) == 1 else 's'} arrived (fewer than {settings.min_realized_labels})"
             + (f"; {hint} (DEFECTOPS_HEAL_WINDOW_DAYS)" if hint else ""),
             champion=champion,
             evidence=base,
@@ -151,10 +179,11 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
     elif result.reasons:
         summary = (
             f"no alarm; diagnosis: {len(result.drifted_features)} of {len(result.features)} features drift "
-            f"({', '.join(result.drifted_features) or 'none'}), window of {result.n_window}"
+            f"({', '.join(result.drifted_features) or 'none'})"
         )
     else:
-        summary = f"no drift, no alarm (window of {result.n_window})"
+        summary = "no drift, no alarm"
+    summary += f"; {period}"
     newcomers = result.newcomers
     if newcomers is not None and newcomers.signal and not result.alarm:
         status = newcomer_status(newcomers, settings.alarm_drift_checks)
