@@ -114,7 +114,8 @@ class Workspace:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise ConfigError(
-                f"cannot create the workspace {self.root}: {exc.strerror or exc} (--workspace or DEFECTOPS_WORKSPACE)"
+                f"cannot create the workspace {self.root}: {exc.strerror or exc} "
+                "(--workspace or DEFECTOPS_WORKSPACE)"
             ) from None
         return self
 
