@@ -9,7 +9,8 @@ Configuration (the worker's environment; secrets come from Airflow connections/s
 the environment, never from this file):
 
 - ``DEFECTOPS_REPO`` (required): the git clone the model learns from, kept pulled by a task of your own;
-- ``DEFECTOPS_MODEL_NAME`` (required): the registered model, ``defectops-<repository id>`` by default;
+- ``DEFECTOPS_MODEL_NAME`` (required): the registered model, named after the remote by ``defectops run``
+  (e.g. ``defectops-pallets-flask``; ``defectops models list`` shows it);
 - ``DEFECTOPS_WORKSPACE``, ``MLFLOW_TRACKING_URI``, ``DEFECTOPS_SERVE_LOG_URL``, ``DEFECTOPS_AUDIT_DB_URL``:
   as for the service (docs/deploy.md); passed into the container in image mode;
 - ``DEFECTOPS_IMAGE``: run the CLI from this image instead of the worker's installation;

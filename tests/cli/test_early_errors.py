@@ -174,3 +174,53 @@ def test_a_port_in_use_is_refused_before_serving(workspace: Path, capsys: pytest
     assert code == 2
     assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}: ")
     assert err.endswith("choose another --port (0: any free port)")
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["mine", "--repo", "."],
+        ["label", "--repo", "."],
+        ["predict", "--repo", ".", "--model-dir", "model"],
+        ["serve", "--wait-for-model", "--port", "0"],
+        ["state", "export", "--repo", ".", "--out", "state.sqlite"],
+        ["ui"],
+        ["models", "list"],
+    ],
+)
+def test_a_workspace_below_a_file_is_one_line(
+    argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``defectops -w notes.txt/ws mine ...`` (and label, predict, serve, state export, ui) stopped with
+    'internal error: NotADirectoryError' (exit 70); ``models list`` said that nothing was registered."""
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("not a folder\n")
+    code, err = _refused(["-w", str(a_file / "ws"), *argv], capsys)
+    assert code == 2
+    assert err == (
+        f"error: workspace {a_file / 'ws'} cannot be created: {a_file} is a file, not a folder "
+        "(--workspace or DEFECTOPS_WORKSPACE)"
+    )
+    assert a_file.read_text() == "not a folder\n"
+
+
+def test_a_workspace_or_log_folder_the_system_refuses_is_a_config_error(tmp_path: Path) -> None:
+    """What the early check cannot see (no permission, a read-only or virtual file system such as /proc) is
+    refused where the folder is made, as a ConfigError naming it: ``run -w /proc/x`` was an internal error."""
+    from defectops.config import Workspace
+    from defectops.errors import ConfigError
+    from defectops.predlog import PredictionLog
+
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("")
+    with pytest.raises(ConfigError) as refused:
+        Workspace(a_file / "ws").ensure()
+    assert str(refused.value) == (
+        f"cannot create the workspace {a_file / 'ws'}: Not a directory (--workspace or DEFECTOPS_WORKSPACE)"
+    )
+    with pytest.raises(ConfigError) as refused:
+        PredictionLog.from_url(f"sqlite:///{a_file / 'logs' / 'predictions.db'}")
+    assert (
+        str(refused.value)
+        == f"cannot create {a_file / 'logs'} for the SQLite prediction log: Not a directory"
+    )

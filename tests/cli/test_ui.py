@@ -82,6 +82,28 @@ def test_without_the_ui_extra_it_is_one_line_and_exit_2(
     ]
 
 
+def test_a_port_in_use_is_one_line_and_exit_2_before_mlflow_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``defectops ui --port P`` with P taken printed "MLflow UI on http://127.0.0.1:P/", then MLflow's and
+    uvicorn's lines ending in "[Errno 98] ... address already in use", and exited 0 with nothing listening."""
+    module = importlib.import_module("defectops.cli.ui")
+    never_run = tmp_path / "no-such-mlflow"  # starting it would fail another way (FileNotFoundError, exit 70)
+    monkeypatch.setattr(module, "_mlflow_ui_installed", lambda: never_run)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_info:
+            main(["-w", str(tmp_path / "ws"), "ui", "--port", str(port)])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; choose another --port"
+    ]
+    assert not (tmp_path / "ws").exists()  # refused before the registry's folders were made
+
+
 def _pids_listening_with(port: int) -> list[int]:
     """Processes whose command line names ``--port <port>`` (the MLflow server and its uvicorn)."""
     found = []

@@ -48,3 +48,25 @@ def test_an_unreachable_kafka_broker_is_one_line(
     assert code == 11
     assert "event stream kafka://127.0.0.1:" in err
     assert "Traceback" not in err
+
+
+def test_a_port_in_use_is_one_line_before_the_stream_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``events serve`` on a taken port printed "receiving webhooks on http://127.0.0.1:P/webhook", then
+    uvicorn's "ERROR: [Errno 98] ... address already in use", exit 3. The stream here is unreachable too: the
+    port is refused first, so that is the only line (an opened stream would be exit 11)."""
+    import socket
+
+    monkeypatch.delenv("DEFECTOPS_MODE", raising=False)
+    monkeypatch.setenv("DEFECTOPS_EVENTS_REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        code, err = _run(["--workspace", str(tmp_path), "events", "serve", "--port", str(port)], capsys)
+    assert code == 2
+    assert err.strip() == (
+        f"error: cannot listen on 127.0.0.1:{port}: Address already in use; "
+        "choose another --port or DEFECTOPS_EVENTS_PORT (0: any free port)"
+    )

@@ -65,3 +65,29 @@ def test_a_name_the_registry_would_refuse_is_refused_early() -> None:
     assert check_model_name("defectops-pallets-flask") == "defectops-pallets-flask"
     with pytest.raises(InputError, match=r"invalid name '\.\./x'"):
         check_model_name("../x")
+
+
+def test_what_heal_and_the_deploy_files_say_of_the_default_name_is_what_run_registers(
+    origin: RepoBuilder,
+) -> None:
+    """heal's --model-name help, the compose .env example and the Airflow DAG said ``defectops run`` registers
+    ``defectops-<repository id>`` (e.g. ``defectops-flask-cf54b27fc2``); it registers the remote's name."""
+    import typer
+
+    from defectops.cli import app
+
+    origin.git("remote", "add", "origin", "https://github.com/pallets/flask.git")
+    registered = default_model_name(GitRepo.open(origin.path))
+    assert registered == "defectops-pallets-flask"
+    heal = typer.main.get_command(app).commands["heal"]  # type: ignore[attr-defined]
+    shown = next(param.help for param in heal.params if param.name == "model_name")
+    assert f"e.g. {registered} from its remote" in shown
+    root = Path(__file__).resolve().parents[2]
+    for path in (
+        "deploy/compose/.env.example",
+        "deploy/airflow/defectops_heal_dag.py",
+        "src/defectops/cli/heal.py",
+    ):
+        text = (root / path).read_text()
+        assert "<repository id>" not in text, path
+        assert registered in text, path

@@ -20,11 +20,11 @@ START = NOW - timedelta(days=20)
 
 
 def _record(version: str, score: float, at: datetime, *, served: bool = True, shadow_of: str | None = None,
-            sha: str | None = None) -> PredictionRecord:  # fmt: skip
+            sha: str | None = None, model: str = "app") -> PredictionRecord:  # fmt: skip
     return PredictionRecord(
         prediction_id=str(uuid.uuid4()),
         created_at=at,
-        model_name="app",
+        model_name=model,
         model_version=version,
         served=served,
         inputs={"la": 1.0},
@@ -160,3 +160,30 @@ def test_ab_options_without_ab_are_refused(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip()
     assert err == f"error: {option[0]} goes with --ab (the A/B test of the prediction log)"
+
+
+def test_predictions_of_two_models_are_not_one_ab_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two repositories in one workspace log to one prediction log, and each model numbers its own versions.
+    ``validate --ab`` without --model-name read flask's v1 and requests' v2 rows as a canary "v1 vs v2"."""
+    from cli_main import run_main
+
+    url = tmp_path / "ws" / "predictions.db"
+    url.parent.mkdir()
+    at = datetime.now(UTC) - timedelta(hours=1)
+    with PredictionLog.from_url(url) as log:
+        log.record([_record("1", 0.2, at, model="flask"), _record("1", 0.3, at, model="flask")])
+        log.record([_record("2", 0.6, at, model="requests"), _record("2", 0.7, at, model="requests")])
+    code, out, err = run_main(["-w", str(tmp_path / "ws"), "validate", "--ab"], capsys)
+    assert (code, out) == (2, "")
+    assert err.strip() == (
+        "error: the prediction log holds predictions of several models (flask, requests): "
+        "choose one with --model-name"
+    )
+    code, out, _err = run_main(
+        ["-w", str(tmp_path / "ws"), "validate", "--ab", "--model-name", "requests"], capsys
+    )
+    assert code == 0
+    assert "2 served prediction(s)" in out
+    assert "every served prediction came from v2" in out

@@ -287,7 +287,7 @@ def test_repository_source_mines_labels_and_feeds_the_labels_to_logged_predictio
     }
     assert refresh.reason == (
         f"history brought up to now; labels sent to the prediction log: {len(known) - 1} new, 0 corrected, "
-        "1 clean verdicts left defects reported through the API in place (matching 3 logged predictions)"
+        "1 clean verdict left a defect reported through the API in place (matching 3 logged predictions)"
     )
     window = stack.log.window(now - timedelta(days=2), now, as_of=now)
     verdicts = known.set_index("sha")[VERDICT].to_dict()
@@ -398,3 +398,27 @@ def test_one_cycle_at_a_time_per_model(stack: Stack) -> None:
         fcntl.flock(other.fileno(), fcntl.LOCK_UN)
     assert healer.audit.events(HealRecord, stack.name) == []  # nothing was done, nothing recorded
     assert healer.cycle(day(11)).records[0].outcome == "no_champion"  # free again
+
+
+@pytest.mark.parametrize(
+    ("kept", "said"),
+    [
+        (0, "labels sent to the prediction log: 3 new, 0 corrected (matching 2 logged predictions)"),
+        (
+            1,
+            "labels sent to the prediction log: 3 new, 0 corrected, 1 clean verdict left a defect reported "
+            "through the API in place (matching 2 logged predictions)",
+        ),
+        (
+            2,
+            "labels sent to the prediction log: 3 new, 0 corrected, 2 clean verdicts left defects reported "
+            "through the API in place (matching 2 logged predictions)",
+        ),
+    ],
+)
+def test_the_refresh_line_counts_kept_defects_in_words(kept: int, said: str) -> None:
+    """heal --once on flask after one defect was posted said "1 clean verdicts left defects reported ..."."""
+    from defectops.pipeline.heal.feedback import FeedbackCounts
+    from defectops.pipeline.heal.refresh import _feedback_line
+
+    assert _feedback_line(FeedbackCounts(recorded=3, matched_predictions=2, kept=kept)) == said

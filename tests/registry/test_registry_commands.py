@@ -129,7 +129,12 @@ def test_an_archived_version_is_promoted_only_with_force_and_the_override_is_aud
     app = _app()
     refused = cli.invoke(app, ["promote", model_name, "2", "--why", "looks fine", "--who", "alice"])
     assert isinstance(refused.exception, ModelError)
-    assert "was archived" in str(refused.exception)
+    # who archived it and why, from the audit history (not a guess: run archives a version whose gate could
+    # not run, too few new labelled commits, and the refusal said "refused by its promotion gate")
+    assert str(refused.exception) == (
+        f"{model_name} v2 was archived by gate (gate roc_auc below the floor); "
+        "promote with force (and a reason) to override"
+    )
     assert registry.alias_version(model_name, "champion") == 1  # nothing moved
     forced = cli.invoke(
         app, ["promote", model_name, "2", "--why", "hotfix model", "--who", "alice", "--force", "--json"]

@@ -51,3 +51,22 @@ def test_models_list_against_an_unreachable_server_is_one_redacted_line(tmp_path
     assert "S3CRET-PASSWORD" not in done.stderr + done.stdout
     assert "operator:***@127.0.0.1" in done.stderr
     assert len([line for line in done.stderr.splitlines() if line.strip()]) == 1, done.stderr
+
+
+def test_a_model_read_from_an_unreachable_server_is_not_called_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``defectops predict --model-name M`` (and monitor, heal) against a stopped MLflow server said "unknown
+    model 'M': API request ... Connection refused": the model may well exist; the server is what is missing."""
+    from cli_main import run_main
+
+    url = f"http://127.0.0.1:{_closed_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    code, _out, err = run_main(
+        ["-w", str(tmp_path / "ws"), "monitor", "--model-name", "jit", "--since", "1d"], capsys
+    )
+    assert code == 6  # ModelError: no usable model (an unknown one would be 7)
+    assert err.startswith(f"error: cannot read model 'jit' from the registry: API request to {url}/"), err
+    assert "unknown model" not in err
+    assert len(err.strip().splitlines()) == 1

@@ -76,8 +76,27 @@ def _root(
     if root.exists() and not root.is_dir():
         # Checked once here: each command would fail its own way (run: FileExistsError, an internal error).
         raise InputError(f"workspace {root} is a file, not a folder (--workspace or DEFECTOPS_WORKSPACE)")
+    _check_creatable(root)
     use_settings(settings)
     ctx.call_on_close(lambda: use_settings(None))  # nothing outlives this invocation (tests, notebooks)
+
+
+def _check_creatable(root: Path) -> None:
+    """Refuse a workspace that cannot be created because a file stands where one of its folders must go.
+
+    Why here: each command creates the workspace at its own moment, and mine, label, predict, serve, state
+    export and ui each stopped with 'internal error: NotADirectoryError' (exit 70) for ``-w notes.txt/ws``.
+    """
+    if root.exists():
+        return
+    for parent in root.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise InputError(
+                    f"workspace {root} cannot be created: {parent} is a file, not a folder "
+                    "(--workspace or DEFECTOPS_WORKSPACE)"
+                )
+            return
 
 
 app.command("mine")(mine)

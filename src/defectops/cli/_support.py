@@ -105,3 +105,25 @@ def quiet_mlflow() -> None:
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
     for noisy in ("mlflow", "alembic", "httpx"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def check_port(host: str, port: int, advice: str) -> None:
+    """Refuse a port another process listens on before anything starts (``serve``'s models load, ``ui``'s
+    MLflow server starts). Bound the way uvicorn binds (SO_REUSEADDR), then released at once.
+
+    Why: uvicorn found out only after loading, among its INFO lines; under ``defectops ui`` MLflow's server
+    then exited 0, so the command said "MLflow UI on http://..." and succeeded with nothing listening.
+    """
+    import socket
+
+    if port == 0:
+        return
+    try:
+        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(address)
+    except socket.gaierror as exc:  # the address, not the port, is what to change
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; check --host") from None
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; {advice}") from None

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from defectops.cli._support import app_settings, quiet_mlflow
+from defectops.cli._support import app_settings, check_port, quiet_mlflow
 from defectops.console import stderr
 
 
@@ -38,6 +38,9 @@ def events_serve(
     given = {"host": host, "port": port}
     events = settings.events.model_copy(update={k: v for k, v in given.items() if v is not None})
     secret = events.check(settings)
+    # Before the stream opens and the start-up line claims the address: uvicorn found a taken port only
+    # after that line, with its own "ERROR: [Errno 98]" line (exit 3).
+    check_port(events.host, events.port, "choose another --port or DEFECTOPS_EVENTS_PORT (0: any free port)")
     stream = open_stream(events, workspace=settings.resolved_workspace())
     _logging()
     stderr.print(

@@ -25,7 +25,13 @@ RepoOption = Annotated[
 ]
 ModelNameOption = Annotated[
     str | None,
-    typer.Option("--model-name", help="Registered model to heal (default: defectops-<repository id>)."),
+    typer.Option(
+        "--model-name",
+        help=(
+            "Registered model to heal (default: the --repo repository's, as `defectops run` named it, e.g. "
+            "defectops-pallets-flask from its remote; `defectops models list` shows it)."
+        ),
+    ),
 ]
 OnlineOption = Annotated[
     bool,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from defectops.cli._support import app_settings, quiet_mlflow
+from defectops.cli._support import app_settings, check_port, quiet_mlflow
 from defectops.console import stderr
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ def serve(
         serve_settings = serve_settings.model_copy(update={"model_name": chosen})
     _check_model(serve_settings.model_name, [m.name for m in models], wait=wait_for_model)
     _check_log(settings, serve_settings)
-    _check_port(serve_settings.host, serve_settings.port)
+    check_port(serve_settings.host, serve_settings.port, "choose another --port (0: any free port)")
     if mined:
         found = _mined(settings, serve_settings.model_name)
         serve_settings = serve_settings.model_copy(update={"repositories": found})
@@ -179,27 +179,6 @@ def _registered_models(settings: Settings) -> list[RegisteredModelInfo]:
 
     registry = ModelRegistry.from_settings(settings)
     return [] if _nothing_registered(registry) else registry.list_models()
-
-
-def _check_port(host: str, port: int) -> None:
-    """Refuse a port another process listens on before the models load (uvicorn found out after loading
-    them, among its INFO lines). Bound the way uvicorn binds (SO_REUSEADDR), then released at once."""
-    import socket
-
-    from defectops.errors import InputError
-
-    if port == 0:
-        return
-    try:
-        family, kind, proto, _name, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-        with socket.socket(family, kind, proto) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            probe.bind(address)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise InputError(
-            f"cannot listen on {host}:{port}: {reason}; choose another --port (0: any free port)"
-        ) from None
 
 
 def _check_model(name: str, registered: list[str], *, wait: bool) -> None:

@@ -20,7 +20,7 @@ from typing import Annotated
 
 import typer
 
-from defectops.cli._support import app_settings
+from defectops.cli._support import app_settings, check_port
 from defectops.config import child_environment
 from defectops.console import stderr
 from defectops.errors import ConfigError, InputError
@@ -53,6 +53,7 @@ def ui(
             "MLflow's web UI is not installed (mlflow-skinny, which scoring uses, has none): "
             "pip install 'defectops[ui]'"
         )
+    check_port(host, port, "choose another --port")
     config = TrackingConfig.from_settings(app_settings())
     if config.tracking_uri.startswith(("http://", "https://", "databricks")):
         raise InputError(

@@ -103,8 +103,20 @@ class Workspace:
         return cls(settings.workspace)
 
     def ensure(self) -> Workspace:
-        """Create the workspace folder if it does not exist yet."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Create the workspace folder if it does not exist yet.
+
+        A folder the system refuses (no permission, a read-only or virtual file system) is a ConfigError, one
+        line naming the folder: ``run --workspace /proc/x`` was 'internal error: FileNotFoundError' (exit 70).
+        """
+        from defectops.errors import ConfigError
+
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create the workspace {self.root}: {exc.strerror or exc} "
+                "(--workspace or DEFECTOPS_WORKSPACE)"
+            ) from None
         return self
 
     @property

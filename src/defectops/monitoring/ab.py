@@ -120,6 +120,13 @@ def ab_test(
     if since >= until:
         raise InputError("the A/B window is empty: since must be before until")
     frame = log.window(since, until, model_name=model_name, as_of=now)
+    if model_name is None and len(frame) and frame["model_name"].nunique() > 1:
+        # Versions are numbered per model: two repositories' v1 in one workspace's log are not one arm, and
+        # one model's v1 against another's v2 is no A/B test (validate --ab mixed them into a "canary").
+        names = ", ".join(sorted(str(name) for name in frame["model_name"].unique()))
+        raise InputError(
+            f"the prediction log holds predictions of several models ({names}): choose one with --model-name"
+        )
     base: dict[str, Any] = {"model_name": model_name, "since": since, "until": until}
     paired = shadow_pairs(frame) if len(frame) else None
     if paired is not None:

@@ -185,7 +185,13 @@ def open_engine(url: str | URL, durability: Durability = DEFAULT_DURABILITY) -> 
     parsed = _normalise_url(url)
     serializer = _dumps
     if parsed.get_backend_name() == "sqlite":
-        Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+        folder = Path(parsed.database or "").parent
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a folder the system refuses is the user's to fix, not an internal error
+            raise ConfigError(
+                f"cannot create {folder} for the SQLite prediction log: {exc.strerror or exc}"
+            ) from None
         engine = sa.create_engine(
             parsed,
             json_serializer=serializer,

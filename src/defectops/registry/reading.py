@@ -161,7 +161,9 @@ class RegistryReader:
         try:
             return client.get_registered_model(name)
         except MlflowException as exc:
-            error = mlflow_error(exc, f"unknown model {name!r}")
+            # The action names what was attempted, not a verdict: an unreachable tracking server is not an
+            # unknown model (``predict --model-name`` said "unknown model 'x': ... Connection refused").
+            error = mlflow_error(exc, f"cannot read model {name!r} from the registry")
             if isinstance(error, NotFoundError):
                 raise NotFoundError(f"unknown model {name!r}") from exc
             raise error from exc
@@ -175,7 +177,7 @@ class RegistryReader:
         try:
             return self.client.get_model_version(name, str(version))
         except MlflowException as exc:
-            error = mlflow_error(exc, f"{name} has no version {version}")
+            error = mlflow_error(exc, f"cannot read {name} v{version} from the registry")
             if isinstance(error, NotFoundError):
                 self._registered_model(name)  # raises "unknown model" when the name itself is missing
                 raise NotFoundError(f"model {name!r} has no version {version}") from exc

@@ -125,7 +125,8 @@ def choose_model_name(
 ) -> str:
     """The model a command uses when none is named: the only registered model with a champion.
 
-    ``defectops run`` registers ``defectops-<repository id>``, so on one machine with one repository this is
+    ``defectops run`` registers one model per repository (``defectops-<owner>-<name>`` from its remote, see
+    :mod:`defectops.mining.naming`), so on one machine with one repository this is
     what a user expects without naming it. With no champion anywhere it is ``default`` (the service starts
     and waits for one; ``/health/ready`` says so); with several it cannot guess, and the error names
     ``how_to_choose``: the caller's own option or setting, since each command reads a different one.

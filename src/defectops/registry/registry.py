@@ -148,7 +148,7 @@ class ModelRegistry(RegistryReader):
         current = self.alias_version(name, CHAMPION)
         if current == version:
             raise InputError(f"{name} v{version} is already the champion")
-        refusal = self._refusal(mv)
+        refusal = self._refusal(name, mv)
         if refusal is not None and not force:
             raise GateOverrideRequiredError(
                 f"{name} v{version} {refusal}; promote with force (and a reason) to override"
@@ -208,15 +208,20 @@ class ModelRegistry(RegistryReader):
         except ModelError as exc:
             raise ModelError(f"{what} cannot become champion: {exc}") from exc
 
-    @staticmethod
-    def _refusal(mv: Any) -> str | None:
-        """Why a version may not become champion without force: its gate failed, or it was archived (the
-        gate of ``run`` and heal archives what it refuses), else None."""
+    def _refusal(self, name: str, mv: Any) -> str | None:
+        """Why a version may not become champion without force: its gate failed, or it was archived, else
+        None. An archived version names who archived it and why, from the audit history: ``run`` also
+        archives a version whose gate could not run (too few new labelled commits), and the refusal said
+        "refused by its promotion gate or retired by hand" for it, which was neither."""
         if mv.tags.get(TAG_GATE) == "failed":
             return f"failed its promotion gate (run {mv.tags.get(TAG_GATE_RUN, '?')})"
-        if mv.tags.get(TAG_STATUS) == "archived":
-            return "was archived (refused by its promotion gate or retired by hand)"
-        return None
+        if mv.tags.get(TAG_STATUS) != "archived":
+            return None
+        version = int(mv.version)
+        for event in reversed(self.history(name, alias=CHALLENGER)):
+            if event.action == "archive" and event.evidence.get("archived_version") == version:
+                return f"was archived by {event.who} ({event.why})"
+        return "was archived (refused by its promotion gate or retired by hand)"
 
     def rollback(
         self,

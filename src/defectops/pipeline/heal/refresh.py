@@ -82,7 +82,9 @@ def _repos_synced(previous: list[Any]) -> set[str]:
 def _feedback_line(counts: FeedbackCounts) -> str:
     """What the labels sent did in the prediction log, e.g. ``labels sent: 12 new, 3 corrected``."""
     parts = [f"{counts.recorded} new", f"{counts.replaced} corrected"]
-    if counts.kept:
+    if counts.kept == 1:  # the usual case: one reported defect SZZ found no fix for ("1 clean verdicts")
+        parts.append("1 clean verdict left a defect reported through the API in place")
+    elif counts.kept:
         parts.append(f"{counts.kept} clean verdicts left defects reported through the API in place")
     matching = f"matching {counts.matched_predictions} logged predictions"
     return f"labels sent to the prediction log: {', '.join(parts)} ({matching})"
