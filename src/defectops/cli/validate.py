@@ -50,13 +50,20 @@ def validate(
         Path | None,
         typer.Option("--repo", help="Repository to validate (default: the only one in the workspace)."),
     ] = None,
-    model: Annotated[str, typer.Option("--model", help="lightgbm, logreg, rf, online or text.")] = "lightgbm",
+    model: Annotated[
+        str, typer.Option("--model", help="lightgbm, logreg, rf, online, text or hybrid (the hybrid extra).")
+    ] = "lightgbm",
     budget_seconds: Annotated[
         float,
         typer.Option("--budget-seconds", min=0, help="Tuning budget inside the training part (0: defaults)."),
     ] = 0.0,
     waiting_days: Annotated[
-        int | None, typer.Option("--waiting-days", min=0, help="Label waiting period and gap [settings].")
+        int | None,
+        typer.Option(
+            "--waiting-days",
+            min=0,
+            help="Label waiting period in days, also the gap before the held-out window (default: settings).",
+        ),
     ] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the model and of the bootstrap.")] = 0,
