@@ -111,6 +111,20 @@ def test_non_fix_categories() -> None:
     assert is_fix_message("Note to the docs team: fix crash in parser")
 
 
+def test_a_release_chore_with_its_changelog_is_not_a_fix() -> None:
+    # semantic-release's commit: the body lists the fixes the release contains, it fixes nothing itself.
+    release = (
+        "chore(release): version 20.8.4 [skip ci]\n\n"
+        "### Bug Fixes\n\n* Correct the node group's AMI type lookup ([#3167](https://github.com/x/y/issues/3167))\n"
+    )
+    assert not is_fix_message(release)
+    assert not is_fix_message("chore: fix the pre-commit hook versions")
+    # Before "chore" was a non-fix category the keywords decided.
+    assert is_fix_message(release, FixRules(non_fix_categories=("doc", "docs")))
+    # The fix type of Conventional Commits is still a fix, whatever its scope.
+    assert is_fix_message("fix(release): publish the right version")
+
+
 def test_explicit_trailers_make_a_fix() -> None:
     assert is_fix_message('Handle empty input\n\nFixes: 1a2b3c4d5e6f ("add reader")')
     assert is_fix_message("Restore old default\n\nRegressed-by: commit 0123456789abcdef")

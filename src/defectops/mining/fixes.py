@@ -87,7 +87,19 @@ DEFAULT_IGNORED_TRAILERS: tuple[str, ...] = (
 )
 
 DEFAULT_FIX_CATEGORIES: tuple[str, ...] = ("bug", "bugfix", "fix", "hotfix", "regr", "regression", "crash")
-DEFAULT_NON_FIX_CATEGORIES: tuple[str, ...] = ("doc", "docs", "sty", "style", "rel", "release", "typo")
+# ``chore`` (Conventional Commits: maintenance that is not a fix, which would be ``fix:``) matters for release
+# commits: ``chore(release): 20.8.4`` carries the changelog in its body, full of "fix" and "bug" lines (129 of
+# terraform-aws-eks' 295 chore commits were read as fixes without it).
+DEFAULT_NON_FIX_CATEGORIES: tuple[str, ...] = (
+    "doc",
+    "docs",
+    "sty",
+    "style",
+    "rel",
+    "release",
+    "typo",
+    "chore",
+)
 
 # Explicit links: a trailer naming the commit that introduced the defect, or git's own revert line.
 EXPLICIT_FIX_TRAILERS: tuple[str, ...] = ("fixes", "regressed-by")
