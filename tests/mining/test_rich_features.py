@@ -210,17 +210,19 @@ def test_training_table_carries_the_richer_columns(rich: RepoBuilder, tmp_path: 
     assert (c9["file_bugs"], c9["dir_bugs"], c9["author_bug_rate"]) == (1.0, 2.0, 0.25)
 
 
-def test_state_of_format_2_is_rebuilt_so_every_row_has_the_churn_shares(
-    rich: RepoBuilder, tmp_path: Path
+@pytest.mark.parametrize("old_format", ["2", "3"])
+def test_state_of_an_older_format_is_rebuilt_so_every_row_has_the_churn_shares(
+    rich: RepoBuilder, tmp_path: Path, old_format: str
 ) -> None:
-    # A state written before the churn shares (format 2): appending to its commit table would leave the old
-    # rows without them, so the next mine rebuilds the state and rewrites the table whole.
+    # A state written before the churn shares (format 2) or under the earlier fix rules (3): appending to its
+    # commit table would leave the old rows without the shares, or with fix flags of another rule, so the
+    # next mine rebuilds the state and rewrites the table whole.
     _, full = mine(rich, tmp_path / "full")
     rich.git("branch", "-f", "upto", rich.shas[4])
     workspace = tmp_path / "old"
     miner, _ = mine(rich, workspace, rev="upto")
     with sqlite3.connect(miner.store.path) as conn:
-        conn.execute("UPDATE meta SET value = '2' WHERE key = 'format_version'")
+        conn.execute("UPDATE meta SET value = ? WHERE key = 'format_version'", (old_format,))
     rich.git("branch", "-f", "upto", rich.shas[8])
     again = Miner(GitRepo.open(rich.path), Workspace(workspace).ensure(), MineOptions(rev="upto", workers=2))
     result = again.mine()

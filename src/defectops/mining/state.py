@@ -26,8 +26,10 @@ from defectops.mining.metrics import DeveloperHistory, FileHistory, HistoryState
 #: 2 (#20): per-file and per-directory fix counts for the richer features; a state of format 1 lacks them,
 #: so the miner rebuilds it (:meth:`StateStore.outdated`). 3 (#20): the same state, but its commit table has
 #: the churn shares (``src_share``...); a state of format 2 is rebuilt so that the table is rewritten whole
-#: (appending new rows to a table without the columns would leave the old rows without them).
-FORMAT_VERSION = "3"
+#: (appending new rows to a table without the columns would leave the old rows without them). 4: the fix
+#: rules changed ("chore" is a non-fix category), so the ``fix`` flags of earlier rows and the per-file and
+#: per-directory fix counts are recomputed from scratch rather than mixing two rules in one table.
+FORMAT_VERSION = "4"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -90,8 +92,8 @@ class StateStore:
         return self.path.exists()
 
     def outdated(self) -> bool:
-        """Whether the file is a state of an older format (mined before #20's fix counts or churn shares): the
-        miner then rebuilds it from scratch instead of refusing it."""
+        """Whether the file is a state of an older format (mined before #20's fix counts or churn shares, or
+        under the earlier fix rules): the miner then rebuilds it from scratch instead of refusing it."""
         if not self.path.exists():
             return False
         try:
@@ -99,7 +101,7 @@ class StateStore:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
         except sqlite3.DatabaseError:
             return False
-        return row is not None and row[0] != FORMAT_VERSION and row[0].isdigit() and int(row[0]) < 3
+        return row is not None and row[0] != FORMAT_VERSION and row[0].isdigit() and int(row[0]) < int(FORMAT_VERSION)
 
     def info(self) -> StateInfo | None:
         if not self.path.exists():
