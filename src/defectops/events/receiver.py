@@ -77,6 +77,8 @@ def classify(settings: EventsSettings, *, event: str, delivery: str, body: bytes
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise InputError("the payload is not JSON") from None
+    except RecursionError:  # arrays or objects nested deeper than the parser's recursion limit
+        raise InputError("the payload is not JSON this receiver reads: nested too deeply") from None
     if event == "ping":
         return Receipt(delivery, Outcome.IGNORED, "ping")
     if event not in ("push", "pull_request"):
