@@ -90,6 +90,31 @@ def test_malformed_payloads_are_400(receiver) -> None:
     assert stream.stats().length == 0
 
 
+def test_a_form_encoded_webhook_is_400_saying_which_content_type_to_set(
+    receiver, upstream: RepoBuilder
+) -> None:
+    # GitHub's default content type for a new webhook is application/x-www-form-urlencoded: the JSON is the
+    # form field "payload" (signed as sent). The answer said only "the payload is not JSON".
+    import json
+    from urllib.parse import urlencode
+
+    from defectops.events import sign
+
+    client, stream = receiver
+    payload = push_payload(upstream, upstream.shas[1:], before=upstream.shas[0])
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    _, headers = signed({})
+    headers["X-Hub-Signature-256"] = sign(SECRET, body)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    response = client.post("/webhook", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "the payload is form-encoded (application/x-www-form-urlencoded), not JSON: set the webhook's "
+        "content type to application/json"
+    )
+    assert stream.stats().length == 0
+
+
 def test_a_payload_over_the_limit_is_413(
     settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:

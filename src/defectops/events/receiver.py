@@ -73,6 +73,11 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def classify(settings: EventsSettings, *, event: str, delivery: str, body: bytes) -> ScoreJob | Receipt:
     """The job a verified delivery asks for, or the receipt of one asking for none (InputError: malformed)."""
+    if body.startswith(b"payload="):  # GitHub's default content type for a new webhook
+        raise InputError(
+            "the payload is form-encoded (application/x-www-form-urlencoded), not JSON: set the webhook's "
+            "content type to application/json"
+        )
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
