@@ -185,6 +185,16 @@ def test_a_pull_request_is_queued_for_its_head(receiver, upstream: RepoBuilder) 
     payload["action"] = "closed"
     body, headers = signed(payload, event="pull_request", delivery="pr-2")
     assert client.post("/webhook", content=body, headers=headers).json()["outcome"] == "ignored"
+    # a number that is not an integer is malformed; JSON's true used to pass (a bool is a Python int) and
+    # was queued as pull request #1
+    for number in (True, "7", 7.0):
+        payload.update(action="opened", number=number)
+        payload["pull_request"]["number"] = number  # type: ignore[index]
+        body, headers = signed(payload, event="pull_request", delivery=f"pr-{type(number).__name__}")
+        answer = client.post("/webhook", content=body, headers=headers)
+        assert answer.status_code == 400, number
+        assert answer.json() == {"error": "pull_request payload has no number"}
+    assert stream.stats().length == 1
 
 
 def test_the_secret_is_refused_when_unsafe(
