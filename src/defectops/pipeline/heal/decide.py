@@ -180,7 +180,12 @@ def decide(inputs: DecideInputs, settings: HealSettings) -> Decision:
             f"(< {settings.min_days_between_challengers:g} days between models)"
         )
     if not fired_names:
-        return Decision(retrain=False, reason="no trigger fired", triggers=triggers, blocked_by=None)
+        # Say how far the trigger every repository reaches in time is: "no trigger fired" alone left a user
+        # watching a young repository grow with no idea what heal was waiting for.
+        waiting = next(t.reason for t in triggers if t.name == "new_labels")
+        return Decision(
+            retrain=False, reason=f"no trigger fired; {waiting}", triggers=triggers, blocked_by=None
+        )
     if blocked is not None:
         return Decision(
             retrain=False,
