@@ -93,3 +93,38 @@ def test_the_adjective_follows_the_value_not_the_sign_of_its_contribution(tmp_pa
             "few earlier developers of the changed files (ndev=3) raised the risk",
             "earlier developers of the changed files (ndev=150) lowered the risk",
         ]
+
+
+@pytest.mark.parametrize(
+    ("reason", "text"),
+    [
+        (
+            Reason("tf_attributes", 423.0, 0.4),
+            "the attributes in the changed .tf files (tf_attributes=423) raised the risk",
+        ),
+        (
+            Reason("tf_resources_added", 2.0, 0.1),
+            "the resource blocks the change added (tf_resources_added=2) raised the risk",
+        ),
+        (
+            Reason("tf_blocks", 0.0, -0.2),
+            "the blocks in the changed .tf files (tf_blocks=0) lowered the risk",
+        ),
+        (
+            Reason("code_ccn_delta", -3.0, -0.1),
+            "the cyclomatic complexity the change added net (code_ccn_delta=-3) lowered the risk",
+        ),
+    ],
+)
+def test_code_and_terraform_metrics_are_said_in_words(reason: Reason, text: str) -> None:
+    # Walking terraform-aws-eks, predict's reasons read "tf_attributes=423 raised the risk" next to
+    # "the author's experience (exp=230) lowered the risk": the Terraform metrics were the unexplained ones.
+    assert describe(reason) == text
+
+
+def test_every_model_input_has_words() -> None:
+    from defectops.data import BLOCK_FEATURES, FEATURE_SETS
+
+    for feature in (*FEATURE_SETS["all"], *BLOCK_FEATURES):
+        text = describe(Reason(feature, 1.0, 0.5))
+        assert not text.startswith(f"{feature}="), text

@@ -74,15 +74,44 @@ def test_malformed_payloads_are_400(receiver) -> None:
         b"{not json",
         b'{"ref": "refs/heads/main"}',
         b'{"repository": {"full_name": "acme/widgets"}}',
+        b"[" * 100_000
+        + b"]" * 100_000,  # signed, but nested past the JSON parser's recursion limit: was a 500
     ):
         _, headers = signed({})
         from defectops.events import sign
 
         headers["X-Hub-Signature-256"] = sign(SECRET, payload)
-        assert client.post("/webhook", content=payload, headers=headers).status_code == 400, payload
+        response = client.post("/webhook", content=payload, headers=headers)
+        assert response.status_code == 400, payload[:40]
+        assert response.json()["error"], payload[:40]
     body, headers = signed({"repository": {"full_name": "acme/widgets"}})
     headers["X-GitHub-Delivery"] = ""
     assert client.post("/webhook", content=body, headers=headers).status_code == 400
+    assert stream.stats().length == 0
+
+
+def test_a_form_encoded_webhook_is_400_saying_which_content_type_to_set(
+    receiver, upstream: RepoBuilder
+) -> None:
+    # GitHub's default content type for a new webhook is application/x-www-form-urlencoded: the JSON is the
+    # form field "payload" (signed as sent). The answer said only "the payload is not JSON".
+    import json
+    from urllib.parse import urlencode
+
+    from defectops.events import sign
+
+    client, stream = receiver
+    payload = push_payload(upstream, upstream.shas[1:], before=upstream.shas[0])
+    body = urlencode({"payload": json.dumps(payload)}).encode()
+    _, headers = signed({})
+    headers["X-Hub-Signature-256"] = sign(SECRET, body)
+    headers["Content-Type"] = "application/x-www-form-urlencoded"
+    response = client.post("/webhook", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json()["error"] == (
+        "the payload is form-encoded (application/x-www-form-urlencoded), not JSON: set the webhook's "
+        "content type to application/json"
+    )
     assert stream.stats().length == 0
 
 
@@ -156,6 +185,16 @@ def test_a_pull_request_is_queued_for_its_head(receiver, upstream: RepoBuilder) 
     payload["action"] = "closed"
     body, headers = signed(payload, event="pull_request", delivery="pr-2")
     assert client.post("/webhook", content=body, headers=headers).json()["outcome"] == "ignored"
+    # a number that is not an integer is malformed; JSON's true used to pass (a bool is a Python int) and
+    # was queued as pull request #1
+    for number in (True, "7", 7.0):
+        payload.update(action="opened", number=number)
+        payload["pull_request"]["number"] = number  # type: ignore[index]
+        body, headers = signed(payload, event="pull_request", delivery=f"pr-{type(number).__name__}")
+        answer = client.post("/webhook", content=body, headers=headers)
+        assert answer.status_code == 400, number
+        assert answer.json() == {"error": "pull_request payload has no number"}
+    assert stream.stats().length == 1
 
 
 def test_the_secret_is_refused_when_unsafe(

@@ -525,3 +525,26 @@ def test_other_stderr_writes_pass_through_during_analysis(capsys: pytest.Capture
     watcher.flush()
     assert capsys.readouterr().err == "progress 42%\n"
     assert watcher.complaints == ["[skip] fail to process 'x.js' with RecursionError - too deep"]
+
+
+def test_measuring_code_leaves_sys_path_as_it_was(tmp_path: Path) -> None:
+    """lizard puts the folder of ``sys.argv[0]`` first on ``sys.path`` when imported. Under ``python -m defectops``
+    that is the package's own folder, which made ``import git`` (MLflow's GitPython) find ``defectops.git``. A
+    fresh interpreter whose ``argv[0]`` lives in a folder with a ``git`` package must still import the real one
+    after a file has been measured."""
+    script_dir = tmp_path / "pkg"
+    (script_dir / "git").mkdir(parents=True)
+    (script_dir / "git" / "__init__.py").write_text("SHADOW = True\n")
+    code = (
+        "import sys\n"
+        f"sys.argv = [{str(script_dir / '__main__.py')!r}]\n"
+        "before = list(sys.path)\n"
+        "from defectops.mining.code_analysis import analyze_source, language_of\n"
+        "assert language_of('a.py') == 'python'\n"
+        "analyze_source('a.py', 'def f(x):\\n    return x\\n')\n"
+        "assert sys.path == before, sys.path[:3]\n"
+        "import git\n"
+        "assert not hasattr(git, 'SHADOW'), git.__file__\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr

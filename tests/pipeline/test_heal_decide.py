@@ -36,7 +36,10 @@ def test_nothing_fires_on_a_quiet_window() -> None:
     decision = decide(inputs(new_labels=10), SETTINGS)
     assert not decision.retrain
     assert fired(decision) == []
-    assert decision.reason == "no trigger fired"
+    # the line says what heal waits for: the new_labels count against its threshold
+    assert (
+        decision.reason == "no trigger fired; 10 labels became known since the champion was trained (< 200)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -148,7 +151,7 @@ def test_a_challenger_in_shadow_or_a_recent_one_blocks_a_new_one() -> None:
     # nothing fired: nothing to block, and the record says so
     quiet = decide(inputs(pending_challenger=4), SETTINGS)
     assert quiet.blocked_by is None
-    assert quiet.reason == "no trigger fired"
+    assert quiet.reason == "no trigger fired; 0 labels became known since the champion was trained (< 200)"
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -118,3 +118,53 @@ def test_the_own_model_is_gated_against_the_starter_on_the_repository_labels(
         assert champion.meta.version == 1
         assert champion.meta.cross_project
         assert all(r.scored.cross_project for r in warm.recent)
+
+
+@pytest.mark.usefixtures("quiet_mlflow")
+def test_heal_counts_every_known_label_as_new_to_the_starter(tmp_path: Path) -> None:
+    """The starter learnt no label of the repository, so the ``new_labels`` rule counts every label known now.
+
+    Found walking a young repository that grew: 170 commits, every label matured long before the starter was
+    registered, and heal said "no trigger fired" on each cycle because it counted the labels that became
+    known *since the starter's registration*: none, forever, for a history that was already old."""
+    from defectops.config import HealSettings
+    from defectops.pipeline import Healer
+
+    repo = RepoBuilder.create(tmp_path / "old")
+    start = datetime.now(UTC) - timedelta(days=800)
+    body = ""
+    for i in range(24):
+        body += f"def f{i}(x):\n    return x + {i}\n"
+        if i % 6 == 5:  # a fix that rewrites a line an earlier commit wrote
+            body = body.replace(f"return x + {i - 3}", f"return x - {i - 3}")
+        repo.commit(
+            f"fix f{i - 3}" if i % 6 == 5 else f"add f{i}", {"a.py": body}, when=start + timedelta(days=i)
+        )
+    settings = Settings(workspace=tmp_path / "ws")
+    now = datetime.now(UTC)
+    cold = run_job(
+        RunOptions(repo=repo.path, budget_seconds=0, recent=3, min_labelled=10_000), settings, now=now
+    )
+    assert cold.starter is not None
+    healer = Healer.from_settings(
+        settings,
+        model_name=cold.starter.model_name,
+        repo=repo.path,
+        heal=HealSettings(min_new_labels=20, budget_seconds=0.0),
+    )
+    try:
+        report = healer.cycle(now + timedelta(minutes=1))
+    finally:
+        healer.close()
+    decide = report.record("decide")
+    assert decide is not None
+    (trigger,) = [t for t in decide.evidence["decision"]["triggers"] if t["name"] == "new_labels"]
+    assert trigger["value"] == 24  # every commit's label is known (all are older than the waiting period)
+    assert trigger["fired"] is True
+    assert trigger["reason"] == (
+        "24 labels of the repository are known, none of them learnt by the cross-project starter (>= 20)"
+    )
+    # (the starter itself was registered a minute ago, so the spacing rule holds the challenger back for now)
+    assert decide.reason.startswith("new_labels fired but the champion v1 itself was registered"), (
+        decide.reason
+    )

@@ -55,6 +55,8 @@ def test_main_job_trains_registers_gates_and_reports(
     labelled = first["label"]["labels"]["defect"] + first["label"]["labels"]["clean"]
     assert first["evaluate"]["test_rows"] == round(0.2 * labelled)  # the latest 20% of labelled commits
     assert 0.0 <= first["evaluate"]["roc_auc"] <= 1.0
+    # how many of the held-out commits were defect-inducing (the summary line says it beside the ROC-AUC)
+    assert first["evaluate"]["test_defective"] == first["validate"]["intervals"]["defective"] > 0
     assert first["registry"]["version"] == 1
     assert first["registry"]["gate"] == "passed"
     assert first["registry"]["champion_version"] == 1

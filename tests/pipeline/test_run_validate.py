@@ -41,6 +41,9 @@ def test_run_reports_validation_and_validate_reproduces_its_window(
     validation = run["validate"]
     intervals = validation["intervals"]
     assert intervals["n"] == run["evaluate"]["test_rows"]
+    # The summary line says how many of the held-out commits were defect-inducing: a young repository's
+    # "ROC-AUC 1.000" rested on 1 of 71 and read as a perfect model.
+    assert run["evaluate"]["test_defective"] == intervals["defective"] > 0
     assert intervals["metrics"]["roc_auc"]["value"] == pytest.approx(run["evaluate"]["roc_auc"])
     assert intervals["metrics"]["f1"]["value"] == pytest.approx(run["evaluate"]["f1"])
     low, high = intervals["metrics"]["roc_auc"]["lower"], intervals["metrics"]["roc_auc"]["upper"]

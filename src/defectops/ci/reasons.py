@@ -10,8 +10,9 @@ of the commits the model learnt from and "few"/"small" one below the 25th (``Rea
 adjective is not read from the sign of the contribution: a model need not be monotone (on flask, files many
 developers had changed were safer, so "few earlier developers (ndev=234) lowered the risk" was said). For
 metrics whose direction differs between projects (author experience, age of the files) no adjective is
-claimed: the phrase names the quantity and its effect only. ``fix`` is described by its value. Text terms of
-the text-aware model name the word or path part.
+claimed: the phrase names the quantity and its effect only; so for the code (``code_*``) and Terraform
+(``tf_*``) metrics of the changed files, whose values are totals over whole files. ``fix`` is described by its
+value. Text terms of the text-aware model name the word or path part.
 """
 
 from __future__ import annotations
@@ -59,6 +60,45 @@ _NEUTRAL: dict[str, str] = {
     "blk_author_changes": "the author's earlier changes to the block",
     "blk_author_file_changes": "the author's earlier changes to the file",
     "blk_commit_blocks": "the blocks the commit changed",
+    # Code metrics of the changed source files (lizard), measured at the commit's revision.
+    "code_files": "the source files changed",
+    "code_nloc": "the lines of code in the changed source files",
+    "code_nloc_delta": "the lines of code the change added net",
+    "code_ccn": "the cyclomatic complexity of the changed source files",
+    "code_ccn_delta": "the cyclomatic complexity the change added net",
+    "code_ccn_max": "the most complex function's cyclomatic complexity",
+    "code_ccn_max_delta": "the change in the most complex function's cyclomatic complexity",
+    "code_ccn_mean": "the mean cyclomatic complexity per function",
+    "code_ccn_mean_delta": "the change in the mean cyclomatic complexity per function",
+    "code_tokens": "the tokens in the changed source files",
+    "code_tokens_delta": "the tokens the change added net",
+    "code_functions": "the functions in the changed source files",
+    "code_functions_delta": "the functions the change added net",
+    # Terraform block metrics of the changed .tf files (docs/metrics.md): counts at the commit's revision.
+    "tf_files": "the .tf files changed",
+    "tf_attributes": "the attributes in the changed .tf files",
+    "tf_attributes_delta": "the attributes the change added net",
+    "tf_max_depth": "the deepest block nesting in the changed .tf files",
+    "tf_max_depth_delta": "the change in the deepest block nesting",
+    **{
+        f"tf_{kind}{suffix}": template.format(noun)
+        for kind, noun in (
+            ("resources", "resource blocks"),
+            ("data_sources", "data blocks"),
+            ("modules", "module blocks"),
+            ("variables", "variables"),
+            ("outputs", "outputs"),
+            ("locals", "locals"),
+            ("providers", "provider blocks"),
+            ("blocks", "blocks"),
+        )
+        for suffix, template in (
+            ("", "the {} in the changed .tf files"),
+            ("_added", "the {} the change added"),
+            ("_removed", "the {} the change removed"),
+            ("_changed", "the {} the change modified"),
+        )
+    },
 }
 
 #: 0/1 features described by their value: (when 1, when 0).

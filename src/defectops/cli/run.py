@@ -163,8 +163,10 @@ def _print(result: RunResult) -> None:
         _print_recent(result)
         return
     metrics, rows = result.evaluation.metrics, result.evaluation.test_rows
+    defective = getattr(result.evaluation, "test_defective", None)
+    among = "" if defective is None else f" ({defective} defect-inducing)"
     stdout.print(
-        f"held-out window of {rows} later commits: ROC-AUC {metrics['roc_auc']:.3f}, "
+        f"held-out window of {rows} later commits{among}: ROC-AUC {metrics['roc_auc']:.3f}, "
         f"PR-AUC {metrics['pr_auc']:.3f}, F1 {metrics['f1']:.3f}, "
         f"Recall@20% effort {metrics['recall_at_20_effort']:.3f}, Popt {metrics['popt']:.3f}"
     )

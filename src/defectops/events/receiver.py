@@ -73,10 +73,17 @@ async def _read_body(request: Request, limit: int) -> bytes:
 
 def classify(settings: EventsSettings, *, event: str, delivery: str, body: bytes) -> ScoreJob | Receipt:
     """The job a verified delivery asks for, or the receipt of one asking for none (InputError: malformed)."""
+    if body.startswith(b"payload="):  # GitHub's default content type for a new webhook
+        raise InputError(
+            "the payload is form-encoded (application/x-www-form-urlencoded), not JSON: set the webhook's "
+            "content type to application/json"
+        )
     try:
         payload = json.loads(body)
     except (ValueError, UnicodeDecodeError):
         raise InputError("the payload is not JSON") from None
+    except RecursionError:  # arrays or objects nested deeper than the parser's recursion limit
+        raise InputError("the payload is not JSON this receiver reads: nested too deeply") from None
     if event == "ping":
         return Receipt(delivery, Outcome.IGNORED, "ping")
     if event not in ("push", "pull_request"):

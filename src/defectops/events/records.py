@@ -191,7 +191,7 @@ def _pull_request(delivery_id: str, repo: str, payload: dict[str, Any], at: floa
         return f"pull_request action {action!r} brings no new commit"
     pull = _object(payload, "pull_request")
     number = pull.get("number", payload.get("number"))
-    if not isinstance(number, int):
+    if not isinstance(number, int) or isinstance(number, bool):  # JSON's true is a Python int
         raise InputError("pull_request payload has no number")
     head = _object(pull, "head")
     base = _object(pull, "base")

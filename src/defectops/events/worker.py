@@ -34,7 +34,7 @@ from defectops.events.github import GitHubClient
 from defectops.events.mirror import default_branch, repository_lock, update_mirror
 from defectops.events.records import JobKind, ScoreJob
 from defectops.events.stream import EventStream, StreamMessage
-from defectops.mining import MineOptions, Miner
+from defectops.mining import MineOptions, Miner, block_model_name
 from defectops.predlog import PredictionLog, PredictionRecord, default_url
 
 log = logging.getLogger("defectops.events")
@@ -54,6 +54,9 @@ class Models:
     champion: ModelSource
     challenger: ModelSource | None
     loaded_at: float
+    #: The champion of the repository's block-level model (``<name>-blocks``, #17), as ``defectops predict``
+    #: finds it: every added or changed Terraform block of a scored commit is scored and reported too.
+    blocks: ModelSource | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +113,7 @@ class Worker:
         ):
             return self._models
         events = self.events
+        blocks: ModelSource | None = None  # model folders carry no block model (as `predict --model-dir`)
         if events.model_dir is not None:
             champion = resolve_model(
                 model_dir=events.model_dir, model_name=None, alias="", settings=self.settings
@@ -132,7 +136,17 @@ class Worker:
                 )
             except DefectOpsError:
                 challenger = None
-        self._models = Models(champion, challenger, time.monotonic())
+            if not champion.cross_project:
+                try:
+                    blocks = resolve_model(
+                        model_dir=None,
+                        model_name=block_model_name(name),
+                        alias="champion",
+                        settings=self.settings,
+                    )
+                except NotFoundError:  # not a Terraform repository, or its block model never passed its gate
+                    blocks = None
+        self._models = Models(champion, challenger, time.monotonic(), blocks)
         return self._models
 
     def _only_model(self) -> str:
@@ -227,7 +241,9 @@ class Worker:
                 else PredictRequest(repo=mirror.path, range_=f"{job.base}..{job.head}")
             )
             try:
-                report = run_predict(request, models.champion, self.workspace, note=notes.append)
+                report = run_predict(
+                    request, models.champion, self.workspace, note=notes.append, block_model=models.blocks
+                )
             except InputError as exc:
                 if job.kind is JobKind.PULL_REQUEST:  # e.g. no commit between base and head: nothing to do
                     return Outcome(job.delivery_id, (), 0, 0, 0, (str(exc),))

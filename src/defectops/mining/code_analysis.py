@@ -5,15 +5,32 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import importlib
 import sys
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 from typing import IO, Final
 
 from defectops.errors import TerraformParseError
 from defectops.mining.code_rows import SKIP_BINARY, TERRAFORM, SourceMetrics
 from defectops.mining.terraform import TerraformMetrics, parse_terraform
+
+
+def _lizard() -> ModuleType:
+    """lizard, imported without its side effect on ``sys.path``.
+
+    On import, lizard puts the folder of ``sys.argv[0]`` at the front of ``sys.path``; under ``python -m
+    defectops`` that is ``defectops/``'s own folder, so every later top-level import of a name that is also a
+    defectops subpackage (``git``, ``data``, ``config``, ``storage``, ...) got the subpackage: MLflow's
+    ``from git import Repo`` failed with a warning on every registration. The path is put back as it was."""
+    saved = list(sys.path)
+    try:
+        return importlib.import_module("lizard")
+    finally:
+        sys.path[:] = saved
+
 
 # git's own binary heuristic: a NUL byte in the first 8000 bytes.
 _BINARY_PROBE: Final = 8000
@@ -27,8 +44,7 @@ def language_of(path: str) -> str | None:
     """
     if path.lower().endswith(".tf"):
         return TERRAFORM
-    import lizard
-
+    lizard = _lizard()
     reader = lizard.get_reader_for(path)
     if reader is None:
         return None
@@ -80,8 +96,7 @@ def analyze_source(path: str, text: str) -> tuple[SourceMetrics | None, str | No
     and then returns partial results for) are parse errors with no metrics. Python is also checked with
     ``ast`` so that syntax errors are flagged, keeping lizard's values.
     """
-    import lizard
-
+    lizard = _lizard()
     watcher = _LizardComplaints(sys.stderr)
     try:
         with contextlib.redirect_stderr(watcher):

@@ -258,4 +258,13 @@ def block_line(stage: BlockStage) -> str:
             f"held-out ROC-AUC {m['roc_auc']:.3f}, Recall@20% effort {m['recall_at_20_effort']:.3f} on "
             f"{stage.evaluation.test_rows} blocks; "
         )
-    return f"{stage.model_name} v{stage.version}: {held_out}gate {stage.gate}"
+    line = f"{stage.model_name} v{stage.version}: {held_out}gate {stage.gate}"
+    if stage.promoted:
+        return line
+    # Not promoted: say why, and what scores the blocks now (nothing, or the block champion kept).
+    reason = stage.gate_reason.removeprefix(f"{stage.gate}: ")
+    if reason:
+        line = f"{line} ({reason})"
+    if stage.champion_version is None:
+        return f"{line}; no block champion, so commits are scored without block risks"
+    return f"{line}; the block champion stays v{stage.champion_version}"

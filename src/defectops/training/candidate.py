@@ -78,12 +78,15 @@ class Evaluation:
     feature_set: FeatureChoice | None = None
     #: Which model family and recency the default chose and why (None: chosen by no selection).
     model_choice: ModelChoice | None = None
+    #: Defect-inducing commits among the ``test_rows`` (a ROC-AUC of 1.000 on one of them says little).
+    test_defective: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         document: dict[str, Any] = {
             **self.metrics,
             "train_rows": self.train_rows,
             "test_rows": self.test_rows,
+            "test_defective": self.test_defective,
             "test_window": list(self.test_window),
             "model": self.model,
             "tuning_trials": self.tuning_trials,
@@ -287,6 +290,7 @@ def train_candidate(
         tuning_trials=None if fitted.tuning is None else fitted.tuning.as_dict().get("trials"),
         feature_set=choice,
         model_choice=model_choice,
+        test_defective=int(fold_result.report.n_defective),
     )
     return Candidate(
         model=final.model,

@@ -13,7 +13,8 @@ Train a challenger when any trigger fires and nothing blocks it:
 - ``roc_auc_drop``: on at least ``min_matured_labels`` matured labels of the window, realized ROC-AUC is
   below the champion's held-out ROC-AUC at training time by more than ``max_roc_auc_drop``;
 - ``f1_drop``: likewise F1, by more than ``max_f1_relative_drop`` of the training-time value;
-- ``new_labels``: at least ``min_new_labels`` labels became known since the champion was trained.
+- ``new_labels``: at least ``min_new_labels`` labels became known since the champion was trained (for the
+  cross-project starter, which learnt no label of the repository: every label known now).
 
 Blocked when a challenger is already in shadow (one experiment at a time: its gate would otherwise compare
 against a moving target), or when the last challenger was registered less than
@@ -68,6 +69,10 @@ class DecideInputs(BaseModel):
     baseline_roc_auc: float | None = None
     baseline_f1: float | None = None
     new_labels: int = 0
+    champion_cross_project: bool = Field(
+        default=False,
+        description="The champion is the cross-project starter: every known label is new to it.",
+    )
     days_since_last_challenger: float | None = None
     last_registered_version: int | None = Field(
         default=None, description="The version registered last (the champion itself when none came after it)."
@@ -148,8 +153,13 @@ def decide(inputs: DecideInputs, settings: HealSettings) -> Decision:
             fired=inputs.new_labels >= settings.min_new_labels,
             value=float(inputs.new_labels),
             threshold=float(settings.min_new_labels),
-            reason=f"{inputs.new_labels} labels became known since the champion was trained "
-            f"({'>=' if inputs.new_labels >= settings.min_new_labels else '<'} {settings.min_new_labels})",
+            reason=(
+                f"{inputs.new_labels} labels of the repository are known, none of them learnt by the "
+                "cross-project starter"
+                if inputs.champion_cross_project
+                else f"{inputs.new_labels} labels became known since the champion was trained"
+            )
+            + f" ({'>=' if inputs.new_labels >= settings.min_new_labels else '<'} {settings.min_new_labels})",
         )
     )
     fired_names = [t.name for t in triggers if t.fired]
@@ -170,7 +180,12 @@ def decide(inputs: DecideInputs, settings: HealSettings) -> Decision:
             f"(< {settings.min_days_between_challengers:g} days between models)"
         )
     if not fired_names:
-        return Decision(retrain=False, reason="no trigger fired", triggers=triggers, blocked_by=None)
+        # Say how far the trigger every repository reaches in time is: "no trigger fired" alone left a user
+        # watching a young repository grow with no idea what heal was waiting for.
+        waiting = next(t.reason for t in triggers if t.name == "new_labels")
+        return Decision(
+            retrain=False, reason=f"no trigger fired; {waiting}", triggers=triggers, blocked_by=None
+        )
     if blocked is not None:
         return Decision(
             retrain=False,
@@ -278,10 +293,14 @@ def decide_step(
 ) -> DecideResult:
     now = cycle.now
     trained = ctx.trained_at(champion)
-    metrics = ctx.registry.get_version(ctx.model_name, champion).metrics
+    info = ctx.registry.get_version(ctx.model_name, champion)
+    metrics = info.metrics
     if history is not None:
         known = known_labels(history.labels, now)
-        new_labels = int((pd.to_datetime(known["label_known_at"], utc=True) > pd.Timestamp(trained)).sum())
+        # The starter never learnt this repository's labels: those known before it was registered (a young
+        # repository's history that grew, an old repository with too few labels at `run`) are new to it too.
+        after = pd.to_datetime(known["label_known_at"], utc=True) > pd.Timestamp(trained)
+        new_labels = len(known) if info.cross_project else int(after.sum())
         counted_in = "history"
     else:
         served = ctx.log.window(trained, now, model_name=ctx.model_name, served=True, as_of=now)
@@ -319,6 +338,7 @@ def decide_step(
         baseline_roc_auc=_finite(metrics.get("roc_auc")),
         baseline_f1=_finite(metrics.get("f1")),
         new_labels=new_labels,
+        champion_cross_project=info.cross_project,
         days_since_last_challenger=None if last is None else days(now - last),
         last_registered_version=last_version,
     )
