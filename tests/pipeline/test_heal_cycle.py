@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 
 from defectops.config import HealSettings
 from defectops.data import VERDICT
-from defectops.errors import DataError
+from defectops.errors import DataError, ModelError
 from defectops.pipeline.heal import (
     FrameSource,
     History,
@@ -223,6 +223,68 @@ def test_a_failing_cycle_is_recorded_and_raised(stack: Stack, quiet_world: pd.Da
     assert "DataError" in records[0].reason
     run = MlflowClient(tracking_uri=stack.registry.config.tracking_uri).get_run(str(records[0].mlflow_run_id))
     assert run.info.status == "FAILED"
+
+
+class ArtifactStoreDownSource:
+    """The real history source, but while it refreshes the artifact store of the cycle's running MLflow run
+    stops working: its artifact folder's place is taken by a file, so nothing can be logged under it (as with
+    an S3 server that answers 500, or a full disk)."""
+
+    def __init__(self, inner: FrameSource | None, stack: Stack) -> None:
+        self.inner = inner
+        self.stack = stack
+
+    def refresh(self, now: datetime) -> History:
+        client = MlflowClient(tracking_uri=self.stack.registry.config.tracking_uri)
+        experiment = client.get_experiment_by_name(self.stack.registry.config.experiment_name)
+        assert experiment is not None
+        [run] = client.search_runs(
+            [experiment.experiment_id],
+            f"attributes.status = 'RUNNING' and tags.`defectops.model_name` = '{self.stack.name}'",
+        )
+        artifacts = Path(run.info.artifact_uri.removeprefix("file://"))
+        artifacts.parent.mkdir(parents=True, exist_ok=True)
+        artifacts.write_text("not a folder")
+        if self.inner is None:
+            raise DataError("the dataset failed its schema check")
+        return self.inner.refresh(now)
+
+
+def _heal_runs(stack: Stack) -> list[str]:
+    client = MlflowClient(tracking_uri=stack.registry.config.tracking_uri)
+    experiment = client.get_experiment_by_name(stack.registry.config.experiment_name)
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], f"tags.`defectops.model_name` = '{stack.name}'")
+    return [r.info.status for r in runs if r.data.tags.get("defectops.kind") == "heal"]
+
+
+def test_a_cycle_whose_artifacts_cannot_be_logged_ends_its_run_failed_and_says_so_in_one_line(
+    stack: Stack, quiet_world: pd.DataFrame
+) -> None:
+    # Was: the run stayed RUNNING for ever, and the error was the artifact store's raw exception.
+    bootstrap_champion(stack.registry, stack.name, frame_source(quiet_world), day(240))
+    healer = stack.healer(ArtifactStoreDownSource(frame_source(quiet_world), stack), HealSettings())
+    with pytest.raises(ModelError, match="cannot log the heal cycle to its MLflow run") as raised:
+        healer.cycle(day(250))
+    assert "\n" not in str(raised.value)
+    assert _heal_runs(stack) == ["FAILED"]
+    records = healer.audit.events(HealRecord, stack.name)
+    # The cycle itself ran and is audited, and so is why its MLflow run is incomplete.
+    assert [r.step for r in records] == ["refresh", "monitor", "decide", "error"]
+    assert "cannot log the heal cycle" in records[-1].reason
+
+
+def test_a_failing_cycle_whose_artifacts_cannot_be_logged_raises_its_own_error(
+    stack: Stack, quiet_world: pd.DataFrame
+) -> None:
+    # Was: the error of logging the failed cycle replaced the cycle's own error.
+    bootstrap_champion(stack.registry, stack.name, frame_source(quiet_world), day(240))
+    healer = stack.healer(ArtifactStoreDownSource(None, stack), HealSettings())
+    with pytest.raises(DataError, match="schema check"):
+        healer.cycle(day(250))
+    assert _heal_runs(stack) == ["FAILED"]
+    records = healer.audit.events(HealRecord, stack.name)
+    assert [(r.step, r.outcome) for r in records] == [("error", "failed")]
 
 
 def test_naive_time_is_refused(stack: Stack) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import threading
@@ -53,6 +54,24 @@ def test_a_failing_cycle_is_reported_and_the_schedule_goes_on() -> None:
     summary = run_scheduler(cycle, every_minutes=FAST, max_cycles=2, on_error=errors.append)
     assert (summary.cycles, summary.failures) == (2, 1)
     assert [str(e) for e in errors] == ["registry unreachable"]
+
+
+def test_a_failure_is_reported_once_by_on_error_else_logged(caplog: pytest.LogCaptureFixture) -> None:
+    # Was: logged as well as handed to on_error, so `defectops scheduler` printed every failure twice
+    # ("heal cycle failed: ..." from the log, "cycle failed: ..." from the CLI).
+    def cycle(now: datetime) -> str:
+        raise ModelError("registry unreachable")
+
+    errors: list[BaseException] = []
+    with caplog.at_level(logging.ERROR, logger="defectops.scheduler"):
+        run_scheduler(cycle, every_minutes=FAST, max_cycles=1, on_error=errors.append)
+    assert [str(e) for e in errors] == ["registry unreachable"]
+    assert [r.getMessage() for r in caplog.records if r.name == "defectops.scheduler"] == []
+    with caplog.at_level(logging.ERROR, logger="defectops.scheduler"):
+        run_scheduler(cycle, every_minutes=FAST, max_cycles=1)
+    assert [r.getMessage() for r in caplog.records if r.name == "defectops.scheduler"] == [
+        "heal cycle failed: ModelError: registry unreachable"
+    ]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])

@@ -9,18 +9,20 @@ the hand-worked features.
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from defectops.config import Workspace
+from defectops.config import TrackingSettings, Workspace
 from defectops.data import BLOCK_FEATURES, EFFORT, LABEL, TIME
 from defectops.git import GitRepo
 from defectops.mining import MineOptions, Miner
 from defectops.predlog import PredictionLog
-from defectops.registry import log_training_run
+from defectops.registry import ModelRegistry, log_training_run
+from defectops.registry.tracking import TrackingConfig
 from defectops.training import train_block_model
 from gitrepo import ALICE, BOB, EPOCH, RepoBuilder
 from mining.test_block_features import GROUP, REGION, ROLE
@@ -194,6 +196,67 @@ def test_commit_score_with_a_broken_block_model_is_503_and_logs_nothing(
     assert "\n" not in response.json()["detail"]
     with PredictionLog.from_url(f"sqlite:///{tmp_path / 'predictions.db'}") as log:
         assert log.by_commit("tf", shas[2]) == []
+
+
+def _unreachable_registry(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:
+    """A registry client of an MLflow tracking server that is down (a loopback port nobody listens on)."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    settings = TrackingSettings(tracking_uri=f"http://127.0.0.1:{port}")
+    return ModelRegistry(TrackingConfig.resolve(workspace, settings))
+
+
+def test_commit_score_keeps_the_block_model_in_use_while_the_registry_is_unreachable(
+    deployed: Deployed,
+    make_client: MakeClient,
+    api_session: Session,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo, shas = _history(tmp_path / "tf", api_session)
+    _register_blocks(deployed, api_session)
+    client = make_client(deployed.name, repositories={"tf": repo.path}, poll_seconds=0.001)
+    before = client.post("/v1/commits/score", json={"repo": "tf", "commit": shas[2]})
+    assert before.status_code == 200, before.text
+    # The MLflow server stops; the block champion is looked up again on the next request (poll passed).
+    # Was: 503 'cannot read model ...-blocks from the registry' for every commit, although the commit-level
+    # champion was loaded and /v1/predict kept answering.
+    client.app.state.service.blocks.registry = _unreachable_registry(tmp_path / "ws", monkeypatch)  # type: ignore[attr-defined]
+    after = client.post("/v1/commits/score", json={"repo": "tf", "commit": shas[2]})
+    assert after.status_code == 200, after.text
+    body = after.json()
+    assert "block_notes" not in body
+    [commit] = body["predictions"]
+    assert [b["address"] for b in commit["blocks"]] == [
+        b["address"] for b in before.json()["predictions"][0]["blocks"]
+    ]
+    assert {b["model_version"] for b in commit["blocks"]} == {"1"}
+
+
+def test_commit_score_answers_without_blocks_when_the_registry_is_unreachable_from_the_start(
+    deployed: Deployed,
+    make_client: MakeClient,
+    api_session: Session,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    repo, shas = _history(tmp_path / "tf", api_session)
+    _register_blocks(deployed, api_session)
+    client = make_client(deployed.name, repositories={"tf": repo.path})
+    client.app.state.service.blocks.registry = _unreachable_registry(tmp_path / "ws", monkeypatch)  # type: ignore[attr-defined]
+    response = client.post("/v1/commits/score", json={"repo": "tf", "commit": shas[2]})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    [commit] = body["predictions"]
+    assert commit["model_name"] == deployed.name
+    assert "blocks" not in commit  # not known, so not claimed empty
+    [note] = body["block_notes"]
+    assert note.startswith("Terraform blocks not scored: the block model could not be looked up (")
+    assert "\n" not in note
+    with PredictionLog.from_url(f"sqlite:///{tmp_path / 'predictions.db'}") as log:
+        assert [p.model_name for p in log.by_commit("tf", shas[2])] == [deployed.name]
 
 
 def test_openapi_shows_the_blocks_of_a_scored_commit(deployed: Deployed, make_client: MakeClient) -> None:

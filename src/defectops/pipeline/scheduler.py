@@ -63,7 +63,8 @@ def run_scheduler(
     """Call ``cycle(now)`` at once and then every ``every_minutes``, until a signal or ``max_cycles``.
 
     Blocks the calling thread. ``on_result`` receives each cycle's return value, ``on_error`` each exception
-    a cycle raised (the schedule continues). Signal handlers are installed only when called from the main
+    a cycle raised (the schedule continues; without ``on_error`` the failure is logged instead, so it is
+    reported once, not twice). Signal handlers are installed only when called from the main
     thread (Python allows no other).
     """
     from apscheduler.schedulers.base import SchedulerNotRunningError
@@ -102,9 +103,10 @@ def run_scheduler(
                 result = cycle(clock())
             except Exception as exc:  # a failed cycle is reported; the next one may succeed
                 state.failures += 1
-                logger.error("heal cycle failed: %s: %s", type(exc).__name__, exc)
-                if on_error is not None:
+                if on_error is not None:  # the caller reports it (the CLI prints one line per failure)
                     on_error(exc)
+                else:
+                    logger.error("heal cycle failed: %s: %s", type(exc).__name__, exc)
             else:
                 if on_result is not None:
                     on_result(result)

@@ -51,10 +51,10 @@ from sqlalchemy import (
     create_engine,
     select,
 )
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from defectops.console import redact_url
-from defectops.errors import ConfigError, InputError
+from defectops.errors import ConfigError, InputError, ModelError
 from defectops.locks import exclusive
 
 Action = Literal["register", "promote", "rollback", "archive"]
@@ -182,6 +182,19 @@ def _connect_args(url: str) -> dict[str, Any]:
     return {}
 
 
+def _reason(exc: BaseException) -> str:
+    """The database's own words, on one line, without SQLAlchemy's wrapper and its documentation link."""
+    text = str(getattr(exc, "orig", None) or exc).split("(Background on this error at:", 1)[0]
+    return " ".join(redact_url(text).split())
+
+
+def _unavailable(what: str, url: str, exc: SQLAlchemyError | ImportError) -> ConfigError | ModelError:
+    """A server that does not answer is ModelError (exit 6, HTTP 503: try again later); anything else (a
+    malformed URL, a missing driver) a ConfigError."""
+    message = f"{what} {redact_url(url)}: {_reason(exc)}"
+    return ModelError(message) if isinstance(exc, OperationalError) else ConfigError(message)
+
+
 def _engine(url: str) -> Engine:
     """The process's engine for the audit database at ``url``; its tables are created on first use."""
     with _engines_lock:
@@ -192,7 +205,9 @@ def _engine(url: str) -> Engine:
             if engine is None:
                 if local_file:
                     Path(raw).parent.mkdir(parents=True, exist_ok=True)
-                engine = create_engine(url, connect_args=_connect_args(url))
+                # pre-ping: a pooled connection the server dropped (a restart, a failover) is replaced, not
+                # handed to the next read, which failed once per stale connection after the server was back.
+                engine = create_engine(url, connect_args=_connect_args(url), pool_pre_ping=not local_file)
                 _engines[url] = engine
             if url not in _created:
                 # Two processes creating one fresh SQLite file raced ("table already exists"): create under a
@@ -204,8 +219,7 @@ def _engine(url: str) -> Engine:
                     _metadata.create_all(engine)
                 _created.add(url)
         except (SQLAlchemyError, ImportError) as exc:
-            reason = redact_url(str(exc))
-            raise ConfigError(f"cannot open the audit database {redact_url(url)}: {reason}") from exc
+            raise _unavailable("cannot open the audit database", url, exc) from exc
         return engine
 
 
@@ -256,7 +270,7 @@ class AuditLog:
                 with self.transaction() as own:
                     key = own.execute(insert).inserted_primary_key
             except SQLAlchemyError as exc:
-                raise ConfigError(f"the audit record could not be written: {exc}") from exc
+                raise _unavailable("the audit record could not be written to", self.url, exc) from exc
         if not key or key[0] is None:
             raise ConfigError(f"the audit database {self.url} returned no id for the new event")
         return _from_row(type(event), {**row, "id": int(key[0])})
@@ -285,7 +299,10 @@ class AuditLog:
             query = query.order_by(table.c.id.desc()).limit(count)
         else:
             query = query.order_by(table.c.id)
-        with self.engine.connect() as conn:
-            rows = conn.execute(query).mappings().all()
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).mappings().all()
+        except SQLAlchemyError as exc:  # was raw: the web UI's pages answered 500 with a traceback
+            raise _unavailable("cannot read the audit database", self.url, exc) from exc
         events = [_from_row(kind, dict(row)) for row in rows]
         return events[::-1] if count is not None else events

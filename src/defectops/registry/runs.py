@@ -23,7 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from defectops.errors import InputError, ModelError
+from defectops.console import redact_url
+from defectops.errors import InputError, ModelError, NotFoundError
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -302,16 +303,42 @@ def load_reference(run_id: str, *, config: TrackingConfig) -> pd.DataFrame:
     import pandas as pd
 
     activate(config)
-    with mlflow_errors(f"no reference snapshot for run {run_id}"):
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id,
-            artifact_path=REFERENCE_ARTIFACT,
-            tracking_uri=config.tracking_uri,
-        )
+    try:
+        with mlflow_errors(f"no reference snapshot for run {run_id}"):
+            local = mlflow.artifacts.download_artifacts(
+                run_id=run_id,
+                artifact_path=REFERENCE_ARTIFACT,
+                tracking_uri=config.tracking_uri,
+            )
+    except NotFoundError:
+        _check_reference_listed(run_id, config)
+        raise
     try:
         return pd.read_parquet(local)
     except (OSError, ValueError) as exc:
         raise ModelError(f"the reference snapshot of run {run_id} is unreadable: {exc}") from exc
+
+
+def _check_reference_listed(run_id: str, config: TrackingConfig) -> None:
+    """MLflow reports any failed download as 'path not found' (its runs:/ repository swallows the cause): an
+    artifact store that is down (S3 behind the tracking server answering 500, an unreachable endpoint) read
+    as 'no reference snapshot' (exit 7). Listing the run's artifacts tells the two apart: a ModelError when
+    the store does not answer, or lists the snapshot it did not deliver; nothing when it is really absent."""
+    from mlflow import MlflowClient
+
+    folder = REFERENCE_ARTIFACT.rsplit("/", 1)[0]
+    try:
+        listed = MlflowClient(tracking_uri=config.tracking_uri).list_artifacts(run_id, folder)
+    except Exception as exc:  # MLflow's, botocore's, an OS error: the store itself failed
+        reason = redact_url(" ".join(str(exc).split()))
+        raise ModelError(
+            f"cannot read the reference snapshot of run {run_id}: the artifact store failed ({reason})"
+        ) from exc
+    if any(item.path == REFERENCE_ARTIFACT for item in listed):
+        raise ModelError(
+            f"cannot read the reference snapshot of run {run_id}: the artifact store lists it but did not "
+            "deliver it"
+        )
 
 
 # ----------------------------------------------------------------------------------------------------

@@ -185,7 +185,7 @@ class PredictionService:
             )
 
         def render(documents: list[dict[str, Any]]) -> bytes:
-            if blocks is not None:
+            if blocks is not None and blocks.documents:
                 for document in documents:
                     document["blocks"] = blocks.documents.get(str(document["commit_sha"]), [])
             body = {

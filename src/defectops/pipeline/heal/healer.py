@@ -8,7 +8,9 @@ that the next steps read; each records its decision as it happens (see the packa
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from defectops.config import HealSettings
-from defectops.errors import HealBusyError, InputError
+from defectops.errors import DefectOpsError, HealBusyError, InputError, ModelError
 from defectops.pipeline.heal.blocks import blocks_step
 from defectops.pipeline.heal.context import HealContext
 from defectops.pipeline.heal.cycle import Cycle, HealReport
@@ -30,6 +32,8 @@ from defectops.pipeline.heal.train import train_step
 from defectops.pipeline.heal.watch import watch_step
 from defectops.registry import CHALLENGER, CHAMPION, AuditLog, ModelRegistry
 from defectops.serving import ControlFile
+
+logger = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from defectops.config import MonitoringSettings, Settings
@@ -131,7 +135,10 @@ class Healer(HealContext):
                         self._steps(cycle)
                     except Exception as exc:
                         cycle.add("error", "failed", f"{type(exc).__name__}: {exc}")
-                        finish("FAILED")
+                        try:
+                            finish("FAILED")
+                        except DefectOpsError as unlogged:  # the cycle's own error is the one to report
+                            logger.warning("%s", unlogged)
                         raise
                     finish("FINISHED")
             except Exception as exc:
@@ -227,8 +234,18 @@ class Healer(HealContext):
             if done:
                 return
             done = True
+            try:
+                with mlflow_errors("cannot log the heal cycle to its MLflow run"):
+                    _log_cycle(client, run_id, cycle, millis)
+            except (DefectOpsError, OSError) as exc:
+                # The artifact store is down (or the local one full): the run must still end, FAILED, or it
+                # shows as running forever; the cycle's records are in the audit table either way.
+                with contextlib.suppress(Exception):
+                    client.set_terminated(run_id, "FAILED", end_time=millis)
+                if isinstance(exc, DefectOpsError):
+                    raise
+                raise ModelError(f"cannot log the heal cycle to its MLflow run {run_id}: {exc}") from exc
             with mlflow_errors("cannot finish the heal cycle's MLflow run"):
-                _log_cycle(client, run_id, cycle, millis)
                 client.set_terminated(run_id, status, end_time=millis)
 
         try:
