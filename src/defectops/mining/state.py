@@ -101,7 +101,12 @@ class StateStore:
                 row = conn.execute("SELECT value FROM meta WHERE key = 'format_version'").fetchone()
         except sqlite3.DatabaseError:
             return False
-        return row is not None and row[0] != FORMAT_VERSION and row[0].isdigit() and int(row[0]) < int(FORMAT_VERSION)
+        return (
+            row is not None
+            and row[0] != FORMAT_VERSION
+            and row[0].isdigit()
+            and int(row[0]) < int(FORMAT_VERSION)
+        )
 
     def info(self) -> StateInfo | None:
         if not self.path.exists():
