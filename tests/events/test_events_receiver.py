@@ -90,6 +90,20 @@ def test_malformed_payloads_are_400(receiver) -> None:
     assert stream.stats().length == 0
 
 
+def test_a_delivery_without_its_event_header_is_400_not_ignored(receiver, upstream: RepoBuilder) -> None:
+    # GitHub names the event of every delivery; without the header the request is not GitHub's (it was a 200
+    # "ignored" as if an event of a kind not scored had come).
+    client, stream = receiver
+    body, headers = signed(push_payload(upstream, upstream.shas[1:], before=upstream.shas[0]), delivery="e-1")
+    del headers["X-GitHub-Event"]
+    response = client.post("/webhook", content=body, headers=headers)
+    assert response.status_code == 400
+    assert response.json() == {"error": "missing or malformed X-GitHub-Event header"}
+    headers["X-GitHub-Event"] = "push; rm -rf"
+    assert client.post("/webhook", content=body, headers=headers).status_code == 400
+    assert stream.stats().length == 0
+
+
 def test_a_form_encoded_webhook_is_400_saying_which_content_type_to_set(
     receiver, upstream: RepoBuilder
 ) -> None:

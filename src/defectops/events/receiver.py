@@ -31,6 +31,7 @@ from defectops.events.records import (
     Receipt,
     ScoreJob,
     checked_delivery,
+    checked_event,
     parse_event,
     repository_name,
 )
@@ -136,7 +137,7 @@ def create_receiver(settings: EventsSettings, secret: str, stream: EventStream) 
                 )
                 return _answer(401, {"error": "wrong or missing signature"})
             delivery = checked_delivery(request.headers.get("x-github-delivery"))
-            event = request.headers.get("x-github-event", "")
+            event = checked_event(request.headers.get("x-github-event"))
             receipt = await receive(settings, stream, event=event, delivery=delivery, body=body)
         except DefectOpsError as exc:
             status = 400 if isinstance(exc, InputError) else exc.http_status

@@ -24,6 +24,7 @@ ZERO_SHA: Final = "0" * 40
 
 _SHA = re.compile(r"^[0-9a-f]{40}$")
 _DELIVERY = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+_EVENT = re.compile(r"^[a-z][a-z_]{0,63}$")
 
 
 class JobKind(StrEnum):
@@ -119,6 +120,14 @@ def checked_delivery(value: str | None) -> str:
     """The ``X-GitHub-Delivery`` header, checked (InputError when missing or odd)."""
     if value is None or not _DELIVERY.match(value):
         raise InputError("missing or malformed X-GitHub-Delivery header")
+    return value
+
+
+def checked_event(value: str | None) -> str:
+    """The ``X-GitHub-Event`` header, checked: GitHub sends it with every delivery, so a request without it
+    is not GitHub's (InputError), unlike an event of a kind not scored, which is ignored with a reason."""
+    if value is None or not _EVENT.match(value):
+        raise InputError("missing or malformed X-GitHub-Event header")
     return value
 
 
