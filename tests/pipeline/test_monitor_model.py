@@ -6,6 +6,8 @@ the next 30 days of changes are logged as the service logs them (half with ``fix
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import pytest
 
@@ -119,3 +121,62 @@ def test_a_quiet_period_monitored_from_the_workspace_raises_no_alarm(stack: Stac
             settings=MonitoringSettings(),
             waiting_days=WAITING_DAYS,
         )
+
+
+def test_the_traffic_rate_is_over_the_time_the_champion_served(stack: Stack) -> None:
+    # Found on flask: a champion promoted minutes before, monitored with --since 7d, read "10 predictions in
+    # 7 days ... about 70 days: monitor a longer window with --since" while heal said "about 1 day" of the same
+    # predictions; a longer --since adds none of them.
+    world = generate(WorldSpec(seed=3, days=300, per_day=4, drift_day=None))
+    source = FrameSource(commits_frame(world), labels_frame(world, end=day(300)))
+    version = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    assert _log_days(stack, world, version, 240, 242) == 8
+    watched = monitor_model(
+        registry=stack.registry,
+        log=stack.log,
+        model_name=stack.name,
+        version=version,
+        since=day(200),
+        now=day(242),
+        settings=MonitoringSettings(),
+        waiting_days=WAITING_DAYS,
+    )
+    assert watched.result.n_window == 8
+    assert watched.traffic_note(100) == (
+        "at this rate (8 predictions in 2 days) a window of 100 predictions spans about 25 days; "
+        f"v{version} is champion only since 2024-08-28 00:00 UTC, so a longer --since adds none of its "
+        "predictions"
+    )
+    # a window inside the champion's time: the rate over the window, and a longer --since helps
+    inside = monitor_model(
+        registry=stack.registry,
+        log=stack.log,
+        model_name=stack.name,
+        version=version,
+        since=day(241),
+        now=day(242),
+        settings=MonitoringSettings(),
+        waiting_days=WAITING_DAYS,
+    )
+    assert inside.traffic_note(100) == (
+        f"at this rate ({inside.result.n_window} predictions in 1 day) a window of 100 predictions spans "
+        f"about {math.ceil(100 / inside.result.n_window)} days: monitor a longer window with --since"
+    )
+    assert inside.traffic_note(inside.result.n_window) is None
+
+
+def test_heal_says_the_window_is_cut_by_the_promotion(stack: Stack) -> None:
+    # the same predictions in heal's monitor step: the rate over the 2 days the champion served, and no advice
+    # to raise DEFECTOPS_HEAL_WINDOW_DAYS (it would add none of them; the window grows by itself)
+    world = generate(WorldSpec(seed=3, days=300, per_day=4, drift_day=None))
+    source = FrameSource(commits_frame(world), labels_frame(world, end=day(300)))
+    version = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    _log_days(stack, world, version, 240, 242)
+    report = stack.healer(source, HealSettings(budget_seconds=0.0, min_new_labels=10**6)).cycle(day(242))
+    monitored = report.record("monitor")
+    assert monitored is not None
+    assert monitored.outcome == "skipped"
+    assert monitored.reason.endswith(
+        "at this rate (8 predictions in 2 days) a window of 100 predictions spans about 25 days "
+        f"(v{version} is champion only since 2024-08-28 00:00 UTC)"
+    ), monitored.reason

@@ -128,7 +128,6 @@ def monitor(
         monitor_window,
         notify_state_change,
         save_alert_state,
-        traffic_hint,
         write_html,
     )
 
@@ -145,9 +144,9 @@ def monitor(
             f"model {watched.model_name}: {watched.period(f'--since {since}')}",
             f"reference: {watched.reference.describe()}",
         ]
-        hint = traffic_hint(result.n_window, now - watched.since, settings.min_alarm_predictions)
+        hint = watched.traffic_note(settings.min_alarm_predictions)
         if hint:
-            context.append(f"{hint}: monitor a longer window with --since")
+            context.append(hint)
         if html is None:
             stamp = now.strftime("%Y%m%dT%H%M%SZ")
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in watched.model_name)
