@@ -226,7 +226,9 @@ def test_a_token_in_the_url_is_refused_on_every_path(deployed: Deployed, make_cl
         for parameter in ("token", "API_KEY", "access_token"):
             answer = client.get(f"{path}?{parameter}=abc123")
             assert answer.status_code == 400, (path, parameter, answer.status_code)
-            assert answer.json() == {"detail": "tokens in the URL are refused; send 'Authorization: Bearer <token>'"}
+            assert answer.json() == {
+                "detail": "tokens in the URL are refused; send 'Authorization: Bearer <token>'"
+            }
     assert client.get("/v1/models?verbose=1").status_code == 200  # other parameters are not tokens
     assert client.get("/ui/api/commits?days=7&limit=5").status_code == 200
     refused = client.post("/v1/predict?key=x", json={"records": [record_of(deployed.session.reference, 0)]})

@@ -114,9 +114,8 @@ def _duration(span: timedelta, *, round_up: bool = False) -> str:
     """``"30 days"``, ``"1.5 days"``, ``"7 hours"``, ``"1 minute"``: the largest unit the span fills once
     (days to a tenth, or whole days rounded up with ``round_up``; hours and minutes whole)."""
     seconds = span.total_seconds()
-    unit, size = next(
-        (u, s) for u, s in (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0)) if seconds >= s or u == "minute"
-    )
+    units = (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0))
+    unit, size = next((u, s) for u, s in units if seconds >= s or u == "minute")
     value = seconds / size
     if round_up:
         amount = float(max(math.ceil(value - 1e-9), 1))

@@ -47,8 +47,6 @@ def _bearer(role: Role) -> HTTPBearer:
     )
 
 
-
-
 async def get_service(request: Request) -> PredictionService:
     # async: FastAPI runs a plain ``def`` dependency on a worker thread, a hop that costs more than a request.
     service: PredictionService = request.app.state.service

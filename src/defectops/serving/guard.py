@@ -31,7 +31,7 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 #: Query parameters that look like credentials; their presence alone refuses a request, on every path.
 TOKEN_PARAMETERS = frozenset({"token", "access_token", "admin_token", "api_key", "apikey", "auth", "key"})
 #: The reason of that refusal (400).
-TOKEN_IN_URL = "tokens in the URL are refused; send 'Authorization: Bearer <token>'"
+TOKEN_IN_URL = "tokens in the URL are refused; send 'Authorization: Bearer <token>'"  # noqa: S105 - a message
 
 _COLON, _OPEN, _CLOSE, _OPEN_LIST, _CLOSE_LIST, _QUOTE, _BACKSLASH = (ord(c) for c in ':{}[]"\\')
 
