@@ -186,7 +186,7 @@ def monitor(
             drift_history=history,
             newcomer_history=newcomer_history,
         )
-    html_path = write_html(result, html) if html is not None else None
+    html_path = write_html(result, html, context) if html is not None else None
     alerts: AlertReport | None = None
     if alert_settings.channels:
         path = state_file or app_settings().resolved_workspace() / ALERT_STATE_FILE
