@@ -364,9 +364,9 @@ def _verdict(flag: bool) -> str:
 def render_html(result: MonitoringResult, context: Sequence[str] = ()) -> str:
     """A self-contained HTML report (inline CSS and SVG, no scripts, no external resources).
 
-    ``context``: what was monitored, in the lines ``defectops monitor`` prints above its summary (the model and
-    version, the period, the reference, the traffic hint); without them a report of the workspace's model did
-    not say which model or period it was about.
+    ``context``: what was monitored, in the lines ``defectops monitor`` prints above its summary (the model
+    and version, the period, the reference, the traffic hint); without them a report of the workspace's model
+    did not say which model or period it was about.
     """
     esc = html.escape
     parts: list[str] = [

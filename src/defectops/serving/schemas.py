@@ -73,10 +73,10 @@ _REV_PART = r"[A-Za-z0-9](?:\.?[A-Za-z0-9_/@{}^~-])*\.?"
 #: difference, not a pull request's commits) and a client generating from the OpenAPI cannot send it.
 _BASE_PART = r"[A-Za-z0-9](?:\.?[A-Za-z0-9_/@{}^~-])*"
 _REVISION = re.compile(_REV_PART)
-#: What a revision may be, in words, for the 422 of one that is not (the pattern itself said nothing to a user).
+#: What a revision may be, in words, for the 422 of one that is not (the pattern said nothing to a user).
 _REVISION_WORDS = (
-    "revisions git knows: a sha, a branch or tag, HEAD~2 (letters, digits and _ / @ { } ^ ~ - ., starting with a "
-    "letter or digit; no spaces, no ':')"
+    "revisions git knows: a sha, a branch or tag, HEAD~2 (letters, digits and _ / @ { } ^ ~ - ., starting "
+    "with a letter or digit; no spaces, no ':')"
 )
 _REPOSITORY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
