@@ -135,6 +135,7 @@ def monitor(
     alert_settings = load_alert_settings(**({"webhook_url": webhook} if webhook else {}))
     now = datetime.now(UTC)
     context: list[str] = []
+    monitored: dict[str, Any] | None = None  # what --json says was monitored (file mode: nothing to add)
     if reference is None and window is None:
         if exclude or previous_window is not None:
             raise InputError("--exclude and --previous-window apply to file mode (--reference and --window)")
@@ -147,6 +148,14 @@ def monitor(
         hint = watched.traffic_note(settings.min_alarm_predictions)
         if hint:
             context.append(hint)
+        monitored = {
+            "model_name": watched.model_name,
+            "version": watched.version,
+            "since": watched.since.isoformat(),
+            "until": watched.until.isoformat(),
+            "champion_from": watched.champion_from.isoformat() if watched.champion_from else None,
+            "context": context,
+        }
         if html is None:
             stamp = now.strftime("%Y%m%dT%H%M%SZ")
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in watched.model_name)
@@ -194,6 +203,7 @@ def monitor(
         save_alert_state(path, alerts.alert_state)
     if json_output:
         document: dict[str, Any] = result.model_dump(mode="json")
+        document["monitored"] = monitored
         document["html_report"] = str(html_path) if html_path else None
         document["alerts"] = alerts.model_dump(mode="json") if alerts else None
         print_json(document)
