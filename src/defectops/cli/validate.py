@@ -56,7 +56,12 @@ def validate(
         typer.Option("--budget-seconds", min=0, help="Tuning budget inside the training part (0: defaults)."),
     ] = 0.0,
     waiting_days: Annotated[
-        int | None, typer.Option("--waiting-days", min=0, help="Label waiting period and gap [settings].")
+        int | None,
+        typer.Option(
+            "--waiting-days",
+            min=0,
+            help="Label waiting period and gap, in days (default: DEFECTOPS_LABEL_WAITING_DAYS, 90).",
+        ),
     ] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples.")] = 1000,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the model and of the bootstrap.")] = 0,
