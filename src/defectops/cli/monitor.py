@@ -274,7 +274,7 @@ def _not_judged(n_matured: int, reason: str | None) -> str:
     if n_matured == 0:
         return "n/a, no labels"
     if reason and reason.startswith("not enough labels"):
-        return f"n/a, only {n_matured} labels"
+        return f"n/a, only {n_matured} label{'' if n_matured == 1 else 's'}"
     return "n/a"
 
 
