@@ -316,3 +316,12 @@ def test_monitoring_without_a_monitored_window_says_why_each_panel_is_empty(base
     assert view.problems == []
     assert "No monitored window yet" in page.locator("#drift-box").inner_text()
     assert "No monitored window yet: realized ROC AUC" in page.locator("#performance-box").inner_text()
+
+
+def test_the_model_card_says_which_labels_its_served_metrics_rest_on(base: str, watched: Any) -> None:
+    # On flask the card showed metrics on 10 matured labels while `defectops monitor` said 1 label arrived in its
+    # window, with nothing to say that the two count different labels.
+    page = watched().open(base + "/ui/models/1")
+    note = page.locator("#served-note").inner_text()
+    assert "every label known now, whenever it arrived" in note, note
+    assert "monitoring judges each window on the labels that arrived in it" in note
