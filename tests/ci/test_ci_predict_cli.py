@@ -426,3 +426,18 @@ def test_state_that_already_includes_the_commit(
         "predict", "--repo", str(clone), "--model-dir", str(tiny_model_dir), "--state", str(state_file)
     )
     one_line_error(shallow, 4, f"already includes {risky_repo.shas[3][:12]}, so it cannot score it")
+
+
+def test_an_unknown_revision_is_reported_before_any_model_or_workspace(
+    cli: Cli, risky_repo: RepoBuilder, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found on flask: with no model in the workspace, `predict --commit nosuchrev` first printed the note that
+    # the cross-project starter would score, then the error, and left an empty .defectops/ wherever it ran.
+    workspace = tmp_path / "fresh-ws"
+    monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(workspace))
+    result = cli("predict", "--repo", str(risky_repo.path), "--commit", "nosuchrev")
+    one_line_error(result, 3, "unknown revision 'nosuchrev'")
+    assert result.err.strip().count("\n") == 0, result.err  # the error alone, no note before it
+    assert not workspace.exists()
+    one_line_error(cli("predict", "--repo", str(risky_repo.path), "--range", "HEAD..HEAD"), 2, "no commits")
+    assert not workspace.exists()

@@ -96,3 +96,21 @@ def test_a_group_without_a_command_still_shows_its_help(capsys: pytest.CaptureFi
     assert code == 2  # Click's code for "no command given"
     assert "promote" in out + err
     assert "error:" not in out + err
+
+
+def test_no_help_text_loses_words_to_rich_markup() -> None:
+    """``validate --help`` showed "Label waiting period and gap ." : rich took "[settings]" for a style tag and
+    dropped it. Every option's and command's help must print as written."""
+    from rich.text import Text
+
+    def walk(command: Any, words: list[str]) -> list[tuple[str, str]]:
+        texts = [(" ".join(words), command.help or "")]
+        texts += [(f"{' '.join(words)} {p.name}", getattr(p, "help", None) or "") for p in command.params]
+        for name, sub in sorted(getattr(command, "commands", {}).items()):
+            texts += walk(sub, [*words, name])
+        return texts
+
+    lost = [
+        (where, text) for where, text in walk(get_command(app), []) if Text.from_markup(text).plain != text
+    ]
+    assert lost == []

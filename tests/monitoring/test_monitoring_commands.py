@@ -178,3 +178,12 @@ def test_the_threshold_is_printed_to_three_places_like_the_rates_beside_it(
     assert result.exit_code == 0, result.output
     line = next(line for line in result.output.splitlines() if line.startswith("Positive rate"))
     assert " at threshold 0.162, high-risk share " in line
+
+
+def test_a_metric_not_judged_on_one_label_says_label() -> None:
+    # flask's first monitor after one feedback read "n/a, only 1 labels"
+    from defectops.cli.monitor import _not_judged
+
+    assert _not_judged(1, "not enough labels (n=1, 30 needed)") == "n/a, only 1 label"
+    assert _not_judged(7, "not enough labels (n=7, 30 needed)") == "n/a, only 7 labels"
+    assert _not_judged(0, None) == "n/a, no labels"

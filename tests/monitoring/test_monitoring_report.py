@@ -233,3 +233,18 @@ def test_html_report_of_a_reference_without_scores(reference: pd.DataFrame) -> N
     page = render_html(result)
     assert "calibration unknown" in page
     assert page.count("<svg") == 3
+
+
+def test_html_report_says_what_was_monitored(reference: pd.DataFrame, tmp_path: Path) -> None:
+    # Found on flask: `defectops monitor` printed the model, version, period and reference above its summary,
+    # and the HTML report it wrote (monitoring/reports/<model>/v1-<time>.html) said none of them.
+    result = monitor_window(reference, make_frame(300, 12), now=NOW)
+    context = [
+        "model jit: 10 served predictions of v1 from 2026-11-29 02:44 to 2026-12-06 02:44 UTC (--since 7d)",
+        "reference: 200 training commits of 2023-11-09..2026-04-09 <b>",
+    ]
+    path = write_html(result, tmp_path / "report.html", context)
+    page = path.read_text(encoding="utf-8")
+    assert "<li>model jit: 10 served predictions of v1 from 2026-11-29 02:44" in page
+    assert "<li>reference: 200 training commits of 2023-11-09..2026-04-09 &lt;b&gt;</li>" in page
+    assert "<ul class='context'>" not in render_html(result)  # file mode has nothing to add

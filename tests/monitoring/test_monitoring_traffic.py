@@ -32,3 +32,19 @@ def test_no_predictions_give_no_rate() -> None:
         "0 predictions in 30 days: no rate to extrapolate a window from"
     )
     assert traffic_hint(0, timedelta(0), 100) is None
+
+
+def test_short_spans_are_written_in_hours_or_minutes() -> None:
+    # a champion promoted 6 minutes ago with 10 predictions: "10 predictions in 0 days ... about 1 days" before
+    assert traffic_hint(10, timedelta(minutes=6), 100) == (
+        "at this rate (10 predictions in 6 minutes) a window of 100 predictions spans about 1 hour"
+    )
+    assert traffic_hint(3, timedelta(hours=5), 100) == (
+        "at this rate (3 predictions in 5 hours) a window of 100 predictions spans about 7 days"
+    )
+    assert traffic_hint(1, timedelta(seconds=20), 100) == (
+        "at this rate (1 prediction in 1 minute) a window of 100 predictions spans about 34 minutes"
+    )
+    assert traffic_hint(4, timedelta(days=1, hours=12), 100) == (
+        "at this rate (4 predictions in 1.5 days) a window of 100 predictions spans about 38 days"
+    )

@@ -428,6 +428,12 @@ def test_without_feedback_repo_labels_find_predictions_by_commit_under_any_repos
         "matched_predictions": 3,
         "kept": 0,
     }
+    # the line says why there are twice as many new labels as commits (flask: "7611 new" for 3806 commits)
+    assert refresh.reason == (
+        f"history brought up to now; labels sent to the prediction log: {2 * len(known)} new, 0 corrected "
+        "(matching 3 logged predictions), under 2 repository ids (acme/app, syn), each with its own copy of a "
+        "commit's label"
+    )
     window = stack.log.window(now - timedelta(days=2), now, as_of=now).set_index("prediction_id")
     expected = known.set_index("sha")[VERDICT].eq("defect").astype(int)
     for number, sha in ((1, shas[0]), (2, shas[1]), (3, shas[2])):

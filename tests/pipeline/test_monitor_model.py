@@ -6,8 +6,14 @@ the next 30 days of changes are logged as the service logs them (half with ``fix
 
 from __future__ import annotations
 
+import json
+import math
+from pathlib import Path
+
 import pandas as pd
 import pytest
+import typer
+from typer.testing import CliRunner
 
 from defectops.config import HealSettings, MonitoringSettings
 from defectops.data import FEATURES
@@ -119,3 +125,111 @@ def test_a_quiet_period_monitored_from_the_workspace_raises_no_alarm(stack: Stac
             settings=MonitoringSettings(),
             waiting_days=WAITING_DAYS,
         )
+
+
+def test_the_traffic_rate_is_over_the_time_the_champion_served(stack: Stack) -> None:
+    # Found on flask: a champion promoted minutes before, monitored with --since 7d, read "10 predictions in
+    # 7 days ... about 70 days: monitor a longer window with --since" while heal said "about 1 day" of the same
+    # predictions; a longer --since adds none of them.
+    world = generate(WorldSpec(seed=3, days=300, per_day=4, drift_day=None))
+    source = FrameSource(commits_frame(world), labels_frame(world, end=day(300)))
+    version = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    assert _log_days(stack, world, version, 240, 242) == 8
+    watched = monitor_model(
+        registry=stack.registry,
+        log=stack.log,
+        model_name=stack.name,
+        version=version,
+        since=day(200),
+        now=day(242),
+        settings=MonitoringSettings(),
+        waiting_days=WAITING_DAYS,
+    )
+    assert watched.result.n_window == 8
+    assert watched.traffic_note(100) == (
+        "at this rate (8 predictions in 2 days) a window of 100 predictions spans about 25 days; "
+        f"v{version} is champion only since 2024-08-28 00:00 UTC, so a longer --since adds none of its "
+        "predictions"
+    )
+    # a window inside the champion's time: the rate over the window, and a longer --since helps
+    inside = monitor_model(
+        registry=stack.registry,
+        log=stack.log,
+        model_name=stack.name,
+        version=version,
+        since=day(241),
+        now=day(242),
+        settings=MonitoringSettings(),
+        waiting_days=WAITING_DAYS,
+    )
+    assert inside.traffic_note(100) == (
+        f"at this rate ({inside.result.n_window} predictions in 1 day) a window of 100 predictions spans "
+        f"about {math.ceil(100 / inside.result.n_window)} days: monitor a longer window with --since"
+    )
+    assert inside.traffic_note(inside.result.n_window) is None
+
+
+def test_heal_says_the_window_is_cut_by_the_promotion(stack: Stack) -> None:
+    # the same predictions in heal's monitor step: the rate over the 2 days the champion served, and no advice
+    # to raise DEFECTOPS_HEAL_WINDOW_DAYS (it would add none of them; the window grows by itself)
+    world = generate(WorldSpec(seed=3, days=300, per_day=4, drift_day=None))
+    source = FrameSource(commits_frame(world), labels_frame(world, end=day(300)))
+    version = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    _log_days(stack, world, version, 240, 242)
+    report = stack.healer(source, HealSettings(budget_seconds=0.0, min_new_labels=10**6)).cycle(day(242))
+    monitored = report.record("monitor")
+    assert monitored is not None
+    assert monitored.outcome == "skipped"
+    assert monitored.reason.endswith(
+        "at this rate (8 predictions in 2 days) a window of 100 predictions spans about 25 days "
+        f"(v{version} is champion only since 2024-08-28 00:00 UTC)"
+    ), monitored.reason
+
+
+def test_the_command_says_what_it_monitored_in_json_and_html(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Found on flask: `defectops monitor --json` and the HTML report of the workspace's model named neither the
+    # model, nor the version, nor the period; only the printed summary did.
+    import importlib
+
+    command = importlib.import_module("defectops.cli.monitor")  # the module (the package exports a function)
+
+    world = generate(WorldSpec(seed=3, days=300, per_day=4, drift_day=None))
+    source = FrameSource(commits_frame(world), labels_frame(world, end=day(300)))
+    version = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    _log_days(stack, world, version, 240, 242)
+
+    def watched(*_args: object) -> object:
+        return monitor_model(
+            registry=stack.registry,
+            log=stack.log,
+            model_name=stack.name,
+            version=version,
+            since=day(200),
+            now=day(242),
+            settings=MonitoringSettings(),
+            waiting_days=WAITING_DAYS,
+        )
+
+    monkeypatch.setattr(command, "_monitor_model", watched)
+    for name in ("WEBHOOK_URL", "SMTP_HOST"):
+        monkeypatch.delenv(f"DEFECTOPS_ALERT_{name}", raising=False)
+    app = typer.Typer()
+    app.command("monitor")(command.monitor)
+
+    @app.callback()
+    def _root() -> None:
+        """Keep 'monitor' a subcommand."""
+
+    html = tmp_path / "report.html"
+    result = CliRunner().invoke(app, ["monitor", "--json", "--html", str(html)])
+    assert result.exit_code == 0, result.output
+    monitored = json.loads(result.output)["monitored"]
+    assert (monitored["model_name"], monitored["version"]) == (stack.name, version)
+    assert monitored["since"] == day(200).isoformat()
+    assert monitored["champion_from"] == day(240).isoformat()
+    assert monitored["context"][0].startswith(f"model {stack.name}: 8 served predictions of v{version}")
+    assert monitored["context"][-1].endswith("so a longer --since adds none of its predictions")
+    page = html.read_text(encoding="utf-8")
+    assert f"<li>model {stack.name}: 8 served predictions of v{version}" in page

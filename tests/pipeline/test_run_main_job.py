@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -120,6 +121,14 @@ def test_main_job_trains_registers_gates_and_reports(
     assert second["mine"]["new_commits"] == 0
     assert second["registry"]["version"] == 2
     assert second["registry"]["gate"] == "not run"
+    # how many labelled commits there were and how many it needs (flask: "fewer than the needed labelled
+    # commits were made", neither number given)
+    assert re.fullmatch(
+        r"0 labelled commits made since champion v1 was trained \(\d{4}-\d\d-\d\d \d\d:\d\d UTC\); the gate "
+        r"needs at least 50 with both defect-inducing and clean ones: a fair comparison needs commits neither "
+        r"model has seen",
+        second["registry"]["gate_reason"],
+    ), second["registry"]["gate_reason"]
     assert second["registry"]["promoted"] is False
     assert second["registry"]["champion_version"] == 1
     # each run keeps its own report; report.html beside them is the latest

@@ -216,6 +216,43 @@ def test_a_three_dot_range_is_422_saying_to_use_two_dots(
     assert problem["msg"] == "Value error, range must be BASE..HEAD (two dots), not BASE...HEAD"
 
 
+@pytest.mark.parametrize(
+    ("body", "field", "said"),
+    [
+        (
+            {"repo": "hand", "commit": "--all"},
+            "commit",
+            "commit must be one of the revisions git knows: a sha",
+        ),
+        ({"repo": "hand", "commit": "HEAD:README.md"}, "commit", "no ':')"),
+        (
+            {"repo": "hand", "range": "HEAD~3"},
+            "range",
+            "range must be BASE..HEAD, got 'HEAD~3'; one revision",
+        ),
+        (
+            {"repo": "hand", "range": "-x..HEAD"},
+            "range",
+            "range must be BASE..HEAD of two revisions git knows",
+        ),
+        ({"repo": "/work/bench/flask", "commit": "HEAD"}, "repo", "never a path"),
+    ],
+)
+def test_a_refused_revision_or_repository_id_is_said_in_words(
+    deployed: Deployed, make_client: MakeClient, tmp_path: Path, body: dict, field: str, said: str
+) -> None:
+    """Found on flask: these were 422 with the pattern as the reason ("String should match pattern
+    '^[A-Za-z0-9](?:\\.?[A-Za-z0-9_/@{}^~-])*\\.?$'"), which tells a user nothing."""
+    repo = build_handworked(tmp_path / "hand")
+    client = make_client(deployed.name, repositories={"hand": repo.path})
+    response = client.post("/v1/commits/score", json=body)
+    assert response.status_code == 422
+    [problem] = response.json()["detail"]
+    assert problem["loc"] == ["body", field]
+    assert said in problem["msg"], problem["msg"]
+    assert "pattern" not in problem["msg"]
+
+
 def test_unknown_revision_and_missing_state_are_400_with_the_reason(
     deployed: Deployed, make_client: MakeClient, api_session: Session, tmp_path: Path
 ) -> None:

@@ -215,3 +215,21 @@ def test_observe_many_equals_observing_each_value() -> None:
             assert math.isclose(bulk_samples[key], value, rel_tol=1e-12)
         elif key[0] != "h_created":
             assert bulk_samples[key] == value, key
+
+
+def test_a_token_in_the_url_is_refused_on_every_path(deployed: Deployed, make_client: MakeClient) -> None:
+    # Found on flask: GET /v1/models?token=... answered 200 (only routes that authenticate refused it), as did
+    # /metrics, the health checks and the UI, so a token pasted into a URL seemed to work while the URL went to
+    # access logs, history and proxies. docs/serving.md: 400 "whatever it carries".
+    client = make_client(deployed.name)
+    for path in ("/v1/models", "/metrics", "/health/ready", "/health/live", "/ui/", "/openapi.json"):
+        for parameter in ("token", "API_KEY", "access_token"):
+            answer = client.get(f"{path}?{parameter}=abc123")
+            assert answer.status_code == 400, (path, parameter, answer.status_code)
+            assert answer.json() == {
+                "detail": "tokens in the URL are refused; send 'Authorization: Bearer <token>'"
+            }
+    assert client.get("/v1/models?verbose=1").status_code == 200  # other parameters are not tokens
+    assert client.get("/ui/api/commits?days=7&limit=5").status_code == 200
+    refused = client.post("/v1/predict?key=x", json={"records": [record_of(deployed.session.reference, 0)]})
+    assert refused.status_code == 400

@@ -9,6 +9,7 @@ refused. The screenshots of docs/ui.md are taken here.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -296,3 +297,31 @@ def test_with_a_read_token_the_documents_need_it(world: World) -> None:
             assert answer.status_code == 200
             assert answer.json()["model_name"] == world.name
         assert httpx.get(f"{url}/v1/reviews", params={"prediction_id": "x"}).status_code == 401
+
+
+def test_monitoring_without_a_monitored_window_says_why_each_panel_is_empty(base: str, watched: Any) -> None:
+    # Found on flask right after `defectops run`: heal's monitor step was skipped (too few predictions), the
+    # drift panel said so and the performance panel was a blank box. The page's own document, without windows:
+    view = watched()
+    page = view.page
+    real = page.request.get(base + "/ui/api/monitoring").json()
+    real["monitor"] = {**real["monitor"], "windows": [], "alerts": []}
+
+    def empty_monitor(route: Any) -> None:
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(real))
+
+    page.route("**/ui/api/monitoring*", empty_monitor)
+    view.open(base + "/ui/monitoring")
+    page.wait_for_timeout(150)
+    assert view.problems == []
+    assert "No monitored window yet" in page.locator("#drift-box").inner_text()
+    assert "No monitored window yet: realized ROC AUC" in page.locator("#performance-box").inner_text()
+
+
+def test_the_model_card_says_which_labels_its_served_metrics_rest_on(base: str, watched: Any) -> None:
+    # On flask the card showed metrics on 10 matured labels while `defectops monitor` said 1 label arrived in its
+    # window, with nothing to say that the two count different labels.
+    page = watched().open(base + "/ui/models/1")
+    note = page.locator("#served-note").inner_text()
+    assert "every label known now, whenever it arrived" in note, note
+    assert "monitoring judges each window on the labels that arrived in it" in note

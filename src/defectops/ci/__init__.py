@@ -10,7 +10,7 @@ from defectops.ci.formats.sarif import DEFAULT_INFORMATION_URI, render_sarif
 from defectops.ci.formats.table import render_table
 from defectops.ci.model_source import ModelSource, export_model, resolve_model
 from defectops.ci.model_store import MODELS_PREFIX, fetch_model, publish_model
-from defectops.ci.predict import PredictRequest, run_predict, store_predictions
+from defectops.ci.predict import PredictRequest, revisions, run_predict, store_predictions
 from defectops.ci.report import FailOn, OutputFormat, PredictionReport, RiskFoundError, parse_choice
 from defectops.ci.store import StoreSession, StoreWrites
 
@@ -37,6 +37,7 @@ __all__ = [
     "render_sarif",
     "render_table",
     "resolve_model",
+    "revisions",
     "run_predict",
     "score_blocks",
     "store_predictions",

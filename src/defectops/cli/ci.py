@@ -153,9 +153,11 @@ def predict(
         RiskFoundError,
         StoreSession,
         parse_choice,
+        revisions,
         run_predict,
     )
     from defectops.config import Workspace
+    from defectops.git import GitRepo
     from defectops.training import RiskBand
 
     fmt = _output_format(output_format, json_output)
@@ -176,6 +178,9 @@ def predict(
     for option, path in (("--sarif-file", sarif_file), ("--markdown-file", markdown_file)):
         if path is not None:
             _check_writable(path, option)
+    # The repository and the revisions first (git only): an unknown revision was reported after a note about
+    # the starter model, and after an empty workspace folder had been created wherever predict ran.
+    revisions(GitRepo.open(repo), request.commits, request.range_)
     settings = app_settings()
     quiet_mlflow()
     workspace = Workspace.from_settings(settings).ensure()

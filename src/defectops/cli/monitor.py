@@ -128,7 +128,6 @@ def monitor(
         monitor_window,
         notify_state_change,
         save_alert_state,
-        traffic_hint,
         write_html,
     )
 
@@ -136,6 +135,7 @@ def monitor(
     alert_settings = load_alert_settings(**({"webhook_url": webhook} if webhook else {}))
     now = datetime.now(UTC)
     context: list[str] = []
+    monitored: dict[str, Any] | None = None  # what --json says was monitored (file mode: nothing to add)
     if reference is None and window is None:
         if exclude or previous_window is not None:
             raise InputError("--exclude and --previous-window apply to file mode (--reference and --window)")
@@ -145,9 +145,17 @@ def monitor(
             f"model {watched.model_name}: {watched.period(f'--since {since}')}",
             f"reference: {watched.reference.describe()}",
         ]
-        hint = traffic_hint(result.n_window, now - watched.since, settings.min_alarm_predictions)
+        hint = watched.traffic_note(settings.min_alarm_predictions)
         if hint:
-            context.append(f"{hint}: monitor a longer window with --since")
+            context.append(hint)
+        monitored = {
+            "model_name": watched.model_name,
+            "version": watched.version,
+            "since": watched.since.isoformat(),
+            "until": watched.until.isoformat(),
+            "champion_from": watched.champion_from.isoformat() if watched.champion_from else None,
+            "context": context,
+        }
         if html is None:
             stamp = now.strftime("%Y%m%dT%H%M%SZ")
             safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in watched.model_name)
@@ -187,7 +195,7 @@ def monitor(
             drift_history=history,
             newcomer_history=newcomer_history,
         )
-    html_path = write_html(result, html) if html is not None else None
+    html_path = write_html(result, html, context) if html is not None else None
     alerts: AlertReport | None = None
     if alert_settings.channels:
         path = state_file or app_settings().resolved_workspace() / ALERT_STATE_FILE
@@ -195,6 +203,7 @@ def monitor(
         save_alert_state(path, alerts.alert_state)
     if json_output:
         document: dict[str, Any] = result.model_dump(mode="json")
+        document["monitored"] = monitored
         document["html_report"] = str(html_path) if html_path else None
         document["alerts"] = alerts.model_dump(mode="json") if alerts else None
         print_json(document)
@@ -265,7 +274,7 @@ def _not_judged(n_matured: int, reason: str | None) -> str:
     if n_matured == 0:
         return "n/a, no labels"
     if reason and reason.startswith("not enough labels"):
-        return f"n/a, only {n_matured} labels"
+        return f"n/a, only {n_matured} label{'' if n_matured == 1 else 's'}"
     return "n/a"
 
 

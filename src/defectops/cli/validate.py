@@ -62,7 +62,7 @@ def validate(
         typer.Option(
             "--waiting-days",
             min=0,
-            help="Label waiting period in days, also the gap before the held-out window (default: settings).",
+            help="Label waiting period and gap, in days (default: DEFECTOPS_LABEL_WAITING_DAYS, 90).",
         ),
     ] = None,
     resamples: Annotated[int, typer.Option("--resamples", min=100, help="Bootstrap resamples.")] = 1000,

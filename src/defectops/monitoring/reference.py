@@ -97,12 +97,29 @@ def traffic_hint(n_window: int, span: timedelta, minimum: int) -> str | None:
     year), so its every check reads "not judged". Saying how many days the minimum takes at this rate turns
     that into something a user can act on (a longer window), instead of lowering the minimum, which only
     makes the alarms noise (the replay's flask windows of ~34 predictions: 2 false alarms in 12).
+
+    Spans and the window needed are written in minutes or hours below a day: a champion promoted minutes ago
+    read "10 predictions in 0 days ... spans about 1 days" (the span rounded to a tenth of a day).
     """
     if n_window >= minimum or span <= timedelta(0):
         return None
-    days = span / timedelta(days=1)
-    rate = f"{n_window} prediction{'' if n_window == 1 else 's'} in {round(days, 1):g} days"
+    rate = f"{n_window} prediction{'' if n_window == 1 else 's'} in {_duration(span)}"
     if n_window == 0:
         return f"{rate}: no rate to extrapolate a window from"
-    needed = math.ceil(days * minimum / n_window)
-    return f"at this rate ({rate}) a window of {minimum} predictions spans about {needed} days"
+    needed = _duration(span * minimum / n_window, round_up=True)
+    return f"at this rate ({rate}) a window of {minimum} predictions spans about {needed}"
+
+
+def _duration(span: timedelta, *, round_up: bool = False) -> str:
+    """``"30 days"``, ``"1.5 days"``, ``"7 hours"``, ``"1 minute"``: the largest unit the span fills once
+    (days to a tenth, or whole days rounded up with ``round_up``; hours and minutes whole)."""
+    seconds = span.total_seconds()
+    units = (("day", 86400.0), ("hour", 3600.0), ("minute", 60.0))
+    unit, size = next((u, s) for u, s in units if seconds >= s or u == "minute")
+    value = seconds / size
+    if round_up:
+        amount = float(max(math.ceil(value - 1e-9), 1))
+    else:
+        amount = round(value, 1) if unit == "day" else float(max(round(value), 1))
+    text = str(int(amount)) if amount.is_integer() else f"{amount:.1f}"
+    return f"{text} {unit}{'' if amount == 1 else 's'}"

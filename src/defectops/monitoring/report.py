@@ -361,8 +361,13 @@ def _verdict(flag: bool) -> str:
     return '<span class="drift">drift</span>' if flag else '<span class="ok">ok</span>'
 
 
-def render_html(result: MonitoringResult) -> str:
-    """A self-contained HTML report (inline CSS and SVG, no scripts, no external resources)."""
+def render_html(result: MonitoringResult, context: Sequence[str] = ()) -> str:
+    """A self-contained HTML report (inline CSS and SVG, no scripts, no external resources).
+
+    ``context``: what was monitored, in the lines ``defectops monitor`` prints above its summary (the model
+    and version, the period, the reference, the traffic hint); without them a report of the workspace's model
+    did not say which model or period it was about.
+    """
     esc = html.escape
     parts: list[str] = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
@@ -373,6 +378,8 @@ def render_html(result: MonitoringResult) -> str:
         f"{esc(result.generated_at.isoformat())} &middot; reference {result.n_reference} rows &middot; "
         f"window {result.n_window} predictions</p>",
     ]
+    if context:
+        parts.append("<ul class='context'>" + "".join(f"<li>{esc(line)}</li>" for line in context) + "</ul>")
     alarm = "alarm" if result.alarm else "no alarm"
     parts.append(f"<p>Alarm: <span class='badge {'drift' if result.alarm else 'ok'}'>{alarm}</span></p>")
     if result.alarm_reasons:
@@ -511,11 +518,11 @@ def render_html(result: MonitoringResult) -> str:
     return "".join(parts)
 
 
-def write_html(result: MonitoringResult, path: Path) -> Path:
+def write_html(result: MonitoringResult, path: Path, context: Sequence[str] = ()) -> Path:
     """Write :func:`render_html` to ``path`` (parent folders created); returns the path."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_html(result), encoding="utf-8")
+        path.write_text(render_html(result, context), encoding="utf-8")
     except OSError as exc:
         raise InputError(f"cannot write the HTML report to {path}: {exc.strerror or exc}") from None
     return path

@@ -59,6 +59,30 @@ class ModelMonitoring:
             champion_from=self.champion_from,
         )
 
+    def traffic_note(self, minimum: int) -> str | None:
+        """How long a window must be to hold ``minimum`` predictions, at the rate the version served in the
+        period (None: the window holds them).
+
+        The rate is taken over the part of the period in which the version was champion, as heal's monitor
+        step takes it: a champion promoted 6 minutes before read "10 predictions in 7 days ... about 70 days"
+        here while heal said "about 1 hour" of the same predictions, and the advice to widen ``--since``
+        could add none of its predictions.
+        """
+        from defectops.monitoring import traffic_hint
+
+        served_from = self.since
+        if self.champion_from is not None and self.champion_from > self.since:
+            served_from = self.champion_from
+        hint = traffic_hint(self.result.n_window, self.until - served_from, minimum)
+        if hint is None:
+            return None
+        if served_from > self.since:
+            return (
+                f"{hint}; v{self.version} is champion only since {served_from:%Y-%m-%d %H:%M} UTC, so a "
+                "longer --since adds none of its predictions"
+            )
+        return f"{hint}: monitor a longer window with --since"
+
 
 def monitored_version(registry: ModelRegistry, model_name: str, version: int | None) -> int:
     """``version``, else the model's champion (NotFoundError naming what is missing)."""

@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from defectops.config import Settings, Workspace
-from defectops.data import EFFORT, FEATURES, LABEL, read_fingerprint, read_table
+from defectops.data import EFFORT, FEATURES, LABEL, TIME, read_fingerprint, read_table
 from defectops.errors import InputError, InsufficientDataError, NotFoundError
 from defectops.git import GitRepo
 from defectops.labeling import LabelOptions, LabelSummary, label_repository
@@ -354,6 +354,7 @@ def _run(
             champion,
             plot_files,
             choice,
+            options.min_new_labelled,
         )
 
     blocks = None
@@ -430,6 +431,21 @@ def _code_line(code: CodeMineResult) -> str:
     )
 
 
+def _no_fair_window(candidate: Candidate, champion: Any, needed: int) -> str:
+    """Why the gate cannot run: how many labelled commits were made since the champion was trained, against
+    the number the comparison needs ("fewer than the needed labelled commits" left a user guessing both)."""
+    since = pd.Timestamp(champion.created_at)
+    new = candidate.table_now.loc[candidate.table_now[TIME] >= since, LABEL]
+    made = f"{len(new)} labelled commit{'' if len(new) == 1 else 's'}"
+    if len(new):
+        made += f" ({int(new.sum())} defect-inducing)"
+    return (
+        f"{made} made since champion v{champion.version} was trained ({since:%Y-%m-%d %H:%M} UTC); the gate "
+        f"needs at least {needed} with both defect-inducing and clean ones: a fair comparison needs commits "
+        "neither model has seen"
+    )
+
+
 def _register_and_gate(
     registry: Any,
     name: str,
@@ -440,6 +456,7 @@ def _register_and_gate(
     champion: Any,
     plots: dict[str, Path],
     choice: FeatureChoice,
+    needed: int,
 ) -> tuple[RegistryStage, Any]:
     """Log and register the refitted model as challenger; gate it on ``window`` against the champion.
 
@@ -467,10 +484,7 @@ def _register_and_gate(
     )
     version = registered.version.version
     if window is None:
-        why = (
-            f"fewer than the needed labelled commits were made since champion v{champion.meta.version} was "
-            "trained; a fair comparison needs commits neither model has seen"
-        )
+        why = _no_fair_window(candidate, champion.meta, needed)
         registry.archive(name, version, WHO, why, now=now)
         gate, gate_reason, promoted, gate_scores = "not run", why, False, None
     else:

@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
+from defectops.serving.guard import TOKEN_IN_URL, TOKEN_PARAMETERS
 from defectops.serving.service import PredictionService
 
 Role = Literal["admin", "feedback", "predict", "read"]
@@ -46,10 +47,6 @@ def _bearer(role: Role) -> HTTPBearer:
     )
 
 
-#: Query parameters that look like credentials; their presence alone refuses a request.
-TOKEN_PARAMETERS = frozenset({"token", "access_token", "admin_token", "api_key", "apikey", "auth", "key"})
-
-
 async def get_service(request: Request) -> PredictionService:
     # async: FastAPI runs a plain ``def`` dependency on a worker thread, a hop that costs more than a request.
     service: PredictionService = request.app.state.service
@@ -68,7 +65,7 @@ def _refuse_query_tokens(request: Request) -> None:
     if any(name.lower() in TOKEN_PARAMETERS for name in request.query_params):
         raise HTTPException(
             status_code=status.HTTP_400_BAD_REQUEST,
-            detail="tokens in the URL are refused; send 'Authorization: Bearer <token>'",
+            detail=TOKEN_IN_URL,
         )
 
 

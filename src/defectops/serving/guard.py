@@ -28,7 +28,28 @@ from defectops.errors import BodyTimeoutError, PayloadTooLargeError, Unsupported
 #: Methods whose bodies are checked.
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
+#: Query parameters that look like credentials; their presence alone refuses a request, on every path.
+TOKEN_PARAMETERS = frozenset({"token", "access_token", "admin_token", "api_key", "apikey", "auth", "key"})
+#: The reason of that refusal (400).
+TOKEN_IN_URL = "tokens in the URL are refused; send 'Authorization: Bearer <token>'"  # noqa: S105 - a message
+
 _COLON, _OPEN, _CLOSE, _OPEN_LIST, _CLOSE_LIST, _QUOTE, _BACKSLASH = (ord(c) for c in ':{}[]"\\')
+
+
+def token_in_query(scope: Scope) -> bool:
+    """Whether the request's query string names a token-like parameter (``?token=``, ``?api_key=``...).
+
+    Checked by the middleware for every request, not only by the routes that authenticate: ``GET /v1/models``,
+    ``/metrics``, the health checks and the UI's pages answered 200 to ``?token=...``, telling a user who
+    pasted a token into a URL that it worked, while the URL went to access logs, history and proxies.
+    """
+    raw = scope.get("query_string", b"")
+    if not raw:
+        return False
+    from urllib.parse import parse_qsl
+
+    names = parse_qsl(bytes(raw).decode("latin-1"), keep_blank_values=True)
+    return any(name.lower() in TOKEN_PARAMETERS for name, _ in names)
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:

@@ -44,12 +44,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from defectops.errors import BodyTimeoutError, PayloadTooLargeError, UnsupportedMediaTypeError
 from defectops.serving.guard import (
     BODY_METHODS,
+    TOKEN_IN_URL,
     check_content_type,
     check_json_shape,
     header,
     needs_scan,
     read_body,
     replay,
+    token_in_query,
 )
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -242,6 +244,9 @@ class MeasureAndLimit:
             await send(message)
 
         try:
+            if token_in_query(scope):  # before any route, so no path answers a token pasted into its URL
+                await _reject(send_wrapper, 400, TOKEN_IN_URL)
+                return
             if scope.get("method") in BODY_METHODS:
                 try:
                     body = await self._checked_body(scope, receive)

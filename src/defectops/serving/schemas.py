@@ -8,6 +8,7 @@ refused rather than guessed), because the change metrics of Kamei et al. are cou
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -71,6 +72,13 @@ _REV_PART = r"[A-Za-z0-9](?:\.?[A-Za-z0-9_/@{}^~-])*\.?"
 #: A range's BASE may not end with a dot, so the schema itself refuses ``BASE...HEAD`` (git's symmetric
 #: difference, not a pull request's commits) and a client generating from the OpenAPI cannot send it.
 _BASE_PART = r"[A-Za-z0-9](?:\.?[A-Za-z0-9_/@{}^~-])*"
+_REVISION = re.compile(_REV_PART)
+#: What a revision may be, in words, for the 422 of one that is not (the pattern said nothing to a user).
+_REVISION_WORDS = (
+    "revisions git knows: a sha, a branch or tag, HEAD~2 (letters, digits and _ / @ { } ^ ~ - ., starting "
+    "with a letter or digit; no spaces, no ':')"
+)
+_REPOSITORY_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,99}")
 
 
 #: JSON Schema of the rules between fields that the validators below enforce, so the OpenAPI says them too
@@ -269,6 +277,28 @@ class CommitScoreRequest(BaseModel):
         # BASE...HEAD was split at the first two dots and answered "unknown revision '.HEAD'".
         if isinstance(value, str) and "..." in value:
             raise ValueError("range must be BASE..HEAD (two dots), not BASE...HEAD")
+        if isinstance(value, str) and ".." not in value:
+            raise ValueError(f"range must be BASE..HEAD, got {value[:60]!r}; one revision goes in commit")
+        if isinstance(value, str) and not all(_REVISION.fullmatch(part) for part in value.split("..", 1)):
+            raise ValueError(f"range must be BASE..HEAD of two {_REVISION_WORDS}")
+        return value
+
+    @field_validator("commit", mode="before")
+    @classmethod
+    def _one_revision(cls, value: object) -> object:
+        # The same: the answer was the pattern itself ("String should match pattern '^[A-Za-z0-9](?:...'").
+        if isinstance(value, str) and ".." not in value and not _REVISION.fullmatch(value):
+            raise ValueError(f"commit must be one of the {_REVISION_WORDS}")
+        return value
+
+    @field_validator("repo", mode="before")
+    @classmethod
+    def _repository_id(cls, value: object) -> object:
+        if isinstance(value, str) and not _REPOSITORY_ID.fullmatch(value):
+            raise ValueError(
+                "repo is a repository id of the service (letters, digits, '_', '.', '-', e.g. "
+                "'flask-4f7f71f96c', as defectops serve lists them when it starts), never a path"
+            )
         return value
 
     @model_validator(mode="after")

@@ -112,12 +112,17 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         len(window) < ctx.settings.min_window_predictions and len(labelled) < settings.min_realized_labels
     ):
         hint = traffic_hint(len(window), now - since, ctx.settings.min_window_predictions)
+        if hint and since > now - timedelta(days=ctx.settings.window_days):  # cut by the promotion: more
+            # window days would add none of the champion's predictions; the window grows by itself
+            hint += f" (v{champion} is champion only since {promoted:%Y-%m-%d %H:%M} UTC)"
+        elif hint:
+            hint += " (DEFECTOPS_HEAL_WINDOW_DAYS)"
         cycle.add(
             "monitor",
             "skipped",
             f"{period}: fewer than {ctx.settings.min_window_predictions}, and {len(labelled)} "
             f"label{'' if len(labelled) == 1 else 's'} arrived (fewer than {settings.min_realized_labels})"
-            + (f"; {hint} (DEFECTOPS_HEAL_WINDOW_DAYS)" if hint else ""),
+            + (f"; {hint}" if hint else ""),
             champion=champion,
             evidence=base,
         )

@@ -53,6 +53,11 @@ def refresh_step(ctx: HealContext, cycle: Cycle, champion: int) -> RefreshResult
         evidence["feedback_repos"] = repos
         evidence["feedback_repos_first_sync"] = first
         message += f"; {_feedback_line(total)}"
+        if len(repos) > 1:  # each id gets its own copy of a label: 7611 "new" for flask's 3806 commits
+            shown = ", ".join(repos[:5]) + (f" and {len(repos) - 5} more" if len(repos) > 5 else "")
+            message += (
+                f", under {len(repos)} repository ids ({shown}), each with its own copy of a commit's label"
+            )
     cycle.add("refresh", "ok", message, champion=champion, evidence=evidence)
     return result
 

@@ -38,7 +38,8 @@ function render(doc) {
   else {
     note.textContent = `${served.n_matured} served predictions of this version have matured labels` +
       (served.label_sources ? " (" + Object.entries(served.label_sources).map(([s, n]) => `${s}: ${n}`).join(", ") + ")" : "") +
-      ". Intervals: 95 % bootstrap. " + (served.note || "");
+      " (every label known now, whenever it arrived; monitoring judges each window on the labels that arrived in it). " +
+      "Intervals: 95 % bootstrap. " + (served.note || "");
     const metrics = served.metrics || [];
     UI.chart("served", {
       data: { labels: metrics.map((m) => m.metric), datasets: [

@@ -12,10 +12,19 @@ function driftColour(value) {
 
 function render(doc) {
   const monitor = doc.monitor;
-  if (monitor.error) UI.fail("drift-box", new Error(monitor.error));
-  else if (!monitor.windows.length) document.getElementById("drift-box").replaceChildren(el("p", { class: "muted" },
-    "No monitored window yet: the heal loop's monitor step writes one per cycle once enough predictions are served."));
-  else {
+  if (monitor.error) ["drift-box", "performance-box"].forEach((box) => UI.fail(box, new Error(monitor.error)));
+  else if (!monitor.windows.length) {
+    // Both panels say why they are empty (the performance panel was a blank box).
+    const empty = (box, text) => {
+      const node = document.getElementById(box);
+      node.classList.remove("chart");
+      node.replaceChildren(el("p", { class: "muted" }, text));
+    };
+    empty("drift-box",
+      "No monitored window yet: the heal loop's monitor step writes one per cycle once enough predictions are served.");
+    empty("performance-box",
+      "No monitored window yet: realized ROC AUC on the labels that arrived, and its CBPE estimate, are drawn per monitor step of the heal loop.");
+  } else {
     const labels = monitor.windows.map((w) => fmt.day(w.until || w.at));
     const cells = [];
     monitor.windows.forEach((w, x) => w.drift.forEach((v, y) => cells.push({ x: labels[x], y: monitor.features[y], v })));
