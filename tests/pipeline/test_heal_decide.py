@@ -154,6 +154,36 @@ def test_a_challenger_in_shadow_or_a_recent_one_blocks_a_new_one() -> None:
     assert quiet.reason == "no trigger fired; 0 labels became known since the champion was trained (< 200)"
 
 
+def test_the_starter_s_registration_does_not_hold_back_the_repository_s_first_own_model() -> None:
+    # The starter (v1) was registered 2 days ago and 240 labels of the repository are known: its first own
+    # model is trained now, not in 5 days (the cool-down keeps a persisting trigger from retraining every cycle).
+    first = decide(
+        inputs(
+            new_labels=240,
+            champion_cross_project=True,
+            days_since_last_challenger=2.0,
+            last_registered_version=1,
+        ),
+        SETTINGS,
+    )
+    assert first.retrain
+    assert first.blocked_by is None
+    # An own challenger (v2) was trained 2 days ago and refused: the next one waits as any other.
+    after_own = decide(
+        inputs(
+            new_labels=240,
+            champion_cross_project=True,
+            days_since_last_challenger=2.0,
+            last_registered_version=2,
+        ),
+        SETTINGS,
+    )
+    assert not after_own.retrain
+    assert (
+        after_own.blocked_by == "the last challenger v2 was registered 2.0 days ago (< 7 days between models)"
+    )
+
+
 # ----------------------------------------------------------------------------------------------------------
 # rollback
 

@@ -169,6 +169,13 @@ def decide(inputs: DecideInputs, settings: HealSettings) -> Decision:
     elif (
         inputs.days_since_last_challenger is not None
         and inputs.days_since_last_challenger < settings.min_days_between_challengers
+        # The cool-down stops a persisting trigger from training a model every cycle; it does not hold
+        # back the repository's first own model behind the starter's registration (the starter learnt
+        # nothing from the repository).
+        and not (
+            inputs.champion_cross_project
+            and inputs.last_registered_version in (None, inputs.champion_version)
+        )
     ):
         which = (
             f"the champion v{inputs.champion_version} itself"
