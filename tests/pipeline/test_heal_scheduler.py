@@ -54,6 +54,8 @@ def test_a_failing_cycle_is_reported_and_the_schedule_goes_on() -> None:
     summary = run_scheduler(cycle, every_minutes=FAST, max_cycles=2, on_error=errors.append)
     assert (summary.cycles, summary.failures) == (2, 1)
     assert [str(e) for e in errors] == ["registry unreachable"]
+    assert not summary.all_failed
+    assert str(summary.last_error) == "registry unreachable"
 
 
 def test_a_failure_is_reported_once_by_on_error_else_logged(caplog: pytest.LogCaptureFixture) -> None:
@@ -200,3 +202,20 @@ def test_heal_with_several_champions_names_its_own_options_not_the_services(
             "several registered models have a champion (app-a, app-b); choose one with --model-name, or --repo "
             "for that repository's model"
         )
+
+
+def test_a_bounded_scheduler_run_in_which_every_cycle_failed_exits_non_zero(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Was exit 0 after "2 cycle(s), 2 failed": a cron job or a Kubernetes Job reported success. A real
+    # failure: the workspace's MLflow artifact folder is a file, so every cycle fails to start its run.
+    workspace = tmp_path / "ws"
+    (workspace / "mlflow").mkdir(parents=True)
+    (workspace / "mlflow" / "artifacts").write_text("not a folder")
+    monkeypatch.setenv("DEFECTOPS_WORKSPACE", str(workspace))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("DEFECTOPS_MLFLOW_ARTIFACTS", raising=False)
+    args = ["scheduler", "--every-minutes", str(FAST), "--max-cycles", "2", "--model-name", "cli-sched-fail"]
+    result = CliRunner().invoke(app(), args)
+    assert "after 2 cycle(s), 2 failed" in result.stderr
+    assert result.exit_code not in (0, 1), result.output  # the failure's own code, not success or Click's

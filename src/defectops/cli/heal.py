@@ -15,6 +15,7 @@ import typer
 
 from defectops.cli._support import app_settings, repository_model
 from defectops.console import print_json, stderr, stdout
+from defectops.errors import DefectOpsError
 
 if TYPE_CHECKING:
     from defectops.pipeline import Healer, HealReport
@@ -216,6 +217,11 @@ def _schedule(healer: Healer, every_minutes: float, max_cycles: int | None, json
             f"{summary.failures} failed",
             highlight=False,
         )
+    if summary.stopped_by == "max_cycles" and summary.all_failed:
+        # A bounded run (cron, a Kubernetes Job) in which every cycle failed must not report success; the
+        # code is the last failure's, as `heal --once` would have exited with it (70: an internal error).
+        error = summary.last_error
+        raise typer.Exit(code=error.exit_code if isinstance(error, DefectOpsError) else 70)
 
 
 def _show(report: HealReport, json_output: bool) -> None:

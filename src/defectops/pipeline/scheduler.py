@@ -41,6 +41,13 @@ class SchedulerSummary:
     cycles: int
     failures: int
     stopped_by: str
+    #: The exception of the last failed cycle (None when none failed).
+    last_error: BaseException | None = None
+
+    @property
+    def all_failed(self) -> bool:
+        """Every cycle that ran failed (a bounded run that did nothing but fail is a failure to report)."""
+        return self.cycles > 0 and self.failures == self.cycles
 
 
 @dataclass
@@ -48,6 +55,7 @@ class _State:
     cycles: int = 0
     failures: int = 0
     stop_requested: str | None = None
+    last_error: BaseException | None = None
 
 
 def run_scheduler(
@@ -103,6 +111,7 @@ def run_scheduler(
                 result = cycle(clock())
             except Exception as exc:  # a failed cycle is reported; the next one may succeed
                 state.failures += 1
+                state.last_error = exc
                 if on_error is not None:  # the caller reports it (the CLI prints one line per failure)
                     on_error(exc)
                 else:
@@ -145,5 +154,8 @@ def run_scheduler(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return SchedulerSummary(
-        cycles=state.cycles, failures=state.failures, stopped_by=state.stop_requested or ""
+        cycles=state.cycles,
+        failures=state.failures,
+        stopped_by=state.stop_requested or "",
+        last_error=state.last_error,
     )
