@@ -56,3 +56,41 @@ def test_a_missing_alias_of_the_repositorys_model_is_an_error_not_the_starter(
     assert missing.out == ""
     assert missing.err.strip() == f"error: model {name!r} has no 'challenger' alias"
     assert "starter" not in missing.err.lower()
+
+
+@pytest.mark.slow  # MLflow's SQLite store is migrated for the registration
+def test_a_block_model_without_a_champion_is_said_not_silently_skipped(
+    cli: Callable[..., Any], risky_repo: RepoBuilder, training_data: tuple[Any, Any]
+) -> None:
+    # run registers <name>-blocks even when its gate refuses it; predict then scored no block and said
+    # nothing (only run's summary line had told why).
+    settings = Settings()
+    name = RepositoryNames(Workspace.from_settings(settings).root).model_name(GitRepo.open(risky_repo.path))
+    frame, y = training_data
+    model = make_model("logreg", features=tuple(FEATURES)).fit(frame, y)
+    config = TrackingConfig.from_settings(settings)
+    registry = ModelRegistry(config)
+    for registered in (name, f"{name}-blocks"):
+        run = log_training_run(
+            model,
+            features=FEATURES,
+            reference=frame.assign(label=y),
+            params={"kind": "test"},
+            metrics={"roc_auc": 0.9},
+            dataset_fingerprint=f"fp-{registered}",
+            config=config,
+            threshold=model.threshold_,
+        )
+        registry.register(registered, run.model_uri, who="ci-test", why="t", now=NOW)
+    registry.promote(name, 1, "ci-test", "first champion", now=NOW)
+
+    scored = cli("predict", "--repo", str(risky_repo.path), "--format", "json")
+    assert scored.code == 0, scored
+    assert (
+        f"Terraform blocks not scored: {name}-blocks has no 'champion' version (its gate refused it; "
+        "defectops models list shows its versions)"
+    ) in " ".join(scored.err.split())
+    # With a block champion there is nothing to say.
+    registry.promote(f"{name}-blocks", 1, "ci-test", "block champion", now=NOW)
+    quiet = cli("predict", "--repo", str(risky_repo.path), "--format", "json")
+    assert "Terraform blocks not scored" not in quiet.err

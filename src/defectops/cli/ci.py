@@ -361,12 +361,29 @@ def _block_model_for(settings: Settings, source: ModelSource, alias: str) -> Mod
 
     if source.cross_project:
         return None
+    name = block_model_name(source.name)
     try:
-        return resolve_model(
-            model_dir=None, model_name=block_model_name(source.name), alias=alias, settings=settings
-        )
+        return resolve_model(model_dir=None, model_name=name, alias=alias, settings=settings)
     except NotFoundError:
+        _note_unscored_blocks(settings, name, alias)
         return None
+
+
+def _note_unscored_blocks(settings: Settings, name: str, alias: str) -> None:
+    """Say why the Terraform blocks go unscored when the block model is registered without ``alias`` (its
+    gate refused every version): predict was silent, and only run's summary had said so."""
+    from defectops.errors import DefectOpsError
+    from defectops.registry import ModelRegistry
+
+    try:
+        aliases = ModelRegistry.from_settings(settings).aliases(name)
+    except DefectOpsError:  # not registered (a repository without Terraform): nothing to say
+        return
+    if alias not in aliases:
+        _note(
+            f"Terraform blocks not scored: {name} has no {alias!r} version (its gate refused it; "
+            f"defectops models list shows its versions)"
+        )
 
 
 def _emit(
