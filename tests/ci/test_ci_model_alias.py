@@ -22,27 +22,36 @@ NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 FEATURES = ["la", "ld", "nf"]
 
 
-@pytest.mark.slow  # MLflow's SQLite store is migrated for the registration: over 10 s on a shared machine
-def test_a_missing_alias_of_the_repositorys_model_is_an_error_not_the_starter(
-    cli: Callable[..., Any], risky_repo: RepoBuilder, training_data: tuple[Any, Any]
-) -> None:
+def _register(
+    risky_repo: RepoBuilder, training_data: tuple[Any, Any], *suffixes: str
+) -> tuple[str, ModelRegistry]:
+    """The repository's model name, with a logreg version registered under the name plus each suffix."""
     settings = Settings()
     name = RepositoryNames(Workspace.from_settings(settings).root).model_name(GitRepo.open(risky_repo.path))
     frame, y = training_data
     model = make_model("logreg", features=tuple(FEATURES)).fit(frame, y)
     config = TrackingConfig.from_settings(settings)
-    run = log_training_run(
-        model,
-        features=FEATURES,
-        reference=frame.assign(label=y),
-        params={"kind": "test"},
-        metrics={"roc_auc": 0.9},
-        dataset_fingerprint="fp-ci-alias",
-        config=config,
-        threshold=model.threshold_,
-    )
     registry = ModelRegistry(config)
-    registry.register(name, run.model_uri, who="ci-test", why="t", now=NOW)
+    for suffix in suffixes:
+        run = log_training_run(
+            model,
+            features=FEATURES,
+            reference=frame.assign(label=y),
+            params={"kind": "test"},
+            metrics={"roc_auc": 0.9},
+            dataset_fingerprint=f"fp-ci-alias{suffix}",
+            config=config,
+            threshold=model.threshold_,
+        )
+        registry.register(name + suffix, run.model_uri, who="ci-test", why="t", now=NOW)
+    return name, registry
+
+
+@pytest.mark.slow  # MLflow's SQLite store is migrated for the registration: over 10 s on a shared machine
+def test_a_missing_alias_of_the_repositorys_model_is_an_error_not_the_starter(
+    cli: Callable[..., Any], risky_repo: RepoBuilder, training_data: tuple[Any, Any]
+) -> None:
+    name, registry = _register(risky_repo, training_data, "")
     registry.promote(name, 1, "ci-test", "first champion", now=NOW)
 
     repo = str(risky_repo.path)
@@ -64,24 +73,7 @@ def test_a_block_model_without_a_champion_is_said_not_silently_skipped(
 ) -> None:
     # run registers <name>-blocks even when its gate refuses it; predict then scored no block and said
     # nothing (only run's summary line had told why).
-    settings = Settings()
-    name = RepositoryNames(Workspace.from_settings(settings).root).model_name(GitRepo.open(risky_repo.path))
-    frame, y = training_data
-    model = make_model("logreg", features=tuple(FEATURES)).fit(frame, y)
-    config = TrackingConfig.from_settings(settings)
-    registry = ModelRegistry(config)
-    for registered in (name, f"{name}-blocks"):
-        run = log_training_run(
-            model,
-            features=FEATURES,
-            reference=frame.assign(label=y),
-            params={"kind": "test"},
-            metrics={"roc_auc": 0.9},
-            dataset_fingerprint=f"fp-{registered}",
-            config=config,
-            threshold=model.threshold_,
-        )
-        registry.register(registered, run.model_uri, who="ci-test", why="t", now=NOW)
+    name, registry = _register(risky_repo, training_data, "", "-blocks")
     registry.promote(name, 1, "ci-test", "first champion", now=NOW)
 
     scored = cli("predict", "--repo", str(risky_repo.path), "--format", "json")
