@@ -30,7 +30,8 @@ Per repository R (a local clone; nothing of it is copied into this repository):
 Alarm policies (``--policy``, :data:`POLICIES`, docs/benchmarks.md): **old** (realized on the window's
 matured labels, any significant drift in one check), **2026-12-04** (realized on the labels that arrived in
 the window, drift only with PSI >= 0.25 in 2 consecutive checks, from 30% of the feature groups), **new**
-(the defaults) and **new+newcomers** (the defaults with the newcomer signal as an alarm). A false alarm is an alarm in a window where
+(the defaults), **new+newcomers** (the defaults with the newcomer signal as an alarm) and **2026-12-05**
+(the defaults before the score's drift was judged against the reference advanced to the window's time). A false alarm is an alarm in a window where
 neither the realized ROC-AUC on the arrived labels (the same for both policies) nor the CBPE estimate is more
 than ``max_performance_drop`` below the held-out one (CBPE: below the lower of it and the reference's
 estimate). Target: at most 1 in 10. The ROC-AUC on the labels known at the head is shown as the truth.
@@ -129,6 +130,7 @@ POLICIES: dict[str, dict[str, object]] = {
     "2026-12-04": {"alarm_feature_share": 0.3},
     "new": {},
     "new+newcomers": {"newcomer_alarm": True},
+    "2026-12-05": {"score_at_window_time": False},
 }
 
 
@@ -297,6 +299,7 @@ def monitor_week(
         decision_threshold=champion.model.meta.threshold,
         history=champion.history,
         baseline_roc_auc=champion.baseline_auc,
+        rescore=champion.model.score if "score" in reference.columns else None,
     )
 
 
@@ -524,7 +527,7 @@ def main() -> None:
         default=["2026-12-04", "new", "new+newcomers"],
         help="Alarm policies: old (one check, any significant drift, realized on the window's own labels), "
         "2026-12-04 (drift from 30%% of the feature groups), new (the defaults), new+newcomers (the newcomer "
-        "signal alarms).",
+        "signal alarms), 2026-12-05 (the score's drift judged against the reference's scores as trained).",
     )
     parser.add_argument("--fresh", action="store_true", help="Serve again even when a saved replay exists.")
     parser.add_argument("--quick", action="store_true", help="12 weeks, starts 6 and 9.")

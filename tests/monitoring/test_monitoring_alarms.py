@@ -14,7 +14,7 @@ from defectops.config import MonitoringSettings
 from defectops.data import FEATURES
 from defectops.monitoring.alarms import feature_groups
 from defectops.monitoring.monitor import monitor_window
-from defectops.monitoring.trend import BINS, MIN_BIN_ROWS, MIN_TREND_ROWS, detrend, fit_slope
+from defectops.monitoring.trend import BINS, MIN_BIN_ROWS, MIN_TREND_ROWS, advance, detrend, fit_slope
 
 NOW = datetime(2026, 12, 3, tzinfo=UTC)
 DAY = pd.Timedelta(days=1)
@@ -80,6 +80,83 @@ def test_detrend_removes_the_growth_the_history_shows() -> None:
     assert adjustment.shift == pytest.approx(0.5)  # one year after the reference's median time
     assert out.reference["exp"].tolist() == pytest.approx([1.0] * 3)
     assert out.window["exp"].tolist() == pytest.approx([1.0] * 3)  # 1.5 - 0.5: the growth is removed
+
+
+def test_advance_moves_each_reference_row_along_the_growth_to_the_window_time() -> None:
+    # history growing 0.5 per year in log1p (as above); reference rows at t0 - half a year and t0 (median
+    # t0 - a quarter), window a year after t0: the rows are moved by 0.5 * 1.5 = 0.75 and 0.5 * 1 = 0.5
+    history = pd.DataFrame(
+        {
+            "exp": np.expm1(np.repeat(1 + 0.5 * np.arange(12) / 12, MIN_BIN_ROWS)),
+            "time": pd.Timestamp("2024-01-01", tz="UTC")
+            + pd.to_timedelta(np.repeat(np.arange(12) * 365.25 / 12, MIN_BIN_ROWS), unit="D"),
+        }
+    )
+    t0 = pd.Timestamp("2025-01-01", tz="UTC")
+    reference = pd.DataFrame(
+        {"exp": [np.expm1(1.0), np.expm1(2.0)], "la": [3.0, 4.0], "time": [t0 - 182.625 * DAY, t0]}
+    )
+    window = pd.DataFrame({"exp": [5.0], "la": [1.0], "created_at": [t0 + 365.25 * DAY]})
+    trended = detrend(reference, window, ["exp", "la"], history=history, window_time="created_at", months=24)
+    advanced = advance(reference, trended)
+    assert advanced is not None
+    assert np.log1p(advanced["exp"]).tolist() == pytest.approx([1.75, 2.5])
+    assert advanced["la"].tolist() == [3.0, 4.0]  # not age-growing: as mined
+    assert reference["exp"].tolist() == pytest.approx([np.expm1(1.0), np.expm1(2.0)])  # a copy
+    flat = history.assign(exp=5.0)  # no growth: nothing to advance
+    assert (
+        advance(
+            reference, detrend(reference, window, ["exp"], history=flat, window_time="created_at", months=24)
+        )
+        is None
+    )
+
+
+def _experience_model(frame: pd.DataFrame) -> np.ndarray:
+    """A model that learnt "experienced authors break less, big changes more": its score falls with exp."""
+    logit = 1.0 - 0.9 * np.log1p(frame["exp"].to_numpy(float)) + 0.03 * frame["la"].to_numpy(float)
+    return np.asarray(1 / (1 + np.exp(-logit)), dtype=np.float64)
+
+
+def test_the_score_is_judged_at_the_window_time_so_ageing_alone_is_no_score_drift() -> None:
+    rng = np.random.default_rng(21)
+    history = _changes(rng, 6000, pd.Timestamp("2022-01-01", tz="UTC"), 3 * 365)
+    reference = history[history["time"] >= history["time"].max() - 90 * DAY].reset_index(drop=True)
+    reference["score"] = _experience_model(reference)
+    later = _changes(rng, 400, history["time"].max() + 365 * DAY, 30)  # a year later, the same process
+    later["score"] = _experience_model(later)
+    window = _window(later)
+    as_trained = monitor_window(
+        reference,
+        window,
+        now=NOW,
+        history=history,
+        drift_history=[True],
+        rescore=_experience_model,
+        settings=MonitoringSettings(score_at_window_time=False),
+    )
+    assert as_trained.prediction is not None
+    assert as_trained.prediction.drift_detected
+    assert as_trained.alarm
+    aged = monitor_window(
+        reference, window, now=NOW, history=history, drift_history=[True], rescore=_experience_model
+    )
+    assert aged.prediction is not None
+    assert not aged.prediction.drift_detected
+    assert not aged.alarm
+    assert any(
+        n.startswith("score compared with the model's scores on the reference advanced") for n in aged.notes
+    )
+    # a jump in change size still moves the score against the advanced reference
+    bigger = _window(
+        later.assign(la=later["la"] * 3, score=_experience_model(later.assign(la=later["la"] * 3)))
+    )
+    jumped = monitor_window(
+        reference, bigger, now=NOW, history=history, drift_history=[True], rescore=_experience_model
+    )
+    assert jumped.prediction is not None
+    assert jumped.prediction.drift_detected
+    assert any("score distribution drifted" in reason for reason in jumped.alarm_reasons)
 
 
 def test_age_growth_alone_raises_no_drift_and_a_new_team_still_does() -> None:

@@ -219,6 +219,12 @@ class MonitoringSettings(BaseSettings):
         description="Features that grow with project age are compared after removing the trend fitted on "
         "this many last months of the training history.",
     )
+    score_at_window_time: bool = Field(
+        default=True,
+        description="Judge the score's drift against the model's scores on the reference with its "
+        "age-growing features advanced to the window's time along their fitted growth (when the model is "
+        "at hand), so that the project's normal ageing does not read as score drift.",
+    )
 
     calibration_bins: int = Field(
         default=10, ge=2, description="Equal-width bins for the expected calibration error."

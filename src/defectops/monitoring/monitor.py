@@ -10,7 +10,7 @@ drift and the streaming checks are skipped, without labels the CBPE calibration 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -35,7 +35,7 @@ from defectops.monitoring.performance import (
     realized_performance,
 )
 from defectops.monitoring.report import MonitoringResult, State
-from defectops.monitoring.trend import TrendAdjustment, detrend
+from defectops.monitoring.trend import Detrended, TrendAdjustment, advance, detrend
 
 #: Columns with a fixed meaning; never treated as model features unless listed explicitly: the prediction
 #: log's fixed columns (from defectops.data.columns, so that monitoring does not import the SQL layer) plus
@@ -220,6 +220,7 @@ def monitor_window(
     labelled: pd.DataFrame | None = None,
     drift_history: Sequence[bool] = (),
     newcomer_history: Sequence[bool] = (),
+    rescore: Callable[[pd.DataFrame], FloatArray] | None = None,
 ) -> MonitoringResult:
     """Run every check on ``window`` against ``reference`` and return the result.
 
@@ -235,6 +236,9 @@ def monitor_window(
     ``drift_history`` is whether the model's earlier checks (oldest first) had a drift signal
     (:attr:`MonitoringResult.drift_signal`): drift alarms only when sustained. ``newcomer_history`` is the
     same for the newcomer check (:mod:`defectops.monitoring.newcomers`, ``newcomers.signal``).
+    ``rescore`` is the model's scoring function: with it, the score's drift is judged against the model's
+    scores on the reference advanced to the window's time (:func:`defectops.monitoring.trend.advance`), so
+    that the growth the age-growing features share with the project does not read as score drift.
     """
     cfg = settings or MonitoringSettings()
     # One type per metric (the feature contract): a window logged before it may hold fix as true/false.
@@ -258,6 +262,7 @@ def monitor_window(
         window_time=_TREND_TIME,
         months=cfg.trend_months,
     )
+    drift_scores = _advanced_scores(reference, trended, rescore, reference_scores, cfg, notes)
     reference, window = trended.reference, _with_attrs(trended.window, window)
     notes.extend([*trended.notes, *_trend_notes(trended.adjustments)])
     n_tests = len(chosen) + (1 if reference_scores is not None else 0)
@@ -268,9 +273,11 @@ def monitor_window(
     ]
     prediction: FeatureDrift | None = None
     streams: list[StreamDrift] = []
-    if reference_scores is not None:
-        prediction = prediction_drift(reference["score"], window["score"], settings=cfg, n_tests=n_tests)
-        streams = stream_drift(reference_scores, window_scores, settings=cfg, decision_threshold=threshold)
+    if drift_scores is not None:
+        prediction = prediction_drift(
+            pd.Series(drift_scores, name="score"), window["score"], settings=cfg, n_tests=n_tests
+        )
+        streams = stream_drift(drift_scores, window_scores, settings=cfg, decision_threshold=threshold)
     else:
         notes.append("the reference has no 'score' column: prediction drift and streaming checks skipped")
     numeric = [name for name in chosen if kinds[name] == "numeric"]
@@ -370,6 +377,32 @@ def monitor_window(
         drift_checks=verdict.drift_checks,
         newcomers=newcomers,
     )
+
+
+def _advanced_scores(
+    reference: pd.DataFrame,
+    trended: Detrended,
+    rescore: Callable[[pd.DataFrame], FloatArray] | None,
+    scores: FloatArray | None,
+    settings: MonitoringSettings,
+    notes: list[str],
+) -> FloatArray | None:
+    """The reference scores the window's score is compared with: the model's scores on the reference advanced
+    to the window's time when the model is given and a feature grows, else the reference's own scores."""
+    if scores is None or rescore is None or not settings.score_at_window_time:
+        return scores
+    advanced = advance(reference, trended)
+    if advanced is None:
+        return scores
+    moved = np.clip(np.asarray(rescore(advanced), dtype=np.float64).reshape(-1), 0.0, 1.0)
+    if len(moved) != len(scores) or np.isnan(moved).any():
+        raise InputError(f"the model gave {len(moved)} scores for {len(scores)} reference rows")
+    names = ", ".join(a.feature for a in trended.adjustments if a.slope_per_year != 0.0)
+    notes.append(
+        f"score compared with the model's scores on the reference advanced to the window's time along the "
+        f"growth of {names} (median {np.median(scores):.3f} as trained, {np.median(moved):.3f} advanced)"
+    )
+    return moved
 
 
 def _trend_notes(adjustments: Sequence[TrendAdjustment]) -> list[str]:

@@ -17,6 +17,12 @@ window: what the past growth predicts is removed, a change the trend does not ex
 authors with no experience, a jump in experience) remains. The slope is fitted on the history, never on the
 window, so a drift inside the window cannot hide itself. KS is unchanged by the log (a monotone map); PSI bins
 and the Wasserstein scale are taken on the adjusted values.
+
+The model's score inherits the trend: a champion that learnt "experienced authors break less" scores a later
+window lower whatever happens, and a score-drift test against the reference's scores fires on age alone.
+:func:`advance` moves the reference's age-growing features along the same fitted growth to the window's
+time, ``log1p(value') = log1p(value) + b * (t_window - t)``, so that the model can score the reference as
+its commits would have been measured then; the score is compared against those scores.
 """
 
 from __future__ import annotations
@@ -56,12 +62,14 @@ class TrendAdjustment(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class Detrended:
-    """Reference and window with the age-growing features replaced by their adjusted values."""
+    """Reference and window with the age-growing features replaced by their adjusted values, and the
+    window's median time (days since the epoch) the growth was projected to (None: nothing adjusted)."""
 
     reference: pd.DataFrame
     window: pd.DataFrame
     adjustments: list[TrendAdjustment]
     notes: list[str]
+    window_day: float | None = None
 
 
 def _days(times: pd.Series) -> np.ndarray:
@@ -173,4 +181,21 @@ def detrend(
                 feature=feature, slope_per_year=slope * 365.25, commits=used, shift=shift, note=note
             )
         )
-    return Detrended(reference, window, adjustments, [])
+    return Detrended(reference, window, adjustments, [], float(np.median(win_days)))
+
+
+def advance(reference: pd.DataFrame, detrended: Detrended) -> pd.DataFrame | None:
+    """A copy of ``reference`` (values as mined, with its ``time`` column) with every age-growing feature
+    that :func:`detrend` found growing moved along its fitted growth to the window's median time:
+    ``value' = expm1(log1p(value) + b * (t_window - t))``, never below 0. None when no feature grows (the
+    reference is already what it would be then) or the times are missing."""
+    growing = [a for a in detrended.adjustments if a.slope_per_year != 0.0]
+    if not growing or detrended.window_day is None or TIME not in reference.columns:
+        return None
+    out = reference.copy()
+    ahead = detrended.window_day - _days(reference[TIME])
+    for adjustment in growing:
+        values = pd.to_numeric(out[adjustment.feature], errors="coerce").clip(lower=0)
+        moved = np.log1p(values.to_numpy(dtype=np.float64)) + adjustment.slope_per_year / 365.25 * ahead
+        out[adjustment.feature] = np.expm1(np.maximum(moved, 0.0))
+    return out

@@ -154,6 +154,7 @@ def monitor_model(
             labelled=labelled,
             drift_history=history,
             newcomer_history=newcomer_history,
+            rescore=loaded.score if "score" in reference.columns else None,
         )
 
     history: list[bool] = []

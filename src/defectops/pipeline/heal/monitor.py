@@ -155,6 +155,7 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         high_risk_threshold=bands.high if bands is not None else None,
         history=ctx.reference(champion),  # the growth of age-growing features is fitted on all of it
         baseline_roc_auc=baseline if baseline is not None and math.isfinite(baseline) else None,
+        rescore=model.score if "score" in reference.columns else None,
     )
     cycle.artifacts["heal/monitoring.json"] = json.loads(result.model_dump_json())
     publish_gauges(
