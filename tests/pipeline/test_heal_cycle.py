@@ -490,3 +490,102 @@ def test_the_refresh_line_counts_kept_defects_in_words(kept: int, said: str) -> 
     from defectops.pipeline.heal.refresh import _feedback_line
 
     assert _feedback_line(FeedbackCounts(recorded=3, matched_predictions=2, kept=kept)) == said
+
+
+def test_the_gate_leaves_out_labels_known_when_the_models_were_trained(
+    stack: Stack, quiet_world: pd.DataFrame
+) -> None:
+    """Shadow requests for older commits carry labels the models may have learnt (scrapy: the five commits
+    `run` listed as the riskiest recent ones, scored through the service, were all training rows). The
+    gate judges only on labels that became known after both models learnt theirs."""
+    source = frame_source(quiet_world)
+    first = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    outside = stack.registry.register(
+        stack.name, f"models:/{stack.name}/{first}", who="bob", why="try this", now=day(250)
+    )
+    settings = HealSettings(min_new_labels=100_000)
+    healer = stack.healer(source, settings)
+    adopted = healer.cycle(day(260)).record("gate")
+    assert adopted is not None
+    assert adopted.outcome == "shadow"
+
+    def pair(number: int, sha: str) -> list[PredictionRecord]:
+        served = f"00000000-0000-4000-8000-{number:012d}"
+        common = {"created_at": day(261), "model_name": stack.name, "inputs": {"la": 1.0}, "threshold": 0.5,
+                  "risk_label": 0, "risk_band": "low", "repo": "syn", "commit_sha": sha}  # fmt: skip
+        return [
+            PredictionRecord(
+                prediction_id=served, model_version=str(first), served=True, score=0.2, **common
+            ),
+            PredictionRecord(
+                prediction_id=f"00000000-0000-4000-9000-{number:012d}",
+                model_version=str(outside.version),
+                served=False,
+                shadow_of=served,
+                score=0.3,
+                **common,
+            ),
+        ]
+
+    old = [f"{n:040x}" for n in range(1, 31)]  # labelled on day 100: the models learnt these
+    new = [f"{n:040x}" for n in range(31, 41)]  # labelled on day 265, after both were trained
+    stack.log.record([row for n, sha in enumerate(old + new) for row in pair(n, sha)])
+    labelled = [
+        FeedbackRecord(label=n % 2, repo="syn", commit_sha=sha, label_time=day(100 if sha in old else 265))
+        for n, sha in enumerate(old + new)
+    ]
+    stack.log.add_feedback_batch([r.model_copy(update={"source": "szz"}) for r in labelled], now=day(266))
+    gate = healer.cycle(day(270)).record("gate")
+    assert gate is not None
+    assert gate.outcome == "waiting"
+    assert gate.evidence["matured"] == 10  # 40 had matured labels; 30 of them were training rows
+    assert gate.evidence["known_when_trained"] == 30
+    assert gate.reason == (
+        f"10 of 200 shadow predictions of v{outside.version} have matured labels (not counted: 30 more were "
+        "already known when the models compared were trained)"
+    )
+
+
+def test_the_rollback_watch_leaves_out_labels_known_when_the_models_were_trained(
+    stack: Stack, quiet_world: pd.DataFrame
+) -> None:
+    """The same rule for the watch: the new champion learnt labels its predecessor never saw, so requests
+    for those commits would make it look better than it is and hold a rollback back."""
+    source = frame_source(quiet_world)
+    first = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    second = stack.registry.register(
+        stack.name, f"models:/{stack.name}/{first}", who="bob", why="retrained", now=day(250)
+    ).version
+    stack.registry.promote(stack.name, second, "bob", "looks better", now=day(255), force=True)
+    old = [f"{n:040x}" for n in range(1, 31)]
+    new = [f"{n:040x}" for n in range(31, 41)]
+    stack.log.record(
+        [
+            PredictionRecord(
+                prediction_id=f"00000000-0000-4000-8000-{n:012d}",
+                created_at=day(261),
+                model_name=stack.name,
+                model_version=str(second),
+                served=True,
+                inputs=dict.fromkeys(stack.registry.load(stack.name, version=first).meta.features, 1.0),
+                score=0.2,
+                threshold=0.5,
+                risk_label=0,
+                risk_band="low",
+                repo="syn",
+                commit_sha=sha,
+            )
+            for n, sha in enumerate(old + new)
+        ]
+    )
+    labelled = [
+        FeedbackRecord(label=n % 2, repo="syn", commit_sha=sha, label_time=day(100 if sha in old else 265))
+        for n, sha in enumerate(old + new)
+    ]
+    stack.log.add_feedback_batch([r.model_copy(update={"source": "szz"}) for r in labelled], now=day(266))
+    watch = stack.healer(source, HealSettings(min_new_labels=100_000)).cycle(day(270)).record("watch")
+    assert watch is not None
+    assert watch.outcome == "watching"
+    assert watch.evidence["check"]["n"] == 10  # 40 had matured labels; 30 of them were training rows
+    assert watch.evidence["known_when_trained"] == 30
+    assert "(not counted: 30 more were already known when the models compared were trained)" in watch.reason

@@ -28,6 +28,7 @@ from defectops.data import LABEL, TIME, training_table
 from defectops.errors import DataError
 from defectops.training.evaluate import fit_model
 from defectops.training.metrics import roc_auc
+from defectops.training.selection import with_features
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,14 +133,28 @@ def matured_quarters(
 
 
 def known_before(
-    commits: pd.DataFrame, labels: pd.DataFrame, files: pd.DataFrame | None, start: datetime, gap: timedelta
+    commits: pd.DataFrame,
+    labels: pd.DataFrame,
+    files: pd.DataFrame | None,
+    start: datetime,
+    gap: timedelta,
+    features: Sequence[str],
 ) -> pd.DataFrame:
     """The training part of a window beginning at ``start``: labels as known then, from commits made at
-    least ``gap`` before it (empty when nothing was known)."""
+    least ``gap`` before it, with ``features`` as its model inputs (empty when nothing was known, or when the
+    data cannot give one of them).
+
+    Why ``features``: a refit must learn from the inputs the candidate learnt from. A table of the default
+    Kamei metrics refitted a candidate that had chosen the mined features too (scrapy: 27 inputs) on 14, so
+    its "held-out, seed 0" read ROC-AUC 0.814 beside the 0.845 of the very same fold and seed."""
+    mined = [name for name in features if name in commits.columns]
     try:
-        then = training_table(commits, labels, as_of=start, files=files)
+        then = training_table(commits, labels, as_of=start, files=files, features=mined)
     except DataError:
         return pd.DataFrame()
+    if any(name not in then.columns for name in features):
+        return pd.DataFrame()
+    with_features(then, list(features))
     return then.loc[then[TIME] + gap <= pd.Timestamp(start)].reset_index(drop=True)
 
 
@@ -175,6 +190,7 @@ def window_stability(
     min_rows: int = 30,
     min_defective: int = 3,
     params: Mapping[str, Any] | None = None,
+    features: Sequence[str],
 ) -> tuple[list[WindowScore], int]:
     """The latest ``quarters`` usable settled quarters scored the honest way (module docstring), oldest
     first, and how many younger quarters were passed over: a quarter is usable with at least ``min_rows``
@@ -189,7 +205,7 @@ def window_stability(
         if len(test) < min_rows or int(test[LABEL].sum()) < min_defective or not _usable(test, min_rows):
             skipped += 1
             continue
-        train = known_before(commits, labels, files, start.to_pydatetime(), gap)
+        train = known_before(commits, labels, files, start.to_pydatetime(), gap, features)
         if not _usable(train, min_rows):
             skipped += 1
             continue

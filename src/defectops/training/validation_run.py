@@ -168,6 +168,8 @@ def validate_candidate(
     # The refits are of the model the candidate is: the default may have chosen the blend or the log-linear
     # model inside the training part, whose parameters a LightGBM refit would not take.
     kind = str(getattr(candidate.model, "kind", kind))
+    # ... and of its inputs: the feature set the candidate chose, not the default Kamei metrics.
+    features = list(candidate.features)
     windows: list[WindowScore] = []
     skipped = 0
     seeds: list[SeedScore] = []
@@ -183,9 +185,10 @@ def validate_candidate(
             seed=opts.seed,
             quarters=opts.quarters,
             min_rows=opts.min_window_rows,
+            features=features,
         )
         start = pd.Timestamp(window[TIME].min()).to_pydatetime()
-        train = known_before(commits, labels, files, start, gap)
+        train = known_before(commits, labels, files, start, gap, features)
         seeds = seed_stability(train, window, kind=kind, gap=gap, seeds=opts.seeds, params=params)
     return ValidationReport(
         model=kind,
@@ -224,10 +227,11 @@ def _protocol(opts: ValidationOptions, gap: timedelta) -> dict[str, str]:
         "quarters": (
             f"latest {opts.quarters} calendar quarters with >= {opts.min_window_rows} commits and >= 3 "
             f"defect-inducing that ended >= {gap.days} days (the gap) before now; each trained on labels "
-            "known at its start, commits >= the gap older, model defaults "
+            "known at its start, commits >= the gap older, the candidate's features, model defaults "
             "(no tuning), evaluated on the quarter's commits"
         ),
         "seeds": (
-            f"the held-out fold refitted with seeds {list(opts.seeds)} and the candidate's hyperparameters"
+            f"the held-out fold refitted with seeds {list(opts.seeds)}, the candidate's hyperparameters "
+            "and features"
         ),
     }

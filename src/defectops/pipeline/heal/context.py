@@ -72,6 +72,21 @@ def matured(frame: pd.DataFrame, now: datetime) -> pd.DataFrame:
     return frame.loc[known.to_numpy(dtype=bool)].reset_index(drop=True)
 
 
+def unlearnt(rows: pd.DataFrame, learnt_at: datetime) -> pd.DataFrame:
+    """The matured ``rows`` whose label is dated after ``learnt_at``, when a judged model learnt its labels.
+
+    Why: a request for an older commit (a reviewer scoring last month's commits, a range of history) gets
+    the label that commit already had; a label known when the model was trained is one of its training rows,
+    so judging on it favours that model over the one it is compared with (a challenger trained later learnt
+    more of them than the champion did). Rows without a label time are kept (nothing says they were learnt).
+    """
+    if len(rows) == 0 or "label_time" not in rows.columns:
+        return rows
+    times = pd.to_datetime(rows["label_time"], utc=True)
+    after = (times > pd.Timestamp(learnt_at)).fillna(True)
+    return rows.loc[after.to_numpy(dtype=bool)].reset_index(drop=True)
+
+
 def scored_reference(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
     """The monitoring reference with the model's scores on its rows (``score``), unless it has them.
 
@@ -90,6 +105,14 @@ def scored_reference(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
     out = frame.copy()
     out["score"] = model.score(frame)
     return out
+
+
+def learnt_note(left_out: int) -> str:
+    """What :func:`unlearnt` left out, for a step's line: empty when nothing was."""
+    if left_out == 0:
+        return ""
+    were = "was" if left_out == 1 else "were"
+    return f" (not counted: {left_out} more {were} already known when the models compared were trained)"
 
 
 class HealContext:
@@ -169,6 +192,11 @@ class HealContext:
     def trained_at(self, version: int) -> datetime:
         """When a version learned its labels (:func:`trained_at`)."""
         return trained_at(self.registry, self.model_name, version)
+
+    def learnt_by(self, *versions: int) -> datetime:
+        """When the last trained of ``versions`` learned its labels: a label dated up to then may be a
+        training row of one of them, so comparing them on it is not fair (:func:`unlearnt`)."""
+        return max(self.trained_at(version) for version in versions)
 
     def champion_since(self, version: int) -> datetime:
         """When ``version`` last became the champion (its training time if that was never audited)."""

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from defectops.data import EFFORT, LABEL
-from defectops.pipeline.heal.context import HealContext, days, matured
+from defectops.pipeline.heal.context import HealContext, days, learnt_note, matured, unlearnt
 from defectops.pipeline.heal.cycle import Cycle
 from defectops.registry import CHAMPION, LoadedModel
 from defectops.serving import Traffic
@@ -52,19 +52,23 @@ def gate_step(ctx: HealContext, cycle: Cycle, champion: int, challenger: int | N
         )
         return GateResult(pending=challenger, champion=champion)
     pairs = ctx.shadow_pairs(champion, challenger, since=started, now=now)
-    rows = matured(pairs, now)
+    ripe = matured(pairs, now)
+    rows = unlearnt(ripe, ctx.learnt_by(champion, challenger))
     base = {
         "shadow_since": started,
         "shadow_predictions": len(pairs),
         "matured": len(rows),
         "matured_defective": int(rows["label"].sum()) if len(rows) else 0,
+        "known_when_trained": len(ripe) - len(rows),
     }
+    learnt = learnt_note(len(ripe) - len(rows))
     needed = ctx.settings.gate.min_labels
     if len(rows) < needed:
         if now - started > timedelta(days=ctx.settings.max_shadow_days):
             why = (
                 f"only {len(rows)} of the needed {needed} shadow predictions have matured labels "
                 f"after {days(now - started):.0f} days (max_shadow_days {ctx.settings.max_shadow_days:g})"
+                f"{learnt}"
             )
             ctx.registry.archive(ctx.model_name, challenger, ctx.who, why, base, now=now)
             control = ctx.set_control(champion, None, Traffic(), f"archive v{challenger}", now)
@@ -76,7 +80,7 @@ def gate_step(ctx: HealContext, cycle: Cycle, champion: int, challenger: int | N
         cycle.add(
             "gate",
             "waiting",
-            f"{len(rows)} of {needed} shadow predictions of v{challenger} have matured labels",
+            f"{len(rows)} of {needed} shadow predictions of v{challenger} have matured labels{learnt}",
             champion=champion,
             challenger=challenger,
             evidence=base,

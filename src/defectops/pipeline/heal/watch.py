@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from defectops.config import HealSettings
 from defectops.errors import DefectOpsError, InputError
-from defectops.pipeline.heal.context import HealContext, matured
+from defectops.pipeline.heal.context import HealContext, learnt_note, matured, unlearnt
 from defectops.pipeline.heal.cycle import Cycle
 from defectops.registry import CHALLENGER, CHAMPION, paired_bootstrap_auc_difference
 from defectops.serving import Traffic
@@ -193,8 +193,14 @@ def watch_step(ctx: HealContext, cycle: Cycle, champion: int) -> WatchResult:
         served=True,
         as_of=now,
     )
-    rows = matured(window, now)
-    base = {"promoted_at": last.at, "previous_version": previous, "served": len(window)}
+    ripe = matured(window, now)
+    rows = unlearnt(ripe, ctx.learnt_by(champion, previous))
+    base = {
+        "promoted_at": last.at,
+        "previous_version": previous,
+        "served": len(window),
+        "known_when_trained": len(ripe) - len(rows),
+    }
     try:
         current_model, previous_model = ctx.model(champion), ctx.model(previous)
     except DefectOpsError as exc:  # e.g. the previous version was deleted: nothing to compare with
@@ -237,7 +243,7 @@ def watch_step(ctx: HealContext, cycle: Cycle, champion: int) -> WatchResult:
         cycle.add(
             "watch",
             "watching" if not check.ready else "kept",
-            check.reason,
+            check.reason + learnt_note(len(ripe) - len(rows)),
             champion=champion,
             evidence=evidence,
         )
