@@ -26,6 +26,7 @@ from defectops.monitoring.drift_pca import PCAReconstructionDrift
 from defectops.monitoring.drift_records import FeatureDrift, MultivariateDrift, StreamDrift
 from defectops.monitoring.drift_streams import stream_drift
 from defectops.monitoring.newcomers import newcomer_shift
+from defectops.monitoring.once import latest_per_change
 from defectops.monitoring.performance import (
     FloatArray,
     estimate_performance,
@@ -246,12 +247,15 @@ def monitor_window(
     threshold = _threshold(window, decision_threshold, cfg)
     if len(window) == 0:
         raise InputError("the window is empty: nothing to monitor")
+    notes: list[str] = []
+    window, repeats = latest_per_change(window)
+    if repeats:
+        notes.append(_repeat_note(repeats, len(window), "window"))
     if len(reference) == 0:
         raise InputError("the reference is empty")
     window_scores = _scores(window, "window")
     reference_scores = _scores(reference, "reference") if "score" in reference.columns else None
     chosen, skipped = select_features(reference, window, features=features, exclude=exclude)
-    notes: list[str] = []
     # The newcomer share reads exp as mined (at the change's time), before the age trend is removed.
     newcomers = newcomer_shift(reference, window, settings=cfg, history=tuple(newcomer_history))
     trended = detrend(
@@ -312,7 +316,9 @@ def monitor_window(
             window, now=now, settings=cfg, decision_threshold=threshold, effort=_effort(window)
         )
     else:
-        arrived = normalise_frame(labelled) if len(labelled) else labelled
+        arrived, repeats = latest_per_change(normalise_frame(labelled) if len(labelled) else labelled)
+        if repeats:
+            notes.append(_repeat_note(repeats, len(arrived), "labels that arrived"))
         if len(arrived):
             _scores(arrived, "labelled frame")
         realized = realized_performance(
@@ -376,6 +382,15 @@ def monitor_window(
         drift_signal=verdict.drift_signal,
         drift_checks=verdict.drift_checks,
         newcomers=newcomers,
+    )
+
+
+def _repeat_note(repeats: int, kept: int, what: str) -> str:
+    """Why the monitored rows are fewer than the logged ones (:mod:`defectops.monitoring.once`)."""
+    rows = "row" if repeats == 1 else "rows"
+    return (
+        f"{repeats} earlier {rows} of the {what} scored a change scored again later: each change counts "
+        f"once, by its latest prediction ({kept} kept)"
     )
 
 
