@@ -348,8 +348,8 @@ def test_repository_source_mines_labels_and_feeds_the_labels_to_logged_predictio
         "kept": 1,
     }
     assert refresh.reason == (
-        f"history brought up to now; labels sent to the prediction log: {len(known) - 1} new, 0 corrected, "
-        "1 clean verdict left a defect reported through the API in place (matching 3 logged predictions)"
+        f"history brought up to now; labels sent to the prediction log: {len(known) - 1} new, 0 corrected "
+        "(they match 3 logged predictions); 1 clean verdict left a defect reported through the API in place"
     )
     window = stack.log.window(now - timedelta(days=2), now, as_of=now)
     verdicts = known.set_index("sha")[VERDICT].to_dict()
@@ -431,7 +431,7 @@ def test_without_feedback_repo_labels_find_predictions_by_commit_under_any_repos
     # the line says why there are twice as many new labels as commits (flask: "7611 new" for 3806 commits)
     assert refresh.reason == (
         f"history brought up to now; labels sent to the prediction log: {2 * len(known)} new, 0 corrected "
-        "(matching 3 logged predictions), under 2 repository ids (acme/app, syn), each with its own copy of a "
+        "(they match 3 logged predictions), under 2 repository ids (acme/app, syn), each with its own copy of a "
         "commit's label"
     )
     window = stack.log.window(now - timedelta(days=2), now, as_of=now).set_index("prediction_id")
@@ -471,16 +471,16 @@ def test_one_cycle_at_a_time_per_model(stack: Stack) -> None:
 @pytest.mark.parametrize(
     ("kept", "said"),
     [
-        (0, "labels sent to the prediction log: 3 new, 0 corrected (matching 2 logged predictions)"),
+        (0, "labels sent to the prediction log: 3 new, 0 corrected (they match 2 logged predictions)"),
         (
             1,
-            "labels sent to the prediction log: 3 new, 0 corrected, 1 clean verdict left a defect reported "
-            "through the API in place (matching 2 logged predictions)",
+            "labels sent to the prediction log: 3 new, 0 corrected (they match 2 logged predictions); 1 clean "
+            "verdict left a defect reported through the API in place",
         ),
         (
             2,
-            "labels sent to the prediction log: 3 new, 0 corrected, 2 clean verdicts left defects reported "
-            "through the API in place (matching 2 logged predictions)",
+            "labels sent to the prediction log: 3 new, 0 corrected (they match 2 logged predictions); 2 clean "
+            "verdicts left defects reported through the API in place",
         ),
     ],
 )

@@ -85,11 +85,15 @@ def _repos_synced(previous: list[Any]) -> set[str]:
 
 
 def _feedback_line(counts: FeedbackCounts) -> str:
-    """What the labels sent did in the prediction log, e.g. ``labels sent: 12 new, 3 corrected``."""
-    parts = [f"{counts.recorded} new", f"{counts.replaced} corrected"]
+    """What the labels sent did in the prediction log, e.g. ``labels sent to the prediction log: 12 new, 3
+    corrected (they match 30 logged predictions)``. The count of logged predictions is of every label sent,
+    so it comes before the clean verdicts that were kept out, not after them."""
+    line = (
+        f"labels sent to the prediction log: {counts.recorded} new, {counts.replaced} corrected "
+        f"(they match {counts.matched_predictions} logged predictions)"
+    )
     if counts.kept == 1:  # the usual case: one reported defect SZZ found no fix for ("1 clean verdicts")
-        parts.append("1 clean verdict left a defect reported through the API in place")
+        line += "; 1 clean verdict left a defect reported through the API in place"
     elif counts.kept:
-        parts.append(f"{counts.kept} clean verdicts left defects reported through the API in place")
-    matching = f"matching {counts.matched_predictions} logged predictions"
-    return f"labels sent to the prediction log: {', '.join(parts)} ({matching})"
+        line += f"; {counts.kept} clean verdicts left defects reported through the API in place"
+    return line
