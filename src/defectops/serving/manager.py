@@ -12,7 +12,8 @@ changed. If the champion does not load at start-up, the worker serves the last c
 audit history that does, says so in the log, and reports itself degraded (``/health/ready``, ``/metrics``).
 A degraded worker retries the champion by itself (``retry_seconds`` after, then twice as long after each
 failure, up to an hour): an artifact store that was briefly unreachable at start-up, or files repaired in
-place, end the degradation without an operator.
+place, end the degradation without an operator. A store that does not answer is a
+:class:`RegistryUnavailableError` (503, try again), never a refusal of the version (409).
 
 Promotion and rollback prepare the version that will become champion *before* moving the registry alias, so
 the registry never names a champion this service could not load. Changes are serialised by a lock and
@@ -32,6 +33,7 @@ from defectops.errors import (
     AliasConflictError,
     DefectOpsError,
     NotFoundError,
+    RegistryUnavailableError,
     ReloadRefusedError,
     TrafficConflictError,
 )
@@ -89,8 +91,8 @@ class ModelManager:
         """Download, prepare and smoke-test one version (ReloadRefusedError when it is unusable)."""
         try:
             loaded = self.registry.load(self.model_name, version=version)
-        except NotFoundError:
-            raise
+        except (NotFoundError, RegistryUnavailableError):
+            raise  # a missing version (404) or a store that did not answer (503): no verdict on the files
         except DefectOpsError as exc:
             raise ReloadRefusedError(f"{self.model_name} v{version} is refused: {exc}") from exc
         reference = None
@@ -190,7 +192,7 @@ class ModelManager:
                 degraded = None
                 try:
                     champion = self.load_version(champion_version)
-                except ReloadRefusedError as exc:
+                except (ReloadRefusedError, RegistryUnavailableError) as exc:
                     champion, degraded = self._last_good(champion_version, exc)
                 challenger = None
                 if challenger_version is not None and challenger_version not in (
