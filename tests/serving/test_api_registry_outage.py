@@ -1,5 +1,8 @@
 """The registry or its artifact store not answering is an outage, not a verdict on the model.
 
+* A worker that serves nothing (no champion yet, or the MLflow server did not answer at start-up: a pod that
+  starts before the server) loads the champion by itself once it can: before, it stayed 503 until someone
+  called ``POST /v1/models/reload``.
 * ``POST /v1/models/reload`` while the artifact store (S3, a real server in moto's server mode) does not
   answer is a 503 with ``Retry-After``, and the models served stay: before, it was a 409 "refused", as if
   the version were broken.
@@ -9,15 +12,22 @@ from __future__ import annotations
 
 import socket
 import time
+from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
-from defectops.config import TrackingSettings
+from defectops.config import ServeSettings, Settings, TrackingSettings
+from defectops.errors import RegistryUnavailableError
+from defectops.registry.registry import ModelRegistry
 from defectops.registry.runs import TrainingRun
 from defectops.registry.tracking import TrackingConfig
+from defectops.serving.app import create_app
 from s3_server import BUCKET, CREDENTIALS, s3_endpoint
 from serving.conftest_api import *  # noqa: F403 - the fixtures
 from serving.conftest_api import (
+    ADMIN_TOKEN,
+    Clock,
     Deployed,
     MakeClient,
     Session,
@@ -36,10 +46,71 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def _unreachable_registry(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> ModelRegistry:
+    """The registry of an MLflow server that is not up (yet): a loopback port nobody listens on, with
+    credentials in the URL, which must never be shown."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    url = f"http://operator:S3CRET@127.0.0.1:{_closed_port()}"
+    return ModelRegistry(TrackingConfig.resolve(workspace, TrackingSettings(tracking_uri=url)))
+
+
 def _predict_one(client, session: Session) -> str:
     response = client.post("/v1/predict", json={"records": [record_of(session.reference, 0)], "top_k": 1})
     assert response.status_code == 200, response.text
     return str(response.json()["predictions"][0]["model_version"])
+
+
+def test_a_worker_without_a_champion_loads_it_by_itself_once_there_is_one(
+    deployed: Deployed, make_client: MakeClient, api_session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A deployment whose first model is trained after the service started (``defectops run`` registers and
+    promotes it, and writes no control file)."""
+    waiting = Deployed(f"{deployed.name}-later", deployed.registry, api_session)
+    client = make_client(waiting.name, poll_seconds=0.05, degraded_retry_seconds=0.1)
+    ready = client.get("/health/ready")
+    assert ready.status_code == 503
+    assert ready.json()["detail"] == f"unknown model {waiting.name!r}"
+
+    waiting.register(api_session.good_a, champion=True)
+    deadline = time.monotonic() + 120
+    while client.get("/health/ready").status_code != 200:
+        assert time.monotonic() < deadline, "the waiting worker never loaded the champion"
+        time.sleep(0.05)
+    assert _predict_one(client, api_session) == "1"
+    assert f"waited for model {waiting.name!r}: serving {waiting.name} v1" in caplog.text
+
+
+def test_a_worker_started_before_the_registry_answered_loads_the_champion_once_it_does(
+    deployed: Deployed,
+    api_session: Session,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    unreachable = _unreachable_registry(api_session.workspace, monkeypatch)
+    serve = ServeSettings(
+        model_name=deployed.name, admin_token=ADMIN_TOKEN, log_url=f"sqlite:///{tmp_path / 'p.db'}"
+    )
+    settings = Settings(workspace=api_session.workspace, mode="local")
+    with TestClient(create_app(settings, serve, registry=unreachable, clock=Clock())) as client:
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        detail = ready.json()["detail"]
+        assert detail.startswith(
+            f"cannot read model {deployed.name!r} from the registry: http://operator:***@127.0.0.1:"
+        )
+        assert "did not answer (" in detail
+        assert "\n" not in detail
+        manager = client.app.state.service.manager  # type: ignore[attr-defined]
+        assert isinstance(manager.retry_waiting(), RegistryUnavailableError)  # still down
+
+        manager.registry = deployed.registry  # the server answers now
+        assert manager.retry_waiting() is None
+        assert client.get("/health/ready").json()["model_version"] == 1
+        assert _predict_one(client, api_session) == "1"
+        assert manager.retry_waiting() is None  # serving: nothing to wait for
+    assert "S3CRET" not in caplog.text
+    assert f"no model loaded: cannot read model {deployed.name!r} from the registry" in caplog.text
 
 
 @pytest.fixture
