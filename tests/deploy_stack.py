@@ -153,10 +153,17 @@ def s3_environment(endpoint: str) -> dict[str, str]:
 
 @contextmanager
 def mlflow_server(
-    backend_url: str, artifacts: str, s3_endpoint: str, logs: Path, *, workers: int = 1
+    backend_url: str,
+    artifacts: str,
+    s3_endpoint: str,
+    logs: Path,
+    *,
+    workers: int = 1,
+    port: int | None = None,
 ) -> Iterator[str]:
-    """``mlflow server`` on PostgreSQL, proxying artifacts to ``artifacts`` (``s3://...``); yields its URL."""
-    port = free_port()
+    """``mlflow server`` on ``backend_url`` (PostgreSQL, or SQLite), proxying artifacts to ``artifacts``
+    (``s3://...``), on ``port`` (default: a free one); yields its URL."""
+    port = port or free_port()
     env = {
         **os.environ,
         **s3_environment(s3_endpoint),

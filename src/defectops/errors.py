@@ -13,6 +13,9 @@ class DefectOpsError(Exception):
 
     exit_code: int = 1
     http_status: int = 400
+    #: Seconds after which trying again may succeed, for errors that pass by themselves (a server that does
+    #: not answer for now); the service sends it as ``Retry-After``. None: retrying alone will not help.
+    retry_after: int | None = None
 
 
 class ConfigError(DefectOpsError):
@@ -67,6 +70,17 @@ class ModelError(DefectOpsError):
 
     exit_code = 6
     http_status = 503
+
+
+class RegistryUnavailableError(ModelError):
+    """The MLflow tracking server, or the artifact store a model's files are in, did not answer (refused,
+    timed out, failed with a 5xx): nothing is known to be wrong with the model: the same call may pass later.
+
+    Kept apart from a version that does not load (:class:`ReloadRefusedError`, a 409) so that an outage is a
+    503 with ``Retry-After``, which deploy scripts and operators retry, rather than a conflict to resolve.
+    """
+
+    retry_after = 30
 
 
 class NotFoundError(DefectOpsError):

@@ -71,6 +71,28 @@ def test_an_unknown_model_is_refused_instead_of_served_as_503(
     assert code == 7
 
 
+def test_waiting_for_an_unreachable_registry_needs_the_model_named(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``serve --wait-for-model`` waits for an MLflow server that is not up yet (tests/serving/
+    test_serve_registry_outage.py), but which model to wait for is chosen from the registry's answer unless
+    it is named: one line saying so, not a guess."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://ops:PASSWORD@127.0.0.1:{port}")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    code, err = _refused(["-w", str(workspace), "serve", "--wait-for-model", "--port", "0"], capsys)
+    assert code == 6
+    assert err.startswith(
+        f"error: cannot list registered models: http://ops:***@127.0.0.1:{port} did not answer ("
+    )
+    assert err.endswith("; to wait for it, name the model with --model-name or DEFECTOPS_SERVE_MODEL_NAME")
+    assert "PASSWORD" not in err
+
+
 def test_a_malformed_repository_option_is_refused(
     workspace: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -131,6 +131,7 @@ def test_reload_of_a_broken_artifact_is_refused_and_the_old_model_keeps_serving(
     response = client.post("/v1/models/reload", headers=admin())
     assert response.status_code == 409
     assert f"v{broken} is refused" in response.json()["detail"]
+    assert "retry-after" not in response.headers  # a broken version stays broken: retrying will not help
 
     body = client.get("/v1/models").json()
     assert body["champion"]["version"] == 1

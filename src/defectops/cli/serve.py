@@ -108,11 +108,19 @@ def serve(
     # Everything a user can get wrong is checked before anything listens: one line, not a failed startup.
     # The model first, and without creating the registry: a workspace where nothing was trained is refused
     # with nothing written into it (no MLflow database, no prediction log).
-    models = _registered_models(settings)
-    if model_name is None and "model_name" not in settings.serve.model_fields_set:
-        chosen = choose_model_name(models, DEFAULT_MODEL_NAME)
+    named = model_name is not None or "model_name" in settings.serve.model_fields_set
+    models = _registered_models(settings, wait=wait_for_model, named=named)
+    if not named:
+        chosen = choose_model_name(models or [], DEFAULT_MODEL_NAME)
         serve_settings = serve_settings.model_copy(update={"model_name": chosen})
-    _check_model(serve_settings.model_name, [m.name for m in models], wait=wait_for_model)
+    if models is None:  # the registry did not answer: the workers wait for it (503 until the model loads)
+        stderr.print(
+            f"defectops serve: waiting for model {serve_settings.model_name!r}: the registry did not answer "
+            "yet; /health/ready answers 503 until it does and the champion loads",
+            highlight=False,
+        )
+    else:
+        _check_model(serve_settings.model_name, [m.name for m in models], wait=wait_for_model)
     _check_log(settings, serve_settings)
     check_port(serve_settings.host, serve_settings.port, "choose another --port (0: any free port)")
     if mined:
@@ -171,14 +179,32 @@ def _repositories(pairs: list[str]) -> dict[str, str]:
     return found
 
 
-def _registered_models(settings: Settings) -> list[RegisteredModelInfo]:
+def _registered_models(settings: Settings, *, wait: bool, named: bool) -> list[RegisteredModelInfo] | None:
     """The registry's models; none when its embedded database does not exist yet, which is then left
-    uncreated (opening it through MLflow would create and migrate it, and its folder, to find it empty)."""
+    uncreated (opening it through MLflow would create and migrate it, and its folder, to find it empty).
+
+    None when ``wait`` (``--wait-for-model``) and the registry did not answer: a service started before its
+    MLflow server (a Kubernetes pod, a compose service) listens, answers 503 on ``/health/ready`` and loads
+    the model once the server answers, instead of exiting. Only a ``named`` model can be waited for so:
+    which model to serve is otherwise chosen from the registry's answer.
+    """
     from defectops.cli.models import _nothing_registered
+    from defectops.errors import RegistryUnavailableError
     from defectops.registry import ModelRegistry
 
     registry = ModelRegistry.from_settings(settings)
-    return [] if _nothing_registered(registry) else registry.list_models()
+    if _nothing_registered(registry):
+        return []
+    try:
+        return registry.list_models()
+    except RegistryUnavailableError as exc:
+        if not wait:
+            raise
+        if not named:
+            raise RegistryUnavailableError(
+                f"{exc}; to wait for it, name the model with --model-name or DEFECTOPS_SERVE_MODEL_NAME"
+            ) from exc
+        return None
 
 
 def _check_model(name: str, registered: list[str], *, wait: bool) -> None:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict
 
-from defectops.errors import InputError, ModelError
+from defectops.errors import InputError, ModelError, RegistryUnavailableError
 from defectops.registry.records import (
     CROSS_PROJECT,
     TAG_FINGERPRINT,
@@ -22,7 +22,7 @@ from defectops.registry.records import (
     float_or_none,
     from_millis,
 )
-from defectops.registry.tracking import METADATA_KEY, TrackingConfig
+from defectops.registry.tracking import METADATA_KEY, TrackingConfig, unavailable_error
 
 if TYPE_CHECKING:
     import numpy as np
@@ -101,15 +101,23 @@ def load_version(
         # a private copy, deleted once the estimator is in memory (remote stores would otherwise leave
         # one temporary folder per load behind in a long-running service)
         with tempfile.TemporaryDirectory(prefix="defectops-model-") as tmp:
-            local = mlflow.artifacts.download_artifacts(
-                artifact_uri=uri,
-                dst_path=tmp,
-                tracking_uri=config.tracking_uri,
-                registry_uri=config.registry_uri,
-            )
+            try:
+                local = mlflow.artifacts.download_artifacts(
+                    artifact_uri=uri,
+                    dst_path=tmp,
+                    tracking_uri=config.tracking_uri,
+                    registry_uri=config.registry_uri,
+                )
+            except Exception as exc:  # a store that does not answer is no verdict on the files
+                unavailable = unavailable_error(exc, f"cannot download the artifact of {name} v{version}")
+                if unavailable is None:
+                    raise
+                raise unavailable from exc
             digest = artifact_digest(local)
             mlmodel = Model.load(local)
             estimator = mlflow.sklearn.load_model(local)
+    except RegistryUnavailableError:
+        raise
     except Exception as exc:  # missing files, corrupt zip/skops/pickle, unknown classes: all unusable
         raise ModelError(
             f"the artifact of {name} v{version} cannot be loaded ({type(exc).__name__}: {exc})"

@@ -25,7 +25,13 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy.exc import SQLAlchemyError
 
 from defectops.config import GateCriteria
-from defectops.errors import GateOverrideRequiredError, InputError, ModelError, NotFoundError
+from defectops.errors import (
+    GateOverrideRequiredError,
+    InputError,
+    ModelError,
+    NotFoundError,
+    RegistryUnavailableError,
+)
 from defectops.registry.audit import Action, AuditEvent
 from defectops.registry.gate import GateDecision, evaluate_gate, log_gate_decision
 from defectops.registry.loading import smoke_score
@@ -197,6 +203,8 @@ class ModelRegistry(RegistryReader):
         what = f"{name} v{version}"
         try:
             loaded = self.load(name, version=version)
+        except RegistryUnavailableError:
+            raise  # an outage says nothing about the version: try again later
         except ModelError as exc:
             raise ModelError(f"{what} cannot become champion: {exc}") from exc
         try:

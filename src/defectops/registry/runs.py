@@ -47,6 +47,7 @@ from defectops.registry.tracking import (
     activate,
     ensure_experiment,
     mlflow_errors,
+    unavailable_error,
 )
 
 # ----------------------------------------------------------------------------------------------------
@@ -330,10 +331,12 @@ def _check_reference_listed(run_id: str, config: TrackingConfig) -> None:
     try:
         listed = MlflowClient(tracking_uri=config.tracking_uri).list_artifacts(run_id, folder)
     except Exception as exc:  # MLflow's, botocore's, an OS error: the store itself failed
+        action = f"cannot read the reference snapshot of run {run_id}"
+        unavailable = unavailable_error(exc, f"{action}: the artifact store failed")
+        if unavailable is not None:
+            raise unavailable from exc
         reason = redact_url(" ".join(str(exc).split()))
-        raise ModelError(
-            f"cannot read the reference snapshot of run {run_id}: the artifact store failed ({reason})"
-        ) from exc
+        raise ModelError(f"{action}: the artifact store failed ({reason})") from exc
     if any(item.path == REFERENCE_ARTIFACT for item in listed):
         raise ModelError(
             f"cannot read the reference snapshot of run {run_id}: the artifact store lists it but did not "

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from defectops.config import TrackingSettings
 from defectops.console import redact_url
-from defectops.errors import InputError, ModelError, NotFoundError
+from defectops.errors import InputError, ModelError, NotFoundError, RegistryUnavailableError
 from defectops.locks import exclusive
 
 if TYPE_CHECKING:
@@ -155,14 +155,84 @@ def _file_uri_to_path(uri: str) -> Path:
 
 
 def mlflow_error(exc: Exception, action: str) -> Exception:
-    """Translate an MLflow exception into the defectops hierarchy (the caller raises it ``from exc``)."""
+    """Translate an MLflow exception into the defectops hierarchy (the caller raises it ``from exc``): a
+    server that did not answer is a :class:`RegistryUnavailableError` (try again later), no broken model."""
     code = str(getattr(exc, "error_code", ""))
     message = redact_url(f"{action}: {getattr(exc, 'message', None) or exc}")
     if code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
         return NotFoundError(message)
     if code in {"INVALID_PARAMETER_VALUE", "BAD_REQUEST"}:
         return InputError(message)
-    return ModelError(message)
+    return unavailable_error(exc, action) or ModelError(message)
+
+
+def unavailable_error(exc: BaseException, action: str) -> RegistryUnavailableError | None:
+    """A :class:`RegistryUnavailableError` saying ``action`` failed because a server did not answer (the
+    MLflow tracking server, or the artifact store: S3 directly or behind the server's artifact proxy), in one
+    short line without credentials; None when ``exc`` is any other failure (a missing model, a damaged file).
+
+    Why: MLflow wraps every failed request in the same ``MlflowException``, and a reload against a stopped S3
+    server was answered 409 ("refused") as if the version were broken. The cause stays in the exception's
+    chain: a refused or timed-out connection, or a 5xx answer after MLflow's own retries.
+    """
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    failed = [e for e in chain if _connection_failed(e) or _server_failed(e)]
+    if not failed:
+        return None
+    endpoint = next((where for e in chain if (where := _endpoint(e))), "the server")
+    detail = " ".join(str(chain[-1]).split()) or type(chain[-1]).__name__
+    verb = "did not answer" if any(_connection_failed(e) for e in failed) else "failed"
+    return RegistryUnavailableError(redact_url(f"{action}: {endpoint} {verb} ({detail})"))
+
+
+#: Exception classes (by module and name, so that neither requests nor botocore need importing, or typing)
+#: of a connection that was refused, dropped or timed out.
+_CONNECTION_FAILURES = frozenset(
+    {
+        ("requests.exceptions", "ConnectionError"),
+        ("requests.exceptions", "Timeout"),
+        ("botocore.exceptions", "ConnectionError"),
+        ("botocore.exceptions", "HTTPClientError"),
+    }
+)
+
+
+def _connection_failed(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    return any((kind.__module__, kind.__name__) in _CONNECTION_FAILURES for kind in type(exc).__mro__)
+
+
+def _server_failed(exc: BaseException) -> bool:
+    """An answer with a 5xx status (requests' HTTPError, botocore's ClientError), or requests' RetryError:
+    MLflow's retries exhausted on 429/5xx answers (S3 down behind the tracking server answers 500)."""
+    kind = type(exc)
+    if (kind.__module__, kind.__name__) == ("requests.exceptions", "RetryError"):
+        return True
+    response = getattr(exc, "response", None)
+    status = getattr(response, "status_code", None)
+    if status is None and isinstance(response, dict):
+        status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    return isinstance(status, int) and status >= 500
+
+
+def _endpoint(exc: BaseException) -> str | None:
+    """``scheme://host:port`` of the request that failed, when the exception knows it (credentials are masked
+    by the caller); MLflow's artifact proxy is named as such (its 5xx or silence means the store behind it,
+    e.g. S3, failed)."""
+    from urllib.parse import urlsplit
+
+    request = getattr(exc, "request", None)
+    url = getattr(request, "url", None) or (getattr(exc, "kwargs", None) or {}).get("endpoint_url")
+    if not isinstance(url, str) or "://" not in url:
+        return None
+    parts = urlsplit(url)
+    where = f"{parts.scheme}://{parts.netloc}"
+    return f"MLflow's artifact proxy at {where}" if "/mlflow-artifacts/" in parts.path else where
 
 
 @contextmanager

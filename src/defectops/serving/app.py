@@ -5,7 +5,8 @@ the service refuses to start) and objects are built; the prediction log is opene
 models loaded in the lifespan startup, and closed in order (writer drained first) at shutdown.
 
 Errors: every :class:`~defectops.errors.DefectOpsError` becomes its ``http_status`` with
-``{"detail": message}``; invalid bodies become 422 with one entry per problem (location, message, type; the
+``{"detail": message}``, and ``Retry-After`` when it has a ``retry_after`` (an outage: try again later);
+invalid bodies become 422 with one entry per problem (location, message, type; the
 offending value is left out so a NaN cannot break the JSON of the error itself), at most 20 of them with
 bounded text, so the answer to a hostile body stays small.
 """
@@ -188,7 +189,9 @@ async def _defectops_error(_request: Request, exc: DefectOpsError) -> JSONRespon
         # The OpenAPI of every 422 is FastAPI's list of problems: a refusal decided here takes the same shape.
         problem = {"loc": ["body"], "msg": _bounded(reason, _MAX_REASON_TEXT), "type": "value_error"}
         return JSONResponse({"detail": [problem]}, status_code=422)
-    return JSONResponse({"detail": reason}, status_code=exc.http_status)
+    # An error that passes by itself (a registry or store that does not answer for now) says when to retry.
+    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
+    return JSONResponse({"detail": reason}, status_code=exc.http_status, headers=headers)
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:

@@ -12,7 +12,11 @@ changed. If the champion does not load at start-up, the worker serves the last c
 audit history that does, says so in the log, and reports itself degraded (``/health/ready``, ``/metrics``).
 A degraded worker retries the champion by itself (``retry_seconds`` after, then twice as long after each
 failure, up to an hour): an artifact store that was briefly unreachable at start-up, or files repaired in
-place, end the degradation without an operator.
+place, end the degradation without an operator. A worker that serves nothing (no champion yet, or the
+registry did not answer at start-up: a pod that starts before the MLflow server) retries the same way, up to
+five minutes apart, and logs one line per attempt saying what it waits for, so it becomes ready once the
+champion can be loaded. A store that does not answer is a :class:`RegistryUnavailableError` (503, try again),
+never a refusal of the version (409).
 
 Promotion and rollback prepare the version that will become champion *before* moving the registry alias, so
 the registry never names a champion this service could not load. Changes are serialised by a lock and
@@ -32,6 +36,7 @@ from defectops.errors import (
     AliasConflictError,
     DefectOpsError,
     NotFoundError,
+    RegistryUnavailableError,
     ReloadRefusedError,
     TrafficConflictError,
 )
@@ -46,6 +51,9 @@ Clock = Callable[[], datetime]
 
 #: The longest wait between two retries of a broken champion by a degraded worker.
 RETRY_CAP_SECONDS = 3600.0
+#: The longest wait between two attempts of a worker that serves nothing (every request is a 503 meanwhile,
+#: and an attempt while nothing is registered or the registry is down costs one registry call).
+WAITING_RETRY_CAP_SECONDS = 300.0
 
 
 def retry_delays(first: float, cap: float = RETRY_CAP_SECONDS) -> Iterator[float]:
@@ -89,8 +97,8 @@ class ModelManager:
         """Download, prepare and smoke-test one version (ReloadRefusedError when it is unusable)."""
         try:
             loaded = self.registry.load(self.model_name, version=version)
-        except NotFoundError:
-            raise
+        except (NotFoundError, RegistryUnavailableError):
+            raise  # a missing version (404) or a store that did not answer (503): no verdict on the files
         except DefectOpsError as exc:
             raise ReloadRefusedError(f"{self.model_name} v{version} is refused: {exc}") from exc
         reference = None
@@ -177,42 +185,52 @@ class ModelManager:
     def start(self, poll_seconds: float) -> None:
         """Load the aliased versions (a failure leaves the worker live but not ready) and start polling."""
         with self._lock:
-            try:
-                state = self.control.read()
-            except DefectOpsError as exc:
-                logger.warning("ignoring the control file: %s", exc)
-                state = None
-            self._stamp = self.control.stamp()
-            try:
-                champion_version, challenger_version = self._aliases()
-                if champion_version is None:
-                    raise NotFoundError(f"model {self.model_name!r} has no {CHAMPION!r} alias")
-                degraded = None
-                try:
-                    champion = self.load_version(champion_version)
-                except ReloadRefusedError as exc:
-                    champion, degraded = self._last_good(champion_version, exc)
-                challenger = None
-                if challenger_version is not None and challenger_version not in (
-                    champion_version,
-                    champion.version,
-                ):
-                    try:
-                        challenger = self.load_version(challenger_version)
-                    except DefectOpsError as exc:
-                        logger.error("challenger not loaded: %s", exc)
-                traffic = state.traffic if state is not None and challenger is not None else OFF
-                generation = state.generation if state is not None else 0
-                self._swap(Deployment(champion, challenger, traffic, generation, degraded, degraded))
-                self.metrics.reloads.labels("loaded").inc()
-            except DefectOpsError as exc:
-                logger.error("no model loaded: %s", exc)
-                self._fail(exc)
+            error = self._load_aliased()
+        if error is not None:
+            retry = f"; next try in {self.retry_seconds:g} s" if self.retry_seconds > 0 else ""
+            logger.error("no model loaded: %s%s", error, retry)
         if self._poller is None:
             self._poller = threading.Thread(
                 target=self._poll_loop, args=(poll_seconds,), name="defectops-control", daemon=True
             )
             self._poller.start()
+
+    def _load_aliased(self) -> DefectOpsError | None:
+        """Serve what the registry's aliases name, with the traffic split of the control file (the last good
+        champion, degraded, when the champion does not load); the error when nothing could be loaded (the
+        worker then serves nothing, the reason in ``last_error``). Called under the lock."""
+        try:
+            state = self.control.read()
+        except DefectOpsError as exc:
+            logger.warning("ignoring the control file: %s", exc)
+            state = None
+        self._stamp = self.control.stamp()
+        try:
+            champion_version, challenger_version = self._aliases()
+            if champion_version is None:
+                raise NotFoundError(f"model {self.model_name!r} has no {CHAMPION!r} alias")
+            degraded = None
+            try:
+                champion = self.load_version(champion_version)
+            except (ReloadRefusedError, RegistryUnavailableError) as exc:
+                champion, degraded = self._last_good(champion_version, exc)
+            challenger = None
+            if challenger_version is not None and challenger_version not in (
+                champion_version,
+                champion.version,
+            ):
+                try:
+                    challenger = self.load_version(challenger_version)
+                except DefectOpsError as exc:
+                    logger.error("challenger not loaded: %s", exc)
+            traffic = state.traffic if state is not None and challenger is not None else OFF
+            generation = state.generation if state is not None else 0
+            self._swap(Deployment(champion, challenger, traffic, generation, degraded, degraded))
+            self.metrics.reloads.labels("loaded").inc()
+        except DefectOpsError as exc:
+            self._fail(exc)
+            return exc
+        return None
 
     def stop(self) -> None:
         self._stop.set()
@@ -370,23 +388,70 @@ class ModelManager:
         except DefectOpsError as exc:
             logger.warning("still degraded, the champion does not load yet: %s", exc)
             return False
-        logger.warning("no longer degraded: %s", self.deployment.champion)
+        logger.warning("no longer degraded: serving %s", _served(self.deployment))
         return True
 
+    def retry_waiting(self) -> DefectOpsError | None:
+        """One attempt of a worker that serves nothing to load what the registry's aliases name (as at
+        start-up); None when a champion serves now (or already did), else why not."""
+        with self._lock:
+            if self.deployment.champion is not None:
+                return None
+            error = self._load_aliased()
+        if error is None:
+            logger.warning("waited for model %r: serving %s", self.model_name, _served(self.deployment))
+        return error
+
+    def _waiting_for(self) -> str | None:
+        """What the worker waits for by itself: ``"model"`` (it serves nothing), ``"champion"`` (it serves a
+        fallback, degraded), or None (it serves the registry's champion, or retries are off)."""
+        if self.retry_seconds <= 0:
+            return None
+        current = self.deployment
+        if current.champion is None:
+            return "model"
+        return "champion" if current.degraded is not None else None
+
     def _poll_loop(self, seconds: float) -> None:
-        waited, delays = 0.0, retry_delays(self.retry_seconds)
-        delay = next(delays)
+        """Every ``seconds``: follow the control file; and retry on the schedule of :func:`retry_delays`
+        while the worker serves nothing or a fallback (the schedule starts over when that changes)."""
+        waiting: str | None = None
+        waited, delay, delays = 0.0, 0.0, retry_delays(self.retry_seconds)
         while not self._stop.wait(seconds):
             try:
                 self.poll_once()
-                if self.retry_seconds <= 0 or self.deployment.degraded is None:
-                    waited, delays = 0.0, retry_delays(self.retry_seconds)
+                now_waiting = self._waiting_for()
+                if now_waiting != waiting:
+                    waiting = now_waiting
+                    cap = WAITING_RETRY_CAP_SECONDS if waiting == "model" else RETRY_CAP_SECONDS
+                    waited, delays = 0.0, retry_delays(self.retry_seconds, cap)
                     delay = next(delays)
+                if waiting is None:
                     continue
                 waited += seconds
-                if waited >= delay:
-                    waited = 0.0
+                if waited < delay:
+                    continue
+                waited = 0.0
+                if waiting == "champion":
                     if not self.retry_degraded():
                         delay = next(delays)
+                    continue
+                error = self.retry_waiting()
+                if error is not None:
+                    delay = next(delays)
+                    logger.warning(
+                        "waiting for model %r: %s; next try in %g s", self.model_name, error, delay
+                    )
             except Exception:  # never let the poller die; the next round tries again
                 logger.exception("control file poll failed")
+
+
+def _served(deployment: Deployment) -> str:
+    """The versions a deployment serves, for a log line: ``jit v3 (challenger v4)``."""
+    champion, challenger = deployment.champion, deployment.challenger
+    if champion is None:
+        return "nothing"
+    text = f"{champion.name} v{champion.version}"
+    if deployment.degraded is not None:
+        text += " (degraded: a fallback for the champion that does not load)"
+    return text if challenger is None else f"{text} (challenger v{challenger.version})"

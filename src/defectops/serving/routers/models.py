@@ -21,9 +21,21 @@ _ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorOut, "description": "Unknown model, version or alias."},
     409: {
         "model": ErrorOut,
-        "description": "Refused: the version does not load or fails its smoke test; the old one serves on.",
+        "description": "Refused: the version's files do not load or it fails its smoke test (a store that "
+        "does not answer is a 503); the old one serves on.",
     },
-    503: {"model": ErrorOut, "description": "The registry or its audit history is unavailable."},
+    503: {
+        "model": ErrorOut,
+        "description": "The registry, its artifact store or its audit history is unavailable; the models "
+        "served stay. Try again after Retry-After seconds when it is sent.",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds after which the call may succeed (an MLflow server or artifact "
+                "store that did not answer).",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
 }
 
 
