@@ -61,16 +61,21 @@ def test_fit_slope_recovers_a_hand_made_growth() -> None:
     assert slope == pytest.approx(2.0 / 3650, rel=1e-6)  # a straight line: every bin's median is on it
 
 
-def test_detrend_removes_the_growth_the_history_shows() -> None:
-    # reference at day 0 with exp = e^1 - 1, window 365 days later with exp = e^1.5 - 1, history growing
-    # 0.5 per year in log1p: both become 1.0 after adjusting to the reference's median time
-    history = pd.DataFrame(
+def _growing_history() -> pd.DataFrame:
+    """12 monthly bins of MIN_BIN_ROWS commits from 2024-01-01 whose log1p(exp) grows 0.5 per year from 1."""
+    return pd.DataFrame(
         {
             "exp": np.expm1(np.repeat(1 + 0.5 * np.arange(12) / 12, MIN_BIN_ROWS)),
             "time": pd.Timestamp("2024-01-01", tz="UTC")
             + pd.to_timedelta(np.repeat(np.arange(12) * 365.25 / 12, MIN_BIN_ROWS), unit="D"),
         }
     )
+
+
+def test_detrend_removes_the_growth_the_history_shows() -> None:
+    # reference at day 0 with exp = e^1 - 1, window 365 days later with exp = e^1.5 - 1, history growing
+    # 0.5 per year in log1p: both become 1.0 after adjusting to the reference's median time
+    history = _growing_history()
     t0 = pd.Timestamp("2025-01-01", tz="UTC")
     reference = pd.DataFrame({"exp": [np.expm1(1.0)] * 3, "time": [t0] * 3})
     window = pd.DataFrame({"exp": [np.expm1(1.5)] * 3, "created_at": [t0 + 365.25 * DAY] * 3})
@@ -85,13 +90,7 @@ def test_detrend_removes_the_growth_the_history_shows() -> None:
 def test_advance_moves_each_reference_row_along_the_growth_to_the_window_time() -> None:
     # history growing 0.5 per year in log1p (as above); reference rows at t0 - half a year and t0 (median
     # t0 - a quarter), window a year after t0: the rows are moved by 0.5 * 1.5 = 0.75 and 0.5 * 1 = 0.5
-    history = pd.DataFrame(
-        {
-            "exp": np.expm1(np.repeat(1 + 0.5 * np.arange(12) / 12, MIN_BIN_ROWS)),
-            "time": pd.Timestamp("2024-01-01", tz="UTC")
-            + pd.to_timedelta(np.repeat(np.arange(12) * 365.25 / 12, MIN_BIN_ROWS), unit="D"),
-        }
-    )
+    history = _growing_history()
     t0 = pd.Timestamp("2025-01-01", tz="UTC")
     reference = pd.DataFrame(
         {"exp": [np.expm1(1.0), np.expm1(2.0)], "la": [3.0, 4.0], "time": [t0 - 182.625 * DAY, t0]}
