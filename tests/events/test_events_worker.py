@@ -6,44 +6,16 @@ import json
 from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 
 from defectops.ci import PredictRequest, render_markdown, resolve_model, run_predict
 from defectops.config import Settings, Workspace
-from defectops.events import GitHubClient, Worker, create_receiver, open_stream, prediction_id
-from defectops.predlog import PredictionLog, default_url
-from event_world import REPO, TOKEN, push_payload, signed
+from defectops.events import Worker, prediction_id
+from event_world import REPO, World, push_payload
 from github_api import GitHubServer
 from gitrepo import RepoBuilder, lines
 
 # every test against both streams: Redis and Kafka (Tansu), see conftest.py
 pytestmark = pytest.mark.parametrize("stream_backend", ["redis", "kafka"], indirect=True)
-
-
-class World:
-    def __init__(self, settings: Settings, github: GitHubServer) -> None:
-        self.settings = settings
-        self.github = github
-        self.stream = open_stream(settings.events)
-        app = create_receiver(settings.events, settings.events.check(settings), self.stream)
-        self.client = TestClient(app).__enter__()  # one event loop for every request (and the lifespan)
-        self.api = GitHubClient(github.url, TOKEN, sleep=lambda _s: None)
-        self.log = PredictionLog.from_url(default_url(Workspace.from_settings(settings).root))
-
-    def send(self, payload: object, *, event: str = "push", delivery: str) -> int:
-        body, headers = signed(payload, event=event, delivery=delivery)
-        return self.client.post("/webhook", content=body, headers=headers).status_code
-
-    def work(self) -> Worker:
-        worker = Worker(self.settings, self.stream, self.api, consumer="w1", predictions=self.log)
-        worker.run(idle_exit=True)
-        return worker
-
-    def close(self) -> None:
-        self.client.__exit__(None, None, None)
-        self.api.close()
-        self.stream.close()
-        self.log.close()
 
 
 @pytest.fixture

@@ -11,6 +11,12 @@ timeout. Every effect is made idempotent instead of hoping a retry never happens
 
 Workers sharing a workspace hold a per-repository lock around all of it (:mod:`defectops.events.mirror`).
 An event that fails ``max_attempts`` times (including workers dying on it) goes to the dead letters.
+
+A stream that stops answering (Redis restarted, a network blip) is waited out, not fatal: every stream call
+is retried with a capped backoff, one log line per attempt, for up to ``stream_retry_seconds``, and the worker
+then carries on in the same consumer group. An event in hand whose acknowledgement failed stays pending and is
+acknowledged once the stream is back; given up, the worker exits (code 11) and the event is delivered again,
+to effects that are already idempotent.
 """
 
 from __future__ import annotations
@@ -22,13 +28,21 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TypeVar
 
 from defectops.ci import ModelSource, PredictionReport, PredictRequest, resolve_model, run_predict
 from defectops.config import Settings, Workspace
-from defectops.errors import DefectOpsError, InputError, NotFoundError
+from defectops.errors import (
+    DefectOpsError,
+    EventStreamError,
+    EventStreamUnavailableError,
+    InputError,
+    NotFoundError,
+)
 from defectops.events.checks import check_run_body, external_id, single, status_body
 from defectops.events.github import GitHubClient
 from defectops.events.mirror import default_branch, repository_lock, update_mirror
@@ -40,6 +54,12 @@ from defectops.predlog import PredictionLog, PredictionRecord, default_url
 log = logging.getLogger("defectops.events")
 
 _IDS = uuid.UUID("5d7f3a8e-2f4b-4c36-9d0e-5f1c0b9a7e21")  # namespace of event prediction ids
+
+T = TypeVar("T")
+
+#: The first wait after a stream call failed for an outage, doubled after each failure up to the cap.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_CAP_SECONDS = 30.0
 
 
 def prediction_id(repo: str, sha: str, model: str, version: str, served: bool) -> str:
@@ -77,6 +97,10 @@ class WorkerStats:
     failed: int = 0
     dead_lettered: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
+
+
+class _StoppedError(Exception):
+    """Stopped (SIGTERM) while waiting for an unreachable stream: the event in hand, if any, stays pending."""
 
 
 class Worker:
@@ -172,17 +196,25 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def run(self, *, max_events: int | None = None, idle_exit: bool = False) -> WorkerStats:
-        """Process events until stopped, ``max_events`` were handled, or (``idle_exit``) none is waiting."""
+        """Process events until stopped, ``max_events`` were handled, or (``idle_exit``) none is waiting.
+
+        EventStreamError when the stream refused a call, or stayed unreachable for ``stream_retry_seconds``.
+        """
         handled = 0
-        while not self._stop.is_set():
-            messages = self.stream.receive(self.consumer, count=1, block_ms=self.events.block_ms)
-            if not messages and idle_exit:
-                break
-            for message in messages:
-                self.handle(message)
-                handled += 1
-            if max_events is not None and handled >= max_events:
-                break
+        try:
+            while not self._stop.is_set():
+                messages = self._on_stream(
+                    lambda: self.stream.receive(self.consumer, count=1, block_ms=self.events.block_ms)
+                )
+                if not messages and idle_exit:
+                    break
+                for message in messages:
+                    self.handle(message)
+                    handled += 1
+                if max_events is not None and handled >= max_events:
+                    break
+        except _StoppedError:
+            pass  # an event in hand stays pending: delivered again, to idempotent effects
         return self.stats
 
     def handle(self, message: StreamMessage) -> None:
@@ -205,9 +237,9 @@ class Worker:
             if message.attempts >= limit:
                 self._give_up(message, f"failed {message.attempts} times: {reason}")
             else:
-                self.stream.note_failure(message, reason)
+                self._on_stream(lambda: self.stream.note_failure(message, reason))
             return
-        self.stream.ack(message)
+        self._on_stream(lambda: self.stream.ack(message))
         self.stats.processed += 1
         self.stats.outcomes.append(outcome)
         log.info(
@@ -220,9 +252,44 @@ class Worker:
         )
 
     def _give_up(self, message: StreamMessage, reason: str) -> None:
-        self.stream.dead_letter(message, reason)
+        self._on_stream(lambda: self.stream.dead_letter(message, reason))
         self.stats.dead_lettered += 1
         log.error("delivery %s moved to the dead letters: %s", message.delivery_id, reason)
+
+    def _on_stream(self, call: Callable[[], T]) -> T:
+        """``call`` on the stream, retried while its server is unreachable (_StoppedError: stopped meanwhile).
+
+        One log line per failed attempt (the server without credentials, what failed, the wait), waits of
+        1, 2, 4, ... up to 30 s, and a line when it answers again. After ``stream_retry_seconds`` of outage
+        (0: never) an EventStreamError saying so ends the worker, so an orchestrator restarts it and a
+        lasting outage shows as restarts, not as a worker that looks alive and does nothing."""
+        limit = self.events.stream_retry_seconds
+        since: float | None = None
+        server = "the stream"
+        wait = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                result = call()
+            except EventStreamUnavailableError as exc:
+                now, server = time.monotonic(), exc.server
+                since = now if since is None else since
+                left = limit - (now - since) if limit else wait
+                if left <= 0:
+                    raise EventStreamError(
+                        f"{exc.server} unreachable for {now - since:.0f} s, giving up "
+                        f"(DEFECTOPS_EVENTS_STREAM_RETRY_SECONDS={limit:g}): {exc.cause}"
+                    ) from None
+                pause = min(wait, left)
+                log.warning(
+                    "%s unreachable: %s; retrying in %ss", exc.server, exc.cause.rstrip("."), f"{pause:.3g}"
+                )
+                if self._stop.wait(pause):
+                    raise _StoppedError from None
+                wait = min(wait * 2, RETRY_CAP_SECONDS)
+                continue
+            if since is not None:
+                log.warning("%s reachable again after %.0f s: carrying on", server, time.monotonic() - since)
+            return result
 
     # -- one job ------------------------------------------------------------------------------------------
 
