@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import pandas as pd
 
@@ -22,7 +22,9 @@ from defectops.data import (
     CODE_FEATURES,
     COMMIT_TIME,
     DIFF,
+    MESSAGE,
     METRIC_NAMES,
+    PATHS,
     RICH_FEATURES,
     TERRAFORM_FEATURES,
     normalise_frame,
@@ -30,8 +32,11 @@ from defectops.data import (
 
 if TYPE_CHECKING:
     from defectops.ci.block_report import BlockPrediction
+    from defectops.ci.report import PredictionReport
     from defectops.predlog import InputValue, PredictionRecord
 
+#: Text a model may read beside its numeric features (the commit message, its paths, its changed lines).
+TEXT_COLUMNS: Final = (MESSAGE, PATHS, DIFF)
 _AUTHOR_TIME: Final = "author_time"  # the mined column the commit time is logged from
 
 
@@ -66,6 +71,17 @@ def commit_inputs(frame: pd.DataFrame, columns: Sequence[str]) -> list[dict[str,
         {str(k): v for k, v in row.items() if not pd.isna(v)}
         for row in logged.astype(object).to_dict("records")
     ]
+
+
+def report_inputs(report: PredictionReport) -> dict[str, dict[str, InputValue]]:
+    """The logged inputs of each scored commit of a report, by sha: those of :func:`commit_inputs` for the
+    commit's mined row, with the model's features as it was scored on them."""
+    model = report.model.model
+    text = [c for c in model.input_columns() if c in TEXT_COLUMNS]
+    columns = logged_columns(list(model.features_), text)
+    rows: list[dict[str, Any]] = [{**c.metrics, **c.features} for c in report.commits]
+    frame = pd.DataFrame(rows, index=pd.RangeIndex(len(rows)))
+    return {c.sha: inputs for c, inputs in zip(report.commits, commit_inputs(frame, columns), strict=True)}
 
 
 def block_record(

@@ -4,8 +4,11 @@ Exactly-once effects from at-least-once delivery. An event is acknowledged only 
 so a worker killed in the middle leaves it pending and another worker takes it over after the visibility
 timeout. Every effect is made idempotent instead of hoping a retry never happens:
 
-* prediction rows have ids derived from (repository, commit, model, version, served or shadow), and rows
-  already in the log are not written again: a commit has one row per model version, however often scored;
+* prediction rows have ids derived from (repository, commit, model, version, served or shadow; and for a
+  Terraform block its path, address and first line), and rows already in the log are not written again: a
+  commit has one row per model version (and one per scored block), however often scored. The rows are those
+  ``POST /v1/commits/score`` logs (:func:`defectops.ci.report_inputs`, :func:`defectops.ci.block_record`),
+  but for the ids: the service's are new for every answer, these are the same on every retry;
 * a check run carries ``external_id`` ``defectops:<commit>`` (``defectops:pr-<n>:<head>`` for a pull
   request), and a retry that finds it on the commit does not post another one (a commit status likewise).
 
@@ -34,7 +37,16 @@ from datetime import UTC, datetime
 from types import FrameType
 from typing import TypeVar
 
-from defectops.ci import ModelSource, PredictionReport, PredictRequest, resolve_model, run_predict
+from defectops.ci import (
+    BlockPrediction,
+    ModelSource,
+    PredictionReport,
+    PredictRequest,
+    block_record,
+    report_inputs,
+    resolve_model,
+    run_predict,
+)
 from defectops.config import Settings, Workspace
 from defectops.errors import (
     DefectOpsError,
@@ -62,9 +74,15 @@ RETRY_FIRST_SECONDS = 1.0
 RETRY_CAP_SECONDS = 30.0
 
 
-def prediction_id(repo: str, sha: str, model: str, version: str, served: bool) -> str:
-    """The prediction id of one commit scored by one model version (the same on every retry)."""
-    return str(uuid.uuid5(_IDS, f"{repo}|{sha}|{model}|{version}|{'served' if served else 'shadow'}"))
+def prediction_id(
+    repo: str, sha: str, model: str, version: str, served: bool, *, block: BlockPrediction | None = None
+) -> str:
+    """The prediction id of one commit (or one of its Terraform blocks) scored by one model version (the same
+    on every retry). Two blocks of one commit never start on the same line of the same file."""
+    key = f"{repo}|{sha}|{model}|{version}|{'served' if served else 'shadow'}"
+    if block is not None:
+        key += f"|{block.path}|{block.address}|{block.first_line}"
+    return str(uuid.uuid5(_IDS, key))
 
 
 @dataclass
@@ -332,8 +350,12 @@ class Worker:
         )
 
     def _log(self, job: ScoreJob, report: PredictionReport, shadow: PredictionReport | None) -> int:
-        """Write the rows of this job that are not in the log yet; the number written."""
+        """Write the rows of this job that are not in the log yet; the number written.
+
+        The champion's rows (and its blocks'), and the challenger's in shadow, with the inputs the service
+        logs: the same for both models, as the service logs them (the commit's, not the model's)."""
         now = datetime.now(UTC)
+        inputs = report_inputs(report)
         rows: list[PredictionRecord] = []
         served_ids: dict[str, str] = {}
         for served, scored in ((True, report), (False, shadow)):
@@ -352,7 +374,7 @@ class Worker:
                         model_name=name,
                         model_version=version,
                         served=served,
-                        inputs=commit.features,
+                        inputs=inputs.get(commit.sha, commit.features),
                         score=probability,
                         threshold=float(commit.scored.threshold),
                         risk_label=1 if probability >= commit.scored.threshold else 0,
@@ -362,6 +384,18 @@ class Worker:
                         shadow_of=None if served else served_ids.get(commit.sha),
                     )
                 )
+        for commit in report.commits:  # the block champion's, served with the commit (#17)
+            for block in commit.blocks:
+                scored_block = block.scored
+                pid = prediction_id(
+                    job.repo,
+                    commit.sha,
+                    scored_block.model_name,
+                    scored_block.model_version,
+                    True,
+                    block=block,
+                )
+                rows.append(block_record(pid, block, repo=job.repo, sha=commit.sha, now=now))
         for _ in range(3):
             present = {
                 r.prediction_id
