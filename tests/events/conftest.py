@@ -21,7 +21,7 @@ import pytest
 
 from defectops.config import Settings
 from defectops.training.models import make_model
-from event_world import TOKEN, environment
+from event_world import REDIS_PASSWORD, TOKEN, environment
 from github_api import GitHubServer
 from gitrepo import BOB, RepoBuilder, lines
 from kafka_server import KafkaServer, KafkaUnavailableError
@@ -39,16 +39,22 @@ def _unavailable(what: str, exc: Exception) -> None:
 
 
 @pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A real redis-server of this test, with a password (which no log line may show)."""
     try:
-        server = RedisServer(tmp_path / "redis")
+        server = RedisServer(tmp_path / "redis", password=REDIS_PASSWORD)
     except RedisUnavailableError as exc:
         _unavailable("a real Redis", exc)
         raise
     try:
-        yield server.url
+        yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    return redis_server.url
 
 
 @pytest.fixture(scope="module")

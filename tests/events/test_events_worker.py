@@ -2,48 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import pytest
-from fastapi.testclient import TestClient
 
 from defectops.ci import PredictRequest, render_markdown, resolve_model, run_predict
 from defectops.config import Settings, Workspace
-from defectops.events import GitHubClient, Worker, create_receiver, open_stream, prediction_id
-from defectops.predlog import PredictionLog, default_url
-from event_world import REPO, TOKEN, push_payload, signed
+from defectops.data import METRIC_NAMES
+from defectops.events import Worker, prediction_id
+from event_world import REPO, World, push_payload
 from github_api import GitHubServer
 from gitrepo import RepoBuilder, lines
 
 # every test against both streams: Redis and Kafka (Tansu), see conftest.py
 pytestmark = pytest.mark.parametrize("stream_backend", ["redis", "kafka"], indirect=True)
-
-
-class World:
-    def __init__(self, settings: Settings, github: GitHubServer) -> None:
-        self.settings = settings
-        self.github = github
-        self.stream = open_stream(settings.events)
-        app = create_receiver(settings.events, settings.events.check(settings), self.stream)
-        self.client = TestClient(app).__enter__()  # one event loop for every request (and the lifespan)
-        self.api = GitHubClient(github.url, TOKEN, sleep=lambda _s: None)
-        self.log = PredictionLog.from_url(default_url(Workspace.from_settings(settings).root))
-
-    def send(self, payload: object, *, event: str = "push", delivery: str) -> int:
-        body, headers = signed(payload, event=event, delivery=delivery)
-        return self.client.post("/webhook", content=body, headers=headers).status_code
-
-    def work(self) -> Worker:
-        worker = Worker(self.settings, self.stream, self.api, consumer="w1", predictions=self.log)
-        worker.run(idle_exit=True)
-        return worker
-
-    def close(self) -> None:
-        self.client.__exit__(None, None, None)
-        self.api.close()
-        self.stream.close()
-        self.log.close()
 
 
 @pytest.fixture
@@ -73,7 +45,9 @@ def test_a_push_gets_one_check_run_and_one_logged_prediction_per_commit(
         assert served.prediction_id == prediction_id(REPO, sha, "champion", "local", True)
         assert shadow.shadow_of == served.prediction_id
         assert shadow.model_name == "challenger"
-        assert set(served.inputs) == {"la", "ld", "nf"}
+        # every change metric and the commit's time, as /v1/commits/score logs them (the same for the shadow)
+        assert set(served.inputs) == {*METRIC_NAMES, "commit_time"}
+        assert shadow.inputs == served.inputs
     # the summary is the markdown report of the CI path, for that commit alone
     champion = resolve_model(model_dir=models[0], model_name=None, alias="", settings=world.settings)
     mirror = Workspace.from_settings(world.settings).root / "events" / "mirrors" / "acme+widgets.git"
@@ -200,67 +174,3 @@ def test_a_poison_event_goes_to_the_dead_letters_after_max_attempts(
         assert world.github.api.check_runs == []
     finally:
         world.close()
-
-
-def test_a_terraform_repository_gets_its_block_risks_in_the_check_run(
-    tmp_path, settings_env: dict[str, str], github: GitHubServer, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A registry champion with a block-level champion beside it (``<name>-blocks``, #17): the worker scores the
-    pushed commit's changed blocks as ``defectops predict`` does, and the check run shows them. Found walking
-    terraform-aws-eks: predict, serve and the Action reported block risks, the event worker never did."""
-    from datetime import UTC, datetime
-
-    import numpy as np
-    import pandas as pd
-
-    from defectops.data import BLOCK_FEATURES, EFFORT, LABEL, TIME
-    from defectops.registry import ModelRegistry, TrackingConfig, ensure_experiment, log_training_run
-    from defectops.training import train_block_model
-    from defectops.training.models import make_model
-    from gitrepo import EPOCH
-    from mining.test_block_features import GROUP, ROLE
-
-    repo = RepoBuilder.create(tmp_path / "tf")
-    first = repo.commit("Add role and node group", {"main.tf": ROLE % ("role", "") + GROUP % 2})
-    pushed = repo.commit("Grow the node group", {"main.tf": ROLE % ("role", "") + GROUP % 3}, days=1)
-    monkeypatch.delenv("DEFECTOPS_EVENTS_MODEL_DIR")
-    monkeypatch.delenv("DEFECTOPS_EVENTS_CHALLENGER_DIR")
-    monkeypatch.setenv("DEFECTOPS_EVENTS_MODEL_NAME", "tf")
-    monkeypatch.setenv("DEFECTOPS_EVENTS_REPOSITORIES", json.dumps({REPO: str(repo.path)}))
-    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
-    settings = Settings()
-    config = TrackingConfig.resolve(Workspace.from_settings(settings).ensure().root)
-    ensure_experiment(config)
-    registry = ModelRegistry.from_settings(settings)
-    now = datetime.now(UTC)
-    rng = np.random.default_rng(0)
-    commits = pd.DataFrame({"la": rng.integers(1, 50, 200), "ld": rng.integers(0, 20, 200), "nf": 1.0})
-    blocks = pd.DataFrame({name: rng.integers(0, 6, 400).astype("float64") for name in BLOCK_FEATURES})
-    blocks[EFFORT] = blocks["blk_la"] + blocks["blk_ld"]
-    blocks[LABEL] = (0.25 * blocks["blk_la"] - 0.5 + rng.normal(0, 1, 400) > 0).astype("int64")
-    blocks[TIME] = pd.date_range(EPOCH, periods=400, freq="D", tz="UTC")
-    fitted = (
-        ("tf", make_model("logreg", features=("la", "ld", "nf")).fit(commits, commits["la"] > 25), commits),
-        ("tf-blocks", train_block_model(blocks, waiting_days=0, seed=0).model, blocks),
-    )
-    for name, model, table in fitted:
-        features = ["la", "ld", "nf"] if name == "tf" else list(BLOCK_FEATURES)
-        run = log_training_run(
-            model, features=features, reference=table, params={}, metrics={"roc_auc": 0.7},
-            dataset_fingerprint=name, config=config, threshold=float(getattr(model, "threshold_", 0.5)),
-            reference_max_rows=50,
-        )  # fmt: skip
-        version = registry.register(name, run.model_uri, who="test", why="test", now=now)
-        registry.promote(name, version.version, "test", "test", now=now)
-
-    world = World(settings, github)
-    try:
-        assert world.send(push_payload(repo, [pushed], before=first), delivery="tf-1") == 202
-        worker = world.work()
-        assert (worker.stats.processed, worker.stats.failed) == (1, 0)
-        [run] = world.github.api.runs_for(pushed)
-    finally:
-        world.close()
-    summary = run["output"]["summary"]
-    assert "#### Terraform blocks (block-level model `tf-blocks`)" in summary, summary
-    assert "module.eks_managed_node_group" in summary

@@ -4,11 +4,13 @@ Tansu's in-memory storage (what the other Kafka tests use) dies with the broker,
 S3 storage engine on the moto S3 server of tests/s3_server.py: records and committed offsets then live in the
 bucket, as they would on a real cluster's disks. What it proves: an acknowledged webhook's event survives the
 broker's crash, an acknowledged event is not delivered again, an event a worker held when the broker died is
-redelivered after its lease, and delivery ids are still remembered.
+redelivered after its lease, and delivery ids are still remembered; and a running worker waits out the broker
+being down, then carries on (it exited on its first failed call, as with Redis: test_events_outage.py).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import uuid
@@ -17,8 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from defectops.config import EventsSettings
-from defectops.events import EventStream, StreamMessage, open_stream
+from defectops.config import EventsSettings, Settings
+from defectops.events import EventStream, StreamMessage, Worker, open_stream, prediction_id
+from event_world import REPO, WorkerThread, World, environment, push_payload, wait_for
+from github_api import GitHubServer
+from gitrepo import RepoBuilder, lines
 from kafka_server import KafkaServer, KafkaUnavailableError
 from s3_server import BUCKET, CREDENTIALS, s3_endpoint  # noqa: F401 - the fixture
 
@@ -94,3 +99,61 @@ def test_events_and_offsets_survive_a_broker_killed_and_restarted(
         assert (stats.length, stats.pending, stats.dead_letters) == (0, 0, 0)
     finally:
         stream.close()
+
+
+@pytest.mark.slow  # the broker's client gives up on a call after its 30 s request timeout, then the restart
+def test_a_worker_waits_out_the_broker_being_down_and_scores_every_event_once(
+    broker: KafkaServer,
+    tmp_path: Path,
+    github: GitHubServer,
+    upstream: RepoBuilder,
+    models: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="defectops.events")
+    kafka = {
+        "DEFECTOPS_EVENTS_BACKEND": "kafka",
+        "DEFECTOPS_EVENTS_KAFKA_SERVERS": broker.servers,
+        "DEFECTOPS_EVENTS_KAFKA_PARTITIONS": "2",
+        "DEFECTOPS_EVENTS_STREAM": f"outage-{uuid.uuid4().hex[:8]}",  # the bucket outlives one test
+        "DEFECTOPS_EVENTS_KAFKA_STATE_URL": f"sqlite:///{(tmp_path / 'kafka-state.db').as_posix()}",
+    }
+    for name in ("GITHUB_TOKEN", "MLFLOW_TRACKING_URI", "DEFECTOPS_MODE", "DEFECTOPS_INFORMATION_URI"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment(tmp_path, "", github, upstream, models, **kafka).items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    world = World(settings, github)
+    first, *before = upstream.shas
+    assert world.send(push_payload(upstream, before, before=first), delivery="before") == 202
+    worker = Worker(settings, world.stream, world.api, consumer="w1", predictions=world.log)
+    running = WorkerThread(worker)
+    try:
+        wait_for(lambda: worker.stats.processed == 1, "the first event is processed")
+        broker.kill()
+        wait_for(
+            lambda: "unreachable" in caplog.text or not running.thread.is_alive(),
+            "the worker notices that the broker is gone",
+        )
+        assert running.thread.is_alive(), running.error
+        broker.start()
+        after = upstream.commit("Change after the outage", {"src/after.py": lines(12, "a")}, days=1)
+        assert world.send(push_payload(upstream, [after], before=before[-1]), delivery="after") == 202
+        wait_for(lambda: worker.stats.processed == 2, "the event published after the outage is processed")
+        running.stop()
+        assert running.error is None
+        assert (worker.stats.failed, worker.stats.dead_lettered) == (0, 0)
+        for sha in [*before, after]:
+            rows = world.log.by_commit(REPO, sha)
+            assert sorted(r.prediction_id for r in rows) == sorted(
+                prediction_id(REPO, sha, name, "local", served)
+                for name, served in (("champion", True), ("challenger", False))
+            )
+            assert len(github.api.runs_for(sha)) == 1
+    finally:
+        running.stop()
+        world.close()
+    outage = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert outage[0].startswith(f"Kafka at {broker.servers} unreachable: receive failed: "), outage
+    assert outage[0].endswith("; retrying in 1s")

@@ -8,6 +8,14 @@ from defectops.ci.formats.jsondoc import render_json
 from defectops.ci.formats.markdown import render_markdown
 from defectops.ci.formats.sarif import DEFAULT_INFORMATION_URI, render_sarif
 from defectops.ci.formats.table import render_table
+from defectops.ci.log_rows import (
+    TEXT_COLUMNS,
+    block_record,
+    commit_inputs,
+    iso_time,
+    logged_columns,
+    report_inputs,
+)
 from defectops.ci.model_source import ModelSource, export_model, resolve_model
 from defectops.ci.model_store import MODELS_PREFIX, fetch_model, publish_model
 from defectops.ci.predict import PredictRequest, revisions, run_predict, store_predictions
@@ -17,6 +25,7 @@ from defectops.ci.store import StoreSession, StoreWrites
 __all__ = [
     "DEFAULT_INFORMATION_URI",
     "MODELS_PREFIX",
+    "TEXT_COLUMNS",
     "BlockPrediction",
     "FailOn",
     "ModelSource",
@@ -27,8 +36,12 @@ __all__ = [
     "StoreSession",
     "StoreWrites",
     "append_summary",
+    "block_record",
+    "commit_inputs",
     "export_model",
     "fetch_model",
+    "iso_time",
+    "logged_columns",
     "parse_choice",
     "publish_model",
     "render_github",
@@ -36,6 +49,7 @@ __all__ = [
     "render_markdown",
     "render_sarif",
     "render_table",
+    "report_inputs",
     "resolve_model",
     "revisions",
     "run_predict",

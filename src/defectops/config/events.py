@@ -68,6 +68,15 @@ class EventsSettings(BaseSettings):
             "Seconds a Redis command may wait for its answer (a worker's blocking read waits block_ms more)."
         ),
     )
+    stream_retry_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=86400,
+        description=(
+            "How long a worker waits out an unreachable stream (Redis, the Kafka broker or its ledger), "
+            "retrying with backoff, before it exits with code 11; 0: it never gives up."
+        ),
+    )
     visibility_timeout: float = Field(
         default=60.0,
         gt=0,

@@ -24,6 +24,10 @@ So the adapter uses Kafka for what every Kafka-protocol broker does well, and a 
 
 Receivers and workers must reach the same SQL database: the workspace's SQLite file on one machine, a
 PostgreSQL URL (``kafka_state_url``) across machines.
+
+A broker that does not answer (kafka-python's retriable errors: connection refused or lost, request timed out,
+no leader or coordinator yet) and a ledger database that does not (SQLAlchemy's OperationalError) are an
+:class:`~defectops.errors.EventStreamUnavailableError`, which a worker waits out (as with Redis).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exc as sa_exc
 
-from defectops.errors import ConfigError, EventStreamError
+from defectops.errors import ConfigError, EventStreamError, EventStreamUnavailableError
 from defectops.events.kafka_ledger import ClaimLedger, default_state_url, safe_url
 from defectops.events.stream import StreamMessage, StreamStats
 
@@ -67,6 +71,7 @@ class KafkaEventStream:
         self._servers = [s.strip() for s in settings.kafka_servers.split(",") if s.strip()]
         self._partitions = settings.kafka_partitions
         self._where = f"kafka://{','.join(self._servers)}/{self.topic}"
+        self._ledger_where = f"the Kafka ledger at {safe_url(state_url)}"
         self.ledger = ClaimLedger(
             state_url,
             topic=self.topic,
@@ -102,7 +107,15 @@ class KafkaEventStream:
     # -- clients ------------------------------------------------------------------------------------------
 
     def _fail(self, what: str, exc: Exception) -> EventStreamError:
-        return EventStreamError(f"event stream {self._where}: {what} failed: {type(exc).__name__}: {exc}")
+        cause = f"{what} failed: {type(exc).__name__}: {exc}"
+        message = f"event stream {self._where}: {cause}"
+        if isinstance(exc, sa_exc.OperationalError):
+            return EventStreamUnavailableError(message, server=self._ledger_where, cause=cause)
+        if getattr(exc, "retriable", False):  # kafka-python's mark of an error worth retrying
+            return EventStreamUnavailableError(
+                message, server=f"Kafka at {','.join(self._servers)}", cause=cause
+            )
+        return EventStreamError(message)
 
     @contextlib.contextmanager
     def _guard(self, what: str) -> Iterator[None]:

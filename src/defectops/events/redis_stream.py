@@ -11,6 +11,12 @@ it with ``appendonly yes`` (``appendfsync always`` makes every acknowledged webh
 
 A worker claims events idle longer than the visibility timeout with ``XAUTOCLAIM`` before reading new ones
 (``XREADGROUP >``), so an event whose worker was killed is taken over by the next worker that asks.
+
+A Redis that stops answering (refused, connection dropped, timed out, loading its data after a restart) is an
+:class:`~defectops.errors.EventStreamUnavailableError`, which a worker waits out; anything else it refuses is
+a plain :class:`~defectops.errors.EventStreamError`. Both clients retry a command twice on a dropped
+connection (a pooled connection left over from before a Redis restart fails on first use: the receiver's first
+webhook after a restart was a 503).
 """
 
 from __future__ import annotations
@@ -19,13 +25,17 @@ import asyncio
 import socket
 from typing import TYPE_CHECKING, Any
 
-from defectops.errors import EventStreamError
+from defectops.errors import EventStreamError, EventStreamUnavailableError
 from defectops.events.stream import StreamMessage, StreamStats
 
 if TYPE_CHECKING:
     import redis
 
     from defectops.config import EventsSettings
+
+#: Retries of a command whose connection dropped (with a short backoff), before it fails: enough for a stale
+#: pooled connection after a Redis restart; an outage is the worker's to wait out (``stream_retry_seconds``).
+_COMMAND_RETRIES = 2
 
 _PUBLISH = """
 if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[1]) then
@@ -51,6 +61,7 @@ class RedisEventStream:
         visibility_ms: int,
         dedupe_seconds: int,
         where: str,
+        server: str = "Redis",
     ) -> None:
         self._client = client
         self.stream = stream
@@ -61,6 +72,7 @@ class RedisEventStream:
         self._visibility_ms = visibility_ms
         self._dedupe_seconds = dedupe_seconds
         self._where = where
+        self._server = server
         self._publish = client.register_script(_PUBLISH)
         self._url = ""
         self._timeouts: tuple[float, float | None] = (
@@ -82,10 +94,7 @@ class RedisEventStream:
                 settings.redis_read_timeout + settings.block_ms / 1000,
             )
             client = redis.Redis.from_url(
-                settings.redis_url,
-                socket_connect_timeout=timeouts[0],
-                socket_timeout=timeouts[1],
-                health_check_interval=30,
+                settings.redis_url, **_client_options(timeouts), health_check_interval=30
             )
             stream = cls(
                 client,
@@ -94,6 +103,7 @@ class RedisEventStream:
                 visibility_ms=int(settings.visibility_timeout * 1000),
                 dedupe_seconds=max(1, int(settings.dedupe_hours * 3600)),
                 where=where,
+                server=_server(settings.redis_url),
             )
             stream._url = settings.redis_url
             stream._timeouts = timeouts
@@ -103,7 +113,16 @@ class RedisEventStream:
         return stream
 
     def _fail(self, what: str, exc: Exception) -> EventStreamError:
-        return EventStreamError(f"event stream {self._where}: {what} failed: {type(exc).__name__}: {exc}")
+        import redis
+
+        cause = f"{what} failed: {type(exc).__name__}: {exc}"
+        message = f"event stream {self._where}: {cause}"
+        outage = isinstance(exc, redis.ConnectionError | redis.TimeoutError | OSError) and not isinstance(
+            exc, redis.AuthenticationError
+        )
+        if outage:
+            return EventStreamUnavailableError(message, server=self._server, cause=cause)
+        return EventStreamError(message)
 
     def ensure_group(self) -> None:
         """Create the consumer group (from the stream's start, so nothing published before is missed)."""
@@ -135,9 +154,7 @@ class RedisEventStream:
         try:
             loop = asyncio.get_running_loop()
             if self._async is None or self._async[2] is not loop:  # a client belongs to one event loop
-                client = redis.asyncio.Redis.from_url(
-                    self._url, socket_connect_timeout=self._timeouts[0], socket_timeout=self._timeouts[1]
-                )
+                client = redis.asyncio.Redis.from_url(self._url, **_client_options(self._timeouts, aio=True))
                 self._async = (client, client.register_script(_PUBLISH), loop)
             added = await self._async[1](
                 keys=[key, self.stream], args=[self._dedupe_seconds, delivery_id, body]
@@ -265,6 +282,41 @@ class RedisEventStream:
         if self._async is not None:
             await self._async[0].aclose()
             self._async = None
+
+
+def _client_options(timeouts: tuple[float, float | None], *, aio: bool = False) -> dict[str, Any]:
+    """Timeouts and the retry of a dropped connection, the same for the worker's and the receiver's client.
+
+    ``from_url`` gives each connection no retry at all (the client's default retry applies only without a
+    URL), and ``redis.asyncio`` does not notice a connection the server closed before using it."""
+    from redis.backoff import ExponentialBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    if aio:
+        from redis.asyncio.retry import Retry as AsyncRetry
+
+        retry: Any = AsyncRetry(
+            ExponentialBackoff(cap=0.5, base=0.05), _COMMAND_RETRIES, (RedisConnectionError,)
+        )
+    else:
+        from redis.retry import Retry
+
+        retry = Retry(ExponentialBackoff(cap=0.5, base=0.05), _COMMAND_RETRIES, (RedisConnectionError,))
+    return {"socket_connect_timeout": timeouts[0], "socket_timeout": timeouts[1], "retry": retry}
+
+
+def _server(url: str) -> str:
+    """``Redis at host:port`` (or at its socket path): where the stream is, without user or password."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "Redis"
+    if parts.scheme == "unix":
+        return f"Redis at {parts.path}"
+    return f"Redis at {parts.hostname or 'localhost'}:{port or 6379}"
 
 
 def _safe_url(url: str) -> str:

@@ -4,13 +4,22 @@ Exactly-once effects from at-least-once delivery. An event is acknowledged only 
 so a worker killed in the middle leaves it pending and another worker takes it over after the visibility
 timeout. Every effect is made idempotent instead of hoping a retry never happens:
 
-* prediction rows have ids derived from (repository, commit, model, version, served or shadow), and rows
-  already in the log are not written again: a commit has one row per model version, however often scored;
+* prediction rows have ids derived from (repository, commit, model, version, served or shadow; and for a
+  Terraform block its path, address and first line), and rows already in the log are not written again: a
+  commit has one row per model version (and one per scored block), however often scored. The rows are those
+  ``POST /v1/commits/score`` logs (:func:`defectops.ci.report_inputs`, :func:`defectops.ci.block_record`),
+  but for the ids: the service's are new for every answer, these are the same on every retry;
 * a check run carries ``external_id`` ``defectops:<commit>`` (``defectops:pr-<n>:<head>`` for a pull
   request), and a retry that finds it on the commit does not post another one (a commit status likewise).
 
 Workers sharing a workspace hold a per-repository lock around all of it (:mod:`defectops.events.mirror`).
 An event that fails ``max_attempts`` times (including workers dying on it) goes to the dead letters.
+
+A stream that stops answering (Redis restarted, a network blip) is waited out, not fatal: every stream call
+is retried with a capped backoff, one log line per attempt, for up to ``stream_retry_seconds``, and the worker
+then carries on in the same consumer group. An event in hand whose acknowledgement failed stays pending and is
+acknowledged once the stream is back; given up, the worker exits (code 11) and the event is delivered again,
+to effects that are already idempotent.
 """
 
 from __future__ import annotations
@@ -22,13 +31,30 @@ import socket
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import FrameType
+from typing import TypeVar
 
-from defectops.ci import ModelSource, PredictionReport, PredictRequest, resolve_model, run_predict
+from defectops.ci import (
+    BlockPrediction,
+    ModelSource,
+    PredictionReport,
+    PredictRequest,
+    block_record,
+    report_inputs,
+    resolve_model,
+    run_predict,
+)
 from defectops.config import Settings, Workspace
-from defectops.errors import DefectOpsError, InputError, NotFoundError
+from defectops.errors import (
+    DefectOpsError,
+    EventStreamError,
+    EventStreamUnavailableError,
+    InputError,
+    NotFoundError,
+)
 from defectops.events.checks import check_run_body, external_id, single, status_body
 from defectops.events.github import GitHubClient
 from defectops.events.mirror import default_branch, repository_lock, update_mirror
@@ -41,10 +67,22 @@ log = logging.getLogger("defectops.events")
 
 _IDS = uuid.UUID("5d7f3a8e-2f4b-4c36-9d0e-5f1c0b9a7e21")  # namespace of event prediction ids
 
+T = TypeVar("T")
 
-def prediction_id(repo: str, sha: str, model: str, version: str, served: bool) -> str:
-    """The prediction id of one commit scored by one model version (the same on every retry)."""
-    return str(uuid.uuid5(_IDS, f"{repo}|{sha}|{model}|{version}|{'served' if served else 'shadow'}"))
+#: The first wait after a stream call failed for an outage, doubled after each failure up to the cap.
+RETRY_FIRST_SECONDS = 1.0
+RETRY_CAP_SECONDS = 30.0
+
+
+def prediction_id(
+    repo: str, sha: str, model: str, version: str, served: bool, *, block: BlockPrediction | None = None
+) -> str:
+    """The prediction id of one commit (or one of its Terraform blocks) scored by one model version (the same
+    on every retry). Two blocks of one commit never start on the same line of the same file."""
+    key = f"{repo}|{sha}|{model}|{version}|{'served' if served else 'shadow'}"
+    if block is not None:
+        key += f"|{block.path}|{block.address}|{block.first_line}"
+    return str(uuid.uuid5(_IDS, key))
 
 
 @dataclass
@@ -77,6 +115,10 @@ class WorkerStats:
     failed: int = 0
     dead_lettered: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
+
+
+class _StoppedError(Exception):
+    """Stopped (SIGTERM) while waiting for an unreachable stream: the event in hand, if any, stays pending."""
 
 
 class Worker:
@@ -172,17 +214,25 @@ class Worker:
         signal.signal(signal.SIGINT, handler)
 
     def run(self, *, max_events: int | None = None, idle_exit: bool = False) -> WorkerStats:
-        """Process events until stopped, ``max_events`` were handled, or (``idle_exit``) none is waiting."""
+        """Process events until stopped, ``max_events`` were handled, or (``idle_exit``) none is waiting.
+
+        EventStreamError when the stream refused a call, or stayed unreachable for ``stream_retry_seconds``.
+        """
         handled = 0
-        while not self._stop.is_set():
-            messages = self.stream.receive(self.consumer, count=1, block_ms=self.events.block_ms)
-            if not messages and idle_exit:
-                break
-            for message in messages:
-                self.handle(message)
-                handled += 1
-            if max_events is not None and handled >= max_events:
-                break
+        try:
+            while not self._stop.is_set():
+                messages = self._on_stream(
+                    lambda: self.stream.receive(self.consumer, count=1, block_ms=self.events.block_ms)
+                )
+                if not messages and idle_exit:
+                    break
+                for message in messages:
+                    self.handle(message)
+                    handled += 1
+                if max_events is not None and handled >= max_events:
+                    break
+        except _StoppedError:
+            pass  # an event in hand stays pending: delivered again, to idempotent effects
         return self.stats
 
     def handle(self, message: StreamMessage) -> None:
@@ -205,9 +255,9 @@ class Worker:
             if message.attempts >= limit:
                 self._give_up(message, f"failed {message.attempts} times: {reason}")
             else:
-                self.stream.note_failure(message, reason)
+                self._on_stream(lambda: self.stream.note_failure(message, reason))
             return
-        self.stream.ack(message)
+        self._on_stream(lambda: self.stream.ack(message))
         self.stats.processed += 1
         self.stats.outcomes.append(outcome)
         log.info(
@@ -220,9 +270,44 @@ class Worker:
         )
 
     def _give_up(self, message: StreamMessage, reason: str) -> None:
-        self.stream.dead_letter(message, reason)
+        self._on_stream(lambda: self.stream.dead_letter(message, reason))
         self.stats.dead_lettered += 1
         log.error("delivery %s moved to the dead letters: %s", message.delivery_id, reason)
+
+    def _on_stream(self, call: Callable[[], T]) -> T:
+        """``call`` on the stream, retried while its server is unreachable (_StoppedError: stopped meanwhile).
+
+        One log line per failed attempt (the server without credentials, what failed, the wait), waits of
+        1, 2, 4, ... up to 30 s, and a line when it answers again. After ``stream_retry_seconds`` of outage
+        (0: never) an EventStreamError saying so ends the worker, so an orchestrator restarts it and a
+        lasting outage shows as restarts, not as a worker that looks alive and does nothing."""
+        limit = self.events.stream_retry_seconds
+        since: float | None = None
+        server = "the stream"
+        wait = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                result = call()
+            except EventStreamUnavailableError as exc:
+                now, server = time.monotonic(), exc.server
+                since = now if since is None else since
+                left = limit - (now - since) if limit else wait
+                if left <= 0:
+                    raise EventStreamError(
+                        f"{exc.server} unreachable for {now - since:.0f} s, giving up "
+                        f"(DEFECTOPS_EVENTS_STREAM_RETRY_SECONDS={limit:g}): {exc.cause}"
+                    ) from None
+                pause = min(wait, left)
+                log.warning(
+                    "%s unreachable: %s; retrying in %ss", exc.server, exc.cause.rstrip("."), f"{pause:.3g}"
+                )
+                if self._stop.wait(pause):
+                    raise _StoppedError from None
+                wait = min(wait * 2, RETRY_CAP_SECONDS)
+                continue
+            if since is not None:
+                log.warning("%s reachable again after %.0f s: carrying on", server, time.monotonic() - since)
+            return result
 
     # -- one job ------------------------------------------------------------------------------------------
 
@@ -265,8 +350,12 @@ class Worker:
         )
 
     def _log(self, job: ScoreJob, report: PredictionReport, shadow: PredictionReport | None) -> int:
-        """Write the rows of this job that are not in the log yet; the number written."""
+        """Write the rows of this job that are not in the log yet; the number written.
+
+        The champion's rows (and its blocks'), and the challenger's in shadow, with the inputs the service
+        logs: the same for both models, as the service logs them (the commit's, not the model's)."""
         now = datetime.now(UTC)
+        inputs = report_inputs(report)
         rows: list[PredictionRecord] = []
         served_ids: dict[str, str] = {}
         for served, scored in ((True, report), (False, shadow)):
@@ -285,7 +374,7 @@ class Worker:
                         model_name=name,
                         model_version=version,
                         served=served,
-                        inputs=commit.features,
+                        inputs=inputs.get(commit.sha, commit.features),
                         score=probability,
                         threshold=float(commit.scored.threshold),
                         risk_label=1 if probability >= commit.scored.threshold else 0,
@@ -295,6 +384,18 @@ class Worker:
                         shadow_of=None if served else served_ids.get(commit.sha),
                     )
                 )
+        for commit in report.commits:  # the block champion's, served with the commit (#17)
+            for block in commit.blocks:
+                scored_block = block.scored
+                pid = prediction_id(
+                    job.repo,
+                    commit.sha,
+                    scored_block.model_name,
+                    scored_block.model_version,
+                    True,
+                    block=block,
+                )
+                rows.append(block_record(pid, block, repo=job.repo, sha=commit.sha, now=now))
         for _ in range(3):
             present = {
                 r.prediction_id

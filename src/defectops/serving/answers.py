@@ -13,14 +13,15 @@ import operator
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from defectops.data import COMMIT_TIME, normalise_frame
+from defectops.ci import commit_inputs, iso_time
+from defectops.data import COMMIT_TIME
 from defectops.errors import InputError, ModelError
 from defectops.predlog import CheckedInputs, InputValue, PredictionRecord
 from defectops.serving.deployment import Deployment, ServingModel, route_fraction
@@ -92,29 +93,15 @@ def frame_batch(frame: pd.DataFrame, repo: str, input_columns: Sequence[str]) ->
             raise InputError(f"mining does not provide the text input(s) {', '.join(missing)}")
         return {c: frame[c].fillna("").astype(str).tolist() for c in columns}
 
-    present = [c for c in input_columns if c in frame.columns]
-    # The feature contract: mined Int64/boolean metrics are logged as floats, as /v1/predict logs them.
-    logged = normalise_frame(frame.loc[:, present])
-    if "author_time" in frame.columns:  # the commit's time (the training table's `time` is the author time)
-        logged[COMMIT_TIME] = [iso_time(t) for t in pd.to_datetime(frame["author_time"], utc=True)]
-    inputs: list[dict[str, InputValue]] = [
-        {str(k): v for k, v in row.items() if not pd.isna(v)}
-        for row in logged.astype(object).to_dict("records")
-    ]
     return RowBatch(
         size=len(frame),
         matrix=matrix,
         text=text,
-        inputs=inputs,
+        inputs=commit_inputs(frame, input_columns),  # as the event workers log them
         repos=[repo] * len(frame),
         shas=list(shas),
         describe=lambda i: f"commit {shas[i][:12]}",
     )
-
-
-def iso_time(value: datetime) -> str:
-    """A commit time as logged: ISO 8601 in UTC to the second (git keeps seconds)."""
-    return value.astimezone(UTC).isoformat(timespec="seconds")
 
 
 def new_prediction_ids(count: int, now: datetime) -> list[str]:

@@ -16,12 +16,11 @@ load is still a 503.
 
 Every block answered is logged beside the commit predictions, in the same group commit (nothing is
 answered before it is durable): model ``<name>-blocks``, the block's features as inputs plus its ``path``,
-``address`` and ``change``.
+``address`` and ``change`` (:func:`defectops.ci.block_record`, which the event workers log blocks with too).
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from defectops.ci import BlockPrediction, ModelSource, resolve_model, score_blocks
+from defectops.ci import ModelSource, block_record, resolve_model, score_blocks
 from defectops.config import Settings, Workspace
 from defectops.errors import ModelError, NotFoundError
 from defectops.mining import block_model_name
@@ -136,31 +135,5 @@ class BlockScorer:
         rows: list[PredictionRecord] = []
         for prediction_id, (sha, block) in zip(prediction_ids, flat, strict=True):
             documents[sha].append({"prediction_id": prediction_id, **block.as_dict()})
-            rows.append(_record(prediction_id, block, model, repo_id, sha, now))
+            rows.append(block_record(prediction_id, block, repo=repo_id, sha=sha, now=now))
         return ScoredBlocks(documents, rows, notes)
-
-
-def _record(
-    prediction_id: str, block: BlockPrediction, model: ModelSource, repo_id: str, sha: str, now: datetime
-) -> PredictionRecord:
-    scored = block.scored
-    inputs: dict[str, Any] = {
-        **{k: (v if math.isfinite(v) else None) for k, v in block.inputs.items()},
-        "path": block.path,
-        "address": block.address,
-        "change": block.change,
-    }
-    return PredictionRecord(
-        prediction_id=prediction_id,
-        created_at=now,
-        model_name=model.name,
-        model_version=model.version,
-        served=True,
-        inputs=inputs,
-        score=scored.probability,
-        threshold=scored.threshold,
-        risk_label=1 if scored.probability >= scored.threshold else 0,
-        risk_band=scored.band.value,
-        repo=repo_id,
-        commit_sha=sha,
-    )

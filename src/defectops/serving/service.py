@@ -23,14 +23,14 @@ import anyio.to_thread
 import pandas as pd
 from pydantic_core import to_json
 
+from defectops.ci import logged_columns
 from defectops.config import ServeSettings, Settings, Workspace
-from defectops.data import DIFF, METRIC_NAMES, RICH_FEATURES
+from defectops.data import DIFF
 from defectops.errors import InputError, ModelError, NotFoundError, PayloadTooLargeError
 from defectops.predlog import FeedbackOutcome, FeedbackRecord, PredictionLog, PredictionRecord, default_url
 from defectops.registry import ModelRegistry
 from defectops.serving.answers import RowBatch, answer, frame_batch, new_prediction_ids, records_batch
 from defectops.serving.blocks import BlockScorer, ScoredBlocks
-from defectops.serving.code_fields import CODE_FIELDS
 from defectops.serving.control import ControlFile
 from defectops.serving.deployment import Deployment, ServingModel
 from defectops.serving.gauges import PublishedGauges, published_gauges_path
@@ -200,14 +200,9 @@ class PredictionService:
 
         if not len(frame):
             return render([])
-        # Logged inputs: the change metrics, plus the commit message only for a model that reads it (the
-        # hybrid model's changed lines are scored, never logged: they are the code itself).
-        text = [c for c in champion.text_columns if c != DIFF] if champion is not None else []
-        # ... and the richer (#20), code and Terraform (#17) features the model learnt from, which only a
-        # model that chose them needs.
-        rich = [f for f in RICH_FEATURES if champion is not None and f in champion.features]
-        code = [f for f in champion.features if f in CODE_FIELDS] if champion is not None else []
-        batch = frame_batch(frame, request.repo, [*METRIC_NAMES, *rich, *code, *text])
+        # Logged inputs: the change metrics and what the champion chose, as the event workers log them.
+        columns = logged_columns(champion.features, champion.text_columns) if champion is not None else []
+        batch = frame_batch(frame, request.repo, columns)
         return await self._answer(batch, top_k, render, () if blocks is None else blocks.rows)
 
     def _mine(self, path: Path, revision: str) -> pd.DataFrame:

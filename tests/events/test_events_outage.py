@@ -1,0 +1,129 @@
+"""A worker waits out its stream going away (Redis killed and restarted on the same port), then carries on in
+the same consumer group: every event published before, during and after is scored, logged and reported
+exactly once. Was: the first failed stream call ended ``defectops events work`` (exit 11), and the receiver's
+first webhook after the restart was a 503 (its pooled connection had died with Redis).
+
+Real processes on loopback: redis-server (append-only file, ``appendfsync always``), the GitHub API server,
+git repositories; the worker runs in a thread of the test (the give-up test runs the real command).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from defectops.config import Settings
+from defectops.events import Worker, prediction_id
+from defectops.predlog import PredictionLog
+from event_world import REDIS_PASSWORD, REPO, WorkerThread, World, push_payload, wait_for
+from github_api import GitHubServer
+from gitrepo import RepoBuilder, lines
+from redis_server import RedisServer
+
+
+def _rows_are_once(log: PredictionLog, sha: str) -> bool:
+    rows = log.by_commit(REPO, sha)
+    return {r.prediction_id for r in rows} == {
+        prediction_id(REPO, sha, "champion", "local", True),
+        prediction_id(REPO, sha, "challenger", "local", False),
+    } and len(rows) == 2
+
+
+def test_a_worker_waits_out_a_redis_restart_and_scores_every_event_once(
+    settings: Settings,
+    github: GitHubServer,
+    upstream: RepoBuilder,
+    redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="defectops.events")
+    world = World(settings, github)
+
+    def send(shas: list[str], before: str, delivery: str) -> int:
+        return world.send(push_payload(upstream, shas, before=before), delivery=delivery)
+
+    first, *before = upstream.shas
+    assert send(before, first, "before") == 202
+    worker = Worker(settings, world.stream, world.api, consumer="w1", predictions=world.log)
+    running = WorkerThread(worker)
+    try:
+        wait_for(lambda: worker.stats.processed == 1, "the first event is processed")
+        # The next event is in hand when Redis dies: scored, logged and reported, then its ack fails.
+        github.api.hold_creations = True
+        github.api.created.clear()  # set by the first event's check runs
+        tip = upstream.head()
+        during = upstream.commit("Change during the outage", {"src/during.py": lines(40, "d")}, days=1)
+        assert send([during], tip, "during") == 202
+        assert github.api.created.wait(timeout=240)
+        redis_server.kill()
+        github.api.hold_creations = False
+        github.api.release.set()
+        wait_for(
+            lambda: "unreachable" in caplog.text or not running.thread.is_alive(),
+            "the worker notices that Redis is gone",
+        )
+        assert running.thread.is_alive(), running.error
+        redis_server.start()
+        after = upstream.commit("Change after the outage", {"src/after.py": lines(12, "a")}, days=1)
+        # the receiver's pooled connection died with Redis: retried on a new one, not a 503
+        assert send([after], during, "after") == 202
+        wait_for(lambda: worker.stats.processed == 3, "the events of the outage and after are processed")
+        running.stop()
+        assert running.error is None
+        assert (worker.stats.failed, worker.stats.dead_lettered) == (0, 0)
+        for sha in [*before, during, after]:
+            assert _rows_are_once(world.log, sha), [
+                (r.model_name, r.served) for r in world.log.by_commit(REPO, sha)
+            ]
+            assert len(github.api.runs_for(sha)) == 1
+        stats = world.stream.stats()
+        assert (stats.length, stats.pending, stats.dead_letters) == (0, 0, 0)
+    finally:
+        running.stop()
+        world.close()
+    messages = [r.getMessage() for r in caplog.records]
+    outage = [m for m in messages if "unreachable" in m]
+    # One line per attempt, naming the server without its password, then one when it is back.
+    assert outage[0].startswith(f"Redis at 127.0.0.1:{redis_server.port} unreachable: ack failed: ")
+    assert outage[0].endswith("; retrying in 1s")
+    assert all("\n" not in m for m in outage)
+    assert any(
+        m.startswith(f"Redis at 127.0.0.1:{redis_server.port} reachable again after ") for m in messages
+    )
+    assert not any(REDIS_PASSWORD in m for m in messages)
+
+
+def test_a_worker_gives_up_after_the_retry_limit_with_one_line_and_exit_11(
+    settings_env: dict[str, str], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """A lasting outage ends the worker, so an orchestrator restarts it and the outage shows as restarts."""
+    env = {**os.environ, **settings_env, "DEFECTOPS_EVENTS_STREAM_RETRY_SECONDS": "1.5"}
+    err = tmp_path / "worker.err"
+    with err.open("wb") as sink:
+        worker = subprocess.Popen(
+            [sys.executable, "-c", "from defectops.cli import main; main()", "events", "work"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+            start_new_session=True,
+        )
+    try:
+        wait_for(lambda: "is waiting for events" in err.read_text(), "the worker starts")
+        redis_server.kill()
+        assert worker.wait(timeout=240) == 11
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    text = err.read_text()
+    last = text.strip().splitlines()[-1]
+    assert last.startswith(f"error: Redis at 127.0.0.1:{redis_server.port} unreachable for "), text
+    assert "giving up (DEFECTOPS_EVENTS_STREAM_RETRY_SECONDS=1.5): receive failed: ConnectionError: " in last
+    assert "retrying in 1s" in text
+    assert "Traceback" not in text
+    assert REDIS_PASSWORD not in text
