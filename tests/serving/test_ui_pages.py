@@ -323,5 +323,6 @@ def test_the_model_card_says_which_labels_its_served_metrics_rest_on(base: str, 
     # window, with nothing to say that the two count different labels.
     page = watched().open(base + "/ui/models/1")
     note = page.locator("#served-note").inner_text()
-    assert "every label known now, whenever it arrived" in note, note
+    assert "dated after v1 was trained" in note, note  # a label known at training is a training row
+    assert "every such label known now, whenever it arrived" in note, note
     assert "monitoring judges each window on the labels that arrived in it" in note
