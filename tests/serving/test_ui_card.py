@@ -88,3 +88,30 @@ def test_a_cross_project_starters_card_counts_every_label(stack: Stack, champion
     assert card.status_code == 200, card.text
     served = card.json()["served"]
     assert (served["n_matured"], served["known_when_trained"], served["labels_learnt_at"]) == (40, 0, None)
+
+
+def test_the_pages_show_scores_and_cuts_that_agree(stack: Stack, champion: int, client: Any) -> None:
+    """The overview's legend and the commits page's scores come from one pair of functions: a score just below
+    the ``low`` cut reads below the cut the legend shows (0.10476 under a cut of 0.10484 read "0.105 minimal"
+    beside "low from 0.105")."""
+    from defectops.predlog import PredictionRecord
+    from defectops.training import cut_text, probability_text
+
+    auth = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    bands = client.app.state.service.deployment.champion.bands
+    shown = client.get("/ui/api/overview", headers=auth).json()["serving"]["champion"]["risk_bands"]["shown"]
+    assert shown == {
+        "low": cut_text(bands.low),
+        "medium": cut_text(bands.medium),
+        "high": cut_text(bands.high),
+    }
+    below = PredictionRecord(
+        prediction_id="00000000-0000-4000-8000-000000000099", created_at=day(269), model_name=stack.name,
+        model_version=str(champion), served=True, inputs={}, score=bands.low - 1e-7, threshold=0.99,
+        risk_label=0, risk_band="minimal", repo="syn", commit_sha=f"{99:040x}",
+    )  # fmt: skip
+    stack.log.record([below])
+    rows = client.get("/ui/api/commits?band=minimal", headers=auth).json()["commits"]
+    (row,) = [r for r in rows if r["prediction_id"] == below.prediction_id]
+    assert row["probability_text"] == probability_text(below.score, bands)
+    assert float(row["probability_text"]) < float(shown["low"])
