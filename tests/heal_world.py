@@ -413,6 +413,34 @@ class Stack:
 
         return ControlFile.for_model(self.workspace, self.name).read()
 
+    def serve_learnt_and_new(self, version: int, *, features_of: int | None = None) -> None:
+        """Forty served predictions of ``version`` on day 261: 30 for commits SZZ labelled on day 100 (a model
+        trained after it learnt them: requests for older commits) and 10 labelled on day 265, half of each
+        defect-inducing (inputs: the features of ``features_of``, default ``version``)."""
+        from defectops.predlog import FeedbackRecord, PredictionRecord
+
+        features = self.registry.load(self.name, version=features_of or version).meta.features
+        shas = [(f"{n:040x}", day(100 if n <= 30 else 265)) for n in range(1, 41)]
+        common = {"created_at": day(261), "model_name": self.name, "model_version": str(version), "served": True,
+                  "threshold": 0.5, "risk_label": 0, "risk_band": "low", "repo": "syn"}  # fmt: skip
+        self.log.record(
+            [
+                PredictionRecord(
+                    prediction_id=f"00000000-0000-4000-8000-{version:04d}{n:08d}",
+                    inputs=dict.fromkeys(features, float(n)),
+                    score=0.1 + 0.008 * n,
+                    commit_sha=sha,
+                    **common,
+                )
+                for n, (sha, _) in enumerate(shas)
+            ]
+        )
+        labels = [
+            FeedbackRecord(label=n % 2, repo="syn", commit_sha=sha, label_time=at, source="szz")
+            for n, (sha, at) in enumerate(shas)
+        ]
+        self.log.add_feedback_batch(labels, now=day(266))
+
 
 @pytest.fixture
 def stack(heal_tracking: TrackingConfig, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Stack]:

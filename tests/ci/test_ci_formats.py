@@ -254,13 +254,13 @@ def test_sarif_reports_the_bands_from_min_band_up(
 def test_github_workflow_commands_exactly(report: PredictionReport) -> None:
     assert render_github(report) == [
         "111111111111 high 0.912 (4.5x the base rate of 20.0%)",
-        "::error file=src/parser.py,line=1,title=defectops%3A high defect risk (0.91)::Commit 111111111111 "
+        "::error file=src/parser.py,line=1,title=defectops%3A high defect risk (0.912)::Commit 111111111111 "
         '"Add parser | fast <b>": probability 0.912, 4.5x the base rate of 20.0%25 (threshold 0.500). '
         "Reasons: many lines added (la=812) raised "
         "the risk; few files changed (nf=2) lowered the risk. Fails --fail-on medium: in the medium or high band "
         "(probability at or above 0.200).",
         "222222222222 medium 0.300 (1.5x the base rate of 20.0%)",
-        "::error file=lib/a%2Cb.py,line=7,title=defectops%3A medium defect risk (0.30)::Commit 222222222222 "
+        "::error file=lib/a%2Cb.py,line=7,title=defectops%3A medium defect risk (0.300)::Commit 222222222222 "
         '"Use @bob\'s helper, 50%25 faster": probability 0.300, 1.5x the base rate of 20.0%25 (threshold 0.500). '
         "Reasons: the author's "
         "experience (exp=3) raised the risk. Fails --fail-on medium: in the medium or high band (probability "
@@ -291,11 +291,11 @@ def test_github_every_failing_commit_is_an_error_even_in_the_low_band(report: Pr
     why = "Fails --fail-on any: flagged risky (probability at or above the threshold 0.010)."
     assert all(line.endswith(why) for line in errors)
     assert errors[2] == (
-        "::error title=defectops%3A low defect risk (0.16)::Commit 333333333333 "
+        "::error title=defectops%3A low defect risk (0.160)::Commit 333333333333 "
         f'"Docs": probability 0.160, 0.8x the base rate of 20.0%25 (threshold 0.010). {why}'
     )
     assert errors[3] == (
-        "::error title=defectops%3A minimal defect risk (0.04)::Commit 444444444444 "
+        "::error title=defectops%3A minimal defect risk (0.040)::Commit 444444444444 "
         f'"Empty _marker_": probability 0.040, 0.2x the base rate of 20.0%25 (threshold 0.010). {why}'
     )
 

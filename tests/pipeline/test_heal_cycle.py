@@ -557,35 +557,24 @@ def test_the_rollback_watch_leaves_out_labels_known_when_the_models_were_trained
         stack.name, f"models:/{stack.name}/{first}", who="bob", why="retrained", now=day(250)
     ).version
     stack.registry.promote(stack.name, second, "bob", "looks better", now=day(255), force=True)
-    old = [f"{n:040x}" for n in range(1, 31)]
-    new = [f"{n:040x}" for n in range(31, 41)]
-    stack.log.record(
-        [
-            PredictionRecord(
-                prediction_id=f"00000000-0000-4000-8000-{n:012d}",
-                created_at=day(261),
-                model_name=stack.name,
-                model_version=str(second),
-                served=True,
-                inputs=dict.fromkeys(stack.registry.load(stack.name, version=first).meta.features, 1.0),
-                score=0.2,
-                threshold=0.5,
-                risk_label=0,
-                risk_band="low",
-                repo="syn",
-                commit_sha=sha,
-            )
-            for n, sha in enumerate(old + new)
-        ]
-    )
-    labelled = [
-        FeedbackRecord(label=n % 2, repo="syn", commit_sha=sha, label_time=day(100 if sha in old else 265))
-        for n, sha in enumerate(old + new)
-    ]
-    stack.log.add_feedback_batch([r.model_copy(update={"source": "szz"}) for r in labelled], now=day(266))
+    stack.serve_learnt_and_new(second, features_of=first)
     watch = stack.healer(source, HealSettings(min_new_labels=100_000)).cycle(day(270)).record("watch")
     assert watch is not None
     assert watch.outcome == "watching"
     assert watch.evidence["check"]["n"] == 10  # 40 had matured labels; 30 of them were training rows
     assert watch.evidence["known_when_trained"] == 30
     assert "(not counted: 30 more were already known when the models compared were trained)" in watch.reason
+
+
+def test_new_labels_in_the_log_leave_out_those_the_champion_learnt(
+    stack: Stack, quiet_world: pd.DataFrame
+) -> None:
+    """Without a history source the decide step counts the new labels in the prediction log: a request for an
+    older commit served since the champion was trained carries a label it learnt, which is no new label (30
+    of the 40 here), and must not bring a retraining closer."""
+    first = bootstrap_champion(stack.registry, stack.name, frame_source(quiet_world), day(240))
+    stack.serve_learnt_and_new(first)
+    decided = stack.healer(None, HealSettings(min_new_labels=100_000)).cycle(day(270)).record("decide")
+    assert decided is not None
+    assert decided.evidence["inputs"]["new_labels"] == 10
+    assert decided.evidence["new_labels_counted_in"] == "prediction log"

@@ -233,3 +233,29 @@ def test_the_command_says_what_it_monitored_in_json_and_html(
     assert monitored["context"][-1].endswith("so a longer --since adds none of its predictions")
     page = html.read_text(encoding="utf-8")
     assert f"<li>model {stack.name}: 8 served predictions of v{version}" in page
+
+
+def test_realized_performance_leaves_out_labels_the_version_learnt(stack: Stack) -> None:
+    # A window that starts before the version was trained (--since 6m) holds the labels that arrived then, and
+    # a request for an older commit (a reviewer scoring last month's commits) is joined to one of them: the
+    # version trained on it, so it is no evidence of how the version does live.
+    world = generate(WorldSpec(seed=3, days=300, per_day=4, drift_day=None))
+    source = FrameSource(commits_frame(world), labels_frame(world, end=day(300)))
+    version = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    stack.serve_learnt_and_new(version)  # 30 labels dated day 100, 10 dated day 265
+    watched = monitor_model(
+        registry=stack.registry,
+        log=stack.log,
+        model_name=stack.name,
+        version=version,
+        since=day(90),
+        now=day(271),
+        settings=MonitoringSettings(label_horizon_days=365),
+        waiting_days=WAITING_DAYS,
+    )
+    assert watched.result.realized.n_matured == 10
+    assert watched.known_when_trained == 30
+    assert watched.learnt_note() == (
+        "realized performance leaves out 30 labels that arrived in the period but were known when "
+        f"v{version} was trained: its training rows (requests for older commits)"
+    )

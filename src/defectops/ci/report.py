@@ -22,7 +22,7 @@ from defectops.ci.changes import ChangedFile, CommitInfo
 from defectops.ci.model_source import ModelSource
 from defectops.ci.reasons import describe
 from defectops.errors import DefectOpsError, InputError
-from defectops.training import RISK_BANDS, RiskBand, Scored
+from defectops.training import RISK_BANDS, RiskBand, Scored, cut_text
 
 #: Exit code of ``predict --fail-on`` when a commit reached the band (distinct from every error's code).
 RISK_EXIT_CODE = 10
@@ -143,9 +143,9 @@ class PredictionReport:
     def fail_condition(self) -> str:
         """What ``--fail-on`` asks of a commit, in words (empty without it)."""
         if self.fail_on is FailOn.HIGH:
-            return f"in the high band (probability at or above {self.model.bands.high:.3f})"
+            return f"in the high band (probability at or above {cut_text(self.model.bands.high)})"
         if self.fail_on is FailOn.MEDIUM:
-            return f"in the medium or high band (probability at or above {self.model.bands.medium:.3f})"
+            return f"in the medium or high band (probability at or above {cut_text(self.model.bands.medium)})"
         if self.fail_on is FailOn.ANY:
             return f"flagged risky (probability at or above the threshold {self.threshold:.3f})"
         return ""

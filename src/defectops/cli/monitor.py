@@ -145,15 +145,16 @@ def monitor(
             f"model {watched.model_name}: {watched.period(f'--since {since}')}",
             f"reference: {watched.reference.describe()}",
         ]
-        hint = watched.traffic_note(settings.min_alarm_predictions)
-        if hint:
-            context.append(hint)
+        for note in (watched.learnt_note(), watched.traffic_note(settings.min_alarm_predictions)):
+            if note:
+                context.append(note)
         monitored = {
             "model_name": watched.model_name,
             "version": watched.version,
             "since": watched.since.isoformat(),
             "until": watched.until.isoformat(),
             "champion_from": watched.champion_from.isoformat() if watched.champion_from else None,
+            "known_when_trained": watched.known_when_trained,
             "context": context,
         }
         if html is None:

@@ -195,7 +195,7 @@ def _print(result: RunResult) -> None:
 
 
 def _print_recent(result: RunResult) -> None:
-    from defectops.training import multiple_text  # the model stack loads only when printing
+    from defectops.training import multiple_text, probability_text  # the model stack loads only when printing
 
     shown = sorted(result.recent, key=lambda r: -r.scored.probability)[:SUMMARY_COMMITS]
     if shown:
@@ -210,7 +210,8 @@ def _print_recent(result: RunResult) -> None:
         scored = item.scored
         reasons = ", ".join(f"{r.feature} {r.direction}" for r in scored.reasons[:2])
         stdout.print(
-            f"  {(scored.sha or '')[:12]} {scored.probability:.3f} {multiple_text(scored.relative_risk):>5} "
+            f"  {(scored.sha or '')[:12]} {probability_text(scored.probability, result.bands)} "
+            f"{multiple_text(scored.relative_risk):>5} "
             f"{scored.band.value:<7} {shorten_subject(item.subject, 50)}"
             f"  ({reasons})",
             highlight=False,

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from defectops.config import HealSettings
 from defectops.data import EFFORT, LABEL, TIME
 from defectops.errors import InputError, NotFoundError
-from defectops.pipeline.heal.context import became_champion, scored_reference, trained_at
+from defectops.pipeline.heal.context import became_champion, scored_reference
 from defectops.pipeline.heal.monitor import arrivals, served_period
 from defectops.registry import CHAMPION, ModelRegistry
 from defectops.training import risk_bands_of
@@ -46,6 +46,8 @@ class ModelMonitoring:
     result: MonitoringResult
     #: When the version last became the champion (None: never, by the audit trail).
     champion_from: datetime | None = None
+    #: Labels that arrived in the period but were known when the version was trained: not counted.
+    known_when_trained: int = 0
 
     def period(self, bound: str) -> str:
         """The period covered, in the words heal's monitor step uses (:func:`served_period`); ``bound`` says
@@ -57,6 +59,17 @@ class ModelMonitoring:
             self.until,
             bound=bound,
             champion_from=self.champion_from,
+        )
+
+    def learnt_note(self) -> str | None:
+        """What realized performance left out (:func:`defectops.predlog.unlearnt`); None when nothing was."""
+        n = self.known_when_trained
+        if n == 0:
+            return None
+        label, were = ("label", "was") if n == 1 else ("labels", "were")
+        return (
+            f"realized performance leaves out {n} {label} that arrived in the period but {were} known when "
+            f"v{self.version} was trained: its training rows (requests for older commits)"
         )
 
     def traffic_note(self, minimum: int) -> str | None:
@@ -121,7 +134,7 @@ def monitor_model(
     snapshot = registry.load_reference(model_name, version=version)
     span = recent_reference(
         snapshot,
-        trained_at=trained_at(registry, model_name, version),
+        trained_at=registry.trained_at(model_name, version),
         waiting_days=waiting_days,
         span_days=cfg.reference_days,
         min_rows=cfg.min_reference_rows,
@@ -165,7 +178,19 @@ def monitor_model(
         earlier = check(previous, since, None, [], [])
         history = [bool(earlier.drift_signal)]
         newcomer_history = [bool(earlier.newcomers and earlier.newcomers.signal)]
-    labelled = arrivals(log, model_name=model_name, version=version, since=since, now=now, settings=settings)
-    result = check(window, now, labelled, history, newcomer_history)
+    learnt = registry.labels_learnt_at(model_name, version)
+    arrived = arrivals(
+        log, model_name=model_name, version=version, since=since, now=now, settings=settings, learnt_at=learnt
+    )
+    result = check(window, now, arrived.rows, history, newcomer_history)
     became = became_champion(registry, model_name, version)
-    return ModelMonitoring(model_name, version, since, now, span, result, champion_from=became)
+    return ModelMonitoring(
+        model_name,
+        version,
+        since,
+        now,
+        span,
+        result,
+        champion_from=became,
+        known_when_trained=arrived.known_when_trained,
+    )

@@ -2,6 +2,7 @@
 
 from defectops.errors import PredictionLogError
 from defectops.predlog.engine import DEFAULT_DURABILITY, Durability, default_url
+from defectops.predlog.evidence import matured, unlearnt
 from defectops.predlog.feedback import FeedbackOutcome, FeedbackRecord, StoredFeedback
 from defectops.predlog.log import PredictionLog
 from defectops.predlog.reads import LogCounts
@@ -27,4 +28,6 @@ __all__ = [
     "Verdict",
     "WindowSummary",
     "default_url",
+    "matured",
+    "unlearnt",
 ]

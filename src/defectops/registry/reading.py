@@ -7,12 +7,14 @@ loading a version (by alias or number) or its training reference snapshot.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Self
 
-from defectops.errors import InputError, NotFoundError
+from defectops.errors import InputError, ModelError, NotFoundError
 from defectops.registry.audit import AuditEvent, AuditLog
 from defectops.registry.loading import LoadedModel, load_version
 from defectops.registry.records import (
+    CHALLENGER,
     CHAMPION,
     ModelVersionInfo,
     RegisteredModelInfo,
@@ -115,6 +117,29 @@ class RegistryReader:
         """The audit history of a model (all aliases unless one is given), oldest first."""
         check_name(name)
         return self.audit.events(AuditEvent, name, registry=self.registry_key, alias=alias)
+
+    def trained_at(self, name: str, version: int) -> datetime:
+        """When a version learned its labels: ``labels_as_of`` recorded at registration, else the time of its
+        audited registration, else MLflow's creation time."""
+        for event in reversed(self.history(name, alias=CHALLENGER)):
+            if event.action == "register" and event.to_version == version:
+                stamp = event.evidence.get("labels_as_of")
+                return datetime.fromisoformat(stamp) if isinstance(stamp, str) else event.at
+        created = self.get_version(name, version).created_at
+        if created is None:
+            raise ModelError(f"{name} v{version} has no known training time")
+        return created
+
+    def labels_learnt_at(self, name: str, version: int) -> datetime | None:
+        """When a version learnt the repository's labels (:meth:`trained_at`), or None for the cross-project
+        starter, which learnt none of them (other projects' data).
+
+        Why it matters: a label known by then may be one of the version's training rows, so it is no evidence
+        of how the version does on live commits (:func:`defectops.predlog.unlearnt`).
+        """
+        if self.get_version(name, version).cross_project:
+            return None
+        return self.trained_at(name, version)
 
     def load(self, name: str, *, alias: str | None = CHAMPION, version: int | None = None) -> LoadedModel:
         """Load a version by alias (default ``champion``) or by number, with its metadata.

@@ -18,7 +18,7 @@ import numpy as np
 import numpy.typing as npt
 
 from defectops.console import shorten_subject
-from defectops.training.risk import RiskBands, Scored, multiple_text
+from defectops.training.risk import RiskBands, Scored, multiple_text, probability_text
 
 FloatArray = npt.NDArray[np.float64]
 _MAX_POINTS = 300
@@ -265,7 +265,8 @@ def render(
         f"<td><code>{html.escape((c.scored.sha or '')[:12])}</code></td>"
         f"<td>{c.time:%Y-%m-%d}</td><td>{html.escape(c.author)}</td>"
         f"<td>{html.escape(shorten_subject(c.subject, 80))}</td>"
-        f"<td class='{c.scored.band.value}'>{c.scored.probability:.3f} {c.scored.band.value}</td>"
+        f"<td class='{c.scored.band.value}'>{probability_text(c.scored.probability, bands)} "
+        f"{c.scored.band.value}</td>"
         f"<td>{html.escape(multiple_text(c.scored.relative_risk))}</td>"
         f"<td>{html.escape(_reason_text(c.scored))}</td>"
         "</tr>"

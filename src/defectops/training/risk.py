@@ -199,11 +199,11 @@ class RiskBands:
         lower, upper = self.bounds(band)
         rate = f"{self.base_rate:.1%}" if math.isfinite(self.base_rate) else "unknown"
         if band is RiskBand.HIGH:
-            span, times = f"at or above {lower:.3f}", f"{_times(self.relative(lower))} or more"
+            span, times = f"at or above {cut_text(lower)}", f"{_times(self.relative(lower))} or more"
         elif band is RiskBand.MINIMAL:
-            span, times = f"below {upper:.3f}", f"under {_times(self.relative(upper))}"
+            span, times = f"below {cut_text(upper)}", f"under {_times(self.relative(upper))}"
         else:
-            span = f"from {lower:.3f} to {upper:.3f}"
+            span = f"from {cut_text(lower)} to {cut_text(upper)}"
             times = f"{_times(self.relative(lower))} to {_times(self.relative(upper))}"
         if not math.isfinite(self.base_rate) or self.base_rate <= 0.0:
             return f"probability {span} (base rate {rate})"
@@ -258,19 +258,60 @@ class RiskBands:
     def describe(self) -> str:
         """One line for reports: the cuts as probabilities and as multiples of the base rate."""
         derived = " (derived: a model saved with three bands)" if self.low_derived else ""
+        low, medium, high = cut_text(self.low), cut_text(self.medium), cut_text(self.high)
         if not math.isfinite(self.base_rate):
-            return (
-                f"low from {self.low:.3f}{derived}, medium from {self.medium:.3f}, high from {self.high:.3f}"
-            )
+            return f"low from {low}{derived}, medium from {medium}, high from {high}"
         return (
-            f"base rate {self.base_rate:.1%}; low from {self.low:.3f} ({_times(self.relative(self.low))})"
-            f"{derived}, medium from {self.medium:.3f} ({_times(self.relative(self.medium))}), "
-            f"high from {self.high:.3f} ({_times(self.relative(self.high))} the base rate)"
+            f"base rate {self.base_rate:.1%}; low from {low} ({_times(self.relative(self.low))})"
+            f"{derived}, medium from {medium} ({_times(self.relative(self.medium))}), "
+            f"high from {high} ({_times(self.relative(self.high))} the base rate)"
         )
 
 
 def _times(multiple: float) -> str:
     return "n/a" if not math.isfinite(multiple) else f"{multiple:.2g}x"
+
+
+#: Decimals of a probability or a cut as shown, unless more are needed to keep it beside its band right.
+SHOWN_DECIMALS: Final = 3
+_MOST_DECIMALS: Final = 17  # a float's full precision: past this a text cannot be any closer
+
+
+def cut_text(cut: float) -> str:
+    """A band cut as every surface shows it: rounded to 3 decimals, or to the fewest more at which the
+    rounding does not fall below the cut (0.10484 reads "0.105", 0.41935 reads "0.4194").
+
+    Why never below: a legend "low from 0.105" for a cut of 0.10516 would put a score of 0.1051, which is
+    ``minimal``, at or above the cut the reader sees, and no number of digits on the score could fix that.
+    A cut shown at or above its value leaves every score below it room to be shown below it
+    (:func:`probability_text`).
+    """
+    for decimals in range(SHOWN_DECIMALS, _MOST_DECIMALS + 1):
+        text = f"{cut:.{decimals}f}"
+        if float(text) >= cut:
+            return text
+    return repr(cut)
+
+
+def probability_text(probability: float, bands: RiskBands | None) -> str:
+    """A score as every surface shows it beside its band and the cuts of ``bands`` (:func:`cut_text`): 3
+    decimals, or the fewest more at which the shown score is at or above each shown cut exactly when the score
+    is at or above the cut itself.
+
+    Why: a score of 0.10476 is ``minimal`` under a cut of 0.10484, which reads "low from 0.105"; at 3 decimals
+    the score reads "0.105 minimal" right beside it, a contradiction. It reads "0.1048" instead. A score that
+    sits further from every cut than rounding keeps its 3 decimals.
+    """
+    if not math.isfinite(probability):
+        return str(probability)
+    cuts = () if bands is None else (bands.low, bands.medium, bands.high)
+    shown = [(cut, float(cut_text(cut))) for cut in cuts]
+    for decimals in range(SHOWN_DECIMALS, _MOST_DECIMALS + 1):
+        text = f"{probability:.{decimals}f}"
+        value = float(text)
+        if all((value >= seen) == (probability >= cut) for cut, seen in shown):
+            return text
+    return repr(probability)
 
 
 def risk_bands_of(estimator: object, *, threshold: float | None = None) -> RiskBands | None:

@@ -18,7 +18,7 @@ from pathlib import Path
 from defectops.ci.formats.markdown import render_markdown
 from defectops.ci.reasons import describe
 from defectops.ci.report import CommitPrediction, PredictionReport
-from defectops.training import RiskBand, relative_text
+from defectops.training import RiskBand, probability_text, relative_text
 
 _COMMAND = {RiskBand.HIGH: "error", RiskBand.MEDIUM: "warning"}
 
@@ -35,7 +35,8 @@ def escape_property(text: str) -> str:
 
 def _annotation(commit: CommitPrediction, report: PredictionReport, command: str, fails: bool) -> str:
     p = commit.scored.probability
-    title = f"defectops: {commit.band.value} defect risk ({p:.2f})"
+    shown = probability_text(p, report.model.bands)
+    title = f"defectops: {commit.band.value} defect risk ({shown})"
     properties = []
     hot = commit.hotspots()
     if hot:
@@ -44,7 +45,7 @@ def _annotation(commit: CommitPrediction, report: PredictionReport, command: str
     reasons = "; ".join(describe(r) for r in commit.scored.reasons)
     relative = relative_text(p, report.model.bands)
     message = (
-        f'Commit {commit.short_sha} "{commit.info.subject}": probability {p:.3f}'
+        f'Commit {commit.short_sha} "{commit.info.subject}": probability {shown}'
         f"{f', {relative}' if relative else ''} (threshold {report.threshold:.3f})."
     )
     if reasons:
@@ -64,7 +65,8 @@ def render_github(report: PredictionReport) -> list[str]:
     for commit in report.commits:
         relative = relative_text(commit.scored.probability, report.model.bands)
         lines.append(
-            f"{commit.short_sha} {commit.band.value} {commit.scored.probability:.3f}"
+            f"{commit.short_sha} {commit.band.value} "
+            f"{probability_text(commit.scored.probability, report.model.bands)}"
             + (f" ({relative})" if relative else "")
         )
         fails = commit.sha in failing

@@ -11,7 +11,7 @@ import math
 
 from defectops.ci.reasons import describe
 from defectops.ci.report import PredictionReport
-from defectops.training import describe_starter, multiple_text
+from defectops.training import describe_starter, multiple_text, probability_text
 
 MARKER = "<!-- defectops:predict -->"
 
@@ -61,7 +61,8 @@ def render_markdown(report: PredictionReport) -> str:
             reasons = "; ".join(escape(describe(r)) for r in commit.scored.reasons) or "-"
             lines.append(
                 f"| `{commit.short_sha}` | {escape(commit.info.subject) or '-'} | {commit.band.value} | "
-                f"{commit.scored.probability:.3f} | {multiple_text(commit.scored.relative_risk)} | "
+                f"{probability_text(commit.scored.probability, model.bands)} | "
+                f"{multiple_text(commit.scored.relative_risk)} | "
                 f"{reasons} |"
             )
     else:

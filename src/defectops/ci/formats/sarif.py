@@ -24,7 +24,7 @@ from typing import Any
 from defectops import __version__
 from defectops.ci.reasons import describe
 from defectops.ci.report import CommitPrediction, PredictionReport
-from defectops.training import RiskBand, relative_text
+from defectops.training import RiskBand, probability_text, relative_text
 
 SARIF_VERSION = "2.1.0"
 SARIF_SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
@@ -99,7 +99,8 @@ def _message(commit: CommitPrediction, report: PredictionReport) -> str:
     relative = relative_text(commit.scored.probability, report.model.bands)
     text = (
         f"Commit {commit.short_sha}{subject} has a {commit.band.value} defect risk: probability "
-        f"{commit.scored.probability:.3f}{f', {relative}' if relative else ''} "
+        f"{probability_text(commit.scored.probability, report.model.bands)}"
+        f"{f', {relative}' if relative else ''} "
         f"(threshold {report.threshold:.3f})."
     )
     if report.model.cross_project:

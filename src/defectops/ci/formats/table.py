@@ -6,7 +6,7 @@ from rich.table import Table
 
 from defectops.ci.reasons import format_value
 from defectops.ci.report import PredictionReport
-from defectops.training import multiple_text
+from defectops.training import multiple_text, probability_text
 
 _STYLE = {"high": "bold red", "medium": "yellow", "low": "green", "minimal": "blue"}
 
@@ -32,7 +32,8 @@ def render_table(report: PredictionReport) -> Table:
         table.add_row(
             commit.short_sha,
             f"[{_STYLE[band]}]{band}[/]",
-            f"{commit.scored.probability:.3f} ({multiple_text(commit.scored.relative_risk)})",
+            f"{probability_text(commit.scored.probability, model.bands)} "
+            f"({multiple_text(commit.scored.relative_risk)})",
             commit.info.subject,
             "\n".join([*commit.reasons_text, *(f"[dim]note: {note}[/]" for note in commit.notes)]),
         )

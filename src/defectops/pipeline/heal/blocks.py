@@ -32,7 +32,7 @@ from typing import Any, Literal
 from defectops.errors import NotFoundError
 from defectops.mining import block_model_name
 from defectops.pipeline.blocks import BlockStage, block_inputs, train_and_gate_blocks
-from defectops.pipeline.heal.context import HealContext, days, trained_at
+from defectops.pipeline.heal.context import HealContext, days
 from defectops.pipeline.heal.cycle import Cycle
 from defectops.pipeline.heal.sources import History
 from defectops.registry import CHALLENGER, CHAMPION, AuditEvent
@@ -89,7 +89,7 @@ def blocks_step(ctx: HealContext, cycle: Cycle, history: History | None) -> Bloc
         links = label_repository(repo, workspace, now=now, options=options).links
     head = repo.resolve("HEAD")
     blocks, block_link_frame, stats = block_inputs(repo, workspace, links, head)
-    since = trained_at(ctx.registry, name, reference)
+    since = ctx.registry.trained_at(name, reference)
     new = new_block_labels(blocks, block_link_frame, at=now, since=since, waiting_days=ctx.waiting_days)
     n_new, needed = len(new), ctx.settings.min_new_labels
     base |= {

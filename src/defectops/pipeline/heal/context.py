@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from defectops.config import HealSettings
-from defectops.errors import ModelError, NotFoundError
+from defectops.errors import NotFoundError
 from defectops.registry import (
     CHALLENGER,
     CHAMPION,
@@ -39,19 +39,6 @@ def days(delta: timedelta) -> float:
     return delta / timedelta(days=1)
 
 
-def trained_at(registry: ModelRegistry, model_name: str, version: int) -> datetime:
-    """When a version learned its labels: ``labels_as_of`` recorded at registration, else the time of its
-    audited registration, else MLflow's creation time."""
-    for event in reversed(registry.history(model_name, alias=CHALLENGER)):
-        if event.action == "register" and event.to_version == version:
-            stamp = event.evidence.get("labels_as_of")
-            return datetime.fromisoformat(stamp) if isinstance(stamp, str) else event.at
-    created = registry.get_version(model_name, version).created_at
-    if created is None:
-        raise ModelError(f"{model_name} v{version} has no known training time")
-    return created
-
-
 def became_champion(registry: ModelRegistry, model_name: str, version: int) -> datetime | None:
     """When ``version`` last became the champion (promoted, or rolled back to) by the audit trail; None when
     it never did (a challenger, or a champion set before auditing)."""
@@ -59,32 +46,6 @@ def became_champion(registry: ModelRegistry, model_name: str, version: int) -> d
         if event.to_version == version and event.action in ("promote", "rollback"):
             return event.at
     return None
-
-
-def matured(frame: pd.DataFrame, now: datetime) -> pd.DataFrame:
-    """Rows of a prediction-log window whose label is known and dated at or before ``now``."""
-    if len(frame) == 0:
-        return frame
-    known = frame["label"].notna()
-    if "label_time" in frame.columns:
-        times = pd.to_datetime(frame["label_time"], utc=True)
-        known &= (times <= pd.Timestamp(now)).fillna(False)
-    return frame.loc[known.to_numpy(dtype=bool)].reset_index(drop=True)
-
-
-def unlearnt(rows: pd.DataFrame, learnt_at: datetime) -> pd.DataFrame:
-    """The matured ``rows`` whose label is dated after ``learnt_at``, when a judged model learnt its labels.
-
-    Why: a request for an older commit (a reviewer scoring last month's commits, a range of history) gets
-    the label that commit already had; a label known when the model was trained is one of its training rows,
-    so judging on it favours that model over the one it is compared with (a challenger trained later learnt
-    more of them than the champion did). Rows without a label time are kept (nothing says they were learnt).
-    """
-    if len(rows) == 0 or "label_time" not in rows.columns:
-        return rows
-    times = pd.to_datetime(rows["label_time"], utc=True)
-    after = (times > pd.Timestamp(learnt_at)).fillna(True)
-    return rows.loc[after.to_numpy(dtype=bool)].reset_index(drop=True)
 
 
 def scored_reference(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
@@ -108,7 +69,7 @@ def scored_reference(frame: pd.DataFrame, model: LoadedModel) -> pd.DataFrame:
 
 
 def learnt_note(left_out: int) -> str:
-    """What :func:`unlearnt` left out, for a step's line: empty when nothing was."""
+    """What :func:`defectops.predlog.unlearnt` left out, for a step's line: empty when nothing was."""
     if left_out == 0:
         return ""
     were = "was" if left_out == 1 else "were"
@@ -190,13 +151,15 @@ class HealContext:
         return scored_reference(span.frame, self.model(version)), span.as_dict()
 
     def trained_at(self, version: int) -> datetime:
-        """When a version learned its labels (:func:`trained_at`)."""
-        return trained_at(self.registry, self.model_name, version)
+        """When a version learned its labels (:meth:`ModelRegistry.trained_at`)."""
+        return self.registry.trained_at(self.model_name, version)
 
-    def learnt_by(self, *versions: int) -> datetime:
-        """When the last trained of ``versions`` learned its labels: a label dated up to then may be a
-        training row of one of them, so comparing them on it is not fair (:func:`unlearnt`)."""
-        return max(self.trained_at(version) for version in versions)
+    def learnt_by(self, *versions: int) -> datetime | None:
+        """When the last trained of ``versions`` learned the repository's labels: a label dated up to then may
+        be a training row of one of them, so comparing them on it is not fair
+        (:func:`defectops.predlog.unlearnt`). None when none of them learnt any (cross-project starters)."""
+        times = [self.registry.labels_learnt_at(self.model_name, version) for version in versions]
+        return max((t for t in times if t is not None), default=None)
 
     def champion_since(self, version: int) -> datetime:
         """When ``version`` last became the champion (its training time if that was never audited)."""

@@ -31,8 +31,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
 from defectops.config import HealSettings
-from defectops.pipeline.heal.context import HealContext, days, matured
+from defectops.pipeline.heal.context import HealContext, days
 from defectops.pipeline.heal.cycle import Cycle
+from defectops.predlog import matured, unlearnt
 from defectops.training import known_labels
 
 if TYPE_CHECKING:
@@ -302,16 +303,18 @@ def decide_step(
     trained = ctx.trained_at(champion)
     info = ctx.registry.get_version(ctx.model_name, champion)
     metrics = info.metrics
+    # The starter never learnt this repository's labels (learnt None): those known before it was registered
+    # (a young repository's history that grew, an old repository with too few labels at `run`) are new to it.
+    learnt = ctx.registry.labels_learnt_at(ctx.model_name, champion)
     if history is not None:
         known = known_labels(history.labels, now)
-        # The starter never learnt this repository's labels: those known before it was registered (a young
-        # repository's history that grew, an old repository with too few labels at `run`) are new to it too.
-        after = pd.to_datetime(known["label_known_at"], utc=True) > pd.Timestamp(trained)
-        new_labels = len(known) if info.cross_project else int(after.sum())
+        known_at = pd.to_datetime(known["label_known_at"], utc=True)
+        new_labels = len(known) if learnt is None else int((known_at > pd.Timestamp(learnt)).sum())
         counted_in = "history"
     else:
+        # A request for an older commit served since then carries a label the champion learnt: not new.
         served = ctx.log.window(trained, now, model_name=ctx.model_name, served=True, as_of=now)
-        new_labels = len(matured(served, now))
+        new_labels = len(unlearnt(matured(served, now), learnt))
         counted_in = "prediction log"
     last, last_version = ctx.last_registration(), ctx.last_registered_version()
     earlier = [

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from defectops.data import EFFORT, LABEL
-from defectops.pipeline.heal.context import HealContext, days, learnt_note, matured, unlearnt
+from defectops.pipeline.heal.context import HealContext, days, learnt_note
 from defectops.pipeline.heal.cycle import Cycle
+from defectops.predlog import matured, unlearnt
 from defectops.registry import CHAMPION, LoadedModel
 from defectops.serving import Traffic
 from defectops.training import Candidate

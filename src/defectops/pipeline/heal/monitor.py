@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from defectops.pipeline.heal.context import HealContext
 from defectops.pipeline.heal.cycle import Cycle
+from defectops.predlog import unlearnt
 from defectops.training import risk_bands_of
 
 if TYPE_CHECKING:
@@ -28,6 +29,14 @@ if TYPE_CHECKING:
     from defectops.predlog import PredictionLog
 
 
+@dataclass(frozen=True, slots=True)
+class Arrivals:
+    """The labels realized performance is judged on, and how many more arrived that the version had learnt."""
+
+    rows: pd.DataFrame
+    known_when_trained: int
+
+
 def arrivals(
     log: PredictionLog,
     *,
@@ -36,17 +45,23 @@ def arrivals(
     since: datetime,
     now: datetime,
     settings: MonitoringSettings,
+    learnt_at: datetime | None,
     as_of: datetime | None = None,
-) -> pd.DataFrame:
+) -> Arrivals:
     """The labels that arrived in ``(since, now]`` for the version's served predictions of the last
-    ``label_horizon_days`` (:func:`defectops.monitoring.arrived_labels`)."""
+    ``label_horizon_days`` (:func:`defectops.monitoring.arrived_labels`), without those dated up to
+    ``learnt_at``, when the version learnt its labels: a request for an older commit carries a label the
+    version may have trained on, no evidence of how it does live (:func:`defectops.predlog.unlearnt`; a window
+    that starts before the version was trained, ``defectops monitor --since 30d``, would count them)."""
     from defectops.monitoring import arrived_labels
 
     oldest = now - timedelta(days=settings.label_horizon_days)
     labelled = log.joined(
         oldest, now, model_name=model_name, model_version=str(version), served=True, as_of=as_of
     )
-    return arrived_labels(labelled, since=since, now=now, horizon_days=settings.label_horizon_days)
+    arrived = arrived_labels(labelled, since=since, now=now, horizon_days=settings.label_horizon_days)
+    live = unlearnt(arrived, learnt_at)
+    return Arrivals(rows=live, known_when_trained=len(arrived) - len(live))
 
 
 def served_period(
@@ -89,16 +104,25 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         since, now, model_name=ctx.model_name, model_version=str(champion), served=True, as_of=now
     )
     settings = ctx.monitoring or MonitoringSettings()
-    labelled = arrivals(
+    arrived = arrivals(
         ctx.log,
         model_name=ctx.model_name,
         version=champion,
         since=since,
         now=now,
         settings=settings,
+        learnt_at=ctx.registry.labels_learnt_at(ctx.model_name, champion),
         as_of=now,
     )
-    base = {"since": since, "until": now, "as_of": now, "n_window": len(window), "n_arrived": len(labelled)}
+    labelled = arrived.rows
+    base = {
+        "since": since,
+        "until": now,
+        "as_of": now,
+        "n_window": len(window),
+        "n_arrived": len(labelled),
+        "known_when_trained": arrived.known_when_trained,
+    }
     period = served_period(
         len(window),
         champion,

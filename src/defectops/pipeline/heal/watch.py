@@ -22,8 +22,9 @@ from pydantic import BaseModel, ConfigDict
 
 from defectops.config import HealSettings
 from defectops.errors import DefectOpsError, InputError
-from defectops.pipeline.heal.context import HealContext, learnt_note, matured, unlearnt
+from defectops.pipeline.heal.context import HealContext, learnt_note
 from defectops.pipeline.heal.cycle import Cycle
+from defectops.predlog import matured, unlearnt
 from defectops.registry import CHALLENGER, CHAMPION, paired_bootstrap_auc_difference
 from defectops.serving import Traffic
 

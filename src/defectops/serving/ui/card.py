@@ -5,8 +5,11 @@
 - **Held-out metrics**: the metrics logged with the training run (one time-aware held-out fold), with the
   95% bootstrap interval logged beside each (versions trained before intervals were logged show none).
 - **Served performance with confidence intervals**: the version's served predictions whose labels have
-  matured (by the monitoring window's precedence: own id, shadowed prediction, commit); 95% percentile
-  bootstrap intervals (seeded, so the page is reproducible). Reviewer answers are not labels and are not used.
+  matured (by the monitoring window's precedence: own id, shadowed prediction, commit) and are dated after the
+  version learnt its labels: a request for an older commit carries a label the version may have trained on,
+  which is no evidence of how it does live (:func:`defectops.predlog.unlearnt`; how many were left out is
+  said). 95% percentile bootstrap intervals (seeded, so the page is reproducible). Reviewer answers are not
+  labels and are not used.
 - **Calibration and effort-aware curves** on those same predictions.
 - **Feature importance**: mean absolute contribution (TreeSHAP for tree models) over reference rows.
 - **Gate evidence**: the audit events of its registration and promotion, and its gate tag.
@@ -21,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from defectops.data import CHURN, LABEL, TIME
+from defectops.predlog import unlearnt
 from defectops.registry import AuditEvent
 from defectops.serving.ui.models import Explainers, input_matrix, text_inputs
 from defectops.serving.ui.overview import alias_event, part
@@ -126,14 +130,17 @@ def _importance(explainers: Explainers, version: int, reference: pd.DataFrame | 
 
 
 def _served(service: PredictionService, version: int, now: datetime) -> dict[str, Any]:
-    frame = service.log.joined(
-        now - timedelta(days=SERVED_DAYS),
-        now + timedelta(seconds=1),
-        model_name=service.manager.model_name,
-        model_version=str(version),
-        served=True,
-    )
-    document: dict[str, Any] = {"n_matured": len(frame)}
+    name = service.manager.model_name
+    since, until = now - timedelta(days=SERVED_DAYS), now + timedelta(seconds=1)
+    labelled = service.log.joined(since, until, model_name=name, model_version=str(version), served=True)
+    learnt = service.manager.registry.labels_learnt_at(name, version)
+    frame = unlearnt(labelled, learnt)
+    document: dict[str, Any] = {
+        "n_matured": len(frame),
+        # Labels of requests for older commits that the version had trained on (module docstring).
+        "known_when_trained": len(labelled) - len(frame),
+        "labels_learnt_at": learnt.isoformat() if learnt is not None else None,
+    }
     if len(frame):
         document["label_sources"] = {str(k): int(v) for k, v in frame["label_source"].value_counts().items()}
     labels = frame[LABEL].astype("float64").to_numpy() if len(frame) else np.array([])

@@ -23,6 +23,7 @@ import numpy as np
 from defectops.data import DIFF, LABEL
 from defectops.errors import DefectOpsError, InputError
 from defectops.serving.ui.models import Explainers, base_rate, input_matrix, text_inputs
+from defectops.training import probability_text
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -170,6 +171,16 @@ def _matches(details: GitInfo | None, filters: CommitFilter) -> bool:
     return True
 
 
+def shown_probability(service: PredictionService, record: PredictionRecord) -> str:
+    """The score as every surface shows it beside its band (:func:`defectops.training.probability_text`),
+    against the cuts of the version that scored it when the service holds that version (the overview lists
+    those cuts); 3 decimals otherwise."""
+    deployment = service.deployment
+    held = [m for m in (deployment.champion, deployment.challenger) if m is not None]
+    bands = next((m.bands for m in held if str(m.version) == record.model_version), None)
+    return probability_text(record.score, bands)
+
+
 def _row(service: PredictionService, record: PredictionRecord, details: GitInfo | None) -> dict[str, Any]:
     return {
         "prediction_id": record.prediction_id,
@@ -178,6 +189,7 @@ def _row(service: PredictionService, record: PredictionRecord, details: GitInfo 
         "created_at": record.created_at.isoformat(),
         "model_version": record.model_version,
         "probability": record.score,
+        "probability_text": shown_probability(service, record),
         "threshold": record.threshold,
         "risk_band": record.risk_band,
         "author": details.author if details else None,
@@ -200,6 +212,7 @@ def commit_detail(
         "created_at": record.created_at.isoformat(),
         "model_version": record.model_version,
         "probability": record.score,
+        "probability_text": shown_probability(service, record),
         "threshold": record.threshold,
         "risk_band": record.risk_band,
         "url": commit_url(service, record.repo, record.commit_sha),

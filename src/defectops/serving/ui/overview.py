@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 from defectops.errors import DefectOpsError
 from defectops.registry import AuditEvent, AuditLog, HealRecord
+from defectops.training import cut_text
 
 if TYPE_CHECKING:
     from defectops.serving.service import PredictionService
@@ -185,10 +186,16 @@ def overview(service: PredictionService, now: datetime) -> dict[str, Any]:
     """The overview page's document."""
     from defectops.serving.routers.models import describe
 
+    serving = describe(service).model_dump(mode="json")
+    for role in ("champion", "challenger"):
+        model = serving.get(role)
+        if isinstance(model, dict):  # the cuts as every surface shows them (defectops.training.cut_text)
+            bands = model["risk_bands"]
+            bands["shown"] = {band: cut_text(bands[band]) for band in ("low", "medium", "high")}
     return {
         "generated_at": now.isoformat(),
         "model_name": service.manager.model_name,
-        "serving": describe(service).model_dump(mode="json"),
+        "serving": serving,
         "versions": part(lambda: versions(service)),
         "alias_history": part(lambda: alias_history(service)),
         "heal": part(lambda: last_cycles(service)),

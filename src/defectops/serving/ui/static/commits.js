@@ -29,7 +29,7 @@ function renderList(doc) {
   document.getElementById("summary").textContent = `${doc.commits.length} commits` +
     (doc.base_rate !== null ? ` · base rate of the champion's training commits: ${fmt.pct(doc.base_rate)}` : "");
   const rows = doc.commits.map((c) => el("tr", { "data-id": c.prediction_id, onclick: () => openCommit(c.prediction_id) },
-    el("td", { class: "num" }, fmt.pct(c.probability), el("div", { class: "bar" }, el("span", { style: `width:${(100 * c.probability).toFixed(1)}%` }))),
+    el("td", { class: "num" }, c.probability_text, el("div", { class: "bar" }, el("span", { style: `width:${(100 * c.probability).toFixed(1)}%` }))),
     el("td", {}, UI.band(c.risk_band)),
     el("td", { class: "num hide-narrow" }, doc.base_rate !== null ? fmt.pct(doc.base_rate) : "–"),
     el("td", {}, c.repo, " ", c.url ? el("a", { href: c.url, class: "sha", onclick: (e) => e.stopPropagation() }, fmt.sha(c.commit_sha)) : el("span", { class: "sha" }, fmt.sha(c.commit_sha))),
@@ -64,7 +64,7 @@ function renderDetail(doc) {
   box.hidden = false;
   document.getElementById("detail-title").textContent = `${doc.repo || ""} ${fmt.sha(doc.commit_sha)}`;
   document.getElementById("detail-meta").replaceChildren(el("dl", {},
-    el("dt", {}, "probability"), el("dd", {}, fmt.pct(doc.probability), " ", UI.band(doc.risk_band)),
+    el("dt", {}, "probability"), el("dd", {}, doc.probability_text, " ", UI.band(doc.risk_band)),
     el("dt", {}, "base rate"), el("dd", {}, doc.base_rate !== null ? fmt.pct(doc.base_rate) : "–"),
     el("dt", {}, "model"), el("dd", {}, el("a", { href: "/ui/models/" + doc.model_version }, "v" + doc.model_version)),
     el("dt", {}, "author"), el("dd", {}, doc.author || "–"),

@@ -36,9 +36,16 @@ function render(doc) {
   const note = document.getElementById("served-note");
   if (served.error) note.textContent = served.error;
   else {
-    note.textContent = `${served.n_matured} served predictions of this version have matured labels` +
+    // Labels known when the version was trained are its training rows (a request for an older commit), no
+    // evidence of how it does live: the API leaves them out and says how many.
+    const were = (n) => (n === 1 ? "was" : "were");
+    const learnt = served.labels_learnt_at
+      ? `, dated after v${doc.version} was trained`
+      : " (a cross-project starter: it learnt none of this repository's labels)";
+    note.textContent = `${served.n_matured} served predictions of this version have matured labels${learnt}` +
       (served.label_sources ? " (" + Object.entries(served.label_sources).map(([s, n]) => `${s}: ${n}`).join(", ") + ")" : "") +
-      " (every label known now, whenever it arrived; monitoring judges each window on the labels that arrived in it). " +
+      (served.known_when_trained ? `; ${served.known_when_trained} more ${were(served.known_when_trained)} known when v${doc.version} was trained: its training rows, not counted` : "") +
+      " (every such label known now, whenever it arrived; monitoring judges each window on the labels that arrived in it). " +
       "Intervals: 95 % bootstrap. " + (served.note || "");
     const metrics = served.metrics || [];
     UI.chart("served", {

@@ -2,9 +2,11 @@
 "use strict";
 const { el, fmt } = UI;
 
-// "low ≥ 0.094, medium ≥ 0.188, high ≥ 0.376 (base rate 18.8%)": minimal is below low.
+// "low ≥ 0.094, medium ≥ 0.188, high ≥ 0.3761 (base rate 18.8%)": minimal is below low. The cuts as the API
+// shows them (never rounded below the cut; the commits page shows scores against them, enough digits each).
 function bandsText(b) {
-  const cuts = `low ≥ ${fmt.num(b.low)}, medium ≥ ${fmt.num(b.medium)}, high ≥ ${fmt.num(b.high)}`;
+  const s = b.shown;
+  const cuts = `low ≥ ${s.low}, medium ≥ ${s.medium}, high ≥ ${s.high}`;
   const rate = b.base_rate !== null ? ` (base rate ${fmt.pct(b.base_rate)})` : " (base rate unknown)";
   return cuts + rate + (b.low_derived ? "; low derived from a three-band model" : "");
 }
