@@ -83,6 +83,47 @@ def test_shadow_pairs_are_tested_paired_on_matured_labels_only(tmp_path: Path) -
     json.dumps(document)  # the document the UI reads is plain JSON
 
 
+def test_labels_known_when_the_later_arm_was_trained_are_not_counted(tmp_path: Path) -> None:
+    # 50 shadow pairs, the label of pair i dated START + i h + 1 day; v2 learnt its labels at START + 40 h
+    # (v1 before it): labels of pairs 0..16 (dated up to START + 40 h) may be v2's training rows
+    y = _labels(50, 3)
+    rng = np.random.default_rng(4)
+    champion = np.clip(0.5 + 0.2 * (y - 0.5) + rng.normal(0, 0.2, 50), 0.01, 0.99)
+    challenger = np.clip(0.5 + 0.4 * (y - 0.5) + rng.normal(0, 0.2, 50), 0.01, 0.99)
+    records, feedback = [], []
+    for i in range(50):
+        at = START + timedelta(hours=i)
+        served = _record("1", float(champion[i]), at)
+        records += [
+            served,
+            _record("2", float(challenger[i]), at, served=False, shadow_of=served.prediction_id),
+        ]
+        feedback.append(
+            FeedbackRecord(
+                label=int(y[i]), prediction_id=served.prediction_id, label_time=at + timedelta(days=1)
+            )
+        )
+    learnt = {"1": START - timedelta(days=30), "2": START + timedelta(hours=40)}
+    asked: list[tuple[str, str]] = []
+
+    def learnt_at(model: str, version: str) -> datetime | None:
+        asked.append((model, version))
+        return learnt[version]
+
+    with PredictionLog.from_url(tmp_path / "log.db") as log:
+        log.record(records)
+        log.add_feedback_batch(feedback, now=NOW)
+        everything = ab_test(log, since=START, until=NOW, now=NOW)
+        fair = ab_test(log, since=START, until=NOW, now=NOW, learnt_at=learnt_at)
+    assert (everything.matured, everything.known_when_trained) == (50, 0)
+    assert (fair.matured, fair.known_when_trained) == (33, 17)
+    assert sorted(asked) == [("app", "1"), ("app", "2")]  # the log's only model, both arms
+    expected = delong_paired(y[17:], champion[17:], challenger[17:])
+    assert fair.labels is not None
+    assert fair.labels.p_value == pytest.approx(expected.p_value)
+    assert fair.as_dict()["known_when_trained"] == 17
+
+
 def test_canary_arms_are_unpaired_and_not_yet_significant_on_few_labels(tmp_path: Path) -> None:
     y = _labels(24, 5)
     rng = np.random.default_rng(6)

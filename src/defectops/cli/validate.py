@@ -20,7 +20,7 @@ from defectops.console import print_json, print_table, stdout
 from defectops.errors import InputError, NotFoundError
 
 if TYPE_CHECKING:
-    from defectops.monitoring import ABResult
+    from defectops.monitoring import ABResult, LearntAt
     from defectops.training import ValidationReport
 
 
@@ -244,7 +244,33 @@ def _ab(since: str, model_name: str | None, log_url: str | None, now: datetime) 
     if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).is_file():
         raise NotFoundError(f"no prediction log at {url}: serve predictions first (defectops serve)")
     with PredictionLog.from_url(url) as log:
-        return ab_test(log, since=start, until=now + timedelta(seconds=1), now=now, model_name=model_name)
+        return ab_test(
+            log,
+            since=start,
+            until=now + timedelta(seconds=1),
+            now=now,
+            model_name=model_name,
+            learnt_at=_learnt_at(),
+        )
+
+
+def _learnt_at() -> LearntAt | None:
+    """When each version learnt its labels, from the workspace's registry (None: nothing is registered).
+    A version the registry does not know (a log shared with another workspace) is taken to have learnt none:
+    all its matured labels count, as before this rule."""
+    from defectops.cli.models import _nothing_registered, _registry
+
+    registry = _registry()
+    if _nothing_registered(registry):
+        return None
+
+    def learnt_at(model: str, version: str) -> datetime | None:
+        try:
+            return registry.labels_learnt_at(model, int(version))
+        except (NotFoundError, ValueError):
+            return None
+
+    return learnt_at
 
 
 def _print_ab(result: ABResult) -> None:
@@ -260,7 +286,13 @@ def _print_ab(result: ABResult) -> None:
     stdout.print(
         f"A/B ({result.mode}) since {result.since:%Y-%m-%d %H:%M} UTC: v{result.version_a} "
         f"({result.n_a} predictions) vs v{result.version_b} ({result.n_b}); "
-        f"{result.matured} matured labels ({result.matured_defective} defect-inducing)",
+        f"{result.matured} matured labels ({result.matured_defective} defect-inducing)"
+        + (
+            f"; {result.known_when_trained} more were known when the later version was trained (its "
+            "training rows): not counted"
+            if result.known_when_trained
+            else ""
+        ),
         highlight=False,
     )
     table = Table(title="tests (B - A)")

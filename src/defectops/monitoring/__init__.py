@@ -7,7 +7,7 @@ record.
 Nothing here is imported eagerly, so ``import defectops.monitoring`` stays cheap.
 """
 
-from defectops.monitoring.ab import ABResult, ab_test
+from defectops.monitoring.ab import ABResult, LearntAt, ab_test
 from defectops.monitoring.alerts import (
     AlertReport,
     load_alert_state,
@@ -24,6 +24,7 @@ from defectops.monitoring.report import MonitoringResult, exposition, write_html
 __all__ = [
     "ABResult",
     "AlertReport",
+    "LearntAt",
     "MonitoringResult",
     "NewcomerShift",
     "ReferenceSpan",

@@ -6,11 +6,15 @@ In canary mode a share of requests is *served* by the challenger, so the log hol
 versions. :func:`ab_test` finds the arms in a window of the log and tests them with
 :mod:`defectops.training` (``delong_paired`` on shadow pairs, ``delong_unpaired`` on canary arms, the
 flag-rate and score-distribution proxies while labels are pending). Only labels dated at or before ``now``
-count (matured); the verdict stays "not yet significant" until the label test's p-value is below alpha.
+count (matured), and, given when each version learnt its labels, only those dated after the later of the two
+arms learnt theirs (:func:`defectops.predlog.unlearnt`: a request for an older commit carries a label one arm
+may have trained on, which favours it); the verdict stays "not yet significant" until the label test's
+p-value is below alpha.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -19,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from defectops.errors import InputError
-from defectops.predlog import PredictionLog
+from defectops.predlog import PredictionLog, unlearnt
 from defectops.training import (
     TestResult,
     delong_paired,
@@ -29,6 +33,10 @@ from defectops.training import (
 )
 
 Mode = Literal["shadow", "canary", "none"]
+
+#: When a version of a model learnt its labels, given the model's name and the version (None: it learnt none
+#: of this repository's, the cross-project starter): ``ModelRegistry.labels_learnt_at``.
+LearntAt = Callable[[str, str], datetime | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,8 @@ class ABResult:
     flag_rate: TestResult | None
     scores: TestResult | None
     verdict: str
+    #: Matured labels left out because they were known when one of the arms learnt its labels.
+    known_when_trained: int = 0
 
     @property
     def significant(self) -> bool:
@@ -66,6 +76,7 @@ class ABResult:
             "until": self.until.isoformat(),
             "matured_labels": self.matured,
             "matured_defective": self.matured_defective,
+            "known_when_trained": self.known_when_trained,
             "labels_test": None if self.labels is None else self.labels.as_dict(),
             "proxy_flag_rate": None if self.flag_rate is None else self.flag_rate.as_dict(),
             "proxy_scores": None if self.scores is None else self.scores.as_dict(),
@@ -78,6 +89,19 @@ def _matured(frame: pd.DataFrame, now: datetime) -> pd.Series:
     known = frame["label"].notna()
     times = pd.to_datetime(frame["label_time"], utc=True)
     return (known & (times <= pd.Timestamp(now)).fillna(False)).astype(bool)
+
+
+def _evidence(frame: pd.DataFrame, now: datetime, learnt: datetime | None) -> pd.DataFrame:
+    """The rows of ``frame`` whose label has matured and was not known at ``learnt``."""
+    return unlearnt(frame.loc[_matured(frame, now)], learnt)
+
+
+def _later(model: str, a: str, b: str, learnt_at: LearntAt | None) -> datetime | None:
+    """When the later of versions ``a`` and ``b`` learnt its labels (None: neither learnt any, or unknown)."""
+    if learnt_at is None:
+        return None
+    times = [t for t in (learnt_at(model, a), learnt_at(model, b)) if t is not None]
+    return max(times) if times else None
 
 
 def _flags(frame: pd.DataFrame) -> int:
@@ -115,8 +139,10 @@ def ab_test(
     until: datetime,
     now: datetime,
     model_name: str | None = None,
+    learnt_at: LearntAt | None = None,
 ) -> ABResult:
-    """The A/B test of the predictions created in ``[since, until)`` (module docstring)."""
+    """The A/B test of the predictions created in ``[since, until)`` (module docstring). ``learnt_at`` says
+    when each version learnt its labels; without it every matured label counts."""
     if since >= until:
         raise InputError("the A/B window is empty: since must be before until")
     frame = log.window(since, until, model_name=model_name, as_of=now)
@@ -129,9 +155,11 @@ def ab_test(
         )
     base: dict[str, Any] = {"model_name": model_name, "since": since, "until": until}
     paired = shadow_pairs(frame) if len(frame) else None
+    model = model_name or (str(frame["model_name"].iloc[0]) if len(frame) else "")
     if paired is not None:
         pairs, version_a, version_b = paired
-        return _shadow_result(pairs, version_a, version_b, now, base)
+        learnt = _later(model, version_a, version_b, learnt_at)
+        return _shadow_result(pairs, version_a, version_b, now, learnt, base)
     served = frame.loc[frame["served"].astype(bool)] if len(frame) else frame
     versions = sorted({str(v) for v in served["model_version"]}, key=_version_key) if len(served) else []
     if len(versions) < 2:
@@ -146,13 +174,20 @@ def ab_test(
                         flag_rate=None, scores=None, verdict=why, **base)  # fmt: skip
     counts = served["model_version"].astype(str).value_counts()
     version_a, version_b = sorted(counts.index[:2], key=_version_key)
-    return _canary_result(served, str(version_a), str(version_b), now, base)
+    learnt = _later(model, str(version_a), str(version_b), learnt_at)
+    return _canary_result(served, str(version_a), str(version_b), now, learnt, base)
 
 
 def _shadow_result(
-    pairs: pd.DataFrame, version_a: str, version_b: str, now: datetime, base: dict[str, Any]
+    pairs: pd.DataFrame,
+    version_a: str,
+    version_b: str,
+    now: datetime,
+    learnt: datetime | None,
+    base: dict[str, Any],
 ) -> ABResult:
-    matured = pairs.loc[_matured(pairs, now)]
+    ripe = int(_matured(pairs, now).sum())
+    matured = _evidence(pairs, now, learnt)
     labels = None
     if len(matured) and matured["label"].nunique() == 2:
         y = matured["label"].to_numpy(dtype=np.float64)
@@ -165,16 +200,23 @@ def _shadow_result(
         mode="shadow", version_a=version_a, version_b=version_b, n_a=len(pairs), n_b=len(pairs),
         matured=len(matured), matured_defective=int(matured["label"].sum()) if len(matured) else 0,
         labels=labels, flag_rate=flag_rate, scores=scores,
-        verdict=verdict(labels, flag_rate, scores, len(matured), version_a, version_b), **base,
+        verdict=verdict(labels, flag_rate, scores, len(matured), version_a, version_b),
+        known_when_trained=ripe - len(matured), **base,
     )  # fmt: skip
 
 
 def _canary_result(
-    served: pd.DataFrame, version_a: str, version_b: str, now: datetime, base: dict[str, Any]
+    served: pd.DataFrame,
+    version_a: str,
+    version_b: str,
+    now: datetime,
+    learnt: datetime | None,
+    base: dict[str, Any],
 ) -> ABResult:
     arm_a = served.loc[served["model_version"].astype(str) == version_a]
     arm_b = served.loc[served["model_version"].astype(str) == version_b]
-    ripe_a, ripe_b = arm_a.loc[_matured(arm_a, now)], arm_b.loc[_matured(arm_b, now)]
+    ripe = int(_matured(arm_a, now).sum() + _matured(arm_b, now).sum())
+    ripe_a, ripe_b = _evidence(arm_a, now, learnt), _evidence(arm_b, now, learnt)
     labels = None
     if len(ripe_a) and len(ripe_b) and ripe_a["label"].nunique() == 2 and ripe_b["label"].nunique() == 2:
         labels = delong_unpaired(
@@ -188,7 +230,8 @@ def _canary_result(
     return ABResult(
         mode="canary", version_a=version_a, version_b=version_b, n_a=len(arm_a), n_b=len(arm_b),
         matured=matured, matured_defective=defective, labels=labels, flag_rate=flag_rate, scores=scores,
-        verdict=verdict(labels, flag_rate, scores, matured, version_a, version_b), **base,
+        verdict=verdict(labels, flag_rate, scores, matured, version_a, version_b),
+        known_when_trained=ripe - matured, **base,
     )  # fmt: skip
 
 
