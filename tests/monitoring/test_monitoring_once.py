@@ -72,7 +72,7 @@ def test_a_commit_scored_twice_is_one_label_and_one_window_row() -> None:
     assert result.realized.n_matured == 40
     assert result.realized.n_positive == 10  # not 13
     assert (
-        "3 earlier rows of the window scored a change scored again later: each change counts once, by its "
+        "3 rows of the window scored a change that was scored again later: each change counts once, by its "
         "latest prediction (40 kept)" in result.notes
     )
-    assert any(note.startswith("3 earlier rows of the labels that arrived") for note in result.notes)
+    assert any(note.startswith("3 rows of the labels that arrived") for note in result.notes)

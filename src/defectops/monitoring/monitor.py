@@ -387,10 +387,10 @@ def monitor_window(
 
 def _repeat_note(repeats: int, kept: int, what: str) -> str:
     """Why the monitored rows are fewer than the logged ones (:mod:`defectops.monitoring.once`)."""
-    rows = "row" if repeats == 1 else "rows"
+    rows = "1 row" if repeats == 1 else f"{repeats} rows"
     return (
-        f"{repeats} earlier {rows} of the {what} scored a change scored again later: each change counts "
-        f"once, by its latest prediction ({kept} kept)"
+        f"{rows} of the {what} scored a change that was scored again later: each change counts once, by "
+        f"its latest prediction ({kept} kept)"
     )
 
 
