@@ -73,6 +73,39 @@ def test_without_a_champion_the_cycle_says_so(stack: Stack) -> None:
     assert run.data.tags["defectops.heal.start"] == "no_champion"
 
 
+def test_the_window_minimum_counts_a_commit_scored_twice_once(
+    stack: Stack, quiet_world: pd.DataFrame
+) -> None:
+    source = frame_source(quiet_world)
+    first = bootstrap_champion(stack.registry, stack.name, source, day(240))
+    # 60 commits, each scored twice (a pull request's two pushes): 120 logged rows, 60 changes
+    stack.log.record(
+        [
+            PredictionRecord(
+                prediction_id=f"00000000-0000-4000-8000-{n:012d}",
+                created_at=day(260) + timedelta(hours=n),
+                model_name=stack.name,
+                model_version=str(first),
+                served=True,
+                inputs={"la": 1.0},
+                score=0.2,
+                threshold=0.5,
+                risk_label=0,
+                risk_band="low",
+                repo="syn",
+                commit_sha=f"{n % 60:040x}",
+            )
+            for n in range(120)
+        ]
+    )
+    report = stack.healer(source, HealSettings(min_new_labels=100_000)).cycle(day(270))
+    monitored = report.record("monitor")
+    assert monitored is not None
+    assert monitored.outcome == "skipped"
+    assert monitored.reason.startswith(f"120 served predictions (60 changes) of v{first} from 2024-08-28")
+    assert ": fewer than 100, and 0 labels arrived" in monitored.reason
+
+
 def test_new_labels_train_a_challenger_into_the_shadow_and_it_expires_unjudged(
     stack: Stack, quiet_world: pd.DataFrame
 ) -> None:

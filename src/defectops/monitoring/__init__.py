@@ -17,6 +17,7 @@ from defectops.monitoring.alerts import (
 from defectops.monitoring.arrivals import arrived_labels
 from defectops.monitoring.monitor import load_frame, monitor_window
 from defectops.monitoring.newcomers import NewcomerShift, newcomer_status
+from defectops.monitoring.once import latest_per_change
 from defectops.monitoring.performance import estimated_roc_auc
 from defectops.monitoring.reference import ReferenceSpan, parse_since, recent_reference, traffic_hint
 from defectops.monitoring.report import MonitoringResult, exposition, write_html
@@ -32,6 +33,7 @@ __all__ = [
     "arrived_labels",
     "estimated_roc_auc",
     "exposition",
+    "latest_per_change",
     "load_alert_state",
     "load_frame",
     "monitor_window",

@@ -48,17 +48,20 @@ class ModelMonitoring:
     champion_from: datetime | None = None
     #: Labels that arrived in the period but were known when the version was trained: not counted.
     known_when_trained: int = 0
+    #: Served predictions logged in the period (the result's window counts each change once).
+    logged: int | None = None
 
     def period(self, bound: str) -> str:
         """The period covered, in the words heal's monitor step uses (:func:`served_period`); ``bound`` says
         what chose its start (e.g. ``--since 7d``)."""
         return served_period(
-            self.result.n_window,
+            self.logged if self.logged is not None else self.result.n_window,
             self.version,
             self.since,
             self.until,
             bound=bound,
             champion_from=self.champion_from,
+            changes=self.result.n_window,
         )
 
     def learnt_note(self) -> str | None:
@@ -193,4 +196,5 @@ def monitor_model(
         result,
         champion_from=became,
         known_when_trained=arrived.known_when_trained,
+        logged=len(window),
     )

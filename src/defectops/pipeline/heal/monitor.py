@@ -65,7 +65,14 @@ def arrivals(
 
 
 def served_period(
-    count: int, version: int, start: datetime, end: datetime, *, bound: str, champion_from: datetime | None
+    count: int,
+    version: int,
+    start: datetime,
+    end: datetime,
+    *,
+    bound: str,
+    champion_from: datetime | None,
+    changes: int | None = None,
 ) -> str:
     """The period a monitoring covers, in the words ``defectops monitor`` and heal's monitor step both use:
     ``163 served predictions of v1 from 2026-11-28 23:23 to 2026-12-05 23:23 UTC (--since 7d; v1 champion
@@ -74,11 +81,13 @@ def served_period(
     Why one wording: monitor's window starts where ``--since`` says and heal's where the champion was promoted
     (within ``window_days``); the two showed different dates over the same predictions, with nothing to tell
     why. ``bound`` says what chose ``start``; the promotion is added when it falls in the period, since then
-    no prediction of the version can be older than it, whatever the start.
+    no prediction of the version can be older than it, whatever the start. ``changes`` is how many distinct
+    changes they scored, said when fewer (a change scored again counts once in monitoring).
     """
+    of = f" ({changes} changes)" if changes is not None and changes != count else ""
     text = (
-        f"{count} served prediction{'' if count == 1 else 's'} of v{version} from {start:%Y-%m-%d %H:%M} to "
-        f"{end:%Y-%m-%d %H:%M} UTC ({bound}"
+        f"{count} served prediction{'' if count == 1 else 's'}{of} of v{version} from "
+        f"{start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC ({bound}"
     )
     if champion_from is not None and champion_from >= start:
         text += f"; v{version} champion from {champion_from:%Y-%m-%d %H:%M} UTC on"
@@ -94,7 +103,13 @@ class MonitorResult:
 
 def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult:
     from defectops.config import MonitoringSettings
-    from defectops.monitoring import exposition, monitor_window, newcomer_status, traffic_hint
+    from defectops.monitoring import (
+        exposition,
+        latest_per_change,
+        monitor_window,
+        newcomer_status,
+        traffic_hint,
+    )
     from defectops.serving import publish_gauges, published_gauges_path
 
     now = cycle.now
@@ -123,6 +138,9 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         "n_arrived": len(labelled),
         "known_when_trained": arrived.known_when_trained,
     }
+    # A change scored more than once counts once (monitoring judges the window so): the minimum is of changes.
+    changes = latest_per_change(window)[0]
+    arrived_changes = len(latest_per_change(labelled)[0])
     period = served_period(
         len(window),
         champion,
@@ -130,12 +148,13 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         now,
         bound=f"at most the last {ctx.settings.window_days:g} days, DEFECTOPS_HEAL_WINDOW_DAYS",
         champion_from=promoted,
+        changes=len(changes),
     )
     # A window too small for drift is still judged on its arrived labels when they are enough for the metric.
-    if len(window) == 0 or (
-        len(window) < ctx.settings.min_window_predictions and len(labelled) < settings.min_realized_labels
+    if len(changes) == 0 or (
+        len(changes) < ctx.settings.min_window_predictions and arrived_changes < settings.min_realized_labels
     ):
-        hint = traffic_hint(len(window), now - since, ctx.settings.min_window_predictions)
+        hint = traffic_hint(len(changes), now - since, ctx.settings.min_window_predictions)
         if hint and since > now - timedelta(days=ctx.settings.window_days):  # cut by the promotion: more
             # window days would add none of the champion's predictions; the window grows by itself
             hint += f" (v{champion} is champion only since {promoted:%Y-%m-%d %H:%M} UTC)"
@@ -144,8 +163,8 @@ def monitor_step(ctx: HealContext, cycle: Cycle, champion: int) -> MonitorResult
         cycle.add(
             "monitor",
             "skipped",
-            f"{period}: fewer than {ctx.settings.min_window_predictions}, and {len(labelled)} "
-            f"label{'' if len(labelled) == 1 else 's'} arrived (fewer than {settings.min_realized_labels})"
+            f"{period}: fewer than {ctx.settings.min_window_predictions}, and {arrived_changes} "
+            f"label{'' if arrived_changes == 1 else 's'} arrived (fewer than {settings.min_realized_labels})"
             + (f"; {hint}" if hint else ""),
             champion=champion,
             evidence=base,
