@@ -110,7 +110,8 @@ class KafkaEventStream:
     # -- clients ------------------------------------------------------------------------------------------
 
     def _fail(self, what: str, exc: Exception) -> EventStreamError:
-        cause = f"{what} failed: {type(exc).__name__}: {exc}"
+        detail = " ".join(str(exc).split())  # SQLAlchemy's end in "\n(Background on this error at: ...)"
+        cause = f"{what} failed: {type(exc).__name__}: {detail}"
         message = f"event stream {self._where}: {cause}"
         if isinstance(exc, sa_exc.OperationalError):
             return EventStreamUnavailableError(message, server=self._ledger_where, cause=cause)
