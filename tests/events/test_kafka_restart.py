@@ -178,7 +178,6 @@ def test_a_worker_waits_out_the_broker_being_down_and_scores_every_event_once(
     assert outage[0].endswith("; retrying in 1s")
 
 
-@pytest.mark.slow  # each try to reach the absent broker takes the adapter's 5 s bootstrap timeout
 def test_a_worker_started_before_the_broker_waits_for_it_then_scores_every_event_once(
     broker: KafkaServer,
     tmp_path: Path,
