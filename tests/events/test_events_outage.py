@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from defectops.config import Settings
-from defectops.events import Worker, prediction_id
+from defectops.events import GitHubClient, Worker, open_stream, prediction_id
 from defectops.predlog import PredictionLog
-from event_world import REDIS_PASSWORD, REPO, WorkerThread, World, push_payload, wait_for
+from event_world import REDIS_PASSWORD, REPO, TOKEN, WorkerThread, World, push_payload, wait_for
 from github_api import GitHubServer
 from gitrepo import RepoBuilder, lines
 from redis_server import RedisServer
@@ -98,32 +98,131 @@ def test_a_worker_waits_out_a_redis_restart_and_scores_every_event_once(
     assert not any(REDIS_PASSWORD in m for m in messages)
 
 
-def test_a_worker_gives_up_after_the_retry_limit_with_one_line_and_exit_11(
-    settings_env: dict[str, str], redis_server: RedisServer, tmp_path: Path
+def test_a_worker_started_before_redis_waits_for_it_then_scores_every_event_once(
+    settings: Settings,
+    github: GitHubServer,
+    upstream: RepoBuilder,
+    redis_server: RedisServer,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A lasting outage ends the worker, so an orchestrator restarts it and the outage shows as restarts."""
-    env = {**os.environ, **settings_env, "DEFECTOPS_EVENTS_STREAM_RETRY_SECONDS": "1.5"}
-    err = tmp_path / "worker.err"
+    """A pod scheduled before Redis is ready: the worker waits (it exited 11 at once and crash-looped), then
+    creates its consumer group and scores what the receiver stores from then on."""
+    caplog.set_level(logging.INFO, logger="defectops.events")
+    redis_server.kill()  # its port is closed: nothing has run against this Redis yet
+    api = GitHubClient(github.url, TOKEN, sleep=lambda _s: None)
+    stream = open_stream(settings.events, prepare=False)
+    worker = Worker(settings, stream, api, consumer="w1")
+    running = WorkerThread(worker)
+    world: World | None = None
+    try:
+        wait_for(
+            lambda: "unreachable" in caplog.text or not running.thread.is_alive(),
+            "the worker finds Redis unreachable",
+        )
+        assert running.thread.is_alive(), running.error
+        redis_server.start()
+        wait_for(
+            lambda: "reachable again" in caplog.text or not running.thread.is_alive(),
+            "the worker notices that Redis is up",
+        )
+        assert running.thread.is_alive(), running.error
+        world = World(settings, github)
+        first, *before = upstream.shas
+        assert world.send(push_payload(upstream, before, before=first), delivery="one") == 202
+        tip = upstream.head()
+        later = upstream.commit("Change after start-up", {"src/later.py": lines(12, "l")}, days=1)
+        assert world.send(push_payload(upstream, [later], before=tip), delivery="two") == 202
+        wait_for(lambda: worker.stats.processed == 2, "both events are processed")
+        running.stop()
+        assert running.error is None
+        assert (worker.stats.failed, worker.stats.dead_lettered) == (0, 0)
+        for sha in [*before, later]:
+            assert _rows_are_once(world.log, sha), [
+                (r.model_name, r.served) for r in world.log.by_commit(REPO, sha)
+            ]
+            assert len(github.api.runs_for(sha)) == 1
+        stats = world.stream.stats()
+        assert (stats.length, stats.pending, stats.dead_letters) == (0, 0, 0)
+    finally:
+        running.stop()
+        for closing in (api, stream, worker.predictions, world):
+            if closing is not None:
+                closing.close()
+    messages = [r.getMessage() for r in caplog.records]
+    waiting = [m for m in messages if "unreachable" in m]
+    assert waiting[0] == (
+        f"Redis at 127.0.0.1:{redis_server.port} unreachable: create the consumer group failed: "
+        f"ConnectionError: Error 111 connecting to 127.0.0.1:{redis_server.port}. Connection refused; "
+        "retrying in 1s"
+    )
+    assert sum(m.startswith(f"Redis at 127.0.0.1:{redis_server.port} reachable again") for m in messages) == 1
+    assert not any(REDIS_PASSWORD in m for m in messages)
+
+
+def _work(env: dict[str, str], err: Path) -> subprocess.Popen[bytes]:
+    """``defectops events work`` in a process of its own, its stderr in ``err``."""
     with err.open("wb") as sink:
-        worker = subprocess.Popen(
+        return subprocess.Popen(
             [sys.executable, "-c", "from defectops.cli import main; main()", "events", "work"],
-            env=env,
+            env={**os.environ, **env},
             stdout=subprocess.DEVNULL,
             stderr=sink,
             start_new_session=True,
         )
+
+
+def _exit_code(worker: subprocess.Popen[bytes]) -> int:
     try:
-        wait_for(lambda: "is waiting for events" in err.read_text(), "the worker starts")
-        redis_server.kill()
-        assert worker.wait(timeout=240) == 11
+        return worker.wait(timeout=240)
     finally:
         if worker.poll() is None:
             worker.kill()
             worker.wait()
+
+
+@pytest.mark.parametrize(
+    ("redis_goes", "failed_call"),
+    [("after start-up", "receive"), ("before start-up", "create the consumer group")],
+)
+def test_a_worker_gives_up_after_the_retry_limit_with_one_line_and_exit_11(
+    settings_env: dict[str, str], redis_server: RedisServer, tmp_path: Path, redis_goes: str, failed_call: str
+) -> None:
+    """A lasting outage ends the worker, so an orchestrator restarts it and the outage shows as restarts; the
+    same bound when Redis never came up at all (the worker used to exit at once)."""
+    err = tmp_path / "worker.err"
+    if redis_goes == "before start-up":
+        redis_server.kill()
+    worker = _work({**settings_env, "DEFECTOPS_EVENTS_STREAM_RETRY_SECONDS": "1.5"}, err)
+    if redis_goes == "after start-up":
+        wait_for(lambda: "is waiting for events" in err.read_text(), "the worker starts")
+        redis_server.kill()
+    assert _exit_code(worker) == 11
     text = err.read_text()
     last = text.strip().splitlines()[-1]
     assert last.startswith(f"error: Redis at 127.0.0.1:{redis_server.port} unreachable for "), text
-    assert "giving up (DEFECTOPS_EVENTS_STREAM_RETRY_SECONDS=1.5): receive failed: ConnectionError: " in last
+    assert (
+        f"giving up (DEFECTOPS_EVENTS_STREAM_RETRY_SECONDS=1.5): {failed_call} failed: ConnectionError: "
+        in last
+    )
+    assert [line for line in text.splitlines() if line.startswith("error:")] == [last]
+    assert f"{failed_call} failed: ConnectionError: Error 111 connecting to" in text
     assert "retrying in 1s" in text
     assert "Traceback" not in text
     assert REDIS_PASSWORD not in text
+
+
+def test_a_wrong_password_at_start_up_is_not_waited_out(
+    settings_env: dict[str, str], redis_server: RedisServer, tmp_path: Path
+) -> None:
+    """Only an unreachable stream is waited out: a refusal is one line and exit 11 at once, as before."""
+    err = tmp_path / "worker.err"
+    url = settings_env["DEFECTOPS_EVENTS_REDIS_URL"].replace(REDIS_PASSWORD, "not-the-password")
+    worker = _work({**settings_env, "DEFECTOPS_EVENTS_REDIS_URL": url}, err)  # the default 300 s bound
+    assert _exit_code(worker) == 11
+    text = err.read_text()
+    assert text.strip().splitlines()[-1] == (
+        f"error: event stream redis://***@127.0.0.1:{redis_server.port}/0: create the consumer group failed: "
+        "AuthenticationError: invalid username-password pair or user is disabled."
+    ), text
+    assert "retrying" not in text
+    assert "not-the-password" not in text

@@ -20,8 +20,15 @@ from pathlib import Path
 import pytest
 
 from defectops.config import EventsSettings, Settings
-from defectops.events import EventStream, StreamMessage, Worker, open_stream, prediction_id
-from event_world import REPO, WorkerThread, World, environment, push_payload, wait_for
+from defectops.events import (
+    EventStream,
+    GitHubClient,
+    StreamMessage,
+    Worker,
+    open_stream,
+    prediction_id,
+)
+from event_world import REPO, TOKEN, WorkerThread, World, environment, push_payload, wait_for
 from github_api import GitHubServer
 from gitrepo import RepoBuilder, lines
 from kafka_server import KafkaServer, KafkaUnavailableError
@@ -47,6 +54,29 @@ def broker(s3_endpoint: str, tmp_path: Path) -> Iterator[KafkaServer]:  # noqa: 
         pytest.skip(str(exc))
     yield server
     server.stop()
+
+
+def _worker_settings(
+    broker: KafkaServer,
+    tmp_path: Path,
+    github: GitHubServer,
+    upstream: RepoBuilder,
+    models: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Settings:
+    """The settings of a worker and receiver on ``broker``, with a topic of their own."""
+    kafka = {
+        "DEFECTOPS_EVENTS_BACKEND": "kafka",
+        "DEFECTOPS_EVENTS_KAFKA_SERVERS": broker.servers,
+        "DEFECTOPS_EVENTS_KAFKA_PARTITIONS": "2",
+        "DEFECTOPS_EVENTS_STREAM": f"outage-{uuid.uuid4().hex[:8]}",  # the bucket outlives one test
+        "DEFECTOPS_EVENTS_KAFKA_STATE_URL": f"sqlite:///{(tmp_path / 'kafka-state.db').as_posix()}",
+    }
+    for name in ("GITHUB_TOKEN", "MLFLOW_TRACKING_URI", "DEFECTOPS_MODE", "DEFECTOPS_INFORMATION_URI"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment(tmp_path, "", github, upstream, models, **kafka).items():
+        monkeypatch.setenv(name, value)
+    return Settings()
 
 
 def _next(stream: EventStream, consumer: str) -> StreamMessage:
@@ -112,18 +142,7 @@ def test_a_worker_waits_out_the_broker_being_down_and_scores_every_event_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO, logger="defectops.events")
-    kafka = {
-        "DEFECTOPS_EVENTS_BACKEND": "kafka",
-        "DEFECTOPS_EVENTS_KAFKA_SERVERS": broker.servers,
-        "DEFECTOPS_EVENTS_KAFKA_PARTITIONS": "2",
-        "DEFECTOPS_EVENTS_STREAM": f"outage-{uuid.uuid4().hex[:8]}",  # the bucket outlives one test
-        "DEFECTOPS_EVENTS_KAFKA_STATE_URL": f"sqlite:///{(tmp_path / 'kafka-state.db').as_posix()}",
-    }
-    for name in ("GITHUB_TOKEN", "MLFLOW_TRACKING_URI", "DEFECTOPS_MODE", "DEFECTOPS_INFORMATION_URI"):
-        monkeypatch.delenv(name, raising=False)
-    for name, value in environment(tmp_path, "", github, upstream, models, **kafka).items():
-        monkeypatch.setenv(name, value)
-    settings = Settings()
+    settings = _worker_settings(broker, tmp_path, github, upstream, models, monkeypatch)
     world = World(settings, github)
     first, *before = upstream.shas
     assert world.send(push_payload(upstream, before, before=first), delivery="before") == 202
@@ -157,3 +176,58 @@ def test_a_worker_waits_out_the_broker_being_down_and_scores_every_event_once(
     outage = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
     assert outage[0].startswith(f"Kafka at {broker.servers} unreachable: receive failed: "), outage
     assert outage[0].endswith("; retrying in 1s")
+
+
+def test_a_worker_started_before_the_broker_waits_for_it_then_scores_every_event_once(
+    broker: KafkaServer,
+    tmp_path: Path,
+    github: GitHubServer,
+    upstream: RepoBuilder,
+    models: tuple[Path, Path],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The same start-up wait as with Redis (test_events_outage.py), through the same code: the worker
+    prepares the stream (ledger tables, topics) as its first stream call, waited out while the broker is down."""
+    caplog.set_level(logging.INFO, logger="defectops.events")
+    settings = _worker_settings(broker, tmp_path, github, upstream, models, monkeypatch)
+    broker.kill()
+    api = GitHubClient(github.url, TOKEN, sleep=lambda _s: None)
+    stream = open_stream(settings.events, workspace=tmp_path / "ws", prepare=False)
+    worker = Worker(settings, stream, api, consumer="w1")
+    running = WorkerThread(worker)
+    world: World | None = None
+    try:
+        wait_for(
+            lambda: "unreachable" in caplog.text or not running.thread.is_alive(),
+            "the worker finds the broker unreachable",
+        )
+        assert running.thread.is_alive(), running.error
+        broker.start()
+        wait_for(
+            lambda: "reachable again" in caplog.text or not running.thread.is_alive(),
+            "the worker notices that the broker is up",
+        )
+        assert running.thread.is_alive(), running.error
+        world = World(settings, github)
+        first, *later = upstream.shas
+        assert world.send(push_payload(upstream, later, before=first), delivery="one") == 202
+        wait_for(lambda: worker.stats.processed == 1, "the event is processed")
+        running.stop()
+        assert running.error is None
+        assert (worker.stats.failed, worker.stats.dead_lettered) == (0, 0)
+        for sha in later:
+            rows = world.log.by_commit(REPO, sha)
+            assert sorted(r.prediction_id for r in rows) == sorted(
+                prediction_id(REPO, sha, name, "local", served)
+                for name, served in (("champion", True), ("challenger", False))
+            )
+            assert len(github.api.runs_for(sha)) == 1
+    finally:
+        running.stop()
+        for closing in (api, stream, worker.predictions, world):
+            if closing is not None:
+                closing.close()
+    waits = [r.getMessage() for r in caplog.records if "unreachable" in r.getMessage()]
+    assert waits[0].startswith(f"Kafka at {broker.servers} unreachable: connect failed: "), waits
+    assert waits[0].endswith("; retrying in 1s")

@@ -79,7 +79,8 @@ def events_work(
     quiet_mlflow()
     settings.events.check(settings)
     _logging()
-    stream = open_stream(settings.events, workspace=settings.resolved_workspace())
+    # Not prepared here: the worker waits for a stream that is not up yet (Worker.run), where this failed.
+    stream = open_stream(settings.events, workspace=settings.resolved_workspace(), prepare=False)
     token = settings.github.token.get_secret_value() if settings.github.token is not None else None
     github = GitHubClient(settings.github.api_url, token)
     worker = Worker(settings, stream, github, consumer=consumer)

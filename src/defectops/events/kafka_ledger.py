@@ -101,6 +101,10 @@ class ClaimLedger:
         self._dedupe_seconds = dedupe_seconds
         self._engine = _open_engine(url)
         self._last_expiry = 0.0
+
+    def create_tables(self) -> None:
+        """Create the ledger's tables unless they exist (not in ``__init__``: a database that is not up yet
+        is waited out by a worker, as the stream's prepare step)."""
         _metadata.create_all(self._engine, checkfirst=True)
 
     def _row(self, message_id: str) -> tuple[Any, ...]:

@@ -84,7 +84,9 @@ class KafkaEventStream:
         self._probe: Any = None  # offsets and the dead letters, never assigned for reading
 
     @classmethod
-    def connect(cls, settings: EventsSettings, *, workspace: Path | None = None) -> KafkaEventStream:
+    def connect(
+        cls, settings: EventsSettings, *, workspace: Path | None = None, prepare: bool = True
+    ) -> KafkaEventStream:
         url = settings.kafka_state_url
         if url is None:
             if workspace is None:
@@ -95,7 +97,8 @@ class KafkaEventStream:
             kafka_log.setLevel(logging.WARNING)
         try:
             stream = cls(settings, url)
-            stream.ensure_topics()
+            if prepare:
+                stream.prepare()
         except ImportError:
             raise ConfigError(
                 "the Kafka stream needs the kafka extra: pip install 'defectops[kafka]'"
@@ -107,7 +110,8 @@ class KafkaEventStream:
     # -- clients ------------------------------------------------------------------------------------------
 
     def _fail(self, what: str, exc: Exception) -> EventStreamError:
-        cause = f"{what} failed: {type(exc).__name__}: {exc}"
+        detail = " ".join(str(exc).split())  # SQLAlchemy's end in "\n(Background on this error at: ...)"
+        cause = f"{what} failed: {type(exc).__name__}: {detail}"
         message = f"event stream {self._where}: {cause}"
         if isinstance(exc, sa_exc.OperationalError):
             return EventStreamUnavailableError(message, server=self._ledger_where, cause=cause)
@@ -130,6 +134,11 @@ class KafkaEventStream:
 
     def _common(self) -> dict[str, Any]:
         return {"bootstrap_servers": self._servers, "request_timeout_ms": 30000}
+
+    def prepare(self) -> None:
+        with self._guard(f"create the tables of {self._ledger_where}"):  # the error names the database
+            self.ledger.create_tables()
+        self.ensure_topics()
 
     def ensure_topics(self) -> None:
         """Create the topic and its dead-letter topic unless they exist, with the broker's default

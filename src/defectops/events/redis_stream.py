@@ -82,7 +82,7 @@ class RedisEventStream:
         self._async: Any = None  # (redis.asyncio client, script, event loop), made in the receiver's loop
 
     @classmethod
-    def connect(cls, settings: EventsSettings) -> RedisEventStream:
+    def connect(cls, settings: EventsSettings, *, prepare: bool = True) -> RedisEventStream:
         import redis
 
         where = _safe_url(settings.redis_url)
@@ -107,7 +107,8 @@ class RedisEventStream:
             )
             stream._url = settings.redis_url
             stream._timeouts = timeouts
-            stream.ensure_group()
+            if prepare:
+                stream.ensure_group()
         except (redis.RedisError, OSError, ValueError) as exc:
             raise EventStreamError(f"event stream {where}: {type(exc).__name__}: {exc}") from None
         return stream
@@ -123,6 +124,14 @@ class RedisEventStream:
         if outage:
             return EventStreamUnavailableError(message, server=self._server, cause=cause)
         return EventStreamError(message)
+
+    def prepare(self) -> None:
+        import redis
+
+        try:
+            self.ensure_group()
+        except (redis.RedisError, OSError) as exc:
+            raise self._fail("create the consumer group", exc) from None
 
     def ensure_group(self) -> None:
         """Create the consumer group (from the stream's start, so nothing published before is missed)."""

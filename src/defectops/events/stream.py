@@ -85,6 +85,11 @@ class EventStream(Protocol):
         """(delivery id, reason) of the newest dead letters."""
         ...
 
+    def prepare(self) -> None:
+        """Create what delivery needs (Redis: the consumer group; Kafka: the ledger's tables and the topics);
+        idempotent. EventStreamUnavailableError while the server does not answer (a worker waits that out)."""
+        ...
+
     def stats(self) -> StreamStats: ...
 
     def close(self) -> None: ...
@@ -94,15 +99,19 @@ class EventStream(Protocol):
         ...
 
 
-def open_stream(settings: EventsSettings, *, workspace: Path | None = None) -> EventStream:
-    """The stream the settings name, connected; EventStreamError when it is unreachable.
+def open_stream(
+    settings: EventsSettings, *, workspace: Path | None = None, prepare: bool = True
+) -> EventStream:
+    """The stream the settings name, connected and prepared; EventStreamError when it is unreachable.
 
-    ``workspace`` holds the Kafka adapter's default SQL state (``kafka_state_url`` unset).
+    ``workspace`` holds the Kafka adapter's default SQL state (``kafka_state_url`` unset). ``prepare=False``
+    leaves the server untouched (a worker calls :meth:`EventStream.prepare` itself, waiting out a stream that
+    is not up yet); a malformed URL is still an error here.
     """
     if settings.backend == "kafka":
         from defectops.events.kafka_stream import KafkaEventStream
 
-        return KafkaEventStream.connect(settings, workspace=workspace)
+        return KafkaEventStream.connect(settings, workspace=workspace, prepare=prepare)
     from defectops.events.redis_stream import RedisEventStream
 
-    return RedisEventStream.connect(settings)
+    return RedisEventStream.connect(settings, prepare=prepare)

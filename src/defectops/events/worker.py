@@ -15,11 +15,12 @@ timeout. Every effect is made idempotent instead of hoping a retry never happens
 Workers sharing a workspace hold a per-repository lock around all of it (:mod:`defectops.events.mirror`).
 An event that fails ``max_attempts`` times (including workers dying on it) goes to the dead letters.
 
-A stream that stops answering (Redis restarted, a network blip) is waited out, not fatal: every stream call
-is retried with a capped backoff, one log line per attempt, for up to ``stream_retry_seconds``, and the worker
-then carries on in the same consumer group. An event in hand whose acknowledgement failed stays pending and is
-acknowledged once the stream is back; given up, the worker exits (code 11) and the event is delivered again,
-to effects that are already idempotent.
+A stream that stops answering (Redis restarted, a network blip) or is not up yet when the worker starts (a
+pod scheduled before Redis) is waited out, not fatal: every stream call, creating the consumer group at start
+included, is retried with a capped backoff, one log line per attempt, for up to ``stream_retry_seconds``, and
+the worker then carries on in the same consumer group. An event in hand whose acknowledgement failed stays
+pending and is acknowledged once the stream is back; given up, the worker exits (code 11) and the event is
+delivered again, to effects that are already idempotent.
 """
 
 from __future__ import annotations
@@ -216,10 +217,14 @@ class Worker:
     def run(self, *, max_events: int | None = None, idle_exit: bool = False) -> WorkerStats:
         """Process events until stopped, ``max_events`` were handled, or (``idle_exit``) none is waiting.
 
-        EventStreamError when the stream refused a call, or stayed unreachable for ``stream_retry_seconds``.
+        The stream is prepared first (its consumer group created), retried as any stream call: a worker
+        started while its stream is unreachable waits for it. EventStreamError when the stream refused a
+        call, or stayed unreachable for ``stream_retry_seconds``.
         """
         handled = 0
         try:
+            # A stream not up yet (a pod started before Redis) is waited out like one that goes away later.
+            self._on_stream(self.stream.prepare)
             while not self._stop.is_set():
                 messages = self._on_stream(
                     lambda: self.stream.receive(self.consumer, count=1, block_ms=self.events.block_ms)
