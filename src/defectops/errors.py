@@ -17,6 +17,11 @@ class DefectOpsError(Exception):
     #: not answer for now); the service sends it as ``Retry-After``. None: retrying alone will not help.
     retry_after: int | None = None
 
+    def http_headers(self) -> dict[str, str] | None:
+        """The headers of an HTTP answer to this error: ``Retry-After`` when retrying later may help. Every
+        app (the service, the event receiver) sends these, so a 503 says when to come back the same way."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
+
 
 class ConfigError(DefectOpsError):
     """Settings are missing, contradictory or unsafe (e.g. a default secret outside local mode)."""
@@ -210,6 +215,8 @@ class WorkspaceBusyError(DefectOpsError):
 
     exit_code = 75  # EX_TEMPFAIL, like HealBusyError
     http_status = 503
+    #: A lock is held for a step of a run or a mine (seconds to a few minutes): a minute is a fair first wait.
+    retry_after = 60
 
 
 class InsufficientDataError(DataError):
@@ -232,6 +239,9 @@ class EventStreamUnavailableError(EventStreamError):
 
     ``server`` names it without credentials ("Redis at 127.0.0.1:6379"); ``cause`` is what failed, one line.
     """
+
+    #: A restart or failover takes seconds; a worker waits out the same outage retrying 1, 2, 4 … 30 s apart.
+    retry_after = 10
 
     def __init__(self, message: str, *, server: str, cause: str) -> None:
         super().__init__(message)

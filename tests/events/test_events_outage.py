@@ -16,11 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from defectops.config import Settings
-from defectops.events import Worker, prediction_id
+from defectops.errors import EventStreamUnavailableError
+from defectops.events import Worker, create_receiver, open_stream, prediction_id
 from defectops.predlog import PredictionLog
-from event_world import REDIS_PASSWORD, REPO, WorkerThread, World, push_payload, wait_for
+from event_world import REDIS_PASSWORD, REPO, WorkerThread, World, push_payload, signed, wait_for
 from github_api import GitHubServer
 from gitrepo import RepoBuilder, lines
 from redis_server import RedisServer
@@ -127,3 +129,25 @@ def test_a_worker_gives_up_after_the_retry_limit_with_one_line_and_exit_11(
     assert "retrying in 1s" in text
     assert "Traceback" not in text
     assert REDIS_PASSWORD not in text
+
+
+def test_while_redis_is_stopped_the_receiver_answers_503_with_retry_after(
+    settings: Settings, upstream: RepoBuilder, redis_server: RedisServer
+) -> None:
+    # GitHub marks the delivery failed either way; a proxy, a load balancer or a script replaying deliveries
+    # reads Retry-After to know when to come back (it was a bare 503, unlike the service's outages).
+    events = settings.events
+    stream = open_stream(events)
+    try:
+        with TestClient(create_receiver(events, events.check(settings), stream)) as client:
+            redis_server.stop()
+            body, headers = signed(push_payload(upstream, upstream.shas[1:], before=upstream.shas[0]))
+            webhook = client.post("/webhook", content=body, headers=headers)
+            health = client.get("/healthz")
+    finally:
+        stream.close()
+    for response in (webhook, health):
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"] == str(EventStreamUnavailableError.retry_after)
+        assert f"127.0.0.1:{redis_server.port}" in response.text
+        assert REDIS_PASSWORD not in response.text
