@@ -14,7 +14,8 @@ class DefectOpsError(Exception):
     exit_code: int = 1
     http_status: int = 400
     #: Seconds after which trying again may succeed, for errors that pass by themselves (a server that does
-    #: not answer for now); the service sends it as ``Retry-After``. None: retrying alone will not help.
+    #: not answer for now, a lock held elsewhere); sent as ``Retry-After`` (:meth:`http_headers`). None:
+    #: retrying alone will not help.
     retry_after: int | None = None
 
     def http_headers(self) -> dict[str, str] | None:
