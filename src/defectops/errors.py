@@ -14,8 +14,14 @@ class DefectOpsError(Exception):
     exit_code: int = 1
     http_status: int = 400
     #: Seconds after which trying again may succeed, for errors that pass by themselves (a server that does
-    #: not answer for now); the service sends it as ``Retry-After``. None: retrying alone will not help.
+    #: not answer for now, a lock held elsewhere); sent as ``Retry-After`` (:meth:`http_headers`). None:
+    #: retrying alone will not help.
     retry_after: int | None = None
+
+    def http_headers(self) -> dict[str, str] | None:
+        """The headers of an HTTP answer to this error: ``Retry-After`` when retrying later may help. Every
+        app (the service, the event receiver) sends these, so a 503 says when to come back the same way."""
+        return {"Retry-After": str(self.retry_after)} if self.retry_after is not None else None
 
 
 class ConfigError(DefectOpsError):
@@ -210,6 +216,8 @@ class WorkspaceBusyError(DefectOpsError):
 
     exit_code = 75  # EX_TEMPFAIL, like HealBusyError
     http_status = 503
+    #: A lock is held for a step of a run or a mine (seconds to a few minutes): a minute is a fair first wait.
+    retry_after = 60
 
 
 class InsufficientDataError(DataError):
@@ -232,6 +240,9 @@ class EventStreamUnavailableError(EventStreamError):
 
     ``server`` names it without credentials ("Redis at 127.0.0.1:6379"); ``cause`` is what failed, one line.
     """
+
+    #: A restart or failover takes seconds; a worker waits out the same outage retrying 1, 2, 4 … 30 s apart.
+    retry_after = 10
 
     def __init__(self, message: str, *, server: str, cause: str) -> None:
         super().__init__(message)

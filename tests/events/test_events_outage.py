@@ -16,11 +16,13 @@ import sys
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from defectops.config import Settings
-from defectops.events import GitHubClient, Worker, open_stream, prediction_id
+from defectops.errors import EventStreamUnavailableError
+from defectops.events import GitHubClient, Worker, create_receiver, open_stream, prediction_id
 from defectops.predlog import PredictionLog
-from event_world import REDIS_PASSWORD, REPO, TOKEN, WorkerThread, World, push_payload, wait_for
+from event_world import REDIS_PASSWORD, REPO, TOKEN, WorkerThread, World, push_payload, signed, wait_for
 from github_api import GitHubServer
 from gitrepo import RepoBuilder, lines
 from redis_server import RedisServer
@@ -226,3 +228,25 @@ def test_a_wrong_password_at_start_up_is_not_waited_out(
     ), text
     assert "retrying" not in text
     assert "not-the-password" not in text
+
+
+def test_while_redis_is_stopped_the_receiver_answers_503_with_retry_after(
+    settings: Settings, upstream: RepoBuilder, redis_server: RedisServer
+) -> None:
+    # GitHub marks the delivery failed either way; a proxy, a load balancer or a script replaying deliveries
+    # reads Retry-After to know when to come back (it was a bare 503, unlike the service's outages).
+    events = settings.events
+    stream = open_stream(events)
+    try:
+        with TestClient(create_receiver(events, events.check(settings), stream)) as client:
+            redis_server.stop()
+            body, headers = signed(push_payload(upstream, upstream.shas[1:], before=upstream.shas[0]))
+            webhook = client.post("/webhook", content=body, headers=headers)
+            health = client.get("/healthz")
+    finally:
+        stream.close()
+    for response in (webhook, health):
+        assert response.status_code == 503, response.text
+        assert response.headers["Retry-After"] == str(EventStreamUnavailableError.retry_after)
+        assert f"127.0.0.1:{redis_server.port}" in response.text
+        assert REDIS_PASSWORD not in response.text

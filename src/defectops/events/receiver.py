@@ -50,8 +50,8 @@ class _Counters:
         self.refused[status] = self.refused.get(status, 0) + 1
 
 
-def _answer(status: int, body: dict[str, Any]) -> JSONResponse:
-    return JSONResponse(body, status_code=status)
+def _answer(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=headers)
 
 
 async def _read_body(request: Request, limit: int) -> bytes:
@@ -143,7 +143,7 @@ def create_receiver(settings: EventsSettings, secret: str, stream: EventStream) 
             status = 400 if isinstance(exc, InputError) else exc.http_status
             counters.refuse(status)
             log.warning("delivery %r refused with %d: %s", delivery[:64], status, exc)
-            return _answer(status, {"error": str(exc)})
+            return _answer(status, {"error": str(exc)}, exc.http_headers())
         counters.outcomes[receipt.outcome.value] += 1
         if receipt.outcome is Outcome.IGNORED:
             log.info("delivery %s ignored: %s", receipt.delivery_id, receipt.reason)
@@ -159,7 +159,7 @@ def create_receiver(settings: EventsSettings, secret: str, stream: EventStream) 
         try:
             stats = await run_in_threadpool(stream.stats)
         except DefectOpsError as exc:
-            return _answer(503, {"status": "unavailable", "error": str(exc)})
+            return _answer(503, {"status": "unavailable", "error": str(exc)}, exc.http_headers())
         return _answer(200, {"status": "ok", "stream": stats.as_dict()})
 
     @app.get("/metrics")

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from defectops.config import TrackingSettings
 from defectops.console import redact_url
-from defectops.errors import InputError, ModelError, NotFoundError, RegistryUnavailableError
+from defectops.errors import ConfigError, InputError, ModelError, NotFoundError, RegistryUnavailableError
 from defectops.locks import exclusive
 
 if TYPE_CHECKING:
@@ -112,13 +112,32 @@ class TrackingConfig:
         return cls.resolve(settings.resolved_workspace(), settings.tracking)
 
     def ensure_local_dirs(self) -> None:
-        """Create the folders that embedded SQLite files and local artifacts need (never on import)."""
+        """Create the folders that embedded SQLite files and local artifacts need (never on import).
+
+        Every command that touches the registry passes here first, so a damaged workspace (a file where one
+        of these folders belongs) is one :class:`ConfigError` naming the path for all of them, rather than
+        MLflow's ``FileExistsError`` deep inside a run, a heal cycle or the service's start.
+        """
         for uri in (self.tracking_uri, self.registry_uri, self.audit_url):
             path = _sqlite_path(uri)
             if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
+                _make_folder(path.parent, "MLflow's database folder")
         if self.artifact_location and self.artifact_location.startswith("file:"):
-            _file_uri_to_path(self.artifact_location).mkdir(parents=True, exist_ok=True)
+            _make_folder(_file_uri_to_path(self.artifact_location), "MLflow's artifact folder")
+
+
+def _make_folder(path: Path, what: str) -> None:
+    """Create ``path`` and its parents, or say in one line why it cannot be (ConfigError, exit 2)."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        blocker = next((p for p in (path, *path.parents) if p.exists() and not p.is_dir()), path)
+        where = f"{path} is a file" if blocker == path else f"{path} cannot be created: {blocker} is a file"
+        raise ConfigError(
+            f"{what} {where}, not a folder (a damaged workspace?): move it away and run the command again"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"{what} {path} cannot be created: {exc.strerror or exc}") from None
 
 
 def _text(value: str | None) -> str:

@@ -190,8 +190,7 @@ async def _defectops_error(_request: Request, exc: DefectOpsError) -> JSONRespon
         problem = {"loc": ["body"], "msg": _bounded(reason, _MAX_REASON_TEXT), "type": "value_error"}
         return JSONResponse({"detail": [problem]}, status_code=422)
     # An error that passes by itself (a registry or store that does not answer for now) says when to retry.
-    headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after is not None else None
-    return JSONResponse({"detail": reason}, status_code=exc.http_status, headers=headers)
+    return JSONResponse({"detail": reason}, status_code=exc.http_status, headers=exc.http_headers())
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> Response:
