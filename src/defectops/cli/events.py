@@ -86,9 +86,12 @@ def events_work(
     worker = Worker(settings, stream, github, consumer=consumer)
     worker.install_signal_handlers()
     worker.models()  # a missing model stops here, with one line, before any event is taken
-    stderr.print(f"defectops events: worker {worker.consumer} is waiting for events", highlight=False)
+
+    def ready() -> None:
+        stderr.print(f"defectops events: worker {worker.consumer} is waiting for events", highlight=False)
+
     try:
-        stats = worker.run(max_events=max_events, idle_exit=drain)
+        stats = worker.run(max_events=max_events, idle_exit=drain, on_ready=ready)
     finally:
         github.close()
         stream.close()

@@ -214,17 +214,26 @@ class Worker:
         signal.signal(signal.SIGTERM, handler)
         signal.signal(signal.SIGINT, handler)
 
-    def run(self, *, max_events: int | None = None, idle_exit: bool = False) -> WorkerStats:
+    def run(
+        self,
+        *,
+        max_events: int | None = None,
+        idle_exit: bool = False,
+        on_ready: Callable[[], None] | None = None,
+    ) -> WorkerStats:
         """Process events until stopped, ``max_events`` were handled, or (``idle_exit``) none is waiting.
 
         The stream is prepared first (its consumer group created), retried as any stream call: a worker
-        started while its stream is unreachable waits for it. EventStreamError when the stream refused a
-        call, or stayed unreachable for ``stream_retry_seconds``.
+        started while its stream is unreachable waits for it; ``on_ready`` is called once it is prepared (the
+        CLI says then, not before, that the worker is waiting for events). EventStreamError when the stream
+        refused a call, or stayed unreachable for ``stream_retry_seconds``.
         """
         handled = 0
         try:
             # A stream not up yet (a pod started before Redis) is waited out like one that goes away later.
             self._on_stream(self.stream.prepare)
+            if on_ready is not None:
+                on_ready()
             while not self._stop.is_set():
                 messages = self._on_stream(
                     lambda: self.stream.receive(self.consumer, count=1, block_ms=self.events.block_ms)
