@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from defectops.errors import InputError
-from defectops.predlog import PredictionLog, unlearnt
+from defectops.predlog import PredictionLog, matured, unlearnt
 from defectops.training import (
     TestResult,
     delong_paired,
@@ -85,15 +85,9 @@ class ABResult:
         }
 
 
-def _matured(frame: pd.DataFrame, now: datetime) -> pd.Series:
-    known = frame["label"].notna()
-    times = pd.to_datetime(frame["label_time"], utc=True)
-    return (known & (times <= pd.Timestamp(now)).fillna(False)).astype(bool)
-
-
 def _evidence(frame: pd.DataFrame, now: datetime, learnt: datetime | None) -> pd.DataFrame:
     """The rows of ``frame`` whose label has matured and was not known at ``learnt``."""
-    return unlearnt(frame.loc[_matured(frame, now)], learnt)
+    return unlearnt(matured(frame, now), learnt)
 
 
 def _later(model: str, a: str, b: str, learnt_at: LearntAt | None) -> datetime | None:
@@ -186,22 +180,22 @@ def _shadow_result(
     learnt: datetime | None,
     base: dict[str, Any],
 ) -> ABResult:
-    ripe = int(_matured(pairs, now).sum())
-    matured = _evidence(pairs, now, learnt)
+    ripe = len(matured(pairs, now))
+    evidence = _evidence(pairs, now, learnt)
     labels = None
-    if len(matured) and matured["label"].nunique() == 2:
-        y = matured["label"].to_numpy(dtype=np.float64)
-        labels = delong_paired(y, matured["score_a"].to_numpy(float), matured["score_b"].to_numpy(float))
+    if len(evidence) and evidence["label"].nunique() == 2:
+        y = evidence["label"].to_numpy(dtype=np.float64)
+        labels = delong_paired(y, evidence["score_a"].to_numpy(float), evidence["score_b"].to_numpy(float))
     flags_a = int((pairs["score_a"] >= pairs["threshold_a"]).sum())
     flags_b = int((pairs["score_b"] >= pairs["threshold_b"]).sum())
     flag_rate = two_proportion_test(flags_a, len(pairs), flags_b, len(pairs))
     scores = score_shift(pairs["score_a"].to_numpy(float), pairs["score_b"].to_numpy(float), paired=True)
     return ABResult(
         mode="shadow", version_a=version_a, version_b=version_b, n_a=len(pairs), n_b=len(pairs),
-        matured=len(matured), matured_defective=int(matured["label"].sum()) if len(matured) else 0,
+        matured=len(evidence), matured_defective=int(evidence["label"].sum()) if len(evidence) else 0,
         labels=labels, flag_rate=flag_rate, scores=scores,
-        verdict=verdict(labels, flag_rate, scores, len(matured), version_a, version_b),
-        known_when_trained=ripe - len(matured), **base,
+        verdict=verdict(labels, flag_rate, scores, len(evidence), version_a, version_b),
+        known_when_trained=ripe - len(evidence), **base,
     )  # fmt: skip
 
 
@@ -215,7 +209,7 @@ def _canary_result(
 ) -> ABResult:
     arm_a = served.loc[served["model_version"].astype(str) == version_a]
     arm_b = served.loc[served["model_version"].astype(str) == version_b]
-    ripe = int(_matured(arm_a, now).sum() + _matured(arm_b, now).sum())
+    ripe = len(matured(arm_a, now)) + len(matured(arm_b, now))
     ripe_a, ripe_b = _evidence(arm_a, now, learnt), _evidence(arm_b, now, learnt)
     labels = None
     if len(ripe_a) and len(ripe_b) and ripe_a["label"].nunique() == 2 and ripe_b["label"].nunique() == 2:
@@ -225,13 +219,13 @@ def _canary_result(
         )  # fmt: skip
     flag_rate = two_proportion_test(_flags(arm_a), len(arm_a), _flags(arm_b), len(arm_b))
     scores = score_shift(arm_a["score"].to_numpy(float), arm_b["score"].to_numpy(float), paired=False)
-    matured = len(ripe_a) + len(ripe_b)
-    defective = int(ripe_a["label"].sum() + ripe_b["label"].sum()) if matured else 0
+    counted = len(ripe_a) + len(ripe_b)
+    defective = int(ripe_a["label"].sum() + ripe_b["label"].sum()) if counted else 0
     return ABResult(
         mode="canary", version_a=version_a, version_b=version_b, n_a=len(arm_a), n_b=len(arm_b),
-        matured=matured, matured_defective=defective, labels=labels, flag_rate=flag_rate, scores=scores,
-        verdict=verdict(labels, flag_rate, scores, matured, version_a, version_b),
-        known_when_trained=ripe - matured, **base,
+        matured=counted, matured_defective=defective, labels=labels, flag_rate=flag_rate, scores=scores,
+        verdict=verdict(labels, flag_rate, scores, counted, version_a, version_b),
+        known_when_trained=ripe - counted, **base,
     )  # fmt: skip
 
 
